@@ -1,0 +1,13 @@
+//! Steward's domain: identifiers, parsed values, CRM records, and the data
+//! inventory from which policy (minimisation, purposes, roles, retention) is
+//! derived. Pure: no I/O beyond reading an inventory file, no clocks, no
+//! randomness except id generation.
+
+pub mod ids;
+pub mod inventory;
+pub mod records;
+pub mod values;
+
+pub use ids::{ContactId, DealId, InteractionId, OrganizationId, SubjectId, TokenId, UserId};
+pub use inventory::{Inventory, InventoryError, LawfulBasis, Verb};
+pub use records::{Contact, Deal, DealStage, FieldError, Interaction, InteractionKind, Organization};
