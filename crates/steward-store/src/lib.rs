@@ -1,1 +1,223 @@
-//! placeholder
+//! Steward's storage: one interface ([`Store`]) and two backends, SQLite
+//! (default, embedded, WAL) and PostgreSQL, each with its own embedded,
+//! append-only migrations. Both must pass the shared [`conformance`] suite.
+//!
+//! The store never sees personal data in plaintext: personal field values
+//! arrive as opaque bytes produced by the service's field codec
+//! ([`SealedFields`]), and search works on opaque blind-index terms
+//! ([`IndexTerm`]). Every personal-data table carries the subject id so a
+//! distributed engine can shard by subject.
+//!
+//! Writes are batches of [`WriteOp`]s. Each batch is atomic; backends group
+//! concurrent batches into one database transaction (group commit), each
+//! batch inside its own savepoint so one failing batch does not affect the
+//! others.
+
+pub mod conformance;
+pub mod fields;
+pub mod postgres;
+pub mod sqlite;
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use steward_domain::{Deal, DealId, InteractionId, InteractionKind, Organization, OrganizationId, SubjectId, TokenId, UserId};
+
+/// Personal field values after the codec: field name → opaque bytes.
+pub type SealedFields = Vec<(String, Vec<u8>)>;
+
+/// A contact as stored: personal fields sealed, policy metadata in the clear.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ContactRow {
+    pub subject_id: SubjectId,
+    /// Collection purposes (identifiers from the inventory; not personal).
+    pub purposes: Vec<String>,
+    pub fields: SealedFields,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+    /// Incremented on every update; used for optimistic concurrency.
+    pub version: i64,
+}
+
+/// A blind-index term for a contact (keyed hash; opaque to the store).
+/// A `unique` term may belong to at most one contact.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IndexTerm {
+    pub term: Vec<u8>,
+    pub unique: bool,
+}
+
+/// An interaction as stored; `summary` is sealed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct InteractionRow {
+    pub id: InteractionId,
+    pub subject_id: SubjectId,
+    pub kind: InteractionKind,
+    pub occurred_at: DateTime<Utc>,
+    pub created_at: DateTime<Utc>,
+    pub summary: Vec<u8>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UserRow {
+    pub id: UserId,
+    pub username: String,
+    pub role: String,
+    /// PHC-format Argon2id hash.
+    pub password_hash: String,
+    pub disabled: bool,
+    pub created_at: DateTime<Utc>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TokenKind {
+    /// A long-lived API token created by `steward token create`.
+    Api,
+    /// A session token issued at sign-in.
+    Session,
+}
+
+impl TokenKind {
+    #[must_use]
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Api => "api",
+            Self::Session => "session",
+        }
+    }
+    #[must_use]
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "api" => Some(Self::Api),
+            "session" => Some(Self::Session),
+            _ => None,
+        }
+    }
+}
+
+/// A token as stored: only a keyed hash of the secret, never the secret.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TokenRow {
+    pub id: TokenId,
+    pub user_id: UserId,
+    pub kind: TokenKind,
+    pub name: Option<String>,
+    pub hash: Vec<u8>,
+    pub created_at: DateTime<Utc>,
+    pub expires_at: Option<DateTime<Utc>>,
+}
+
+/// One change; a batch of them commits atomically.
+#[derive(Debug, Clone)]
+pub enum WriteOp {
+    InsertContact { row: ContactRow, terms: Vec<IndexTerm> },
+    /// Replaces the contact's purposes, fields and index terms if its stored
+    /// version equals `expected_version`; `row.version` is the new version.
+    UpdateContact { row: ContactRow, expected_version: i64, terms: Vec<IndexTerm> },
+    /// Deletes the contact, its index terms and its interactions, and unlinks
+    /// its deals.
+    DeleteContact { subject_id: SubjectId },
+    InsertOrganization(Organization),
+    InsertDeal(Deal),
+    InsertInteraction(InteractionRow),
+    InsertUser(UserRow),
+    InsertToken(TokenRow),
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// The record to update or delete does not exist.
+    #[error("record not found")]
+    NotFound,
+    /// The record changed since it was read (optimistic concurrency).
+    #[error("record was modified concurrently")]
+    VersionConflict,
+    /// A uniqueness rule was violated (duplicate unique index term, username).
+    #[error("a unique value is already taken")]
+    Duplicate,
+    /// A referenced record does not exist.
+    #[error("a referenced record does not exist")]
+    MissingReference,
+    /// The stored data could not be interpreted.
+    #[error("corrupt stored data: {0}")]
+    Corrupt(String),
+    /// Anything else from the database (connection, I/O...). Never shown to clients.
+    #[error("database error: {0}")]
+    Backend(String),
+}
+
+pub type StoreResult<T> = Result<T, StoreError>;
+
+/// Page size bounds shared by every list call.
+pub const MAX_PAGE: u32 = 1000;
+
+/// The storage interface. Lists are ordered by id (UUIDv7, so by creation
+/// time) and paged with `after` = the last id of the previous page.
+#[async_trait]
+pub trait Store: Send + Sync + 'static {
+    /// Which backend this is ("sqlite" or "postgres").
+    fn backend(&self) -> &'static str;
+
+    /// Applies `ops` atomically: all or nothing.
+    async fn write(&self, ops: Vec<WriteOp>) -> StoreResult<()>;
+
+    async fn get_contact(&self, id: SubjectId) -> StoreResult<Option<ContactRow>>;
+    async fn list_contacts(&self, after: Option<SubjectId>, limit: u32) -> StoreResult<Vec<ContactRow>>;
+    /// Contacts carrying the blind-index `term`.
+    async fn find_contacts_by_term(&self, term: &[u8], after: Option<SubjectId>, limit: u32) -> StoreResult<Vec<ContactRow>>;
+    async fn count_contacts(&self) -> StoreResult<u64>;
+
+    async fn get_organization(&self, id: OrganizationId) -> StoreResult<Option<Organization>>;
+    async fn list_organizations(&self, after: Option<OrganizationId>, limit: u32) -> StoreResult<Vec<Organization>>;
+
+    async fn get_deal(&self, id: DealId) -> StoreResult<Option<Deal>>;
+    async fn list_deals(&self, after: Option<DealId>, limit: u32) -> StoreResult<Vec<Deal>>;
+
+    async fn list_interactions(&self, subject: SubjectId, after: Option<InteractionId>, limit: u32) -> StoreResult<Vec<InteractionRow>>;
+
+    async fn get_user(&self, id: UserId) -> StoreResult<Option<UserRow>>;
+    async fn get_user_by_username(&self, username: &str) -> StoreResult<Option<UserRow>>;
+    async fn count_users(&self) -> StoreResult<u64>;
+    /// The token with this hash and its user.
+    async fn get_token_by_hash(&self, hash: &[u8]) -> StoreResult<Option<(TokenRow, UserRow)>>;
+
+    /// Checks the database answers.
+    async fn ping(&self) -> StoreResult<()>;
+    /// Finishes queued writes and closes; later calls fail.
+    async fn close(&self);
+}
+
+/// Opens the backend named by `url`: `sqlite://PATH` or `postgres://…`
+/// (also `postgresql://…`). Runs pending migrations.
+pub async fn open(url: &str) -> StoreResult<Arc<dyn Store>> {
+    if let Some(path) = url.strip_prefix("sqlite://") {
+        Ok(Arc::new(sqlite::SqliteStore::open(std::path::Path::new(path)).await?))
+    } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+        Ok(Arc::new(postgres::PgStore::connect(url).await?))
+    } else {
+        Err(StoreError::Backend("the database URL must start with sqlite:// or postgres://".into()))
+    }
+}
+
+/// The distinct terms of `terms` (a word may occur in several fields); a
+/// term is unique if any occurrence is.
+#[must_use]
+pub fn dedup_terms(terms: &[IndexTerm]) -> Vec<IndexTerm> {
+    let mut map: std::collections::BTreeMap<&[u8], bool> = std::collections::BTreeMap::new();
+    for t in terms {
+        *map.entry(t.term.as_slice()).or_default() |= t.unique;
+    }
+    map.into_iter().map(|(term, unique)| IndexTerm { term: term.to_vec(), unique }).collect()
+}
+
+/// Microseconds since the Unix epoch: how both backends store instants.
+#[must_use]
+pub fn to_micros(t: DateTime<Utc>) -> i64 {
+    t.timestamp_micros()
+}
+
+/// The inverse of [`to_micros`].
+pub fn from_micros(us: i64) -> StoreResult<DateTime<Utc>> {
+    DateTime::from_timestamp_micros(us).ok_or_else(|| StoreError::Corrupt("timestamp out of range".into()))
+}

@@ -1,0 +1,362 @@
+//! The storage conformance suite: one set of behaviours every backend must
+//! show. `tests/conformance.rs` runs it against SQLite always and against
+//! PostgreSQL when `STEWARD_TEST_DATABASE_URL` is set.
+//!
+//! Each case is an async function over a fresh, empty store.
+
+use std::collections::BTreeSet;
+
+use chrono::{DateTime, Duration, TimeZone, Utc};
+use steward_domain::values::{Amount, CurrencyCode};
+use steward_domain::{Deal, DealId, DealStage, InteractionId, InteractionKind, Organization, OrganizationId, SubjectId, TokenId, UserId};
+
+use crate::{ContactRow, IndexTerm, InteractionRow, Store, StoreError, TokenKind, TokenRow, UserRow, WriteOp};
+
+/// Generates one `#[tokio::test]` per conformance case. `$setup` is an
+/// expression of type `impl Future<Output = Option<F>>` where `F` has a
+/// `store(&self) -> Arc<dyn Store>` method; `None` skips the test.
+#[macro_export]
+macro_rules! conformance_tests {
+    ($setup:expr; $($case:ident),* $(,)?) => {
+        $(
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn $case() {
+                let Some(fixture) = $setup.await else {
+                    eprintln!("skipped: backend not configured");
+                    return;
+                };
+                $crate::conformance::$case(&*fixture.store()).await;
+                fixture.store().close().await;
+            }
+        )*
+    };
+}
+
+/// Every case, for the macro.
+#[macro_export]
+macro_rules! all_conformance_tests {
+    ($setup:expr) => {
+        $crate::conformance_tests!($setup;
+            contact_lifecycle, unique_terms, paging, batch_atomicity, group_commit_isolates_failures,
+            organizations_and_deals, interactions, users_and_tokens, sealed_bytes_and_instants);
+    };
+}
+
+fn t(secs: i64) -> DateTime<Utc> {
+    Utc.timestamp_opt(1_700_000_000 + secs, 123_456_000).single().unwrap_or_default()
+}
+
+fn contact(fields: &[(&str, &[u8])]) -> ContactRow {
+    ContactRow {
+        subject_id: SubjectId::new(),
+        purposes: vec!["sales".into(), "customer_service".into()],
+        fields: fields.iter().map(|(n, v)| ((*n).to_string(), v.to_vec())).collect(),
+        created_at: t(0),
+        updated_at: t(0),
+        version: 1,
+    }
+}
+
+fn term(s: &str, unique: bool) -> IndexTerm {
+    IndexTerm { term: s.as_bytes().to_vec(), unique }
+}
+
+async fn insert(store: &dyn Store, row: &ContactRow, terms: Vec<IndexTerm>) {
+    store.write(vec![WriteOp::InsertContact { row: row.clone(), terms }]).await.expect("insert contact");
+}
+
+pub async fn contact_lifecycle(store: &dyn Store) {
+    let mut row = contact(&[("given_name", b"sealed-1"), ("email", b"sealed-2")]);
+    insert(store, &row, vec![term("e1", true)]).await;
+    assert_eq!(store.get_contact(row.subject_id).await.expect("get"), Some(row.clone()));
+    assert_eq!(store.count_contacts().await.expect("count"), 1);
+
+    let mut updated = row.clone();
+    updated.fields = vec![("given_name".into(), b"sealed-3".to_vec())];
+    updated.purposes = vec!["sales".into()];
+    updated.updated_at = t(10);
+    updated.version = 2;
+    store
+        .write(vec![WriteOp::UpdateContact { row: updated.clone(), expected_version: 1, terms: vec![term("e2", true)] }])
+        .await
+        .expect("update");
+    assert_eq!(store.get_contact(row.subject_id).await.expect("get"), Some(updated.clone()));
+    // Terms were replaced.
+    assert!(store.find_contacts_by_term(b"e1", None, 10).await.expect("find").is_empty());
+    assert_eq!(store.find_contacts_by_term(b"e2", None, 10).await.expect("find").len(), 1);
+
+    // A stale version is refused and changes nothing.
+    row.version = 3;
+    let stale = store.write(vec![WriteOp::UpdateContact { row: row.clone(), expected_version: 1, terms: vec![] }]).await;
+    assert!(matches!(stale, Err(StoreError::VersionConflict)), "{stale:?}");
+    assert_eq!(store.get_contact(row.subject_id).await.expect("get"), Some(updated));
+
+    let missing = contact(&[]);
+    let r = store.write(vec![WriteOp::UpdateContact { row: missing.clone(), expected_version: 1, terms: vec![] }]).await;
+    assert!(matches!(r, Err(StoreError::NotFound)), "{r:?}");
+
+    store.write(vec![WriteOp::DeleteContact { subject_id: row.subject_id }]).await.expect("delete");
+    assert_eq!(store.get_contact(row.subject_id).await.expect("get"), None);
+    assert!(store.find_contacts_by_term(b"e2", None, 10).await.expect("find").is_empty());
+    let again = store.write(vec![WriteOp::DeleteContact { subject_id: row.subject_id }]).await;
+    assert!(matches!(again, Err(StoreError::NotFound)), "{again:?}");
+    let dup_id = contact(&[]);
+    insert(store, &dup_id, vec![]).await;
+    let dup = store.write(vec![WriteOp::InsertContact { row: dup_id, terms: vec![] }]).await;
+    assert!(matches!(dup, Err(StoreError::Duplicate)), "{dup:?}");
+}
+
+pub async fn unique_terms(store: &dyn Store) {
+    let a = contact(&[("email", b"a")]);
+    insert(store, &a, vec![term("mail:x", true), term("word:smith", false)]).await;
+    let b = contact(&[("email", b"b")]);
+    let r = store.write(vec![WriteOp::InsertContact { row: b.clone(), terms: vec![term("mail:x", true)] }]).await;
+    assert!(matches!(r, Err(StoreError::Duplicate)), "{r:?}");
+    assert_eq!(store.get_contact(b.subject_id).await.expect("get"), None, "a refused insert leaves nothing");
+
+    // Non-unique terms may be shared.
+    insert(store, &b, vec![term("mail:y", true), term("word:smith", false)]).await;
+    let smiths = store.find_contacts_by_term(b"word:smith", None, 10).await.expect("find");
+    assert_eq!(smiths.iter().map(|c| c.subject_id).collect::<Vec<_>>(), vec![a.subject_id, b.subject_id]);
+
+    // Taking another contact's unique term by update is refused atomically.
+    let mut b2 = b.clone();
+    b2.version = 2;
+    let r = store.write(vec![WriteOp::UpdateContact { row: b2.clone(), expected_version: 1, terms: vec![term("mail:x", true)] }]).await;
+    assert!(matches!(r, Err(StoreError::Duplicate)), "{r:?}");
+    assert_eq!(store.get_contact(b.subject_id).await.expect("get").map(|c| c.version), Some(1));
+    assert_eq!(store.find_contacts_by_term(b"mail:y", None, 10).await.expect("find").len(), 1);
+
+    // Once the holder is gone the term is free.
+    store.write(vec![WriteOp::DeleteContact { subject_id: a.subject_id }]).await.expect("delete");
+    store
+        .write(vec![WriteOp::UpdateContact { row: b2, expected_version: 1, terms: vec![term("mail:x", true)] }])
+        .await
+        .expect("update takes the freed term");
+}
+
+pub async fn paging(store: &dyn Store) {
+    let mut ids = Vec::new();
+    for i in 0..25 {
+        let c = contact(&[("n", format!("{i}").as_bytes())]);
+        let terms = if i % 2 == 0 { vec![term("even", false)] } else { vec![] };
+        insert(store, &c, terms).await;
+        ids.push(c.subject_id);
+    }
+    let mut seen = Vec::new();
+    let mut after = None;
+    loop {
+        let page = store.list_contacts(after, 10).await.expect("list");
+        if page.is_empty() {
+            break;
+        }
+        assert!(page.len() <= 10);
+        after = page.last().map(|c| c.subject_id);
+        seen.extend(page.into_iter().map(|c| c.subject_id));
+    }
+    assert_eq!(seen, ids, "pages cover every contact once, in id order");
+
+    let mut evens = Vec::new();
+    let mut after = None;
+    loop {
+        let page = store.find_contacts_by_term(b"even", after, 4).await.expect("find");
+        if page.is_empty() {
+            break;
+        }
+        after = page.last().map(|c| c.subject_id);
+        evens.extend(page.into_iter().map(|c| c.subject_id));
+    }
+    let expected: Vec<_> = ids.iter().step_by(2).copied().collect();
+    assert_eq!(evens, expected);
+    assert_eq!(store.list_contacts(None, 0).await.expect("list").len(), 1, "limit is clamped to at least 1");
+}
+
+pub async fn batch_atomicity(store: &dyn Store) {
+    let c = contact(&[("x", b"1")]);
+    let orphan = InteractionRow {
+        id: InteractionId::new(),
+        subject_id: SubjectId::new(),
+        kind: InteractionKind::Call,
+        occurred_at: t(1),
+        created_at: t(1),
+        summary: b"sealed".to_vec(),
+    };
+    let r = store
+        .write(vec![WriteOp::InsertContact { row: c.clone(), terms: vec![term("t", true)] }, WriteOp::InsertInteraction(orphan)])
+        .await;
+    assert!(matches!(r, Err(StoreError::MissingReference)), "{r:?}");
+    assert_eq!(store.get_contact(c.subject_id).await.expect("get"), None, "the whole batch rolled back");
+    assert!(store.find_contacts_by_term(b"t", None, 10).await.expect("find").is_empty());
+    assert_eq!(store.count_contacts().await.expect("count"), 0);
+}
+
+pub async fn group_commit_isolates_failures(store: &dyn Store) {
+    let taken = contact(&[]);
+    insert(store, &taken, vec![term("taken", true)]).await;
+    let mut rows = Vec::new();
+    for i in 0..200 {
+        let c = contact(&[("i", format!("{i}").as_bytes())]);
+        let terms = if i % 10 == 5 { vec![term("taken", true)] } else { vec![term(&format!("u{i}"), true)] };
+        rows.push((c, terms));
+    }
+    let results = futures_join_all(store, &rows).await;
+    for (i, (result, (row, _))) in results.iter().zip(&rows).enumerate() {
+        let stored = store.get_contact(row.subject_id).await.expect("get");
+        if i % 10 == 5 {
+            assert!(matches!(result, Err(StoreError::Duplicate)), "{i}: {result:?}");
+            assert_eq!(stored, None);
+        } else {
+            assert!(result.is_ok(), "{i}: {result:?}");
+            assert_eq!(stored.as_ref(), Some(row));
+        }
+    }
+    assert_eq!(store.count_contacts().await.expect("count"), 181);
+}
+
+/// Issues every write concurrently (so a backend can group them) and
+/// returns the results in order.
+async fn futures_join_all(store: &dyn Store, rows: &[(ContactRow, Vec<IndexTerm>)]) -> Vec<Result<(), StoreError>> {
+    let futs: Vec<_> = rows
+        .iter()
+        .map(|(row, terms)| store.write(vec![WriteOp::InsertContact { row: row.clone(), terms: terms.clone() }]))
+        .collect();
+    let mut out = Vec::with_capacity(futs.len());
+    let mut pinned = futs;
+    // Poll all futures concurrently without an extra dependency.
+    let mut done: Vec<Option<Result<(), StoreError>>> = (0..pinned.len()).map(|_| None).collect();
+    std::future::poll_fn(|cx| {
+        let mut pending = false;
+        for (i, f) in pinned.iter_mut().enumerate() {
+            if done[i].is_none() {
+                match f.as_mut().poll(cx) {
+                    std::task::Poll::Ready(r) => done[i] = Some(r),
+                    std::task::Poll::Pending => pending = true,
+                }
+            }
+        }
+        if pending {
+            std::task::Poll::Pending
+        } else {
+            std::task::Poll::Ready(())
+        }
+    })
+    .await;
+    for d in done {
+        out.push(d.unwrap_or(Err(StoreError::Backend("not polled".into()))));
+    }
+    out
+}
+
+pub async fn organizations_and_deals(store: &dyn Store) {
+    let org = Organization { id: OrganizationId::new(), name: "Acme".into(), domain: Some("acme.test".into()), created_at: t(0), updated_at: t(0) };
+    let org2 = Organization { id: OrganizationId::new(), name: "Beta".into(), domain: None, created_at: t(1), updated_at: t(1) };
+    store.write(vec![WriteOp::InsertOrganization(org.clone()), WriteOp::InsertOrganization(org2.clone())]).await.expect("orgs");
+    assert_eq!(store.get_organization(org.id).await.expect("get"), Some(org.clone()));
+    assert_eq!(store.list_organizations(None, 10).await.expect("list"), vec![org.clone(), org2.clone()]);
+    assert_eq!(store.list_organizations(Some(org.id), 10).await.expect("list"), vec![org2]);
+
+    let person = contact(&[]);
+    insert(store, &person, vec![]).await;
+    let deal = Deal {
+        id: DealId::new(),
+        title: "Renewal".into(),
+        stage: DealStage::Proposal,
+        amount: Some(Amount::from_minor(1_234_56)),
+        currency: CurrencyCode::parse("EUR").ok(),
+        organization_id: Some(org.id),
+        contact_id: Some(person.subject_id),
+        created_at: t(2),
+        updated_at: t(3),
+    };
+    let bare = Deal { id: DealId::new(), title: "Bare".into(), stage: DealStage::Lead, amount: None, currency: None, organization_id: None, contact_id: None, created_at: t(4), updated_at: t(4) };
+    store.write(vec![WriteOp::InsertDeal(deal.clone()), WriteOp::InsertDeal(bare.clone())]).await.expect("deals");
+    assert_eq!(store.get_deal(deal.id).await.expect("get"), Some(deal.clone()));
+    assert_eq!(store.list_deals(None, 10).await.expect("list"), vec![deal.clone(), bare]);
+
+    let bad = Deal { id: DealId::new(), organization_id: Some(OrganizationId::new()), ..deal.clone() };
+    let r = store.write(vec![WriteOp::InsertDeal(bad)]).await;
+    assert!(matches!(r, Err(StoreError::MissingReference)), "{r:?}");
+
+    // Deleting the contact unlinks, but keeps, the deal.
+    store.write(vec![WriteOp::DeleteContact { subject_id: person.subject_id }]).await.expect("delete");
+    let kept = store.get_deal(deal.id).await.expect("get").expect("deal kept");
+    assert_eq!(kept.contact_id, None);
+    assert_eq!(kept.organization_id, Some(org.id));
+    assert_eq!(store.get_deal(DealId::new()).await.expect("get"), None);
+}
+
+pub async fn interactions(store: &dyn Store) {
+    let a = contact(&[]);
+    let b = contact(&[]);
+    insert(store, &a, vec![]).await;
+    insert(store, &b, vec![]).await;
+    let mut mine = Vec::new();
+    for (i, kind) in InteractionKind::ALL.into_iter().enumerate() {
+        let row = InteractionRow {
+            id: InteractionId::new(),
+            subject_id: a.subject_id,
+            kind,
+            occurred_at: t(i as i64 * 60),
+            created_at: t(1000),
+            summary: format!("sealed {i}").into_bytes(),
+        };
+        store.write(vec![WriteOp::InsertInteraction(row.clone())]).await.expect("insert");
+        mine.push(row);
+    }
+    assert_eq!(store.list_interactions(a.subject_id, None, 10).await.expect("list"), mine);
+    assert_eq!(store.list_interactions(a.subject_id, Some(mine[1].id), 2).await.expect("list"), mine[2..4].to_vec());
+    assert!(store.list_interactions(b.subject_id, None, 10).await.expect("list").is_empty());
+    store.write(vec![WriteOp::DeleteContact { subject_id: a.subject_id }]).await.expect("delete");
+    assert!(store.list_interactions(a.subject_id, None, 10).await.expect("list").is_empty(), "interactions go with their subject");
+}
+
+pub async fn users_and_tokens(store: &dyn Store) {
+    assert_eq!(store.count_users().await.expect("count"), 0);
+    let user = UserRow {
+        id: UserId::new(),
+        username: "alice".into(),
+        role: "sales".into(),
+        password_hash: "$argon2id$v=19$m=19456,t=2,p=1$c2FsdA$aGFzaA".into(),
+        disabled: false,
+        created_at: t(0),
+    };
+    store.write(vec![WriteOp::InsertUser(user.clone())]).await.expect("user");
+    let dup = UserRow { id: UserId::new(), ..user.clone() };
+    let r = store.write(vec![WriteOp::InsertUser(dup)]).await;
+    assert!(matches!(r, Err(StoreError::Duplicate)), "{r:?}");
+    assert_eq!(store.get_user_by_username("alice").await.expect("get"), Some(user.clone()));
+    assert_eq!(store.get_user_by_username("ALICE").await.expect("get"), None);
+    assert_eq!(store.get_user(user.id).await.expect("get"), Some(user.clone()));
+    assert_eq!(store.count_users().await.expect("count"), 1);
+
+    let token = TokenRow {
+        id: TokenId::new(),
+        user_id: user.id,
+        kind: TokenKind::Api,
+        name: Some("ci".into()),
+        hash: vec![7; 32],
+        created_at: t(5),
+        expires_at: Some(t(5) + Duration::days(30)),
+    };
+    let session = TokenRow { id: TokenId::new(), kind: TokenKind::Session, name: None, hash: vec![8; 32], expires_at: None, ..token.clone() };
+    store.write(vec![WriteOp::InsertToken(token.clone()), WriteOp::InsertToken(session.clone())]).await.expect("tokens");
+    assert_eq!(store.get_token_by_hash(&[7; 32]).await.expect("get"), Some((token, user.clone())));
+    assert_eq!(store.get_token_by_hash(&[8; 32]).await.expect("get"), Some((session, user)));
+    assert_eq!(store.get_token_by_hash(&[9; 32]).await.expect("get"), None);
+    let orphan = TokenRow { id: TokenId::new(), user_id: UserId::new(), kind: TokenKind::Api, name: None, hash: vec![1], created_at: t(0), expires_at: None };
+    let r = store.write(vec![WriteOp::InsertToken(orphan)]).await;
+    assert!(matches!(r, Err(StoreError::MissingReference)), "{r:?}");
+}
+
+pub async fn sealed_bytes_and_instants(store: &dyn Store) {
+    let all_bytes: Vec<u8> = (0..=255).collect();
+    let mut row = contact(&[("empty", b""), ("binary", &all_bytes), ("zero", b"\0\0")]);
+    row.created_at = Utc.timestamp_opt(1_234_567_890, 987_654_000).single().unwrap_or_default();
+    row.updated_at = row.created_at + Duration::microseconds(1);
+    insert(store, &row, vec![IndexTerm { term: all_bytes.clone(), unique: false }]).await;
+    let got = store.get_contact(row.subject_id).await.expect("get").expect("present");
+    assert_eq!(got, row, "sealed bytes and microsecond instants round-trip exactly");
+    let found: BTreeSet<_> = store.find_contacts_by_term(&all_bytes, None, 5).await.expect("find").into_iter().map(|c| c.subject_id).collect();
+    assert_eq!(found, BTreeSet::from([row.subject_id]));
+    store.ping().await.expect("ping");
+}

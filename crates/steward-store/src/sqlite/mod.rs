@@ -1,0 +1,280 @@
+//! SQLite backend: the default, embedded store.
+//!
+//! One writer thread owns the only writing connection and applies batches by
+//! group commit: it takes every batch waiting in its queue, runs them in one
+//! transaction with a savepoint per batch, commits once and then answers each
+//! caller. Readers use a small pool of read-only connections on blocking
+//! threads. The database runs in WAL mode with `secure_delete` on.
+
+mod migrations;
+mod ops;
+mod read;
+
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{mpsc, Arc, Mutex};
+use std::thread::JoinHandle;
+
+use async_trait::async_trait;
+use rusqlite::{Connection, OpenFlags};
+use steward_domain::{Deal, DealId, InteractionId, Organization, OrganizationId, SubjectId, UserId};
+use tokio::sync::oneshot;
+
+use crate::{ContactRow, InteractionRow, Store, StoreError, StoreResult, TokenRow, UserRow, WriteOp};
+
+/// How many waiting batches one group commit takes at most.
+const MAX_GROUP: usize = 512;
+/// Read connections kept open.
+const READ_POOL: usize = 8;
+
+/// Durability: `Normal` survives process crashes (WAL, synchronous=NORMAL);
+/// `Full` also survives power loss (synchronous=FULL).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Durability {
+    #[default]
+    Normal,
+    Full,
+}
+
+struct Job {
+    ops: Vec<WriteOp>,
+    reply: oneshot::Sender<StoreResult<()>>,
+}
+
+pub struct SqliteStore {
+    path: PathBuf,
+    sender: Mutex<Option<mpsc::Sender<Job>>>,
+    writer: Mutex<Option<JoinHandle<()>>>,
+    readers: Arc<Mutex<Vec<Connection>>>,
+    closed: AtomicBool,
+}
+
+fn backend_err(e: &rusqlite::Error) -> StoreError {
+    StoreError::Backend(e.to_string())
+}
+
+fn configure(conn: &Connection, durability: Durability) -> rusqlite::Result<()> {
+    conn.busy_timeout(std::time::Duration::from_secs(10))?;
+    conn.pragma_update(None, "foreign_keys", "ON")?;
+    conn.pragma_update(None, "secure_delete", "ON")?;
+    conn.pragma_update(
+        None,
+        "synchronous",
+        match durability {
+            Durability::Normal => "NORMAL",
+            Durability::Full => "FULL",
+        },
+    )?;
+    Ok(())
+}
+
+impl SqliteStore {
+    /// Opens (creating if needed) the database at `path` and migrates it.
+    pub async fn open(path: &Path) -> StoreResult<Self> {
+        Self::open_with(path, Durability::Normal).await
+    }
+
+    pub async fn open_with(path: &Path, durability: Durability) -> StoreResult<Self> {
+        let path = path.to_path_buf();
+        let p = path.clone();
+        let conn = tokio::task::spawn_blocking(move || -> StoreResult<Connection> {
+            let mut conn = Connection::open(&p).map_err(|e| backend_err(&e))?;
+            let mode: String = conn
+                .query_row("PRAGMA journal_mode=WAL", [], |r| r.get(0))
+                .map_err(|e| backend_err(&e))?;
+            if !mode.eq_ignore_ascii_case("wal") {
+                return Err(StoreError::Backend(format!("could not enable WAL (journal mode is {mode})")));
+            }
+            configure(&conn, durability).map_err(|e| backend_err(&e))?;
+            migrations::run(&mut conn)?;
+            Ok(conn)
+        })
+        .await
+        .map_err(|e| StoreError::Backend(e.to_string()))??;
+
+        let (tx, rx) = mpsc::channel::<Job>();
+        let writer = std::thread::Builder::new()
+            .name("steward-sqlite-writer".into())
+            .spawn(move || writer_loop(conn, &rx))
+            .map_err(|e| StoreError::Backend(e.to_string()))?;
+        Ok(Self {
+            path,
+            sender: Mutex::new(Some(tx)),
+            writer: Mutex::new(Some(writer)),
+            readers: Arc::new(Mutex::new(Vec::new())),
+            closed: AtomicBool::new(false),
+        })
+    }
+
+    /// Runs `f` on a pooled read connection on a blocking thread.
+    async fn read<T, F>(&self, f: F) -> StoreResult<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Connection) -> StoreResult<T> + Send + 'static,
+    {
+        if self.closed.load(Ordering::Acquire) {
+            return Err(StoreError::Backend("the store is closed".into()));
+        }
+        let pool = Arc::clone(&self.readers);
+        let path = self.path.clone();
+        tokio::task::spawn_blocking(move || {
+            let conn = pool.lock().map_err(|_| StoreError::Backend("reader pool poisoned".into()))?.pop();
+            let conn = match conn {
+                Some(c) => c,
+                None => {
+                    let c = Connection::open_with_flags(
+                        &path,
+                        OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX | OpenFlags::SQLITE_OPEN_URI,
+                    )
+                    .map_err(|e| backend_err(&e))?;
+                    c.busy_timeout(std::time::Duration::from_secs(10)).map_err(|e| backend_err(&e))?;
+                    c
+                }
+            };
+            let out = f(&conn);
+            if let Ok(mut p) = pool.lock() {
+                if p.len() < READ_POOL {
+                    p.push(conn);
+                }
+            }
+            out
+        })
+        .await
+        .map_err(|e| StoreError::Backend(e.to_string()))?
+    }
+}
+
+fn writer_loop(mut conn: Connection, rx: &mpsc::Receiver<Job>) {
+    let mut group: Vec<Job> = Vec::with_capacity(MAX_GROUP);
+    let mut checkpoint_counter: u32 = 0;
+    while let Ok(first) = rx.recv() {
+        group.push(first);
+        while group.len() < MAX_GROUP {
+            match rx.try_recv() {
+                Ok(job) => group.push(job),
+                Err(_) => break,
+            }
+        }
+        let results = commit_group(&mut conn, &group);
+        for (job, result) in group.drain(..).zip(results) {
+            let _ = job.reply.send(result);
+        }
+        // Keep the WAL short so old pages do not linger (secure_delete
+        // clears freed pages in the main file once checkpointed).
+        checkpoint_counter += 1;
+        if checkpoint_counter >= 1000 {
+            checkpoint_counter = 0;
+            if let Err(e) = conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(())) {
+                tracing::warn!(error = %e, "WAL checkpoint failed");
+            }
+        }
+    }
+    if let Err(e) = conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(())) {
+        tracing::warn!(error = %e, "final WAL checkpoint failed");
+    }
+}
+
+fn commit_group(conn: &mut Connection, group: &[Job]) -> Vec<StoreResult<()>> {
+    let fail_all = |e: &rusqlite::Error| group.iter().map(|_| Err(backend_err(e))).collect();
+    let mut tx = match conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate) {
+        Ok(tx) => tx,
+        Err(e) => return fail_all(&e),
+    };
+    let mut results = Vec::with_capacity(group.len());
+    for job in group {
+        let result = (|| {
+            let sp = tx.savepoint().map_err(|e| backend_err(&e))?;
+            for op in &job.ops {
+                ops::apply(&sp, op)?;
+            }
+            sp.commit().map_err(|e| backend_err(&e))
+            // dropping an uncommitted savepoint rolls it back
+        })();
+        results.push(result);
+    }
+    match tx.commit() {
+        Ok(()) => results,
+        Err(e) => fail_all(&e),
+    }
+}
+
+#[async_trait]
+impl Store for SqliteStore {
+    fn backend(&self) -> &'static str {
+        "sqlite"
+    }
+
+    async fn write(&self, ops: Vec<WriteOp>) -> StoreResult<()> {
+        let (reply, rx) = oneshot::channel();
+        {
+            let guard = self.sender.lock().map_err(|_| StoreError::Backend("writer poisoned".into()))?;
+            let sender = guard.as_ref().ok_or_else(|| StoreError::Backend("the store is closed".into()))?;
+            sender
+                .send(Job { ops, reply })
+                .map_err(|_| StoreError::Backend("the writer has stopped".into()))?;
+        }
+        rx.await.map_err(|_| StoreError::Backend("the writer has stopped".into()))?
+    }
+
+    async fn get_contact(&self, id: SubjectId) -> StoreResult<Option<ContactRow>> {
+        self.read(move |c| read::get_contact(c, id)).await
+    }
+    async fn list_contacts(&self, after: Option<SubjectId>, limit: u32) -> StoreResult<Vec<ContactRow>> {
+        self.read(move |c| read::list_contacts(c, after, limit)).await
+    }
+    async fn find_contacts_by_term(&self, term: &[u8], after: Option<SubjectId>, limit: u32) -> StoreResult<Vec<ContactRow>> {
+        let term = term.to_vec();
+        self.read(move |c| read::find_contacts_by_term(c, &term, after, limit)).await
+    }
+    async fn count_contacts(&self) -> StoreResult<u64> {
+        self.read(|c| read::count(c, "SELECT COUNT(*) FROM contacts")).await
+    }
+    async fn get_organization(&self, id: OrganizationId) -> StoreResult<Option<Organization>> {
+        self.read(move |c| read::get_organization(c, id)).await
+    }
+    async fn list_organizations(&self, after: Option<OrganizationId>, limit: u32) -> StoreResult<Vec<Organization>> {
+        self.read(move |c| read::list_organizations(c, after, limit)).await
+    }
+    async fn get_deal(&self, id: DealId) -> StoreResult<Option<Deal>> {
+        self.read(move |c| read::get_deal(c, id)).await
+    }
+    async fn list_deals(&self, after: Option<DealId>, limit: u32) -> StoreResult<Vec<Deal>> {
+        self.read(move |c| read::list_deals(c, after, limit)).await
+    }
+    async fn list_interactions(&self, subject: SubjectId, after: Option<InteractionId>, limit: u32) -> StoreResult<Vec<InteractionRow>> {
+        self.read(move |c| read::list_interactions(c, subject, after, limit)).await
+    }
+    async fn get_user(&self, id: UserId) -> StoreResult<Option<UserRow>> {
+        self.read(move |c| read::get_user(c, id)).await
+    }
+    async fn get_user_by_username(&self, username: &str) -> StoreResult<Option<UserRow>> {
+        let username = username.to_string();
+        self.read(move |c| read::get_user_by_username(c, &username)).await
+    }
+    async fn count_users(&self) -> StoreResult<u64> {
+        self.read(|c| read::count(c, "SELECT COUNT(*) FROM users")).await
+    }
+    async fn get_token_by_hash(&self, hash: &[u8]) -> StoreResult<Option<(TokenRow, UserRow)>> {
+        let hash = hash.to_vec();
+        self.read(move |c| read::get_token_by_hash(c, &hash)).await
+    }
+    async fn ping(&self) -> StoreResult<()> {
+        self.read(|c| c.query_row("SELECT 1", [], |_| Ok(())).map_err(|e| backend_err(&e))).await
+    }
+
+    async fn close(&self) {
+        self.closed.store(true, Ordering::Release);
+        // Dropping the sender ends the writer loop after it has committed
+        // everything already queued.
+        if let Ok(mut s) = self.sender.lock() {
+            s.take();
+        }
+        let handle = self.writer.lock().ok().and_then(|mut w| w.take());
+        if let Some(handle) = handle {
+            let _ = tokio::task::spawn_blocking(move || handle.join()).await;
+        }
+        if let Ok(mut readers) = self.readers.lock() {
+            readers.clear();
+        }
+    }
+}

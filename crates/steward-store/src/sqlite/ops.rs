@@ -1,0 +1,164 @@
+//! Applying one write operation inside the writer's transaction.
+
+use rusqlite::{ffi, params, Connection, OptionalExtension};
+
+use crate::{fields, to_micros, IndexTerm, StoreError, StoreResult, WriteOp};
+
+/// Maps SQLite constraint failures to store errors; never includes values.
+pub fn map_err(e: &rusqlite::Error) -> StoreError {
+    if let rusqlite::Error::SqliteFailure(f, _) = e {
+        match f.extended_code {
+            ffi::SQLITE_CONSTRAINT_UNIQUE | ffi::SQLITE_CONSTRAINT_PRIMARYKEY => return StoreError::Duplicate,
+            ffi::SQLITE_CONSTRAINT_FOREIGNKEY => return StoreError::MissingReference,
+            _ => {}
+        }
+    }
+    StoreError::Backend(e.to_string())
+}
+
+fn insert_terms(conn: &Connection, subject: &[u8; 16], terms: &[IndexTerm]) -> StoreResult<()> {
+    let mut stmt = conn
+        .prepare_cached("INSERT INTO contact_terms (term, subject_id, is_unique) VALUES (?1, ?2, ?3)")
+        .map_err(|e| map_err(&e))?;
+    for t in crate::dedup_terms(terms) {
+        stmt.execute(params![t.term, subject, t.unique]).map_err(|e| map_err(&e))?;
+    }
+    Ok(())
+}
+
+pub fn apply(conn: &Connection, op: &WriteOp) -> StoreResult<()> {
+    let e = |e: rusqlite::Error| map_err(&e);
+    match op {
+        WriteOp::InsertContact { row, terms } => {
+            let id = row.subject_id.as_bytes();
+            conn.prepare_cached(
+                "INSERT INTO contacts (subject_id, purposes, fields, created_at, updated_at, version) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+            )
+            .map_err(e)?
+            .execute(params![
+                id,
+                row.purposes.join(","),
+                fields::encode(&row.fields),
+                to_micros(row.created_at),
+                to_micros(row.updated_at),
+                row.version
+            ])
+            .map_err(e)?;
+            insert_terms(conn, id, terms)
+        }
+        WriteOp::UpdateContact { row, expected_version, terms } => {
+            let id = row.subject_id.as_bytes();
+            let n = conn
+                .prepare_cached(
+                    "UPDATE contacts SET purposes = ?2, fields = ?3, updated_at = ?4, version = ?5 WHERE subject_id = ?1 AND version = ?6",
+                )
+                .map_err(e)?
+                .execute(params![
+                    id,
+                    row.purposes.join(","),
+                    fields::encode(&row.fields),
+                    to_micros(row.updated_at),
+                    row.version,
+                    expected_version
+                ])
+                .map_err(e)?;
+            if n == 0 {
+                let exists = conn
+                    .prepare_cached("SELECT 1 FROM contacts WHERE subject_id = ?1")
+                    .map_err(e)?
+                    .query_row([id], |_| Ok(()))
+                    .optional()
+                    .map_err(e)?
+                    .is_some();
+                return Err(if exists { StoreError::VersionConflict } else { StoreError::NotFound });
+            }
+            conn.prepare_cached("DELETE FROM contact_terms WHERE subject_id = ?1")
+                .map_err(e)?
+                .execute([id])
+                .map_err(e)?;
+            insert_terms(conn, id, terms)
+        }
+        WriteOp::DeleteContact { subject_id } => {
+            let n = conn
+                .prepare_cached("DELETE FROM contacts WHERE subject_id = ?1")
+                .map_err(e)?
+                .execute([subject_id.as_bytes()])
+                .map_err(e)?;
+            if n == 0 {
+                Err(StoreError::NotFound)
+            } else {
+                Ok(())
+            }
+        }
+        WriteOp::InsertOrganization(o) => {
+            conn.prepare_cached(
+                "INSERT INTO organizations (id, name, domain, created_at, updated_at) VALUES (?1, ?2, ?3, ?4, ?5)",
+            )
+            .map_err(e)?
+            .execute(params![o.id.as_bytes(), o.name, o.domain, to_micros(o.created_at), to_micros(o.updated_at)])
+            .map_err(e)?;
+            Ok(())
+        }
+        WriteOp::InsertDeal(d) => {
+            conn.prepare_cached(
+                "INSERT INTO deals (id, title, stage, amount_minor, currency, organization_id, subject_id, created_at, updated_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+            )
+            .map_err(e)?
+            .execute(params![
+                d.id.as_bytes(),
+                d.title,
+                d.stage.as_str(),
+                d.amount.map(|a| a.minor()),
+                d.currency.as_ref().map(|c| c.as_str().to_string()),
+                d.organization_id.as_ref().map(|o| o.as_bytes().to_vec()),
+                d.contact_id.as_ref().map(|c| c.as_bytes().to_vec()),
+                to_micros(d.created_at),
+                to_micros(d.updated_at)
+            ])
+            .map_err(e)?;
+            Ok(())
+        }
+        WriteOp::InsertInteraction(i) => {
+            conn.prepare_cached(
+                "INSERT INTO interactions (id, subject_id, kind, occurred_at, created_at, summary) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+            )
+            .map_err(e)?
+            .execute(params![
+                i.id.as_bytes(),
+                i.subject_id.as_bytes(),
+                i.kind.as_str(),
+                to_micros(i.occurred_at),
+                to_micros(i.created_at),
+                i.summary
+            ])
+            .map_err(e)?;
+            Ok(())
+        }
+        WriteOp::InsertUser(u) => {
+            conn.prepare_cached(
+                "INSERT INTO users (id, username, role, password_hash, disabled, created_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+            )
+            .map_err(e)?
+            .execute(params![u.id.as_bytes(), u.username, u.role, u.password_hash, u.disabled, to_micros(u.created_at)])
+            .map_err(e)?;
+            Ok(())
+        }
+        WriteOp::InsertToken(t) => {
+            conn.prepare_cached(
+                "INSERT INTO tokens (id, user_id, kind, name, hash, created_at, expires_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+            )
+            .map_err(e)?
+            .execute(params![
+                t.id.as_bytes(),
+                t.user_id.as_bytes(),
+                t.kind.as_str(),
+                t.name,
+                t.hash,
+                to_micros(t.created_at),
+                t.expires_at.map(to_micros)
+            ])
+            .map_err(e)?;
+            Ok(())
+        }
+    }
+}

@@ -1,0 +1,228 @@
+//! Read queries on a pooled read connection.
+
+use rusqlite::{params, Connection, OptionalExtension, Row};
+use steward_domain::values::{Amount, CurrencyCode};
+use steward_domain::{Deal, DealId, DealStage, InteractionId, InteractionKind, Organization, OrganizationId, SubjectId, TokenId, UserId};
+use uuid::Uuid;
+
+use super::ops::map_err;
+use crate::{fields, from_micros, ContactRow, InteractionRow, StoreError, StoreResult, TokenKind, TokenRow, UserRow, MAX_PAGE};
+
+fn corrupt(what: &str) -> StoreError {
+    StoreError::Corrupt(what.to_string())
+}
+
+fn uuid_at(row: &Row<'_>, i: usize) -> StoreResult<Uuid> {
+    let b: Vec<u8> = row.get(i).map_err(|e| map_err(&e))?;
+    Uuid::from_slice(&b).map_err(|_| corrupt("bad id"))
+}
+
+fn opt_uuid_at(row: &Row<'_>, i: usize) -> StoreResult<Option<Uuid>> {
+    let b: Option<Vec<u8>> = row.get(i).map_err(|e| map_err(&e))?;
+    b.map(|b| Uuid::from_slice(&b).map_err(|_| corrupt("bad id"))).transpose()
+}
+
+fn get<T: rusqlite::types::FromSql>(row: &Row<'_>, i: usize) -> StoreResult<T> {
+    row.get(i).map_err(|e| map_err(&e))
+}
+
+fn page(limit: u32) -> u32 {
+    limit.clamp(1, MAX_PAGE)
+}
+
+/// Lower bound for `id > ?` paging: 16 zero bytes sorts before every UUID.
+fn after_bytes(after: Option<&[u8; 16]>) -> [u8; 16] {
+    after.copied().unwrap_or([0; 16])
+}
+
+const CONTACT_COLS: &str = "c.subject_id, c.purposes, c.fields, c.created_at, c.updated_at, c.version";
+
+fn contact(row: &Row<'_>) -> StoreResult<ContactRow> {
+    let purposes: String = get(row, 1)?;
+    let blob: Vec<u8> = get(row, 2)?;
+    Ok(ContactRow {
+        subject_id: SubjectId::from_uuid(uuid_at(row, 0)?),
+        purposes: purposes.split(',').filter(|p| !p.is_empty()).map(str::to_string).collect(),
+        fields: fields::decode(&blob)?,
+        created_at: from_micros(get(row, 3)?)?,
+        updated_at: from_micros(get(row, 4)?)?,
+        version: get(row, 5)?,
+    })
+}
+
+fn collect<T>(
+    conn: &Connection,
+    sql: &str,
+    params: impl rusqlite::Params,
+    f: impl Fn(&Row<'_>) -> StoreResult<T>,
+) -> StoreResult<Vec<T>> {
+    let mut stmt = conn.prepare_cached(sql).map_err(|e| map_err(&e))?;
+    let mut rows = stmt.query(params).map_err(|e| map_err(&e))?;
+    let mut out = Vec::new();
+    while let Some(row) = rows.next().map_err(|e| map_err(&e))? {
+        out.push(f(row)?);
+    }
+    Ok(out)
+}
+
+fn one<T>(conn: &Connection, sql: &str, params: impl rusqlite::Params, f: impl Fn(&Row<'_>) -> StoreResult<T>) -> StoreResult<Option<T>> {
+    Ok(collect(conn, sql, params, f)?.into_iter().next())
+}
+
+pub fn get_contact(conn: &Connection, id: SubjectId) -> StoreResult<Option<ContactRow>> {
+    one(conn, &format!("SELECT {CONTACT_COLS} FROM contacts c WHERE c.subject_id = ?1"), [id.as_bytes()], contact)
+}
+
+pub fn list_contacts(conn: &Connection, after: Option<SubjectId>, limit: u32) -> StoreResult<Vec<ContactRow>> {
+    collect(
+        conn,
+        &format!("SELECT {CONTACT_COLS} FROM contacts c WHERE c.subject_id > ?1 ORDER BY c.subject_id LIMIT ?2"),
+        params![after_bytes(after.as_ref().map(SubjectId::as_bytes)), page(limit)],
+        contact,
+    )
+}
+
+pub fn find_contacts_by_term(conn: &Connection, term: &[u8], after: Option<SubjectId>, limit: u32) -> StoreResult<Vec<ContactRow>> {
+    collect(
+        conn,
+        &format!(
+            "SELECT {CONTACT_COLS} FROM contact_terms t JOIN contacts c ON c.subject_id = t.subject_id \
+             WHERE t.term = ?1 AND t.subject_id > ?2 ORDER BY t.subject_id LIMIT ?3"
+        ),
+        params![term, after_bytes(after.as_ref().map(SubjectId::as_bytes)), page(limit)],
+        contact,
+    )
+}
+
+pub fn count(conn: &Connection, sql: &str) -> StoreResult<u64> {
+    let n: i64 = conn.query_row(sql, [], |r| r.get(0)).map_err(|e| map_err(&e))?;
+    u64::try_from(n).map_err(|_| corrupt("negative count"))
+}
+
+fn organization(row: &Row<'_>) -> StoreResult<Organization> {
+    Ok(Organization {
+        id: OrganizationId::from_uuid(uuid_at(row, 0)?),
+        name: get(row, 1)?,
+        domain: get(row, 2)?,
+        created_at: from_micros(get(row, 3)?)?,
+        updated_at: from_micros(get(row, 4)?)?,
+    })
+}
+
+pub fn get_organization(conn: &Connection, id: OrganizationId) -> StoreResult<Option<Organization>> {
+    one(conn, "SELECT id, name, domain, created_at, updated_at FROM organizations WHERE id = ?1", [id.as_bytes()], organization)
+}
+
+pub fn list_organizations(conn: &Connection, after: Option<OrganizationId>, limit: u32) -> StoreResult<Vec<Organization>> {
+    collect(
+        conn,
+        "SELECT id, name, domain, created_at, updated_at FROM organizations WHERE id > ?1 ORDER BY id LIMIT ?2",
+        params![after_bytes(after.as_ref().map(OrganizationId::as_bytes)), page(limit)],
+        organization,
+    )
+}
+
+const DEAL_COLS: &str = "id, title, stage, amount_minor, currency, organization_id, subject_id, created_at, updated_at";
+
+fn deal(row: &Row<'_>) -> StoreResult<Deal> {
+    let stage: String = get(row, 2)?;
+    let currency: Option<String> = get(row, 4)?;
+    Ok(Deal {
+        id: DealId::from_uuid(uuid_at(row, 0)?),
+        title: get(row, 1)?,
+        stage: DealStage::parse(&stage).map_err(|_| corrupt("bad deal stage"))?,
+        amount: get::<Option<i64>>(row, 3)?.map(Amount::from_minor),
+        currency: currency.map(|c| CurrencyCode::parse(&c).map_err(|_| corrupt("bad currency"))).transpose()?,
+        organization_id: opt_uuid_at(row, 5)?.map(OrganizationId::from_uuid),
+        contact_id: opt_uuid_at(row, 6)?.map(SubjectId::from_uuid),
+        created_at: from_micros(get(row, 7)?)?,
+        updated_at: from_micros(get(row, 8)?)?,
+    })
+}
+
+pub fn get_deal(conn: &Connection, id: DealId) -> StoreResult<Option<Deal>> {
+    one(conn, &format!("SELECT {DEAL_COLS} FROM deals WHERE id = ?1"), [id.as_bytes()], deal)
+}
+
+pub fn list_deals(conn: &Connection, after: Option<DealId>, limit: u32) -> StoreResult<Vec<Deal>> {
+    collect(
+        conn,
+        &format!("SELECT {DEAL_COLS} FROM deals WHERE id > ?1 ORDER BY id LIMIT ?2"),
+        params![after_bytes(after.as_ref().map(DealId::as_bytes)), page(limit)],
+        deal,
+    )
+}
+
+fn interaction(row: &Row<'_>) -> StoreResult<InteractionRow> {
+    let kind: String = get(row, 2)?;
+    Ok(InteractionRow {
+        id: InteractionId::from_uuid(uuid_at(row, 0)?),
+        subject_id: SubjectId::from_uuid(uuid_at(row, 1)?),
+        kind: InteractionKind::parse(&kind).map_err(|_| corrupt("bad interaction kind"))?,
+        occurred_at: from_micros(get(row, 3)?)?,
+        created_at: from_micros(get(row, 4)?)?,
+        summary: get(row, 5)?,
+    })
+}
+
+pub fn list_interactions(conn: &Connection, subject: SubjectId, after: Option<InteractionId>, limit: u32) -> StoreResult<Vec<InteractionRow>> {
+    collect(
+        conn,
+        "SELECT id, subject_id, kind, occurred_at, created_at, summary FROM interactions \
+         WHERE subject_id = ?1 AND id > ?2 ORDER BY id LIMIT ?3",
+        params![subject.as_bytes(), after_bytes(after.as_ref().map(InteractionId::as_bytes)), page(limit)],
+        interaction,
+    )
+}
+
+const USER_COLS: &str = "u.id, u.username, u.role, u.password_hash, u.disabled, u.created_at";
+
+fn user_at(row: &Row<'_>, base: usize) -> StoreResult<UserRow> {
+    Ok(UserRow {
+        id: UserId::from_uuid(uuid_at(row, base)?),
+        username: get(row, base + 1)?,
+        role: get(row, base + 2)?,
+        password_hash: get(row, base + 3)?,
+        disabled: get(row, base + 4)?,
+        created_at: from_micros(get(row, base + 5)?)?,
+    })
+}
+
+pub fn get_user(conn: &Connection, id: UserId) -> StoreResult<Option<UserRow>> {
+    one(conn, &format!("SELECT {USER_COLS} FROM users u WHERE u.id = ?1"), [id.as_bytes()], |r| user_at(r, 0))
+}
+
+pub fn get_user_by_username(conn: &Connection, username: &str) -> StoreResult<Option<UserRow>> {
+    one(conn, &format!("SELECT {USER_COLS} FROM users u WHERE u.username = ?1"), [username], |r| user_at(r, 0))
+}
+
+pub fn get_token_by_hash(conn: &Connection, hash: &[u8]) -> StoreResult<Option<(TokenRow, UserRow)>> {
+    let sql = format!(
+        "SELECT t.id, t.user_id, t.kind, t.name, t.hash, t.created_at, t.expires_at, {USER_COLS} \
+         FROM tokens t JOIN users u ON u.id = t.user_id WHERE t.hash = ?1"
+    );
+    let row = conn
+        .prepare_cached(&sql)
+        .map_err(|e| map_err(&e))?
+        .query_row([hash], |r| {
+            Ok((|| -> StoreResult<(TokenRow, UserRow)> {
+                let kind: String = get(r, 2)?;
+                let expires: Option<i64> = get(r, 6)?;
+                Ok((
+                    TokenRow {
+                        id: TokenId::from_uuid(uuid_at(r, 0)?),
+                        user_id: UserId::from_uuid(uuid_at(r, 1)?),
+                        kind: TokenKind::parse(&kind).ok_or_else(|| corrupt("bad token kind"))?,
+                        name: get(r, 3)?,
+                        hash: get(r, 4)?,
+                        created_at: from_micros(get(r, 5)?)?,
+                        expires_at: expires.map(from_micros).transpose()?,
+                    },
+                    user_at(r, 7)?,
+                ))
+            })())
+        })
+        .optional()
+        .map_err(|e| map_err(&e))?;
+    row.transpose()
+}

@@ -1,0 +1,28 @@
+//! Runs the storage conformance suite against every backend.
+
+use std::sync::Arc;
+
+use steward_store::Store;
+
+mod sqlite {
+    use super::*;
+
+    struct Fixture {
+        store: Arc<dyn Store>,
+        _dir: tempfile::TempDir,
+    }
+    impl Fixture {
+        fn store(&self) -> Arc<dyn Store> {
+            Arc::clone(&self.store)
+        }
+    }
+
+    async fn setup() -> Option<Fixture> {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = steward_store::sqlite::SqliteStore::open(&dir.path().join("steward.db")).await.expect("open sqlite");
+        Some(Fixture { store: Arc::new(store), _dir: dir })
+    }
+
+    steward_store::all_conformance_tests!(setup());
+}
+
