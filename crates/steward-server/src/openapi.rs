@@ -1,0 +1,210 @@
+//! The OpenAPI 3.1 description, generated from the code: operations come
+//! from the same endpoint table that builds the router ([`crate::endpoints`]),
+//! and the contact schemas from the data inventory, so neither can drift.
+
+use serde_json::{json, Map, Value};
+use steward_domain::inventory::{FieldKind, CONTACT};
+use steward_domain::{DealStage, Inventory, InteractionKind};
+
+use crate::problem::PROBLEM_BASE;
+
+/// What the description says about one operation.
+#[derive(Debug, Clone, Copy)]
+pub struct Op {
+    pub id: &'static str,
+    pub summary: &'static str,
+    pub tag: &'static str,
+    /// Needs a bearer token.
+    pub auth: bool,
+    /// Touches personal data, so takes the Steward-Purpose header.
+    pub purpose: bool,
+    pub request: Option<&'static str>,
+    /// Success status and response schema (None: no body).
+    pub ok: (u16, Option<&'static str>),
+    pub query: &'static [(&'static str, &'static str, &'static str)],
+    /// Error statuses besides 401/403 for authenticated operations.
+    pub errors: &'static [u16],
+}
+
+fn field_schema(kind: FieldKind, max: Option<usize>) -> Value {
+    let mut s = match kind {
+        FieldKind::Text => json!({"type": "string"}),
+        FieldKind::Email => json!({"type": "string", "format": "email"}),
+        FieldKind::Phone => json!({"type": "string", "description": "International number; stored in E.164 form", "pattern": "^\\+[1-9][0-9]{7,14}$"}),
+        FieldKind::Country => json!({"type": "string", "description": "ISO 3166-1 alpha-2", "pattern": "^[A-Z]{2}$"}),
+        FieldKind::Date => json!({"type": "string", "format": "date"}),
+        FieldKind::Reference => json!({"type": "string", "format": "uuid"}),
+    };
+    if let (Some(m), Some(obj)) = (max, s.as_object_mut()) {
+        obj.insert("maxLength".into(), json!(m));
+    }
+    s
+}
+
+fn contact_schemas(inv: &Inventory) -> (Value, Value, Value) {
+    let mut props = Map::new();
+    if let Some(rt) = inv.record_type(CONTACT) {
+        for (name, f) in &rt.fields {
+            let mut s = field_schema(f.kind, f.max_length);
+            if let Some(obj) = s.as_object_mut() {
+                obj.insert("description".into(), json!(format!("category: {}", f.category)));
+            }
+            props.insert(name.clone(), s);
+        }
+    }
+    let purposes: Vec<&str> = inv.collection_purposes().collect();
+    let purposes_schema = json!({"type": "array", "items": {"type": "string", "enum": purposes}, "minItems": 1,
+        "description": "The purposes the data is collected for; each field must be needed by one of them"});
+    let mut input = props.clone();
+    input.insert("purposes".into(), purposes_schema.clone());
+    let mut patch = Map::new();
+    for (k, v) in &props {
+        patch.insert(k.clone(), json!({"oneOf": [v, {"type": "null"}]}));
+    }
+    patch.insert("purposes".into(), purposes_schema);
+    let mut out = props;
+    out.insert("id".into(), json!({"type": "string", "format": "uuid"}));
+    out.insert("purposes".into(), json!({"type": "array", "items": {"type": "string"}}));
+    out.insert("created_at".into(), json!({"type": "string", "format": "date-time"}));
+    out.insert("updated_at".into(), json!({"type": "string", "format": "date-time"}));
+    out.insert("version".into(), json!({"type": "integer"}));
+    (
+        json!({"type": "object", "properties": out, "required": ["id", "purposes", "created_at", "updated_at"],
+               "description": "Only the fields the request's purpose needs are present"}),
+        json!({"type": "object", "properties": input, "additionalProperties": false}),
+        json!({"type": "object", "properties": patch, "additionalProperties": false, "description": "null removes a field"}),
+    )
+}
+
+fn page_of(item: &str) -> Value {
+    json!({"type": "object", "required": ["items", "next_cursor"], "properties": {
+        "items": {"type": "array", "items": {"$ref": format!("#/components/schemas/{item}")}},
+        "next_cursor": {"type": ["string", "null"], "description": "Pass as ?cursor= for the next page; null on the last page"}}})
+}
+
+fn schemas(inv: &Inventory) -> Value {
+    let (contact, input, patch) = contact_schemas(inv);
+    let uuid = json!({"type": "string", "format": "uuid"});
+    let dt = json!({"type": "string", "format": "date-time"});
+    let stages: Vec<&str> = DealStage::ALL.iter().map(|s| s.as_str()).collect();
+    let kinds: Vec<&str> = InteractionKind::ALL.iter().map(|k| k.as_str()).collect();
+    json!({
+        "Contact": contact,
+        "ContactInput": input,
+        "ContactPatch": patch,
+        "ContactPage": page_of("Contact"),
+        "Organization": {"type": "object", "required": ["id", "name"], "properties": {
+            "id": uuid, "name": {"type": "string"}, "domain": {"type": ["string", "null"]}, "created_at": dt, "updated_at": dt}},
+        "OrganizationInput": {"type": "object", "required": ["name"], "additionalProperties": false, "properties": {
+            "name": {"type": "string", "maxLength": 300}, "domain": {"type": "string"}}},
+        "OrganizationPage": page_of("Organization"),
+        "Deal": {"type": "object", "required": ["id"], "properties": {
+            "id": uuid, "title": {"type": "string"}, "stage": {"type": "string", "enum": stages},
+            "amount": {"type": ["number", "null"]}, "currency": {"type": ["string", "null"], "pattern": "^[A-Z]{3}$"},
+            "organization_id": {"type": ["string", "null"], "format": "uuid"}, "contact_id": {"type": ["string", "null"], "format": "uuid"},
+            "created_at": dt, "updated_at": dt}},
+        "DealInput": {"type": "object", "required": ["title"], "additionalProperties": false, "properties": {
+            "title": {"type": "string", "maxLength": 300}, "stage": {"type": "string", "enum": stages},
+            "amount": {"type": ["number", "string"], "description": "Non-negative, at most two decimals"},
+            "currency": {"type": "string", "description": "ISO 4217 code, required with an amount"},
+            "organization_id": uuid, "contact_id": uuid}},
+        "DealPage": page_of("Deal"),
+        "Interaction": {"type": "object", "required": ["id", "contact_id", "kind", "occurred_at"], "properties": {
+            "id": uuid, "contact_id": uuid, "kind": {"type": "string", "enum": kinds}, "summary": {"type": "string"},
+            "occurred_at": dt, "created_at": dt}},
+        "InteractionInput": {"type": "object", "required": ["kind", "summary"], "additionalProperties": false, "properties": {
+            "kind": {"type": "string", "enum": kinds}, "summary": {"type": "string", "maxLength": 10000}, "occurred_at": dt}},
+        "InteractionPage": page_of("Interaction"),
+        "LoginInput": {"type": "object", "required": ["username", "password"], "additionalProperties": false, "properties": {
+            "username": {"type": "string"}, "password": {"type": "string", "format": "password"}, "totp": {"type": "string"}}},
+        "LoginOutput": {"type": "object", "required": ["token"], "properties": {
+            "token": {"type": "string"}, "token_type": {"type": "string"}, "expires_in": {"type": "integer"}}},
+        "Health": {"type": "object", "properties": {"status": {"type": "string"}}},
+        "OpenApi": {"type": "object"},
+        "Problem": {"type": "object", "required": ["type", "title", "status", "detail"], "properties": {
+            "type": {"type": "string", "format": "uri", "description": format!("{PROBLEM_BASE}<slug>")},
+            "title": {"type": "string"}, "status": {"type": "integer"}, "detail": {"type": "string"},
+            "errors": {"type": "array", "items": {"type": "object", "required": ["field", "message"], "properties": {
+                "field": {"type": "string"}, "message": {"type": "string"}}}}}},
+    })
+}
+
+fn status_text(code: u16) -> &'static str {
+    match code {
+        200 => "OK",
+        201 => "Created",
+        204 => "No content",
+        400 => "Malformed request",
+        401 => "Missing or bad credentials",
+        403 => "Role, purpose or lawful basis does not allow this",
+        404 => "Unknown id",
+        409 => "Conflict with stored data",
+        413 => "Body too large",
+        415 => "Body is not JSON",
+        422 => "Invalid or not-minimal data",
+        503 => "Not ready",
+        _ => "Error",
+    }
+}
+
+fn operation(path: &str, op: &Op) -> Value {
+    let mut params: Vec<Value> = Vec::new();
+    for seg in path.split('/') {
+        if let Some(name) = seg.strip_prefix('{').and_then(|s| s.strip_suffix('}')) {
+            params.push(json!({"name": name, "in": "path", "required": true, "schema": {"type": "string", "format": "uuid"}}));
+        }
+    }
+    for (name, ty, desc) in op.query {
+        params.push(json!({"name": name, "in": "query", "required": false, "schema": {"type": ty}, "description": desc}));
+    }
+    if op.purpose {
+        params.push(json!({"name": "Steward-Purpose", "in": "header", "required": false, "schema": {"type": "string"},
+            "description": "The purpose of the request; default: the role's default purpose"}));
+    }
+    let mut responses = Map::new();
+    let ok = match op.ok.1 {
+        Some(schema) => json!({"description": status_text(op.ok.0), "content": {"application/json": {"schema": {"$ref": format!("#/components/schemas/{schema}")}}}}),
+        None => json!({"description": status_text(op.ok.0)}),
+    };
+    responses.insert(op.ok.0.to_string(), ok);
+    let mut errors: Vec<u16> = op.errors.to_vec();
+    if op.auth {
+        errors.extend([401, 403]);
+    }
+    errors.sort_unstable();
+    errors.dedup();
+    for code in errors {
+        responses.insert(code.to_string(), json!({"description": status_text(code),
+            "content": {"application/problem+json": {"schema": {"$ref": "#/components/schemas/Problem"}}}}));
+    }
+    let mut o = json!({"operationId": op.id, "summary": op.summary, "tags": [op.tag], "parameters": params, "responses": responses});
+    if let Some(obj) = o.as_object_mut() {
+        if let Some(req) = op.request {
+            obj.insert("requestBody".into(), json!({"required": true, "content": {"application/json": {"schema": {"$ref": format!("#/components/schemas/{req}")}}}}));
+        }
+        obj.insert("security".into(), if op.auth { json!([{"bearer": []}]) } else { json!([]) });
+    }
+    o
+}
+
+/// The whole OpenAPI document.
+#[must_use]
+pub fn document(inv: &Inventory) -> Value {
+    let mut paths = Map::new();
+    for (method, path, op) in crate::endpoint_docs() {
+        let entry = paths.entry(path.to_string()).or_insert_with(|| json!({}));
+        if let Some(obj) = entry.as_object_mut() {
+            obj.insert(method.to_string(), operation(path, &op));
+        }
+    }
+    json!({
+        "openapi": "3.1.0",
+        "info": {"title": "Steward", "version": env!("CARGO_PKG_VERSION"),
+                 "description": "A CRM that protects the personal data it holds. Every read of personal data is made for a purpose (Steward-Purpose header) and returns only the fields that purpose needs."},
+        "paths": paths,
+        "components": {
+            "schemas": schemas(inv),
+            "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}}
+        }
+    })
+}

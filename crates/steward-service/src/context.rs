@@ -1,0 +1,87 @@
+//! The request context: who is asking, in which role, for which purpose.
+//! Built once per request from the authenticated principal and the
+//! requested purpose; every use case takes it.
+
+use steward_domain::inventory::{LawfulBasis, COMPLIANCE};
+use steward_domain::Verb;
+
+use crate::auth::Principal;
+use crate::error::{ServiceError, ServiceResult};
+use crate::Service;
+
+#[derive(Debug, Clone)]
+pub struct RequestContext {
+    pub principal: Principal,
+    /// The purpose the request is made for: the one asked for, else the
+    /// role's default. `None` when the role has neither; such a request may
+    /// not touch personal data.
+    pub purpose: Option<String>,
+    /// The adapter's request id, for correlating logs and (later) audit.
+    pub request_id: Option<String>,
+}
+
+impl Service {
+    /// Resolves the purpose of a request: the requested purpose must be one
+    /// the principal's role may act for.
+    pub fn context(&self, principal: Principal, requested_purpose: Option<&str>, request_id: Option<String>) -> ServiceResult<RequestContext> {
+        let role = self
+            .inventory
+            .role(&principal.role)
+            .ok_or_else(|| ServiceError::Forbidden(format!("role '{}' is not defined in the data inventory", principal.role)))?;
+        let purpose = match requested_purpose {
+            Some(p) if self.inventory.purpose(p).is_none() => {
+                return Err(ServiceError::Forbidden(format!("'{}' is not a purpose in the data inventory", sanitize(p))));
+            }
+            Some(p) if !role.allows_purpose(p) => {
+                return Err(ServiceError::Forbidden(format!("role '{}' may not act for purpose '{p}'", principal.role)));
+            }
+            Some(p) => Some(p.to_string()),
+            None => role.default_purpose.clone(),
+        };
+        Ok(RequestContext { principal, purpose, request_id })
+    }
+
+    /// Refuses unless the role may perform `verb` on `record_type`.
+    pub(crate) fn require_action(&self, ctx: &RequestContext, record_type: &str, verb: Verb) -> ServiceResult<()> {
+        let allowed = self.inventory.role(&ctx.principal.role).is_some_and(|r| r.allows_action(record_type, verb));
+        if allowed {
+            Ok(())
+        } else {
+            Err(ServiceError::Forbidden(format!("role '{}' may not {} {record_type} records", ctx.principal.role, verb.as_str())))
+        }
+    }
+
+    /// The request's purpose, required for anything touching personal data.
+    pub(crate) fn require_purpose<'c>(&self, ctx: &'c RequestContext) -> ServiceResult<&'c str> {
+        ctx.purpose.as_deref().ok_or_else(|| {
+            ServiceError::Forbidden(format!(
+                "role '{}' has no purpose for personal data; name one in the Steward-Purpose header",
+                ctx.principal.role
+            ))
+        })
+    }
+
+    /// Whether `purpose` is usable for a subject collected for `collected`:
+    /// compliance always is; any other purpose must be among the collection
+    /// purposes and have a lawful basis that currently holds.
+    pub(crate) fn purpose_usable(&self, purpose: &str, collected: &[String]) -> Result<(), String> {
+        if purpose == COMPLIANCE {
+            return Ok(());
+        }
+        if !collected.iter().any(|p| p == purpose) {
+            return Err(format!("the contact's data was not collected for purpose '{purpose}'"));
+        }
+        match self.inventory.purpose(purpose).map(|p| p.lawful_basis) {
+            // Consent records arrive with the consent issue; until then no
+            // consent can be shown, so consent-based use is refused.
+            Some(LawfulBasis::Consent) => Err(format!("purpose '{purpose}' requires the contact's current consent, which is not on record")),
+            Some(_) => Ok(()),
+            None => Err(format!("'{purpose}' is not a purpose in the data inventory")),
+        }
+    }
+}
+
+/// Echo only identifier-like text back in messages.
+fn sanitize(s: &str) -> String {
+    s.chars().filter(|c| c.is_ascii_alphanumeric() || *c == '_').take(64).collect()
+}

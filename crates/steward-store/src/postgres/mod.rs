@@ -1,0 +1,585 @@
+//! PostgreSQL backend: [`PgStore`], the [`Store`] implementation over
+//! tokio-postgres with a deadpool connection pool.
+//!
+//! This module owns:
+//! - connecting (URL parsing, pool sizing, timeouts; TLS is issue 3),
+//! - the embedded PostgreSQL migrations and their runner (`migrate`),
+//! - group commit for writes (`writer`): a few writer tasks each take every
+//!   queued batch (up to a bound), run them in one transaction with one
+//!   savepoint per batch, commit once and answer every batch,
+//! - reads, which go straight to the pool and never wait for the writers,
+//! - mapping PostgreSQL errors to [`StoreError`] without ever copying row
+//!   values (PostgreSQL's `DETAIL` lines quote them) into messages,
+//! - [`testing`]: throwaway databases for tests.
+//!
+//! Column semantics mirror the SQLite backend exactly: ids are UUIDv7
+//! (PostgreSQL compares `uuid` bytewise, as SQLite compares 16-byte blobs,
+//! so `ORDER BY id` agrees), instants are microseconds since the Unix epoch
+//! in `BIGINT`, purposes are joined with `,`, sealed fields are one
+//! [`crate::fields`] blob.
+
+mod migrate;
+pub mod testing;
+mod writer;
+
+use std::str::FromStr;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use deadpool_postgres::{Manager, ManagerConfig, Pool, PoolError, RecyclingMethod, Runtime};
+use steward_domain::values::{Amount, CurrencyCode};
+use steward_domain::{
+    Deal, DealId, DealStage, InteractionId, InteractionKind, Organization, OrganizationId,
+    SubjectId, TokenId, UserId,
+};
+use tokio_postgres::error::SqlState;
+use tokio_postgres::types::{FromSql, ToSql};
+use tokio_postgres::{NoTls, Row};
+use uuid::Uuid;
+
+use crate::{
+    fields, from_micros, ContactRow, InteractionRow, Store, StoreError, StoreResult, TokenKind,
+    TokenRow, UserRow, WriteOp, MAX_PAGE,
+};
+
+/// Connections in the pool: the writer tasks take one each while a group
+/// commits; the rest serve reads.
+const POOL_SIZE: usize = 16;
+/// How long a caller waits for a free pooled connection.
+const POOL_WAIT: Duration = Duration::from_secs(30);
+/// Connect timeout used when the URL does not set `connect_timeout`.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// The message every call gets once [`Store::close`] has run.
+const CLOSED: &str = "the store is closed";
+
+/// A [`Store`] on PostgreSQL.
+///
+/// Invariants: the schema is migrated before a `PgStore` exists; every
+/// write goes through the group-commit writer; after [`Store::close`] all
+/// calls fail with [`StoreError::Backend`]`("the store is closed")`.
+pub struct PgStore {
+    pool: Pool,
+    writer: writer::Writer,
+}
+
+impl PgStore {
+    /// Connects to the database named by `url` (`postgres://…` or a
+    /// key-value connection string), checks that it answers, applies pending
+    /// migrations and starts the group-commit writer tasks.
+    ///
+    /// Must be called inside a Tokio runtime.
+    pub async fn connect(url: &str) -> StoreResult<Self> {
+        let mut config = tokio_postgres::Config::from_str(url)
+            .map_err(|e| StoreError::Backend(format!("invalid PostgreSQL URL: {e}")))?;
+        if config.get_connect_timeout().is_none() {
+            config.connect_timeout(CONNECT_TIMEOUT);
+        }
+        if config.get_application_name().is_none() {
+            config.application_name("steward");
+        }
+        // TLS: issue 3. Pick a rustls/native-tls connector from `sslmode`
+        // here; until then connections are plaintext (NoTls), so
+        // `sslmode=require` fails to connect rather than silently downgrading.
+        let manager = Manager::from_config(
+            config,
+            NoTls,
+            ManagerConfig {
+                recycling_method: RecyclingMethod::Fast,
+            },
+        );
+        let pool = Pool::builder(manager)
+            .max_size(POOL_SIZE)
+            .runtime(Runtime::Tokio1)
+            .wait_timeout(Some(POOL_WAIT))
+            .create_timeout(Some(CONNECT_TIMEOUT))
+            .recycle_timeout(Some(CONNECT_TIMEOUT))
+            .build()
+            .map_err(|e| StoreError::Backend(format!("cannot build the connection pool: {e}")))?;
+        {
+            let mut client = pool.get().await.map_err(pool_error)?;
+            client
+                .simple_query("SELECT 1")
+                .await
+                .map_err(|e| map_db_error(&e))?;
+            migrate::run(&mut client).await?;
+        }
+        let writer = writer::Writer::start(pool.clone());
+        Ok(Self { pool, writer })
+    }
+
+    async fn client(&self) -> StoreResult<deadpool_postgres::Client> {
+        self.pool.get().await.map_err(pool_error)
+    }
+
+    /// Runs a cached prepared statement on a pooled connection.
+    async fn query(&self, sql: &str, params: &[&(dyn ToSql + Sync)]) -> StoreResult<Vec<Row>> {
+        let client = self.client().await?;
+        let stmt = client
+            .prepare_cached(sql)
+            .await
+            .map_err(|e| map_db_error(&e))?;
+        client
+            .query(&stmt, params)
+            .await
+            .map_err(|e| map_db_error(&e))
+    }
+
+    async fn query_opt(
+        &self,
+        sql: &str,
+        params: &[&(dyn ToSql + Sync)],
+    ) -> StoreResult<Option<Row>> {
+        let client = self.client().await?;
+        let stmt = client
+            .prepare_cached(sql)
+            .await
+            .map_err(|e| map_db_error(&e))?;
+        client
+            .query_opt(&stmt, params)
+            .await
+            .map_err(|e| map_db_error(&e))
+    }
+
+    async fn count(&self, sql: &str) -> StoreResult<u64> {
+        let rows = self.query(sql, &[]).await?;
+        let row = rows
+            .first()
+            .ok_or_else(|| StoreError::Backend("count returned no row".into()))?;
+        let n: i64 = col(row, 0)?;
+        u64::try_from(n).map_err(|_| StoreError::Corrupt("negative count".into()))
+    }
+
+    /// A paged list: `first_sql` for the first page, `after_sql` (with the
+    /// cursor as `$1`) for later ones; the page size is the last parameter.
+    async fn page(
+        &self,
+        first_sql: &str,
+        after_sql: &str,
+        leading: &[&(dyn ToSql + Sync)],
+        after: Option<Uuid>,
+        limit: u32,
+    ) -> StoreResult<Vec<Row>> {
+        let limit = page_size(limit);
+        let mut params: Vec<&(dyn ToSql + Sync)> = leading.to_vec();
+        match after {
+            Some(ref cursor) => {
+                params.push(cursor);
+                params.push(&limit);
+                self.query(after_sql, &params).await
+            }
+            None => {
+                params.push(&limit);
+                self.query(first_sql, &params).await
+            }
+        }
+    }
+}
+
+const CONTACT_COLS: &str =
+    "c.subject_id, c.purposes, c.fields, c.created_at, c.updated_at, c.version";
+const ORG_COLS: &str = "id, name, domain, created_at, updated_at";
+const DEAL_COLS: &str =
+    "id, title, stage, amount_minor, currency, organization_id, subject_id, created_at, updated_at";
+const INTERACTION_COLS: &str = "id, subject_id, kind, occurred_at, created_at, summary";
+const USER_COLS: &str = "u.id, u.username, u.role, u.password_hash, u.disabled, u.created_at";
+const TOKEN_COLS: &str = "t.id, t.user_id, t.kind, t.name, t.hash, t.created_at, t.expires_at";
+
+/// SQL text is built once per process from the column lists above.
+macro_rules! sql {
+    ($($part:expr),+ $(,)?) => {{
+        static SQL: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+        SQL.get_or_init(|| [$($part),+].concat()).as_str()
+    }};
+}
+
+#[async_trait]
+impl Store for PgStore {
+    fn backend(&self) -> &'static str {
+        "postgres"
+    }
+
+    async fn write(&self, ops: Vec<WriteOp>) -> StoreResult<()> {
+        self.writer.submit(ops).await
+    }
+
+    async fn get_contact(&self, id: SubjectId) -> StoreResult<Option<ContactRow>> {
+        let sql = sql!(
+            "SELECT ",
+            CONTACT_COLS,
+            " FROM contacts c WHERE c.subject_id = $1"
+        );
+        self.query_opt(sql, &[id.as_uuid()])
+            .await?
+            .map(|r| contact_from_row(&r))
+            .transpose()
+    }
+
+    async fn list_contacts(
+        &self,
+        after: Option<SubjectId>,
+        limit: u32,
+    ) -> StoreResult<Vec<ContactRow>> {
+        let first = sql!(
+            "SELECT ",
+            CONTACT_COLS,
+            " FROM contacts c ORDER BY c.subject_id LIMIT $1"
+        );
+        let next = sql!(
+            "SELECT ",
+            CONTACT_COLS,
+            " FROM contacts c WHERE c.subject_id > $1 ORDER BY c.subject_id LIMIT $2"
+        );
+        let rows = self
+            .page(first, next, &[], after.map(|a| *a.as_uuid()), limit)
+            .await?;
+        rows.iter().map(contact_from_row).collect()
+    }
+
+    async fn find_contacts_by_term(
+        &self,
+        term: &[u8],
+        after: Option<SubjectId>,
+        limit: u32,
+    ) -> StoreResult<Vec<ContactRow>> {
+        let first = sql!(
+            "SELECT ",
+            CONTACT_COLS,
+            " FROM contact_terms t JOIN contacts c ON c.subject_id = t.subject_id",
+            " WHERE t.term = $1 ORDER BY t.subject_id LIMIT $2"
+        );
+        let next = sql!(
+            "SELECT ",
+            CONTACT_COLS,
+            " FROM contact_terms t JOIN contacts c ON c.subject_id = t.subject_id",
+            " WHERE t.term = $1 AND t.subject_id > $2 ORDER BY t.subject_id LIMIT $3"
+        );
+        let rows = self
+            .page(first, next, &[&term], after.map(|a| *a.as_uuid()), limit)
+            .await?;
+        rows.iter().map(contact_from_row).collect()
+    }
+
+    async fn count_contacts(&self) -> StoreResult<u64> {
+        self.count("SELECT count(*) FROM contacts").await
+    }
+
+    async fn get_organization(&self, id: OrganizationId) -> StoreResult<Option<Organization>> {
+        let sql = sql!("SELECT ", ORG_COLS, " FROM organizations WHERE id = $1");
+        self.query_opt(sql, &[id.as_uuid()])
+            .await?
+            .map(|r| organization_from_row(&r))
+            .transpose()
+    }
+
+    async fn list_organizations(
+        &self,
+        after: Option<OrganizationId>,
+        limit: u32,
+    ) -> StoreResult<Vec<Organization>> {
+        let first = sql!(
+            "SELECT ",
+            ORG_COLS,
+            " FROM organizations ORDER BY id LIMIT $1"
+        );
+        let next = sql!(
+            "SELECT ",
+            ORG_COLS,
+            " FROM organizations WHERE id > $1 ORDER BY id LIMIT $2"
+        );
+        let rows = self
+            .page(first, next, &[], after.map(|a| *a.as_uuid()), limit)
+            .await?;
+        rows.iter().map(organization_from_row).collect()
+    }
+
+    async fn get_deal(&self, id: DealId) -> StoreResult<Option<Deal>> {
+        let sql = sql!("SELECT ", DEAL_COLS, " FROM deals WHERE id = $1");
+        self.query_opt(sql, &[id.as_uuid()])
+            .await?
+            .map(|r| deal_from_row(&r))
+            .transpose()
+    }
+
+    async fn list_deals(&self, after: Option<DealId>, limit: u32) -> StoreResult<Vec<Deal>> {
+        let first = sql!("SELECT ", DEAL_COLS, " FROM deals ORDER BY id LIMIT $1");
+        let next = sql!(
+            "SELECT ",
+            DEAL_COLS,
+            " FROM deals WHERE id > $1 ORDER BY id LIMIT $2"
+        );
+        let rows = self
+            .page(first, next, &[], after.map(|a| *a.as_uuid()), limit)
+            .await?;
+        rows.iter().map(deal_from_row).collect()
+    }
+
+    async fn list_interactions(
+        &self,
+        subject: SubjectId,
+        after: Option<InteractionId>,
+        limit: u32,
+    ) -> StoreResult<Vec<InteractionRow>> {
+        let first = sql!(
+            "SELECT ",
+            INTERACTION_COLS,
+            " FROM interactions WHERE subject_id = $1 ORDER BY id LIMIT $2"
+        );
+        let next = sql!(
+            "SELECT ",
+            INTERACTION_COLS,
+            " FROM interactions WHERE subject_id = $1 AND id > $2 ORDER BY id LIMIT $3"
+        );
+        let rows = self
+            .page(
+                first,
+                next,
+                &[subject.as_uuid()],
+                after.map(|a| *a.as_uuid()),
+                limit,
+            )
+            .await?;
+        rows.iter().map(interaction_from_row).collect()
+    }
+
+    async fn get_user(&self, id: UserId) -> StoreResult<Option<UserRow>> {
+        let sql = sql!("SELECT ", USER_COLS, " FROM users u WHERE u.id = $1");
+        self.query_opt(sql, &[id.as_uuid()])
+            .await?
+            .map(|r| user_from_row(&r, 0))
+            .transpose()
+    }
+
+    async fn get_user_by_username(&self, username: &str) -> StoreResult<Option<UserRow>> {
+        let sql = sql!("SELECT ", USER_COLS, " FROM users u WHERE u.username = $1");
+        self.query_opt(sql, &[&username])
+            .await?
+            .map(|r| user_from_row(&r, 0))
+            .transpose()
+    }
+
+    async fn count_users(&self) -> StoreResult<u64> {
+        self.count("SELECT count(*) FROM users").await
+    }
+
+    async fn get_token_by_hash(&self, hash: &[u8]) -> StoreResult<Option<(TokenRow, UserRow)>> {
+        let sql = sql!(
+            "SELECT ",
+            TOKEN_COLS,
+            ", ",
+            USER_COLS,
+            " FROM tokens t JOIN users u ON u.id = t.user_id WHERE t.hash = $1"
+        );
+        let Some(row) = self.query_opt(sql, &[&hash]).await? else {
+            return Ok(None);
+        };
+        Ok(Some((token_from_row(&row)?, user_from_row(&row, 7)?)))
+    }
+
+    async fn ping(&self) -> StoreResult<()> {
+        let client = self.client().await?;
+        client
+            .simple_query("SELECT 1")
+            .await
+            .map(|_| ())
+            .map_err(|e| map_db_error(&e))
+    }
+
+    async fn close(&self) {
+        self.writer.shutdown().await;
+        self.pool.close();
+    }
+}
+
+/// The page size actually used: `limit` clamped to `1..=MAX_PAGE` (as in
+/// the SQLite backend, so `0` still returns one row).
+fn page_size(limit: u32) -> i64 {
+    i64::from(limit.clamp(1, MAX_PAGE))
+}
+
+/// Reads column `idx`; a value of the wrong type or shape is corruption.
+fn col<'a, T: FromSql<'a>>(row: &'a Row, idx: usize) -> StoreResult<T> {
+    row.try_get(idx)
+        .map_err(|_| StoreError::Corrupt(format!("unreadable column {idx}")))
+}
+
+fn time(row: &Row, idx: usize) -> StoreResult<chrono::DateTime<chrono::Utc>> {
+    from_micros(col(row, idx)?)
+}
+
+/// Purposes are stored joined with `,`; empty items (so the empty string)
+/// are dropped on reading, as in the SQLite backend.
+pub(crate) fn join_purposes(purposes: &[String]) -> String {
+    purposes.join(",")
+}
+
+fn split_purposes(s: &str) -> Vec<String> {
+    s.split(',')
+        .filter(|p| !p.is_empty())
+        .map(str::to_owned)
+        .collect()
+}
+
+fn contact_from_row(row: &Row) -> StoreResult<ContactRow> {
+    let purposes: &str = col(row, 1)?;
+    let blob: &[u8] = col(row, 2)?;
+    Ok(ContactRow {
+        subject_id: SubjectId::from_uuid(col(row, 0)?),
+        purposes: split_purposes(purposes),
+        fields: fields::decode(blob)?,
+        created_at: time(row, 3)?,
+        updated_at: time(row, 4)?,
+        version: col(row, 5)?,
+    })
+}
+
+fn organization_from_row(row: &Row) -> StoreResult<Organization> {
+    Ok(Organization {
+        id: OrganizationId::from_uuid(col(row, 0)?),
+        name: col(row, 1)?,
+        domain: col(row, 2)?,
+        created_at: time(row, 3)?,
+        updated_at: time(row, 4)?,
+    })
+}
+
+fn deal_from_row(row: &Row) -> StoreResult<Deal> {
+    let stage: &str = col(row, 2)?;
+    let currency: Option<&str> = col(row, 4)?;
+    let organization: Option<Uuid> = col(row, 5)?;
+    let contact: Option<Uuid> = col(row, 6)?;
+    Ok(Deal {
+        id: DealId::from_uuid(col(row, 0)?),
+        title: col(row, 1)?,
+        stage: DealStage::parse(stage)
+            .map_err(|_| StoreError::Corrupt("unknown deal stage".into()))?,
+        amount: col::<Option<i64>>(row, 3)?.map(Amount::from_minor),
+        currency: currency
+            .map(CurrencyCode::parse)
+            .transpose()
+            .map_err(|_| StoreError::Corrupt("unknown currency code".into()))?,
+        organization_id: organization.map(OrganizationId::from_uuid),
+        contact_id: contact.map(SubjectId::from_uuid),
+        created_at: time(row, 7)?,
+        updated_at: time(row, 8)?,
+    })
+}
+
+fn interaction_from_row(row: &Row) -> StoreResult<InteractionRow> {
+    let kind: &str = col(row, 2)?;
+    Ok(InteractionRow {
+        id: InteractionId::from_uuid(col(row, 0)?),
+        subject_id: SubjectId::from_uuid(col(row, 1)?),
+        kind: InteractionKind::parse(kind)
+            .map_err(|_| StoreError::Corrupt("unknown interaction kind".into()))?,
+        occurred_at: time(row, 3)?,
+        created_at: time(row, 4)?,
+        summary: col(row, 5)?,
+    })
+}
+
+/// A user from the six [`USER_COLS`] starting at column `at`.
+fn user_from_row(row: &Row, at: usize) -> StoreResult<UserRow> {
+    Ok(UserRow {
+        id: UserId::from_uuid(col(row, at)?),
+        username: col(row, at + 1)?,
+        role: col(row, at + 2)?,
+        password_hash: col(row, at + 3)?,
+        disabled: col(row, at + 4)?,
+        created_at: time(row, at + 5)?,
+    })
+}
+
+fn token_from_row(row: &Row) -> StoreResult<TokenRow> {
+    let kind: &str = col(row, 2)?;
+    let expires: Option<i64> = col(row, 6)?;
+    Ok(TokenRow {
+        id: TokenId::from_uuid(col(row, 0)?),
+        user_id: UserId::from_uuid(col(row, 1)?),
+        kind: TokenKind::parse(kind)
+            .ok_or_else(|| StoreError::Corrupt("unknown token kind".into()))?,
+        name: col(row, 3)?,
+        hash: col(row, 4)?,
+        created_at: time(row, 5)?,
+        expires_at: expires.map(from_micros).transpose()?,
+    })
+}
+
+/// Maps a PostgreSQL error to a [`StoreError`].
+///
+/// Unique violations are [`StoreError::Duplicate`], foreign-key violations
+/// [`StoreError::MissingReference`]. Anything else is
+/// [`StoreError::Backend`] carrying the SQLSTATE and, outside the data and
+/// integrity classes (22, 23) whose messages may quote values, the server's
+/// primary message. `DETAIL` and `HINT` (which quote row values) are never
+/// copied.
+pub(crate) fn map_db_error(e: &tokio_postgres::Error) -> StoreError {
+    if let Some(db) = e.as_db_error() {
+        let code = db.code();
+        if *code == SqlState::UNIQUE_VIOLATION {
+            return StoreError::Duplicate;
+        }
+        if *code == SqlState::FOREIGN_KEY_VIOLATION {
+            return StoreError::MissingReference;
+        }
+        let sqlstate = code.code();
+        if sqlstate.starts_with("22") || sqlstate.starts_with("23") {
+            StoreError::Backend(format!("PostgreSQL error {sqlstate}"))
+        } else {
+            StoreError::Backend(format!("PostgreSQL error {sqlstate}: {}", db.message()))
+        }
+    } else if e.is_closed() {
+        StoreError::Backend("the PostgreSQL connection is closed".into())
+    } else {
+        // Client-side kinds (I/O, protocol, (de)serialisation, timeouts):
+        // their messages name a parameter or column index, never a value.
+        StoreError::Backend(format!("PostgreSQL: {e}"))
+    }
+}
+
+fn pool_error(e: PoolError) -> StoreError {
+    match e {
+        PoolError::Backend(e) => map_db_error(&e),
+        PoolError::Closed => StoreError::Backend(CLOSED.into()),
+        PoolError::Timeout(_) => {
+            StoreError::Backend("timed out waiting for a PostgreSQL connection".into())
+        }
+        other => StoreError::Backend(format!("PostgreSQL connection pool: {other}")),
+    }
+}
+
+/// A copy of `e` (for answering every batch of a failed group).
+/// [`StoreError`] is not `Clone`, so this lives here.
+fn copy_error(e: &StoreError) -> StoreError {
+    match e {
+        StoreError::NotFound => StoreError::NotFound,
+        StoreError::VersionConflict => StoreError::VersionConflict,
+        StoreError::Duplicate => StoreError::Duplicate,
+        StoreError::MissingReference => StoreError::MissingReference,
+        StoreError::Corrupt(m) => StoreError::Corrupt(m.clone()),
+        StoreError::Backend(m) => StoreError::Backend(m.clone()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn purposes_round_trip() {
+        for p in [
+            vec![],
+            vec!["sales".to_string()],
+            vec!["a".into(), "b".into()],
+        ] {
+            assert_eq!(split_purposes(&join_purposes(&p)), p);
+        }
+    }
+
+    #[test]
+    fn page_size_is_bounded() {
+        assert_eq!(page_size(0), 1);
+        assert_eq!(page_size(10), 10);
+        assert_eq!(page_size(u32::MAX), i64::from(MAX_PAGE));
+    }
+}

@@ -1,0 +1,447 @@
+//! Group commit for [`PgStore`](super::PgStore) writes.
+//!
+//! Each `write` call becomes a job (its batch of ops and a reply channel) on
+//! one bounded queue. [`WRITERS`] tasks share the queue; a task takes the
+//! first job and everything else already queued (up to [`MAX_GROUP`]), runs
+//! them in one transaction, commits once and then answers every job. So
+//! concurrent batches share a commit (and its WAL flush) while up to
+//! [`WRITERS`] groups are in flight at a time.
+//!
+//! Invariants:
+//! - every job is atomic: with more than one job in a group, each runs inside
+//!   its own savepoint and a failing job is rolled back to it, so the others
+//!   still commit; a lone job runs in a plain transaction;
+//! - a job is answered only after the outcome of the COMMIT is known; if the
+//!   COMMIT (or the connection) fails, every job of the group gets the error;
+//! - a job that loses a deadlock or serialisation race with another group is
+//!   retried (up to [`MAX_ATTEMPTS`]) before the error is reported;
+//! - after [`Writer::shutdown`] no job is accepted, and every job accepted
+//!   before it is answered before it returns.
+
+use std::sync::{Arc, Mutex, PoisonError};
+
+use deadpool_postgres::{Pool, Transaction};
+use tokio::sync::{mpsc, oneshot};
+use tokio::task::JoinHandle;
+use tokio_postgres::error::SqlState;
+use tokio_postgres::types::ToSql;
+
+use super::{copy_error, join_purposes, map_db_error, pool_error, CLOSED};
+use crate::{fields, to_micros, IndexTerm, StoreError, StoreResult, WriteOp};
+
+/// Writer tasks, i.e. groups that can be in flight at once.
+const WRITERS: usize = 4;
+/// Most jobs per group. Each job that writes inside a savepoint gets its own
+/// subtransaction id; PostgreSQL caches 64 per backend
+/// (`PGPROC_MAX_CACHED_SUBXIDS`) and past that every snapshot in the cluster
+/// must consult `pg_subtrans`, so a group stays within the cache.
+const MAX_GROUP: usize = 64;
+/// Jobs that may wait in the queue before `write` callers are held back.
+const QUEUE: usize = 1024;
+/// Tries per job when it loses a deadlock or serialisation race.
+const MAX_ATTEMPTS: u32 = 3;
+
+struct Job {
+    ops: Vec<WriteOp>,
+    reply: oneshot::Sender<StoreResult<()>>,
+}
+
+type Queue = Arc<tokio::sync::Mutex<mpsc::Receiver<Job>>>;
+
+/// The handle the store keeps: the queue's sending side and the tasks.
+pub(super) struct Writer {
+    /// `None` once shut down.
+    sender: Mutex<Option<mpsc::Sender<Job>>>,
+    /// Held across the whole shutdown so a second `close` waits for the first.
+    tasks: tokio::sync::Mutex<Vec<JoinHandle<()>>>,
+}
+
+impl Writer {
+    /// Spawns the writer tasks on the current Tokio runtime.
+    pub(super) fn start(pool: Pool) -> Self {
+        let (sender, receiver) = mpsc::channel(QUEUE);
+        let queue: Queue = Arc::new(tokio::sync::Mutex::new(receiver));
+        let tasks = (0..WRITERS)
+            .map(|_| tokio::spawn(run(pool.clone(), Arc::clone(&queue))))
+            .collect();
+        Self {
+            sender: Mutex::new(Some(sender)),
+            tasks: tokio::sync::Mutex::new(tasks),
+        }
+    }
+
+    /// Queues `ops` as one atomic job and waits for its outcome.
+    pub(super) async fn submit(&self, ops: Vec<WriteOp>) -> StoreResult<()> {
+        let sender = self
+            .sender
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+            .ok_or_else(closed)?;
+        if ops.is_empty() {
+            return Ok(());
+        }
+        let (reply, answer) = oneshot::channel();
+        sender
+            .send(Job { ops, reply })
+            .await
+            .map_err(|_| closed())?;
+        drop(sender);
+        answer
+            .await
+            .map_err(|_| StoreError::Backend("the PostgreSQL writer stopped".into()))?
+    }
+
+    /// Stops accepting jobs, then waits until every accepted job is answered
+    /// and the tasks have ended.
+    pub(super) async fn shutdown(&self) {
+        let mut tasks = self.tasks.lock().await;
+        // Dropping the last sender closes the queue once it is drained; a
+        // `submit` that cloned the sender before this still gets its job in.
+        drop(
+            self.sender
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .take(),
+        );
+        for task in tasks.drain(..) {
+            if task.await.is_err() {
+                tracing::error!("a PostgreSQL writer task ended abnormally");
+            }
+        }
+    }
+}
+
+fn closed() -> StoreError {
+    StoreError::Backend(CLOSED.into())
+}
+
+/// One writer task: take a group, commit it, answer it; until the queue is
+/// closed and empty.
+async fn run(pool: Pool, queue: Queue) {
+    let mut group: Vec<Job> = Vec::with_capacity(MAX_GROUP);
+    loop {
+        // Holding the lock while waiting is the point: the task that holds
+        // it collects the next group while the others commit theirs.
+        let taken = queue.lock().await.recv_many(&mut group, MAX_GROUP).await;
+        if taken == 0 {
+            break;
+        }
+        let results = commit_group(&pool, &group).await;
+        for (job, result) in group.drain(..).zip(results) {
+            // The caller may have gone away; its outcome is still durable.
+            let _ = job.reply.send(result);
+        }
+    }
+}
+
+/// Runs `jobs` in one transaction; one result per job, in order.
+async fn commit_group(pool: &Pool, jobs: &[Job]) -> Vec<StoreResult<()>> {
+    tracing::trace!(jobs = jobs.len(), "PostgreSQL group commit");
+    match try_commit_group(pool, jobs).await {
+        Ok(results) => results,
+        Err(e) => {
+            tracing::warn!(jobs = jobs.len(), error = %e, "PostgreSQL group commit failed");
+            jobs.iter().map(|_| Err(copy_error(&e))).collect()
+        }
+    }
+}
+
+/// `Err` fails the whole group (nothing committed); `Ok` holds each job's
+/// own outcome (the successful ones committed).
+async fn try_commit_group(pool: &Pool, jobs: &[Job]) -> StoreResult<Vec<StoreResult<()>>> {
+    let mut client = pool.get().await.map_err(pool_error)?;
+    if let [job] = jobs {
+        return commit_single(&mut client, &job.ops).await.map(|r| vec![r]);
+    }
+    let tx = client.transaction().await.map_err(|e| map_db_error(&e))?;
+    let mut results = Vec::with_capacity(jobs.len());
+    // Whether savepoint `job` exists, and whether it holds a finished job's
+    // changes (then it is released and set again before the next job).
+    let mut savepoint_set = false;
+    let mut savepoint_dirty = false;
+    for job in jobs {
+        let mut attempt = 1;
+        loop {
+            if !savepoint_set {
+                batch(&tx, "SAVEPOINT job").await?;
+                savepoint_set = true;
+            } else if savepoint_dirty {
+                batch(&tx, "RELEASE SAVEPOINT job; SAVEPOINT job").await?;
+            }
+            savepoint_dirty = false;
+            match apply(&tx, &job.ops).await {
+                Ok(()) => {
+                    savepoint_dirty = true;
+                    results.push(Ok(()));
+                    break;
+                }
+                Err(failure) => {
+                    // The savepoint survives the rollback, empty again.
+                    batch(&tx, "ROLLBACK TO SAVEPOINT job").await?;
+                    if failure.is_retryable() && attempt < MAX_ATTEMPTS {
+                        attempt += 1;
+                        continue;
+                    }
+                    results.push(Err(failure.into_store_error()));
+                    break;
+                }
+            }
+        }
+    }
+    tx.commit().await.map_err(|e| map_db_error(&e))?;
+    Ok(results)
+}
+
+/// A group of one needs no savepoint: a failure rolls the transaction back.
+async fn commit_single(
+    client: &mut deadpool_postgres::Client,
+    ops: &[WriteOp],
+) -> StoreResult<StoreResult<()>> {
+    let mut attempt = 1;
+    loop {
+        let tx = client.transaction().await.map_err(|e| map_db_error(&e))?;
+        match apply(&tx, ops).await {
+            Ok(()) => {
+                tx.commit().await.map_err(|e| map_db_error(&e))?;
+                return Ok(Ok(()));
+            }
+            Err(failure) => {
+                tx.rollback().await.map_err(|e| map_db_error(&e))?;
+                if failure.is_retryable() && attempt < MAX_ATTEMPTS {
+                    attempt += 1;
+                    continue;
+                }
+                return Ok(Err(failure.into_store_error()));
+            }
+        }
+    }
+}
+
+async fn batch(tx: &Transaction<'_>, sql: &str) -> StoreResult<()> {
+    tx.batch_execute(sql).await.map_err(|e| map_db_error(&e))
+}
+
+/// Why a job failed: a rule of the store, or the database.
+enum Failure {
+    Store(StoreError),
+    Db(tokio_postgres::Error),
+}
+
+impl From<tokio_postgres::Error> for Failure {
+    fn from(e: tokio_postgres::Error) -> Self {
+        Self::Db(e)
+    }
+}
+
+impl Failure {
+    /// Lost a race with a concurrent group; trying again may succeed.
+    fn is_retryable(&self) -> bool {
+        match self {
+            Self::Db(e) => e.code().is_some_and(|c| {
+                *c == SqlState::T_R_DEADLOCK_DETECTED || *c == SqlState::T_R_SERIALIZATION_FAILURE
+            }),
+            Self::Store(_) => false,
+        }
+    }
+
+    fn into_store_error(self) -> StoreError {
+        match self {
+            Self::Store(e) => e,
+            Self::Db(e) => map_db_error(&e),
+        }
+    }
+}
+
+const INSERT_CONTACT: &str = "INSERT INTO contacts \
+    (subject_id, purposes, fields, created_at, updated_at, version) \
+    VALUES ($1, $2, $3, $4, $5, $6)";
+const UPDATE_CONTACT: &str = "UPDATE contacts \
+    SET purposes = $2, fields = $3, updated_at = $4, version = $5 \
+    WHERE subject_id = $1 AND version = $6";
+const CONTACT_EXISTS: &str = "SELECT 1 FROM contacts WHERE subject_id = $1";
+const DELETE_CONTACT: &str = "DELETE FROM contacts WHERE subject_id = $1";
+const DELETE_TERMS: &str = "DELETE FROM contact_terms WHERE subject_id = $1";
+/// All of a contact's terms in one statement (one round trip).
+const INSERT_TERMS: &str = "INSERT INTO contact_terms (term, subject_id, is_unique) \
+    SELECT x.term, $1, x.is_unique FROM UNNEST($2::bytea[], $3::bool[]) AS x(term, is_unique)";
+const INSERT_ORGANIZATION: &str = "INSERT INTO organizations \
+    (id, name, domain, created_at, updated_at) VALUES ($1, $2, $3, $4, $5)";
+const INSERT_DEAL: &str = "INSERT INTO deals \
+    (id, title, stage, amount_minor, currency, organization_id, subject_id, created_at, updated_at) \
+    VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)";
+const INSERT_INTERACTION: &str = "INSERT INTO interactions \
+    (id, subject_id, kind, occurred_at, created_at, summary) VALUES ($1, $2, $3, $4, $5, $6)";
+const INSERT_USER: &str = "INSERT INTO users \
+    (id, username, role, password_hash, disabled, created_at) VALUES ($1, $2, $3, $4, $5, $6)";
+const INSERT_TOKEN: &str = "INSERT INTO tokens \
+    (id, user_id, kind, name, hash, created_at, expires_at) VALUES ($1, $2, $3, $4, $5, $6, $7)";
+
+/// Runs a cached prepared statement; the number of rows it touched.
+async fn exec(
+    tx: &Transaction<'_>,
+    sql: &str,
+    params: &[&(dyn ToSql + Sync)],
+) -> Result<u64, Failure> {
+    let stmt = tx.prepare_cached(sql).await?;
+    Ok(tx.execute(&stmt, params).await?)
+}
+
+/// Applies one job's ops in order; the caller rolls back on `Err`.
+async fn apply(tx: &Transaction<'_>, ops: &[WriteOp]) -> Result<(), Failure> {
+    for op in ops {
+        apply_op(tx, op).await?;
+    }
+    Ok(())
+}
+
+async fn apply_op(tx: &Transaction<'_>, op: &WriteOp) -> Result<(), Failure> {
+    match op {
+        WriteOp::InsertContact { row, terms } => {
+            let purposes = join_purposes(&row.purposes);
+            let blob = fields::encode(&row.fields);
+            exec(
+                tx,
+                INSERT_CONTACT,
+                &[
+                    row.subject_id.as_uuid(),
+                    &purposes,
+                    &blob,
+                    &to_micros(row.created_at),
+                    &to_micros(row.updated_at),
+                    &row.version,
+                ],
+            )
+            .await?;
+            insert_terms(tx, row.subject_id.as_uuid(), terms).await
+        }
+        WriteOp::UpdateContact {
+            row,
+            expected_version,
+            terms,
+        } => {
+            let id = row.subject_id.as_uuid();
+            let purposes = join_purposes(&row.purposes);
+            let blob = fields::encode(&row.fields);
+            let updated = exec(
+                tx,
+                UPDATE_CONTACT,
+                &[
+                    id,
+                    &purposes,
+                    &blob,
+                    &to_micros(row.updated_at),
+                    &row.version,
+                    expected_version,
+                ],
+            )
+            .await?;
+            if updated == 0 {
+                let stmt = tx.prepare_cached(CONTACT_EXISTS).await?;
+                let exists = tx.query_opt(&stmt, &[id]).await?.is_some();
+                return Err(Failure::Store(if exists {
+                    StoreError::VersionConflict
+                } else {
+                    StoreError::NotFound
+                }));
+            }
+            exec(tx, DELETE_TERMS, &[id]).await?;
+            insert_terms(tx, id, terms).await
+        }
+        WriteOp::DeleteContact { subject_id } => {
+            // Cascades to contact_terms and interactions; unlinks deals.
+            if exec(tx, DELETE_CONTACT, &[subject_id.as_uuid()]).await? == 0 {
+                return Err(Failure::Store(StoreError::NotFound));
+            }
+            Ok(())
+        }
+        WriteOp::InsertOrganization(o) => exec(
+            tx,
+            INSERT_ORGANIZATION,
+            &[
+                o.id.as_uuid(),
+                &o.name,
+                &o.domain,
+                &to_micros(o.created_at),
+                &to_micros(o.updated_at),
+            ],
+        )
+        .await
+        .map(|_| ()),
+        WriteOp::InsertDeal(d) => exec(
+            tx,
+            INSERT_DEAL,
+            &[
+                d.id.as_uuid(),
+                &d.title,
+                &d.stage.as_str(),
+                &d.amount.map(|a| a.minor()),
+                &d.currency.as_ref().map(|c| c.as_str()),
+                &d.organization_id.map(|o| *o.as_uuid()),
+                &d.contact_id.map(|c| *c.as_uuid()),
+                &to_micros(d.created_at),
+                &to_micros(d.updated_at),
+            ],
+        )
+        .await
+        .map(|_| ()),
+        WriteOp::InsertInteraction(i) => exec(
+            tx,
+            INSERT_INTERACTION,
+            &[
+                i.id.as_uuid(),
+                i.subject_id.as_uuid(),
+                &i.kind.as_str(),
+                &to_micros(i.occurred_at),
+                &to_micros(i.created_at),
+                &i.summary,
+            ],
+        )
+        .await
+        .map(|_| ()),
+        WriteOp::InsertUser(u) => exec(
+            tx,
+            INSERT_USER,
+            &[
+                u.id.as_uuid(),
+                &u.username,
+                &u.role,
+                &u.password_hash,
+                &u.disabled,
+                &to_micros(u.created_at),
+            ],
+        )
+        .await
+        .map(|_| ()),
+        WriteOp::InsertToken(t) => exec(
+            tx,
+            INSERT_TOKEN,
+            &[
+                t.id.as_uuid(),
+                t.user_id.as_uuid(),
+                &t.kind.as_str(),
+                &t.name,
+                &t.hash,
+                &to_micros(t.created_at),
+                &t.expires_at.map(to_micros),
+            ],
+        )
+        .await
+        .map(|_| ()),
+    }
+}
+
+async fn insert_terms(
+    tx: &Transaction<'_>,
+    subject: &uuid::Uuid,
+    terms: &[IndexTerm],
+) -> Result<(), Failure> {
+    if terms.is_empty() {
+        return Ok(());
+    }
+    let values: Vec<&[u8]> = terms.iter().map(|t| t.term.as_slice()).collect();
+    let unique: Vec<bool> = terms.iter().map(|t| t.unique).collect();
+    exec(tx, INSERT_TERMS, &[subject, &values, &unique])
+        .await
+        .map(|_| ())
+}

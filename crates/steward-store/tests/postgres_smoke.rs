@@ -1,0 +1,436 @@
+//! PostgreSQL-specific checks of `PgStore` (the shared behaviour is in the
+//! conformance suite). Each test makes its own database; all are skipped
+//! when `STEWARD_TEST_DATABASE_URL` is unset.
+
+use std::sync::Arc;
+
+use chrono::{DateTime, TimeZone, Utc};
+use steward_domain::{InteractionId, InteractionKind, SubjectId, TokenId, UserId};
+use steward_store::postgres::testing::{fresh_test_database, test_database_url, TestDatabase};
+use steward_store::postgres::PgStore;
+use steward_store::{
+    ContactRow, IndexTerm, InteractionRow, Store, StoreError, TokenKind, TokenRow, UserRow, WriteOp,
+};
+
+async fn fixture() -> Option<(PgStore, TestDatabase)> {
+    let Some(admin) = test_database_url() else {
+        println!("skipped: STEWARD_TEST_DATABASE_URL is not set");
+        return None;
+    };
+    let (url, db) = fresh_test_database(&admin)
+        .await
+        .expect("create test database");
+    let store = PgStore::connect(&url).await.expect("connect");
+    Some((store, db))
+}
+
+fn t(secs: i64) -> DateTime<Utc> {
+    Utc.timestamp_opt(1_700_000_000 + secs, 654_321_000)
+        .single()
+        .unwrap_or_default()
+}
+
+fn contact() -> ContactRow {
+    ContactRow {
+        subject_id: SubjectId::new(),
+        purposes: vec!["sales".into(), "support".into()],
+        fields: vec![("email".into(), b"sealed\0bytes".to_vec())],
+        created_at: t(0),
+        updated_at: t(0),
+        version: 1,
+    }
+}
+
+fn term(s: &str, unique: bool) -> IndexTerm {
+    IndexTerm {
+        term: s.as_bytes().to_vec(),
+        unique,
+    }
+}
+
+fn insert(row: &ContactRow, terms: Vec<IndexTerm>) -> Vec<WriteOp> {
+    vec![WriteOp::InsertContact {
+        row: row.clone(),
+        terms,
+    }]
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn contact_paths() {
+    let Some((store, db)) = fixture().await else {
+        return;
+    };
+    assert_eq!(store.backend(), "postgres");
+    store.ping().await.expect("ping");
+
+    let a = contact();
+    store
+        .write(insert(&a, vec![term("mail:a", true), term("w:x", false)]))
+        .await
+        .expect("insert");
+    assert_eq!(
+        store.get_contact(a.subject_id).await.expect("get"),
+        Some(a.clone())
+    );
+
+    // Duplicate unique term: refused, nothing of the batch stays.
+    let b = contact();
+    let r = store.write(insert(&b, vec![term("mail:a", true)])).await;
+    assert!(matches!(r, Err(StoreError::Duplicate)), "{r:?}");
+    assert_eq!(store.get_contact(b.subject_id).await.expect("get"), None);
+    // Duplicate subject id.
+    let r = store.write(insert(&a, vec![])).await;
+    assert!(matches!(r, Err(StoreError::Duplicate)), "{r:?}");
+
+    // Update with the right version, then a stale one.
+    let mut a2 = a.clone();
+    a2.version = 2;
+    a2.purposes = vec![];
+    a2.updated_at = t(5);
+    a2.created_at = t(99); // ignored: created_at never changes
+    store
+        .write(vec![WriteOp::UpdateContact {
+            row: a2.clone(),
+            expected_version: 1,
+            terms: vec![term("mail:a2", true)],
+        }])
+        .await
+        .expect("update");
+    let got = store
+        .get_contact(a.subject_id)
+        .await
+        .expect("get")
+        .expect("present");
+    assert_eq!(got.version, 2);
+    assert_eq!(got.purposes, Vec::<String>::new());
+    assert_eq!(got.created_at, a.created_at);
+    assert_eq!(got.updated_at, t(5));
+    let r = store
+        .write(vec![WriteOp::UpdateContact {
+            row: a2.clone(),
+            expected_version: 1,
+            terms: vec![],
+        }])
+        .await;
+    assert!(matches!(r, Err(StoreError::VersionConflict)), "{r:?}");
+    let r = store
+        .write(vec![WriteOp::UpdateContact {
+            row: contact(),
+            expected_version: 1,
+            terms: vec![],
+        }])
+        .await;
+    assert!(matches!(r, Err(StoreError::NotFound)), "{r:?}");
+    assert!(store
+        .find_contacts_by_term(b"mail:a", None, 10)
+        .await
+        .expect("find")
+        .is_empty());
+    assert_eq!(
+        store
+            .find_contacts_by_term(b"mail:a2", None, 10)
+            .await
+            .expect("find")
+            .len(),
+        1
+    );
+
+    // Interactions go with the contact.
+    let i = InteractionRow {
+        id: InteractionId::new(),
+        subject_id: a.subject_id,
+        kind: InteractionKind::Meeting,
+        occurred_at: t(1),
+        created_at: t(2),
+        summary: vec![0, 1, 2],
+    };
+    store
+        .write(vec![WriteOp::InsertInteraction(i.clone())])
+        .await
+        .expect("interaction");
+    assert_eq!(
+        store
+            .list_interactions(a.subject_id, None, 10)
+            .await
+            .expect("list"),
+        vec![i]
+    );
+    store
+        .write(vec![WriteOp::DeleteContact {
+            subject_id: a.subject_id,
+        }])
+        .await
+        .expect("delete");
+    assert!(store
+        .list_interactions(a.subject_id, None, 10)
+        .await
+        .expect("list")
+        .is_empty());
+    let r = store
+        .write(vec![WriteOp::DeleteContact {
+            subject_id: a.subject_id,
+        }])
+        .await;
+    assert!(matches!(r, Err(StoreError::NotFound)), "{r:?}");
+    assert_eq!(store.count_contacts().await.expect("count"), 0);
+
+    store.close().await;
+    db.drop_now().await.expect("drop database");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn paging_and_terms() {
+    let Some((store, db)) = fixture().await else {
+        return;
+    };
+    let mut ids = Vec::new();
+    for n in 0..23 {
+        let c = contact();
+        let terms = if n % 3 == 0 {
+            vec![term("third", false)]
+        } else {
+            vec![]
+        };
+        store.write(insert(&c, terms)).await.expect("insert");
+        ids.push(c.subject_id);
+    }
+    let mut seen = Vec::new();
+    let mut after = None;
+    loop {
+        let page = store.list_contacts(after, 5).await.expect("list");
+        if page.is_empty() {
+            break;
+        }
+        assert!(page.len() <= 5);
+        after = page.last().map(|c| c.subject_id);
+        seen.extend(page.iter().map(|c| c.subject_id));
+    }
+    assert_eq!(seen, ids);
+    assert_eq!(store.list_contacts(None, 0).await.expect("list").len(), 1);
+    assert_eq!(
+        store
+            .list_contacts(None, u32::MAX)
+            .await
+            .expect("list")
+            .len(),
+        23
+    );
+
+    let thirds: Vec<_> = ids.iter().step_by(3).copied().collect();
+    let first = store
+        .find_contacts_by_term(b"third", None, 3)
+        .await
+        .expect("find");
+    assert_eq!(
+        first.iter().map(|c| c.subject_id).collect::<Vec<_>>(),
+        thirds[..3]
+    );
+    let rest = store
+        .find_contacts_by_term(b"third", first.last().map(|c| c.subject_id), 100)
+        .await
+        .expect("find");
+    assert_eq!(
+        rest.iter().map(|c| c.subject_id).collect::<Vec<_>>(),
+        thirds[3..]
+    );
+    store.close().await;
+    db.drop_now().await.expect("drop database");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn users_tokens_and_safe_errors() {
+    let Some((store, db)) = fixture().await else {
+        return;
+    };
+    let user = UserRow {
+        id: UserId::new(),
+        username: "bob".into(),
+        role: "admin".into(),
+        password_hash: "$argon2id$x".into(),
+        disabled: true,
+        created_at: t(0),
+    };
+    store
+        .write(vec![WriteOp::InsertUser(user.clone())])
+        .await
+        .expect("user");
+    let r = store
+        .write(vec![WriteOp::InsertUser(UserRow {
+            id: UserId::new(),
+            ..user.clone()
+        })])
+        .await;
+    assert!(matches!(r, Err(StoreError::Duplicate)), "{r:?}");
+    let token = TokenRow {
+        id: TokenId::new(),
+        user_id: user.id,
+        kind: TokenKind::Session,
+        name: None,
+        hash: vec![3; 32],
+        created_at: t(1),
+        expires_at: Some(t(100)),
+    };
+    store
+        .write(vec![WriteOp::InsertToken(token.clone())])
+        .await
+        .expect("token");
+    assert_eq!(
+        store.get_token_by_hash(&[3; 32]).await.expect("get"),
+        Some((token.clone(), user.clone()))
+    );
+    let r = store
+        .write(vec![WriteOp::InsertToken(TokenRow {
+            id: TokenId::new(),
+            ..token.clone()
+        })])
+        .await;
+    assert!(matches!(r, Err(StoreError::Duplicate)), "{r:?}");
+    let r = store
+        .write(vec![WriteOp::InsertToken(TokenRow {
+            id: TokenId::new(),
+            user_id: UserId::new(),
+            hash: vec![4],
+            ..token
+        })])
+        .await;
+    assert!(matches!(r, Err(StoreError::MissingReference)), "{r:?}");
+
+    // PostgreSQL refuses NUL in text; the error must not quote the value.
+    let r = store
+        .write(vec![WriteOp::InsertUser(UserRow {
+            id: UserId::new(),
+            username: "secret\0value".into(),
+            ..user
+        })])
+        .await;
+    match r {
+        Err(StoreError::Backend(m)) => assert!(!m.contains("secret"), "{m}"),
+        other => panic!("expected a backend error, got {other:?}"),
+    }
+    assert_eq!(store.count_users().await.expect("count"), 1);
+    store.close().await;
+    db.drop_now().await.expect("drop database");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn group_commit_under_concurrency() {
+    let Some((store, db)) = fixture().await else {
+        return;
+    };
+    let store = Arc::new(store);
+    // Many concurrent writers, some colliding on unique terms (and so
+    // possibly deadlocking across writer groups).
+    let mut handles = Vec::new();
+    for n in 0..400u32 {
+        let store = Arc::clone(&store);
+        handles.push(tokio::spawn(async move {
+            let c = contact();
+            let terms = vec![
+                term(&format!("k{}", n % 50), true),
+                term(&format!("k{}", (n + 7) % 50), false),
+            ];
+            store.write(insert(&c, terms)).await
+        }));
+    }
+    let mut ok = 0;
+    for h in handles {
+        match h.await.expect("task") {
+            Ok(()) => ok += 1,
+            Err(StoreError::Duplicate) => {}
+            Err(e) => panic!("unexpected error {e:?}"),
+        }
+    }
+    assert_eq!(ok, 50, "each unique term is taken exactly once");
+    assert_eq!(store.count_contacts().await.expect("count"), 50);
+
+    // Close finishes queued writes, then refuses new ones.
+    let mut pending = Vec::new();
+    for _ in 0..20 {
+        let store = Arc::clone(&store);
+        pending.push(tokio::spawn(async move {
+            store.write(insert(&contact(), vec![])).await
+        }));
+    }
+    tokio::task::yield_now().await;
+    store.close().await;
+    for p in pending {
+        match p.await.expect("task") {
+            Ok(()) => {}
+            Err(StoreError::Backend(m)) => assert_eq!(m, "the store is closed"),
+            Err(e) => panic!("unexpected error {e:?}"),
+        }
+    }
+    let r = store.write(insert(&contact(), vec![])).await;
+    assert!(
+        matches!(&r, Err(StoreError::Backend(m)) if m == "the store is closed"),
+        "{r:?}"
+    );
+    assert!(store.get_contact(SubjectId::new()).await.is_err());
+    store.close().await; // twice is fine
+    db.drop_now().await.expect("drop database");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn migrations_are_idempotent_and_race_free() {
+    let Some(admin) = test_database_url() else {
+        println!("skipped: STEWARD_TEST_DATABASE_URL is not set");
+        return;
+    };
+    let (url, db) = fresh_test_database(&admin)
+        .await
+        .expect("create test database");
+    // Several processes starting at once.
+    let mut starts = Vec::new();
+    for _ in 0..4 {
+        let url = url.clone();
+        starts.push(tokio::spawn(async move { PgStore::connect(&url).await }));
+    }
+    let mut stores = Vec::new();
+    for s in starts {
+        stores.push(s.await.expect("task").expect("connect"));
+    }
+    let again = PgStore::connect(&url).await.expect("reconnect");
+    let c = contact();
+    again.write(insert(&c, vec![])).await.expect("insert");
+    for s in &stores {
+        assert_eq!(s.count_contacts().await.expect("count"), 1);
+        s.close().await;
+    }
+    again.close().await;
+
+    let (client, conn) = tokio_postgres::connect(&url, tokio_postgres::NoTls)
+        .await
+        .expect("connect");
+    tokio::spawn(conn);
+    let rows = client
+        .query("SELECT version, name FROM schema_migrations", &[])
+        .await
+        .expect("query");
+    assert_eq!(rows.len(), 1);
+    assert_eq!(rows[0].get::<_, i64>(0), 1);
+    assert_eq!(rows[0].get::<_, &str>(1), "init");
+    drop(client);
+    db.drop_now().await.expect("drop database");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn open_dispatches_and_bad_urls_fail_cleanly() {
+    let r = PgStore::connect("postgres://nobody:pw@127.0.0.1:1/none?connect_timeout=2").await;
+    assert!(
+        matches!(&r, Err(StoreError::Backend(m)) if !m.contains("pw")),
+        "{:?}",
+        r.err()
+    );
+    let r = PgStore::connect("postgres://h/db?bogus_option=1").await;
+    assert!(matches!(r, Err(StoreError::Backend(_))));
+    let Some(admin) = test_database_url() else {
+        return;
+    };
+    let (url, db) = fresh_test_database(&admin)
+        .await
+        .expect("create test database");
+    let store = steward_store::open(&url).await.expect("open");
+    assert_eq!(store.backend(), "postgres");
+    store.close().await;
+    drop(db); // the guard's Drop path
+}
