@@ -122,7 +122,9 @@ pub fn router(service: Arc<Service>) -> Router {
                 let route = req.extensions().get::<MatchedPath>().map_or("unmatched", MatchedPath::as_str);
                 let id = req.headers().get("x-request-id").and_then(|v| v.to_str().ok()).unwrap_or("-");
                 tracing::info_span!("request", method = %req.method(), route, request_id = id)
-            }),
+            })
+            .on_request(())
+            .on_response(tower_http::trace::DefaultOnResponse::new().level(tracing::Level::INFO)),
         )
         .layer(PropagateRequestIdLayer::x_request_id())
         .layer(SetRequestIdLayer::x_request_id(MakeId))

@@ -32,7 +32,9 @@ pub struct Principal {
     pub user_id: UserId,
     pub username: String,
     pub role: String,
-    pub token_id: TokenId,
+    /// The token the request came with; `None` for local CLI operations,
+    /// which are trusted through access to the data dir.
+    pub token_id: Option<TokenId>,
 }
 
 fn argon2() -> Argon2<'static> {
@@ -155,6 +157,15 @@ impl Service {
         Ok(token)
     }
 
+    /// The principal for a local CLI operation made as `username`.
+    pub async fn local_principal(&self, username: &str) -> ServiceResult<Principal> {
+        let user = self.store.get_user_by_username(username).await?.ok_or(ServiceError::NotFound("user"))?;
+        if user.disabled {
+            return Err(ServiceError::Forbidden("the user is disabled".into()));
+        }
+        Ok(Principal { user_id: user.id, username: user.username, role: user.role, token_id: None })
+    }
+
     /// Resolves a bearer token to its principal.
     pub async fn authenticate(&self, token: &str) -> ServiceResult<Principal> {
         if !token.starts_with(TOKEN_PREFIX) || token.len() > 128 {
@@ -169,7 +180,7 @@ impl Service {
         if row.expires_at.is_some_and(|e| e <= Utc::now()) || user.disabled {
             return Err(ServiceError::Unauthenticated);
         }
-        Ok(Principal { user_id: user.id, username: user.username, role: user.role, token_id: row.id })
+        Ok(Principal { user_id: user.id, username: user.username, role: user.role, token_id: Some(row.id) })
     }
 }
 
