@@ -26,3 +26,26 @@ mod sqlite {
     steward_store::all_conformance_tests!(setup());
 }
 
+mod postgres {
+    use super::*;
+    use steward_store::postgres::testing::{fresh_test_database, test_database_url, TestDatabase};
+
+    struct Fixture {
+        store: Arc<dyn Store>,
+        _db: TestDatabase,
+    }
+    impl Fixture {
+        fn store(&self) -> Arc<dyn Store> {
+            Arc::clone(&self.store)
+        }
+    }
+
+    async fn setup() -> Option<Fixture> {
+        let admin = test_database_url()?;
+        let (url, db) = fresh_test_database(&admin).await.expect("create test database");
+        let store = steward_store::postgres::PgStore::connect(&url).await.expect("connect postgres");
+        Some(Fixture { store: Arc::new(store), _db: db })
+    }
+
+    steward_store::all_conformance_tests!(setup());
+}

@@ -1,0 +1,172 @@
+//! `spawn_app`: a fresh data dir and database, the real router on
+//! 127.0.0.1:0, and tokens for every built-in role.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use reqwest::{Method, StatusCode};
+use serde_json::Value;
+use steward_service::{Config, Service};
+use steward_store::postgres::testing::{fresh_test_database, test_database_url, TestDatabase};
+use tokio::sync::oneshot;
+use zeroize::Zeroizing;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+pub struct TestApp {
+    pub addr: SocketAddr,
+    pub client: reqwest::Client,
+    pub service: Arc<Service>,
+    pub tokens: HashMap<&'static str, String>,
+    shutdown: Option<oneshot::Sender<()>>,
+    server: Option<tokio::task::JoinHandle<std::io::Result<()>>>,
+    pub _dir: tempfile::TempDir,
+    pub _db: Option<TestDatabase>,
+}
+
+pub const ROLES: [&str; 6] = ["admin", "dpo", "sales", "support", "marketing", "auditor"];
+
+pub struct Resp {
+    pub status: StatusCode,
+    pub headers: reqwest::header::HeaderMap,
+    pub body: Value,
+    pub text: String,
+}
+
+/// Starts an app on `backend`; `None` when that backend is not configured.
+pub async fn spawn_app(backend: Backend) -> Option<TestApp> {
+    let dir = tempfile::tempdir().unwrap();
+    let (database_url, db) = match backend {
+        Backend::Sqlite => (None, None),
+        Backend::Postgres => {
+            let admin = test_database_url()?;
+            let (url, guard) = fresh_test_database(&admin).await.expect("create test database");
+            (Some(url), Some(guard))
+        }
+    };
+    let config = Config { data_dir: dir.path().join("data"), database_url };
+    let service = Arc::new(Service::open(&config).await.expect("open service"));
+    let mut tokens = HashMap::new();
+    for role in ROLES {
+        let name = format!("{role}-user");
+        service.create_user(&name, role, Zeroizing::new(format!("{role}-password-long"))).await.expect("user");
+        let token = service.create_api_token(&name, None, None).await.expect("token");
+        tokens.insert(role, token.to_string());
+    }
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let (tx, rx) = oneshot::channel::<()>();
+    let server = tokio::spawn(steward_server::serve(listener, Arc::clone(&service), async {
+        let _ = rx.await;
+    }));
+    Some(TestApp { addr, client: reqwest::Client::new(), service, tokens, shutdown: Some(tx), server: Some(server), _dir: dir, _db: db })
+}
+
+impl TestApp {
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{}", self.addr, path)
+    }
+
+    /// Sends a request as `role` (None: no credentials) with an optional
+    /// purpose header and JSON body.
+    pub async fn call(&self, method: Method, path: &str, role: Option<&str>, purpose: Option<&str>, body: Option<Value>) -> Resp {
+        let mut req = self.client.request(method, self.url(path));
+        if let Some(role) = role {
+            req = req.bearer_auth(&self.tokens[role]);
+        }
+        if let Some(p) = purpose {
+            req = req.header("Steward-Purpose", p);
+        }
+        if let Some(b) = body {
+            req = req.json(&b);
+        }
+        let resp = req.send().await.expect("request");
+        Self::read(resp).await
+    }
+
+    pub async fn read(resp: reqwest::Response) -> Resp {
+        let status = resp.status();
+        let headers = resp.headers().clone();
+        let text = resp.text().await.unwrap();
+        let body = serde_json::from_str(&text).unwrap_or(Value::Null);
+        Resp { status, headers, body, text }
+    }
+
+    pub async fn get(&self, path: &str, role: &str) -> Resp {
+        self.call(Method::GET, path, Some(role), None, None).await
+    }
+
+    pub async fn post(&self, path: &str, role: &str, body: Value) -> Resp {
+        self.call(Method::POST, path, Some(role), None, Some(body)).await
+    }
+
+    /// Creates a contact as `role`, asserting 201; returns its id.
+    pub async fn create_contact(&self, role: &str, body: Value) -> String {
+        let r = self.post("/api/v1/contacts", role, body).await;
+        assert_eq!(r.status, StatusCode::CREATED, "{}", r.text);
+        r.body["id"].as_str().unwrap().to_string()
+    }
+
+    /// Stops the server gracefully and waits for it.
+    pub async fn stop(mut self) {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+        if let Some(h) = self.server.take() {
+            h.await.unwrap().unwrap();
+        }
+        if let Some(db) = self._db.take() {
+            let _ = db.drop_now().await;
+        }
+    }
+}
+
+/// Asserts a problem+json response with `status`.
+pub fn assert_problem(r: &Resp, status: u16) {
+    assert_eq!(r.status.as_u16(), status, "{}", r.text);
+    assert_eq!(r.headers.get("content-type").and_then(|v| v.to_str().ok()), Some("application/problem+json"), "{}", r.text);
+    for key in ["type", "title", "status", "detail"] {
+        assert!(r.body.get(key).is_some(), "problem lacks {key}: {}", r.text);
+    }
+    assert_eq!(r.body["status"], status);
+}
+
+/// The field names of a validation problem.
+pub fn error_fields(r: &Resp) -> Vec<String> {
+    r.body["errors"].as_array().map(|a| a.iter().map(|e| e["field"].as_str().unwrap_or("").to_string()).collect()).unwrap_or_default()
+}
+
+/// Generates one test per story per backend.
+#[macro_export]
+macro_rules! stories {
+    ($($story:ident),* $(,)?) => {
+        mod sqlite {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $story() {
+                    let app = $crate::helpers::spawn_app($crate::helpers::Backend::Sqlite).await.expect("sqlite");
+                    super::$story(&app).await;
+                    app.stop().await;
+                }
+            )*
+        }
+        mod postgres {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $story() {
+                    let Some(app) = $crate::helpers::spawn_app($crate::helpers::Backend::Postgres).await else {
+                        eprintln!("skipped: STEWARD_TEST_DATABASE_URL is not set");
+                        return;
+                    };
+                    super::$story(&app).await;
+                    app.stop().await;
+                }
+            )*
+        }
+    };
+}

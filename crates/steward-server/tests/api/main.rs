@@ -1,0 +1,6 @@
+//! HTTP API integration tests: the real server on a random port, over real
+//! storage (SQLite always; PostgreSQL when STEWARD_TEST_DATABASE_URL is set).
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod helpers;
+mod stories;
