@@ -261,7 +261,7 @@ pub async fn organizations_and_deals(store: &dyn Store) {
         id: DealId::new(),
         title: "Renewal".into(),
         stage: DealStage::Proposal,
-        amount: Some(Amount::from_minor(1_234_56)),
+        amount: Some(Amount::from_minor(123_456)),
         currency: CurrencyCode::parse("EUR").ok(),
         organization_id: Some(org.id),
         contact_id: Some(person.subject_id),
