@@ -46,8 +46,19 @@ fn safe_message(msg: &str) -> String {
     }
 }
 
-/// Parses JSON bytes into `T`, mapping errors to problems.
+/// Parses a JSON object into `T`, mapping errors to problems. Every request
+/// body is an object; serde would otherwise also read a struct from an array.
 pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
+    if bytes.iter().find(|b| !b.is_ascii_whitespace()) != Some(&b'{') {
+        return match serde_json::from_slice::<serde::de::IgnoredAny>(bytes) {
+            Ok(_) => Err(ApiError::Validation(vec![FieldError::new("body", "must be a JSON object")])),
+            Err(e) => Err(ApiError::BadRequest(format!(
+                "the request body is not valid JSON (line {}, column {})",
+                e.line(),
+                e.column()
+            ))),
+        };
+    }
     let de = &mut serde_json::Deserializer::from_slice(bytes);
     match serde_path_to_error::deserialize::<_, T>(de) {
         Ok(v) => Ok(v),
@@ -184,5 +195,9 @@ mod tests {
         assert_eq!(e.status, 400);
         let e = parse_json::<T>(br#"[1]"#).unwrap_err().problem();
         assert_eq!((e.status, e.errors[0].field.as_str()), (422, "body"));
+        let e = parse_json::<T>(br#"["x", 5]"#).unwrap_err().problem();
+        assert_eq!((e.status, e.errors[0].field.as_str()), (422, "body"), "no struct from an array");
+        assert_eq!(parse_json::<T>(b"").unwrap_err().problem().status, 400);
+        assert_eq!(parse_json::<T>(b"[1,").unwrap_err().problem().status, 400);
     }
 }

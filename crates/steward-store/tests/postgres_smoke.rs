@@ -8,18 +8,14 @@ use chrono::{DateTime, TimeZone, Utc};
 use steward_domain::{InteractionId, InteractionKind, SubjectId, TokenId, UserId};
 use steward_store::postgres::testing::{fresh_test_database, test_database_url, TestDatabase};
 use steward_store::postgres::PgStore;
-use steward_store::{
-    ContactRow, IndexTerm, InteractionRow, Store, StoreError, TokenKind, TokenRow, UserRow, WriteOp,
-};
+use steward_store::{ContactRow, IndexTerm, InteractionRow, Store, StoreError, TokenKind, TokenRow, UserRow, WriteOp};
 
 async fn fixture() -> Option<(PgStore, TestDatabase)> {
     let Some(admin) = test_database_url() else {
         println!("skipped: STEWARD_TEST_DATABASE_URL is not set");
         return None;
     };
-    let (url, db) = fresh_test_database(&admin)
-        .await
-        .expect("create test database");
+    let (url, db) = fresh_test_database(&admin).await.expect("create test database");
     let store = PgStore::connect(&url).await.expect("connect");
     Some((store, db))
 }
@@ -68,10 +64,7 @@ async fn contact_paths() {
         .write(insert(&a, vec![term("mail:a", true), term("w:x", false)]))
         .await
         .expect("insert");
-    assert_eq!(
-        store.get_contact(a.subject_id).await.expect("get"),
-        Some(a.clone())
-    );
+    assert_eq!(store.get_contact(a.subject_id).await.expect("get"), Some(a.clone()));
 
     // Duplicate unique term: refused, nothing of the batch stays.
     let b = contact();
@@ -96,11 +89,7 @@ async fn contact_paths() {
         }])
         .await
         .expect("update");
-    let got = store
-        .get_contact(a.subject_id)
-        .await
-        .expect("get")
-        .expect("present");
+    let got = store.get_contact(a.subject_id).await.expect("get").expect("present");
     assert_eq!(got.version, 2);
     assert_eq!(got.purposes, Vec::<String>::new());
     assert_eq!(got.created_at, a.created_at);
@@ -149,10 +138,7 @@ async fn contact_paths() {
         .await
         .expect("interaction");
     assert_eq!(
-        store
-            .list_interactions(a.subject_id, None, 10)
-            .await
-            .expect("list"),
+        store.list_interactions(a.subject_id, None, 10).await.expect("list"),
         vec![i]
     );
     store
@@ -186,11 +172,7 @@ async fn paging_and_terms() {
     let mut ids = Vec::new();
     for n in 0..23 {
         let c = contact();
-        let terms = if n % 3 == 0 {
-            vec![term("third", false)]
-        } else {
-            vec![]
-        };
+        let terms = if n % 3 == 0 { vec![term("third", false)] } else { vec![] };
         store.write(insert(&c, terms)).await.expect("insert");
         ids.push(c.subject_id);
     }
@@ -207,32 +189,16 @@ async fn paging_and_terms() {
     }
     assert_eq!(seen, ids);
     assert_eq!(store.list_contacts(None, 0).await.expect("list").len(), 1);
-    assert_eq!(
-        store
-            .list_contacts(None, u32::MAX)
-            .await
-            .expect("list")
-            .len(),
-        23
-    );
+    assert_eq!(store.list_contacts(None, u32::MAX).await.expect("list").len(), 23);
 
     let thirds: Vec<_> = ids.iter().step_by(3).copied().collect();
-    let first = store
-        .find_contacts_by_term(b"third", None, 3)
-        .await
-        .expect("find");
-    assert_eq!(
-        first.iter().map(|c| c.subject_id).collect::<Vec<_>>(),
-        thirds[..3]
-    );
+    let first = store.find_contacts_by_term(b"third", None, 3).await.expect("find");
+    assert_eq!(first.iter().map(|c| c.subject_id).collect::<Vec<_>>(), thirds[..3]);
     let rest = store
         .find_contacts_by_term(b"third", first.last().map(|c| c.subject_id), 100)
         .await
         .expect("find");
-    assert_eq!(
-        rest.iter().map(|c| c.subject_id).collect::<Vec<_>>(),
-        thirds[3..]
-    );
+    assert_eq!(rest.iter().map(|c| c.subject_id).collect::<Vec<_>>(), thirds[3..]);
     store.close().await;
     db.drop_now().await.expect("drop database");
 }
@@ -347,9 +313,9 @@ async fn group_commit_under_concurrency() {
     let mut pending = Vec::new();
     for _ in 0..20 {
         let store = Arc::clone(&store);
-        pending.push(tokio::spawn(async move {
-            store.write(insert(&contact(), vec![])).await
-        }));
+        pending.push(tokio::spawn(
+            async move { store.write(insert(&contact(), vec![])).await },
+        ));
     }
     tokio::task::yield_now().await;
     store.close().await;
@@ -376,9 +342,7 @@ async fn migrations_are_idempotent_and_race_free() {
         println!("skipped: STEWARD_TEST_DATABASE_URL is not set");
         return;
     };
-    let (url, db) = fresh_test_database(&admin)
-        .await
-        .expect("create test database");
+    let (url, db) = fresh_test_database(&admin).await.expect("create test database");
     // Several processes starting at once.
     let mut starts = Vec::new();
     for _ in 0..4 {
@@ -426,9 +390,7 @@ async fn open_dispatches_and_bad_urls_fail_cleanly() {
     let Some(admin) = test_database_url() else {
         return;
     };
-    let (url, db) = fresh_test_database(&admin)
-        .await
-        .expect("create test database");
+    let (url, db) = fresh_test_database(&admin).await.expect("create test database");
     let store = steward_store::open(&url).await.expect("open");
     assert_eq!(store.backend(), "postgres");
     store.close().await;

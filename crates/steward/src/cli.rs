@@ -127,7 +127,15 @@ pub fn init_tracing(cli: &Cli) {
         _ => "warn",
     };
     let filter = tracing_subscriber::EnvFilter::try_from_env("STEWARD_LOG").unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
-    let _ = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).with_target(false).try_init();
+    // Colour codes only for a terminal: logs redirected to a file or a
+    // journal stay plain text.
+    let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(ansi)
+        .with_target(false)
+        .try_init();
 }
 
 fn config(cli: &Cli) -> Config {
@@ -149,13 +157,34 @@ pub fn service_err(e: ServiceError) -> anyhow::Error {
     }
 }
 
+/// What `init` may create: the key files present and, for the default
+/// SQLite database, whether its file exists. Compared before and after, it
+/// tells whether anything was created.
+fn state_files(cli: &Cli) -> (Vec<std::ffi::OsString>, bool) {
+    let mut keys: Vec<_> = std::fs::read_dir(steward_service::keys::keys_dir(&cli.data_dir))
+        .map(|dir| dir.filter_map(|e| e.ok().map(|e| e.file_name())).collect())
+        .unwrap_or_default();
+    keys.sort();
+    let database = cli.database_url.is_some() || cli.data_dir.join("steward.db").is_file();
+    (keys, database)
+}
+
+/// `s` quoted for a POSIX shell when it holds anything but plain path characters.
+fn shell_quote(s: &str) -> String {
+    if !s.is_empty() && s.bytes().all(|b| b.is_ascii_alphanumeric() || b"/._-+=:,@%".contains(&b)) {
+        s.to_string()
+    } else {
+        format!("'{}'", s.replace('\'', "'\\''"))
+    }
+}
+
 pub async fn run(cli: Cli) -> Result<ExitCode> {
     match &cli.command {
         Command::Init => {
-            let existed = cli.data_dir.join("keys").is_dir();
+            let before = state_files(&cli);
             let service = open(&cli).await?;
             service.close().await;
-            if existed {
+            if !before.0.is_empty() && before == state_files(&cli) {
                 println!("Steward is already initialised in {} (nothing changed).", cli.data_dir.display());
             } else {
                 println!("Initialised Steward in {}: database schema and keys created.", cli.data_dir.display());
@@ -204,9 +233,10 @@ async fn serve(cli: &Cli, args: &ServeArgs) -> Result<ExitCode> {
     let addr = listener.local_addr()?;
     println!("Steward is serving on http://{addr} (database: {})", service.backend());
     if service.count_users().await.map_err(service_err)? == 0 {
+        let dir = shell_quote(&cli.data_dir.display().to_string());
         println!("No users yet. Create one and an API token with:");
-        println!("  echo 'a-long-password' | steward --data-dir {} user create alice --role sales --password-stdin", cli.data_dir.display());
-        println!("  steward --data-dir {} token create alice", cli.data_dir.display());
+        println!("  echo 'a-long-password' | steward --data-dir {dir} user create alice --role sales --password-stdin");
+        println!("  steward --data-dir {dir} token create alice");
         println!("then call the API with: curl -H \"Authorization: Bearer TOKEN\" http://{addr}/api/v1/contacts");
     } else {
         println!("Sign in with POST /api/v1/auth/login, or create an API token with: steward token create USERNAME");

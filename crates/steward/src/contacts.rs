@@ -2,6 +2,7 @@
 //! contacts through the service layer, made as a named staff user so the
 //! same role, purpose and minimisation rules apply as over HTTP.
 
+use std::collections::HashMap;
 use std::io::Write;
 use std::path::Path;
 use std::process::ExitCode;
@@ -11,6 +12,7 @@ use anyhow::{bail, Context, Result};
 use indicatif::{ProgressBar, ProgressStyle};
 use serde_json::{Map, Value};
 use steward_domain::inventory::CONTACT;
+use steward_domain::records::normalise_contact_field;
 use steward_service::contacts::{ContactQuery, MAX_PAGE};
 use steward_service::{RequestContext, Service, ServiceError};
 use tokio::task::JoinSet;
@@ -30,18 +32,22 @@ async fn context(service: &Service, user: &str, purpose: Option<&str>) -> Result
 
 pub async fn run(cli: &Cli, cmd: &ContactCommand) -> Result<ExitCode> {
     let service = open(cli).await?;
-    let result = match cmd {
-        ContactCommand::Import { file, user, purpose, purposes } => {
-            let ctx = context(&service, user, purpose.as_deref()).await?;
-            import(&service, ctx, file, purposes).await
-        }
-        ContactCommand::Export { user, purpose, format, output } => {
-            let ctx = context(&service, user, purpose.as_deref()).await?;
-            export(&service, &ctx, *format, output.as_deref()).await.map(|()| ExitCode::SUCCESS)
-        }
-    };
+    let result = run_with(&service, cmd).await;
     service.close().await;
     result
+}
+
+async fn run_with(service: &Arc<Service>, cmd: &ContactCommand) -> Result<ExitCode> {
+    match cmd {
+        ContactCommand::Import { file, user, purpose, purposes } => {
+            let ctx = context(service, user, purpose.as_deref()).await?;
+            import(service, ctx, file, purposes).await
+        }
+        ContactCommand::Export { user, purpose, format, output } => {
+            let ctx = context(service, user, purpose.as_deref()).await?;
+            export(service, &ctx, *format, output.as_deref()).await.map(|()| ExitCode::SUCCESS)
+        }
+    }
 }
 
 /// One row's outcome, reported by line number and reason (never values).
@@ -57,33 +63,135 @@ fn describe(e: &ServiceError) -> String {
     }
 }
 
+/// A header cell as it may be echoed in a message: names that look like
+/// column names are shown, anything else (an e-mail address or phone number
+/// where a header should be) only by its position.
+fn describe_column(index: usize, name: &str) -> String {
+    let identifier = !name.is_empty() && name.len() <= 64 && name.bytes().all(|b| b.is_ascii_alphanumeric() || b"_- ".contains(&b));
+    if identifier {
+        format!("'{name}'")
+    } else {
+        format!("column {}", index + 1)
+    }
+}
+
+/// The rows being imported concurrently, with the unique values they carry,
+/// so that two rows of the file with the same unique value are written in
+/// file order (the later one is the one refused as a duplicate).
+struct InFlight {
+    tasks: JoinSet<RowReport>,
+    rows: HashMap<tokio::task::Id, (u64, Vec<String>)>,
+    unique_values: HashMap<String, usize>,
+}
+
+impl InFlight {
+    fn new() -> Self {
+        Self { tasks: JoinSet::new(), rows: HashMap::new(), unique_values: HashMap::new() }
+    }
+
+    fn holds_any(&self, keys: &[String]) -> bool {
+        keys.iter().any(|k| self.unique_values.contains_key(k))
+    }
+
+    fn spawn(&mut self, line: u64, keys: Vec<String>, task: impl std::future::Future<Output = RowReport> + Send + 'static) {
+        for k in &keys {
+            *self.unique_values.entry(k.clone()).or_default() += 1;
+        }
+        let handle = self.tasks.spawn(task);
+        self.rows.insert(handle.id(), (line, keys));
+    }
+
+    /// Waits for one row; `false` when none is in flight.
+    async fn join_one(&mut self, reports: &mut Vec<RowReport>) -> bool {
+        let (id, report) = match self.tasks.join_next_with_id().await {
+            None => return false,
+            Some(Ok((id, report))) => (id, Some(report)),
+            Some(Err(e)) => (e.id(), None),
+        };
+        let (line, keys) = self.rows.remove(&id).unwrap_or((0, Vec::new()));
+        for k in keys {
+            if let Some(n) = self.unique_values.get_mut(&k) {
+                *n -= 1;
+                if *n == 0 {
+                    self.unique_values.remove(&k);
+                }
+            }
+        }
+        reports.push(report.unwrap_or_else(|| RowReport { line, error: Some("could not be imported because of an internal error".into()) }));
+        true
+    }
+}
+
+/// The values of unique fields in a row, normalised as far as needed to
+/// tell that two rows would collide.
+fn unique_keys(service: &Service, body: &Map<String, Value>) -> Vec<String> {
+    let inventory = service.inventory();
+    body.iter()
+        .filter(|(name, _)| inventory.field(CONTACT, name).is_some_and(|f| f.unique))
+        .filter_map(|(name, value)| normalise_contact_field(inventory, name, value).ok().map(|v| format!("{name}\u{0}{}", v.to_lowercase())))
+        .collect()
+}
+
+/// Checks the `--purposes` list once, instead of refusing every row for it.
+fn check_default_purposes(service: &Service, purposes: &[String]) -> Result<()> {
+    let inventory = service.inventory();
+    for p in purposes {
+        if !inventory.purpose(p).is_some_and(|p| p.collection) {
+            let known: Vec<&str> = inventory.collection_purposes().collect();
+            bail!("--purposes names '{p}', which is not a purpose data may be collected for; use one or more of {}", known.join(", "));
+        }
+    }
+    Ok(())
+}
+
 async fn import(service: &Arc<Service>, ctx: RequestContext, file: &Path, default_purposes: &[String]) -> Result<ExitCode> {
+    if ctx.purpose.is_none() {
+        bail!("the user's role has no purpose for personal data; pass --purpose");
+    }
+    check_default_purposes(service, default_purposes)?;
     let mut reader = csv::ReaderBuilder::new()
         .flexible(false)
         .trim(csv::Trim::All)
         .from_path(file)
         .with_context(|| format!("cannot open {}", file.display()))?;
     let headers = reader.byte_headers().context("cannot read the CSV header")?.clone();
+    if headers.is_empty() {
+        bail!("{} is empty; the first line must be a header naming contact fields", file.display());
+    }
     let headers: Vec<String> = headers
         .iter()
-        .map(|h| std::str::from_utf8(h).map(|s| s.trim_start_matches('\u{feff}').to_string()))
+        .map(|h| std::str::from_utf8(h).map(|s| s.trim_start_matches('\u{feff}').trim().to_string()))
         .collect::<Result<_, _>>()
         .map_err(|_| anyhow::anyhow!("the CSV header is not valid UTF-8"))?;
     let inventory = service.inventory();
-    let unknown: Vec<&str> = headers
+    let unknown: Vec<String> = headers
         .iter()
-        .map(String::as_str)
-        .filter(|h| *h != "purposes" && inventory.field(CONTACT, h).is_none())
+        .enumerate()
+        .filter(|(_, h)| h.as_str() != "purposes" && inventory.field(CONTACT, h).is_none())
+        .map(|(i, h)| describe_column(i, h))
         .collect();
+    if !unknown.is_empty() && unknown.len() == headers.len() {
+        // Most likely a file without a header row: its first line is a
+        // person's data, which must not be echoed.
+        bail!("the first line of {} names no contact field; it must be a header such as given_name,family_name,email", file.display());
+    }
     if !unknown.is_empty() {
-        bail!("the CSV header names columns that are not contact fields in the data inventory: {}", unknown.join(", "));
+        bail!(
+            "the CSV header names columns that are not contact fields in the data inventory: {} (the first line must be a header such as given_name,family_name,email)",
+            unknown.join(", ")
+        );
+    }
+    for (i, h) in headers.iter().enumerate() {
+        if headers[..i].contains(h) {
+            bail!("the CSV header names the column '{h}' more than once");
+        }
     }
     let total = std::fs::metadata(file).map(|m| m.len()).unwrap_or(0);
     let bar = ProgressBar::new(total).with_style(
         ProgressStyle::with_template("{spinner} importing [{bar:30}] {percent}% {msg}").unwrap_or_else(|_| ProgressStyle::default_bar()),
     );
     let ctx = Arc::new(ctx);
-    let mut tasks: JoinSet<RowReport> = JoinSet::new();
+    let mut in_flight = InFlight::new();
     let mut reports: Vec<RowReport> = Vec::new();
     let mut record = csv::ByteRecord::new();
     loop {
@@ -92,9 +200,16 @@ async fn import(service: &Arc<Service>, ctx: RequestContext, file: &Path, defaul
             Ok(false) => break,
             Ok(true) => {}
             Err(e) => {
-                let line = e.position().map_or(line, |p| p.line());
+                let line = e.position().map_or(line, csv::Position::line);
                 let reason = match e.kind() {
                     csv::ErrorKind::UnequalLengths { expected_len, len, .. } => format!("has {len} columns, expected {expected_len}"),
+                    csv::ErrorKind::Io(io) => {
+                        // Reading again would fail again: stop, reporting what was done.
+                        while in_flight.join_one(&mut reports).await {}
+                        bar.finish_and_clear();
+                        let imported = reports.iter().filter(|r| r.error.is_none()).count();
+                        bail!("cannot read {} after line {}: {io} ({imported} contacts were imported before that)", file.display(), line.saturating_sub(1));
+                    }
                     _ => "is not a well-formed CSV record".to_string(),
                 };
                 reports.push(RowReport { line, error: Some(reason) });
@@ -124,26 +239,30 @@ async fn import(service: &Arc<Service>, ctx: RequestContext, file: &Path, defaul
             reports.push(RowReport { line, error: Some("is not valid UTF-8 text".into()) });
             continue;
         }
+        if body.keys().all(|k| k == "purposes") {
+            reports.push(RowReport { line, error: Some("has no contact field values".into()) });
+            continue;
+        }
         if !body.contains_key("purposes") && !default_purposes.is_empty() {
             body.insert("purposes".into(), Value::Array(default_purposes.iter().map(|p| Value::String(p.clone())).collect()));
         }
-        while tasks.len() >= IMPORT_CONCURRENCY {
-            if let Some(Ok(r)) = tasks.join_next().await {
-                reports.push(r);
-            }
+        let keys = unique_keys(service, &body);
+        if in_flight.holds_any(&keys) {
+            // An earlier row with the same unique value is still being
+            // written: let it finish first, so the later row is the duplicate.
+            while in_flight.join_one(&mut reports).await {}
+        }
+        while in_flight.tasks.len() >= IMPORT_CONCURRENCY {
+            in_flight.join_one(&mut reports).await;
         }
         let service = Arc::clone(service);
         let ctx = Arc::clone(&ctx);
-        tasks.spawn(async move {
+        in_flight.spawn(line, keys, async move {
             let error = service.create_contact(&ctx, body).await.err().map(|e| describe(&e));
             RowReport { line, error }
         });
     }
-    while let Some(r) = tasks.join_next().await {
-        if let Ok(r) = r {
-            reports.push(r);
-        }
-    }
+    while in_flight.join_one(&mut reports).await {}
     bar.finish_and_clear();
     reports.sort_by_key(|r| r.line);
     let imported = reports.iter().filter(|r| r.error.is_none()).count();
@@ -160,16 +279,30 @@ fn create_private_file(path: &Path) -> Result<std::fs::File> {
     opts.write(true).create(true).truncate(true);
     #[cfg(unix)]
     std::os::unix::fs::OpenOptionsExt::mode(&mut opts, 0o600);
-    opts.open(path).with_context(|| format!("cannot create {}", path.display()))
+    let file = opts.open(path).with_context(|| format!("cannot create {}", path.display()))?;
+    // The mode above applies only to a new file; an existing one is made private too.
+    #[cfg(unix)]
+    file.set_permissions(std::os::unix::fs::PermissionsExt::from_mode(0o600))
+        .with_context(|| format!("cannot make {} private (mode 0600)", path.display()))?;
+    Ok(file)
 }
 
 async fn export(service: &Service, ctx: &RequestContext, format: ExportFormat, output: Option<&Path>) -> Result<()> {
     let purpose = ctx.purpose.clone().ok_or_else(|| anyhow::anyhow!("the user's role has no purpose for personal data; pass --purpose"))?;
     let fields: Vec<String> = service.inventory().fields_for_purpose(CONTACT, &purpose).to_vec();
-    let sink: Box<dyn Write> = match output {
-        Some(p) => Box::new(create_private_file(p)?),
-        None => Box::new(std::io::stdout().lock()),
+    let Some(path) = output else {
+        return write_export(service, ctx, &purpose, &fields, format, Box::new(std::io::stdout().lock())).await;
     };
+    let file = create_private_file(path)?;
+    let result = write_export(service, ctx, &purpose, &fields, format, Box::new(file)).await;
+    if result.is_err() {
+        // Leave no half-written export of personal data behind.
+        let _ = std::fs::remove_file(path);
+    }
+    result
+}
+
+async fn write_export(service: &Service, ctx: &RequestContext, purpose: &str, fields: &[String], format: ExportFormat, sink: Box<dyn Write + '_>) -> Result<()> {
     let mut sink = std::io::BufWriter::new(sink);
     let mut csv_writer = None;
     match format {

@@ -14,11 +14,8 @@ use super::map_db_error;
 use crate::{to_micros, StoreError, StoreResult};
 
 /// `(version, name, SQL)`, versions strictly increasing.
-pub(super) const MIGRATIONS: &[(i64, &str, &str)] = &[(
-    1,
-    "init",
-    include_str!("../../migrations/postgres/0001_init.sql"),
-)];
+pub(super) const MIGRATIONS: &[(i64, &str, &str)] =
+    &[(1, "init", include_str!("../../migrations/postgres/0001_init.sql"))];
 
 /// Advisory lock key serialising migration runs ("STEWARD1" in ASCII).
 const LOCK_KEY: i64 = 0x5354_4557_4152_4431;
@@ -38,19 +35,13 @@ pub(super) async fn run(client: &mut deadpool_postgres::Client) -> StoreResult<(
     // Create the bookkeeping table (under the lock: concurrent
     // CREATE TABLE IF NOT EXISTS can still collide) and read what is done.
     let applied: Vec<i64> = {
-        let tx = client
-            .transaction()
-            .await
-            .map_err(|e| fail("migrations", &e))?;
+        let tx = client.transaction().await.map_err(|e| fail("migrations", &e))?;
         lock(&tx).await.map_err(|e| fail("migrations", &e))?;
         tx.batch_execute(CREATE_TABLE)
             .await
             .map_err(|e| fail("creating schema_migrations", &e))?;
         let rows = tx
-            .query(
-                "SELECT version FROM schema_migrations ORDER BY version",
-                &[],
-            )
+            .query("SELECT version FROM schema_migrations ORDER BY version", &[])
             .await
             .map_err(|e| fail("reading schema_migrations", &e))?;
         tx.commit().await.map_err(|e| fail("migrations", &e))?;
@@ -79,10 +70,7 @@ pub(super) async fn run(client: &mut deadpool_postgres::Client) -> StoreResult<(
         let tx = client.transaction().await.map_err(|e| fail(&what, &e))?;
         lock(&tx).await.map_err(|e| fail(&what, &e))?;
         let done = tx
-            .query_opt(
-                "SELECT 1 FROM schema_migrations WHERE version = $1",
-                &[&version],
-            )
+            .query_opt("SELECT 1 FROM schema_migrations WHERE version = $1", &[&version])
             .await
             .map_err(|e| fail(&what, &e))?
             .is_some();

@@ -29,8 +29,7 @@ use async_trait::async_trait;
 use deadpool_postgres::{Manager, ManagerConfig, Pool, PoolError, RecyclingMethod, Runtime};
 use steward_domain::values::{Amount, CurrencyCode};
 use steward_domain::{
-    Deal, DealId, DealStage, InteractionId, InteractionKind, Organization, OrganizationId,
-    SubjectId, TokenId, UserId,
+    Deal, DealId, DealStage, InteractionId, InteractionKind, Organization, OrganizationId, SubjectId, TokenId, UserId,
 };
 use tokio_postgres::error::SqlState;
 use tokio_postgres::types::{FromSql, ToSql};
@@ -38,8 +37,8 @@ use tokio_postgres::{NoTls, Row};
 use uuid::Uuid;
 
 use crate::{
-    fields, from_micros, ContactRow, InteractionRow, Store, StoreError, StoreResult, TokenKind,
-    TokenRow, UserRow, WriteOp, MAX_PAGE,
+    fields, from_micros, ContactRow, InteractionRow, Store, StoreError, StoreResult, TokenKind, TokenRow, UserRow,
+    WriteOp, MAX_PAGE,
 };
 
 /// Connections in the pool: the writer tasks take one each while a group
@@ -98,10 +97,7 @@ impl PgStore {
             .map_err(|e| StoreError::Backend(format!("cannot build the connection pool: {e}")))?;
         {
             let mut client = pool.get().await.map_err(pool_error)?;
-            client
-                .simple_query("SELECT 1")
-                .await
-                .map_err(|e| map_db_error(&e))?;
+            client.simple_query("SELECT 1").await.map_err(|e| map_db_error(&e))?;
             migrate::run(&mut client).await?;
         }
         let writer = writer::Writer::start(pool.clone());
@@ -115,30 +111,14 @@ impl PgStore {
     /// Runs a cached prepared statement on a pooled connection.
     async fn query(&self, sql: &str, params: &[&(dyn ToSql + Sync)]) -> StoreResult<Vec<Row>> {
         let client = self.client().await?;
-        let stmt = client
-            .prepare_cached(sql)
-            .await
-            .map_err(|e| map_db_error(&e))?;
-        client
-            .query(&stmt, params)
-            .await
-            .map_err(|e| map_db_error(&e))
+        let stmt = client.prepare_cached(sql).await.map_err(|e| map_db_error(&e))?;
+        client.query(&stmt, params).await.map_err(|e| map_db_error(&e))
     }
 
-    async fn query_opt(
-        &self,
-        sql: &str,
-        params: &[&(dyn ToSql + Sync)],
-    ) -> StoreResult<Option<Row>> {
+    async fn query_opt(&self, sql: &str, params: &[&(dyn ToSql + Sync)]) -> StoreResult<Option<Row>> {
         let client = self.client().await?;
-        let stmt = client
-            .prepare_cached(sql)
-            .await
-            .map_err(|e| map_db_error(&e))?;
-        client
-            .query_opt(&stmt, params)
-            .await
-            .map_err(|e| map_db_error(&e))
+        let stmt = client.prepare_cached(sql).await.map_err(|e| map_db_error(&e))?;
+        client.query_opt(&stmt, params).await.map_err(|e| map_db_error(&e))
     }
 
     async fn count(&self, sql: &str) -> StoreResult<u64> {
@@ -176,11 +156,9 @@ impl PgStore {
     }
 }
 
-const CONTACT_COLS: &str =
-    "c.subject_id, c.purposes, c.fields, c.created_at, c.updated_at, c.version";
+const CONTACT_COLS: &str = "c.subject_id, c.purposes, c.fields, c.created_at, c.updated_at, c.version";
 const ORG_COLS: &str = "id, name, domain, created_at, updated_at";
-const DEAL_COLS: &str =
-    "id, title, stage, amount_minor, currency, organization_id, subject_id, created_at, updated_at";
+const DEAL_COLS: &str = "id, title, stage, amount_minor, currency, organization_id, subject_id, created_at, updated_at";
 const INTERACTION_COLS: &str = "id, subject_id, kind, occurred_at, created_at, summary";
 const USER_COLS: &str = "u.id, u.username, u.role, u.password_hash, u.disabled, u.created_at";
 const TOKEN_COLS: &str = "t.id, t.user_id, t.kind, t.name, t.hash, t.created_at, t.expires_at";
@@ -204,22 +182,14 @@ impl Store for PgStore {
     }
 
     async fn get_contact(&self, id: SubjectId) -> StoreResult<Option<ContactRow>> {
-        let sql = sql!(
-            "SELECT ",
-            CONTACT_COLS,
-            " FROM contacts c WHERE c.subject_id = $1"
-        );
+        let sql = sql!("SELECT ", CONTACT_COLS, " FROM contacts c WHERE c.subject_id = $1");
         self.query_opt(sql, &[id.as_uuid()])
             .await?
             .map(|r| contact_from_row(&r))
             .transpose()
     }
 
-    async fn list_contacts(
-        &self,
-        after: Option<SubjectId>,
-        limit: u32,
-    ) -> StoreResult<Vec<ContactRow>> {
+    async fn list_contacts(&self, after: Option<SubjectId>, limit: u32) -> StoreResult<Vec<ContactRow>> {
         let first = sql!(
             "SELECT ",
             CONTACT_COLS,
@@ -230,9 +200,7 @@ impl Store for PgStore {
             CONTACT_COLS,
             " FROM contacts c WHERE c.subject_id > $1 ORDER BY c.subject_id LIMIT $2"
         );
-        let rows = self
-            .page(first, next, &[], after.map(|a| *a.as_uuid()), limit)
-            .await?;
+        let rows = self.page(first, next, &[], after.map(|a| *a.as_uuid()), limit).await?;
         rows.iter().map(contact_from_row).collect()
     }
 
@@ -272,24 +240,14 @@ impl Store for PgStore {
             .transpose()
     }
 
-    async fn list_organizations(
-        &self,
-        after: Option<OrganizationId>,
-        limit: u32,
-    ) -> StoreResult<Vec<Organization>> {
-        let first = sql!(
-            "SELECT ",
-            ORG_COLS,
-            " FROM organizations ORDER BY id LIMIT $1"
-        );
+    async fn list_organizations(&self, after: Option<OrganizationId>, limit: u32) -> StoreResult<Vec<Organization>> {
+        let first = sql!("SELECT ", ORG_COLS, " FROM organizations ORDER BY id LIMIT $1");
         let next = sql!(
             "SELECT ",
             ORG_COLS,
             " FROM organizations WHERE id > $1 ORDER BY id LIMIT $2"
         );
-        let rows = self
-            .page(first, next, &[], after.map(|a| *a.as_uuid()), limit)
-            .await?;
+        let rows = self.page(first, next, &[], after.map(|a| *a.as_uuid()), limit).await?;
         rows.iter().map(organization_from_row).collect()
     }
 
@@ -303,14 +261,8 @@ impl Store for PgStore {
 
     async fn list_deals(&self, after: Option<DealId>, limit: u32) -> StoreResult<Vec<Deal>> {
         let first = sql!("SELECT ", DEAL_COLS, " FROM deals ORDER BY id LIMIT $1");
-        let next = sql!(
-            "SELECT ",
-            DEAL_COLS,
-            " FROM deals WHERE id > $1 ORDER BY id LIMIT $2"
-        );
-        let rows = self
-            .page(first, next, &[], after.map(|a| *a.as_uuid()), limit)
-            .await?;
+        let next = sql!("SELECT ", DEAL_COLS, " FROM deals WHERE id > $1 ORDER BY id LIMIT $2");
+        let rows = self.page(first, next, &[], after.map(|a| *a.as_uuid()), limit).await?;
         rows.iter().map(deal_from_row).collect()
     }
 
@@ -331,13 +283,7 @@ impl Store for PgStore {
             " FROM interactions WHERE subject_id = $1 AND id > $2 ORDER BY id LIMIT $3"
         );
         let rows = self
-            .page(
-                first,
-                next,
-                &[subject.as_uuid()],
-                after.map(|a| *a.as_uuid()),
-                limit,
-            )
+            .page(first, next, &[subject.as_uuid()], after.map(|a| *a.as_uuid()), limit)
             .await?;
         rows.iter().map(interaction_from_row).collect()
     }
@@ -414,10 +360,7 @@ pub(crate) fn join_purposes(purposes: &[String]) -> String {
 }
 
 fn split_purposes(s: &str) -> Vec<String> {
-    s.split(',')
-        .filter(|p| !p.is_empty())
-        .map(str::to_owned)
-        .collect()
+    s.split(',').filter(|p| !p.is_empty()).map(str::to_owned).collect()
 }
 
 fn contact_from_row(row: &Row) -> StoreResult<ContactRow> {
@@ -451,8 +394,7 @@ fn deal_from_row(row: &Row) -> StoreResult<Deal> {
     Ok(Deal {
         id: DealId::from_uuid(col(row, 0)?),
         title: col(row, 1)?,
-        stage: DealStage::parse(stage)
-            .map_err(|_| StoreError::Corrupt("unknown deal stage".into()))?,
+        stage: DealStage::parse(stage).map_err(|_| StoreError::Corrupt("unknown deal stage".into()))?,
         amount: col::<Option<i64>>(row, 3)?.map(Amount::from_minor),
         currency: currency
             .map(CurrencyCode::parse)
@@ -470,8 +412,7 @@ fn interaction_from_row(row: &Row) -> StoreResult<InteractionRow> {
     Ok(InteractionRow {
         id: InteractionId::from_uuid(col(row, 0)?),
         subject_id: SubjectId::from_uuid(col(row, 1)?),
-        kind: InteractionKind::parse(kind)
-            .map_err(|_| StoreError::Corrupt("unknown interaction kind".into()))?,
+        kind: InteractionKind::parse(kind).map_err(|_| StoreError::Corrupt("unknown interaction kind".into()))?,
         occurred_at: time(row, 3)?,
         created_at: time(row, 4)?,
         summary: col(row, 5)?,
@@ -496,8 +437,7 @@ fn token_from_row(row: &Row) -> StoreResult<TokenRow> {
     Ok(TokenRow {
         id: TokenId::from_uuid(col(row, 0)?),
         user_id: UserId::from_uuid(col(row, 1)?),
-        kind: TokenKind::parse(kind)
-            .ok_or_else(|| StoreError::Corrupt("unknown token kind".into()))?,
+        kind: TokenKind::parse(kind).ok_or_else(|| StoreError::Corrupt("unknown token kind".into()))?,
         name: col(row, 3)?,
         hash: col(row, 4)?,
         created_at: time(row, 5)?,
@@ -541,9 +481,7 @@ fn pool_error(e: PoolError) -> StoreError {
     match e {
         PoolError::Backend(e) => map_db_error(&e),
         PoolError::Closed => StoreError::Backend(CLOSED.into()),
-        PoolError::Timeout(_) => {
-            StoreError::Backend("timed out waiting for a PostgreSQL connection".into())
-        }
+        PoolError::Timeout(_) => StoreError::Backend("timed out waiting for a PostgreSQL connection".into()),
         other => StoreError::Backend(format!("PostgreSQL connection pool: {other}")),
     }
 }
@@ -567,11 +505,7 @@ mod tests {
 
     #[test]
     fn purposes_round_trip() {
-        for p in [
-            vec![],
-            vec!["sales".to_string()],
-            vec!["a".into(), "b".into()],
-        ] {
+        for p in [vec![], vec!["sales".to_string()], vec!["a".into(), "b".into()]] {
             assert_eq!(split_purposes(&join_purposes(&p)), p);
         }
     }

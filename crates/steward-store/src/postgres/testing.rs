@@ -7,10 +7,12 @@
 //! database again, forcibly disconnecting anything still connected.
 //! Dropping is best-effort: failures are only logged.
 
+use std::sync::Arc;
+
 use tokio_postgres::NoTls;
 
-use super::map_db_error;
-use crate::{StoreError, StoreResult};
+use super::{map_db_error, PgStore};
+use crate::{Store, StoreError, StoreResult};
 
 /// Environment variable naming the admin URL the tests use.
 pub const TEST_DATABASE_URL_VAR: &str = "STEWARD_TEST_DATABASE_URL";
@@ -66,10 +68,7 @@ impl Drop for TestDatabase {
         // `Drop` cannot await, and blocking inside the caller's runtime is
         // not allowed, so a short-lived thread runs its own runtime.
         let worker = std::thread::spawn(move || {
-            let runtime = match tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-            {
+            let runtime = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
                 Ok(rt) => rt,
                 Err(e) => {
                     tracing::warn!(error = %e, "cannot drop test database: no runtime");
@@ -84,6 +83,45 @@ impl Drop for TestDatabase {
             tracing::warn!("the test-database cleanup thread failed");
         }
     }
+}
+
+/// A migrated [`PgStore`] on its own fresh database, which is dropped with
+/// the fixture (fields drop in order: the store first, then the database).
+pub struct PgFixture {
+    store: Arc<dyn Store>,
+    database: TestDatabase,
+}
+
+impl PgFixture {
+    /// The store (shared; closing it is the caller's business).
+    #[must_use]
+    pub fn store(&self) -> Arc<dyn Store> {
+        Arc::clone(&self.store)
+    }
+
+    /// The database under the store.
+    #[must_use]
+    pub fn database(&self) -> &TestDatabase {
+        &self.database
+    }
+}
+
+/// A [`PgFixture`] on the server named by [`TEST_DATABASE_URL_VAR`];
+/// `Ok(None)` when that is unset (the test should skip), `Err` when it is
+/// set but the database cannot be made or migrated (the test should fail).
+///
+/// For the conformance macro:
+/// `all_conformance_tests!(async { fixture().await.expect("PostgreSQL fixture") })`.
+pub async fn fixture() -> StoreResult<Option<PgFixture>> {
+    let Some(admin) = test_database_url() else {
+        return Ok(None);
+    };
+    let (url, database) = fresh_test_database(&admin).await?;
+    let store = PgStore::connect(&url).await?;
+    Ok(Some(PgFixture {
+        store: Arc::new(store),
+        database,
+    }))
 }
 
 /// Creates a fresh, empty database next to `admin_url`'s and returns its
@@ -119,9 +157,7 @@ async fn admin_client(admin_url: &str) -> StoreResult<tokio_postgres::Client> {
 
 async fn drop_database(admin_url: &str, name: &str) -> StoreResult<()> {
     if !is_test_name(name) {
-        return Err(StoreError::Backend(
-            "refusing to drop a non-test database".into(),
-        ));
+        return Err(StoreError::Backend("refusing to drop a non-test database".into()));
     }
     let client = admin_client(admin_url).await?;
     client
@@ -148,17 +184,11 @@ pub fn with_database(url: &str, database: &str) -> String {
     };
     let after_scheme = scheme_end + 3;
     let rest = &url[after_scheme..];
-    let authority_end = rest
-        .find(['/', '?', '#'])
-        .map_or(url.len(), |i| after_scheme + i);
+    let authority_end = rest.find(['/', '?', '#']).map_or(url.len(), |i| after_scheme + i);
     let query_start = url[authority_end..]
         .find(['?', '#'])
         .map_or(url.len(), |i| authority_end + i);
-    format!(
-        "{}/{database}{}",
-        &url[..authority_end],
-        &url[query_start..]
-    )
+    format!("{}/{database}{}", &url[..authority_end], &url[query_start..])
 }
 
 #[cfg(test)]
@@ -175,10 +205,7 @@ mod tests {
             ),
             ("postgresql://h", "postgresql://h/x"),
             ("postgres://h/", "postgres://h/x"),
-            (
-                "postgres://h?application_name=a",
-                "postgres://h/x?application_name=a",
-            ),
+            ("postgres://h?application_name=a", "postgres://h/x?application_name=a"),
             (
                 "host=h user=u dbname=postgres",
                 "host=h user=u dbname=postgres dbname=x",

@@ -13,8 +13,11 @@
 //!   still commit; a lone job runs in a plain transaction;
 //! - a job is answered only after the outcome of the COMMIT is known; if the
 //!   COMMIT (or the connection) fails, every job of the group gets the error;
-//! - a job that loses a deadlock or serialisation race with another group is
-//!   retried (up to [`MAX_ATTEMPTS`]) before the error is reported;
+//! - a job that loses a lock race with another transaction (deadlock,
+//!   serialisation failure, or the group's short lock timeout) is rolled
+//!   back to its savepoint and, after its group commits, retried alone in a
+//!   new transaction (up to [`MAX_ATTEMPTS`] tries in all) before the error
+//!   is reported;
 //! - after [`Writer::shutdown`] no job is accepted, and every job accepted
 //!   before it is answered before it returns.
 
@@ -36,10 +39,16 @@ const WRITERS: usize = 4;
 /// (`PGPROC_MAX_CACHED_SUBXIDS`) and past that every snapshot in the cluster
 /// must consult `pg_subtrans`, so a group stays within the cache.
 const MAX_GROUP: usize = 64;
+/// Opens a multi-job group. Another writer's group may hold locks this one
+/// needs while waiting on locks held here; PostgreSQL would only break such
+/// a cycle after `deadlock_timeout` (1 s by default) with a whole group
+/// stalled, so a group waits at most this long for a lock. The job that timed
+/// out is retried alone after the commit, with ordinary lock waits.
+const GROUP_START: &str = "SET LOCAL lock_timeout = '100ms'; SAVEPOINT job";
 /// Jobs that may wait in the queue before `write` callers are held back.
 const QUEUE: usize = 1024;
-/// Tries per job when it loses a deadlock or serialisation race.
-const MAX_ATTEMPTS: u32 = 3;
+/// Tries per job when it loses a lock race (deadlock, lock timeout...).
+const MAX_ATTEMPTS: u32 = 5;
 
 struct Job {
     ops: Vec<WriteOp>,
@@ -82,10 +91,7 @@ impl Writer {
             return Ok(());
         }
         let (reply, answer) = oneshot::channel();
-        sender
-            .send(Job { ops, reply })
-            .await
-            .map_err(|_| closed())?;
+        sender.send(Job { ops, reply }).await.map_err(|_| closed())?;
         drop(sender);
         answer
             .await
@@ -98,12 +104,7 @@ impl Writer {
         let mut tasks = self.tasks.lock().await;
         // Dropping the last sender closes the queue once it is drained; a
         // `submit` that cloned the sender before this still gets its job in.
-        drop(
-            self.sender
-                .lock()
-                .unwrap_or_else(PoisonError::into_inner)
-                .take(),
-        );
+        drop(self.sender.lock().unwrap_or_else(PoisonError::into_inner).take());
         for task in tasks.drain(..) {
             if task.await.is_err() {
                 tracing::error!("a PostgreSQL writer task ended abnormally");
@@ -127,95 +128,102 @@ async fn run(pool: Pool, queue: Queue) {
         if taken == 0 {
             break;
         }
-        let results = commit_group(&pool, &group).await;
-        for (job, result) in group.drain(..).zip(results) {
-            // The caller may have gone away; its outcome is still durable.
-            let _ = job.reply.send(result);
+        let outcomes = commit_group(&pool, &group).await;
+        let mut victims = Vec::new();
+        for (job, outcome) in group.drain(..).zip(outcomes) {
+            match outcome {
+                Outcome::Done(result) => answer(job, result),
+                Outcome::Retry(_) => victims.push(job),
+            }
+        }
+        // Lock-race victims run again only now that the group's commit has
+        // released its locks (retrying inside the same transaction would
+        // wait on the same cycle), each alone and with ordinary lock waits.
+        for job in victims {
+            let mut result = Err(StoreError::Backend("not attempted".into()));
+            for _ in 1..MAX_ATTEMPTS {
+                match commit_group(&pool, std::slice::from_ref(&job)).await.pop() {
+                    Some(Outcome::Done(r)) => {
+                        result = r;
+                        break;
+                    }
+                    Some(Outcome::Retry(e)) => result = Err(e),
+                    None => break,
+                }
+            }
+            answer(job, result);
         }
     }
 }
 
-/// Runs `jobs` in one transaction; one result per job, in order.
-async fn commit_group(pool: &Pool, jobs: &[Job]) -> Vec<StoreResult<()>> {
+fn answer(job: Job, result: StoreResult<()>) {
+    // The caller may have gone away; the outcome stands regardless.
+    let _ = job.reply.send(result);
+}
+
+/// What became of one job in a group.
+enum Outcome {
+    /// Answer the caller with this.
+    Done(StoreResult<()>),
+    /// Rolled back after losing a lock race; may be retried in a later
+    /// transaction (the error is its last failure).
+    Retry(StoreError),
+}
+
+/// Runs `jobs` in one transaction; one outcome per job, in order.
+async fn commit_group(pool: &Pool, jobs: &[Job]) -> Vec<Outcome> {
     tracing::trace!(jobs = jobs.len(), "PostgreSQL group commit");
     match try_commit_group(pool, jobs).await {
-        Ok(results) => results,
+        Ok(outcomes) => outcomes,
         Err(e) => {
             tracing::warn!(jobs = jobs.len(), error = %e, "PostgreSQL group commit failed");
-            jobs.iter().map(|_| Err(copy_error(&e))).collect()
+            jobs.iter().map(|_| Outcome::Done(Err(copy_error(&e)))).collect()
         }
     }
 }
 
 /// `Err` fails the whole group (nothing committed); `Ok` holds each job's
 /// own outcome (the successful ones committed).
-async fn try_commit_group(pool: &Pool, jobs: &[Job]) -> StoreResult<Vec<StoreResult<()>>> {
+async fn try_commit_group(pool: &Pool, jobs: &[Job]) -> StoreResult<Vec<Outcome>> {
     let mut client = pool.get().await.map_err(pool_error)?;
-    if let [job] = jobs {
-        return commit_single(&mut client, &job.ops).await.map(|r| vec![r]);
-    }
     let tx = client.transaction().await.map_err(|e| map_db_error(&e))?;
-    let mut results = Vec::with_capacity(jobs.len());
-    // Whether savepoint `job` exists, and whether it holds a finished job's
-    // changes (then it is released and set again before the next job).
-    let mut savepoint_set = false;
-    let mut savepoint_dirty = false;
-    for job in jobs {
-        let mut attempt = 1;
-        loop {
-            if !savepoint_set {
-                batch(&tx, "SAVEPOINT job").await?;
-                savepoint_set = true;
-            } else if savepoint_dirty {
-                batch(&tx, "RELEASE SAVEPOINT job; SAVEPOINT job").await?;
+    if let [job] = jobs {
+        // A group of one needs no savepoint: a failure rolls it all back.
+        return match apply(&tx, &job.ops).await {
+            Ok(()) => {
+                tx.commit().await.map_err(|e| map_db_error(&e))?;
+                Ok(vec![Outcome::Done(Ok(()))])
             }
-            savepoint_dirty = false;
-            match apply(&tx, &job.ops).await {
-                Ok(()) => {
-                    savepoint_dirty = true;
-                    results.push(Ok(()));
-                    break;
-                }
-                Err(failure) => {
-                    // The savepoint survives the rollback, empty again.
-                    batch(&tx, "ROLLBACK TO SAVEPOINT job").await?;
-                    if failure.is_retryable() && attempt < MAX_ATTEMPTS {
-                        attempt += 1;
-                        continue;
-                    }
-                    results.push(Err(failure.into_store_error()));
-                    break;
-                }
+            Err(failure) => {
+                tx.rollback().await.map_err(|e| map_db_error(&e))?;
+                Ok(vec![failure.into_outcome()])
+            }
+        };
+    }
+    let mut outcomes = Vec::with_capacity(jobs.len());
+    // Whether savepoint `job` holds a finished job's changes (then it is
+    // released and set again before the next job). After a rollback to it
+    // the savepoint still exists, empty, and is reused as it is.
+    let mut savepoint_dirty = false;
+    batch(&tx, GROUP_START).await?;
+    for job in jobs {
+        if savepoint_dirty {
+            batch(&tx, "RELEASE SAVEPOINT job; SAVEPOINT job").await?;
+        }
+        match apply(&tx, &job.ops).await {
+            Ok(()) => {
+                savepoint_dirty = true;
+                outcomes.push(Outcome::Done(Ok(())));
+            }
+            Err(failure) => {
+                batch(&tx, "ROLLBACK TO SAVEPOINT job").await?;
+                savepoint_dirty = false;
+                outcomes.push(failure.into_outcome());
             }
         }
     }
     tx.commit().await.map_err(|e| map_db_error(&e))?;
-    Ok(results)
-}
-
-/// A group of one needs no savepoint: a failure rolls the transaction back.
-async fn commit_single(
-    client: &mut deadpool_postgres::Client,
-    ops: &[WriteOp],
-) -> StoreResult<StoreResult<()>> {
-    let mut attempt = 1;
-    loop {
-        let tx = client.transaction().await.map_err(|e| map_db_error(&e))?;
-        match apply(&tx, ops).await {
-            Ok(()) => {
-                tx.commit().await.map_err(|e| map_db_error(&e))?;
-                return Ok(Ok(()));
-            }
-            Err(failure) => {
-                tx.rollback().await.map_err(|e| map_db_error(&e))?;
-                if failure.is_retryable() && attempt < MAX_ATTEMPTS {
-                    attempt += 1;
-                    continue;
-                }
-                return Ok(Err(failure.into_store_error()));
-            }
-        }
-    }
+    Ok(outcomes)
 }
 
 async fn batch(tx: &Transaction<'_>, sql: &str) -> StoreResult<()> {
@@ -235,20 +243,29 @@ impl From<tokio_postgres::Error> for Failure {
 }
 
 impl Failure {
-    /// Lost a race with a concurrent group; trying again may succeed.
+    /// Lost a lock race (deadlock, serialisation failure, lock timeout) with
+    /// a concurrent transaction; trying again may succeed.
     fn is_retryable(&self) -> bool {
         match self {
             Self::Db(e) => e.code().is_some_and(|c| {
-                *c == SqlState::T_R_DEADLOCK_DETECTED || *c == SqlState::T_R_SERIALIZATION_FAILURE
+                *c == SqlState::T_R_DEADLOCK_DETECTED
+                    || *c == SqlState::T_R_SERIALIZATION_FAILURE
+                    || *c == SqlState::LOCK_NOT_AVAILABLE
             }),
             Self::Store(_) => false,
         }
     }
 
-    fn into_store_error(self) -> StoreError {
-        match self {
+    fn into_outcome(self) -> Outcome {
+        let retry = self.is_retryable();
+        let error = match self {
             Self::Store(e) => e,
             Self::Db(e) => map_db_error(&e),
+        };
+        if retry {
+            Outcome::Retry(error)
+        } else {
+            Outcome::Done(Err(error))
         }
     }
 }
@@ -278,11 +295,7 @@ const INSERT_TOKEN: &str = "INSERT INTO tokens \
     (id, user_id, kind, name, hash, created_at, expires_at) VALUES ($1, $2, $3, $4, $5, $6, $7)";
 
 /// Runs a cached prepared statement; the number of rows it touched.
-async fn exec(
-    tx: &Transaction<'_>,
-    sql: &str,
-    params: &[&(dyn ToSql + Sync)],
-) -> Result<u64, Failure> {
+async fn exec(tx: &Transaction<'_>, sql: &str, params: &[&(dyn ToSql + Sync)]) -> Result<u64, Failure> {
     let stmt = tx.prepare_cached(sql).await?;
     Ok(tx.execute(&stmt, params).await?)
 }
@@ -431,17 +444,11 @@ async fn apply_op(tx: &Transaction<'_>, op: &WriteOp) -> Result<(), Failure> {
     }
 }
 
-async fn insert_terms(
-    tx: &Transaction<'_>,
-    subject: &uuid::Uuid,
-    terms: &[IndexTerm],
-) -> Result<(), Failure> {
+async fn insert_terms(tx: &Transaction<'_>, subject: &uuid::Uuid, terms: &[IndexTerm]) -> Result<(), Failure> {
     if terms.is_empty() {
         return Ok(());
     }
     let values: Vec<&[u8]> = terms.iter().map(|t| t.term.as_slice()).collect();
     let unique: Vec<bool> = terms.iter().map(|t| t.unique).collect();
-    exec(tx, INSERT_TERMS, &[subject, &values, &unique])
-        .await
-        .map(|_| ())
+    exec(tx, INSERT_TERMS, &[subject, &values, &unique]).await.map(|_| ())
 }

@@ -12,7 +12,7 @@ mod read;
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{mpsc, Arc, Mutex};
+use std::sync::{mpsc, Mutex};
 use std::thread::JoinHandle;
 
 use async_trait::async_trait;
@@ -45,7 +45,7 @@ pub struct SqliteStore {
     path: PathBuf,
     sender: Mutex<Option<mpsc::Sender<Job>>>,
     writer: Mutex<Option<JoinHandle<()>>>,
-    readers: Arc<Mutex<Vec<Connection>>>,
+    readers: Mutex<Vec<Connection>>,
     closed: AtomicBool,
 }
 
@@ -101,46 +101,44 @@ impl SqliteStore {
             path,
             sender: Mutex::new(Some(tx)),
             writer: Mutex::new(Some(writer)),
-            readers: Arc::new(Mutex::new(Vec::new())),
+            readers: Mutex::new(Vec::new()),
             closed: AtomicBool::new(false),
         })
     }
 
-    /// Runs `f` on a pooled read connection on a blocking thread.
+    /// Runs `f` on a pooled read connection, inline on the calling thread.
+    ///
+    /// Reads are B-tree lookups that finish in microseconds from the page
+    /// cache; handing each to a blocking thread cost more in wake-ups than
+    /// the read itself (measured with `steward bench`). Writes, which may
+    /// wait on fsync, stay on the writer thread.
     async fn read<T, F>(&self, f: F) -> StoreResult<T>
     where
-        T: Send + 'static,
-        F: FnOnce(&Connection) -> StoreResult<T> + Send + 'static,
+        F: FnOnce(&Connection) -> StoreResult<T>,
     {
         if self.closed.load(Ordering::Acquire) {
             return Err(StoreError::Backend("the store is closed".into()));
         }
-        let pool = Arc::clone(&self.readers);
-        let path = self.path.clone();
-        tokio::task::spawn_blocking(move || {
-            let conn = pool.lock().map_err(|_| StoreError::Backend("reader pool poisoned".into()))?.pop();
-            let conn = match conn {
-                Some(c) => c,
-                None => {
-                    let c = Connection::open_with_flags(
-                        &path,
-                        OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX | OpenFlags::SQLITE_OPEN_URI,
-                    )
-                    .map_err(|e| backend_err(&e))?;
-                    c.busy_timeout(std::time::Duration::from_secs(10)).map_err(|e| backend_err(&e))?;
-                    c
-                }
-            };
-            let out = f(&conn);
-            if let Ok(mut p) = pool.lock() {
-                if p.len() < READ_POOL {
-                    p.push(conn);
-                }
+        let pooled = self.readers.lock().map_err(|_| StoreError::Backend("reader pool poisoned".into()))?.pop();
+        let conn = match pooled {
+            Some(c) => c,
+            None => {
+                let c = Connection::open_with_flags(
+                    &self.path,
+                    OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX | OpenFlags::SQLITE_OPEN_URI,
+                )
+                .map_err(|e| backend_err(&e))?;
+                c.busy_timeout(std::time::Duration::from_secs(10)).map_err(|e| backend_err(&e))?;
+                c
             }
-            out
-        })
-        .await
-        .map_err(|e| StoreError::Backend(e.to_string()))?
+        };
+        let out = f(&conn);
+        if let Ok(mut p) = self.readers.lock() {
+            if p.len() < READ_POOL {
+                p.push(conn);
+            }
+        }
+        out
     }
 }
 

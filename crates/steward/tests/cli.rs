@@ -1,0 +1,19 @@
+//! Integration tests of the `steward` binary: each test runs the real
+//! executable in its own temporary data dir and checks exit codes, output
+//! and the files it leaves behind, as scripts and operators see them.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+#[path = "cli/support.rs"]
+mod support;
+
+#[path = "cli/config.rs"]
+mod config;
+#[path = "cli/contacts.rs"]
+mod contacts;
+#[path = "cli/init.rs"]
+mod init;
+#[path = "cli/serve.rs"]
+mod serve;
+#[path = "cli/users.rs"]
+mod users;

@@ -1,0 +1,191 @@
+//! `steward serve`: the URL line, the first-run hint, `/healthz`, and a
+//! graceful SIGTERM that loses no acknowledged write.
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde_json::{json, Value};
+
+use crate::support::{eventually, Server, Steward, PASSWORD};
+
+#[tokio::test]
+async fn first_run_serves_health_and_prints_how_to_log_in() {
+    let s = Steward::new();
+    let mut server = Server::start(&s).await;
+    let first = server.stdout().lines().next().unwrap_or_default().to_string();
+    assert!(first.starts_with("Steward is serving on http://127.0.0.1:"), "{first}");
+
+    // With no users, serve explains how to create one.
+    assert!(
+        eventually(Duration::from_secs(10), || server.stdout().contains("No users yet")
+            && server.stdout().contains("token create")),
+        "serve prints a first-run hint:\n{}",
+        server.stdout()
+    );
+    assert!(server.stdout().contains("user create"), "{}", server.stdout());
+
+    let client = reqwest::Client::new();
+    let r = client.get(server.url("/healthz")).send().await.unwrap();
+    assert_eq!(r.status(), 200);
+    let r = client.get(server.url("/api/v1/contacts")).send().await.unwrap();
+    assert_eq!(r.status(), 401, "the API needs a token");
+
+    // Serve created the data dir on first run.
+    assert!(s.data_dir().join("steward.db").is_file());
+    assert!(s.data_dir().join("keys").is_dir());
+
+    let status = server.terminate();
+    assert_eq!(
+        status.code(),
+        Some(0),
+        "SIGTERM is a clean shutdown; stderr:\n{}",
+        server.stderr()
+    );
+    let stderr = server.stderr();
+    assert!(
+        !stderr.contains('\u{1b}'),
+        "logs to a pipe carry no colour codes:\n{stderr}"
+    );
+}
+
+async fn create_contact(client: &reqwest::Client, server: &Server, token: &str, i: usize) -> Option<(String, String)> {
+    let email = format!("person{i}@example.com");
+    let body = json!({"given_name": format!("Person{i}"), "email": email, "purposes": ["sales"]});
+    let r = client
+        .post(server.url("/api/v1/contacts"))
+        .bearer_auth(token)
+        .json(&body)
+        .send()
+        .await
+        .ok()?;
+    if r.status() != 201 {
+        return None;
+    }
+    let v: Value = r.json().await.ok()?;
+    Some((v["id"].as_str()?.to_string(), email))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_loses_no_acknowledged_write() {
+    let s = Steward::initialised();
+    s.create_user("sam", "sales");
+    let token = s.create_token("sam");
+    let client = reqwest::Client::new();
+
+    let mut server = Server::start(&s).await;
+    assert!(
+        eventually(Duration::from_secs(10), || server.stdout().lines().count() >= 2),
+        "serve prints how to sign in:\n{}",
+        server.stdout()
+    );
+    assert!(
+        !server.stdout().contains("No users yet"),
+        "no first-run hint once a user exists:\n{}",
+        server.stdout()
+    );
+
+    // The password was read from stdin as given: sign-in works with it.
+    let r = client
+        .post(server.url("/api/v1/auth/login"))
+        .json(&json!({"username": "sam", "password": PASSWORD}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200, "sign-in with the password given to user create");
+    let r = client
+        .post(server.url("/api/v1/auth/login"))
+        .json(&json!({"username": "sam", "password": "wrong password"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 401);
+
+    // One write acknowledged before any shutdown.
+    let mut acknowledged = vec![create_contact(&client, &server, &token, 0)
+        .await
+        .expect("the first contact is created")];
+
+    // Many writes in flight while SIGTERM arrives: every one that was
+    // acknowledged (201) must survive.
+    let done = Arc::new(AtomicUsize::new(0));
+    let mut tasks = Vec::new();
+    for i in 1..=40 {
+        let (client, token, done) = (client.clone(), token.clone(), Arc::clone(&done));
+        let url = server.url("/api/v1/contacts");
+        tasks.push(tokio::spawn(async move {
+            let email = format!("person{i}@example.com");
+            let body = json!({"given_name": format!("Person{i}"), "email": email, "purposes": ["sales"]});
+            let result = match client.post(url).bearer_auth(&token).json(&body).send().await {
+                Ok(r) if r.status() == 201 => r
+                    .json::<Value>()
+                    .await
+                    .ok()
+                    .and_then(|v| v["id"].as_str().map(|id| (id.to_string(), email))),
+                _ => None,
+            };
+            done.fetch_add(1, Ordering::SeqCst);
+            result
+        }));
+    }
+    assert!(
+        eventually(Duration::from_secs(30), || done.load(Ordering::SeqCst) >= 5),
+        "some writes complete"
+    );
+    server.send_sigterm();
+    let status = server.wait_exit();
+    assert_eq!(
+        status.code(),
+        Some(0),
+        "SIGTERM is a clean shutdown; stderr:\n{}",
+        server.stderr()
+    );
+    for t in tasks {
+        if let Some(ack) = t.await.unwrap() {
+            acknowledged.push(ack);
+        }
+    }
+    assert!(
+        acknowledged.len() >= 6,
+        "at least the writes seen before SIGTERM were acknowledged"
+    );
+    let stderr = server.stderr();
+    assert!(
+        !stderr.contains("@example.com"),
+        "server logs carry no personal data:\n{stderr}"
+    );
+    assert!(!stderr.contains(&token), "server logs carry no token");
+
+    // Restart on the same data dir: every acknowledged contact is there.
+    let mut server = Server::start(&s).await;
+    for (id, email) in &acknowledged {
+        let r = client
+            .get(server.url(&format!("/api/v1/contacts/{id}")))
+            .bearer_auth(&token)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 200, "acknowledged contact {id} survives the restart");
+        let v: Value = r.json().await.unwrap();
+        assert_eq!(v["email"].as_str(), Some(email.as_str()));
+    }
+    let r = client
+        .get(server.url("/api/v1/contacts/00000000-0000-7000-8000-000000000000"))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 404);
+    assert_eq!(server.terminate().code(), Some(0));
+}
+
+#[tokio::test]
+async fn serve_refuses_an_address_in_use() {
+    let s = Steward::initialised();
+    let server = Server::start(&s).await;
+    let addr = server.base.trim_start_matches("http://").to_string();
+    let out = s.run(["serve", "--listen", &addr]);
+    let err = out.refused();
+    assert!(err.contains(&addr), "the error names the address: {err}");
+    drop(server);
+}
