@@ -211,6 +211,9 @@ impl fmt::Display for InventoryError {
 }
 impl std::error::Error for InventoryError {}
 
+/// Names used for record metadata in responses; no field may take them.
+pub const RESERVED_FIELDS: [&str; 6] = ["id", "purposes", "created_at", "updated_at", "version", "subject_id"];
+
 /// Fields (with their record type) that the code reads by name; an inventory
 /// must declare them.
 const REQUIRED_FIELDS: [(&str, &str); 13] = [
@@ -243,8 +246,9 @@ impl Inventory {
     /// Parses and validates an inventory.
     pub fn from_toml_str(s: &str) -> Result<Self, InventoryError> {
         let inv: Self = toml::from_str(s).map_err(|e| InventoryError {
-            problems: vec![e.message().to_string()
-                + &e.span().map(|r| format!(" (at byte {})", r.start)).unwrap_or_default()],
+            problems: vec![
+                e.message().to_string() + &e.span().map(|r| format!(" (at byte {})", r.start)).unwrap_or_default(),
+            ],
         })?;
         inv.validate()?;
         Ok(inv)
@@ -258,7 +262,9 @@ impl Inventory {
                 e
             }),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Self::default_inventory()),
-            Err(e) => Err(InventoryError { problems: vec![format!("cannot read {}: {e}", path.display())] }),
+            Err(e) => Err(InventoryError {
+                problems: vec![format!("cannot read {}: {e}", path.display())],
+            }),
         }
     }
 
@@ -274,7 +280,12 @@ impl Inventory {
                 ));
             }
         }
-        let subjects: Vec<_> = self.record_types.iter().filter(|(_, r)| r.subject).map(|(n, _)| n).collect();
+        let subjects: Vec<_> = self
+            .record_types
+            .iter()
+            .filter(|(_, r)| r.subject)
+            .map(|(n, _)| n)
+            .collect();
         if subjects.as_slice() != [CONTACT] {
             p.push("exactly one record type, 'contact', must be marked subject = true".into());
         }
@@ -296,6 +307,9 @@ impl Inventory {
         for (rt_name, rt) in &self.record_types {
             for (f_name, f) in &rt.fields {
                 let at = format!("field '{rt_name}.{f_name}'");
+                if RESERVED_FIELDS.contains(&f_name.as_str()) {
+                    p.push(format!("{at}: the name is reserved for record metadata"));
+                }
                 if !is_identifier(f_name) {
                     p.push(format!("{at}: names are lower-case letters, digits and underscores"));
                 }
@@ -329,7 +343,9 @@ impl Inventory {
                 }
             }
             if !is_identifier(name) {
-                p.push(format!("purpose '{name}': names are lower-case letters, digits and underscores"));
+                p.push(format!(
+                    "purpose '{name}': names are lower-case letters, digits and underscores"
+                ));
             }
             for (rt, fields) in &purpose.needs {
                 let Some(rt_spec) = self.record_types.get(rt) else {
@@ -359,7 +375,9 @@ impl Inventory {
             }
             if let Some(d) = &role.default_purpose {
                 if !role.purposes.contains(d) {
-                    p.push(format!("role '{name}': default purpose '{d}' is not among its purposes"));
+                    p.push(format!(
+                        "role '{name}': default purpose '{d}' is not among its purposes"
+                    ));
                 }
             }
             for action in &role.actions {
@@ -367,7 +385,9 @@ impl Inventory {
                     self.record_types.contains_key(rt) && matches!(verb, "read" | "write" | "delete")
                 });
                 if !ok {
-                    p.push(format!("role '{name}' has invalid action '{action}' (expected <record_type>.read|write|delete)"));
+                    p.push(format!(
+                        "role '{name}' has invalid action '{action}' (expected <record_type>.read|write|delete)"
+                    ));
                 }
             }
         }
@@ -436,13 +456,17 @@ impl Inventory {
 
     /// The purposes data may be collected for.
     pub fn collection_purposes(&self) -> impl Iterator<Item = &str> {
-        self.purposes.iter().filter(|(_, p)| p.collection).map(|(n, _)| n.as_str())
+        self.purposes
+            .iter()
+            .filter(|(_, p)| p.collection)
+            .map(|(n, _)| n.as_str())
     }
 }
 
 fn is_identifier(s: &str) -> bool {
     !s.is_empty()
-        && s.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_')
+        && s.bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_')
         && s.as_bytes()[0].is_ascii_lowercase()
 }
 
@@ -454,8 +478,14 @@ mod tests {
     fn shipped_inventory_is_valid_and_matches_the_contract() {
         let inv = Inventory::default_inventory();
         let needs = |purpose: &str| inv.fields_for_purpose(CONTACT, purpose).join(",");
-        assert_eq!(needs("customer_service"), "given_name,family_name,email,phone,organization_id,street,city,postal_code,country,notes");
-        assert_eq!(needs("sales"), "given_name,family_name,email,phone,job_title,organization_id,country,notes");
+        assert_eq!(
+            needs("customer_service"),
+            "given_name,family_name,email,phone,organization_id,street,city,postal_code,country,notes"
+        );
+        assert_eq!(
+            needs("sales"),
+            "given_name,family_name,email,phone,job_title,organization_id,country,notes"
+        );
         assert_eq!(needs("marketing_email"), "given_name,family_name,email");
         assert_eq!(needs("analytics"), "country,birth_date");
         assert_eq!(inv.fields_for_purpose(CONTACT, COMPLIANCE).len(), 12);
@@ -479,24 +509,49 @@ mod tests {
     fn minimisation_union() {
         let inv = Inventory::default_inventory();
         let f = inv.fields_for_purposes(CONTACT, &["marketing_email".into(), "analytics".into()]);
-        assert_eq!(f.into_iter().collect::<Vec<_>>(), ["birth_date", "country", "email", "family_name", "given_name"]);
+        assert_eq!(
+            f.into_iter().collect::<Vec<_>>(),
+            ["birth_date", "country", "email", "family_name", "given_name"]
+        );
     }
 
     #[test]
     fn validation_names_each_problem() {
         let bad = DEFAULT_INVENTORY_TOML
-            .replace("contact = [\"country\", \"birth_date\"]", "contact = [\"country\", \"shoe_size\"]")
+            .replace(
+                "contact = [\"country\", \"birth_date\"]",
+                "contact = [\"country\", \"shoe_size\"]",
+            )
             .replace("default_purpose = \"sales\"", "default_purpose = \"analytics\"")
-            .replace("[categories.demographic]\n", "[categories.demographic]\nspecial = true\n");
+            .replace(
+                "[categories.demographic]\n",
+                "[categories.demographic]\nspecial = true\n",
+            );
         let err = Inventory::from_toml_str(&bad).unwrap_err();
         let text = err.to_string();
-        assert!(text.contains("purpose 'analytics' needs unknown field 'contact.shoe_size'"), "{text}");
-        assert!(text.contains("role 'sales': default purpose 'analytics' is not among its purposes"), "{text}");
+        assert!(
+            text.contains("purpose 'analytics' needs unknown field 'contact.shoe_size'"),
+            "{text}"
+        );
+        assert!(
+            text.contains("role 'sales': default purpose 'analytics' is not among its purposes"),
+            "{text}"
+        );
         assert!(text.contains("category 'demographic' is a special category"), "{text}");
         let syntax = Inventory::from_toml_str("version = ").unwrap_err();
         assert!(syntax.to_string().starts_with("the data inventory is invalid"));
+        let reserved = DEFAULT_INVENTORY_TOML
+            .replace("job_title = {", "version = {")
+            .replace("\"job_title\"", "\"version\"");
+        assert!(Inventory::from_toml_str(&reserved)
+            .unwrap_err()
+            .to_string()
+            .contains("field 'contact.version': the name is reserved"));
         let missing_role = DEFAULT_INVENTORY_TOML.replace("[roles.auditor]", "[roles.reviewer]");
-        assert!(Inventory::from_toml_str(&missing_role).unwrap_err().to_string().contains("built-in role 'auditor' is missing"));
+        assert!(Inventory::from_toml_str(&missing_role)
+            .unwrap_err()
+            .to_string()
+            .contains("built-in role 'auditor' is missing"));
     }
 
     #[test]

@@ -19,7 +19,10 @@ pub struct FieldError {
 
 impl FieldError {
     pub fn new(field: impl Into<String>, message: impl Into<String>) -> Self {
-        Self { field: field.into(), message: message.into() }
+        Self {
+            field: field.into(),
+            message: message.into(),
+        }
     }
 }
 
@@ -126,7 +129,14 @@ pub enum DealStage {
 }
 
 impl DealStage {
-    pub const ALL: [Self; 6] = [Self::Lead, Self::Qualified, Self::Proposal, Self::Negotiation, Self::Won, Self::Lost];
+    pub const ALL: [Self; 6] = [
+        Self::Lead,
+        Self::Qualified,
+        Self::Proposal,
+        Self::Negotiation,
+        Self::Won,
+        Self::Lost,
+    ];
 
     #[must_use]
     pub fn as_str(self) -> &'static str {
@@ -227,7 +237,10 @@ mod tests {
 
     #[test]
     fn words_and_domains() {
-        assert_eq!(search_words("Mary-Jane  O'Neil").collect::<Vec<_>>(), ["mary", "jane", "o", "neil"]);
+        assert_eq!(
+            search_words("Mary-Jane  O'Neil").collect::<Vec<_>>(),
+            ["mary", "jane", "o", "neil"]
+        );
         assert_eq!(parse_domain("Example.COM."), Ok("example.com".into()));
         assert!(parse_domain("nodot").is_err());
     }

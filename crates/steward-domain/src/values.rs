@@ -26,17 +26,15 @@ impl EmailAddress {
         if s.len() > 254 {
             return Err(ValueError("is longer than 254 characters"));
         }
-        let (local, domain) = s
-            .rsplit_once('@')
-            .ok_or(ValueError("is not a valid e-mail address"))?;
+        let (local, domain) = s.rsplit_once('@').ok_or(ValueError("is not a valid e-mail address"))?;
         let local_ok = !local.is_empty()
             && local.len() <= 64
             && !local.starts_with('.')
             && !local.ends_with('.')
             && !local.contains("..")
-            && local.chars().all(|c| {
-                c.is_alphanumeric() || "!#$%&'*+-/=?^_`{|}~.".contains(c)
-            });
+            && local
+                .chars()
+                .all(|c| c.is_alphanumeric() || "!#$%&'*+-/=?^_`{|}~.".contains(c));
         let domain_ok = domain.len() >= 3
             && domain.contains('.')
             && domain.split('.').all(|label| {
@@ -146,10 +144,7 @@ pub struct CountryCode([u8; 2]);
 impl CountryCode {
     pub fn parse(input: &str) -> Result<Self, ValueError> {
         let s = input.trim().to_ascii_uppercase();
-        if s.len() == 2
-            && s.bytes().all(|b| b.is_ascii_uppercase())
-            && COUNTRIES.split(' ').any(|c| c == s)
-        {
+        if s.len() == 2 && s.bytes().all(|b| b.is_ascii_uppercase()) && COUNTRIES.split(' ').any(|c| c == s) {
             let b = s.as_bytes();
             Ok(Self([b[0], b[1]]))
         } else {
@@ -216,7 +211,11 @@ impl Amount {
             return Err(ValueError(MSG));
         }
         let int: i64 = int.parse().map_err(|_| ValueError(MSG))?;
-        let mut f: i64 = if frac.is_empty() { 0 } else { frac.parse().map_err(|_| ValueError(MSG))? };
+        let mut f: i64 = if frac.is_empty() {
+            0
+        } else {
+            frac.parse().map_err(|_| ValueError(MSG))?
+        };
         if frac.len() == 1 {
             f *= 10;
         }
@@ -261,9 +260,25 @@ mod tests {
 
     #[test]
     fn emails() {
-        assert_eq!(EmailAddress::parse(" Ada@Example.COM ").map(|e| e.0), Ok("Ada@example.com".into()));
-        assert_eq!(EmailAddress::parse("Ada@Example.COM").map(|e| e.lookup_key()), Ok("ada@example.com".into()));
-        for bad in ["", "plain", "@x.com", "a@", "a@b", "a b@x.com", "a..b@x.com", "a@-x.com", "a@x..com"] {
+        assert_eq!(
+            EmailAddress::parse(" Ada@Example.COM ").map(|e| e.0),
+            Ok("Ada@example.com".into())
+        );
+        assert_eq!(
+            EmailAddress::parse("Ada@Example.COM").map(|e| e.lookup_key()),
+            Ok("ada@example.com".into())
+        );
+        for bad in [
+            "",
+            "plain",
+            "@x.com",
+            "a@",
+            "a@b",
+            "a b@x.com",
+            "a..b@x.com",
+            "a@-x.com",
+            "a@x..com",
+        ] {
             assert!(EmailAddress::parse(bad).is_err(), "{bad}");
         }
         let err = EmailAddress::parse("secret-person").unwrap_err();
@@ -272,19 +287,38 @@ mod tests {
 
     #[test]
     fn phones_normalise_to_e164() {
-        assert_eq!(PhoneNumber::parse("+44 20 7946 0958").map(|p| p.0), Ok("+442079460958".into()));
-        assert_eq!(PhoneNumber::parse("0049 (30) 123-4567").map(|p| p.0), Ok("+49301234567".into()));
-        for bad in ["020 7946 0958", "+12", "+1234567890123456", "+44 20 abc", "+0 123456789", ""] {
+        assert_eq!(
+            PhoneNumber::parse("+44 20 7946 0958").map(|p| p.0),
+            Ok("+442079460958".into())
+        );
+        assert_eq!(
+            PhoneNumber::parse("0049 (30) 123-4567").map(|p| p.0),
+            Ok("+49301234567".into())
+        );
+        for bad in [
+            "020 7946 0958",
+            "+12",
+            "+1234567890123456",
+            "+44 20 abc",
+            "+0 123456789",
+            "",
+        ] {
             assert!(PhoneNumber::parse(bad).is_err(), "{bad}");
         }
     }
 
     #[test]
     fn countries_and_currencies() {
-        assert_eq!(CountryCode::parse("de").map(|c| c.as_str().to_string()), Ok("DE".into()));
+        assert_eq!(
+            CountryCode::parse("de").map(|c| c.as_str().to_string()),
+            Ok("DE".into())
+        );
         assert!(CountryCode::parse("XX").is_err());
         assert!(CountryCode::parse("DEU").is_err());
-        assert_eq!(CurrencyCode::parse("eur").map(|c| c.as_str().to_string()), Ok("EUR".into()));
+        assert_eq!(
+            CurrencyCode::parse("eur").map(|c| c.as_str().to_string()),
+            Ok("EUR".into())
+        );
         assert!(CurrencyCode::parse("EURO").is_err());
         assert!(CurrencyCode::parse("ABC").is_err());
     }

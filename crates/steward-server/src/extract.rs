@@ -38,7 +38,10 @@ fn safe_message(msg: &str) -> String {
         "is required".into()
     } else if msg.starts_with("invalid type") || msg.starts_with("invalid value") || msg.starts_with("invalid length") {
         match msg.rsplit_once(", expected ") {
-            Some((_, expected)) => format!("has the wrong type (expected {})", expected.split(" at line").next().unwrap_or(expected)),
+            Some((_, expected)) => format!(
+                "has the wrong type (expected {})",
+                expected.split(" at line").next().unwrap_or(expected)
+            ),
             None => "has the wrong type".into(),
         }
     } else {
@@ -51,7 +54,10 @@ fn safe_message(msg: &str) -> String {
 pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
     if bytes.iter().find(|b| !b.is_ascii_whitespace()) != Some(&b'{') {
         return match serde_json::from_slice::<serde::de::IgnoredAny>(bytes) {
-            Ok(_) => Err(ApiError::Validation(vec![FieldError::new("body", "must be a JSON object")])),
+            Ok(_) => Err(ApiError::Validation(vec![FieldError::new(
+                "body",
+                "must be a JSON object",
+            )])),
             Err(e) => Err(ApiError::BadRequest(format!(
                 "the request body is not valid JSON (line {}, column {})",
                 e.line(),
@@ -68,17 +74,31 @@ pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
             match inner.classify() {
                 serde_json::error::Category::Data => {
                     let msg = inner.to_string();
-                    let field = if let Some(name) = msg.strip_prefix("missing field `").and_then(|r| r.split('`').next()) {
-                        if path == "." { name.to_string() } else { format!("{path}.{name}") }
+                    let field = if let Some(name) =
+                        msg.strip_prefix("missing field `").and_then(|r| r.split('`').next())
+                    {
+                        if path == "." {
+                            name.to_string()
+                        } else {
+                            format!("{path}.{name}")
+                        }
                     } else if let Some(name) = msg.strip_prefix("unknown field `").and_then(|r| r.split('`').next()) {
                         let prefix = path.rsplit_once('.').map(|(p, _)| p).unwrap_or("");
-                        if prefix.is_empty() || prefix == "." { name.to_string() } else { format!("{prefix}.{name}") }
+                        if prefix.is_empty() || prefix == "." {
+                            name.to_string()
+                        } else {
+                            format!("{prefix}.{name}")
+                        }
                     } else if path == "." {
                         "body".to_string()
                     } else {
                         path
                     };
-                    let field = if field.chars().count() > 100 { field.chars().take(100).collect() } else { field };
+                    let field = if field.chars().count() > 100 {
+                        field.chars().take(100).collect()
+                    } else {
+                        field
+                    };
                     Err(ApiError::Validation(vec![FieldError::new(field, safe_message(&msg))]))
                 }
                 _ => Err(ApiError::BadRequest(format!(
@@ -126,20 +146,29 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequestParts<S> for ApiQuery<T> {
             .map(|q| ApiQuery(q.0))
             .map_err(|e| {
                 let text = e.body_text();
-                let msg = text.strip_prefix("Failed to deserialize query string: ").unwrap_or(&text);
-                ApiError::BadRequest(format!("the query string is invalid: {}", safe_message(msg).replace("is ", "parameter is ")))
+                let msg = text
+                    .strip_prefix("Failed to deserialize query string: ")
+                    .unwrap_or(&text);
+                ApiError::BadRequest(format!(
+                    "the query string is invalid: {}",
+                    safe_message(msg).replace("is ", "parameter is ")
+                ))
             })
     }
 }
 
 /// Parses an id from the path; a malformed id is an unknown id (404).
 pub fn path_id<T: std::str::FromStr>(raw: &str, what: &str) -> Result<T, ApiError> {
-    raw.parse().map_err(|_| ApiError::NotFound(format!("no {what} with this id exists")))
+    raw.parse()
+        .map_err(|_| ApiError::NotFound(format!("no {what} with this id exists")))
 }
 
 /// The request id assigned by the request-id layer.
 pub fn request_id(headers: &HeaderMap) -> Option<String> {
-    headers.get("x-request-id").and_then(|v| v.to_str().ok()).map(str::to_string)
+    headers
+        .get("x-request-id")
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_string)
 }
 
 /// The authenticated caller and the purpose of the request.
@@ -161,7 +190,11 @@ impl FromRequestParts<AppState> for Ctx {
         let principal = state.service.authenticate(token).await?;
         let purpose = match parts.headers.get(PURPOSE_HEADER) {
             None => None,
-            Some(v) => Some(v.to_str().map_err(|_| ApiError::Forbidden("the Steward-Purpose header is not a purpose name".into()))?.trim()),
+            Some(v) => Some(
+                v.to_str()
+                    .map_err(|_| ApiError::Forbidden("the Steward-Purpose header is not a purpose name".into()))?
+                    .trim(),
+            ),
         };
         let ctx = state.service.context(principal, purpose, request_id(&parts.headers))?;
         Ok(Ctx(ctx))
@@ -188,7 +221,9 @@ mod tests {
         let e = parse_json::<T>(br#"{"n": 1}"#).unwrap_err().problem();
         assert_eq!(e.errors[0].field, "name");
         assert_eq!(e.errors[0].message, "is required");
-        let e = parse_json::<T>(br#"{"name": "secret-value-xyz", "n": "secret-value-abc"}"#).unwrap_err().problem();
+        let e = parse_json::<T>(br#"{"name": "secret-value-xyz", "n": "secret-value-abc"}"#)
+            .unwrap_err()
+            .problem();
         assert_eq!(e.errors[0].field, "n");
         assert!(!serde_json::to_string(&e).unwrap().contains("secret"), "{e:?}");
         let e = parse_json::<T>(br#"{"name": "#).unwrap_err().problem();
@@ -196,7 +231,11 @@ mod tests {
         let e = parse_json::<T>(br#"[1]"#).unwrap_err().problem();
         assert_eq!((e.status, e.errors[0].field.as_str()), (422, "body"));
         let e = parse_json::<T>(br#"["x", 5]"#).unwrap_err().problem();
-        assert_eq!((e.status, e.errors[0].field.as_str()), (422, "body"), "no struct from an array");
+        assert_eq!(
+            (e.status, e.errors[0].field.as_str()),
+            (422, "body"),
+            "no struct from an array"
+        );
         assert_eq!(parse_json::<T>(b"").unwrap_err().problem().status, 400);
         assert_eq!(parse_json::<T>(b"[1,").unwrap_err().problem().status, 400);
     }

@@ -35,7 +35,9 @@ struct MakeId;
 
 impl MakeRequestId for MakeId {
     fn make_request_id<B>(&mut self, _req: &axum::http::Request<B>) -> Option<RequestId> {
-        HeaderValue::from_str(&uuid::Uuid::now_v7().to_string()).ok().map(RequestId::new)
+        HeaderValue::from_str(&uuid::Uuid::now_v7().to_string())
+            .ok()
+            .map(RequestId::new)
     }
 }
 
@@ -50,8 +52,26 @@ const Q_CONTACTS: &[(&str, &str, &str)] = &[
     ("limit", "integer", "page size, 1 to 200 (default 50)"),
 ];
 
-const fn op(id: &'static str, summary: &'static str, tag: &'static str, purpose: bool, request: Option<&'static str>, ok: (u16, Option<&'static str>), errors: &'static [u16]) -> Op {
-    Op { id, summary, tag, auth: true, purpose, request, ok, query: &[], errors }
+const fn op(
+    id: &'static str,
+    summary: &'static str,
+    tag: &'static str,
+    purpose: bool,
+    request: Option<&'static str>,
+    ok: (u16, Option<&'static str>),
+    errors: &'static [u16],
+) -> Op {
+    Op {
+        id,
+        summary,
+        tag,
+        auth: true,
+        purpose,
+        request,
+        ok,
+        query: &[],
+        errors,
+    }
 }
 
 /// Every endpoint: method, path, handler and its documentation. The router
@@ -60,22 +80,251 @@ fn endpoints() -> Vec<(Method, &'static str, MethodRouter<AppState>, Op)> {
     use Method as M;
     let body = &[400, 413, 415, 422];
     vec![
-        (M::GET, "/healthz", get(meta::healthz), Op { auth: false, ..op("health", "Readiness: 200 once the database answers", "meta", false, None, (200, Some("Health")), &[503]) }),
-        (M::GET, "/api/v1/openapi.json", get(meta::openapi_json), Op { auth: false, ..op("openapi", "This description", "meta", false, None, (200, Some("OpenApi")), &[]) }),
-        (M::POST, "/api/v1/auth/login", post(auth::login), Op { auth: false, ..op("login", "Sign in with username and password; returns a session token", "auth", false, Some("LoginInput"), (200, Some("LoginOutput")), &[400, 401, 413, 415, 422]) }),
-        (M::POST, "/api/v1/contacts", post(contacts::create), op("createContact", "Create a contact (fields minimised against its purposes)", "contacts", true, Some("ContactInput"), (201, Some("Contact")), &[400, 409, 413, 415, 422])),
-        (M::GET, "/api/v1/contacts", get(contacts::list), Op { query: Q_CONTACTS, ..op("listContacts", "List or search contacts usable for the purpose", "contacts", true, None, (200, Some("ContactPage")), &[400, 422]) }),
-        (M::GET, "/api/v1/contacts/{id}", get(contacts::get), op("getContact", "Read a contact: only the fields the purpose needs", "contacts", true, None, (200, Some("Contact")), &[404])),
-        (M::PATCH, "/api/v1/contacts/{id}", patch(contacts::patch), op("updateContact", "Change fields (null removes) or purposes", "contacts", true, Some("ContactPatch"), (200, Some("Contact")), &[400, 404, 409, 413, 415, 422])),
-        (M::DELETE, "/api/v1/contacts/{id}", delete(contacts::delete), op("deleteContact", "Delete a contact and its interactions", "contacts", true, None, (204, None), &[404])),
-        (M::POST, "/api/v1/contacts/{id}/interactions", post(contacts::add_interaction), op("addInteraction", "Record a note, call, e-mail or meeting", "contacts", true, Some("InteractionInput"), (201, Some("Interaction")), &[404, 400, 413, 415, 422])),
-        (M::GET, "/api/v1/contacts/{id}/interactions", get(contacts::list_interactions), Op { query: Q_PAGE, ..op("listInteractions", "A contact's interactions", "contacts", true, None, (200, Some("InteractionPage")), &[400, 404, 422]) }),
-        (M::POST, "/api/v1/organizations", post(crm::create_organization), op("createOrganization", "Create an organisation", "organizations", false, Some("OrganizationInput"), (201, Some("Organization")), body)),
-        (M::GET, "/api/v1/organizations", get(crm::list_organizations), Op { query: Q_PAGE, ..op("listOrganizations", "List organisations", "organizations", false, None, (200, Some("OrganizationPage")), &[400, 422]) }),
-        (M::GET, "/api/v1/organizations/{id}", get(crm::get_organization), op("getOrganization", "Read an organisation", "organizations", false, None, (200, Some("Organization")), &[404])),
-        (M::POST, "/api/v1/deals", post(crm::create_deal), op("createDeal", "Create a deal", "deals", true, Some("DealInput"), (201, Some("Deal")), body)),
-        (M::GET, "/api/v1/deals", get(crm::list_deals), Op { query: Q_PAGE, ..op("listDeals", "List deals", "deals", true, None, (200, Some("DealPage")), &[400, 422]) }),
-        (M::GET, "/api/v1/deals/{id}", get(crm::get_deal), op("getDeal", "Read a deal", "deals", true, None, (200, Some("Deal")), &[404])),
+        (
+            M::GET,
+            "/healthz",
+            get(meta::healthz),
+            Op {
+                auth: false,
+                ..op(
+                    "health",
+                    "Readiness: 200 once the database answers",
+                    "meta",
+                    false,
+                    None,
+                    (200, Some("Health")),
+                    &[503],
+                )
+            },
+        ),
+        (
+            M::GET,
+            "/api/v1/openapi.json",
+            get(meta::openapi_json),
+            Op {
+                auth: false,
+                ..op(
+                    "openapi",
+                    "This description",
+                    "meta",
+                    false,
+                    None,
+                    (200, Some("OpenApi")),
+                    &[],
+                )
+            },
+        ),
+        (
+            M::POST,
+            "/api/v1/auth/login",
+            post(auth::login),
+            Op {
+                auth: false,
+                ..op(
+                    "login",
+                    "Sign in with username and password; returns a session token",
+                    "auth",
+                    false,
+                    Some("LoginInput"),
+                    (200, Some("LoginOutput")),
+                    &[400, 401, 413, 415, 422],
+                )
+            },
+        ),
+        (
+            M::POST,
+            "/api/v1/contacts",
+            post(contacts::create),
+            op(
+                "createContact",
+                "Create a contact (fields minimised against its purposes)",
+                "contacts",
+                true,
+                Some("ContactInput"),
+                (201, Some("Contact")),
+                &[400, 409, 413, 415, 422],
+            ),
+        ),
+        (
+            M::GET,
+            "/api/v1/contacts",
+            get(contacts::list),
+            Op {
+                query: Q_CONTACTS,
+                ..op(
+                    "listContacts",
+                    "List or search contacts usable for the purpose",
+                    "contacts",
+                    true,
+                    None,
+                    (200, Some("ContactPage")),
+                    &[400, 422],
+                )
+            },
+        ),
+        (
+            M::GET,
+            "/api/v1/contacts/{id}",
+            get(contacts::get),
+            op(
+                "getContact",
+                "Read a contact: only the fields the purpose needs",
+                "contacts",
+                true,
+                None,
+                (200, Some("Contact")),
+                &[404],
+            ),
+        ),
+        (
+            M::PATCH,
+            "/api/v1/contacts/{id}",
+            patch(contacts::patch),
+            op(
+                "updateContact",
+                "Change fields (null removes) or purposes",
+                "contacts",
+                true,
+                Some("ContactPatch"),
+                (200, Some("Contact")),
+                &[400, 404, 409, 413, 415, 422],
+            ),
+        ),
+        (
+            M::DELETE,
+            "/api/v1/contacts/{id}",
+            delete(contacts::delete),
+            op(
+                "deleteContact",
+                "Delete a contact and its interactions",
+                "contacts",
+                true,
+                None,
+                (204, None),
+                &[404],
+            ),
+        ),
+        (
+            M::POST,
+            "/api/v1/contacts/{id}/interactions",
+            post(contacts::add_interaction),
+            op(
+                "addInteraction",
+                "Record a note, call, e-mail or meeting",
+                "contacts",
+                true,
+                Some("InteractionInput"),
+                (201, Some("Interaction")),
+                &[404, 400, 413, 415, 422],
+            ),
+        ),
+        (
+            M::GET,
+            "/api/v1/contacts/{id}/interactions",
+            get(contacts::list_interactions),
+            Op {
+                query: Q_PAGE,
+                ..op(
+                    "listInteractions",
+                    "A contact's interactions",
+                    "contacts",
+                    true,
+                    None,
+                    (200, Some("InteractionPage")),
+                    &[400, 404, 422],
+                )
+            },
+        ),
+        (
+            M::POST,
+            "/api/v1/organizations",
+            post(crm::create_organization),
+            op(
+                "createOrganization",
+                "Create an organisation",
+                "organizations",
+                false,
+                Some("OrganizationInput"),
+                (201, Some("Organization")),
+                body,
+            ),
+        ),
+        (
+            M::GET,
+            "/api/v1/organizations",
+            get(crm::list_organizations),
+            Op {
+                query: Q_PAGE,
+                ..op(
+                    "listOrganizations",
+                    "List organisations",
+                    "organizations",
+                    false,
+                    None,
+                    (200, Some("OrganizationPage")),
+                    &[400, 422],
+                )
+            },
+        ),
+        (
+            M::GET,
+            "/api/v1/organizations/{id}",
+            get(crm::get_organization),
+            op(
+                "getOrganization",
+                "Read an organisation",
+                "organizations",
+                false,
+                None,
+                (200, Some("Organization")),
+                &[404],
+            ),
+        ),
+        (
+            M::POST,
+            "/api/v1/deals",
+            post(crm::create_deal),
+            op(
+                "createDeal",
+                "Create a deal",
+                "deals",
+                true,
+                Some("DealInput"),
+                (201, Some("Deal")),
+                body,
+            ),
+        ),
+        (
+            M::GET,
+            "/api/v1/deals",
+            get(crm::list_deals),
+            Op {
+                query: Q_PAGE,
+                ..op(
+                    "listDeals",
+                    "List deals",
+                    "deals",
+                    true,
+                    None,
+                    (200, Some("DealPage")),
+                    &[400, 422],
+                )
+            },
+        ),
+        (
+            M::GET,
+            "/api/v1/deals/{id}",
+            get(crm::get_deal),
+            op(
+                "getDeal",
+                "Read a deal",
+                "deals",
+                true,
+                None,
+                (200, Some("Deal")),
+                &[404],
+            ),
+        ),
     ]
 }
 
@@ -118,26 +367,56 @@ pub fn router(service: Arc<Service>) -> Router {
         .layer(
             // Spans carry the route template, never the raw URI: query
             // strings such as ?email= hold personal data.
-            TraceLayer::new_for_http().make_span_with(|req: &Request| {
-                let route = req.extensions().get::<MatchedPath>().map_or("unmatched", MatchedPath::as_str);
-                let id = req.headers().get("x-request-id").and_then(|v| v.to_str().ok()).unwrap_or("-");
-                tracing::info_span!("request", method = %req.method(), route, request_id = id)
-            })
-            .on_request(())
-            .on_response(tower_http::trace::DefaultOnResponse::new().level(tracing::Level::INFO)),
+            TraceLayer::new_for_http()
+                .make_span_with(|req: &Request| {
+                    let route = req
+                        .extensions()
+                        .get::<MatchedPath>()
+                        .map_or("unmatched", MatchedPath::as_str);
+                    let id = req
+                        .headers()
+                        .get("x-request-id")
+                        .and_then(|v| v.to_str().ok())
+                        .unwrap_or("-");
+                    tracing::info_span!("request", method = %req.method(), route, request_id = id)
+                })
+                .on_request(())
+                .on_response(tower_http::trace::DefaultOnResponse::new().level(tracing::Level::INFO)),
         )
         .layer(PropagateRequestIdLayer::x_request_id())
         .layer(SetRequestIdLayer::x_request_id(MakeId))
 }
 
-/// Serves `app` on `listener` until `shutdown` resolves, then drains
-/// in-flight requests and closes the service (committing queued writes).
-/// Every acknowledged write was committed before its response was sent.
-pub async fn serve(listener: tokio::net::TcpListener, service: Arc<Service>, shutdown: impl Future<Output = ()> + Send + 'static) -> std::io::Result<()> {
+/// How long in-flight requests may take to finish after shutdown begins.
+pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(20);
+
+/// Serves `app` on `listener` until `shutdown` resolves, then lets in-flight
+/// requests finish (at most [`SHUTDOWN_GRACE`]) and closes the service,
+/// committing queued writes. Every acknowledged write was committed before
+/// its response was sent.
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    service: Arc<Service>,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
     let app = router(Arc::clone(&service));
-    let result = axum::serve(listener, app).with_graceful_shutdown(shutdown).await;
-    // Give any detached work a moment, then close the store.
-    tokio::time::sleep(Duration::from_millis(10)).await;
+    let begun = Arc::new(tokio::sync::Notify::new());
+    let signal = Arc::clone(&begun);
+    let server = axum::serve(listener, app).with_graceful_shutdown(async move {
+        shutdown.await;
+        signal.notify_one();
+    });
+    let deadline = async {
+        begun.notified().await;
+        tokio::time::sleep(SHUTDOWN_GRACE).await;
+    };
+    let result = tokio::select! {
+        r = server => r,
+        () = deadline => {
+            tracing::warn!("requests still open after the shutdown grace period; closing");
+            Ok(())
+        }
+    };
     service.close().await;
     result
 }

@@ -4,7 +4,7 @@
 
 use serde_json::{json, Map, Value};
 use steward_domain::inventory::{FieldKind, CONTACT};
-use steward_domain::{DealStage, Inventory, InteractionKind};
+use steward_domain::{DealStage, InteractionKind, Inventory};
 
 use crate::problem::PROBLEM_BASE;
 
@@ -30,7 +30,9 @@ fn field_schema(kind: FieldKind, max: Option<usize>) -> Value {
     let mut s = match kind {
         FieldKind::Text => json!({"type": "string"}),
         FieldKind::Email => json!({"type": "string", "format": "email"}),
-        FieldKind::Phone => json!({"type": "string", "description": "International number; stored in E.164 form", "pattern": "^\\+[1-9][0-9]{7,14}$"}),
+        FieldKind::Phone => {
+            json!({"type": "string", "description": "International number; stored in E.164 form", "pattern": "^\\+[1-9][0-9]{7,14}$"})
+        }
         FieldKind::Country => json!({"type": "string", "description": "ISO 3166-1 alpha-2", "pattern": "^[A-Z]{2}$"}),
         FieldKind::Date => json!({"type": "string", "format": "date"}),
         FieldKind::Reference => json!({"type": "string", "format": "uuid"}),
@@ -151,19 +153,26 @@ fn operation(path: &str, op: &Op) -> Value {
     let mut params: Vec<Value> = Vec::new();
     for seg in path.split('/') {
         if let Some(name) = seg.strip_prefix('{').and_then(|s| s.strip_suffix('}')) {
-            params.push(json!({"name": name, "in": "path", "required": true, "schema": {"type": "string", "format": "uuid"}}));
+            params.push(
+                json!({"name": name, "in": "path", "required": true, "schema": {"type": "string", "format": "uuid"}}),
+            );
         }
     }
     for (name, ty, desc) in op.query {
-        params.push(json!({"name": name, "in": "query", "required": false, "schema": {"type": ty}, "description": desc}));
+        params
+            .push(json!({"name": name, "in": "query", "required": false, "schema": {"type": ty}, "description": desc}));
     }
     if op.purpose {
-        params.push(json!({"name": "Steward-Purpose", "in": "header", "required": false, "schema": {"type": "string"},
-            "description": "The purpose of the request; default: the role's default purpose"}));
+        params.push(
+            json!({"name": "Steward-Purpose", "in": "header", "required": false, "schema": {"type": "string"},
+            "description": "The purpose of the request; default: the role's default purpose"}),
+        );
     }
     let mut responses = Map::new();
     let ok = match op.ok.1 {
-        Some(schema) => json!({"description": status_text(op.ok.0), "content": {"application/json": {"schema": {"$ref": format!("#/components/schemas/{schema}")}}}}),
+        Some(schema) => {
+            json!({"description": status_text(op.ok.0), "content": {"application/json": {"schema": {"$ref": format!("#/components/schemas/{schema}")}}}})
+        }
         None => json!({"description": status_text(op.ok.0)}),
     };
     responses.insert(op.ok.0.to_string(), ok);
@@ -174,15 +183,21 @@ fn operation(path: &str, op: &Op) -> Value {
     errors.sort_unstable();
     errors.dedup();
     for code in errors {
-        responses.insert(code.to_string(), json!({"description": status_text(code),
-            "content": {"application/problem+json": {"schema": {"$ref": "#/components/schemas/Problem"}}}}));
+        responses.insert(
+            code.to_string(),
+            json!({"description": status_text(code),
+            "content": {"application/problem+json": {"schema": {"$ref": "#/components/schemas/Problem"}}}}),
+        );
     }
     let mut o = json!({"operationId": op.id, "summary": op.summary, "tags": [op.tag], "parameters": params, "responses": responses});
     if let Some(obj) = o.as_object_mut() {
         if let Some(req) = op.request {
             obj.insert("requestBody".into(), json!({"required": true, "content": {"application/json": {"schema": {"$ref": format!("#/components/schemas/{req}")}}}}));
         }
-        obj.insert("security".into(), if op.auth { json!([{"bearer": []}]) } else { json!([]) });
+        obj.insert(
+            "security".into(),
+            if op.auth { json!([{"bearer": []}]) } else { json!([]) },
+        );
     }
     o
 }

@@ -56,10 +56,22 @@ impl ApiError {
             Self::Unauthorized(_) => (StatusCode::UNAUTHORIZED, "unauthorized", "Authentication required"),
             Self::Forbidden(_) => (StatusCode::FORBIDDEN, "forbidden", "Not allowed"),
             Self::NotFound(_) => (StatusCode::NOT_FOUND, "not-found", "Not found"),
-            Self::MethodNotAllowed => (StatusCode::METHOD_NOT_ALLOWED, "method-not-allowed", "Method not allowed"),
+            Self::MethodNotAllowed => (
+                StatusCode::METHOD_NOT_ALLOWED,
+                "method-not-allowed",
+                "Method not allowed",
+            ),
             Self::Conflict(_) => (StatusCode::CONFLICT, "conflict", "Conflict"),
-            Self::PayloadTooLarge(_) => (StatusCode::PAYLOAD_TOO_LARGE, "payload-too-large", "Request body too large"),
-            Self::UnsupportedMediaType => (StatusCode::UNSUPPORTED_MEDIA_TYPE, "unsupported-media-type", "Unsupported media type"),
+            Self::PayloadTooLarge(_) => (
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "payload-too-large",
+                "Request body too large",
+            ),
+            Self::UnsupportedMediaType => (
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                "unsupported-media-type",
+                "Unsupported media type",
+            ),
             Self::Validation(_) => (StatusCode::UNPROCESSABLE_ENTITY, "validation", "Invalid request data"),
             Self::Internal => (StatusCode::INTERNAL_SERVER_ERROR, "internal", "Internal error"),
             Self::Unavailable => (StatusCode::SERVICE_UNAVAILABLE, "unavailable", "Service unavailable"),
@@ -70,18 +82,34 @@ impl ApiError {
     pub fn problem(&self) -> Problem {
         let (status, slug, title) = self.parts();
         let (detail, errors) = match self {
-            Self::BadRequest(d) | Self::Unauthorized(d) | Self::Forbidden(d) | Self::NotFound(d) | Self::Conflict(d) => (d.clone(), vec![]),
+            Self::BadRequest(d)
+            | Self::Unauthorized(d)
+            | Self::Forbidden(d)
+            | Self::NotFound(d)
+            | Self::Conflict(d) => (d.clone(), vec![]),
             Self::MethodNotAllowed => ("this method is not allowed on this resource".into(), vec![]),
             Self::PayloadTooLarge(limit) => (format!("the request body exceeds the limit of {limit} bytes"), vec![]),
-            Self::UnsupportedMediaType => ("the request body must be JSON, sent with Content-Type: application/json".into(), vec![]),
+            Self::UnsupportedMediaType => (
+                "the request body must be JSON, sent with Content-Type: application/json".into(),
+                vec![],
+            ),
             Self::Validation(errors) => {
                 let names: Vec<_> = errors.iter().map(|e| format!("{} {}", e.field, e.message)).collect();
                 (names.join("; "), errors.clone())
             }
-            Self::Internal => ("an internal error occurred; it has been logged with this request's id".into(), vec![]),
+            Self::Internal => (
+                "an internal error occurred; it has been logged with this request's id".into(),
+                vec![],
+            ),
             Self::Unavailable => ("the service is not ready; try again shortly".into(), vec![]),
         };
-        Problem { kind: format!("{PROBLEM_BASE}{slug}"), title, status: status.as_u16(), detail, errors }
+        Problem {
+            kind: format!("{PROBLEM_BASE}{slug}"),
+            title,
+            status: status.as_u16(),
+            detail,
+            errors,
+        }
     }
 }
 
@@ -91,9 +119,13 @@ impl IntoResponse for ApiError {
         let status = StatusCode::from_u16(problem.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
         let body = serde_json::to_vec(&problem).unwrap_or_default();
         let mut resp = (status, body).into_response();
-        resp.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/problem+json"));
+        resp.headers_mut().insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/problem+json"),
+        );
         if matches!(self, Self::Unauthorized(_)) {
-            resp.headers_mut().insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+            resp.headers_mut()
+                .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
         }
         resp
     }
@@ -102,7 +134,9 @@ impl IntoResponse for ApiError {
 impl From<ServiceError> for ApiError {
     fn from(e: ServiceError) -> Self {
         match e {
-            ServiceError::Unauthenticated => Self::Unauthorized("the bearer token is missing, invalid, expired or revoked".into()),
+            ServiceError::Unauthenticated => {
+                Self::Unauthorized("the bearer token is missing, invalid, expired or revoked".into())
+            }
             ServiceError::Forbidden(m) => Self::Forbidden(m),
             ServiceError::NotFound(what) => Self::NotFound(format!("no {what} with this id exists")),
             ServiceError::Conflict(m) => Self::Conflict(m),

@@ -44,9 +44,18 @@ pub fn deal(v: &DealView) -> Value {
         ("title", Value::String(d.title.clone())),
         ("stage", Value::String(d.stage.as_str().into())),
         ("amount", d.amount.map_or(Value::Null, |a| a.to_json())),
-        ("currency", d.currency.map_or(Value::Null, |c| Value::String(c.as_str().into()))),
-        ("organization_id", d.organization_id.map_or(Value::Null, |o| Value::String(o.to_string()))),
-        ("contact_id", d.contact_id.map_or(Value::Null, |c| Value::String(c.to_string()))),
+        (
+            "currency",
+            d.currency.map_or(Value::Null, |c| Value::String(c.as_str().into())),
+        ),
+        (
+            "organization_id",
+            d.organization_id.map_or(Value::Null, |o| Value::String(o.to_string())),
+        ),
+        (
+            "contact_id",
+            d.contact_id.map_or(Value::Null, |c| Value::String(c.to_string())),
+        ),
     ];
     for (name, value) in all {
         if v.visible.iter().any(|f| f == name) {

@@ -59,23 +59,35 @@ fn verify_password_blocking(password: &str, phc: &str) -> bool {
 
 /// A fixed hash verified when the username is unknown, so that a failed
 /// sign-in takes the same time whether or not the user exists.
-const DUMMY_HASH: &str = "$argon2id$v=19$m=19456,t=2,p=1$c3Rld2FyZC1kdW1teQ$0dIWdVWOA5Jgu2Y7YrQmHx7kybNxkCmGbqd1UCwmmvE";
+const DUMMY_HASH: &str =
+    "$argon2id$v=19$m=19456,t=2,p=1$c3Rld2FyZC1kdW1teQ$0dIWdVWOA5Jgu2Y7YrQmHx7kybNxkCmGbqd1UCwmmvE";
 
 /// Usernames: 1–64 of lower-case letters, digits, `.`, `_`, `-`.
 pub fn validate_username(username: &str) -> ServiceResult<()> {
     let ok = (1..=64).contains(&username.len())
-        && username.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b"._-".contains(&b));
+        && username
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b"._-".contains(&b));
     if ok {
         Ok(())
     } else {
-        Err(ServiceError::invalid("username", "must be 1 to 64 lower-case letters, digits, '.', '_' or '-'"))
+        Err(ServiceError::invalid(
+            "username",
+            "must be 1 to 64 lower-case letters, digits, '.', '_' or '-'",
+        ))
     }
 }
 
 impl Service {
     async fn blocking_hash<T: Send + 'static>(&self, f: impl FnOnce() -> T + Send + 'static) -> ServiceResult<T> {
-        let _permit = self.hash_permits.acquire().await.map_err(|e| ServiceError::Internal(e.to_string()))?;
-        tokio::task::spawn_blocking(f).await.map_err(|e| ServiceError::Internal(e.to_string()))
+        let _permit = self
+            .hash_permits
+            .acquire()
+            .await
+            .map_err(|e| ServiceError::Internal(e.to_string()))?;
+        tokio::task::spawn_blocking(f)
+            .await
+            .map_err(|e| ServiceError::Internal(e.to_string()))
     }
 
     /// Creates a staff user. Used by `steward user create`.
@@ -83,10 +95,16 @@ impl Service {
         validate_username(username)?;
         if self.inventory.role(role).is_none() {
             let roles: Vec<_> = self.inventory.roles.keys().map(String::as_str).collect();
-            return Err(ServiceError::invalid("role", format!("must be one of {}", roles.join(", "))));
+            return Err(ServiceError::invalid(
+                "role",
+                format!("must be one of {}", roles.join(", ")),
+            ));
         }
         if password.chars().count() < MIN_PASSWORD_LEN {
-            return Err(ServiceError::invalid("password", format!("must be at least {MIN_PASSWORD_LEN} characters")));
+            return Err(ServiceError::invalid(
+                "password",
+                format!("must be at least {MIN_PASSWORD_LEN} characters"),
+            ));
         }
         let hash = self.blocking_hash(move || hash_password_blocking(&password)).await??;
         let user = UserRow {
@@ -99,7 +117,9 @@ impl Service {
         };
         let id = user.id;
         match self.store.write(vec![WriteOp::InsertUser(user)]).await {
-            Err(StoreError::Duplicate) => Err(ServiceError::Conflict("a user with this username already exists".into())),
+            Err(StoreError::Duplicate) => Err(ServiceError::Conflict(
+                "a user with this username already exists".into(),
+            )),
             other => other.map_err(ServiceError::from),
         }?;
         tracing::info!(user_id = %id, role, "user created");
@@ -107,24 +127,51 @@ impl Service {
     }
 
     fn token_hash(&self, token: &str) -> Vec<u8> {
-        let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(self.keys.token.expose()).unwrap_or_else(|_| unreachable!("any key length"));
+        let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(self.keys.token.expose())
+            .unwrap_or_else(|_| unreachable!("any key length"));
         mac.update(token.as_bytes());
         mac.finalize().into_bytes().to_vec()
     }
 
-    async fn issue_token(&self, user_id: UserId, kind: TokenKind, name: Option<String>, expires_at: Option<DateTime<Utc>>) -> ServiceResult<(TokenId, Zeroizing<String>)> {
+    async fn issue_token(
+        &self,
+        user_id: UserId,
+        kind: TokenKind,
+        name: Option<String>,
+        expires_at: Option<DateTime<Utc>>,
+    ) -> ServiceResult<(TokenId, Zeroizing<String>)> {
         let mut secret = Zeroizing::new([0u8; 32]);
         rand::rngs::OsRng.fill_bytes(secret.as_mut());
-        let token = Zeroizing::new(format!("{TOKEN_PREFIX}{}", base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(secret.as_ref())));
-        let row = TokenRow { id: TokenId::new(), user_id, kind, name, hash: self.token_hash(&token), created_at: Utc::now(), expires_at };
+        let token = Zeroizing::new(format!(
+            "{TOKEN_PREFIX}{}",
+            base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(secret.as_ref())
+        ));
+        let row = TokenRow {
+            id: TokenId::new(),
+            user_id,
+            kind,
+            name,
+            hash: self.token_hash(&token),
+            created_at: Utc::now(),
+            expires_at,
+        };
         let id = row.id;
         self.store.write(vec![WriteOp::InsertToken(row)]).await?;
         Ok((id, token))
     }
 
     /// Creates an API token for `username`; returns the secret, shown once.
-    pub async fn create_api_token(&self, username: &str, name: Option<String>, expires_in_days: Option<u32>) -> ServiceResult<Zeroizing<String>> {
-        let user = self.store.get_user_by_username(username).await?.ok_or(ServiceError::NotFound("user"))?;
+    pub async fn create_api_token(
+        &self,
+        username: &str,
+        name: Option<String>,
+        expires_in_days: Option<u32>,
+    ) -> ServiceResult<Zeroizing<String>> {
+        let user = self
+            .store
+            .get_user_by_username(username)
+            .await?
+            .ok_or(ServiceError::NotFound("user"))?;
         if user.disabled {
             return Err(ServiceError::BadRequest("the user is disabled".into()));
         }
@@ -142,8 +189,12 @@ impl Service {
     /// passwords fail alike, in the same time.
     pub async fn login(&self, username: &str, password: Zeroizing<String>) -> ServiceResult<Zeroizing<String>> {
         let user = self.store.get_user_by_username(username).await?;
-        let phc = user.as_ref().map_or_else(|| DUMMY_HASH.to_string(), |u| u.password_hash.clone());
-        let ok = self.blocking_hash(move || verify_password_blocking(&password, &phc)).await?;
+        let phc = user
+            .as_ref()
+            .map_or_else(|| DUMMY_HASH.to_string(), |u| u.password_hash.clone());
+        let ok = self
+            .blocking_hash(move || verify_password_blocking(&password, &phc))
+            .await?;
         let user = match user {
             Some(u) if ok && !u.disabled => u,
             _ => {
@@ -152,18 +203,29 @@ impl Service {
             }
         };
         let expires = Utc::now() + Duration::hours(SESSION_LIFETIME_HOURS);
-        let (id, token) = self.issue_token(user.id, TokenKind::Session, None, Some(expires)).await?;
+        let (id, token) = self
+            .issue_token(user.id, TokenKind::Session, None, Some(expires))
+            .await?;
         tracing::info!(user_id = %user.id, token_id = %id, "signed in");
         Ok(token)
     }
 
     /// The principal for a local CLI operation made as `username`.
     pub async fn local_principal(&self, username: &str) -> ServiceResult<Principal> {
-        let user = self.store.get_user_by_username(username).await?.ok_or(ServiceError::NotFound("user"))?;
+        let user = self
+            .store
+            .get_user_by_username(username)
+            .await?
+            .ok_or(ServiceError::NotFound("user"))?;
         if user.disabled {
             return Err(ServiceError::Forbidden("the user is disabled".into()));
         }
-        Ok(Principal { user_id: user.id, username: user.username, role: user.role, token_id: None })
+        Ok(Principal {
+            user_id: user.id,
+            username: user.username,
+            role: user.role,
+            token_id: None,
+        })
     }
 
     /// Resolves a bearer token to its principal.
@@ -172,7 +234,11 @@ impl Service {
             return Err(ServiceError::Unauthenticated);
         }
         let hash = self.token_hash(token);
-        let (row, user) = self.store.get_token_by_hash(&hash).await?.ok_or(ServiceError::Unauthenticated)?;
+        let (row, user) = self
+            .store
+            .get_token_by_hash(&hash)
+            .await?
+            .ok_or(ServiceError::Unauthenticated)?;
         // The lookup was by hash; compare again in constant time for good measure.
         if !bool::from(subtle::ConstantTimeEq::ct_eq(row.hash.as_slice(), hash.as_slice())) {
             return Err(ServiceError::Unauthenticated);
@@ -180,7 +246,12 @@ impl Service {
         if row.expires_at.is_some_and(|e| e <= Utc::now()) || user.disabled {
             return Err(ServiceError::Unauthenticated);
         }
-        Ok(Principal { user_id: user.id, username: user.username, role: user.role, token_id: Some(row.id) })
+        Ok(Principal {
+            user_id: user.id,
+            username: user.username,
+            role: user.role,
+            token_id: Some(row.id),
+        })
     }
 }
 

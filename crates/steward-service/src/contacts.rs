@@ -75,7 +75,10 @@ pub struct InteractionInput {
 
 pub(crate) fn parse_cursor<T: std::str::FromStr>(cursor: Option<&str>) -> ServiceResult<Option<T>> {
     cursor
-        .map(|c| c.parse::<T>().map_err(|_| ServiceError::invalid("cursor", "is not a cursor returned by this list")))
+        .map(|c| {
+            c.parse::<T>()
+                .map_err(|_| ServiceError::invalid("cursor", "is not a cursor returned by this list"))
+        })
         .transpose()
 }
 
@@ -83,14 +86,20 @@ pub(crate) fn page_size(limit: Option<u32>) -> ServiceResult<u32> {
     match limit {
         None => Ok(DEFAULT_PAGE),
         Some(n) if (1..=MAX_PAGE).contains(&n) => Ok(n),
-        Some(_) => Err(ServiceError::invalid("limit", format!("must be between 1 and {MAX_PAGE}"))),
+        Some(_) => Err(ServiceError::invalid(
+            "limit",
+            format!("must be between 1 and {MAX_PAGE}"),
+        )),
     }
 }
 
 impl Service {
     /// Parses and normalises `fields` (null means "remove" and is returned
     /// as `None`). Collects every problem.
-    fn parse_contact_fields(&self, fields: &Map<String, Value>) -> Result<BTreeMap<String, Option<String>>, Vec<FieldError>> {
+    fn parse_contact_fields(
+        &self,
+        fields: &Map<String, Value>,
+    ) -> Result<BTreeMap<String, Option<String>>, Vec<FieldError>> {
         let mut out = BTreeMap::new();
         let mut errors = Vec::new();
         for (name, value) in fields {
@@ -126,13 +135,23 @@ impl Service {
         }
         let mut out: Vec<String> = Vec::with_capacity(list.len());
         for p in list {
-            let name = p.as_str().ok_or_else(|| FieldError::new("purposes", "must be a list of purpose names"))?;
+            let name = p
+                .as_str()
+                .ok_or_else(|| FieldError::new("purposes", "must be a list of purpose names"))?;
             match self.inventory.purpose(name) {
                 Some(purpose) if purpose.collection => {}
-                Some(_) => return Err(FieldError::new("purposes", format!("'{name}' is not a purpose data may be collected for"))),
+                Some(_) => {
+                    return Err(FieldError::new(
+                        "purposes",
+                        format!("'{name}' is not a purpose data may be collected for"),
+                    ))
+                }
                 None => {
                     let known: Vec<_> = self.inventory.collection_purposes().collect();
-                    return Err(FieldError::new("purposes", format!("must be among {}", known.join(", "))));
+                    return Err(FieldError::new(
+                        "purposes",
+                        format!("must be among {}", known.join(", ")),
+                    ));
                 }
             }
             if !out.iter().any(|o| o == name) {
@@ -144,11 +163,24 @@ impl Service {
 
     /// Data minimisation: every stored field must be needed by at least one
     /// collection purpose.
-    fn check_minimal<'a>(&self, record_type: &str, fields: impl Iterator<Item = &'a String>, purposes: &[String]) -> Vec<FieldError> {
+    fn check_minimal<'a>(
+        &self,
+        record_type: &str,
+        fields: impl Iterator<Item = &'a String>,
+        purposes: &[String],
+    ) -> Vec<FieldError> {
         let allowed = self.inventory.fields_for_purposes(record_type, purposes);
         fields
             .filter(|f| !allowed.contains(f.as_str()))
-            .map(|f| FieldError::new(f.as_str(), format!("is not needed by any of the purposes the data is collected for ({})", purposes.join(", "))))
+            .map(|f| {
+                FieldError::new(
+                    f.as_str(),
+                    format!(
+                        "is not needed by any of the purposes the data is collected for ({})",
+                        purposes.join(", ")
+                    ),
+                )
+            })
             .collect()
     }
 
@@ -156,7 +188,9 @@ impl Service {
     async fn check_references(&self, fields: &BTreeMap<String, String>) -> ServiceResult<Vec<FieldError>> {
         let mut errors = Vec::new();
         for (name, value) in fields {
-            let Some(spec) = self.inventory.field(CONTACT, name) else { continue };
+            let Some(spec) = self.inventory.field(CONTACT, name) else {
+                continue;
+            };
             if spec.kind != FieldKind::Reference {
                 continue;
             }
@@ -182,8 +216,16 @@ impl Service {
         fields
             .iter()
             .map(|(name, value)| {
-                let ctx = FieldContext { record_type: CONTACT, record_id: id.as_bytes(), field: name, subject_id: id };
-                let sealed = self.codec.seal(&ctx, value).map_err(|e| ServiceError::Internal(e.to_string()))?;
+                let ctx = FieldContext {
+                    record_type: CONTACT,
+                    record_id: id.as_bytes(),
+                    field: name,
+                    subject_id: id,
+                };
+                let sealed = self
+                    .codec
+                    .seal(&ctx, value)
+                    .map_err(|e| ServiceError::Internal(e.to_string()))?;
                 Ok((name.clone(), sealed))
             })
             .collect()
@@ -196,14 +238,22 @@ impl Service {
             if !wanted(name) {
                 continue;
             }
-            let ctx = FieldContext { record_type: CONTACT, record_id: row.subject_id.as_bytes(), field: name, subject_id: row.subject_id };
+            let ctx = FieldContext {
+                record_type: CONTACT,
+                record_id: row.subject_id.as_bytes(),
+                field: name,
+                subject_id: row.subject_id,
+            };
             match self.codec.open(&ctx, sealed) {
                 Ok(v) => {
                     out.insert(name.clone(), v);
                 }
                 Err(_) => {
                     tracing::error!(subject_id = %row.subject_id, field = %name, "stored field could not be decoded");
-                    return Err(ServiceError::Internal(format!("field {name} of contact {} could not be decoded", row.subject_id)));
+                    return Err(ServiceError::Internal(format!(
+                        "field {name} of contact {} could not be decoded",
+                        row.subject_id
+                    )));
                 }
             }
         }
@@ -214,12 +264,20 @@ impl Service {
     fn index_terms(&self, fields: &BTreeMap<String, String>) -> Vec<IndexTerm> {
         let mut terms = Vec::new();
         for (name, value) in fields {
-            let Some(spec) = self.inventory.field(CONTACT, name) else { continue };
+            let Some(spec) = self.inventory.field(CONTACT, name) else {
+                continue;
+            };
             match spec.search {
-                Some(SearchKind::Exact) => terms.push(IndexTerm { term: self.blind.term(CONTACT, name, &exact_key(spec.kind, value)), unique: spec.unique }),
+                Some(SearchKind::Exact) => terms.push(IndexTerm {
+                    term: self.blind.term(CONTACT, name, &exact_key(spec.kind, value)),
+                    unique: spec.unique,
+                }),
                 Some(SearchKind::Words) => {
                     for w in search_words(value) {
-                        terms.push(IndexTerm { term: self.blind.term(CONTACT, WORDS, &w), unique: false });
+                        terms.push(IndexTerm {
+                            term: self.blind.term(CONTACT, WORDS, &w),
+                            unique: false,
+                        });
                     }
                 }
                 None => {}
@@ -231,7 +289,9 @@ impl Service {
     /// Which unique field a duplicate came from, for a clear 409.
     async fn duplicate_field(&self, id: SubjectId, fields: &BTreeMap<String, String>) -> ServiceResult<Option<String>> {
         for (name, value) in fields {
-            let Some(spec) = self.inventory.field(CONTACT, name) else { continue };
+            let Some(spec) = self.inventory.field(CONTACT, name) else {
+                continue;
+            };
             if spec.unique {
                 let term = self.blind.term(CONTACT, name, &exact_key(spec.kind, value));
                 let holders = self.store.find_contacts_by_term(&term, None, 2).await?;
@@ -254,25 +314,46 @@ impl Service {
     fn view(&self, row: &ContactRow, purpose: &str) -> ServiceResult<ContactView> {
         let needed = self.inventory.fields_for_purpose(CONTACT, purpose);
         let fields = self.open_fields(row, |f| needed.iter().any(|n| n == f))?;
-        Ok(ContactView { id: row.subject_id, purposes: row.purposes.clone(), fields, created_at: row.created_at, updated_at: row.updated_at, version: row.version })
+        Ok(ContactView {
+            id: row.subject_id,
+            purposes: row.purposes.clone(),
+            fields,
+            created_at: row.created_at,
+            updated_at: row.updated_at,
+            version: row.version,
+        })
     }
 
     /// Loads a contact the request may act on for its purpose.
     async fn usable_contact(&self, ctx: &RequestContext, id: SubjectId) -> ServiceResult<(ContactRow, String)> {
         let purpose = self.require_purpose(ctx)?.to_string();
-        let row = self.store.get_contact(id).await?.ok_or(ServiceError::NotFound("contact"))?;
-        self.purpose_usable(&purpose, &row.purposes).map_err(ServiceError::Forbidden)?;
+        let row = self
+            .store
+            .get_contact(id)
+            .await?
+            .ok_or(ServiceError::NotFound("contact"))?;
+        self.purpose_usable(&purpose, &row.purposes)
+            .map_err(ServiceError::Forbidden)?;
         Ok((row, purpose))
     }
 
     /// Creates a contact from a JSON object of inventory fields plus
     /// `purposes` (default: the request's purpose). Returns every stored field.
-    pub async fn create_contact(&self, ctx: &RequestContext, mut body: Map<String, Value>) -> ServiceResult<ContactView> {
+    pub async fn create_contact(
+        &self,
+        ctx: &RequestContext,
+        mut body: Map<String, Value>,
+    ) -> ServiceResult<ContactView> {
         self.require_action(ctx, CONTACT, Verb::Write)?;
         let purpose = self.require_purpose(ctx)?.to_string();
-        let purposes_value = body.remove("purposes").unwrap_or_else(|| Value::Array(vec![Value::String(purpose)]));
+        let purposes_value = body
+            .remove("purposes")
+            .unwrap_or_else(|| Value::Array(vec![Value::String(purpose)]));
         let mut errors = Vec::new();
-        let purposes = self.parse_purposes(&purposes_value).map_err(|e| errors.push(e)).unwrap_or_default();
+        let purposes = self
+            .parse_purposes(&purposes_value)
+            .map_err(|e| errors.push(e))
+            .unwrap_or_default();
         let fields: BTreeMap<String, String> = match self.parse_contact_fields(&body) {
             Ok(f) => f.into_iter().filter_map(|(k, v)| v.map(|v| (k, v))).collect(),
             Err(e) => {
@@ -291,15 +372,36 @@ impl Service {
         }
         let id = SubjectId::new();
         let now = Utc::now();
-        let row = ContactRow { subject_id: id, purposes, fields: self.seal_fields(id, &fields)?, created_at: now, updated_at: now, version: 1 };
+        let row = ContactRow {
+            subject_id: id,
+            purposes,
+            fields: self.seal_fields(id, &fields)?,
+            created_at: now,
+            updated_at: now,
+            version: 1,
+        };
         let terms = self.index_terms(&fields);
-        match self.store.write(vec![WriteOp::InsertContact { row: row.clone(), terms }]).await {
+        match self
+            .store
+            .write(vec![WriteOp::InsertContact {
+                row: row.clone(),
+                terms,
+            }])
+            .await
+        {
             Ok(()) => {}
             Err(StoreError::Duplicate) => return Err(Self::conflict_for(self.duplicate_field(id, &fields).await?)),
             Err(e) => return Err(e.into()),
         }
         tracing::info!(subject_id = %id, fields = fields.len(), "contact created");
-        Ok(ContactView { id, purposes: row.purposes, fields, created_at: now, updated_at: now, version: 1 })
+        Ok(ContactView {
+            id,
+            purposes: row.purposes,
+            fields,
+            created_at: now,
+            updated_at: now,
+            version: 1,
+        })
     }
 
     pub async fn get_contact(&self, ctx: &RequestContext, id: SubjectId) -> ServiceResult<ContactView> {
@@ -311,7 +413,12 @@ impl Service {
     /// Applies a partial update: fields given replace stored ones, `null`
     /// removes one, `purposes` (if given) replaces the collection purposes.
     /// The result must still be minimal for its purposes.
-    pub async fn update_contact(&self, ctx: &RequestContext, id: SubjectId, mut body: Map<String, Value>) -> ServiceResult<ContactView> {
+    pub async fn update_contact(
+        &self,
+        ctx: &RequestContext,
+        id: SubjectId,
+        mut body: Map<String, Value>,
+    ) -> ServiceResult<ContactView> {
         self.require_action(ctx, CONTACT, Verb::Write)?;
         let (row, purpose) = self.usable_contact(ctx, id).await?;
         let mut errors = Vec::new();
@@ -319,7 +426,10 @@ impl Service {
             Some(v) => self.parse_purposes(&v).map_err(|e| errors.push(e)).unwrap_or_default(),
             None => row.purposes.clone(),
         };
-        let changes = self.parse_contact_fields(&body).map_err(|e| errors.extend(e)).unwrap_or_default();
+        let changes = self
+            .parse_contact_fields(&body)
+            .map_err(|e| errors.extend(e))
+            .unwrap_or_default();
         if !errors.is_empty() {
             return Err(ServiceError::Invalid(errors));
         }
@@ -332,7 +442,10 @@ impl Service {
         }
         let mut errors = self.check_minimal(CONTACT, fields.keys(), &purposes);
         if errors.is_empty() {
-            let changed: BTreeMap<String, String> = changes.iter().filter_map(|(k, v)| v.clone().map(|v| (k.clone(), v))).collect();
+            let changed: BTreeMap<String, String> = changes
+                .iter()
+                .filter_map(|(k, v)| v.clone().map(|v| (k.clone(), v)))
+                .collect();
             errors.extend(self.check_references(&changed).await?);
         }
         if !errors.is_empty() {
@@ -348,7 +461,15 @@ impl Service {
             version: row.version + 1,
         };
         let terms = self.index_terms(&fields);
-        match self.store.write(vec![WriteOp::UpdateContact { row: new_row.clone(), expected_version: row.version, terms }]).await {
+        match self
+            .store
+            .write(vec![WriteOp::UpdateContact {
+                row: new_row.clone(),
+                expected_version: row.version,
+                terms,
+            }])
+            .await
+        {
             Ok(()) => {}
             Err(StoreError::Duplicate) => return Err(Self::conflict_for(self.duplicate_field(id, &fields).await?)),
             Err(StoreError::NotFound) => return Err(ServiceError::NotFound("contact")),
@@ -357,7 +478,14 @@ impl Service {
         tracing::info!(subject_id = %id, changed = changes.len(), "contact updated");
         let needed = self.inventory.fields_for_purpose(CONTACT, &purpose);
         fields.retain(|k, _| needed.iter().any(|n| n == k));
-        Ok(ContactView { id, purposes: new_row.purposes, fields, created_at: row.created_at, updated_at: now, version: new_row.version })
+        Ok(ContactView {
+            id,
+            purposes: new_row.purposes,
+            fields,
+            created_at: row.created_at,
+            updated_at: now,
+            version: new_row.version,
+        })
     }
 
     /// Deletes a contact with its interactions and index terms; deals are
@@ -386,8 +514,12 @@ impl Service {
         let rows = match (&query.email, &query.q) {
             (Some(_), Some(_)) => return Err(ServiceError::BadRequest("search by email or by q, not both".into())),
             (Some(email), None) => {
-                let spec = self.inventory.field(CONTACT, "email").ok_or(ServiceError::NotFound("email field"))?;
-                let normal = normalise_contact_field(&self.inventory, "email", &Value::String(email.clone())).map_err(|e| ServiceError::Invalid(vec![e]))?;
+                let spec = self
+                    .inventory
+                    .field(CONTACT, "email")
+                    .ok_or(ServiceError::NotFound("email field"))?;
+                let normal = normalise_contact_field(&self.inventory, "email", &Value::String(email.clone()))
+                    .map_err(|e| ServiceError::Invalid(vec![e]))?;
                 let term = self.blind.term(CONTACT, "email", &exact_key(spec.kind, &normal));
                 self.store.find_contacts_by_term(&term, after, limit).await?
             }
@@ -396,15 +528,25 @@ impl Service {
                 let Some(first) = words.first() else {
                     return Err(ServiceError::invalid("q", "must contain at least one letter or digit"));
                 };
-                self.store.find_contacts_by_term(&self.blind.term(CONTACT, WORDS, first), after, limit).await?
+                self.store
+                    .find_contacts_by_term(&self.blind.term(CONTACT, WORDS, first), after, limit)
+                    .await?
             }
             (None, None) => self.store.list_contacts(after, limit).await?,
         };
-        let next_cursor = (rows.len() == limit as usize).then(|| rows.last().map(|r| r.subject_id.to_string())).flatten();
+        let next_cursor = (rows.len() == limit as usize)
+            .then(|| rows.last().map(|r| r.subject_id.to_string()))
+            .flatten();
         let word_fields: Vec<&str> = self
             .inventory
             .record_type(CONTACT)
-            .map(|rt| rt.fields.iter().filter(|(_, f)| f.search == Some(SearchKind::Words)).map(|(n, _)| n.as_str()).collect())
+            .map(|rt| {
+                rt.fields
+                    .iter()
+                    .filter(|(_, f)| f.search == Some(SearchKind::Words))
+                    .map(|(n, _)| n.as_str())
+                    .collect()
+            })
             .unwrap_or_default();
         let mut items = Vec::with_capacity(rows.len());
         for row in &rows {
@@ -414,7 +556,10 @@ impl Service {
             if words.len() > 1 {
                 // Further words must all occur in some searchable field.
                 let names = self.open_fields(row, |f| word_fields.contains(&f))?;
-                let have: std::collections::BTreeSet<String> = names.values().flat_map(|v| search_words(v).collect::<Vec<_>>()).collect();
+                let have: std::collections::BTreeSet<String> = names
+                    .values()
+                    .flat_map(|v| search_words(v).collect::<Vec<_>>())
+                    .collect();
                 if !words.iter().all(|w| have.contains(w)) {
                     continue;
                 }
@@ -426,7 +571,12 @@ impl Service {
 
     fn interaction_view(&self, row: &InteractionRow, purpose: &str) -> ServiceResult<InteractionView> {
         let summary = if self.inventory.purpose_needs(INTERACTION, purpose, "summary") {
-            let ctx = FieldContext { record_type: INTERACTION, record_id: row.id.as_bytes(), field: "summary", subject_id: row.subject_id };
+            let ctx = FieldContext {
+                record_type: INTERACTION,
+                record_id: row.id.as_bytes(),
+                field: "summary",
+                subject_id: row.subject_id,
+            };
             Some(self.codec.open(&ctx, &row.summary).map_err(|_| {
                 tracing::error!(interaction_id = %row.id, "stored interaction could not be decoded");
                 ServiceError::Internal(format!("interaction {} could not be decoded", row.id))
@@ -434,14 +584,28 @@ impl Service {
         } else {
             None
         };
-        Ok(InteractionView { id: row.id, contact_id: row.subject_id, kind: row.kind, summary, occurred_at: row.occurred_at, created_at: row.created_at })
+        Ok(InteractionView {
+            id: row.id,
+            contact_id: row.subject_id,
+            kind: row.kind,
+            summary,
+            occurred_at: row.occurred_at,
+            created_at: row.created_at,
+        })
     }
 
-    pub async fn add_interaction(&self, ctx: &RequestContext, contact: SubjectId, input: InteractionInput) -> ServiceResult<InteractionView> {
+    pub async fn add_interaction(
+        &self,
+        ctx: &RequestContext,
+        contact: SubjectId,
+        input: InteractionInput,
+    ) -> ServiceResult<InteractionView> {
         self.require_action(ctx, INTERACTION, Verb::Write)?;
         let (row, purpose) = self.usable_contact(ctx, contact).await?;
         let mut errors = Vec::new();
-        let kind = InteractionKind::parse(&input.kind).map_err(|m| errors.push(FieldError::new("kind", m))).ok();
+        let kind = InteractionKind::parse(&input.kind)
+            .map_err(|m| errors.push(FieldError::new("kind", m)))
+            .ok();
         let summary = input.summary.trim().to_string();
         if summary.is_empty() {
             errors.push(FieldError::new("summary", "must not be empty"));
@@ -453,7 +617,12 @@ impl Service {
             None => Some(now),
             Some(s) => DateTime::parse_from_rfc3339(s)
                 .map(|d| d.with_timezone(&Utc))
-                .map_err(|_| errors.push(FieldError::new("occurred_at", "must be an RFC 3339 date-time, e.g. 2026-01-31T09:30:00Z")))
+                .map_err(|_| {
+                    errors.push(FieldError::new(
+                        "occurred_at",
+                        "must be an RFC 3339 date-time, e.g. 2026-01-31T09:30:00Z",
+                    ))
+                })
                 .ok(),
         };
         let provided = ["kind".to_string(), "summary".to_string(), "occurred_at".to_string()];
@@ -462,9 +631,24 @@ impl Service {
             return Err(ServiceError::Invalid(errors));
         };
         let id = InteractionId::new();
-        let fctx = FieldContext { record_type: INTERACTION, record_id: id.as_bytes(), field: "summary", subject_id: contact };
-        let sealed = self.codec.seal(&fctx, &summary).map_err(|e| ServiceError::Internal(e.to_string()))?;
-        let irow = InteractionRow { id, subject_id: contact, kind, occurred_at, created_at: now, summary: sealed };
+        let fctx = FieldContext {
+            record_type: INTERACTION,
+            record_id: id.as_bytes(),
+            field: "summary",
+            subject_id: contact,
+        };
+        let sealed = self
+            .codec
+            .seal(&fctx, &summary)
+            .map_err(|e| ServiceError::Internal(e.to_string()))?;
+        let irow = InteractionRow {
+            id,
+            subject_id: contact,
+            kind,
+            occurred_at,
+            created_at: now,
+            summary: sealed,
+        };
         match self.store.write(vec![WriteOp::InsertInteraction(irow.clone())]).await {
             Err(StoreError::MissingReference) => return Err(ServiceError::NotFound("contact")),
             other => other?,
@@ -473,13 +657,27 @@ impl Service {
         self.interaction_view(&irow, &purpose)
     }
 
-    pub async fn list_interactions(&self, ctx: &RequestContext, contact: SubjectId, cursor: Option<&str>, limit: Option<u32>) -> ServiceResult<Page<InteractionView>> {
+    pub async fn list_interactions(
+        &self,
+        ctx: &RequestContext,
+        contact: SubjectId,
+        cursor: Option<&str>,
+        limit: Option<u32>,
+    ) -> ServiceResult<Page<InteractionView>> {
         self.require_action(ctx, INTERACTION, Verb::Read)?;
         let (_, purpose) = self.usable_contact(ctx, contact).await?;
         let limit = page_size(limit)?;
-        let rows = self.store.list_interactions(contact, parse_cursor(cursor)?, limit).await?;
-        let next_cursor = (rows.len() == limit as usize).then(|| rows.last().map(|r| r.id.to_string())).flatten();
-        let items = rows.iter().map(|r| self.interaction_view(r, &purpose)).collect::<ServiceResult<_>>()?;
+        let rows = self
+            .store
+            .list_interactions(contact, parse_cursor(cursor)?, limit)
+            .await?;
+        let next_cursor = (rows.len() == limit as usize)
+            .then(|| rows.last().map(|r| r.id.to_string()))
+            .flatten();
+        let items = rows
+            .iter()
+            .map(|r| self.interaction_view(r, &purpose))
+            .collect::<ServiceResult<_>>()?;
         Ok(Page { items, next_cursor })
     }
 }

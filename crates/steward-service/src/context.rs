@@ -23,31 +23,55 @@ pub struct RequestContext {
 impl Service {
     /// Resolves the purpose of a request: the requested purpose must be one
     /// the principal's role may act for.
-    pub fn context(&self, principal: Principal, requested_purpose: Option<&str>, request_id: Option<String>) -> ServiceResult<RequestContext> {
-        let role = self
-            .inventory
-            .role(&principal.role)
-            .ok_or_else(|| ServiceError::Forbidden(format!("role '{}' is not defined in the data inventory", principal.role)))?;
+    pub fn context(
+        &self,
+        principal: Principal,
+        requested_purpose: Option<&str>,
+        request_id: Option<String>,
+    ) -> ServiceResult<RequestContext> {
+        let role = self.inventory.role(&principal.role).ok_or_else(|| {
+            ServiceError::Forbidden(format!(
+                "role '{}' is not defined in the data inventory",
+                principal.role
+            ))
+        })?;
         let purpose = match requested_purpose {
             Some(p) if self.inventory.purpose(p).is_none() => {
-                return Err(ServiceError::Forbidden(format!("'{}' is not a purpose in the data inventory", sanitize(p))));
+                return Err(ServiceError::Forbidden(format!(
+                    "'{}' is not a purpose in the data inventory",
+                    sanitize(p)
+                )));
             }
             Some(p) if !role.allows_purpose(p) => {
-                return Err(ServiceError::Forbidden(format!("role '{}' may not act for purpose '{p}'", principal.role)));
+                return Err(ServiceError::Forbidden(format!(
+                    "role '{}' may not act for purpose '{p}'",
+                    principal.role
+                )));
             }
             Some(p) => Some(p.to_string()),
             None => role.default_purpose.clone(),
         };
-        Ok(RequestContext { principal, purpose, request_id })
+        Ok(RequestContext {
+            principal,
+            purpose,
+            request_id,
+        })
     }
 
     /// Refuses unless the role may perform `verb` on `record_type`.
     pub(crate) fn require_action(&self, ctx: &RequestContext, record_type: &str, verb: Verb) -> ServiceResult<()> {
-        let allowed = self.inventory.role(&ctx.principal.role).is_some_and(|r| r.allows_action(record_type, verb));
+        let allowed = self
+            .inventory
+            .role(&ctx.principal.role)
+            .is_some_and(|r| r.allows_action(record_type, verb));
         if allowed {
             Ok(())
         } else {
-            Err(ServiceError::Forbidden(format!("role '{}' may not {} {record_type} records", ctx.principal.role, verb.as_str())))
+            Err(ServiceError::Forbidden(format!(
+                "role '{}' may not {} {record_type} records",
+                ctx.principal.role,
+                verb.as_str()
+            )))
         }
     }
 
@@ -74,7 +98,9 @@ impl Service {
         match self.inventory.purpose(purpose).map(|p| p.lawful_basis) {
             // Consent records arrive with the consent issue; until then no
             // consent can be shown, so consent-based use is refused.
-            Some(LawfulBasis::Consent) => Err(format!("purpose '{purpose}' requires the contact's current consent, which is not on record")),
+            Some(LawfulBasis::Consent) => Err(format!(
+                "purpose '{purpose}' requires the contact's current consent, which is not on record"
+            )),
             Some(_) => Ok(()),
             None => Err(format!("'{purpose}' is not a purpose in the data inventory")),
         }
@@ -83,5 +109,8 @@ impl Service {
 
 /// Echo only identifier-like text back in messages.
 fn sanitize(s: &str) -> String {
-    s.chars().filter(|c| c.is_ascii_alphanumeric() || *c == '_').take(64).collect()
+    s.chars()
+        .filter(|c| c.is_ascii_alphanumeric() || *c == '_')
+        .take(64)
+        .collect()
 }

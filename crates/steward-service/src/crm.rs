@@ -62,16 +62,33 @@ fn text(field: &str, value: &str, max: usize, errors: &mut Vec<FieldError>) -> S
 }
 
 impl Service {
-    pub async fn create_organization(&self, ctx: &RequestContext, input: OrganizationInput) -> ServiceResult<Organization> {
+    pub async fn create_organization(
+        &self,
+        ctx: &RequestContext,
+        input: OrganizationInput,
+    ) -> ServiceResult<Organization> {
         self.require_action(ctx, ORGANIZATION, Verb::Write)?;
         let mut errors = Vec::new();
         let name = text("name", &input.name, 300, &mut errors);
-        let domain = input.domain.as_deref().map(parse_domain).transpose().map_err(|m| errors.push(FieldError::new("domain", m))).ok().flatten();
+        let domain = input
+            .domain
+            .as_deref()
+            .map(parse_domain)
+            .transpose()
+            .map_err(|m| errors.push(FieldError::new("domain", m)))
+            .ok()
+            .flatten();
         if !errors.is_empty() {
             return Err(ServiceError::Invalid(errors));
         }
         let now = Utc::now();
-        let org = Organization { id: OrganizationId::new(), name, domain, created_at: now, updated_at: now };
+        let org = Organization {
+            id: OrganizationId::new(),
+            name,
+            domain,
+            created_at: now,
+            updated_at: now,
+        };
         self.store.write(vec![WriteOp::InsertOrganization(org.clone())]).await?;
         tracing::info!(organization_id = %org.id, "organization created");
         Ok(org)
@@ -79,14 +96,24 @@ impl Service {
 
     pub async fn get_organization(&self, ctx: &RequestContext, id: OrganizationId) -> ServiceResult<Organization> {
         self.require_action(ctx, ORGANIZATION, Verb::Read)?;
-        self.store.get_organization(id).await?.ok_or(ServiceError::NotFound("organization"))
+        self.store
+            .get_organization(id)
+            .await?
+            .ok_or(ServiceError::NotFound("organization"))
     }
 
-    pub async fn list_organizations(&self, ctx: &RequestContext, cursor: Option<&str>, limit: Option<u32>) -> ServiceResult<Page<Organization>> {
+    pub async fn list_organizations(
+        &self,
+        ctx: &RequestContext,
+        cursor: Option<&str>,
+        limit: Option<u32>,
+    ) -> ServiceResult<Page<Organization>> {
         self.require_action(ctx, ORGANIZATION, Verb::Read)?;
         let limit = page_size(limit)?;
         let items = self.store.list_organizations(parse_cursor(cursor)?, limit).await?;
-        let next_cursor = (items.len() == limit as usize).then(|| items.last().map(|o| o.id.to_string())).flatten();
+        let next_cursor = (items.len() == limit as usize)
+            .then(|| items.last().map(|o| o.id.to_string()))
+            .flatten();
         Ok(Page { items, next_cursor })
     }
 
@@ -97,18 +124,31 @@ impl Service {
         let title = text("title", &input.title, 300, &mut errors);
         let stage = match input.stage.as_deref() {
             None => DealStage::Lead,
-            Some(s) => DealStage::parse(s).map_err(|m| errors.push(FieldError::new("stage", m))).unwrap_or(DealStage::Lead),
+            Some(s) => DealStage::parse(s)
+                .map_err(|m| errors.push(FieldError::new("stage", m)))
+                .unwrap_or(DealStage::Lead),
         };
         let amount = match &input.amount {
             None | Some(Value::Null) => None,
-            Some(Value::Number(n)) => Amount::from_json(n).map_err(|e| errors.push(FieldError::new("amount", e.0))).ok(),
-            Some(Value::String(s)) => Amount::parse(s).map_err(|e| errors.push(FieldError::new("amount", e.0))).ok(),
+            Some(Value::Number(n)) => Amount::from_json(n)
+                .map_err(|e| errors.push(FieldError::new("amount", e.0)))
+                .ok(),
+            Some(Value::String(s)) => Amount::parse(s)
+                .map_err(|e| errors.push(FieldError::new("amount", e.0)))
+                .ok(),
             Some(_) => {
                 errors.push(FieldError::new("amount", "must be a number"));
                 None
             }
         };
-        let currency = input.currency.as_deref().map(CurrencyCode::parse).transpose().map_err(|e| errors.push(FieldError::new("currency", e.0))).ok().flatten();
+        let currency = input
+            .currency
+            .as_deref()
+            .map(CurrencyCode::parse)
+            .transpose()
+            .map_err(|e| errors.push(FieldError::new("currency", e.0)))
+            .ok()
+            .flatten();
         if amount.is_some() && currency.is_none() && !errors.iter().any(|e| e.field == "currency") {
             errors.push(FieldError::new("currency", "is required with an amount"));
         }
@@ -116,7 +156,10 @@ impl Service {
             None => None,
             Some(Ok(id)) if self.store.get_organization(id).await?.is_some() => Some(id),
             Some(_) => {
-                errors.push(FieldError::new("organization_id", "refers to an organization that does not exist"));
+                errors.push(FieldError::new(
+                    "organization_id",
+                    "refers to an organization that does not exist",
+                ));
                 None
             }
         };
@@ -144,9 +187,21 @@ impl Service {
             return Err(ServiceError::Invalid(errors));
         }
         let now = Utc::now();
-        let deal = Deal { id: DealId::new(), title, stage, amount, currency, organization_id, contact_id, created_at: now, updated_at: now };
+        let deal = Deal {
+            id: DealId::new(),
+            title,
+            stage,
+            amount,
+            currency,
+            organization_id,
+            contact_id,
+            created_at: now,
+            updated_at: now,
+        };
         match self.store.write(vec![WriteOp::InsertDeal(deal.clone())]).await {
-            Err(StoreError::MissingReference) => return Err(ServiceError::Conflict("a linked record was deleted meanwhile".into())),
+            Err(StoreError::MissingReference) => {
+                return Err(ServiceError::Conflict("a linked record was deleted meanwhile".into()))
+            }
             other => other?,
         }
         tracing::info!(deal_id = %deal.id, "deal created");
@@ -154,7 +209,10 @@ impl Service {
     }
 
     fn deal_view(&self, deal: Deal, purpose: &str) -> DealView {
-        DealView { deal, visible: self.inventory.fields_for_purpose(DEAL, purpose).to_vec() }
+        DealView {
+            deal,
+            visible: self.inventory.fields_for_purpose(DEAL, purpose).to_vec(),
+        }
     }
 
     pub async fn get_deal(&self, ctx: &RequestContext, id: DealId) -> ServiceResult<DealView> {
@@ -164,12 +222,22 @@ impl Service {
         Ok(self.deal_view(deal, &purpose))
     }
 
-    pub async fn list_deals(&self, ctx: &RequestContext, cursor: Option<&str>, limit: Option<u32>) -> ServiceResult<Page<DealView>> {
+    pub async fn list_deals(
+        &self,
+        ctx: &RequestContext,
+        cursor: Option<&str>,
+        limit: Option<u32>,
+    ) -> ServiceResult<Page<DealView>> {
         self.require_action(ctx, DEAL, Verb::Read)?;
         let purpose = self.require_purpose(ctx)?.to_string();
         let limit = page_size(limit)?;
         let deals = self.store.list_deals(parse_cursor(cursor)?, limit).await?;
-        let next_cursor = (deals.len() == limit as usize).then(|| deals.last().map(|d| d.id.to_string())).flatten();
-        Ok(Page { items: deals.into_iter().map(|d| self.deal_view(d, &purpose)).collect(), next_cursor })
+        let next_cursor = (deals.len() == limit as usize)
+            .then(|| deals.last().map(|d| d.id.to_string()))
+            .flatten();
+        Ok(Page {
+            items: deals.into_iter().map(|d| self.deal_view(d, &purpose)).collect(),
+            next_cursor,
+        })
     }
 }

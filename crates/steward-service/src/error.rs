@@ -40,7 +40,9 @@ impl From<StoreError> for ServiceError {
     fn from(e: StoreError) -> Self {
         match e {
             StoreError::NotFound => Self::NotFound("record"),
-            StoreError::VersionConflict => Self::Conflict("the record was changed by another request; read it again and retry".into()),
+            StoreError::VersionConflict => {
+                Self::Conflict("the record was changed by another request; read it again and retry".into())
+            }
             StoreError::Duplicate => Self::Conflict("a record with the same unique value already exists".into()),
             StoreError::MissingReference => Self::BadRequest("a referenced record does not exist".into()),
             StoreError::Corrupt(m) => Self::Internal(format!("corrupt data: {m}")),

@@ -41,7 +41,11 @@ pub struct ServiceKeys {
 #[derive(Debug, thiserror::Error)]
 pub enum KeyError {
     #[error("cannot {action} {path}: {source}")]
-    Io { action: &'static str, path: PathBuf, source: std::io::Error },
+    Io {
+        action: &'static str,
+        path: PathBuf,
+        source: std::io::Error,
+    },
     #[error("the key file {0} is malformed (expected 64 hexadecimal characters)")]
     Malformed(PathBuf),
     #[error("the key file {0} is missing; run `steward init` to create keys")]
@@ -49,7 +53,11 @@ pub enum KeyError {
 }
 
 fn io<'p>(action: &'static str, path: &'p Path) -> impl FnOnce(std::io::Error) -> KeyError + 'p {
-    move |source| KeyError::Io { action, path: path.to_path_buf(), source }
+    move |source| KeyError::Io {
+        action,
+        path: path.to_path_buf(),
+        source,
+    }
 }
 
 #[must_use]
@@ -62,13 +70,19 @@ impl ServiceKeys {
     pub fn load_or_create(data_dir: &Path) -> Result<Self, KeyError> {
         let dir = keys_dir(data_dir);
         create_private_dir(&dir)?;
-        Ok(Self { token: load_or_create_key(&dir.join("token.key"))?, index: load_or_create_key(&dir.join("index.key"))? })
+        Ok(Self {
+            token: load_or_create_key(&dir.join("token.key"))?,
+            index: load_or_create_key(&dir.join("index.key"))?,
+        })
     }
 
     /// Loads existing keys; fails if any is missing.
     pub fn load(data_dir: &Path) -> Result<Self, KeyError> {
         let dir = keys_dir(data_dir);
-        Ok(Self { token: load_key(&dir.join("token.key"))?, index: load_key(&dir.join("index.key"))? })
+        Ok(Self {
+            token: load_key(&dir.join("token.key"))?,
+            index: load_key(&dir.join("index.key"))?,
+        })
     }
 }
 
@@ -151,7 +165,10 @@ mod tests {
         #[cfg(unix)]
         {
             use std::os::unix::fs::PermissionsExt;
-            let mode = fs::metadata(keys_dir(dir.path()).join("token.key")).unwrap().permissions().mode();
+            let mode = fs::metadata(keys_dir(dir.path()).join("token.key"))
+                .unwrap()
+                .permissions()
+                .mode();
             assert_eq!(mode & 0o777, 0o600);
             let mode = fs::metadata(keys_dir(dir.path())).unwrap().permissions().mode();
             assert_eq!(mode & 0o777, 0o700);

@@ -78,10 +78,12 @@ impl Service {
     /// Opens Steward's state: creates the data dir and missing keys, loads
     /// and validates the inventory, opens and migrates the database.
     pub async fn open(config: &Config) -> Result<Self, OpenError> {
+        let url = config.database_url();
+        steward_store::check_url(&url)?;
+        let inventory = Inventory::load_or_default(&config.inventory_path())?;
         keys::create_private_dir(&config.data_dir)?;
         let keys = ServiceKeys::load_or_create(&config.data_dir)?;
-        let inventory = Inventory::load_or_default(&config.inventory_path())?;
-        let store = steward_store::open(&config.database_url()).await?;
+        let store = steward_store::open(&url).await?;
         Ok(Self::new(store, inventory, keys, Arc::new(PlainCodec)))
     }
 

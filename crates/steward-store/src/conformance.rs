@@ -8,7 +8,9 @@ use std::collections::BTreeSet;
 
 use chrono::{DateTime, Duration, TimeZone, Utc};
 use steward_domain::values::{Amount, CurrencyCode};
-use steward_domain::{Deal, DealId, DealStage, InteractionId, InteractionKind, Organization, OrganizationId, SubjectId, TokenId, UserId};
+use steward_domain::{
+    Deal, DealId, DealStage, InteractionId, InteractionKind, Organization, OrganizationId, SubjectId, TokenId, UserId,
+};
 
 use crate::{ContactRow, IndexTerm, InteractionRow, Store, StoreError, TokenKind, TokenRow, UserRow, WriteOp};
 
@@ -43,7 +45,9 @@ macro_rules! all_conformance_tests {
 }
 
 fn t(secs: i64) -> DateTime<Utc> {
-    Utc.timestamp_opt(1_700_000_000 + secs, 123_456_000).single().unwrap_or_default()
+    Utc.timestamp_opt(1_700_000_000 + secs, 123_456_000)
+        .single()
+        .unwrap_or_default()
 }
 
 fn contact(fields: &[(&str, &[u8])]) -> ContactRow {
@@ -58,11 +62,20 @@ fn contact(fields: &[(&str, &[u8])]) -> ContactRow {
 }
 
 fn term(s: &str, unique: bool) -> IndexTerm {
-    IndexTerm { term: s.as_bytes().to_vec(), unique }
+    IndexTerm {
+        term: s.as_bytes().to_vec(),
+        unique,
+    }
 }
 
 async fn insert(store: &dyn Store, row: &ContactRow, terms: Vec<IndexTerm>) {
-    store.write(vec![WriteOp::InsertContact { row: row.clone(), terms }]).await.expect("insert contact");
+    store
+        .write(vec![WriteOp::InsertContact {
+            row: row.clone(),
+            terms,
+        }])
+        .await
+        .expect("insert contact");
 }
 
 pub async fn contact_lifecycle(store: &dyn Store) {
@@ -77,32 +90,76 @@ pub async fn contact_lifecycle(store: &dyn Store) {
     updated.updated_at = t(10);
     updated.version = 2;
     store
-        .write(vec![WriteOp::UpdateContact { row: updated.clone(), expected_version: 1, terms: vec![term("e2", true)] }])
+        .write(vec![WriteOp::UpdateContact {
+            row: updated.clone(),
+            expected_version: 1,
+            terms: vec![term("e2", true)],
+        }])
         .await
         .expect("update");
-    assert_eq!(store.get_contact(row.subject_id).await.expect("get"), Some(updated.clone()));
+    assert_eq!(
+        store.get_contact(row.subject_id).await.expect("get"),
+        Some(updated.clone())
+    );
     // Terms were replaced.
-    assert!(store.find_contacts_by_term(b"e1", None, 10).await.expect("find").is_empty());
-    assert_eq!(store.find_contacts_by_term(b"e2", None, 10).await.expect("find").len(), 1);
+    assert!(store
+        .find_contacts_by_term(b"e1", None, 10)
+        .await
+        .expect("find")
+        .is_empty());
+    assert_eq!(
+        store.find_contacts_by_term(b"e2", None, 10).await.expect("find").len(),
+        1
+    );
 
     // A stale version is refused and changes nothing.
     row.version = 3;
-    let stale = store.write(vec![WriteOp::UpdateContact { row: row.clone(), expected_version: 1, terms: vec![] }]).await;
+    let stale = store
+        .write(vec![WriteOp::UpdateContact {
+            row: row.clone(),
+            expected_version: 1,
+            terms: vec![],
+        }])
+        .await;
     assert!(matches!(stale, Err(StoreError::VersionConflict)), "{stale:?}");
     assert_eq!(store.get_contact(row.subject_id).await.expect("get"), Some(updated));
 
     let missing = contact(&[]);
-    let r = store.write(vec![WriteOp::UpdateContact { row: missing.clone(), expected_version: 1, terms: vec![] }]).await;
+    let r = store
+        .write(vec![WriteOp::UpdateContact {
+            row: missing.clone(),
+            expected_version: 1,
+            terms: vec![],
+        }])
+        .await;
     assert!(matches!(r, Err(StoreError::NotFound)), "{r:?}");
 
-    store.write(vec![WriteOp::DeleteContact { subject_id: row.subject_id }]).await.expect("delete");
+    store
+        .write(vec![WriteOp::DeleteContact {
+            subject_id: row.subject_id,
+        }])
+        .await
+        .expect("delete");
     assert_eq!(store.get_contact(row.subject_id).await.expect("get"), None);
-    assert!(store.find_contacts_by_term(b"e2", None, 10).await.expect("find").is_empty());
-    let again = store.write(vec![WriteOp::DeleteContact { subject_id: row.subject_id }]).await;
+    assert!(store
+        .find_contacts_by_term(b"e2", None, 10)
+        .await
+        .expect("find")
+        .is_empty());
+    let again = store
+        .write(vec![WriteOp::DeleteContact {
+            subject_id: row.subject_id,
+        }])
+        .await;
     assert!(matches!(again, Err(StoreError::NotFound)), "{again:?}");
     let dup_id = contact(&[]);
     insert(store, &dup_id, vec![]).await;
-    let dup = store.write(vec![WriteOp::InsertContact { row: dup_id, terms: vec![] }]).await;
+    let dup = store
+        .write(vec![WriteOp::InsertContact {
+            row: dup_id,
+            terms: vec![],
+        }])
+        .await;
     assert!(matches!(dup, Err(StoreError::Duplicate)), "{dup:?}");
 }
 
@@ -110,27 +167,67 @@ pub async fn unique_terms(store: &dyn Store) {
     let a = contact(&[("email", b"a")]);
     insert(store, &a, vec![term("mail:x", true), term("word:smith", false)]).await;
     let b = contact(&[("email", b"b")]);
-    let r = store.write(vec![WriteOp::InsertContact { row: b.clone(), terms: vec![term("mail:x", true)] }]).await;
+    let r = store
+        .write(vec![WriteOp::InsertContact {
+            row: b.clone(),
+            terms: vec![term("mail:x", true)],
+        }])
+        .await;
     assert!(matches!(r, Err(StoreError::Duplicate)), "{r:?}");
-    assert_eq!(store.get_contact(b.subject_id).await.expect("get"), None, "a refused insert leaves nothing");
+    assert_eq!(
+        store.get_contact(b.subject_id).await.expect("get"),
+        None,
+        "a refused insert leaves nothing"
+    );
 
     // Non-unique terms may be shared.
     insert(store, &b, vec![term("mail:y", true), term("word:smith", false)]).await;
-    let smiths = store.find_contacts_by_term(b"word:smith", None, 10).await.expect("find");
-    assert_eq!(smiths.iter().map(|c| c.subject_id).collect::<Vec<_>>(), vec![a.subject_id, b.subject_id]);
+    let smiths = store
+        .find_contacts_by_term(b"word:smith", None, 10)
+        .await
+        .expect("find");
+    assert_eq!(
+        smiths.iter().map(|c| c.subject_id).collect::<Vec<_>>(),
+        vec![a.subject_id, b.subject_id]
+    );
 
     // Taking another contact's unique term by update is refused atomically.
     let mut b2 = b.clone();
     b2.version = 2;
-    let r = store.write(vec![WriteOp::UpdateContact { row: b2.clone(), expected_version: 1, terms: vec![term("mail:x", true)] }]).await;
+    let r = store
+        .write(vec![WriteOp::UpdateContact {
+            row: b2.clone(),
+            expected_version: 1,
+            terms: vec![term("mail:x", true)],
+        }])
+        .await;
     assert!(matches!(r, Err(StoreError::Duplicate)), "{r:?}");
-    assert_eq!(store.get_contact(b.subject_id).await.expect("get").map(|c| c.version), Some(1));
-    assert_eq!(store.find_contacts_by_term(b"mail:y", None, 10).await.expect("find").len(), 1);
+    assert_eq!(
+        store.get_contact(b.subject_id).await.expect("get").map(|c| c.version),
+        Some(1)
+    );
+    assert_eq!(
+        store
+            .find_contacts_by_term(b"mail:y", None, 10)
+            .await
+            .expect("find")
+            .len(),
+        1
+    );
 
     // Once the holder is gone the term is free.
-    store.write(vec![WriteOp::DeleteContact { subject_id: a.subject_id }]).await.expect("delete");
     store
-        .write(vec![WriteOp::UpdateContact { row: b2, expected_version: 1, terms: vec![term("mail:x", true)] }])
+        .write(vec![WriteOp::DeleteContact {
+            subject_id: a.subject_id,
+        }])
+        .await
+        .expect("delete");
+    store
+        .write(vec![WriteOp::UpdateContact {
+            row: b2,
+            expected_version: 1,
+            terms: vec![term("mail:x", true)],
+        }])
         .await
         .expect("update takes the freed term");
 }
@@ -168,7 +265,11 @@ pub async fn paging(store: &dyn Store) {
     }
     let expected: Vec<_> = ids.iter().step_by(2).copied().collect();
     assert_eq!(evens, expected);
-    assert_eq!(store.list_contacts(None, 0).await.expect("list").len(), 1, "limit is clamped to at least 1");
+    assert_eq!(
+        store.list_contacts(None, 0).await.expect("list").len(),
+        1,
+        "limit is clamped to at least 1"
+    );
 }
 
 pub async fn batch_atomicity(store: &dyn Store) {
@@ -182,11 +283,25 @@ pub async fn batch_atomicity(store: &dyn Store) {
         summary: b"sealed".to_vec(),
     };
     let r = store
-        .write(vec![WriteOp::InsertContact { row: c.clone(), terms: vec![term("t", true)] }, WriteOp::InsertInteraction(orphan)])
+        .write(vec![
+            WriteOp::InsertContact {
+                row: c.clone(),
+                terms: vec![term("t", true)],
+            },
+            WriteOp::InsertInteraction(orphan),
+        ])
         .await;
     assert!(matches!(r, Err(StoreError::MissingReference)), "{r:?}");
-    assert_eq!(store.get_contact(c.subject_id).await.expect("get"), None, "the whole batch rolled back");
-    assert!(store.find_contacts_by_term(b"t", None, 10).await.expect("find").is_empty());
+    assert_eq!(
+        store.get_contact(c.subject_id).await.expect("get"),
+        None,
+        "the whole batch rolled back"
+    );
+    assert!(store
+        .find_contacts_by_term(b"t", None, 10)
+        .await
+        .expect("find")
+        .is_empty());
     assert_eq!(store.count_contacts().await.expect("count"), 0);
 }
 
@@ -196,7 +311,11 @@ pub async fn group_commit_isolates_failures(store: &dyn Store) {
     let mut rows = Vec::new();
     for i in 0..200 {
         let c = contact(&[("i", format!("{i}").as_bytes())]);
-        let terms = if i % 10 == 5 { vec![term("taken", true)] } else { vec![term(&format!("u{i}"), true)] };
+        let terms = if i % 10 == 5 {
+            vec![term("taken", true)]
+        } else {
+            vec![term(&format!("u{i}"), true)]
+        };
         rows.push((c, terms));
     }
     let results = futures_join_all(store, &rows).await;
@@ -218,7 +337,12 @@ pub async fn group_commit_isolates_failures(store: &dyn Store) {
 async fn futures_join_all(store: &dyn Store, rows: &[(ContactRow, Vec<IndexTerm>)]) -> Vec<Result<(), StoreError>> {
     let futs: Vec<_> = rows
         .iter()
-        .map(|(row, terms)| store.write(vec![WriteOp::InsertContact { row: row.clone(), terms: terms.clone() }]))
+        .map(|(row, terms)| {
+            store.write(vec![WriteOp::InsertContact {
+                row: row.clone(),
+                terms: terms.clone(),
+            }])
+        })
         .collect();
     let mut out = Vec::with_capacity(futs.len());
     let mut pinned = futs;
@@ -248,12 +372,36 @@ async fn futures_join_all(store: &dyn Store, rows: &[(ContactRow, Vec<IndexTerm>
 }
 
 pub async fn organizations_and_deals(store: &dyn Store) {
-    let org = Organization { id: OrganizationId::new(), name: "Acme".into(), domain: Some("acme.test".into()), created_at: t(0), updated_at: t(0) };
-    let org2 = Organization { id: OrganizationId::new(), name: "Beta".into(), domain: None, created_at: t(1), updated_at: t(1) };
-    store.write(vec![WriteOp::InsertOrganization(org.clone()), WriteOp::InsertOrganization(org2.clone())]).await.expect("orgs");
+    let org = Organization {
+        id: OrganizationId::new(),
+        name: "Acme".into(),
+        domain: Some("acme.test".into()),
+        created_at: t(0),
+        updated_at: t(0),
+    };
+    let org2 = Organization {
+        id: OrganizationId::new(),
+        name: "Beta".into(),
+        domain: None,
+        created_at: t(1),
+        updated_at: t(1),
+    };
+    store
+        .write(vec![
+            WriteOp::InsertOrganization(org.clone()),
+            WriteOp::InsertOrganization(org2.clone()),
+        ])
+        .await
+        .expect("orgs");
     assert_eq!(store.get_organization(org.id).await.expect("get"), Some(org.clone()));
-    assert_eq!(store.list_organizations(None, 10).await.expect("list"), vec![org.clone(), org2.clone()]);
-    assert_eq!(store.list_organizations(Some(org.id), 10).await.expect("list"), vec![org2]);
+    assert_eq!(
+        store.list_organizations(None, 10).await.expect("list"),
+        vec![org.clone(), org2.clone()]
+    );
+    assert_eq!(
+        store.list_organizations(Some(org.id), 10).await.expect("list"),
+        vec![org2]
+    );
 
     let person = contact(&[]);
     insert(store, &person, vec![]).await;
@@ -268,17 +416,45 @@ pub async fn organizations_and_deals(store: &dyn Store) {
         created_at: t(2),
         updated_at: t(3),
     };
-    let bare = Deal { id: DealId::new(), title: "Bare".into(), stage: DealStage::Lead, amount: None, currency: None, organization_id: None, contact_id: None, created_at: t(4), updated_at: t(4) };
-    store.write(vec![WriteOp::InsertDeal(deal.clone()), WriteOp::InsertDeal(bare.clone())]).await.expect("deals");
+    let bare = Deal {
+        id: DealId::new(),
+        title: "Bare".into(),
+        stage: DealStage::Lead,
+        amount: None,
+        currency: None,
+        organization_id: None,
+        contact_id: None,
+        created_at: t(4),
+        updated_at: t(4),
+    };
+    store
+        .write(vec![
+            WriteOp::InsertDeal(deal.clone()),
+            WriteOp::InsertDeal(bare.clone()),
+        ])
+        .await
+        .expect("deals");
     assert_eq!(store.get_deal(deal.id).await.expect("get"), Some(deal.clone()));
-    assert_eq!(store.list_deals(None, 10).await.expect("list"), vec![deal.clone(), bare]);
+    assert_eq!(
+        store.list_deals(None, 10).await.expect("list"),
+        vec![deal.clone(), bare]
+    );
 
-    let bad = Deal { id: DealId::new(), organization_id: Some(OrganizationId::new()), ..deal.clone() };
+    let bad = Deal {
+        id: DealId::new(),
+        organization_id: Some(OrganizationId::new()),
+        ..deal.clone()
+    };
     let r = store.write(vec![WriteOp::InsertDeal(bad)]).await;
     assert!(matches!(r, Err(StoreError::MissingReference)), "{r:?}");
 
     // Deleting the contact unlinks, but keeps, the deal.
-    store.write(vec![WriteOp::DeleteContact { subject_id: person.subject_id }]).await.expect("delete");
+    store
+        .write(vec![WriteOp::DeleteContact {
+            subject_id: person.subject_id,
+        }])
+        .await
+        .expect("delete");
     let kept = store.get_deal(deal.id).await.expect("get").expect("deal kept");
     assert_eq!(kept.contact_id, None);
     assert_eq!(kept.organization_id, Some(org.id));
@@ -300,14 +476,42 @@ pub async fn interactions(store: &dyn Store) {
             created_at: t(1000),
             summary: format!("sealed {i}").into_bytes(),
         };
-        store.write(vec![WriteOp::InsertInteraction(row.clone())]).await.expect("insert");
+        store
+            .write(vec![WriteOp::InsertInteraction(row.clone())])
+            .await
+            .expect("insert");
         mine.push(row);
     }
-    assert_eq!(store.list_interactions(a.subject_id, None, 10).await.expect("list"), mine);
-    assert_eq!(store.list_interactions(a.subject_id, Some(mine[1].id), 2).await.expect("list"), mine[2..4].to_vec());
-    assert!(store.list_interactions(b.subject_id, None, 10).await.expect("list").is_empty());
-    store.write(vec![WriteOp::DeleteContact { subject_id: a.subject_id }]).await.expect("delete");
-    assert!(store.list_interactions(a.subject_id, None, 10).await.expect("list").is_empty(), "interactions go with their subject");
+    assert_eq!(
+        store.list_interactions(a.subject_id, None, 10).await.expect("list"),
+        mine
+    );
+    assert_eq!(
+        store
+            .list_interactions(a.subject_id, Some(mine[1].id), 2)
+            .await
+            .expect("list"),
+        mine[2..4].to_vec()
+    );
+    assert!(store
+        .list_interactions(b.subject_id, None, 10)
+        .await
+        .expect("list")
+        .is_empty());
+    store
+        .write(vec![WriteOp::DeleteContact {
+            subject_id: a.subject_id,
+        }])
+        .await
+        .expect("delete");
+    assert!(
+        store
+            .list_interactions(a.subject_id, None, 10)
+            .await
+            .expect("list")
+            .is_empty(),
+        "interactions go with their subject"
+    );
 }
 
 pub async fn users_and_tokens(store: &dyn Store) {
@@ -320,11 +524,20 @@ pub async fn users_and_tokens(store: &dyn Store) {
         disabled: false,
         created_at: t(0),
     };
-    store.write(vec![WriteOp::InsertUser(user.clone())]).await.expect("user");
-    let dup = UserRow { id: UserId::new(), ..user.clone() };
+    store
+        .write(vec![WriteOp::InsertUser(user.clone())])
+        .await
+        .expect("user");
+    let dup = UserRow {
+        id: UserId::new(),
+        ..user.clone()
+    };
     let r = store.write(vec![WriteOp::InsertUser(dup)]).await;
     assert!(matches!(r, Err(StoreError::Duplicate)), "{r:?}");
-    assert_eq!(store.get_user_by_username("alice").await.expect("get"), Some(user.clone()));
+    assert_eq!(
+        store.get_user_by_username("alice").await.expect("get"),
+        Some(user.clone())
+    );
     assert_eq!(store.get_user_by_username("ALICE").await.expect("get"), None);
     assert_eq!(store.get_user(user.id).await.expect("get"), Some(user.clone()));
     assert_eq!(store.count_users().await.expect("count"), 1);
@@ -338,12 +551,39 @@ pub async fn users_and_tokens(store: &dyn Store) {
         created_at: t(5),
         expires_at: Some(t(5) + Duration::days(30)),
     };
-    let session = TokenRow { id: TokenId::new(), kind: TokenKind::Session, name: None, hash: vec![8; 32], expires_at: None, ..token.clone() };
-    store.write(vec![WriteOp::InsertToken(token.clone()), WriteOp::InsertToken(session.clone())]).await.expect("tokens");
-    assert_eq!(store.get_token_by_hash(&[7; 32]).await.expect("get"), Some((token, user.clone())));
-    assert_eq!(store.get_token_by_hash(&[8; 32]).await.expect("get"), Some((session, user)));
+    let session = TokenRow {
+        id: TokenId::new(),
+        kind: TokenKind::Session,
+        name: None,
+        hash: vec![8; 32],
+        expires_at: None,
+        ..token.clone()
+    };
+    store
+        .write(vec![
+            WriteOp::InsertToken(token.clone()),
+            WriteOp::InsertToken(session.clone()),
+        ])
+        .await
+        .expect("tokens");
+    assert_eq!(
+        store.get_token_by_hash(&[7; 32]).await.expect("get"),
+        Some((token, user.clone()))
+    );
+    assert_eq!(
+        store.get_token_by_hash(&[8; 32]).await.expect("get"),
+        Some((session, user))
+    );
     assert_eq!(store.get_token_by_hash(&[9; 32]).await.expect("get"), None);
-    let orphan = TokenRow { id: TokenId::new(), user_id: UserId::new(), kind: TokenKind::Api, name: None, hash: vec![1], created_at: t(0), expires_at: None };
+    let orphan = TokenRow {
+        id: TokenId::new(),
+        user_id: UserId::new(),
+        kind: TokenKind::Api,
+        name: None,
+        hash: vec![1],
+        created_at: t(0),
+        expires_at: None,
+    };
     let r = store.write(vec![WriteOp::InsertToken(orphan)]).await;
     assert!(matches!(r, Err(StoreError::MissingReference)), "{r:?}");
 }
@@ -351,12 +591,29 @@ pub async fn users_and_tokens(store: &dyn Store) {
 pub async fn sealed_bytes_and_instants(store: &dyn Store) {
     let all_bytes: Vec<u8> = (0..=255).collect();
     let mut row = contact(&[("empty", b""), ("binary", &all_bytes), ("zero", b"\0\0")]);
-    row.created_at = Utc.timestamp_opt(1_234_567_890, 987_654_000).single().unwrap_or_default();
+    row.created_at = Utc
+        .timestamp_opt(1_234_567_890, 987_654_000)
+        .single()
+        .unwrap_or_default();
     row.updated_at = row.created_at + Duration::microseconds(1);
-    insert(store, &row, vec![IndexTerm { term: all_bytes.clone(), unique: false }]).await;
+    insert(
+        store,
+        &row,
+        vec![IndexTerm {
+            term: all_bytes.clone(),
+            unique: false,
+        }],
+    )
+    .await;
     let got = store.get_contact(row.subject_id).await.expect("get").expect("present");
     assert_eq!(got, row, "sealed bytes and microsecond instants round-trip exactly");
-    let found: BTreeSet<_> = store.find_contacts_by_term(&all_bytes, None, 5).await.expect("find").into_iter().map(|c| c.subject_id).collect();
+    let found: BTreeSet<_> = store
+        .find_contacts_by_term(&all_bytes, None, 5)
+        .await
+        .expect("find")
+        .into_iter()
+        .map(|c| c.subject_id)
+        .collect();
     assert_eq!(found, BTreeSet::from([row.subject_id]));
     store.ping().await.expect("ping");
 }

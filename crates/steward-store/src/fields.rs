@@ -55,7 +55,11 @@ mod tests {
 
     #[test]
     fn round_trip_and_rejects_truncation() {
-        let f: SealedFields = vec![("email".into(), b"\x00abc".to_vec()), ("notes".into(), vec![]), ("x".into(), vec![0xff; 300])];
+        let f: SealedFields = vec![
+            ("email".into(), b"\x00abc".to_vec()),
+            ("notes".into(), vec![]),
+            ("x".into(), vec![0xff; 300]),
+        ];
         let blob = encode(&f);
         assert_eq!(decode(&blob).unwrap(), f);
         assert_eq!(decode(&encode(&vec![])).unwrap(), vec![]);

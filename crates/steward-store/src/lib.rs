@@ -22,7 +22,9 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
-use steward_domain::{Deal, DealId, InteractionId, InteractionKind, Organization, OrganizationId, SubjectId, TokenId, UserId};
+use steward_domain::{
+    Deal, DealId, InteractionId, InteractionKind, Organization, OrganizationId, SubjectId, TokenId, UserId,
+};
 
 /// Personal field values after the codec: field name → opaque bytes.
 pub type SealedFields = Vec<(String, Vec<u8>)>;
@@ -111,13 +113,22 @@ pub struct TokenRow {
 /// One change; a batch of them commits atomically.
 #[derive(Debug, Clone)]
 pub enum WriteOp {
-    InsertContact { row: ContactRow, terms: Vec<IndexTerm> },
+    InsertContact {
+        row: ContactRow,
+        terms: Vec<IndexTerm>,
+    },
     /// Replaces the contact's purposes, fields and index terms if its stored
     /// version equals `expected_version`; `row.version` is the new version.
-    UpdateContact { row: ContactRow, expected_version: i64, terms: Vec<IndexTerm> },
+    UpdateContact {
+        row: ContactRow,
+        expected_version: i64,
+        terms: Vec<IndexTerm>,
+    },
     /// Deletes the contact, its index terms and its interactions, and unlinks
     /// its deals.
-    DeleteContact { subject_id: SubjectId },
+    DeleteContact {
+        subject_id: SubjectId,
+    },
     InsertOrganization(Organization),
     InsertDeal(Deal),
     InsertInteraction(InteractionRow),
@@ -165,7 +176,12 @@ pub trait Store: Send + Sync + 'static {
     async fn get_contact(&self, id: SubjectId) -> StoreResult<Option<ContactRow>>;
     async fn list_contacts(&self, after: Option<SubjectId>, limit: u32) -> StoreResult<Vec<ContactRow>>;
     /// Contacts carrying the blind-index `term`.
-    async fn find_contacts_by_term(&self, term: &[u8], after: Option<SubjectId>, limit: u32) -> StoreResult<Vec<ContactRow>>;
+    async fn find_contacts_by_term(
+        &self,
+        term: &[u8],
+        after: Option<SubjectId>,
+        limit: u32,
+    ) -> StoreResult<Vec<ContactRow>>;
     async fn count_contacts(&self) -> StoreResult<u64>;
 
     async fn get_organization(&self, id: OrganizationId) -> StoreResult<Option<Organization>>;
@@ -174,7 +190,12 @@ pub trait Store: Send + Sync + 'static {
     async fn get_deal(&self, id: DealId) -> StoreResult<Option<Deal>>;
     async fn list_deals(&self, after: Option<DealId>, limit: u32) -> StoreResult<Vec<Deal>>;
 
-    async fn list_interactions(&self, subject: SubjectId, after: Option<InteractionId>, limit: u32) -> StoreResult<Vec<InteractionRow>>;
+    async fn list_interactions(
+        &self,
+        subject: SubjectId,
+        after: Option<InteractionId>,
+        limit: u32,
+    ) -> StoreResult<Vec<InteractionRow>>;
 
     async fn get_user(&self, id: UserId) -> StoreResult<Option<UserRow>>;
     async fn get_user_by_username(&self, username: &str) -> StoreResult<Option<UserRow>>;
@@ -191,12 +212,15 @@ pub trait Store: Send + Sync + 'static {
 /// Opens the backend named by `url`: `sqlite://PATH` or `postgres://…`
 /// (also `postgresql://…`). Runs pending migrations.
 pub async fn open(url: &str) -> StoreResult<Arc<dyn Store>> {
+    check_url(url)?;
     if let Some(path) = url.strip_prefix("sqlite://") {
         Ok(Arc::new(sqlite::SqliteStore::open(std::path::Path::new(path)).await?))
     } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
         Ok(Arc::new(postgres::PgStore::connect(url).await?))
     } else {
-        Err(StoreError::Backend("the database URL must start with sqlite:// or postgres://".into()))
+        Err(StoreError::Backend(
+            "the database URL must start with sqlite:// or postgres://".into(),
+        ))
     }
 }
 
@@ -208,7 +232,26 @@ pub fn dedup_terms(terms: &[IndexTerm]) -> Vec<IndexTerm> {
     for t in terms {
         *map.entry(t.term.as_slice()).or_default() |= t.unique;
     }
-    map.into_iter().map(|(term, unique)| IndexTerm { term: term.to_vec(), unique }).collect()
+    map.into_iter()
+        .map(|(term, unique)| IndexTerm {
+            term: term.to_vec(),
+            unique,
+        })
+        .collect()
+}
+
+/// Checks that `url` names a supported backend, before anything is created.
+pub fn check_url(url: &str) -> StoreResult<()> {
+    let ok = url.strip_prefix("sqlite://").is_some_and(|p| !p.is_empty())
+        || url.starts_with("postgres://")
+        || url.starts_with("postgresql://");
+    if ok {
+        Ok(())
+    } else {
+        Err(StoreError::Backend(
+            "the database URL must be sqlite://PATH or postgres://…".into(),
+        ))
+    }
 }
 
 /// Microseconds since the Unix epoch: how both backends store instants.

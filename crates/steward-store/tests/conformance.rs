@@ -19,8 +19,13 @@ mod sqlite {
 
     async fn setup() -> Option<Fixture> {
         let dir = tempfile::tempdir().expect("tempdir");
-        let store = steward_store::sqlite::SqliteStore::open(&dir.path().join("steward.db")).await.expect("open sqlite");
-        Some(Fixture { store: Arc::new(store), _dir: dir })
+        let store = steward_store::sqlite::SqliteStore::open(&dir.path().join("steward.db"))
+            .await
+            .expect("open sqlite");
+        Some(Fixture {
+            store: Arc::new(store),
+            _dir: dir,
+        })
     }
 
     steward_store::all_conformance_tests!(setup());
@@ -43,8 +48,13 @@ mod postgres {
     async fn setup() -> Option<Fixture> {
         let admin = test_database_url()?;
         let (url, db) = fresh_test_database(&admin).await.expect("create test database");
-        let store = steward_store::postgres::PgStore::connect(&url).await.expect("connect postgres");
-        Some(Fixture { store: Arc::new(store), _db: db })
+        let store = steward_store::postgres::PgStore::connect(&url)
+            .await
+            .expect("connect postgres");
+        Some(Fixture {
+            store: Arc::new(store),
+            _db: db,
+        })
     }
 
     steward_store::all_conformance_tests!(setup());

@@ -48,10 +48,18 @@ struct Figure {
 }
 
 pub async fn run(_cli: &Cli, args: &BenchArgs) -> Result<ExitCode> {
-    let (rows, creates, reads) = if args.quick { (5_000, 5_000, 20_000) } else { (50_000, 50_000, 200_000) };
+    let (rows, creates, reads) = if args.quick {
+        (5_000, 5_000, 20_000)
+    } else {
+        (50_000, 50_000, 200_000)
+    };
     let c = args.concurrency.max(1);
     let dir = tempfile_dir()?;
-    eprintln!("steward bench: {} run, concurrency {c}, scratch dir {}", if args.quick { "quick" } else { "full" }, dir.display());
+    eprintln!(
+        "steward bench: {} run, concurrency {c}, scratch dir {}",
+        if args.quick { "quick" } else { "full" },
+        dir.display()
+    );
 
     eprintln!("[1/4] raw SQLite inserts, one row per transaction…");
     let raw_insert = raw_sqlite_inserts(&dir.join("raw.db"), rows)?;
@@ -63,10 +71,26 @@ pub async fn run(_cli: &Cli, args: &BenchArgs) -> Result<ExitCode> {
     let _ = std::fs::remove_dir_all(&dir);
 
     let figures = [
-        Figure { name: "baseline: raw SQLite insert, 1 row/txn", value: raw_insert, unit: "rows/s" },
-        Figure { name: "baseline: bare axum GET (77 B JSON)", value: axum_get, unit: "req/s" },
-        Figure { name: "steward: create contact over HTTP", value: create_rate, unit: "req/s" },
-        Figure { name: "steward: read contact over HTTP", value: read_rate, unit: "req/s" },
+        Figure {
+            name: "baseline: raw SQLite insert, 1 row/txn",
+            value: raw_insert,
+            unit: "rows/s",
+        },
+        Figure {
+            name: "baseline: bare axum GET (77 B JSON)",
+            value: axum_get,
+            unit: "req/s",
+        },
+        Figure {
+            name: "steward: create contact over HTTP",
+            value: create_rate,
+            unit: "req/s",
+        },
+        Figure {
+            name: "steward: read contact over HTTP",
+            value: read_rate,
+            unit: "req/s",
+        },
     ];
     let ratios = [
         ("creates / raw SQLite insert", create_rate / raw_insert, 1.0),
@@ -114,7 +138,18 @@ fn raw_sqlite_inserts(path: &std::path::Path, n: usize) -> Result<f64> {
     for i in 0..n {
         conn.execute_batch("BEGIN")?;
         let id = uuid::Uuid::now_v7();
-        stmt.execute(rusqlite::params![id.as_bytes(), value, value, value, value, value, value, value, i as i64, i as i64])?;
+        stmt.execute(rusqlite::params![
+            id.as_bytes(),
+            value,
+            value,
+            value,
+            value,
+            value,
+            value,
+            value,
+            i as i64,
+            i as i64
+        ])?;
         conn.execute_batch("COMMIT")?;
     }
     Ok(n as f64 / start.elapsed().as_secs_f64())
@@ -129,16 +164,31 @@ async fn bare_axum(requests: usize, concurrency: usize) -> Result<f64> {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
     let addr = listener.local_addr()?;
     let server = tokio::spawn(async move { axum::serve(listener, app).await });
-    let rate = load(addr, requests, concurrency, Arc::new(|_| ("GET".into(), "/x".into(), None))).await?;
+    let rate = load(
+        addr,
+        requests,
+        concurrency,
+        Arc::new(|_| ("GET".into(), "/x".into(), None)),
+    )
+    .await?;
     server.abort();
     Ok(rate)
 }
 
 async fn steward_http(dir: &std::path::Path, creates: usize, reads: usize, concurrency: usize) -> Result<(f64, f64)> {
-    let config = Config { data_dir: dir.to_path_buf(), database_url: None };
+    let config = Config {
+        data_dir: dir.to_path_buf(),
+        database_url: None,
+    };
     let service = Arc::new(Service::open(&config).await?);
-    service.create_user("bench", "sales", Zeroizing::new("bench-password".into())).await.map_err(service_err)?;
-    let token = service.create_api_token("bench", None, None).await.map_err(service_err)?;
+    service
+        .create_user("bench", "sales", Zeroizing::new("bench-password".into()))
+        .await
+        .map_err(service_err)?;
+    let token = service
+        .create_api_token("bench", None, None)
+        .await
+        .map_err(service_err)?;
     let auth = format!("Bearer {}", token.as_str());
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
     let addr = listener.local_addr()?;
@@ -149,15 +199,26 @@ async fn steward_http(dir: &std::path::Path, creates: usize, reads: usize, concu
 
     let ids = Arc::new(std::sync::Mutex::new(Vec::with_capacity(creates)));
     let create_auth = auth.clone();
-    let create_rate = load_collect(addr, creates, concurrency, Arc::new(move |i| {
-        let body = json!({
-            "given_name": format!("Given{i}"), "family_name": format!("Family{i}"),
-            "email": format!("person{i}@bench.example"), "phone": format!("+4420{:08}", i),
-            "job_title": "Engineer", "country": "GB", "notes": "Met at the bench conference",
-            "purposes": ["sales"],
-        });
-        ("POST".into(), "/api/v1/contacts".into(), Some((create_auth.clone(), body.to_string())))
-    }), Some(Arc::clone(&ids))).await?;
+    let create_rate = load_collect(
+        addr,
+        creates,
+        concurrency,
+        Arc::new(move |i| {
+            let body = json!({
+                "given_name": format!("Given{i}"), "family_name": format!("Family{i}"),
+                "email": format!("person{i}@bench.example"), "phone": format!("+4420{:08}", i),
+                "job_title": "Engineer", "country": "GB", "notes": "Met at the bench conference",
+                "purposes": ["sales"],
+            });
+            (
+                "POST".into(),
+                "/api/v1/contacts".into(),
+                Some((create_auth.clone(), body.to_string())),
+            )
+        }),
+        Some(Arc::clone(&ids)),
+    )
+    .await?;
     let ids: Arc<Vec<String>> = Arc::new(std::mem::take(&mut *ids.lock().map_err(|_| anyhow!("poisoned"))?));
     if ids.len() != creates {
         bail!("only {} of {creates} creates succeeded", ids.len());
@@ -165,10 +226,20 @@ async fn steward_http(dir: &std::path::Path, creates: usize, reads: usize, concu
     eprintln!("      Steward reads over HTTP…");
     let read_auth = auth.clone();
     let read_ids = Arc::clone(&ids);
-    let read_rate = load(addr, reads, concurrency, Arc::new(move |i| {
-        let id = &read_ids[(i.wrapping_mul(2_654_435_761)) % read_ids.len()];
-        ("GET".into(), format!("/api/v1/contacts/{id}"), Some((read_auth.clone(), String::new())))
-    })).await?;
+    let read_rate = load(
+        addr,
+        reads,
+        concurrency,
+        Arc::new(move |i| {
+            let id = &read_ids[(i.wrapping_mul(2_654_435_761)) % read_ids.len()];
+            (
+                "GET".into(),
+                format!("/api/v1/contacts/{id}"),
+                Some((read_auth.clone(), String::new())),
+            )
+        }),
+    )
+    .await?;
     let _ = tx.send(());
     server.await??;
     Ok((create_rate, read_rate))
@@ -210,7 +281,10 @@ async fn load_collect(
                 if let Some((auth, body)) = &extra {
                     req.push_str(&format!("Authorization: {auth}\r\n"));
                     if !body.is_empty() {
-                        req.push_str(&format!("Content-Type: application/json\r\nContent-Length: {}\r\n", body.len()));
+                        req.push_str(&format!(
+                            "Content-Type: application/json\r\nContent-Length: {}\r\n",
+                            body.len()
+                        ));
                     }
                 }
                 req.push_str("\r\n");
@@ -220,7 +294,10 @@ async fn load_collect(
                 conn.write_all(req.as_bytes()).await?;
                 let (status, body) = read_response(&mut conn, &mut buf).await?;
                 if !(200..300).contains(&status) {
-                    bail!("request {i} failed with status {status}: {}", String::from_utf8_lossy(&body));
+                    bail!(
+                        "request {i} failed with status {status}: {}",
+                        String::from_utf8_lossy(&body)
+                    );
                 }
                 if let Some(ids) = &ids {
                     let v: serde_json::Value = serde_json::from_slice(&body)?;
@@ -241,10 +318,18 @@ async fn read_response(conn: &mut TcpStream, buf: &mut Vec<u8>) -> Result<(u16, 
     loop {
         if let Some(end) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
             let head = std::str::from_utf8(&buf[..end])?.to_string();
-            let status: u16 = head.split(' ').nth(1).and_then(|s| s.parse().ok()).ok_or_else(|| anyhow!("bad status line"))?;
+            let status: u16 = head
+                .split(' ')
+                .nth(1)
+                .and_then(|s| s.parse().ok())
+                .ok_or_else(|| anyhow!("bad status line"))?;
             let len: usize = head
                 .lines()
-                .find_map(|l| l.split_once(':').filter(|(k, _)| k.eq_ignore_ascii_case("content-length")).map(|(_, v)| v.trim().parse().unwrap_or(0)))
+                .find_map(|l| {
+                    l.split_once(':')
+                        .filter(|(k, _)| k.eq_ignore_ascii_case("content-length"))
+                        .map(|(_, v)| v.trim().parse().unwrap_or(0))
+                })
                 .unwrap_or(0);
             let total = end + 4 + len;
             while buf.len() < total {

@@ -12,7 +12,11 @@ use steward_service::{Config, Service, ServiceError};
 use zeroize::Zeroizing;
 
 #[derive(Debug, Parser)]
-#[command(name = "steward", version, about = "Steward: a CRM that protects the personal data it holds")]
+#[command(
+    name = "steward",
+    version,
+    about = "Steward: a CRM that protects the personal data it holds"
+)]
 pub struct Cli {
     /// Where Steward keeps its database and key files.
     #[arg(long, global = true, env = "STEWARD_DATA_DIR", default_value = "./steward-data")]
@@ -126,7 +130,8 @@ pub fn init_tracing(cli: &Cli) {
         Command::Serve(_) => "info",
         _ => "warn",
     };
-    let filter = tracing_subscriber::EnvFilter::try_from_env("STEWARD_LOG").unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
+    let filter = tracing_subscriber::EnvFilter::try_from_env("STEWARD_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
     // Colour codes only for a terminal: logs redirected to a file or a
     // journal stay plain text.
     let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
@@ -139,7 +144,10 @@ pub fn init_tracing(cli: &Cli) {
 }
 
 fn config(cli: &Cli) -> Config {
-    Config { data_dir: cli.data_dir.clone(), database_url: cli.database_url.clone() }
+    Config {
+        data_dir: cli.data_dir.clone(),
+        database_url: cli.database_url.clone(),
+    }
 }
 
 pub async fn open(cli: &Cli) -> Result<Arc<Service>> {
@@ -171,7 +179,10 @@ fn state_files(cli: &Cli) -> (Vec<std::ffi::OsString>, bool) {
 
 /// `s` quoted for a POSIX shell when it holds anything but plain path characters.
 fn shell_quote(s: &str) -> String {
-    if !s.is_empty() && s.bytes().all(|b| b.is_ascii_alphanumeric() || b"/._-+=:,@%".contains(&b)) {
+    if !s.is_empty()
+        && s.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"/._-+=:,@%".contains(&b))
+    {
         s.to_string()
     } else {
         format!("'{}'", s.replace('\'', "'\\''"))
@@ -185,16 +196,28 @@ pub async fn run(cli: Cli) -> Result<ExitCode> {
             let service = open(&cli).await?;
             service.close().await;
             if !before.0.is_empty() && before == state_files(&cli) {
-                println!("Steward is already initialised in {} (nothing changed).", cli.data_dir.display());
+                println!(
+                    "Steward is already initialised in {} (nothing changed).",
+                    cli.data_dir.display()
+                );
             } else {
-                println!("Initialised Steward in {}: database schema and keys created.", cli.data_dir.display());
+                println!(
+                    "Initialised Steward in {}: database schema and keys created.",
+                    cli.data_dir.display()
+                );
             }
             Ok(ExitCode::SUCCESS)
         }
         Command::Serve(args) => serve(&cli, args).await,
-        Command::User(UserCommand::Create { username, role, password_stdin: _ }) => {
+        Command::User(UserCommand::Create {
+            username,
+            role,
+            password_stdin: _,
+        }) => {
             let mut input = Zeroizing::new(String::new());
-            std::io::stdin().read_to_string(&mut input).context("cannot read the password from standard input")?;
+            std::io::stdin()
+                .read_to_string(&mut input)
+                .context("cannot read the password from standard input")?;
             let password = Zeroizing::new(input.lines().next().unwrap_or("").to_string());
             if password.is_empty() {
                 bail!("no password on standard input");
@@ -206,7 +229,11 @@ pub async fn run(cli: Cli) -> Result<ExitCode> {
             eprintln!("Created user '{username}' with role '{role}'.");
             Ok(ExitCode::SUCCESS)
         }
-        Command::Token(TokenCommand::Create { username, expires_in_days, name }) => {
+        Command::Token(TokenCommand::Create {
+            username,
+            expires_in_days,
+            name,
+        }) => {
             let service = open(&cli).await?;
             let result = service.create_api_token(username, name.clone(), *expires_in_days).await;
             service.close().await;

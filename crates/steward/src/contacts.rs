@@ -19,6 +19,10 @@ use tokio::task::JoinSet;
 
 use crate::cli::{open, service_err, Cli, ContactCommand, ExportFormat};
 
+/// Columns `contact export` writes that are not fields; import ignores them
+/// (a re-imported contact gets a new id), so an export can be imported.
+const EXPORT_METADATA: [&str; 4] = ["id", "created_at", "updated_at", "version"];
+
 /// Rows in flight at once, so that imports ride group commit.
 const IMPORT_CONCURRENCY: usize = 64;
 
@@ -39,13 +43,25 @@ pub async fn run(cli: &Cli, cmd: &ContactCommand) -> Result<ExitCode> {
 
 async fn run_with(service: &Arc<Service>, cmd: &ContactCommand) -> Result<ExitCode> {
     match cmd {
-        ContactCommand::Import { file, user, purpose, purposes } => {
+        ContactCommand::Import {
+            file,
+            user,
+            purpose,
+            purposes,
+        } => {
             let ctx = context(service, user, purpose.as_deref()).await?;
             import(service, ctx, file, purposes).await
         }
-        ContactCommand::Export { user, purpose, format, output } => {
+        ContactCommand::Export {
+            user,
+            purpose,
+            format,
+            output,
+        } => {
             let ctx = context(service, user, purpose.as_deref()).await?;
-            export(service, &ctx, *format, output.as_deref()).await.map(|()| ExitCode::SUCCESS)
+            export(service, &ctx, *format, output.as_deref())
+                .await
+                .map(|()| ExitCode::SUCCESS)
         }
     }
 }
@@ -58,7 +74,11 @@ struct RowReport {
 
 fn describe(e: &ServiceError) -> String {
     match e {
-        ServiceError::Invalid(errors) => errors.iter().map(|e| format!("{} {}", e.field, e.message)).collect::<Vec<_>>().join("; "),
+        ServiceError::Invalid(errors) => errors
+            .iter()
+            .map(|e| format!("{} {}", e.field, e.message))
+            .collect::<Vec<_>>()
+            .join("; "),
         other => other.to_string(),
     }
 }
@@ -67,7 +87,8 @@ fn describe(e: &ServiceError) -> String {
 /// column names are shown, anything else (an e-mail address or phone number
 /// where a header should be) only by its position.
 fn describe_column(index: usize, name: &str) -> String {
-    let identifier = !name.is_empty() && name.len() <= 64 && name.bytes().all(|b| b.is_ascii_alphanumeric() || b"_- ".contains(&b));
+    let identifier =
+        !name.is_empty() && name.len() <= 64 && name.bytes().all(|b| b.is_ascii_alphanumeric() || b"_- ".contains(&b));
     if identifier {
         format!("'{name}'")
     } else {
@@ -86,14 +107,23 @@ struct InFlight {
 
 impl InFlight {
     fn new() -> Self {
-        Self { tasks: JoinSet::new(), rows: HashMap::new(), unique_values: HashMap::new() }
+        Self {
+            tasks: JoinSet::new(),
+            rows: HashMap::new(),
+            unique_values: HashMap::new(),
+        }
     }
 
     fn holds_any(&self, keys: &[String]) -> bool {
         keys.iter().any(|k| self.unique_values.contains_key(k))
     }
 
-    fn spawn(&mut self, line: u64, keys: Vec<String>, task: impl std::future::Future<Output = RowReport> + Send + 'static) {
+    fn spawn(
+        &mut self,
+        line: u64,
+        keys: Vec<String>,
+        task: impl std::future::Future<Output = RowReport> + Send + 'static,
+    ) {
         for k in &keys {
             *self.unique_values.entry(k.clone()).or_default() += 1;
         }
@@ -117,7 +147,10 @@ impl InFlight {
                 }
             }
         }
-        reports.push(report.unwrap_or_else(|| RowReport { line, error: Some("could not be imported because of an internal error".into()) }));
+        reports.push(report.unwrap_or_else(|| RowReport {
+            line,
+            error: Some("could not be imported because of an internal error".into()),
+        }));
         true
     }
 }
@@ -128,7 +161,11 @@ fn unique_keys(service: &Service, body: &Map<String, Value>) -> Vec<String> {
     let inventory = service.inventory();
     body.iter()
         .filter(|(name, _)| inventory.field(CONTACT, name).is_some_and(|f| f.unique))
-        .filter_map(|(name, value)| normalise_contact_field(inventory, name, value).ok().map(|v| format!("{name}\u{0}{}", v.to_lowercase())))
+        .filter_map(|(name, value)| {
+            normalise_contact_field(inventory, name, value)
+                .ok()
+                .map(|v| format!("{name}\u{0}{}", v.to_lowercase()))
+        })
         .collect()
 }
 
@@ -138,13 +175,21 @@ fn check_default_purposes(service: &Service, purposes: &[String]) -> Result<()> 
     for p in purposes {
         if !inventory.purpose(p).is_some_and(|p| p.collection) {
             let known: Vec<&str> = inventory.collection_purposes().collect();
-            bail!("--purposes names '{p}', which is not a purpose data may be collected for; use one or more of {}", known.join(", "));
+            bail!(
+                "--purposes names '{p}', which is not a purpose data may be collected for; use one or more of {}",
+                known.join(", ")
+            );
         }
     }
     Ok(())
 }
 
-async fn import(service: &Arc<Service>, ctx: RequestContext, file: &Path, default_purposes: &[String]) -> Result<ExitCode> {
+async fn import(
+    service: &Arc<Service>,
+    ctx: RequestContext,
+    file: &Path,
+    default_purposes: &[String],
+) -> Result<ExitCode> {
     if ctx.purpose.is_none() {
         bail!("the user's role has no purpose for personal data; pass --purpose");
     }
@@ -156,7 +201,10 @@ async fn import(service: &Arc<Service>, ctx: RequestContext, file: &Path, defaul
         .with_context(|| format!("cannot open {}", file.display()))?;
     let headers = reader.byte_headers().context("cannot read the CSV header")?.clone();
     if headers.is_empty() {
-        bail!("{} is empty; the first line must be a header naming contact fields", file.display());
+        bail!(
+            "{} is empty; the first line must be a header naming contact fields",
+            file.display()
+        );
     }
     let headers: Vec<String> = headers
         .iter()
@@ -167,13 +215,18 @@ async fn import(service: &Arc<Service>, ctx: RequestContext, file: &Path, defaul
     let unknown: Vec<String> = headers
         .iter()
         .enumerate()
-        .filter(|(_, h)| h.as_str() != "purposes" && inventory.field(CONTACT, h).is_none())
+        .filter(|(_, h)| {
+            h.as_str() != "purposes" && !EXPORT_METADATA.contains(&h.as_str()) && inventory.field(CONTACT, h).is_none()
+        })
         .map(|(i, h)| describe_column(i, h))
         .collect();
     if !unknown.is_empty() && unknown.len() == headers.len() {
         // Most likely a file without a header row: its first line is a
         // person's data, which must not be echoed.
-        bail!("the first line of {} names no contact field; it must be a header such as given_name,family_name,email", file.display());
+        bail!(
+            "the first line of {} names no contact field; it must be a header such as given_name,family_name,email",
+            file.display()
+        );
     }
     if !unknown.is_empty() {
         bail!(
@@ -188,7 +241,8 @@ async fn import(service: &Arc<Service>, ctx: RequestContext, file: &Path, defaul
     }
     let total = std::fs::metadata(file).map(|m| m.len()).unwrap_or(0);
     let bar = ProgressBar::new(total).with_style(
-        ProgressStyle::with_template("{spinner} importing [{bar:30}] {percent}% {msg}").unwrap_or_else(|_| ProgressStyle::default_bar()),
+        ProgressStyle::with_template("{spinner} importing [{bar:30}] {percent}% {msg}")
+            .unwrap_or_else(|_| ProgressStyle::default_bar()),
     );
     let ctx = Arc::new(ctx);
     let mut in_flight = InFlight::new();
@@ -202,17 +256,26 @@ async fn import(service: &Arc<Service>, ctx: RequestContext, file: &Path, defaul
             Err(e) => {
                 let line = e.position().map_or(line, csv::Position::line);
                 let reason = match e.kind() {
-                    csv::ErrorKind::UnequalLengths { expected_len, len, .. } => format!("has {len} columns, expected {expected_len}"),
+                    csv::ErrorKind::UnequalLengths { expected_len, len, .. } => {
+                        format!("has {len} columns, expected {expected_len}")
+                    }
                     csv::ErrorKind::Io(io) => {
                         // Reading again would fail again: stop, reporting what was done.
                         while in_flight.join_one(&mut reports).await {}
                         bar.finish_and_clear();
                         let imported = reports.iter().filter(|r| r.error.is_none()).count();
-                        bail!("cannot read {} after line {}: {io} ({imported} contacts were imported before that)", file.display(), line.saturating_sub(1));
+                        bail!(
+                            "cannot read {} after line {}: {io} ({imported} contacts were imported before that)",
+                            file.display(),
+                            line.saturating_sub(1)
+                        );
                     }
                     _ => "is not a well-formed CSV record".to_string(),
                 };
-                reports.push(RowReport { line, error: Some(reason) });
+                reports.push(RowReport {
+                    line,
+                    error: Some(reason),
+                });
                 continue;
             }
         }
@@ -225,26 +288,40 @@ async fn import(service: &Arc<Service>, ctx: RequestContext, file: &Path, defaul
                 bad_encoding = true;
                 break;
             };
-            if value.is_empty() {
+            if value.is_empty() || EXPORT_METADATA.contains(&name.as_str()) {
                 continue;
             }
             if name == "purposes" {
-                let list: Vec<Value> = value.split([';', ',']).map(str::trim).filter(|p| !p.is_empty()).map(|p| Value::String(p.into())).collect();
+                let list: Vec<Value> = value
+                    .split([';', ','])
+                    .map(str::trim)
+                    .filter(|p| !p.is_empty())
+                    .map(|p| Value::String(p.into()))
+                    .collect();
                 body.insert(name.clone(), Value::Array(list));
             } else {
                 body.insert(name.clone(), Value::String(value.to_string()));
             }
         }
         if bad_encoding {
-            reports.push(RowReport { line, error: Some("is not valid UTF-8 text".into()) });
+            reports.push(RowReport {
+                line,
+                error: Some("is not valid UTF-8 text".into()),
+            });
             continue;
         }
         if body.keys().all(|k| k == "purposes") {
-            reports.push(RowReport { line, error: Some("has no contact field values".into()) });
+            reports.push(RowReport {
+                line,
+                error: Some("has no contact field values".into()),
+            });
             continue;
         }
         if !body.contains_key("purposes") && !default_purposes.is_empty() {
-            body.insert("purposes".into(), Value::Array(default_purposes.iter().map(|p| Value::String(p.clone())).collect()));
+            body.insert(
+                "purposes".into(),
+                Value::Array(default_purposes.iter().map(|p| Value::String(p.clone())).collect()),
+            );
         }
         let keys = unique_keys(service, &body);
         if in_flight.holds_any(&keys) {
@@ -271,7 +348,11 @@ async fn import(service: &Arc<Service>, ctx: RequestContext, file: &Path, defaul
         eprintln!("line {}: {}", r.line, r.error.as_deref().unwrap_or(""));
     }
     println!("Imported {imported} contacts; {} rows refused.", failed.len());
-    Ok(if failed.is_empty() { ExitCode::SUCCESS } else { ExitCode::from(1) })
+    Ok(if failed.is_empty() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    })
 }
 
 fn create_private_file(path: &Path) -> Result<std::fs::File> {
@@ -279,7 +360,9 @@ fn create_private_file(path: &Path) -> Result<std::fs::File> {
     opts.write(true).create(true).truncate(true);
     #[cfg(unix)]
     std::os::unix::fs::OpenOptionsExt::mode(&mut opts, 0o600);
-    let file = opts.open(path).with_context(|| format!("cannot create {}", path.display()))?;
+    let file = opts
+        .open(path)
+        .with_context(|| format!("cannot create {}", path.display()))?;
     // The mode above applies only to a new file; an existing one is made private too.
     #[cfg(unix)]
     file.set_permissions(std::os::unix::fs::PermissionsExt::from_mode(0o600))
@@ -288,10 +371,21 @@ fn create_private_file(path: &Path) -> Result<std::fs::File> {
 }
 
 async fn export(service: &Service, ctx: &RequestContext, format: ExportFormat, output: Option<&Path>) -> Result<()> {
-    let purpose = ctx.purpose.clone().ok_or_else(|| anyhow::anyhow!("the user's role has no purpose for personal data; pass --purpose"))?;
+    let purpose = ctx
+        .purpose
+        .clone()
+        .ok_or_else(|| anyhow::anyhow!("the user's role has no purpose for personal data; pass --purpose"))?;
     let fields: Vec<String> = service.inventory().fields_for_purpose(CONTACT, &purpose).to_vec();
     let Some(path) = output else {
-        return write_export(service, ctx, &purpose, &fields, format, Box::new(std::io::stdout().lock())).await;
+        return write_export(
+            service,
+            ctx,
+            &purpose,
+            &fields,
+            format,
+            Box::new(std::io::stdout().lock()),
+        )
+        .await;
     };
     let file = create_private_file(path)?;
     let result = write_export(service, ctx, &purpose, &fields, format, Box::new(file)).await;
@@ -302,7 +396,14 @@ async fn export(service: &Service, ctx: &RequestContext, format: ExportFormat, o
     result
 }
 
-async fn write_export(service: &Service, ctx: &RequestContext, purpose: &str, fields: &[String], format: ExportFormat, sink: Box<dyn Write + '_>) -> Result<()> {
+async fn write_export(
+    service: &Service,
+    ctx: &RequestContext,
+    purpose: &str,
+    fields: &[String],
+    format: ExportFormat,
+    sink: Box<dyn Write + '_>,
+) -> Result<()> {
     let mut sink = std::io::BufWriter::new(sink);
     let mut csv_writer = None;
     match format {
@@ -316,7 +417,10 @@ async fn write_export(service: &Service, ctx: &RequestContext, purpose: &str, fi
         }
         ExportFormat::Json => sink.write_all(b"[")?,
     }
-    let mut query = ContactQuery { limit: Some(MAX_PAGE), ..ContactQuery::default() };
+    let mut query = ContactQuery {
+        limit: Some(MAX_PAGE),
+        ..ContactQuery::default()
+    };
     let mut first = true;
     let mut count = 0usize;
     loop {

@@ -28,7 +28,9 @@ pub async fn login(State(s): State<AppState>, ApiJson(input): ApiJson<LoginInput
         .login(&input.username, input.password)
         .await
         .map_err(|e| match e {
-            steward_service::ServiceError::Unauthenticated => ApiError::Unauthorized("the username or password is wrong".into()),
+            steward_service::ServiceError::Unauthenticated => {
+                ApiError::Unauthorized("the username or password is wrong".into())
+            }
             other => other.into(),
         })?;
     Ok(Json(json!({

@@ -40,9 +40,17 @@ impl PageParams {
     }
 }
 
-pub async fn create(State(s): State<AppState>, Ctx(ctx): Ctx, ApiJson(body): ApiJson<Map<String, Value>>) -> ApiResult<impl IntoResponse> {
+pub async fn create(
+    State(s): State<AppState>,
+    Ctx(ctx): Ctx,
+    ApiJson(body): ApiJson<Map<String, Value>>,
+) -> ApiResult<impl IntoResponse> {
     let c = s.service.create_contact(&ctx, body).await?;
-    Ok((StatusCode::CREATED, [("location", format!("/api/v1/contacts/{}", c.id))], Json(views::contact(&c))))
+    Ok((
+        StatusCode::CREATED,
+        [("location", format!("/api/v1/contacts/{}", c.id))],
+        Json(views::contact(&c)),
+    ))
 }
 
 pub async fn get(State(s): State<AppState>, Ctx(ctx): Ctx, Path(id): Path<String>) -> ApiResult<Json<Value>> {
@@ -50,7 +58,12 @@ pub async fn get(State(s): State<AppState>, Ctx(ctx): Ctx, Path(id): Path<String
     Ok(Json(views::contact(&s.service.get_contact(&ctx, id).await?)))
 }
 
-pub async fn patch(State(s): State<AppState>, Ctx(ctx): Ctx, Path(id): Path<String>, ApiJson(body): ApiJson<Map<String, Value>>) -> ApiResult<Json<Value>> {
+pub async fn patch(
+    State(s): State<AppState>,
+    Ctx(ctx): Ctx,
+    Path(id): Path<String>,
+    ApiJson(body): ApiJson<Map<String, Value>>,
+) -> ApiResult<Json<Value>> {
     let id: SubjectId = path_id(&id, "contact")?;
     Ok(Json(views::contact(&s.service.update_contact(&ctx, id, body).await?)))
 }
@@ -61,19 +74,38 @@ pub async fn delete(State(s): State<AppState>, Ctx(ctx): Ctx, Path(id): Path<Str
     Ok(StatusCode::NO_CONTENT)
 }
 
-pub async fn list(State(s): State<AppState>, Ctx(ctx): Ctx, ApiQuery(p): ApiQuery<ListParams>) -> ApiResult<Json<Value>> {
-    let query = ContactQuery { email: p.email, q: p.q, cursor: p.cursor, limit: p.limit };
+pub async fn list(
+    State(s): State<AppState>,
+    Ctx(ctx): Ctx,
+    ApiQuery(p): ApiQuery<ListParams>,
+) -> ApiResult<Json<Value>> {
+    let query = ContactQuery {
+        email: p.email,
+        q: p.q,
+        cursor: p.cursor,
+        limit: p.limit,
+    };
     let page = s.service.list_contacts(&ctx, &query).await?;
     Ok(Json(views::page(&page, views::contact)))
 }
 
-pub async fn add_interaction(State(s): State<AppState>, Ctx(ctx): Ctx, Path(id): Path<String>, ApiJson(input): ApiJson<InteractionInput>) -> ApiResult<impl IntoResponse> {
+pub async fn add_interaction(
+    State(s): State<AppState>,
+    Ctx(ctx): Ctx,
+    Path(id): Path<String>,
+    ApiJson(input): ApiJson<InteractionInput>,
+) -> ApiResult<impl IntoResponse> {
     let id: SubjectId = path_id(&id, "contact")?;
     let i = s.service.add_interaction(&ctx, id, input).await?;
     Ok((StatusCode::CREATED, Json(views::interaction(&i))))
 }
 
-pub async fn list_interactions(State(s): State<AppState>, Ctx(ctx): Ctx, Path(id): Path<String>, ApiQuery(p): ApiQuery<PageParams>) -> ApiResult<Json<Value>> {
+pub async fn list_interactions(
+    State(s): State<AppState>,
+    Ctx(ctx): Ctx,
+    Path(id): Path<String>,
+    ApiQuery(p): ApiQuery<PageParams>,
+) -> ApiResult<Json<Value>> {
     let id: SubjectId = path_id(&id, "contact")?;
     let page = s.service.list_interactions(&ctx, id, p.cursor(), p.limit()).await?;
     Ok(Json(views::page(&page, views::interaction)))

@@ -49,12 +49,18 @@ pub async fn spawn_app(backend: Backend) -> Option<TestApp> {
             (Some(url), Some(guard))
         }
     };
-    let config = Config { data_dir: dir.path().join("data"), database_url };
+    let config = Config {
+        data_dir: dir.path().join("data"),
+        database_url,
+    };
     let service = Arc::new(Service::open(&config).await.expect("open service"));
     let mut tokens = HashMap::new();
     for role in ROLES {
         let name = format!("{role}-user");
-        service.create_user(&name, role, Zeroizing::new(format!("{role}-password-long"))).await.expect("user");
+        service
+            .create_user(&name, role, Zeroizing::new(format!("{role}-password-long")))
+            .await
+            .expect("user");
         let token = service.create_api_token(&name, None, None).await.expect("token");
         tokens.insert(role, token.to_string());
     }
@@ -64,7 +70,16 @@ pub async fn spawn_app(backend: Backend) -> Option<TestApp> {
     let server = tokio::spawn(steward_server::serve(listener, Arc::clone(&service), async {
         let _ = rx.await;
     }));
-    Some(TestApp { addr, client: reqwest::Client::new(), service, tokens, shutdown: Some(tx), server: Some(server), _dir: dir, _db: db })
+    Some(TestApp {
+        addr,
+        client: reqwest::Client::new(),
+        service,
+        tokens,
+        shutdown: Some(tx),
+        server: Some(server),
+        _dir: dir,
+        _db: db,
+    })
 }
 
 impl TestApp {
@@ -74,7 +89,14 @@ impl TestApp {
 
     /// Sends a request as `role` (None: no credentials) with an optional
     /// purpose header and JSON body.
-    pub async fn call(&self, method: Method, path: &str, role: Option<&str>, purpose: Option<&str>, body: Option<Value>) -> Resp {
+    pub async fn call(
+        &self,
+        method: Method,
+        path: &str,
+        role: Option<&str>,
+        purpose: Option<&str>,
+        body: Option<Value>,
+    ) -> Resp {
         let mut req = self.client.request(method, self.url(path));
         if let Some(role) = role {
             req = req.bearer_auth(&self.tokens[role]);
@@ -94,7 +116,12 @@ impl TestApp {
         let headers = resp.headers().clone();
         let text = resp.text().await.unwrap();
         let body = serde_json::from_str(&text).unwrap_or(Value::Null);
-        Resp { status, headers, body, text }
+        Resp {
+            status,
+            headers,
+            body,
+            text,
+        }
     }
 
     pub async fn get(&self, path: &str, role: &str) -> Resp {
@@ -129,7 +156,12 @@ impl TestApp {
 /// Asserts a problem+json response with `status`.
 pub fn assert_problem(r: &Resp, status: u16) {
     assert_eq!(r.status.as_u16(), status, "{}", r.text);
-    assert_eq!(r.headers.get("content-type").and_then(|v| v.to_str().ok()), Some("application/problem+json"), "{}", r.text);
+    assert_eq!(
+        r.headers.get("content-type").and_then(|v| v.to_str().ok()),
+        Some("application/problem+json"),
+        "{}",
+        r.text
+    );
     for key in ["type", "title", "status", "detail"] {
         assert!(r.body.get(key).is_some(), "problem lacks {key}: {}", r.text);
     }
@@ -138,7 +170,14 @@ pub fn assert_problem(r: &Resp, status: u16) {
 
 /// The field names of a validation problem.
 pub fn error_fields(r: &Resp) -> Vec<String> {
-    r.body["errors"].as_array().map(|a| a.iter().map(|e| e["field"].as_str().unwrap_or("").to_string()).collect()).unwrap_or_default()
+    r.body["errors"]
+        .as_array()
+        .map(|a| {
+            a.iter()
+                .map(|e| e["field"].as_str().unwrap_or("").to_string())
+                .collect()
+        })
+        .unwrap_or_default()
 }
 
 /// Generates one test per story per backend.

@@ -34,7 +34,10 @@ fn ada() -> Value {
 async fn health_and_openapi(app: &TestApp) {
     let r = app.call(Method::GET, "/healthz", None, None, None).await;
     assert_eq!(r.status, StatusCode::OK);
-    assert!(r.headers.get("x-request-id").is_some(), "every response carries a request id");
+    assert!(
+        r.headers.get("x-request-id").is_some(),
+        "every response carries a request id"
+    );
 
     let r = app.call(Method::GET, "/api/v1/openapi.json", None, None, None).await;
     assert_eq!(r.status, StatusCode::OK);
@@ -42,19 +45,33 @@ async fn health_and_openapi(app: &TestApp) {
     assert_eq!(doc["openapi"], "3.1.0");
     let paths = doc["paths"].as_object().unwrap();
     for (method, path) in [
-        ("post", "/api/v1/contacts"), ("get", "/api/v1/contacts"), ("get", "/api/v1/contacts/{id}"),
-        ("patch", "/api/v1/contacts/{id}"), ("delete", "/api/v1/contacts/{id}"),
-        ("post", "/api/v1/contacts/{id}/interactions"), ("get", "/api/v1/contacts/{id}/interactions"),
-        ("post", "/api/v1/organizations"), ("get", "/api/v1/organizations/{id}"),
-        ("post", "/api/v1/deals"), ("get", "/api/v1/deals/{id}"), ("post", "/api/v1/auth/login"), ("get", "/healthz"),
+        ("post", "/api/v1/contacts"),
+        ("get", "/api/v1/contacts"),
+        ("get", "/api/v1/contacts/{id}"),
+        ("patch", "/api/v1/contacts/{id}"),
+        ("delete", "/api/v1/contacts/{id}"),
+        ("post", "/api/v1/contacts/{id}/interactions"),
+        ("get", "/api/v1/contacts/{id}/interactions"),
+        ("post", "/api/v1/organizations"),
+        ("get", "/api/v1/organizations/{id}"),
+        ("post", "/api/v1/deals"),
+        ("get", "/api/v1/deals/{id}"),
+        ("post", "/api/v1/auth/login"),
+        ("get", "/healthz"),
     ] {
-        assert!(paths.get(path).and_then(|p| p.get(method)).is_some(), "{method} {path} is documented");
+        assert!(
+            paths.get(path).and_then(|p| p.get(method)).is_some(),
+            "{method} {path} is documented"
+        );
     }
     // Every $ref resolves.
     let text = doc.to_string();
     for part in text.split("\"$ref\":\"#/components/schemas/").skip(1) {
         let name = part.split('"').next().unwrap();
-        assert!(doc["components"]["schemas"].get(name).is_some(), "schema {name} is defined");
+        assert!(
+            doc["components"]["schemas"].get(name).is_some(),
+            "schema {name} is defined"
+        );
     }
     // The contact schema comes from the inventory.
     let contact = &doc["components"]["schemas"]["Contact"]["properties"];
@@ -62,33 +79,92 @@ async fn health_and_openapi(app: &TestApp) {
         assert!(contact.get(f).is_some(), "{f}");
     }
     // Unknown routes and methods are problems too.
-    assert_problem(&app.call(Method::GET, "/api/v1/nothing-here", None, None, None).await, 404);
-    assert_problem(&app.call(Method::PUT, "/api/v1/contacts", Some("sales"), None, Some(json!({}))).await, 405);
+    assert_problem(
+        &app.call(Method::GET, "/api/v1/nothing-here", None, None, None).await,
+        404,
+    );
+    assert_problem(
+        &app.call(Method::PUT, "/api/v1/contacts", Some("sales"), None, Some(json!({})))
+            .await,
+        405,
+    );
 }
 
 async fn authentication(app: &TestApp) {
     let r = app.call(Method::GET, "/api/v1/contacts", None, None, None).await;
     assert_problem(&r, 401);
     assert_eq!(r.headers.get("www-authenticate").unwrap(), "Bearer");
-    let r = app.client.get(app.url("/api/v1/contacts")).bearer_auth("stw_not-a-real-token").send().await.unwrap();
+    let r = app
+        .client
+        .get(app.url("/api/v1/contacts"))
+        .bearer_auth("stw_not-a-real-token")
+        .send()
+        .await
+        .unwrap();
     assert_problem(&TestApp::read(r).await, 401);
-    let r = app.client.get(app.url("/api/v1/contacts")).header("Authorization", "Basic YWxpY2U6eA==").send().await.unwrap();
+    let r = app
+        .client
+        .get(app.url("/api/v1/contacts"))
+        .header("Authorization", "Basic YWxpY2U6eA==")
+        .send()
+        .await
+        .unwrap();
     assert_problem(&TestApp::read(r).await, 401);
     // Expired tokens are refused: create one that expires in a day and check it works now.
-    let t = app.service.create_api_token("sales-user", Some("short".into()), Some(1)).await.unwrap();
-    let r = app.client.get(app.url("/api/v1/contacts")).bearer_auth(t.as_str()).send().await.unwrap();
+    let t = app
+        .service
+        .create_api_token("sales-user", Some("short".into()), Some(1))
+        .await
+        .unwrap();
+    let r = app
+        .client
+        .get(app.url("/api/v1/contacts"))
+        .bearer_auth(t.as_str())
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), StatusCode::OK);
 }
 
 async fn login_sessions(app: &TestApp) {
-    let r = app.call(Method::POST, "/api/v1/auth/login", None, None, Some(json!({"username": "sales-user", "password": "sales-password-long"}))).await;
+    let r = app
+        .call(
+            Method::POST,
+            "/api/v1/auth/login",
+            None,
+            None,
+            Some(json!({"username": "sales-user", "password": "sales-password-long"})),
+        )
+        .await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.text);
     let token = r.body["token"].as_str().unwrap().to_string();
-    let r = app.client.get(app.url("/api/v1/contacts")).bearer_auth(&token).send().await.unwrap();
+    let r = app
+        .client
+        .get(app.url("/api/v1/contacts"))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), StatusCode::OK);
 
-    let wrong = app.call(Method::POST, "/api/v1/auth/login", None, None, Some(json!({"username": "sales-user", "password": "nope-nope-nope"}))).await;
-    let unknown = app.call(Method::POST, "/api/v1/auth/login", None, None, Some(json!({"username": "nobody", "password": "nope-nope-nope"}))).await;
+    let wrong = app
+        .call(
+            Method::POST,
+            "/api/v1/auth/login",
+            None,
+            None,
+            Some(json!({"username": "sales-user", "password": "nope-nope-nope"})),
+        )
+        .await;
+    let unknown = app
+        .call(
+            Method::POST,
+            "/api/v1/auth/login",
+            None,
+            None,
+            Some(json!({"username": "nobody", "password": "nope-nope-nope"})),
+        )
+        .await;
     assert_problem(&wrong, 401);
     assert_problem(&unknown, 401);
     assert_eq!(wrong.body, unknown.body, "no user enumeration through messages");
@@ -102,17 +178,38 @@ async fn contact_lifecycle(app: &TestApp) {
     assert_eq!(r.body["email"], "ada@example.com");
     assert_eq!(r.body["phone"], "+442079460958", "phones are normalised to E.164");
     assert_eq!(r.body["country"], "GB");
-    assert_eq!(r.headers.get("location").unwrap().to_str().unwrap(), format!("/api/v1/contacts/{id}"));
+    assert_eq!(
+        r.headers.get("location").unwrap().to_str().unwrap(),
+        format!("/api/v1/contacts/{id}")
+    );
 
     let r = app.get(&format!("/api/v1/contacts/{id}"), "sales").await;
     assert_eq!(r.status, StatusCode::OK);
     assert_eq!(r.body["given_name"], "Ada");
     assert_eq!(r.body["purposes"], json!(["sales", "customer_service"]));
 
-    let r = app.call(Method::DELETE, &format!("/api/v1/contacts/{id}"), Some("sales"), None, None).await;
+    let r = app
+        .call(
+            Method::DELETE,
+            &format!("/api/v1/contacts/{id}"),
+            Some("sales"),
+            None,
+            None,
+        )
+        .await;
     assert_eq!(r.status, StatusCode::NO_CONTENT);
     assert_problem(&app.get(&format!("/api/v1/contacts/{id}"), "sales").await, 404);
-    assert_problem(&app.call(Method::DELETE, &format!("/api/v1/contacts/{id}"), Some("sales"), None, None).await, 404);
+    assert_problem(
+        &app.call(
+            Method::DELETE,
+            &format!("/api/v1/contacts/{id}"),
+            Some("sales"),
+            None,
+            None,
+        )
+        .await,
+        404,
+    );
 }
 
 async fn purpose_scoping(app: &TestApp) {
@@ -122,38 +219,103 @@ async fn purpose_scoping(app: &TestApp) {
     let id = app.create_contact("sales", body).await;
     let path = format!("/api/v1/contacts/{id}");
     let keys = |v: &Value| {
-        let mut k: Vec<String> = v.as_object().unwrap().keys().filter(|k| !["id", "purposes", "created_at", "updated_at", "version"].contains(&k.as_str())).cloned().collect();
+        let mut k: Vec<String> = v
+            .as_object()
+            .unwrap()
+            .keys()
+            .filter(|k| !["id", "purposes", "created_at", "updated_at", "version"].contains(&k.as_str()))
+            .cloned()
+            .collect();
         k.sort();
         k
     };
     let sales = app.get(&path, "sales").await;
-    assert_eq!(keys(&sales.body), ["country", "email", "family_name", "given_name", "job_title", "notes", "phone"]);
+    assert_eq!(
+        keys(&sales.body),
+        [
+            "country",
+            "email",
+            "family_name",
+            "given_name",
+            "job_title",
+            "notes",
+            "phone"
+        ]
+    );
     let support = app.get(&path, "support").await;
-    assert_eq!(keys(&support.body), ["city", "country", "email", "family_name", "given_name", "notes", "phone", "postal_code", "street"]);
+    assert_eq!(
+        keys(&support.body),
+        [
+            "city",
+            "country",
+            "email",
+            "family_name",
+            "given_name",
+            "notes",
+            "phone",
+            "postal_code",
+            "street"
+        ]
+    );
     let dpo = app.get(&path, "dpo").await;
-    assert_eq!(keys(&dpo.body).len(), 11, "compliance sees every stored field: {}", dpo.text);
-    assert!(sales.body.get("street").is_none() && !sales.text.contains("null"), "left out, not null");
+    assert_eq!(
+        keys(&dpo.body).len(),
+        11,
+        "compliance sees every stored field: {}",
+        dpo.text
+    );
+    assert!(
+        sales.body.get("street").is_none() && !sales.text.contains("null"),
+        "left out, not null"
+    );
     // dpo may name its purpose explicitly.
-    let r = app.call(Method::GET, &path, Some("dpo"), Some("compliance"), None).await;
+    let r = app
+        .call(Method::GET, &path, Some("dpo"), Some("compliance"), None)
+        .await;
     assert_eq!(r.status, StatusCode::OK);
 }
 
 async fn roles_and_purposes_refused(app: &TestApp) {
-    let id = app.create_contact("support", json!({"given_name": "Grace", "street": "1 Navy Way", "purposes": ["customer_service"]})).await;
+    let id = app
+        .create_contact(
+            "support",
+            json!({"given_name": "Grace", "street": "1 Navy Way", "purposes": ["customer_service"]}),
+        )
+        .await;
     let path = format!("/api/v1/contacts/{id}");
     // Not collected for sales.
     assert_problem(&app.get(&path, "sales").await, 403);
     // A purpose the role may not use.
-    assert_problem(&app.call(Method::GET, &path, Some("support"), Some("sales"), None).await, 403);
-    assert_problem(&app.call(Method::GET, &path, Some("support"), Some("no_such_purpose"), None).await, 403);
+    assert_problem(
+        &app.call(Method::GET, &path, Some("support"), Some("sales"), None).await,
+        403,
+    );
+    assert_problem(
+        &app.call(Method::GET, &path, Some("support"), Some("no_such_purpose"), None)
+            .await,
+        403,
+    );
     // No personal data for admin and auditor.
     for role in ["admin", "auditor"] {
         assert_problem(&app.get(&path, role).await, 403);
         assert_problem(&app.get("/api/v1/contacts", role).await, 403);
-        assert_problem(&app.post("/api/v1/contacts", role, json!({"given_name": "X", "purposes": ["sales"]})).await, 403);
+        assert_problem(
+            &app.post(
+                "/api/v1/contacts",
+                role,
+                json!({"given_name": "X", "purposes": ["sales"]}),
+            )
+            .await,
+            403,
+        );
     }
     // Consent-based purposes need a current consent, which cannot exist yet.
-    let m = app.create_contact("marketing", json!({"email": "news@example.com", "purposes": ["marketing_email"]})).await;
+    let m = app
+        .create_contact(
+            "marketing",
+            json!({"email": "news@example.com", "purposes": ["marketing_email"]}),
+        )
+        .await;
     assert_problem(&app.get(&format!("/api/v1/contacts/{m}"), "marketing").await, 403);
     // Lists skip subjects the purpose may not be used for.
     let r = app.get("/api/v1/contacts", "sales").await;
@@ -167,36 +329,74 @@ async fn roles_and_purposes_refused(app: &TestApp) {
 }
 
 async fn minimisation(app: &TestApp) {
-    let r = app.post("/api/v1/contacts", "sales", json!({"given_name": "Alan", "street": "Bletchley", "birth_date": "1912-06-23", "purposes": ["sales"]})).await;
+    let r = app
+        .post(
+            "/api/v1/contacts",
+            "sales",
+            json!({"given_name": "Alan", "street": "Bletchley", "birth_date": "1912-06-23", "purposes": ["sales"]}),
+        )
+        .await;
     assert_problem(&r, 422);
     let mut fields = error_fields(&r);
     fields.sort();
-    assert_eq!(fields, ["birth_date", "street"], "exactly the unneeded fields are named");
+    assert_eq!(
+        fields,
+        ["birth_date", "street"],
+        "exactly the unneeded fields are named"
+    );
     assert!(r.body["detail"].as_str().unwrap().contains("sales"));
     assert!(!r.text.contains("Bletchley"));
     // Adding the purpose that needs the field makes it acceptable.
-    app.create_contact("sales", json!({"given_name": "Alan", "street": "Bletchley", "purposes": ["sales", "customer_service"]})).await;
+    app.create_contact(
+        "sales",
+        json!({"given_name": "Alan", "street": "Bletchley", "purposes": ["sales", "customer_service"]}),
+    )
+    .await;
     // Purposes must be collection purposes.
-    let r = app.post("/api/v1/contacts", "sales", json!({"given_name": "A", "purposes": ["compliance"]})).await;
+    let r = app
+        .post(
+            "/api/v1/contacts",
+            "sales",
+            json!({"given_name": "A", "purposes": ["compliance"]}),
+        )
+        .await;
     assert_problem(&r, 422);
     assert_eq!(error_fields(&r), ["purposes"]);
-    let r = app.post("/api/v1/contacts", "sales", json!({"given_name": "A", "purposes": ["telepathy"]})).await;
+    let r = app
+        .post(
+            "/api/v1/contacts",
+            "sales",
+            json!({"given_name": "A", "purposes": ["telepathy"]}),
+        )
+        .await;
     assert_eq!(error_fields(&r), ["purposes"]);
-    let r = app.post("/api/v1/contacts", "sales", json!({"given_name": "A", "purposes": []})).await;
+    let r = app
+        .post("/api/v1/contacts", "sales", json!({"given_name": "A", "purposes": []}))
+        .await;
     assert_eq!(error_fields(&r), ["purposes"]);
     // Without purposes, the request's purpose is the collection purpose.
-    let r = app.post("/api/v1/contacts", "sales", json!({"given_name": "Default"})).await;
+    let r = app
+        .post("/api/v1/contacts", "sales", json!({"given_name": "Default"}))
+        .await;
     assert_eq!(r.status, StatusCode::CREATED, "{}", r.text);
     assert_eq!(r.body["purposes"], json!(["sales"]));
 }
 
 async fn bad_input_is_a_problem(app: &TestApp) {
     let send_raw = |body: &'static str, ctype: &'static str| {
-        let req = app.client.post(app.url("/api/v1/contacts")).bearer_auth(&app.tokens["sales"]).header("content-type", ctype).body(body);
+        let req = app
+            .client
+            .post(app.url("/api/v1/contacts"))
+            .bearer_auth(&app.tokens["sales"])
+            .header("content-type", ctype)
+            .body(body);
         async move { TestApp::read(req.send().await.unwrap()).await }
     };
     assert_problem(&send_raw("{\"given_name\": ", "application/json").await, 400);
-    assert_problem(&send_raw("given_name=Ada", "application/x-www-form-urlencoded").await, 415);
+    assert_problem(
+        &send_raw("given_name=Ada", "application/x-www-form-urlencoded").await,
+        415,
+    );
     let r = send_raw("[1, 2]", "application/json").await;
     assert_problem(&r, 422);
 
@@ -206,9 +406,15 @@ async fn bad_input_is_a_problem(app: &TestApp) {
         (json!({"email": "very-secret-value"}), "email"),
         (json!({"phone": "020 7946 0958"}), "phone"),
         (json!({"country": "XX"}), "country"),
-        (json!({"birth_date": "10/12/1815", "purposes": ["analytics"]}), "birth_date"),
+        (
+            json!({"birth_date": "10/12/1815", "purposes": ["analytics"]}),
+            "birth_date",
+        ),
         (json!({"organization_id": "not-an-id"}), "organization_id"),
-        (json!({"organization_id": "01890a5d-ac96-774b-bcce-b302099a8057"}), "organization_id"),
+        (
+            json!({"organization_id": "01890a5d-ac96-774b-bcce-b302099a8057"}),
+            "organization_id",
+        ),
         (json!({"given_name": "   "}), "given_name"),
         (json!({"given_name": "x".repeat(201)}), "given_name"),
     ];
@@ -221,10 +427,21 @@ async fn bad_input_is_a_problem(app: &TestApp) {
     // Oversize body.
     let big = format!("{{\"notes\": \"{}\"}}", "x".repeat(2 * 1024 * 1024));
     // (A separate client: the server closes a connection whose body it refused.)
-    let r = reqwest::Client::new().post(app.url("/api/v1/contacts")).bearer_auth(&app.tokens["sales"]).header("content-type", "application/json").body(big).send().await.unwrap();
+    let r = reqwest::Client::new()
+        .post(app.url("/api/v1/contacts"))
+        .bearer_auth(&app.tokens["sales"])
+        .header("content-type", "application/json")
+        .body(big)
+        .send()
+        .await
+        .unwrap();
     assert_problem(&TestApp::read(r).await, 413);
     // Unknown and malformed ids.
-    assert_problem(&app.get("/api/v1/contacts/01890a5d-ac96-774b-bcce-b302099a8057", "sales").await, 404);
+    assert_problem(
+        &app.get("/api/v1/contacts/01890a5d-ac96-774b-bcce-b302099a8057", "sales")
+            .await,
+        404,
+    );
     assert_problem(&app.get("/api/v1/contacts/nope", "sales").await, 404);
     assert_problem(&app.get("/api/v1/deals/nope", "sales").await, 404);
     // Bad query strings.
@@ -238,16 +455,37 @@ async fn bad_input_is_a_problem(app: &TestApp) {
 }
 
 async fn duplicates_conflict_and_nothing_half_written(app: &TestApp) {
-    app.create_contact("sales", json!({"given_name": "One", "email": "dup@example.com"})).await;
-    let r = app.post("/api/v1/contacts", "sales", json!({"given_name": "Two", "email": "DUP@Example.COM"})).await;
+    app.create_contact("sales", json!({"given_name": "One", "email": "dup@example.com"}))
+        .await;
+    let r = app
+        .post(
+            "/api/v1/contacts",
+            "sales",
+            json!({"given_name": "Two", "email": "DUP@Example.COM"}),
+        )
+        .await;
     assert_problem(&r, 409);
     assert!(r.body["detail"].as_str().unwrap().contains("email"), "{}", r.text);
     assert!(!r.text.contains("dup@"), "the conflict names the field, not the value");
     let r = app.get("/api/v1/contacts?q=two", "sales").await;
-    assert_eq!(r.body["items"].as_array().unwrap().len(), 0, "the refused contact left nothing behind");
+    assert_eq!(
+        r.body["items"].as_array().unwrap().len(),
+        0,
+        "the refused contact left nothing behind"
+    );
     // Taking a used e-mail by PATCH is refused too.
-    let id = app.create_contact("sales", json!({"given_name": "Three", "email": "three@example.com"})).await;
-    let r = app.call(Method::PATCH, &format!("/api/v1/contacts/{id}"), Some("sales"), None, Some(json!({"email": "dup@example.com", "given_name": "Changed"}))).await;
+    let id = app
+        .create_contact("sales", json!({"given_name": "Three", "email": "three@example.com"}))
+        .await;
+    let r = app
+        .call(
+            Method::PATCH,
+            &format!("/api/v1/contacts/{id}"),
+            Some("sales"),
+            None,
+            Some(json!({"email": "dup@example.com", "given_name": "Changed"})),
+        )
+        .await;
     assert_problem(&r, 409);
     let r = app.get(&format!("/api/v1/contacts/{id}"), "sales").await;
     assert_eq!(r.body["given_name"], "Three");
@@ -257,7 +495,15 @@ async fn duplicates_conflict_and_nothing_half_written(app: &TestApp) {
 async fn patch_semantics(app: &TestApp) {
     let id = app.create_contact("sales", ada()).await;
     let path = format!("/api/v1/contacts/{id}");
-    let r = app.call(Method::PATCH, &path, Some("sales"), None, Some(json!({"phone": "+1 (415) 555-0100", "notes": null}))).await;
+    let r = app
+        .call(
+            Method::PATCH,
+            &path,
+            Some("sales"),
+            None,
+            Some(json!({"phone": "+1 (415) 555-0100", "notes": null})),
+        )
+        .await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.text);
     assert_eq!(r.body["phone"], "+14155550100");
     assert!(r.body.get("notes").is_none());
@@ -266,26 +512,75 @@ async fn patch_semantics(app: &TestApp) {
     assert_eq!(r.body["street"], "12 St James's Square", "untouched fields stay");
     assert!(r.body.get("notes").is_none());
     // Minimisation on update: a field no purpose needs, and shrinking purposes below stored fields.
-    let r = app.call(Method::PATCH, &path, Some("sales"), None, Some(json!({"birth_date": "1815-12-10"}))).await;
+    let r = app
+        .call(
+            Method::PATCH,
+            &path,
+            Some("sales"),
+            None,
+            Some(json!({"birth_date": "1815-12-10"})),
+        )
+        .await;
     assert_problem(&r, 422);
     assert_eq!(error_fields(&r), ["birth_date"]);
-    let r = app.call(Method::PATCH, &path, Some("sales"), None, Some(json!({"purposes": ["sales"]}))).await;
+    let r = app
+        .call(
+            Method::PATCH,
+            &path,
+            Some("sales"),
+            None,
+            Some(json!({"purposes": ["sales"]})),
+        )
+        .await;
     assert_problem(&r, 422);
     let mut f = error_fields(&r);
     f.sort();
     assert_eq!(f, ["city", "postal_code", "street"]);
-    let r = app.call(Method::PATCH, &path, Some("sales"), None, Some(json!({"purposes": ["sales"], "street": null, "city": null, "postal_code": null}))).await;
+    let r = app
+        .call(
+            Method::PATCH,
+            &path,
+            Some("sales"),
+            None,
+            Some(json!({"purposes": ["sales"], "street": null, "city": null, "postal_code": null})),
+        )
+        .await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.text);
     assert_eq!(r.body["purposes"], json!(["sales"]));
     // Now support's purpose no longer applies.
     assert_problem(&app.get(&path, "support").await, 403);
-    assert_problem(&app.call(Method::PATCH, "/api/v1/contacts/01890a5d-ac96-774b-bcce-b302099a8057", Some("sales"), None, Some(json!({"phone": "+14155550100"}))).await, 404);
-    assert_problem(&app.call(Method::PATCH, &path, Some("sales"), None, Some(json!({"id": "x"}))).await, 422);
+    assert_problem(
+        &app.call(
+            Method::PATCH,
+            "/api/v1/contacts/01890a5d-ac96-774b-bcce-b302099a8057",
+            Some("sales"),
+            None,
+            Some(json!({"phone": "+14155550100"})),
+        )
+        .await,
+        404,
+    );
+    assert_problem(
+        &app.call(Method::PATCH, &path, Some("sales"), None, Some(json!({"id": "x"})))
+            .await,
+        422,
+    );
 }
 
 async fn pagination_and_search(app: &TestApp) {
     let mut ids = Vec::new();
-    for (i, (g, f)) in [("Mary", "Jackson"), ("Katherine", "Johnson"), ("Dorothy", "Vaughan"), ("Mary", "Shelley"), ("Ada", "Lovelace"), ("Grace", "Hopper"), ("Annie", "Easley")].iter().enumerate() {
+    for (i, (g, f)) in [
+        ("Mary", "Jackson"),
+        ("Katherine", "Johnson"),
+        ("Dorothy", "Vaughan"),
+        ("Mary", "Shelley"),
+        ("Ada", "Lovelace"),
+        ("Grace", "Hopper"),
+        ("Annie", "Easley"),
+    ]
+    .iter()
+    .enumerate()
+    {
         ids.push(app.create_contact("sales", json!({"given_name": g, "family_name": f, "email": format!("p{i}@example.org"), "phone": format!("+4420794609{i:02}")})).await);
     }
     let mut seen = Vec::new();
@@ -299,7 +594,13 @@ async fn pagination_and_search(app: &TestApp) {
         let r = app.get(&path, "sales").await;
         assert_eq!(r.status, StatusCode::OK, "{}", r.text);
         pages += 1;
-        seen.extend(r.body["items"].as_array().unwrap().iter().map(|c| c["id"].as_str().unwrap().to_string()));
+        seen.extend(
+            r.body["items"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|c| c["id"].as_str().unwrap().to_string()),
+        );
         match r.body["next_cursor"].as_str() {
             Some(c) => cursor = Some(c.to_string()),
             None => break,
@@ -326,12 +627,25 @@ async fn pagination_and_search(app: &TestApp) {
 }
 
 async fn interactions(app: &TestApp) {
-    let id = app.create_contact("support", json!({"given_name": "Linus", "purposes": ["customer_service"]})).await;
+    let id = app
+        .create_contact(
+            "support",
+            json!({"given_name": "Linus", "purposes": ["customer_service"]}),
+        )
+        .await;
     let path = format!("/api/v1/contacts/{id}/interactions");
-    let r = app.post(&path, "support", json!({"kind": "call", "summary": "Asked about invoice 42", "occurred_at": "2026-01-31T09:30:00+01:00"})).await;
+    let r = app
+        .post(
+            &path,
+            "support",
+            json!({"kind": "call", "summary": "Asked about invoice 42", "occurred_at": "2026-01-31T09:30:00+01:00"}),
+        )
+        .await;
     assert_eq!(r.status, StatusCode::CREATED, "{}", r.text);
     assert_eq!(r.body["occurred_at"], "2026-01-31T08:30:00.000000Z");
-    let r = app.post(&path, "support", json!({"kind": "note", "summary": "Follow up"})).await;
+    let r = app
+        .post(&path, "support", json!({"kind": "note", "summary": "Follow up"}))
+        .await;
     assert_eq!(r.status, StatusCode::CREATED);
     let r = app.get(&path, "support").await;
     let items = r.body["items"].as_array().unwrap();
@@ -339,35 +653,78 @@ async fn interactions(app: &TestApp) {
     assert_eq!(items[0]["summary"], "Asked about invoice 42");
     assert_eq!(items[1]["kind"], "note");
 
-    let r = app.post(&path, "support", json!({"kind": "fax", "summary": "x", "occurred_at": "yesterday"})).await;
+    let r = app
+        .post(
+            &path,
+            "support",
+            json!({"kind": "fax", "summary": "x", "occurred_at": "yesterday"}),
+        )
+        .await;
     assert_problem(&r, 422);
     let mut f = error_fields(&r);
     f.sort();
     assert_eq!(f, ["kind", "occurred_at"]);
     assert_problem(&app.post(&path, "support", json!({"kind": "call"})).await, 422);
-    assert_problem(&app.post("/api/v1/contacts/01890a5d-ac96-774b-bcce-b302099a8057/interactions", "support", json!({"kind": "call", "summary": "x"})).await, 404);
+    assert_problem(
+        &app.post(
+            "/api/v1/contacts/01890a5d-ac96-774b-bcce-b302099a8057/interactions",
+            "support",
+            json!({"kind": "call", "summary": "x"}),
+        )
+        .await,
+        404,
+    );
     // Marketing may not record interactions; sales may not see this subject.
     assert_problem(&app.get(&path, "marketing").await, 403);
     assert_problem(&app.get(&path, "sales").await, 403);
     // Deleting the contact deletes its interactions.
-    app.call(Method::DELETE, &format!("/api/v1/contacts/{id}"), Some("support"), None, None).await;
+    app.call(
+        Method::DELETE,
+        &format!("/api/v1/contacts/{id}"),
+        Some("support"),
+        None,
+        None,
+    )
+    .await;
     assert_problem(&app.get(&path, "support").await, 404);
 }
 
 async fn organizations_and_deals(app: &TestApp) {
-    let r = app.post("/api/v1/organizations", "sales", json!({"name": "Analytical Engines Ltd", "domain": "Engines.example."})).await;
+    let r = app
+        .post(
+            "/api/v1/organizations",
+            "sales",
+            json!({"name": "Analytical Engines Ltd", "domain": "Engines.example."}),
+        )
+        .await;
     assert_eq!(r.status, StatusCode::CREATED, "{}", r.text);
     assert_eq!(r.body["domain"], "engines.example");
     let org = r.body["id"].as_str().unwrap().to_string();
     let r = app.get(&format!("/api/v1/organizations/{org}"), "admin").await;
     assert_eq!(r.status, StatusCode::OK, "admin may read organisations");
-    assert_problem(&app.post("/api/v1/organizations", "admin", json!({"name": "X"})).await, 403);
-    assert_problem(&app.post("/api/v1/organizations", "sales", json!({"name": ""})).await, 422);
-    assert_problem(&app.post("/api/v1/organizations", "sales", json!({"name": "X", "domain": "nodot"})).await, 422);
+    assert_problem(
+        &app.post("/api/v1/organizations", "admin", json!({"name": "X"})).await,
+        403,
+    );
+    assert_problem(
+        &app.post("/api/v1/organizations", "sales", json!({"name": ""})).await,
+        422,
+    );
+    assert_problem(
+        &app.post(
+            "/api/v1/organizations",
+            "sales",
+            json!({"name": "X", "domain": "nodot"}),
+        )
+        .await,
+        422,
+    );
     let r = app.get("/api/v1/organizations", "sales").await;
     assert_eq!(r.body["items"].as_array().unwrap().len(), 1);
 
-    let contact = app.create_contact("sales", json!({"given_name": "Ada", "organization_id": org})).await;
+    let contact = app
+        .create_contact("sales", json!({"given_name": "Ada", "organization_id": org}))
+        .await;
     let r = app.post("/api/v1/deals", "sales", json!({"title": "Difference engine", "stage": "proposal", "amount": 1200.5, "currency": "gbp", "organization_id": org, "contact_id": contact})).await;
     assert_eq!(r.status, StatusCode::CREATED, "{}", r.text);
     assert_eq!(r.body["amount"], json!(1200.5));
@@ -376,7 +733,13 @@ async fn organizations_and_deals(app: &TestApp) {
     let r = app.get(&format!("/api/v1/deals/{deal}"), "sales").await;
     assert_eq!(r.body["contact_id"], json!(contact));
     assert_eq!(r.body["stage"], "proposal");
-    let r = app.post("/api/v1/deals", "sales", json!({"title": "Whole", "amount": "5000", "currency": "EUR"})).await;
+    let r = app
+        .post(
+            "/api/v1/deals",
+            "sales",
+            json!({"title": "Whole", "amount": "5000", "currency": "EUR"}),
+        )
+        .await;
     assert_eq!(r.body["amount"], json!(5000));
     assert_eq!(r.body["stage"], "lead");
 
@@ -386,8 +749,14 @@ async fn organizations_and_deals(app: &TestApp) {
         (json!({"title": "x", "amount": 1.234, "currency": "EUR"}), "amount"),
         (json!({"title": "x", "amount": 10, "currency": "EURO"}), "currency"),
         (json!({"title": "x", "amount": 10}), "currency"),
-        (json!({"title": "x", "organization_id": "01890a5d-ac96-774b-bcce-b302099a8057"}), "organization_id"),
-        (json!({"title": "x", "contact_id": "01890a5d-ac96-774b-bcce-b302099a8057"}), "contact_id"),
+        (
+            json!({"title": "x", "organization_id": "01890a5d-ac96-774b-bcce-b302099a8057"}),
+            "organization_id",
+        ),
+        (
+            json!({"title": "x", "contact_id": "01890a5d-ac96-774b-bcce-b302099a8057"}),
+            "contact_id",
+        ),
         (json!({"title": ""}), "title"),
         (json!({"stage": "lead"}), "title"),
     ] {
@@ -399,7 +768,14 @@ async fn organizations_and_deals(app: &TestApp) {
     assert_eq!(r.body["items"].as_array().unwrap().len(), 2);
     assert_problem(&app.get("/api/v1/deals", "admin").await, 403);
     // Deleting the contact keeps the deal but unlinks it.
-    app.call(Method::DELETE, &format!("/api/v1/contacts/{contact}"), Some("sales"), None, None).await;
+    app.call(
+        Method::DELETE,
+        &format!("/api/v1/contacts/{contact}"),
+        Some("sales"),
+        None,
+        None,
+    )
+    .await;
     let r = app.get(&format!("/api/v1/deals/{deal}"), "sales").await;
     assert_eq!(r.body["contact_id"], Value::Null);
 }
@@ -411,7 +787,13 @@ async fn concurrent_creates(app: &TestApp) {
         let url = app.url("/api/v1/contacts");
         let token = app.tokens["sales"].clone();
         tasks.push(tokio::spawn(async move {
-            let r = client.post(url).bearer_auth(token).json(&json!({"given_name": format!("Person{i}"), "email": format!("c{i}@example.net")})).send().await.unwrap();
+            let r = client
+                .post(url)
+                .bearer_auth(token)
+                .json(&json!({"given_name": format!("Person{i}"), "email": format!("c{i}@example.net")}))
+                .send()
+                .await
+                .unwrap();
             (r.status(), r.json::<Value>().await.unwrap())
         }));
     }
@@ -422,6 +804,9 @@ async fn concurrent_creates(app: &TestApp) {
         ids.push(body["id"].as_str().unwrap().to_string());
     }
     for id in ids {
-        assert_eq!(app.get(&format!("/api/v1/contacts/{id}"), "sales").await.status, StatusCode::OK);
+        assert_eq!(
+            app.get(&format!("/api/v1/contacts/{id}"), "sales").await.status,
+            StatusCode::OK
+        );
     }
 }

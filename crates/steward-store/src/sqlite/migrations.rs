@@ -17,7 +17,9 @@ pub fn run(conn: &mut Connection) -> StoreResult<()> {
     )
     .map_err(err)?;
     let current: i64 = tx
-        .query_row("SELECT COALESCE(MAX(version), 0) FROM schema_migrations", [], |r| r.get(0))
+        .query_row("SELECT COALESCE(MAX(version), 0) FROM schema_migrations", [], |r| {
+            r.get(0)
+        })
         .map_err(err)?;
     let latest = MIGRATIONS.last().map_or(0, |m| m.0);
     if current > latest {

@@ -78,12 +78,15 @@ impl SqliteStore {
         let path = path.to_path_buf();
         let p = path.clone();
         let conn = tokio::task::spawn_blocking(move || -> StoreResult<Connection> {
+            create_private_file(&p)?;
             let mut conn = Connection::open(&p).map_err(|e| backend_err(&e))?;
             let mode: String = conn
                 .query_row("PRAGMA journal_mode=WAL", [], |r| r.get(0))
                 .map_err(|e| backend_err(&e))?;
             if !mode.eq_ignore_ascii_case("wal") {
-                return Err(StoreError::Backend(format!("could not enable WAL (journal mode is {mode})")));
+                return Err(StoreError::Backend(format!(
+                    "could not enable WAL (journal mode is {mode})"
+                )));
             }
             configure(&conn, durability).map_err(|e| backend_err(&e))?;
             migrations::run(&mut conn)?;
@@ -119,7 +122,11 @@ impl SqliteStore {
         if self.closed.load(Ordering::Acquire) {
             return Err(StoreError::Backend("the store is closed".into()));
         }
-        let pooled = self.readers.lock().map_err(|_| StoreError::Backend("reader pool poisoned".into()))?.pop();
+        let pooled = self
+            .readers
+            .lock()
+            .map_err(|_| StoreError::Backend("reader pool poisoned".into()))?
+            .pop();
         let conn = match pooled {
             Some(c) => c,
             None => {
@@ -128,7 +135,8 @@ impl SqliteStore {
                     OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX | OpenFlags::SQLITE_OPEN_URI,
                 )
                 .map_err(|e| backend_err(&e))?;
-                c.busy_timeout(std::time::Duration::from_secs(10)).map_err(|e| backend_err(&e))?;
+                c.busy_timeout(std::time::Duration::from_secs(10))
+                    .map_err(|e| backend_err(&e))?;
                 c
             }
         };
@@ -139,6 +147,20 @@ impl SqliteStore {
             }
         }
         out
+    }
+}
+
+/// Creates the database file with mode 0600 if it does not exist yet.
+/// SQLite gives the WAL and shared-memory files the same mode.
+fn create_private_file(path: &Path) -> StoreResult<()> {
+    let mut opts = std::fs::OpenOptions::new();
+    opts.write(true).create_new(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut opts, 0o600);
+    match opts.open(path) {
+        Ok(_) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(()),
+        Err(e) => Err(StoreError::Backend(format!("cannot create {}: {e}", path.display()))),
     }
 }
 
@@ -205,13 +227,19 @@ impl Store for SqliteStore {
     async fn write(&self, ops: Vec<WriteOp>) -> StoreResult<()> {
         let (reply, rx) = oneshot::channel();
         {
-            let guard = self.sender.lock().map_err(|_| StoreError::Backend("writer poisoned".into()))?;
-            let sender = guard.as_ref().ok_or_else(|| StoreError::Backend("the store is closed".into()))?;
+            let guard = self
+                .sender
+                .lock()
+                .map_err(|_| StoreError::Backend("writer poisoned".into()))?;
+            let sender = guard
+                .as_ref()
+                .ok_or_else(|| StoreError::Backend("the store is closed".into()))?;
             sender
                 .send(Job { ops, reply })
                 .map_err(|_| StoreError::Backend("the writer has stopped".into()))?;
         }
-        rx.await.map_err(|_| StoreError::Backend("the writer has stopped".into()))?
+        rx.await
+            .map_err(|_| StoreError::Backend("the writer has stopped".into()))?
     }
 
     async fn get_contact(&self, id: SubjectId) -> StoreResult<Option<ContactRow>> {
@@ -220,9 +248,15 @@ impl Store for SqliteStore {
     async fn list_contacts(&self, after: Option<SubjectId>, limit: u32) -> StoreResult<Vec<ContactRow>> {
         self.read(move |c| read::list_contacts(c, after, limit)).await
     }
-    async fn find_contacts_by_term(&self, term: &[u8], after: Option<SubjectId>, limit: u32) -> StoreResult<Vec<ContactRow>> {
+    async fn find_contacts_by_term(
+        &self,
+        term: &[u8],
+        after: Option<SubjectId>,
+        limit: u32,
+    ) -> StoreResult<Vec<ContactRow>> {
         let term = term.to_vec();
-        self.read(move |c| read::find_contacts_by_term(c, &term, after, limit)).await
+        self.read(move |c| read::find_contacts_by_term(c, &term, after, limit))
+            .await
     }
     async fn count_contacts(&self) -> StoreResult<u64> {
         self.read(|c| read::count(c, "SELECT COUNT(*) FROM contacts")).await
@@ -239,8 +273,14 @@ impl Store for SqliteStore {
     async fn list_deals(&self, after: Option<DealId>, limit: u32) -> StoreResult<Vec<Deal>> {
         self.read(move |c| read::list_deals(c, after, limit)).await
     }
-    async fn list_interactions(&self, subject: SubjectId, after: Option<InteractionId>, limit: u32) -> StoreResult<Vec<InteractionRow>> {
-        self.read(move |c| read::list_interactions(c, subject, after, limit)).await
+    async fn list_interactions(
+        &self,
+        subject: SubjectId,
+        after: Option<InteractionId>,
+        limit: u32,
+    ) -> StoreResult<Vec<InteractionRow>> {
+        self.read(move |c| read::list_interactions(c, subject, after, limit))
+            .await
     }
     async fn get_user(&self, id: UserId) -> StoreResult<Option<UserRow>> {
         self.read(move |c| read::get_user(c, id)).await
@@ -257,7 +297,8 @@ impl Store for SqliteStore {
         self.read(move |c| read::get_token_by_hash(c, &hash)).await
     }
     async fn ping(&self) -> StoreResult<()> {
-        self.read(|c| c.query_row("SELECT 1", [], |_| Ok(())).map_err(|e| backend_err(&e))).await
+        self.read(|c| c.query_row("SELECT 1", [], |_| Ok(())).map_err(|e| backend_err(&e)))
+            .await
     }
 
     async fn close(&self) {

@@ -21,7 +21,8 @@ fn insert_terms(conn: &Connection, subject: &[u8; 16], terms: &[IndexTerm]) -> S
         .prepare_cached("INSERT INTO contact_terms (term, subject_id, is_unique) VALUES (?1, ?2, ?3)")
         .map_err(|e| map_err(&e))?;
     for t in crate::dedup_terms(terms) {
-        stmt.execute(params![t.term, subject, t.unique]).map_err(|e| map_err(&e))?;
+        stmt.execute(params![t.term, subject, t.unique])
+            .map_err(|e| map_err(&e))?;
     }
     Ok(())
 }
@@ -46,7 +47,11 @@ pub fn apply(conn: &Connection, op: &WriteOp) -> StoreResult<()> {
             .map_err(e)?;
             insert_terms(conn, id, terms)
         }
-        WriteOp::UpdateContact { row, expected_version, terms } => {
+        WriteOp::UpdateContact {
+            row,
+            expected_version,
+            terms,
+        } => {
             let id = row.subject_id.as_bytes();
             let n = conn
                 .prepare_cached(
@@ -70,7 +75,11 @@ pub fn apply(conn: &Connection, op: &WriteOp) -> StoreResult<()> {
                     .optional()
                     .map_err(e)?
                     .is_some();
-                return Err(if exists { StoreError::VersionConflict } else { StoreError::NotFound });
+                return Err(if exists {
+                    StoreError::VersionConflict
+                } else {
+                    StoreError::NotFound
+                });
             }
             conn.prepare_cached("DELETE FROM contact_terms WHERE subject_id = ?1")
                 .map_err(e)?
@@ -95,7 +104,13 @@ pub fn apply(conn: &Connection, op: &WriteOp) -> StoreResult<()> {
                 "INSERT INTO organizations (id, name, domain, created_at, updated_at) VALUES (?1, ?2, ?3, ?4, ?5)",
             )
             .map_err(e)?
-            .execute(params![o.id.as_bytes(), o.name, o.domain, to_micros(o.created_at), to_micros(o.updated_at)])
+            .execute(params![
+                o.id.as_bytes(),
+                o.name,
+                o.domain,
+                to_micros(o.created_at),
+                to_micros(o.updated_at)
+            ])
             .map_err(e)?;
             Ok(())
         }

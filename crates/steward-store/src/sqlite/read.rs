@@ -2,11 +2,15 @@
 
 use rusqlite::{params, Connection, OptionalExtension, Row};
 use steward_domain::values::{Amount, CurrencyCode};
-use steward_domain::{Deal, DealId, DealStage, InteractionId, InteractionKind, Organization, OrganizationId, SubjectId, TokenId, UserId};
+use steward_domain::{
+    Deal, DealId, DealStage, InteractionId, InteractionKind, Organization, OrganizationId, SubjectId, TokenId, UserId,
+};
 use uuid::Uuid;
 
 use super::ops::map_err;
-use crate::{fields, from_micros, ContactRow, InteractionRow, StoreError, StoreResult, TokenKind, TokenRow, UserRow, MAX_PAGE};
+use crate::{
+    fields, from_micros, ContactRow, InteractionRow, StoreError, StoreResult, TokenKind, TokenRow, UserRow, MAX_PAGE,
+};
 
 fn corrupt(what: &str) -> StoreError {
     StoreError::Corrupt(what.to_string())
@@ -19,7 +23,8 @@ fn uuid_at(row: &Row<'_>, i: usize) -> StoreResult<Uuid> {
 
 fn opt_uuid_at(row: &Row<'_>, i: usize) -> StoreResult<Option<Uuid>> {
     let b: Option<Vec<u8>> = row.get(i).map_err(|e| map_err(&e))?;
-    b.map(|b| Uuid::from_slice(&b).map_err(|_| corrupt("bad id"))).transpose()
+    b.map(|b| Uuid::from_slice(&b).map_err(|_| corrupt("bad id")))
+        .transpose()
 }
 
 fn get<T: rusqlite::types::FromSql>(row: &Row<'_>, i: usize) -> StoreResult<T> {
@@ -42,7 +47,11 @@ fn contact(row: &Row<'_>) -> StoreResult<ContactRow> {
     let blob: Vec<u8> = get(row, 2)?;
     Ok(ContactRow {
         subject_id: SubjectId::from_uuid(uuid_at(row, 0)?),
-        purposes: purposes.split(',').filter(|p| !p.is_empty()).map(str::to_string).collect(),
+        purposes: purposes
+            .split(',')
+            .filter(|p| !p.is_empty())
+            .map(str::to_string)
+            .collect(),
         fields: fields::decode(&blob)?,
         created_at: from_micros(get(row, 3)?)?,
         updated_at: from_micros(get(row, 4)?)?,
@@ -65,12 +74,22 @@ fn collect<T>(
     Ok(out)
 }
 
-fn one<T>(conn: &Connection, sql: &str, params: impl rusqlite::Params, f: impl Fn(&Row<'_>) -> StoreResult<T>) -> StoreResult<Option<T>> {
+fn one<T>(
+    conn: &Connection,
+    sql: &str,
+    params: impl rusqlite::Params,
+    f: impl Fn(&Row<'_>) -> StoreResult<T>,
+) -> StoreResult<Option<T>> {
     Ok(collect(conn, sql, params, f)?.into_iter().next())
 }
 
 pub fn get_contact(conn: &Connection, id: SubjectId) -> StoreResult<Option<ContactRow>> {
-    one(conn, &format!("SELECT {CONTACT_COLS} FROM contacts c WHERE c.subject_id = ?1"), [id.as_bytes()], contact)
+    one(
+        conn,
+        &format!("SELECT {CONTACT_COLS} FROM contacts c WHERE c.subject_id = ?1"),
+        [id.as_bytes()],
+        contact,
+    )
 }
 
 pub fn list_contacts(conn: &Connection, after: Option<SubjectId>, limit: u32) -> StoreResult<Vec<ContactRow>> {
@@ -82,7 +101,12 @@ pub fn list_contacts(conn: &Connection, after: Option<SubjectId>, limit: u32) ->
     )
 }
 
-pub fn find_contacts_by_term(conn: &Connection, term: &[u8], after: Option<SubjectId>, limit: u32) -> StoreResult<Vec<ContactRow>> {
+pub fn find_contacts_by_term(
+    conn: &Connection,
+    term: &[u8],
+    after: Option<SubjectId>,
+    limit: u32,
+) -> StoreResult<Vec<ContactRow>> {
     collect(
         conn,
         &format!(
@@ -110,10 +134,19 @@ fn organization(row: &Row<'_>) -> StoreResult<Organization> {
 }
 
 pub fn get_organization(conn: &Connection, id: OrganizationId) -> StoreResult<Option<Organization>> {
-    one(conn, "SELECT id, name, domain, created_at, updated_at FROM organizations WHERE id = ?1", [id.as_bytes()], organization)
+    one(
+        conn,
+        "SELECT id, name, domain, created_at, updated_at FROM organizations WHERE id = ?1",
+        [id.as_bytes()],
+        organization,
+    )
 }
 
-pub fn list_organizations(conn: &Connection, after: Option<OrganizationId>, limit: u32) -> StoreResult<Vec<Organization>> {
+pub fn list_organizations(
+    conn: &Connection,
+    after: Option<OrganizationId>,
+    limit: u32,
+) -> StoreResult<Vec<Organization>> {
     collect(
         conn,
         "SELECT id, name, domain, created_at, updated_at FROM organizations WHERE id > ?1 ORDER BY id LIMIT ?2",
@@ -132,7 +165,9 @@ fn deal(row: &Row<'_>) -> StoreResult<Deal> {
         title: get(row, 1)?,
         stage: DealStage::parse(&stage).map_err(|_| corrupt("bad deal stage"))?,
         amount: get::<Option<i64>>(row, 3)?.map(Amount::from_minor),
-        currency: currency.map(|c| CurrencyCode::parse(&c).map_err(|_| corrupt("bad currency"))).transpose()?,
+        currency: currency
+            .map(|c| CurrencyCode::parse(&c).map_err(|_| corrupt("bad currency")))
+            .transpose()?,
         organization_id: opt_uuid_at(row, 5)?.map(OrganizationId::from_uuid),
         contact_id: opt_uuid_at(row, 6)?.map(SubjectId::from_uuid),
         created_at: from_micros(get(row, 7)?)?,
@@ -141,7 +176,12 @@ fn deal(row: &Row<'_>) -> StoreResult<Deal> {
 }
 
 pub fn get_deal(conn: &Connection, id: DealId) -> StoreResult<Option<Deal>> {
-    one(conn, &format!("SELECT {DEAL_COLS} FROM deals WHERE id = ?1"), [id.as_bytes()], deal)
+    one(
+        conn,
+        &format!("SELECT {DEAL_COLS} FROM deals WHERE id = ?1"),
+        [id.as_bytes()],
+        deal,
+    )
 }
 
 pub fn list_deals(conn: &Connection, after: Option<DealId>, limit: u32) -> StoreResult<Vec<Deal>> {
@@ -165,12 +205,21 @@ fn interaction(row: &Row<'_>) -> StoreResult<InteractionRow> {
     })
 }
 
-pub fn list_interactions(conn: &Connection, subject: SubjectId, after: Option<InteractionId>, limit: u32) -> StoreResult<Vec<InteractionRow>> {
+pub fn list_interactions(
+    conn: &Connection,
+    subject: SubjectId,
+    after: Option<InteractionId>,
+    limit: u32,
+) -> StoreResult<Vec<InteractionRow>> {
     collect(
         conn,
         "SELECT id, subject_id, kind, occurred_at, created_at, summary FROM interactions \
          WHERE subject_id = ?1 AND id > ?2 ORDER BY id LIMIT ?3",
-        params![subject.as_bytes(), after_bytes(after.as_ref().map(InteractionId::as_bytes)), page(limit)],
+        params![
+            subject.as_bytes(),
+            after_bytes(after.as_ref().map(InteractionId::as_bytes)),
+            page(limit)
+        ],
         interaction,
     )
 }
@@ -189,11 +238,21 @@ fn user_at(row: &Row<'_>, base: usize) -> StoreResult<UserRow> {
 }
 
 pub fn get_user(conn: &Connection, id: UserId) -> StoreResult<Option<UserRow>> {
-    one(conn, &format!("SELECT {USER_COLS} FROM users u WHERE u.id = ?1"), [id.as_bytes()], |r| user_at(r, 0))
+    one(
+        conn,
+        &format!("SELECT {USER_COLS} FROM users u WHERE u.id = ?1"),
+        [id.as_bytes()],
+        |r| user_at(r, 0),
+    )
 }
 
 pub fn get_user_by_username(conn: &Connection, username: &str) -> StoreResult<Option<UserRow>> {
-    one(conn, &format!("SELECT {USER_COLS} FROM users u WHERE u.username = ?1"), [username], |r| user_at(r, 0))
+    one(
+        conn,
+        &format!("SELECT {USER_COLS} FROM users u WHERE u.username = ?1"),
+        [username],
+        |r| user_at(r, 0),
+    )
 }
 
 pub fn get_token_by_hash(conn: &Connection, hash: &[u8]) -> StoreResult<Option<(TokenRow, UserRow)>> {

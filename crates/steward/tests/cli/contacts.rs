@@ -361,3 +361,30 @@ fn header_problems_refuse_the_whole_file() {
         "nothing was imported from refused files"
     );
 }
+
+#[test]
+fn an_export_can_be_imported_into_another_steward() {
+    let a = with_sales_user();
+    import(&a, b"given_name,family_name,email,phone\nAda,Lovelace,ada@example.com,+44 20 7946 0958\nAlan,Turing,alan@example.com,\n", &["--as", "sam"]).ok();
+    let exported = a.run(["contact", "export", "--as", "sam"]);
+    exported.ok();
+
+    let b = with_sales_user();
+    let out = import(&b, exported.stdout.as_bytes(), &["--as", "sam"]);
+    out.ok();
+    let contacts = export_json(&b, "sam");
+    assert_eq!(
+        emails(&contacts),
+        BTreeSet::from(["ada@example.com".to_string(), "alan@example.com".to_string()])
+    );
+    let ada = contacts
+        .iter()
+        .find(|c| field(c, "email") == Some("ada@example.com"))
+        .unwrap();
+    assert_eq!(field(ada, "phone"), Some("+442079460958"));
+    assert_eq!(
+        ada["purposes"],
+        serde_json::json!(["sales"]),
+        "the purposes column round-trips"
+    );
+}

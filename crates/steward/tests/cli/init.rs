@@ -35,6 +35,11 @@ fn init_creates_private_database_and_keys() {
         "init creates DATA_DIR/steward.db"
     );
     assert_eq!(mode(s.data_dir()), 0o700, "the data dir is private");
+    assert_eq!(
+        mode(&s.data_dir().join("steward.db")),
+        0o600,
+        "the database file is private"
+    );
     let keys_dir = s.data_dir().join("keys");
     assert_eq!(mode(&keys_dir), 0o700, "the keys dir is private");
     let keys = key_files(&s);
