@@ -261,9 +261,17 @@ async fn serve(cli: &Cli, args: &ServeArgs) -> Result<ExitCode> {
     println!("Steward is serving on http://{addr} (database: {})", service.backend());
     if service.count_users().await.map_err(service_err)? == 0 {
         let dir = shell_quote(&cli.data_dir.display().to_string());
+        // The program as it was invoked (e.g. target/release/steward), so the
+        // printed commands work as they stand.
+        let program = std::env::args()
+            .next()
+            .filter(|p| p.contains('/'))
+            .map_or_else(|| "steward".to_string(), |p| shell_quote(&p));
         println!("No users yet. Create one and an API token with:");
-        println!("  echo 'a-long-password' | steward --data-dir {dir} user create alice --role sales --password-stdin");
-        println!("  steward --data-dir {dir} token create alice");
+        println!(
+            "  echo 'a-long-password' | {program} --data-dir {dir} user create alice --role sales --password-stdin"
+        );
+        println!("  {program} --data-dir {dir} token create alice");
         println!("then call the API with: curl -H \"Authorization: Bearer TOKEN\" http://{addr}/api/v1/contacts");
     } else {
         println!("Sign in with POST /api/v1/auth/login, or create an API token with: steward token create USERNAME");
