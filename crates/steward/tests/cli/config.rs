@@ -123,3 +123,40 @@ fn usage_errors_exit_2_and_help_exits_0() {
     assert!(out.stdout.contains("init") && out.stdout.contains("serve"));
     assert!(!s.data_dir().exists(), "usage errors touch nothing");
 }
+
+#[test]
+fn an_invalid_inventory_stops_start_up_with_every_problem_named() {
+    let s = Steward::initialised();
+    let default = include_str!("../../../steward-domain/src/default_inventory.toml");
+    let broken = default
+        .replace(
+            "contact = [\"country\", \"birth_date\"]",
+            "contact = [\"country\", \"shoe_size\"]",
+        )
+        .replace("default_purpose = \"sales\"", "default_purpose = \"analytics\"");
+    std::fs::write(s.data_dir().join("inventory.toml"), broken).unwrap();
+    for args in [&["serve", "--listen", "127.0.0.1:0"][..], &["init"][..]] {
+        let out = s.run(args);
+        let err = out.one_line_error();
+        assert!(err.contains("inventory.toml"), "{args:?}: names the file: {err}");
+        assert!(err.contains("'contact.shoe_size'"), "{args:?}: {err}");
+        assert!(err.contains("role 'sales'"), "{args:?}: {err}");
+    }
+    // A valid extension is accepted: a new contact field becomes usable.
+    let extended = default.replace(
+        "notes = { category = \"free_text\"",
+        "loyalty_tier = { category = \"professional\", kind = \"text\", personal = true, max_length = 20 }\nnotes = { category = \"free_text\"",
+    );
+    let extended = extended.replace(
+        "\"job_title\", \"organization_id\", \"country\", \"notes\"]",
+        "\"job_title\", \"organization_id\", \"country\", \"notes\", \"loyalty_tier\"]",
+    );
+    std::fs::write(s.data_dir().join("inventory.toml"), extended).unwrap();
+    s.create_user("sam", "sales");
+    std::fs::write(s.path("in.csv"), "given_name,loyalty_tier\nAda,gold\n").unwrap();
+    s.run(["contact", "import", s.path("in.csv").to_str().unwrap(), "--as", "sam"])
+        .ok();
+    let out = s.run(["contact", "export", "--as", "sam", "--format", "json"]);
+    out.ok();
+    assert!(out.stdout.contains("\"loyalty_tier\":\"gold\""), "{}", out.stdout);
+}
