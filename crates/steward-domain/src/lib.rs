@@ -10,4 +10,4 @@ pub mod values;
 
 pub use ids::{ContactId, DealId, InteractionId, OrganizationId, SubjectId, TokenId, UserId};
 pub use inventory::{Inventory, InventoryError, LawfulBasis, Verb};
-pub use records::{Contact, Deal, DealStage, FieldError, Interaction, InteractionKind, Organization};
+pub use records::{Deal, DealStage, FieldError, Interaction, InteractionKind, Organization};

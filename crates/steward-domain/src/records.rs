@@ -1,8 +1,6 @@
 //! CRM records: contacts (the data subjects), organisations, deals and
 //! interactions, plus the validation of contact fields against the inventory.
 
-use std::collections::BTreeMap;
-
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
@@ -24,18 +22,6 @@ impl FieldError {
             message: message.into(),
         }
     }
-}
-
-/// A contact in plaintext, as the service layer sees it after decoding.
-/// `fields` holds normalised values keyed by inventory field name.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Contact {
-    pub id: SubjectId,
-    pub purposes: Vec<String>,
-    pub fields: BTreeMap<String, String>,
-    pub created_at: DateTime<Utc>,
-    pub updated_at: DateTime<Utc>,
-    pub version: i64,
 }
 
 /// Parses one contact field value against its inventory spec and returns the

@@ -167,14 +167,7 @@ impl Service {
         name: Option<String>,
         expires_in_days: Option<u32>,
     ) -> ServiceResult<Zeroizing<String>> {
-        let user = self
-            .store
-            .get_user_by_username(username)
-            .await?
-            .ok_or(ServiceError::NotFound("user"))?;
-        if user.disabled {
-            return Err(ServiceError::BadRequest("the user is disabled".into()));
-        }
+        let user = self.active_user(username).await?;
         let expires_at = match expires_in_days {
             Some(0) => return Err(ServiceError::invalid("expires_in_days", "must be at least 1")),
             Some(d) => Some(Utc::now() + Duration::days(i64::from(d))),
@@ -210,8 +203,8 @@ impl Service {
         Ok(token)
     }
 
-    /// The principal for a local CLI operation made as `username`.
-    pub async fn local_principal(&self, username: &str) -> ServiceResult<Principal> {
+    /// The user named `username`, refused if disabled.
+    async fn active_user(&self, username: &str) -> ServiceResult<UserRow> {
         let user = self
             .store
             .get_user_by_username(username)
@@ -220,6 +213,12 @@ impl Service {
         if user.disabled {
             return Err(ServiceError::Forbidden("the user is disabled".into()));
         }
+        Ok(user)
+    }
+
+    /// The principal for a local CLI operation made as `username`.
+    pub async fn local_principal(&self, username: &str) -> ServiceResult<Principal> {
+        let user = self.active_user(username).await?;
         Ok(Principal {
             user_id: user.id,
             username: user.username,
