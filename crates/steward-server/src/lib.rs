@@ -1,24 +1,29 @@
 //! Steward's HTTP adapter: the REST API over the service layer, with
 //! problem+json errors, request ids, tracing without personal data, body
 //! limits, an OpenAPI description generated from the endpoint table, and
-//! graceful shutdown.
+//! graceful shutdown; over plain HTTP ([`serve`]) or HTTPS
+//! ([`tls::serve_tls`]).
 
 pub mod extract;
 pub mod openapi;
 pub mod problem;
 pub mod routes;
+pub mod tls;
 pub mod views;
+
+pub use tls::{load_tls_config, serve_tls, TlsConfigError};
 
 use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
 use axum::extract::{DefaultBodyLimit, MatchedPath, Request};
-use axum::http::{HeaderValue, Method};
+use axum::http::{header, HeaderValue, Method};
 use axum::routing::{delete, get, patch, post, MethodRouter};
 use axum::Router;
 use steward_service::Service;
 use tower_http::request_id::{MakeRequestId, PropagateRequestIdLayer, RequestId, SetRequestIdLayer};
+use tower_http::set_header::SetResponseHeaderLayer;
 use tower_http::trace::TraceLayer;
 
 use crate::openapi::Op;
@@ -346,8 +351,21 @@ pub fn endpoint_docs() -> Vec<(&'static str, &'static str, Op)> {
         .collect()
 }
 
-/// The application router with all middleware.
+/// Transport-dependent choices for [`router_with`].
+#[derive(Clone, Copy, Debug, Default)]
+pub struct RouterOptions {
+    /// Send `Strict-Transport-Security` ([`tls::HSTS_VALUE`]) on every
+    /// response. Only meaningful, and only set, when serving HTTPS.
+    pub hsts: bool,
+}
+
+/// The application router with all middleware, for plain HTTP.
 pub fn router(service: Arc<Service>) -> Router {
+    router_with(service, RouterOptions::default())
+}
+
+/// The application router with all middleware and the given options.
+pub fn router_with(service: Arc<Service>, options: RouterOptions) -> Router {
     let mut by_path: Vec<(&'static str, MethodRouter<AppState>)> = Vec::new();
     for (_, path, handler, _) in endpoints() {
         if let Some((_, existing)) = by_path.iter_mut().find(|(p, _)| *p == path) {
@@ -361,7 +379,8 @@ pub fn router(service: Arc<Service>) -> Router {
     for (path, handler) in by_path {
         app = app.route(path, handler.fallback(meta::method_not_allowed));
     }
-    app.fallback(meta::not_found)
+    let app = app
+        .fallback(meta::not_found)
         .with_state(AppState { service })
         .layer(DefaultBodyLimit::max(extract::BODY_LIMIT))
         .layer(
@@ -384,7 +403,16 @@ pub fn router(service: Arc<Service>) -> Router {
                 .on_response(tower_http::trace::DefaultOnResponse::new().level(tracing::Level::INFO)),
         )
         .layer(PropagateRequestIdLayer::x_request_id())
-        .layer(SetRequestIdLayer::x_request_id(MakeId))
+        .layer(SetRequestIdLayer::x_request_id(MakeId));
+    if options.hsts {
+        // Outermost, so that every response gets it, errors included.
+        app.layer(SetResponseHeaderLayer::overriding(
+            header::STRICT_TRANSPORT_SECURITY,
+            HeaderValue::from_static(tls::HSTS_VALUE),
+        ))
+    } else {
+        app
+    }
 }
 
 /// How long in-flight requests may take to finish after shutdown begins.

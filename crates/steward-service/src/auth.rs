@@ -10,9 +10,7 @@ use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, Salt
 use argon2::{Algorithm, Argon2, Params, Version};
 use base64::Engine;
 use chrono::{DateTime, Duration, Utc};
-use hmac::{Hmac, Mac};
 use rand::RngCore;
-use sha2::Sha256;
 use steward_domain::{TokenId, UserId};
 use steward_store::{StoreError, TokenKind, TokenRow, UserRow, WriteOp};
 use zeroize::Zeroizing;
@@ -127,10 +125,7 @@ impl Service {
     }
 
     fn token_hash(&self, token: &str) -> Vec<u8> {
-        let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(self.keys.token.expose())
-            .unwrap_or_else(|_| unreachable!("any key length"));
-        mac.update(token.as_bytes());
-        mac.finalize().into_bytes().to_vec()
+        self.crypto.token_hash(token)
     }
 
     async fn issue_token(

@@ -11,10 +11,11 @@ use steward_domain::records::{normalise_contact_field, search_words};
 use steward_domain::{FieldError, InteractionId, InteractionKind, OrganizationId, SubjectId, Verb};
 use steward_store::{ContactRow, IndexTerm, InteractionRow, StoreError, WriteOp};
 
-use crate::codec::FieldContext;
 use crate::context::RequestContext;
+use crate::crypto::{KeyringError, SubjectKey};
 use crate::error::{ServiceError, ServiceResult};
 use crate::Service;
+use steward_crypto::{CryptoError, FieldAad};
 
 /// A contact as a caller may see it: only the fields the request's purpose
 /// needs. Fields absent here are left out of responses, not shown as null.
@@ -212,46 +213,71 @@ impl Service {
         Ok(errors)
     }
 
-    fn seal_fields(&self, id: SubjectId, fields: &BTreeMap<String, String>) -> ServiceResult<Vec<(String, Vec<u8>)>> {
+    /// The usable data key of a stored contact. A destroyed key (erased
+    /// subject) reads as "not found".
+    pub(crate) fn key_of(&self, row: &ContactRow) -> ServiceResult<SubjectKey> {
+        self.crypto
+            .subject_key(row.subject_id, row.key.as_ref())
+            .map_err(|e| match e {
+                KeyringError::Crypto(CryptoError::KeyDestroyed) => ServiceError::NotFound("contact"),
+                other => {
+                    tracing::error!(subject_id = %row.subject_id, error = %other, "subject key could not be unwrapped");
+                    ServiceError::Internal(format!("the key of contact {} could not be unwrapped", row.subject_id))
+                }
+            })
+    }
+
+    fn seal_fields(
+        &self,
+        key: &SubjectKey,
+        id: SubjectId,
+        fields: &BTreeMap<String, String>,
+    ) -> ServiceResult<Vec<(String, Vec<u8>)>> {
         fields
             .iter()
             .map(|(name, value)| {
-                let ctx = FieldContext {
+                let aad = FieldAad {
                     record_type: CONTACT,
                     record_id: id.as_bytes(),
                     field: name,
-                    subject_id: id,
+                    subject_id: id.as_bytes(),
                 };
                 let sealed = self
-                    .codec
-                    .seal(&ctx, value)
+                    .crypto
+                    .seal(key, &aad, value)
                     .map_err(|e| ServiceError::Internal(e.to_string()))?;
                 Ok((name.clone(), sealed))
             })
             .collect()
     }
 
-    /// Opens the sealed fields of `row` that `wanted` admits.
-    fn open_fields(&self, row: &ContactRow, wanted: impl Fn(&str) -> bool) -> ServiceResult<BTreeMap<String, String>> {
+    /// Decrypts the sealed fields of `row` that `wanted` admits (and only those).
+    fn open_fields(
+        &self,
+        row: &ContactRow,
+        key: &SubjectKey,
+        wanted: impl Fn(&str) -> bool,
+    ) -> ServiceResult<BTreeMap<String, String>> {
         let mut out = BTreeMap::new();
         for (name, sealed) in &row.fields {
             if !wanted(name) {
                 continue;
             }
-            let ctx = FieldContext {
+            let id = row.subject_id.as_bytes();
+            let aad = FieldAad {
                 record_type: CONTACT,
-                record_id: row.subject_id.as_bytes(),
+                record_id: id,
                 field: name,
-                subject_id: row.subject_id,
+                subject_id: id,
             };
-            match self.codec.open(&ctx, sealed) {
+            match self.crypto.open(key, &aad, sealed) {
                 Ok(v) => {
                     out.insert(name.clone(), v);
                 }
                 Err(_) => {
-                    tracing::error!(subject_id = %row.subject_id, field = %name, "stored field could not be decoded");
+                    tracing::error!(subject_id = %row.subject_id, field = %name, "stored field could not be decrypted");
                     return Err(ServiceError::Internal(format!(
-                        "field {name} of contact {} could not be decoded",
+                        "field {name} of contact {} could not be decrypted",
                         row.subject_id
                     )));
                 }
@@ -269,13 +295,13 @@ impl Service {
             };
             match spec.search {
                 Some(SearchKind::Exact) => terms.push(IndexTerm {
-                    term: self.blind.term(CONTACT, name, &exact_key(spec.kind, value)),
+                    term: self.crypto.blind().term(CONTACT, name, &exact_key(spec.kind, value)),
                     unique: spec.unique,
                 }),
                 Some(SearchKind::Words) => {
                     for w in search_words(value) {
                         terms.push(IndexTerm {
-                            term: self.blind.term(CONTACT, WORDS, &w),
+                            term: self.crypto.blind().term(CONTACT, WORDS, &w),
                             unique: false,
                         });
                     }
@@ -293,7 +319,7 @@ impl Service {
                 continue;
             };
             if spec.unique {
-                let term = self.blind.term(CONTACT, name, &exact_key(spec.kind, value));
+                let term = self.crypto.blind().term(CONTACT, name, &exact_key(spec.kind, value));
                 let holders = self.store.find_contacts_by_term(&term, None, 2).await?;
                 if holders.iter().any(|h| h.subject_id != id) {
                     return Ok(Some(name.clone()));
@@ -311,9 +337,9 @@ impl Service {
     }
 
     /// The view of a contact for the request's purpose.
-    fn view(&self, row: &ContactRow, purpose: &str) -> ServiceResult<ContactView> {
+    fn view(&self, row: &ContactRow, key: &SubjectKey, purpose: &str) -> ServiceResult<ContactView> {
         let needed = self.inventory.fields_for_purpose(CONTACT, purpose);
-        let fields = self.open_fields(row, |f| needed.iter().any(|n| n == f))?;
+        let fields = self.open_fields(row, key, |f| needed.iter().any(|n| n == f))?;
         Ok(ContactView {
             id: row.subject_id,
             purposes: row.purposes.clone(),
@@ -324,17 +350,22 @@ impl Service {
         })
     }
 
-    /// Loads a contact the request may act on for its purpose.
-    async fn usable_contact(&self, ctx: &RequestContext, id: SubjectId) -> ServiceResult<(ContactRow, String)> {
+    /// Loads a contact the request may act on for its purpose, with its key.
+    async fn usable_contact(
+        &self,
+        ctx: &RequestContext,
+        id: SubjectId,
+    ) -> ServiceResult<(ContactRow, SubjectKey, String)> {
         let purpose = self.require_purpose(ctx)?.to_string();
         let row = self
             .store
             .get_contact(id)
             .await?
             .ok_or(ServiceError::NotFound("contact"))?;
+        let key = self.key_of(&row)?;
         self.purpose_usable(&purpose, &row.purposes)
             .map_err(ServiceError::Forbidden)?;
-        Ok((row, purpose))
+        Ok((row, key, purpose))
     }
 
     /// Creates a contact from a JSON object of inventory fields plus
@@ -372,23 +403,28 @@ impl Service {
         }
         let id = SubjectId::new();
         let now = Utc::now();
+        let (key, stored_key) = self
+            .crypto
+            .new_subject_key(id)
+            .map_err(|e| ServiceError::Internal(e.to_string()))?;
         let row = ContactRow {
             subject_id: id,
             purposes,
-            fields: self.seal_fields(id, &fields)?,
+            fields: self.seal_fields(&key, id, &fields)?,
             created_at: now,
             updated_at: now,
             version: 1,
+            key: None,
         };
         let terms = self.index_terms(&fields);
-        match self
-            .store
-            .write(vec![WriteOp::InsertContact {
-                row: row.clone(),
-                terms,
-            }])
-            .await
-        {
+        let mut ops = vec![WriteOp::InsertContact {
+            row: row.clone(),
+            terms,
+        }];
+        if let Some(key) = stored_key {
+            ops.push(WriteOp::InsertSubjectKey { subject_id: id, key });
+        }
+        match self.store.write(ops).await {
             Ok(()) => {}
             Err(StoreError::Duplicate) => return Err(Self::conflict_for(self.duplicate_field(id, &fields).await?)),
             Err(e) => return Err(e.into()),
@@ -406,8 +442,8 @@ impl Service {
 
     pub async fn get_contact(&self, ctx: &RequestContext, id: SubjectId) -> ServiceResult<ContactView> {
         self.require_action(ctx, CONTACT, Verb::Read)?;
-        let (row, purpose) = self.usable_contact(ctx, id).await?;
-        self.view(&row, &purpose)
+        let (row, key, purpose) = self.usable_contact(ctx, id).await?;
+        self.view(&row, &key, &purpose)
     }
 
     /// Applies a partial update: fields given replace stored ones, `null`
@@ -420,7 +456,7 @@ impl Service {
         mut body: Map<String, Value>,
     ) -> ServiceResult<ContactView> {
         self.require_action(ctx, CONTACT, Verb::Write)?;
-        let (row, purpose) = self.usable_contact(ctx, id).await?;
+        let (row, key, purpose) = self.usable_contact(ctx, id).await?;
         let mut errors = Vec::new();
         let purposes = match body.remove("purposes") {
             Some(v) => self.parse_purposes(&v).map_err(|e| errors.push(e)).unwrap_or_default(),
@@ -433,7 +469,7 @@ impl Service {
         if !errors.is_empty() {
             return Err(ServiceError::Invalid(errors));
         }
-        let mut fields = self.open_fields(&row, |_| true)?;
+        let mut fields = self.open_fields(&row, &key, |_| true)?;
         for (name, value) in &changes {
             match value {
                 Some(v) => fields.insert(name.clone(), v.clone()),
@@ -455,10 +491,11 @@ impl Service {
         let new_row = ContactRow {
             subject_id: id,
             purposes,
-            fields: self.seal_fields(id, &fields)?,
+            fields: self.seal_fields(&key, id, &fields)?,
             created_at: row.created_at,
             updated_at: now,
             version: row.version + 1,
+            key: None,
         };
         let terms = self.index_terms(&fields);
         match self
@@ -520,7 +557,10 @@ impl Service {
                     .ok_or(ServiceError::NotFound("email field"))?;
                 let normal = normalise_contact_field(&self.inventory, "email", &Value::String(email.clone()))
                     .map_err(|e| ServiceError::Invalid(vec![e]))?;
-                let term = self.blind.term(CONTACT, "email", &exact_key(spec.kind, &normal));
+                let term = self
+                    .crypto
+                    .blind()
+                    .term(CONTACT, "email", &exact_key(spec.kind, &normal));
                 self.store.find_contacts_by_term(&term, after, limit).await?
             }
             (None, Some(q)) => {
@@ -529,7 +569,7 @@ impl Service {
                     return Err(ServiceError::invalid("q", "must contain at least one letter or digit"));
                 };
                 self.store
-                    .find_contacts_by_term(&self.blind.term(CONTACT, WORDS, first), after, limit)
+                    .find_contacts_by_term(&self.crypto.blind().term(CONTACT, WORDS, first), after, limit)
                     .await?
             }
             (None, None) => self.store.list_contacts(after, limit).await?,
@@ -553,9 +593,15 @@ impl Service {
             if self.purpose_usable(&purpose, &row.purposes).is_err() {
                 continue;
             }
+            let key = match self.key_of(row) {
+                Ok(k) => k,
+                // Erased (crypto-shredded) subjects are not listed.
+                Err(ServiceError::NotFound(_)) => continue,
+                Err(e) => return Err(e),
+            };
             if words.len() > 1 {
                 // Further words must all occur in some searchable field.
-                let names = self.open_fields(row, |f| word_fields.contains(&f))?;
+                let names = self.open_fields(row, &key, |f| word_fields.contains(&f))?;
                 let have: std::collections::BTreeSet<String> = names
                     .values()
                     .flat_map(|v| search_words(v).collect::<Vec<_>>())
@@ -564,22 +610,27 @@ impl Service {
                     continue;
                 }
             }
-            items.push(self.view(row, &purpose)?);
+            items.push(self.view(row, &key, &purpose)?);
         }
         Ok(Page { items, next_cursor })
     }
 
-    fn interaction_view(&self, row: &InteractionRow, purpose: &str) -> ServiceResult<InteractionView> {
+    fn interaction_view(
+        &self,
+        row: &InteractionRow,
+        key: &SubjectKey,
+        purpose: &str,
+    ) -> ServiceResult<InteractionView> {
         let summary = if self.inventory.purpose_needs(INTERACTION, purpose, "summary") {
-            let ctx = FieldContext {
+            let aad = FieldAad {
                 record_type: INTERACTION,
                 record_id: row.id.as_bytes(),
                 field: "summary",
-                subject_id: row.subject_id,
+                subject_id: row.subject_id.as_bytes(),
             };
-            Some(self.codec.open(&ctx, &row.summary).map_err(|_| {
-                tracing::error!(interaction_id = %row.id, "stored interaction could not be decoded");
-                ServiceError::Internal(format!("interaction {} could not be decoded", row.id))
+            Some(self.crypto.open(key, &aad, &row.summary).map_err(|_| {
+                tracing::error!(interaction_id = %row.id, subject_id = %row.subject_id, "stored interaction could not be decrypted");
+                ServiceError::Internal(format!("interaction {} could not be decrypted", row.id))
             })?)
         } else {
             None
@@ -601,7 +652,7 @@ impl Service {
         input: InteractionInput,
     ) -> ServiceResult<InteractionView> {
         self.require_action(ctx, INTERACTION, Verb::Write)?;
-        let (row, purpose) = self.usable_contact(ctx, contact).await?;
+        let (row, key, purpose) = self.usable_contact(ctx, contact).await?;
         let mut errors = Vec::new();
         let kind = InteractionKind::parse(&input.kind)
             .map_err(|m| errors.push(FieldError::new("kind", m)))
@@ -631,15 +682,15 @@ impl Service {
             return Err(ServiceError::Invalid(errors));
         };
         let id = InteractionId::new();
-        let fctx = FieldContext {
+        let aad = FieldAad {
             record_type: INTERACTION,
             record_id: id.as_bytes(),
             field: "summary",
-            subject_id: contact,
+            subject_id: contact.as_bytes(),
         };
         let sealed = self
-            .codec
-            .seal(&fctx, &summary)
+            .crypto
+            .seal(&key, &aad, &summary)
             .map_err(|e| ServiceError::Internal(e.to_string()))?;
         let irow = InteractionRow {
             id,
@@ -654,7 +705,7 @@ impl Service {
             other => other?,
         }
         tracing::info!(subject_id = %contact, interaction_id = %id, "interaction added");
-        self.interaction_view(&irow, &purpose)
+        self.interaction_view(&irow, &key, &purpose)
     }
 
     pub async fn list_interactions(
@@ -665,7 +716,7 @@ impl Service {
         limit: Option<u32>,
     ) -> ServiceResult<Page<InteractionView>> {
         self.require_action(ctx, INTERACTION, Verb::Read)?;
-        let (_, purpose) = self.usable_contact(ctx, contact).await?;
+        let (_, key, purpose) = self.usable_contact(ctx, contact).await?;
         let limit = page_size(limit)?;
         let rows = self
             .store
@@ -676,7 +727,7 @@ impl Service {
             .flatten();
         let items = rows
             .iter()
-            .map(|r| self.interaction_view(r, &purpose))
+            .map(|r| self.interaction_view(r, &key, &purpose))
             .collect::<ServiceResult<_>>()?;
         Ok(Page { items, next_cursor })
     }

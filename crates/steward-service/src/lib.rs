@@ -5,27 +5,26 @@
 //! the field codec and blind indexes (and, with later issues, audit).
 
 pub mod auth;
-pub mod blind;
-pub mod codec;
 pub mod contacts;
 pub mod context;
 pub mod crm;
+pub mod crypto;
 pub mod error;
 pub mod keys;
+pub mod rotation;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+use steward_crypto::master::MasterKeySource;
 use steward_domain::Inventory;
 use steward_store::Store;
 use tokio::sync::Semaphore;
 
 pub use auth::Principal;
-pub use blind::BlindIndex;
-pub use codec::{FieldCodec, PlainCodec};
 pub use context::RequestContext;
+pub use crypto::{FieldProtection, KeyringError};
 pub use error::{ServiceError, ServiceResult};
-pub use keys::ServiceKeys;
 
 /// Where Steward keeps its state.
 #[derive(Debug, Clone)]
@@ -33,9 +32,21 @@ pub struct Config {
     pub data_dir: PathBuf,
     /// `sqlite://…` or `postgres://…`; default `sqlite://<data_dir>/steward.db`.
     pub database_url: Option<String>,
+    /// Where the master key comes from; default `<data_dir>/keys/master.key`.
+    pub master_key: Option<MasterKeySource>,
 }
 
 impl Config {
+    /// A configuration with defaults for everything but the data dir.
+    #[must_use]
+    pub fn new(data_dir: impl Into<PathBuf>) -> Self {
+        Self {
+            data_dir: data_dir.into(),
+            database_url: None,
+            master_key: None,
+        }
+    }
+
     #[must_use]
     pub fn database_url(&self) -> String {
         self.database_url
@@ -47,13 +58,22 @@ impl Config {
     pub fn inventory_path(&self) -> PathBuf {
         self.data_dir.join("inventory.toml")
     }
+
+    #[must_use]
+    pub fn master_key_source(&self) -> MasterKeySource {
+        self.master_key
+            .clone()
+            .unwrap_or_else(|| MasterKeySource::File(keys::keys_dir(&self.data_dir).join("master.key")))
+    }
 }
 
 /// Why Steward could not start. Each variant reads as one clear sentence.
 #[derive(Debug, thiserror::Error)]
 pub enum OpenError {
+    #[error("cannot create the data dir {path}: {source}")]
+    DataDir { path: PathBuf, source: std::io::Error },
     #[error(transparent)]
-    Keys(#[from] keys::KeyError),
+    Keys(#[from] KeyringError),
     #[error(transparent)]
     Inventory(#[from] steward_domain::InventoryError),
     #[error("cannot open the database: {0}")]
@@ -63,39 +83,54 @@ pub enum OpenError {
 pub struct Service {
     pub(crate) store: Arc<dyn Store>,
     pub(crate) inventory: Arc<Inventory>,
-    pub(crate) codec: Arc<dyn FieldCodec>,
-    pub(crate) blind: BlindIndex,
-    pub(crate) keys: KeysForAuth,
+    pub(crate) crypto: crypto::Crypto,
     pub(crate) hash_permits: Semaphore,
 }
 
-/// The token-hashing key, kept apart from the index key.
-pub(crate) struct KeysForAuth {
-    pub token: keys::SecretKey,
-}
-
 impl Service {
-    /// Opens Steward's state: creates the data dir and missing keys, loads
-    /// and validates the inventory, opens and migrates the database.
+    /// Opens Steward's state: creates the data dir, loads and validates the
+    /// inventory, opens and migrates the database, and loads (on a fresh
+    /// database: creates) the keys.
     pub async fn open(config: &Config) -> Result<Self, OpenError> {
+        Self::open_with(config, FieldProtection::Encrypted).await
+    }
+
+    /// [`Service::open`] with a choice of field protection (the benchmark
+    /// compares with and without encryption).
+    pub async fn open_with(config: &Config, protection: FieldProtection) -> Result<Self, OpenError> {
         let url = config.database_url();
         steward_store::check_url(&url)?;
         let inventory = Inventory::load_or_default(&config.inventory_path())?;
-        keys::create_private_dir(&config.data_dir)?;
-        let keys = ServiceKeys::load_or_create(&config.data_dir)?;
+        let private = |dir: &Path| {
+            keys::create_private_dir(dir).map_err(|source| OpenError::DataDir {
+                path: dir.to_path_buf(),
+                source,
+            })
+        };
+        private(&config.data_dir)?;
+        let source = config.master_key_source();
+        if let MasterKeySource::File(path) = &source {
+            if let Some(dir) = path.parent() {
+                private(dir)?;
+            }
+        }
         let store = steward_store::open(&url).await?;
-        Ok(Self::new(store, inventory, keys, Arc::new(PlainCodec)))
+        let crypto = match crypto::Crypto::load(&*store, &source, protection).await {
+            Ok(c) => c,
+            Err(e) => {
+                store.close().await;
+                return Err(e.into());
+            }
+        };
+        Ok(Self::new(store, inventory, crypto))
     }
 
-    #[must_use]
-    pub fn new(store: Arc<dyn Store>, inventory: Inventory, keys: ServiceKeys, codec: Arc<dyn FieldCodec>) -> Self {
+    pub(crate) fn new(store: Arc<dyn Store>, inventory: Inventory, crypto: crypto::Crypto) -> Self {
         let hashers = std::thread::available_parallelism().map_or(2, std::num::NonZero::get);
         Self {
             store,
             inventory: Arc::new(inventory),
-            codec,
-            blind: BlindIndex::new(keys.index),
-            keys: KeysForAuth { token: keys.token },
+            crypto,
             hash_permits: Semaphore::new(hashers),
         }
     }

@@ -12,7 +12,9 @@ use steward_domain::{
     Deal, DealId, DealStage, InteractionId, InteractionKind, Organization, OrganizationId, SubjectId, TokenId, UserId,
 };
 
-use crate::{ContactRow, IndexTerm, InteractionRow, Store, StoreError, TokenKind, TokenRow, UserRow, WriteOp};
+use crate::{
+    ContactRow, IndexTerm, InteractionRow, Store, StoreError, StoredKey, TokenKind, TokenRow, UserRow, WriteOp,
+};
 
 /// Generates one `#[tokio::test]` per conformance case. `$setup` is an
 /// expression of type `impl Future<Output = Option<F>>` where `F` has a
@@ -40,7 +42,8 @@ macro_rules! all_conformance_tests {
     ($setup:expr) => {
         $crate::conformance_tests!($setup;
             contact_lifecycle, unique_terms, paging, batch_atomicity, group_commit_isolates_failures,
-            organizations_and_deals, interactions, users_and_tokens, sealed_bytes_and_instants);
+            organizations_and_deals, interactions, users_and_tokens, sealed_bytes_and_instants, subject_and_instance_keys,
+            repeated_terms_collapse);
     };
 }
 
@@ -58,6 +61,7 @@ fn contact(fields: &[(&str, &[u8])]) -> ContactRow {
         created_at: t(0),
         updated_at: t(0),
         version: 1,
+        key: None,
     }
 }
 
@@ -616,4 +620,177 @@ pub async fn sealed_bytes_and_instants(store: &dyn Store) {
         .collect();
     assert_eq!(found, BTreeSet::from([row.subject_id]));
     store.ping().await.expect("ping");
+}
+
+fn stored(master: &str, n: u8) -> StoredKey {
+    StoredKey {
+        master_key_id: master.into(),
+        version: 1,
+        wrapped: vec![n; 60],
+    }
+}
+
+pub async fn subject_and_instance_keys(store: &dyn Store) {
+    let mut ids = Vec::new();
+    for i in 0..5u8 {
+        let c = contact(&[("f", &[i])]);
+        store
+            .write(vec![
+                WriteOp::InsertContact {
+                    row: c.clone(),
+                    terms: vec![term("shared", false)],
+                },
+                WriteOp::InsertSubjectKey {
+                    subject_id: c.subject_id,
+                    key: stored("m1", i),
+                },
+            ])
+            .await
+            .expect("insert with key");
+        ids.push(c.subject_id);
+    }
+    let got = store.get_contact(ids[0]).await.expect("get").expect("present");
+    assert_eq!(got.key, Some(stored("m1", 0)), "reads carry the wrapped key");
+    assert!(store
+        .list_contacts(None, 10)
+        .await
+        .expect("list")
+        .iter()
+        .all(|c| c.key.is_some()));
+    assert!(store
+        .find_contacts_by_term(b"shared", None, 10)
+        .await
+        .expect("find")
+        .iter()
+        .all(|c| c.key.is_some()));
+
+    let r = store
+        .write(vec![WriteOp::InsertSubjectKey {
+            subject_id: SubjectId::new(),
+            key: stored("m1", 9),
+        }])
+        .await;
+    assert!(matches!(r, Err(StoreError::MissingReference)), "{r:?}");
+    let r = store
+        .write(vec![WriteOp::InsertSubjectKey {
+            subject_id: ids[0],
+            key: stored("m1", 9),
+        }])
+        .await;
+    assert!(matches!(r, Err(StoreError::Duplicate)), "{r:?}");
+
+    // Paging over keys of one master key.
+    let page1 = store.list_subject_keys("m1", None, 3).await.expect("keys");
+    let page2 = store
+        .list_subject_keys("m1", page1.last().map(|k| k.0), 3)
+        .await
+        .expect("keys");
+    let all: Vec<SubjectId> = page1.iter().chain(&page2).map(|k| k.0).collect();
+    assert_eq!(all, ids);
+    assert_eq!(store.count_subject_keys_not_under("m2").await.expect("count"), 5);
+
+    // Rewrapping moves a key to another master key, once.
+    store
+        .write(vec![WriteOp::RewrapSubjectKey {
+            subject_id: ids[1],
+            from_master: "m1".into(),
+            key: stored("m2", 42),
+        }])
+        .await
+        .expect("rewrap");
+    let again = store
+        .write(vec![WriteOp::RewrapSubjectKey {
+            subject_id: ids[1],
+            from_master: "m1".into(),
+            key: stored("m2", 43),
+        }])
+        .await;
+    assert!(matches!(again, Err(StoreError::VersionConflict)), "{again:?}");
+    assert_eq!(
+        store.get_contact(ids[1]).await.expect("get").and_then(|c| c.key),
+        Some(stored("m2", 42))
+    );
+    assert_eq!(store.count_subject_keys_not_under("m2").await.expect("count"), 4);
+    assert_eq!(store.list_subject_keys("m2", None, 10).await.expect("keys").len(), 1);
+
+    // Destroying a key leaves the (unreadable) row without a key.
+    store
+        .write(vec![WriteOp::DestroySubjectKey { subject_id: ids[2] }])
+        .await
+        .expect("destroy");
+    let shredded = store.get_contact(ids[2]).await.expect("get").expect("row kept");
+    assert_eq!(shredded.key, None);
+    let r = store
+        .write(vec![WriteOp::DestroySubjectKey { subject_id: ids[2] }])
+        .await;
+    assert!(matches!(r, Err(StoreError::NotFound)), "{r:?}");
+    // Deleting a contact deletes its key.
+    store
+        .write(vec![WriteOp::DeleteContact { subject_id: ids[3] }])
+        .await
+        .expect("delete");
+    assert_eq!(store.count_subject_keys_not_under("m2").await.expect("count"), 2);
+
+    // Instance keys: insert, then replace.
+    assert!(store.get_instance_keys().await.expect("instance").is_empty());
+    store
+        .write(vec![
+            WriteOp::PutInstanceKey {
+                name: "token".into(),
+                key: stored("m1", 1),
+            },
+            WriteOp::PutInstanceKey {
+                name: "index".into(),
+                key: stored("m1", 2),
+            },
+        ])
+        .await
+        .expect("put");
+    store
+        .write(vec![WriteOp::PutInstanceKey {
+            name: "token".into(),
+            key: stored("m2", 3),
+        }])
+        .await
+        .expect("replace");
+    assert_eq!(
+        store.get_instance_keys().await.expect("instance"),
+        vec![
+            ("index".to_string(), stored("m1", 2)),
+            ("token".to_string(), stored("m2", 3))
+        ]
+    );
+}
+
+pub async fn repeated_terms_collapse(store: &dyn Store) {
+    let c = contact(&[]);
+    insert(
+        store,
+        &c,
+        vec![
+            term("mary", false),
+            term("mary", false),
+            term("m@x", true),
+            term("m@x", true),
+        ],
+    )
+    .await;
+    assert_eq!(
+        store
+            .find_contacts_by_term(b"mary", None, 10)
+            .await
+            .expect("find")
+            .len(),
+        1
+    );
+    let mut updated = c.clone();
+    updated.version = 2;
+    store
+        .write(vec![WriteOp::UpdateContact {
+            row: updated,
+            expected_version: 1,
+            terms: vec![term("x", false), term("x", false)],
+        }])
+        .await
+        .expect("update with repeated terms");
 }

@@ -29,6 +29,15 @@ use steward_domain::{
 /// Personal field values after the codec: field name → opaque bytes.
 pub type SealedFields = Vec<(String, Vec<u8>)>;
 
+/// A key as stored: encrypted ("wrapped") under the master key named by
+/// `master_key_id`. Opaque to the store.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredKey {
+    pub master_key_id: String,
+    pub version: u32,
+    pub wrapped: Vec<u8>,
+}
+
 /// A contact as stored: personal fields sealed, policy metadata in the clear.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ContactRow {
@@ -40,6 +49,9 @@ pub struct ContactRow {
     pub updated_at: DateTime<Utc>,
     /// Incremented on every update; used for optimistic concurrency.
     pub version: i64,
+    /// The subject's wrapped data key, filled in by reads; `None` once it
+    /// has been destroyed. Ignored by writes (see [`WriteOp::InsertSubjectKey`]).
+    pub key: Option<StoredKey>,
 }
 
 /// A blind-index term for a contact (keyed hash; opaque to the store).
@@ -134,6 +146,27 @@ pub enum WriteOp {
     InsertInteraction(InteractionRow),
     InsertUser(UserRow),
     InsertToken(TokenRow),
+    /// Stores a subject's wrapped data key (the contact must exist).
+    InsertSubjectKey {
+        subject_id: SubjectId,
+        key: StoredKey,
+    },
+    /// Replaces a subject key wrapped under `from_master` with `key`
+    /// (rotation); `VersionConflict` if it is no longer under `from_master`.
+    RewrapSubjectKey {
+        subject_id: SubjectId,
+        from_master: String,
+        key: StoredKey,
+    },
+    /// Destroys a subject's data key: crypto-shredding.
+    DestroySubjectKey {
+        subject_id: SubjectId,
+    },
+    /// Inserts or replaces an instance key.
+    PutInstanceKey {
+        name: String,
+        key: StoredKey,
+    },
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -202,6 +235,18 @@ pub trait Store: Send + Sync + 'static {
     async fn count_users(&self) -> StoreResult<u64>;
     /// The token with this hash and its user.
     async fn get_token_by_hash(&self, hash: &[u8]) -> StoreResult<Option<(TokenRow, UserRow)>>;
+
+    /// Subject keys wrapped under `master_key_id`, by subject id.
+    async fn list_subject_keys(
+        &self,
+        master_key_id: &str,
+        after: Option<SubjectId>,
+        limit: u32,
+    ) -> StoreResult<Vec<(SubjectId, StoredKey)>>;
+    /// How many subject keys are wrapped under another master key than `master_key_id`.
+    async fn count_subject_keys_not_under(&self, master_key_id: &str) -> StoreResult<u64>;
+    /// All instance keys by name.
+    async fn get_instance_keys(&self) -> StoreResult<Vec<(String, StoredKey)>>;
 
     /// Checks the database answers.
     async fn ping(&self) -> StoreResult<()>;

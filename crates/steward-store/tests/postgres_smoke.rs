@@ -34,6 +34,7 @@ fn contact() -> ContactRow {
         created_at: t(0),
         updated_at: t(0),
         version: 1,
+        key: None,
     }
 }
 
@@ -367,12 +368,15 @@ async fn migrations_are_idempotent_and_race_free() {
         .expect("connect");
     tokio::spawn(conn);
     let rows = client
-        .query("SELECT version, name FROM schema_migrations", &[])
+        .query("SELECT version, name FROM schema_migrations ORDER BY version", &[])
         .await
         .expect("query");
-    assert_eq!(rows.len(), 1);
-    assert_eq!(rows[0].get::<_, i64>(0), 1);
-    assert_eq!(rows[0].get::<_, &str>(1), "init");
+    let applied: Vec<(i64, String)> = rows.iter().map(|r| (r.get(0), r.get(1))).collect();
+    assert_eq!(
+        applied,
+        [(1, "init".to_string()), (2, "keys".to_string())],
+        "each migration applied once"
+    );
     drop(client);
     db.drop_now().await.expect("drop database");
 }

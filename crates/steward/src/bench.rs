@@ -21,7 +21,7 @@ use std::time::{Duration, Instant};
 use anyhow::{anyhow, bail, Context, Result};
 use clap::Args;
 use serde_json::json;
-use steward_service::{Config, Service};
+use steward_service::{Config, FieldProtection, Service};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use zeroize::Zeroizing;
@@ -61,13 +61,23 @@ pub async fn run(_cli: &Cli, args: &BenchArgs) -> Result<ExitCode> {
         dir.display()
     );
 
-    eprintln!("[1/4] raw SQLite inserts, one row per transaction…");
+    eprintln!("[1/5] raw SQLite inserts, one row per transaction…");
     let raw_insert = raw_sqlite_inserts(&dir.join("raw.db"), rows)?;
-    eprintln!("[2/4] bare axum small-JSON GET…");
+    eprintln!("[2/5] bare axum small-JSON GET…");
     let axum_get = bare_axum(reads, c).await?;
-    eprintln!("[3/4] Steward creates over HTTP…");
-    let (create_rate, read_rate) = steward_http(&dir.join("steward"), creates, reads, c).await?;
-    eprintln!("[4/4] done");
+    eprintln!("[3/5] Steward over HTTP, fields encrypted…");
+    let (create_rate, read_rate) =
+        steward_http(&dir.join("steward"), creates, reads, c, FieldProtection::Encrypted).await?;
+    eprintln!("[4/5] Steward over HTTP, fields in plaintext (comparison only)…");
+    let (plain_create, plain_read) = steward_http(
+        &dir.join("plain"),
+        creates,
+        reads,
+        c,
+        FieldProtection::PlaintextForBenchmark,
+    )
+    .await?;
+    eprintln!("[5/5] done");
     let _ = std::fs::remove_dir_all(&dir);
 
     let figures = [
@@ -91,10 +101,22 @@ pub async fn run(_cli: &Cli, args: &BenchArgs) -> Result<ExitCode> {
             value: read_rate,
             unit: "req/s",
         },
+        Figure {
+            name: "steward without encryption: create",
+            value: plain_create,
+            unit: "req/s",
+        },
+        Figure {
+            name: "steward without encryption: read",
+            value: plain_read,
+            unit: "req/s",
+        },
     ];
     let ratios = [
         ("creates / raw SQLite insert", create_rate / raw_insert, 1.0),
         ("reads / bare axum GET", read_rate / axum_get, 0.5),
+        ("encrypted / plaintext creates", create_rate / plain_create, 0.9),
+        ("encrypted / plaintext reads", read_rate / plain_read, 0.9),
     ];
     if args.json {
         let out = json!({
@@ -175,12 +197,15 @@ async fn bare_axum(requests: usize, concurrency: usize) -> Result<f64> {
     Ok(rate)
 }
 
-async fn steward_http(dir: &std::path::Path, creates: usize, reads: usize, concurrency: usize) -> Result<(f64, f64)> {
-    let config = Config {
-        data_dir: dir.to_path_buf(),
-        database_url: None,
-    };
-    let service = Arc::new(Service::open(&config).await?);
+async fn steward_http(
+    dir: &std::path::Path,
+    creates: usize,
+    reads: usize,
+    concurrency: usize,
+    protection: FieldProtection,
+) -> Result<(f64, f64)> {
+    let config = Config::new(dir);
+    let service = Arc::new(Service::open_with(&config, protection).await?);
     service
         .create_user("bench", "sales", Zeroizing::new("bench-password".into()))
         .await

@@ -8,6 +8,8 @@ use std::sync::Arc;
 
 use anyhow::{bail, Context, Result};
 use clap::{Args, Parser, Subcommand, ValueEnum};
+use steward_crypto::master::MasterKeySource;
+use steward_service::rotation::{rotate_master_key, RotationOptions};
 use steward_service::{Config, Service, ServiceError};
 use zeroize::Zeroizing;
 
@@ -24,6 +26,10 @@ pub struct Cli {
     /// Database URL: sqlite://PATH (default: DATA_DIR/steward.db) or postgres://…
     #[arg(long, global = true, env = "STEWARD_DATABASE_URL")]
     pub database_url: Option<String>,
+    /// Read the master key from this file instead of DATA_DIR/keys/master.key.
+    /// (Or give the key itself, 64 hex characters, in STEWARD_MASTER_KEY.)
+    #[arg(long, global = true, env = "STEWARD_MASTER_KEY_FILE")]
+    pub master_key_file: Option<PathBuf>,
     #[command(subcommand)]
     pub command: Command,
 }
@@ -43,6 +49,9 @@ pub enum Command {
     /// Import and export contacts.
     #[command(subcommand)]
     Contact(ContactCommand),
+    /// Manage encryption keys.
+    #[command(subcommand)]
+    Keys(KeysCommand),
     /// Measure throughput against baselines taken in the same run.
     Bench(crate::bench::BenchArgs),
 }
@@ -71,6 +80,21 @@ pub enum UserCommand {
         /// Read the password from standard input (first line).
         #[arg(long, required = true)]
         password_stdin: bool,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum KeysCommand {
+    /// Replace the master key: every data key is re-wrapped (data is not
+    /// re-encrypted) and the old master key is retired. Stop the server first.
+    /// An interrupted rotation leaves everything readable; run it again to finish.
+    Rotate {
+        /// Keys re-wrapped per transaction.
+        #[arg(long, default_value_t = 500, value_parser = clap::value_parser!(u32).range(1..=100_000), hide = true)]
+        batch_size: u32,
+        /// Pause between batches, in milliseconds (for testing interruption).
+        #[arg(long, hide = true)]
+        pause_ms: Option<u64>,
     },
 }
 
@@ -143,10 +167,19 @@ pub fn init_tracing(cli: &Cli) {
         .try_init();
 }
 
-fn config(cli: &Cli) -> Config {
+/// The environment variable that may carry the master key itself.
+pub const MASTER_KEY_ENV: &str = "STEWARD_MASTER_KEY";
+
+pub fn config(cli: &Cli) -> Config {
+    let master_key = match (&cli.master_key_file, std::env::var_os(MASTER_KEY_ENV)) {
+        (Some(path), _) => Some(MasterKeySource::File(path.clone())),
+        (None, Some(_)) => Some(MasterKeySource::Env(MASTER_KEY_ENV.into())),
+        (None, None) => None,
+    };
     Config {
         data_dir: cli.data_dir.clone(),
         database_url: cli.database_url.clone(),
+        master_key,
     }
 }
 
@@ -245,20 +278,51 @@ pub async fn run(cli: Cli) -> Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Contact(cmd) => crate::contacts::run(&cli, cmd).await,
+        Command::Keys(KeysCommand::Rotate { batch_size, pause_ms }) => {
+            let options = RotationOptions {
+                batch_size: *batch_size,
+                pause: pause_ms.map(std::time::Duration::from_millis),
+            };
+            let report =
+                rotate_master_key(&config(&cli), &options, &|n| eprintln!("re-wrapped {n} subject keys")).await?;
+            println!(
+                "Rotated the master key {} → {}: {} subject keys re-wrapped{}; the old key is retired.",
+                report.old_key_id,
+                report.new_key_id,
+                report.subject_keys,
+                if report.resumed {
+                    " (finished an interrupted rotation)"
+                } else {
+                    ""
+                }
+            );
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Bench(args) => crate::bench::run(&cli, args).await,
     }
 }
 
 async fn serve(cli: &Cli, args: &ServeArgs) -> Result<ExitCode> {
-    if args.tls_cert.is_some() {
-        bail!("HTTPS is not available in this build yet (it arrives with the encryption-in-transit work); serve plain HTTP on loopback behind a TLS proxy meanwhile");
-    }
+    // Certificate problems are reported before anything else happens: no
+    // data dir is created and nothing listens.
+    let tls = match (&args.tls_cert, &args.tls_key) {
+        (Some(cert), Some(key)) => Some(steward_server::load_tls_config(cert, key)?),
+        _ => None,
+    };
+    let scheme = if tls.is_some() { "https" } else { "http" };
+    steward_service::keys::create_private_dir(&cli.data_dir)
+        .with_context(|| format!("cannot create the data dir {}", cli.data_dir.display()))?;
+    // Held while serving, so that `keys rotate` refuses to run meanwhile.
+    let _lock = steward_service::rotation::lock_data_dir(&cli.data_dir, false)?;
     let service = open(cli).await?;
     let listener = tokio::net::TcpListener::bind(args.listen)
         .await
         .with_context(|| format!("cannot listen on {}", args.listen))?;
     let addr = listener.local_addr()?;
-    println!("Steward is serving on http://{addr} (database: {})", service.backend());
+    println!(
+        "Steward is serving on {scheme}://{addr} (database: {})",
+        service.backend()
+    );
     if service.count_users().await.map_err(service_err)? == 0 {
         let dir = shell_quote(&cli.data_dir.display().to_string());
         // The program as it was invoked (e.g. target/release/steward), so the
@@ -272,13 +336,15 @@ async fn serve(cli: &Cli, args: &ServeArgs) -> Result<ExitCode> {
             "  echo 'a-long-password' | {program} --data-dir {dir} user create alice --role sales --password-stdin"
         );
         println!("  {program} --data-dir {dir} token create alice");
-        println!("then call the API with: curl -H \"Authorization: Bearer TOKEN\" http://{addr}/api/v1/contacts");
+        println!("then call the API with: curl -H \"Authorization: Bearer TOKEN\" {scheme}://{addr}/api/v1/contacts");
     } else {
         println!("Sign in with POST /api/v1/auth/login, or create an API token with: steward token create USERNAME");
     }
-    steward_server::serve(listener, Arc::clone(&service), shutdown_signal())
-        .await
-        .context("the server failed")?;
+    match tls {
+        Some(config) => steward_server::serve_tls(listener, Arc::clone(&service), config, shutdown_signal()).await,
+        None => steward_server::serve(listener, Arc::clone(&service), shutdown_signal()).await,
+    }
+    .context("the server failed")?;
     eprintln!("Steward stopped; all acknowledged writes are committed.");
     Ok(ExitCode::SUCCESS)
 }

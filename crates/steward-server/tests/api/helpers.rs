@@ -50,8 +50,8 @@ pub async fn spawn_app(backend: Backend) -> Option<TestApp> {
         }
     };
     let config = Config {
-        data_dir: dir.path().join("data"),
         database_url,
+        ..Config::new(dir.path().join("data"))
     };
     let service = Arc::new(Service::open(&config).await.expect("open service"));
     let mut tokens = HashMap::new();

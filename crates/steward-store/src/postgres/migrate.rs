@@ -14,8 +14,10 @@ use super::map_db_error;
 use crate::{to_micros, StoreError, StoreResult};
 
 /// `(version, name, SQL)`, versions strictly increasing.
-pub(super) const MIGRATIONS: &[(i64, &str, &str)] =
-    &[(1, "init", include_str!("../../migrations/postgres/0001_init.sql"))];
+pub(super) const MIGRATIONS: &[(i64, &str, &str)] = &[
+    (1, "init", include_str!("../../migrations/postgres/0001_init.sql")),
+    (2, "keys", include_str!("../../migrations/postgres/0002_keys.sql")),
+];
 
 /// Advisory lock key serialising migration runs ("STEWARD1" in ASCII).
 const LOCK_KEY: i64 = 0x5354_4557_4152_4431;

@@ -2,7 +2,8 @@
 //! tokio-postgres with a deadpool connection pool.
 //!
 //! This module owns:
-//! - connecting (URL parsing, pool sizing, timeouts; TLS is issue 3),
+//! - connecting (URL parsing, pool sizing, timeouts, and TLS from the URL's
+//!   `sslmode` and `sslrootcert` as libpq reads them: see [`tls`]),
 //! - the embedded PostgreSQL migrations and their runner (`migrate`),
 //! - group commit for writes (`writer`): a few writer tasks each take every
 //!   queued batch (up to a bound), run them in one transaction with one
@@ -20,9 +21,9 @@
 
 mod migrate;
 pub mod testing;
+pub mod tls;
 mod writer;
 
-use std::str::FromStr;
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -33,12 +34,12 @@ use steward_domain::{
 };
 use tokio_postgres::error::SqlState;
 use tokio_postgres::types::{FromSql, ToSql};
-use tokio_postgres::{NoTls, Row};
+use tokio_postgres::Row;
 use uuid::Uuid;
 
 use crate::{
-    fields, from_micros, ContactRow, InteractionRow, Store, StoreError, StoreResult, TokenKind, TokenRow, UserRow,
-    WriteOp, MAX_PAGE,
+    fields, from_micros, ContactRow, InteractionRow, Store, StoreError, StoreResult, StoredKey, TokenKind, TokenRow,
+    UserRow, WriteOp, MAX_PAGE,
 };
 
 /// Connections in the pool: the writer tasks take one each while a group
@@ -69,20 +70,16 @@ impl PgStore {
     ///
     /// Must be called inside a Tokio runtime.
     pub async fn connect(url: &str) -> StoreResult<Self> {
-        let mut config = tokio_postgres::Config::from_str(url)
-            .map_err(|e| StoreError::Backend(format!("invalid PostgreSQL URL: {e}")))?;
+        let tls::ConnectSettings { mut config, tls } = tls::connect_settings(url)?;
         if config.get_connect_timeout().is_none() {
             config.connect_timeout(CONNECT_TIMEOUT);
         }
         if config.get_application_name().is_none() {
             config.application_name("steward");
         }
-        // TLS: issue 3. Pick a rustls/native-tls connector from `sslmode`
-        // here; until then connections are plaintext (NoTls), so
-        // `sslmode=require` fails to connect rather than silently downgrading.
         let manager = Manager::from_config(
             config,
-            NoTls,
+            tls,
             ManagerConfig {
                 recycling_method: RecyclingMethod::Fast,
             },
@@ -96,7 +93,13 @@ impl PgStore {
             .build()
             .map_err(|e| StoreError::Backend(format!("cannot build the connection pool: {e}")))?;
         {
-            let mut client = pool.get().await.map_err(pool_error)?;
+            let mut client = pool.get().await.map_err(|e| match pool_error(e) {
+                StoreError::Backend(m) => StoreError::Backend(format!(
+                    "cannot connect to PostgreSQL: {}",
+                    m.strip_prefix("PostgreSQL: ").unwrap_or(&m)
+                )),
+                other => other,
+            })?;
             client.simple_query("SELECT 1").await.map_err(|e| map_db_error(&e))?;
             migrate::run(&mut client).await?;
         }
@@ -156,7 +159,11 @@ impl PgStore {
     }
 }
 
-const CONTACT_COLS: &str = "c.subject_id, c.purposes, c.fields, c.created_at, c.updated_at, c.version";
+const CONTACT_COLS: &str =
+    "c.subject_id, c.purposes, c.fields, c.created_at, c.updated_at, c.version, k.master_key_id, k.key_version, k.wrapped";
+/// Every contact read carries its wrapped data key.
+const KEY_JOIN: &str = "LEFT JOIN subject_keys k ON k.subject_id = c.subject_id";
+const CONTACT_FROM: &str = "contacts c LEFT JOIN subject_keys k ON k.subject_id = c.subject_id";
 const ORG_COLS: &str = "id, name, domain, created_at, updated_at";
 const DEAL_COLS: &str = "id, title, stage, amount_minor, currency, organization_id, subject_id, created_at, updated_at";
 const INTERACTION_COLS: &str = "id, subject_id, kind, occurred_at, created_at, summary";
@@ -182,7 +189,13 @@ impl Store for PgStore {
     }
 
     async fn get_contact(&self, id: SubjectId) -> StoreResult<Option<ContactRow>> {
-        let sql = sql!("SELECT ", CONTACT_COLS, " FROM contacts c WHERE c.subject_id = $1");
+        let sql = sql!(
+            "SELECT ",
+            CONTACT_COLS,
+            " FROM ",
+            CONTACT_FROM,
+            " WHERE c.subject_id = $1"
+        );
         self.query_opt(sql, &[id.as_uuid()])
             .await?
             .map(|r| contact_from_row(&r))
@@ -193,12 +206,16 @@ impl Store for PgStore {
         let first = sql!(
             "SELECT ",
             CONTACT_COLS,
-            " FROM contacts c ORDER BY c.subject_id LIMIT $1"
+            " FROM ",
+            CONTACT_FROM,
+            " ORDER BY c.subject_id LIMIT $1"
         );
         let next = sql!(
             "SELECT ",
             CONTACT_COLS,
-            " FROM contacts c WHERE c.subject_id > $1 ORDER BY c.subject_id LIMIT $2"
+            " FROM ",
+            CONTACT_FROM,
+            " WHERE c.subject_id > $1 ORDER BY c.subject_id LIMIT $2"
         );
         let rows = self.page(first, next, &[], after.map(|a| *a.as_uuid()), limit).await?;
         rows.iter().map(contact_from_row).collect()
@@ -213,13 +230,15 @@ impl Store for PgStore {
         let first = sql!(
             "SELECT ",
             CONTACT_COLS,
-            " FROM contact_terms t JOIN contacts c ON c.subject_id = t.subject_id",
+            " FROM contact_terms t JOIN contacts c ON c.subject_id = t.subject_id ",
+            KEY_JOIN,
             " WHERE t.term = $1 ORDER BY t.subject_id LIMIT $2"
         );
         let next = sql!(
             "SELECT ",
             CONTACT_COLS,
-            " FROM contact_terms t JOIN contacts c ON c.subject_id = t.subject_id",
+            " FROM contact_terms t JOIN contacts c ON c.subject_id = t.subject_id ",
+            KEY_JOIN,
             " WHERE t.term = $1 AND t.subject_id > $2 ORDER BY t.subject_id LIMIT $3"
         );
         let rows = self
@@ -322,6 +341,55 @@ impl Store for PgStore {
         Ok(Some((token_from_row(&row)?, user_from_row(&row, 7)?)))
     }
 
+    async fn list_subject_keys(
+        &self,
+        master_key_id: &str,
+        after: Option<SubjectId>,
+        limit: u32,
+    ) -> StoreResult<Vec<(SubjectId, StoredKey)>> {
+        let after = after.map_or(Uuid::nil(), |a| *a.as_uuid());
+        let rows = self
+            .query(
+                "SELECT subject_id, master_key_id, key_version, wrapped FROM subject_keys \
+                 WHERE master_key_id = $1 AND subject_id > $2 ORDER BY subject_id LIMIT $3",
+                &[&master_key_id, &after, &page_size(limit)],
+            )
+            .await?;
+        rows.iter()
+            .map(|r| {
+                let key = stored_key_from_row(r, 1)?.ok_or_else(|| StoreError::Corrupt("missing key".into()))?;
+                Ok((SubjectId::from_uuid(col(r, 0)?), key))
+            })
+            .collect()
+    }
+
+    async fn count_subject_keys_not_under(&self, master_key_id: &str) -> StoreResult<u64> {
+        let row = self
+            .query_opt(
+                "SELECT count(*) FROM subject_keys WHERE master_key_id <> $1",
+                &[&master_key_id],
+            )
+            .await?
+            .ok_or_else(|| StoreError::Corrupt("no count".into()))?;
+        let n: i64 = col(&row, 0)?;
+        u64::try_from(n).map_err(|_| StoreError::Corrupt("negative count".into()))
+    }
+
+    async fn get_instance_keys(&self) -> StoreResult<Vec<(String, StoredKey)>> {
+        let rows = self
+            .query(
+                "SELECT name, master_key_id, key_version, wrapped FROM instance_keys ORDER BY name",
+                &[],
+            )
+            .await?;
+        rows.iter()
+            .map(|r| {
+                let key = stored_key_from_row(r, 1)?.ok_or_else(|| StoreError::Corrupt("missing key".into()))?;
+                Ok((col(r, 0)?, key))
+            })
+            .collect()
+    }
+
     async fn ping(&self) -> StoreResult<()> {
         let client = self.client().await?;
         client
@@ -373,7 +441,19 @@ fn contact_from_row(row: &Row) -> StoreResult<ContactRow> {
         created_at: time(row, 3)?,
         updated_at: time(row, 4)?,
         version: col(row, 5)?,
+        key: stored_key_from_row(row, 6)?,
     })
+}
+
+fn stored_key_from_row(row: &Row, idx: usize) -> StoreResult<Option<StoredKey>> {
+    let master: Option<String> = col(row, idx)?;
+    let Some(master_key_id) = master else { return Ok(None) };
+    let version: i64 = col(row, idx + 1)?;
+    Ok(Some(StoredKey {
+        master_key_id,
+        version: u32::try_from(version).map_err(|_| StoreError::Corrupt("bad key version".into()))?,
+        wrapped: col(row, idx + 2)?,
+    }))
 }
 
 fn organization_from_row(row: &Row) -> StoreResult<Organization> {
@@ -473,7 +553,22 @@ pub(crate) fn map_db_error(e: &tokio_postgres::Error) -> StoreError {
     } else {
         // Client-side kinds (I/O, protocol, (de)serialisation, timeouts):
         // their messages name a parameter or column index, never a value.
-        StoreError::Backend(format!("PostgreSQL: {e}"))
+        // For connecting, TLS and I/O the cause (an OS error, a certificate
+        // problem) is what the operator needs, and it quotes no data.
+        let kind = e.to_string();
+        let with_cause = [
+            "error connecting to server",
+            "error performing TLS handshake",
+            "error communicating with the server",
+            "authentication error",
+            "invalid configuration",
+        ];
+        match std::error::Error::source(e) {
+            Some(cause) if with_cause.contains(&kind.as_str()) => {
+                StoreError::Backend(format!("PostgreSQL: {kind}: {cause}"))
+            }
+            _ => StoreError::Backend(format!("PostgreSQL: {kind}")),
+        }
     }
 }
 

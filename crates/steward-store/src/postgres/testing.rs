@@ -9,9 +9,7 @@
 
 use std::sync::Arc;
 
-use tokio_postgres::NoTls;
-
-use super::{map_db_error, PgStore};
+use super::{map_db_error, tls, PgStore};
 use crate::{Store, StoreError, StoreResult};
 
 /// Environment variable naming the admin URL the tests use.
@@ -144,12 +142,17 @@ pub async fn fresh_test_database(admin_url: &str) -> StoreResult<(String, TestDa
 }
 
 async fn admin_client(admin_url: &str) -> StoreResult<tokio_postgres::Client> {
-    let (client, connection) = tokio_postgres::connect(admin_url, NoTls)
-        .await
-        .map_err(|e| map_db_error(&e))?;
+    connect_client(admin_url).await
+}
+
+/// One plain client connection to `url`, with the same `sslmode` handling
+/// (see [`tls`]) as [`PgStore::connect`]; its connection task is spawned.
+pub async fn connect_client(url: &str) -> StoreResult<tokio_postgres::Client> {
+    let tls::ConnectSettings { config, tls } = tls::connect_settings(url)?;
+    let (client, connection) = config.connect(tls).await.map_err(|e| map_db_error(&e))?;
     tokio::spawn(async move {
         if let Err(e) = connection.await {
-            tracing::debug!(error = %e, "test admin connection ended");
+            tracing::debug!(error = %e, "test connection ended");
         }
     });
     Ok(client)

@@ -441,13 +441,81 @@ async fn apply_op(tx: &Transaction<'_>, op: &WriteOp) -> Result<(), Failure> {
         )
         .await
         .map(|_| ()),
+        WriteOp::InsertSubjectKey { subject_id, key } => exec(
+            tx,
+            INSERT_SUBJECT_KEY,
+            &[
+                subject_id.as_uuid(),
+                &i64::from(key.version),
+                &key.master_key_id,
+                &key.wrapped,
+                &now_micros(),
+            ],
+        )
+        .await
+        .map(|_| ()),
+        WriteOp::RewrapSubjectKey {
+            subject_id,
+            from_master,
+            key,
+        } => {
+            let n = exec(
+                tx,
+                REWRAP_SUBJECT_KEY,
+                &[
+                    subject_id.as_uuid(),
+                    &i64::from(key.version),
+                    &key.master_key_id,
+                    &key.wrapped,
+                    from_master,
+                ],
+            )
+            .await?;
+            if n == 0 {
+                return Err(Failure::Store(StoreError::VersionConflict));
+            }
+            Ok(())
+        }
+        WriteOp::DestroySubjectKey { subject_id } => {
+            if exec(tx, DESTROY_SUBJECT_KEY, &[subject_id.as_uuid()]).await? == 0 {
+                return Err(Failure::Store(StoreError::NotFound));
+            }
+            Ok(())
+        }
+        WriteOp::PutInstanceKey { name, key } => exec(
+            tx,
+            PUT_INSTANCE_KEY,
+            &[
+                name,
+                &i64::from(key.version),
+                &key.master_key_id,
+                &key.wrapped,
+                &now_micros(),
+            ],
+        )
+        .await
+        .map(|_| ()),
     }
 }
+
+fn now_micros() -> i64 {
+    chrono::Utc::now().timestamp_micros()
+}
+
+const INSERT_SUBJECT_KEY: &str = "INSERT INTO subject_keys \
+    (subject_id, key_version, master_key_id, wrapped, created_at) VALUES ($1, $2, $3, $4, $5)";
+const REWRAP_SUBJECT_KEY: &str = "UPDATE subject_keys SET key_version = $2, master_key_id = $3, wrapped = $4 \
+    WHERE subject_id = $1 AND master_key_id = $5";
+const DESTROY_SUBJECT_KEY: &str = "DELETE FROM subject_keys WHERE subject_id = $1";
+const PUT_INSTANCE_KEY: &str = "INSERT INTO instance_keys (name, key_version, master_key_id, wrapped, created_at) \
+    VALUES ($1, $2, $3, $4, $5) ON CONFLICT (name) DO UPDATE SET key_version = EXCLUDED.key_version, \
+    master_key_id = EXCLUDED.master_key_id, wrapped = EXCLUDED.wrapped";
 
 async fn insert_terms(tx: &Transaction<'_>, subject: &uuid::Uuid, terms: &[IndexTerm]) -> Result<(), Failure> {
     if terms.is_empty() {
         return Ok(());
     }
+    let terms = crate::dedup_terms(terms);
     let values: Vec<&[u8]> = terms.iter().map(|t| t.term.as_slice()).collect();
     let unique: Vec<bool> = terms.iter().map(|t| t.unique).collect();
     exec(tx, INSERT_TERMS, &[subject, &values, &unique]).await.map(|_| ())

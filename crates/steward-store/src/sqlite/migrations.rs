@@ -5,7 +5,10 @@ use rusqlite::{params, Connection};
 
 use crate::{StoreError, StoreResult};
 
-const MIGRATIONS: &[(i64, &str, &str)] = &[(1, "init", include_str!("../../migrations/sqlite/0001_init.sql"))];
+const MIGRATIONS: &[(i64, &str, &str)] = &[
+    (1, "init", include_str!("../../migrations/sqlite/0001_init.sql")),
+    (2, "keys", include_str!("../../migrations/sqlite/0002_keys.sql")),
+];
 
 pub fn run(conn: &mut Connection) -> StoreResult<()> {
     let err = |e: rusqlite::Error| StoreError::Backend(format!("migration failed: {e}"));

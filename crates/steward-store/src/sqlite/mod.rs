@@ -20,7 +20,7 @@ use rusqlite::{Connection, OpenFlags};
 use steward_domain::{Deal, DealId, InteractionId, Organization, OrganizationId, SubjectId, UserId};
 use tokio::sync::oneshot;
 
-use crate::{ContactRow, InteractionRow, Store, StoreError, StoreResult, TokenRow, UserRow, WriteOp};
+use crate::{ContactRow, InteractionRow, Store, StoreError, StoreResult, StoredKey, TokenRow, UserRow, WriteOp};
 
 /// How many waiting batches one group commit takes at most.
 const MAX_GROUP: usize = 512;
@@ -295,6 +295,22 @@ impl Store for SqliteStore {
     async fn get_token_by_hash(&self, hash: &[u8]) -> StoreResult<Option<(TokenRow, UserRow)>> {
         let hash = hash.to_vec();
         self.read(move |c| read::get_token_by_hash(c, &hash)).await
+    }
+    async fn list_subject_keys(
+        &self,
+        master_key_id: &str,
+        after: Option<SubjectId>,
+        limit: u32,
+    ) -> StoreResult<Vec<(SubjectId, StoredKey)>> {
+        self.read(|c| read::list_subject_keys(c, master_key_id, after, limit))
+            .await
+    }
+    async fn count_subject_keys_not_under(&self, master_key_id: &str) -> StoreResult<u64> {
+        self.read(|c| read::count_subject_keys_not_under(c, master_key_id))
+            .await
+    }
+    async fn get_instance_keys(&self) -> StoreResult<Vec<(String, StoredKey)>> {
+        self.read(read::get_instance_keys).await
     }
     async fn ping(&self) -> StoreResult<()> {
         self.read(|c| c.query_row("SELECT 1", [], |_| Ok(())).map_err(|e| backend_err(&e)))

@@ -4,6 +4,10 @@ use rusqlite::{ffi, params, Connection, OptionalExtension};
 
 use crate::{fields, to_micros, IndexTerm, StoreError, StoreResult, WriteOp};
 
+fn now_micros() -> i64 {
+    chrono::Utc::now().timestamp_micros()
+}
+
 /// Maps SQLite constraint failures to store errors; never includes values.
 pub fn map_err(e: &rusqlite::Error) -> StoreError {
     if let rusqlite::Error::SqliteFailure(f, _) = e {
@@ -172,6 +176,55 @@ pub fn apply(conn: &Connection, op: &WriteOp) -> StoreResult<()> {
                 to_micros(t.created_at),
                 t.expires_at.map(to_micros)
             ])
+            .map_err(e)?;
+            Ok(())
+        }
+        WriteOp::InsertSubjectKey { subject_id, key } => {
+            conn.prepare_cached(
+                "INSERT INTO subject_keys (subject_id, key_version, master_key_id, wrapped, created_at) VALUES (?1, ?2, ?3, ?4, ?5)",
+            )
+            .map_err(e)?
+            .execute(params![subject_id.as_bytes(), key.version, key.master_key_id, key.wrapped, now_micros()])
+            .map_err(e)?;
+            Ok(())
+        }
+        WriteOp::RewrapSubjectKey {
+            subject_id,
+            from_master,
+            key,
+        } => {
+            let n = conn
+                .prepare_cached(
+                    "UPDATE subject_keys SET key_version = ?2, master_key_id = ?3, wrapped = ?4 WHERE subject_id = ?1 AND master_key_id = ?5",
+                )
+                .map_err(e)?
+                .execute(params![subject_id.as_bytes(), key.version, key.master_key_id, key.wrapped, from_master])
+                .map_err(e)?;
+            if n == 0 {
+                Err(StoreError::VersionConflict)
+            } else {
+                Ok(())
+            }
+        }
+        WriteOp::DestroySubjectKey { subject_id } => {
+            let n = conn
+                .prepare_cached("DELETE FROM subject_keys WHERE subject_id = ?1")
+                .map_err(e)?
+                .execute([subject_id.as_bytes()])
+                .map_err(e)?;
+            if n == 0 {
+                Err(StoreError::NotFound)
+            } else {
+                Ok(())
+            }
+        }
+        WriteOp::PutInstanceKey { name, key } => {
+            conn.prepare_cached(
+                "INSERT INTO instance_keys (name, key_version, master_key_id, wrapped, created_at) VALUES (?1, ?2, ?3, ?4, ?5) \
+                 ON CONFLICT (name) DO UPDATE SET key_version = excluded.key_version, master_key_id = excluded.master_key_id, wrapped = excluded.wrapped",
+            )
+            .map_err(e)?
+            .execute(params![name, key.version, key.master_key_id, key.wrapped, now_micros()])
             .map_err(e)?;
             Ok(())
         }

@@ -9,7 +9,8 @@ use uuid::Uuid;
 
 use super::ops::map_err;
 use crate::{
-    fields, from_micros, ContactRow, InteractionRow, StoreError, StoreResult, TokenKind, TokenRow, UserRow, MAX_PAGE,
+    fields, from_micros, ContactRow, InteractionRow, StoreError, StoreResult, StoredKey, TokenKind, TokenRow, UserRow,
+    MAX_PAGE,
 };
 
 fn corrupt(what: &str) -> StoreError {
@@ -40,7 +41,11 @@ fn after_bytes(after: Option<&[u8; 16]>) -> [u8; 16] {
     after.copied().unwrap_or([0; 16])
 }
 
-const CONTACT_COLS: &str = "c.subject_id, c.purposes, c.fields, c.created_at, c.updated_at, c.version";
+const CONTACT_COLS: &str =
+    "c.subject_id, c.purposes, c.fields, c.created_at, c.updated_at, c.version, k.master_key_id, k.key_version, k.wrapped";
+/// Every contact read carries its wrapped data key.
+const KEY_JOIN: &str = "LEFT JOIN subject_keys k ON k.subject_id = c.subject_id";
+const CONTACT_FROM: &str = "contacts c LEFT JOIN subject_keys k ON k.subject_id = c.subject_id";
 
 fn contact(row: &Row<'_>) -> StoreResult<ContactRow> {
     let purposes: String = get(row, 1)?;
@@ -56,7 +61,18 @@ fn contact(row: &Row<'_>) -> StoreResult<ContactRow> {
         created_at: from_micros(get(row, 3)?)?,
         updated_at: from_micros(get(row, 4)?)?,
         version: get(row, 5)?,
+        key: stored_key_at(row, 6)?,
     })
+}
+
+fn stored_key_at(row: &Row<'_>, i: usize) -> StoreResult<Option<StoredKey>> {
+    let master: Option<String> = get(row, i)?;
+    let Some(master_key_id) = master else { return Ok(None) };
+    Ok(Some(StoredKey {
+        master_key_id,
+        version: get(row, i + 1)?,
+        wrapped: get(row, i + 2)?,
+    }))
 }
 
 fn collect<T>(
@@ -86,7 +102,7 @@ fn one<T>(
 pub fn get_contact(conn: &Connection, id: SubjectId) -> StoreResult<Option<ContactRow>> {
     one(
         conn,
-        &format!("SELECT {CONTACT_COLS} FROM contacts c WHERE c.subject_id = ?1"),
+        &format!("SELECT {CONTACT_COLS} FROM {CONTACT_FROM} WHERE c.subject_id = ?1"),
         [id.as_bytes()],
         contact,
     )
@@ -95,7 +111,7 @@ pub fn get_contact(conn: &Connection, id: SubjectId) -> StoreResult<Option<Conta
 pub fn list_contacts(conn: &Connection, after: Option<SubjectId>, limit: u32) -> StoreResult<Vec<ContactRow>> {
     collect(
         conn,
-        &format!("SELECT {CONTACT_COLS} FROM contacts c WHERE c.subject_id > ?1 ORDER BY c.subject_id LIMIT ?2"),
+        &format!("SELECT {CONTACT_COLS} FROM {CONTACT_FROM} WHERE c.subject_id > ?1 ORDER BY c.subject_id LIMIT ?2"),
         params![after_bytes(after.as_ref().map(SubjectId::as_bytes)), page(limit)],
         contact,
     )
@@ -110,7 +126,7 @@ pub fn find_contacts_by_term(
     collect(
         conn,
         &format!(
-            "SELECT {CONTACT_COLS} FROM contact_terms t JOIN contacts c ON c.subject_id = t.subject_id \
+            "SELECT {CONTACT_COLS} FROM contact_terms t JOIN contacts c ON c.subject_id = t.subject_id {KEY_JOIN} \
              WHERE t.term = ?1 AND t.subject_id > ?2 ORDER BY t.subject_id LIMIT ?3"
         ),
         params![term, after_bytes(after.as_ref().map(SubjectId::as_bytes)), page(limit)],
@@ -284,4 +300,46 @@ pub fn get_token_by_hash(conn: &Connection, hash: &[u8]) -> StoreResult<Option<(
         .optional()
         .map_err(|e| map_err(&e))?;
     row.transpose()
+}
+
+pub fn list_subject_keys(
+    conn: &Connection,
+    master_key_id: &str,
+    after: Option<SubjectId>,
+    limit: u32,
+) -> StoreResult<Vec<(SubjectId, StoredKey)>> {
+    collect(
+        conn,
+        "SELECT subject_id, master_key_id, key_version, wrapped FROM subject_keys \
+         WHERE master_key_id = ?1 AND subject_id > ?2 ORDER BY subject_id LIMIT ?3",
+        params![
+            master_key_id,
+            after_bytes(after.as_ref().map(SubjectId::as_bytes)),
+            page(limit)
+        ],
+        |r| {
+            Ok((
+                SubjectId::from_uuid(uuid_at(r, 0)?),
+                stored_key_at(r, 1)?.ok_or_else(|| corrupt("missing key"))?,
+            ))
+        },
+    )
+}
+
+pub fn count_subject_keys_not_under(conn: &Connection, master_key_id: &str) -> StoreResult<u64> {
+    let n: i64 = conn
+        .prepare_cached("SELECT COUNT(*) FROM subject_keys WHERE master_key_id <> ?1")
+        .map_err(|e| map_err(&e))?
+        .query_row([master_key_id], |r| r.get(0))
+        .map_err(|e| map_err(&e))?;
+    u64::try_from(n).map_err(|_| corrupt("negative count"))
+}
+
+pub fn get_instance_keys(conn: &Connection) -> StoreResult<Vec<(String, StoredKey)>> {
+    collect(
+        conn,
+        "SELECT name, master_key_id, key_version, wrapped FROM instance_keys ORDER BY name",
+        [],
+        |r| Ok((get(r, 0)?, stored_key_at(r, 1)?.ok_or_else(|| corrupt("missing key"))?)),
+    )
 }

@@ -86,7 +86,7 @@ fn a_data_dir_that_cannot_be_created_is_one_sentence() {
 fn a_corrupt_key_file_is_one_sentence_naming_it() {
     let s = Steward::initialised();
     s.create_user("alice", "sales");
-    let key = s.data_dir().join("keys").join("token.key");
+    let key = s.data_dir().join("keys").join("master.key");
     std::fs::write(&key, "zz").unwrap();
 
     for args in [
@@ -98,7 +98,7 @@ fn a_corrupt_key_file_is_one_sentence_naming_it() {
         let out = s.run(args);
         let err = out.refused();
         assert!(
-            err.contains("token.key"),
+            err.contains("master.key"),
             "{args:?}: the error names the key file: {err}"
         );
         assert!(err.contains("key file"), "{args:?}: {err}");

@@ -78,25 +78,25 @@ fn init_again_changes_nothing_and_never_replaces_a_key() {
 }
 
 #[test]
-fn init_recreates_a_deleted_key_and_says_so() {
+fn a_deleted_master_key_is_never_silently_replaced() {
     let s = Steward::initialised();
-    let before = key_files(&s);
-    let (removed, _) = before.iter().next().unwrap();
-    std::fs::remove_file(removed).unwrap();
+    s.create_user("alice", "sales");
+    let master = s.data_dir().join("keys").join("master.key");
+    assert_eq!(mode(&master), 0o600);
+    std::fs::remove_file(&master).unwrap();
 
-    let out = s.run(["init"]);
-    out.ok();
-    assert!(
-        !out.stdout.to_lowercase().contains("nothing changed"),
-        "init created a key, so it must not claim nothing changed: {}",
-        out.stdout
-    );
-    let after = key_files(&s);
-    assert_eq!(after.len(), before.len());
-    assert_eq!(mode(removed), 0o600);
-    for (path, bytes) in &before {
-        if path != removed {
-            assert_eq!(&after[path], bytes, "{} is untouched", path.display());
-        }
+    for args in [
+        &["init"][..],
+        &["serve", "--listen", "127.0.0.1:0"][..],
+        &["token", "create", "alice"][..],
+    ] {
+        let out = s.run(args);
+        let err = out.one_line_error();
+        assert!(err.contains("master.key") && err.contains("missing"), "{args:?}: {err}");
+        assert!(err.contains("refusing to start"), "{args:?}: {err}");
     }
+    assert!(
+        !master.exists(),
+        "no new master key is made for a database that has data"
+    );
 }

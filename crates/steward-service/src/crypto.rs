@@ -1,0 +1,230 @@
+//! The service's view of the key hierarchy: loading and checking the master
+//! key against the database, the instance keys it wraps (blind index, token
+//! hashing), subject data keys, and sealing and opening field values.
+//!
+//! Start-up rules: on a fresh database a master key is created (when it is
+//! a key file) and instance keys are generated and stored wrapped. On an
+//! existing database the master key must be present and must unwrap the
+//! instance keys; otherwise Steward refuses to start rather than serve
+//! garbage or silently create new keys.
+
+use std::path::PathBuf;
+
+use steward_crypto::blind::keyed_hash;
+use steward_crypto::master::{MasterKeyError, MasterKeySource, MasterKeys};
+use steward_crypto::{field, BlindIndex, CryptoError, DataKey, FieldAad, KeyMaterial, WrappedKey};
+use steward_domain::SubjectId;
+use steward_store::{Store, StoreError, StoredKey, WriteOp};
+
+/// Labels separating what a wrap is for.
+pub(crate) const SUBJECT_KEY_LABEL: &[u8] = b"steward/subject-key/v1";
+pub(crate) const INSTANCE_KEY_LABEL: &[u8] = b"steward/instance-key/v1";
+const INDEX_KEY: &str = "blind_index";
+const TOKEN_KEY: &str = "token_hash";
+/// The version of newly generated subject data keys.
+const DATA_KEY_VERSION: u32 = 1;
+
+/// How personal field values are stored.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum FieldProtection {
+    /// AES-256-GCM under per-subject data keys. Always, except:
+    #[default]
+    Encrypted,
+    /// Plaintext with a format byte, without subject keys. Only for the
+    /// benchmark's "without encryption" comparison; never for real data.
+    PlaintextForBenchmark,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum KeyringError {
+    #[error("the master key file {0} is missing and this database already holds encrypted data; refusing to start (restore the key file from your backup)")]
+    MasterKeyMissing(PathBuf),
+    #[error("the master key does not match this database (its keys are wrapped under master key {expected}, the loaded key is {loaded}); refusing to start")]
+    WrongMasterKey { expected: String, loaded: String },
+    #[error(transparent)]
+    MasterKey(#[from] MasterKeyError),
+    #[error("cannot read or store keys: {0}")]
+    Store(#[from] StoreError),
+    #[error(transparent)]
+    Crypto(#[from] CryptoError),
+}
+
+/// A subject's key, ready for use.
+pub(crate) enum SubjectKey {
+    Data(DataKey),
+    /// Benchmark mode: no key.
+    Plain,
+}
+
+pub(crate) struct Crypto {
+    masters: MasterKeys,
+    blind: BlindIndex,
+    token_key: KeyMaterial,
+    protection: FieldProtection,
+}
+
+fn to_stored(w: WrappedKey) -> StoredKey {
+    StoredKey {
+        master_key_id: w.master_key_id,
+        version: w.version,
+        wrapped: w.bytes,
+    }
+}
+
+fn to_wrapped(s: &StoredKey) -> WrappedKey {
+    WrappedKey {
+        master_key_id: s.master_key_id.clone(),
+        version: s.version,
+        bytes: s.wrapped.clone(),
+    }
+}
+
+/// Unwraps `stored` with whichever loaded master key wrapped it.
+pub(crate) fn unwrap_with(
+    masters: &MasterKeys,
+    label: &[u8],
+    owner: &[u8],
+    stored: &StoredKey,
+) -> Result<KeyMaterial, KeyringError> {
+    let master = masters
+        .find(&stored.master_key_id)
+        .ok_or_else(|| KeyringError::WrongMasterKey {
+            expected: stored.master_key_id.clone(),
+            loaded: masters.current.id().to_string(),
+        })?;
+    master
+        .unwrap(label, owner, &to_wrapped(stored))
+        .map_err(|_| KeyringError::WrongMasterKey {
+            expected: stored.master_key_id.clone(),
+            loaded: master.id().to_string(),
+        })
+}
+
+/// Wraps `key` for `owner` under `master`.
+pub(crate) fn wrap_with(
+    master: &steward_crypto::MasterKey,
+    label: &[u8],
+    owner: &[u8],
+    version: u32,
+    key: &KeyMaterial,
+) -> Result<StoredKey, KeyringError> {
+    Ok(to_stored(master.wrap(label, owner, version, key)?))
+}
+
+impl Crypto {
+    /// Loads the master key and the instance keys, creating them on a fresh
+    /// database; see the module docs for the rules.
+    pub(crate) async fn load(
+        store: &dyn Store,
+        source: &MasterKeySource,
+        protection: FieldProtection,
+    ) -> Result<Self, KeyringError> {
+        let instance = store.get_instance_keys().await?;
+        let masters = match (MasterKeys::load(source)?, instance.is_empty()) {
+            (Some(m), _) => m,
+            (None, true) => MasterKeys::create(source)?,
+            (None, false) => {
+                let path = match source {
+                    MasterKeySource::File(p) => p.clone(),
+                    MasterKeySource::Env(v) => PathBuf::from(format!("${v}")),
+                };
+                return Err(KeyringError::MasterKeyMissing(path));
+            }
+        };
+        let find = |name: &str| instance.iter().find(|(n, _)| n == name).map(|(_, k)| k);
+        let (index, token) = match (find(INDEX_KEY), find(TOKEN_KEY)) {
+            (Some(i), Some(t)) => (
+                unwrap_with(&masters, INSTANCE_KEY_LABEL, INDEX_KEY.as_bytes(), i)?,
+                unwrap_with(&masters, INSTANCE_KEY_LABEL, TOKEN_KEY.as_bytes(), t)?,
+            ),
+            _ => {
+                let (index, token) = (KeyMaterial::generate()?, KeyMaterial::generate()?);
+                let master = masters.for_wrapping();
+                store
+                    .write(vec![
+                        WriteOp::PutInstanceKey {
+                            name: INDEX_KEY.into(),
+                            key: wrap_with(master, INSTANCE_KEY_LABEL, INDEX_KEY.as_bytes(), 1, &index)?,
+                        },
+                        WriteOp::PutInstanceKey {
+                            name: TOKEN_KEY.into(),
+                            key: wrap_with(master, INSTANCE_KEY_LABEL, TOKEN_KEY.as_bytes(), 1, &token)?,
+                        },
+                    ])
+                    .await?;
+                (index, token)
+            }
+        };
+        Ok(Self {
+            masters,
+            blind: BlindIndex::new(index),
+            token_key: token,
+            protection,
+        })
+    }
+
+    pub(crate) fn blind(&self) -> &BlindIndex {
+        &self.blind
+    }
+
+    pub(crate) fn token_hash(&self, token: &str) -> Vec<u8> {
+        keyed_hash(&self.token_key, token.as_bytes())
+    }
+
+    /// A new data key for `subject` and its wrapped form for storage (none
+    /// in benchmark plaintext mode).
+    pub(crate) fn new_subject_key(&self, subject: SubjectId) -> Result<(SubjectKey, Option<StoredKey>), KeyringError> {
+        if self.protection == FieldProtection::PlaintextForBenchmark {
+            return Ok((SubjectKey::Plain, None));
+        }
+        let material = KeyMaterial::generate()?;
+        let stored = wrap_with(
+            self.masters.for_wrapping(),
+            SUBJECT_KEY_LABEL,
+            subject.as_bytes(),
+            DATA_KEY_VERSION,
+            &material,
+        )?;
+        Ok((SubjectKey::Data(DataKey::new(material, DATA_KEY_VERSION)), Some(stored)))
+    }
+
+    /// The usable key of a subject from its stored form; `KeyDestroyed` once
+    /// it has been crypto-shredded.
+    pub(crate) fn subject_key(
+        &self,
+        subject: SubjectId,
+        stored: Option<&StoredKey>,
+    ) -> Result<SubjectKey, KeyringError> {
+        match (self.protection, stored) {
+            (FieldProtection::PlaintextForBenchmark, _) => Ok(SubjectKey::Plain),
+            (FieldProtection::Encrypted, None) => Err(KeyringError::Crypto(CryptoError::KeyDestroyed)),
+            (FieldProtection::Encrypted, Some(s)) => {
+                let material = unwrap_with(&self.masters, SUBJECT_KEY_LABEL, subject.as_bytes(), s)?;
+                Ok(SubjectKey::Data(DataKey::new(material, s.version)))
+            }
+        }
+    }
+
+    pub(crate) fn seal(&self, key: &SubjectKey, aad: &FieldAad<'_>, plaintext: &str) -> Result<Vec<u8>, CryptoError> {
+        match key {
+            SubjectKey::Data(k) => field::seal(k, aad, plaintext.as_bytes()),
+            SubjectKey::Plain => {
+                let mut out = Vec::with_capacity(plaintext.len() + 1);
+                out.push(0);
+                out.extend_from_slice(plaintext.as_bytes());
+                Ok(out)
+            }
+        }
+    }
+
+    pub(crate) fn open(&self, key: &SubjectKey, aad: &FieldAad<'_>, sealed: &[u8]) -> Result<String, CryptoError> {
+        let bytes = match key {
+            SubjectKey::Data(k) => field::open(k, aad, sealed)?,
+            SubjectKey::Plain => match sealed.split_first() {
+                Some((0, rest)) => rest.to_vec(),
+                _ => return Err(CryptoError::Malformed),
+            },
+        };
+        String::from_utf8(bytes).map_err(|_| CryptoError::Malformed)
+    }
+}
