@@ -52,6 +52,7 @@ const Q_PAGE: &[(&str, &str, &str)] = &[
 ];
 const Q_CONTACTS: &[(&str, &str, &str)] = &[
     ("email", "string", "exact e-mail address"),
+    ("phone", "string", "exact telephone number, any international format"),
     ("q", "string", "whole word of a name; several words must all match"),
     ("cursor", "string", "next_cursor from the previous page"),
     ("limit", "integer", "page size, 1 to 200 (default 50)"),

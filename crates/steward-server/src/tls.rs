@@ -320,6 +320,29 @@ mod tests {
     }
 
     #[test]
+    fn a_certificate_block_that_is_not_x509_is_refused_by_name() {
+        let dir = tempfile::tempdir().unwrap();
+        let cert = dir.path().join("cert.pem");
+        let key = dir.path().join("key.pem");
+        let made = std::process::Command::new("openssl")
+            .args(["genpkey", "-algorithm", "ed25519", "-out"])
+            .arg(&key)
+            .output();
+        if !made.is_ok_and(|o| o.status.success()) {
+            eprintln!("note: skipped: cannot run openssl");
+            return;
+        }
+        std::fs::write(
+            &cert,
+            "-----BEGIN CERTIFICATE-----\nbm90IGEgY2VydGlmaWNhdGU=\n-----END CERTIFICATE-----\n",
+        )
+        .unwrap();
+        let e = load_tls_config(&cert, &key).unwrap_err();
+        assert!(matches!(e, TlsConfigError::InvalidCertificate { .. }), "{e:?}");
+        assert!(e.to_string().contains(&cert.display().to_string()), "{e}");
+    }
+
+    #[test]
     fn messages_are_one_line() {
         let p = PathBuf::from("/etc/steward/key.pem");
         let errors = [

@@ -39,8 +39,9 @@ pub struct Page<T> {
 /// How to pick contacts in a list.
 #[derive(Debug, Clone, Default)]
 pub struct ContactQuery {
-    /// Exact e-mail match.
-    pub email: Option<String>,
+    /// Exact match on a field the inventory marks `search = "exact"`
+    /// (by default `email` and `phone`): (field, value).
+    pub exact: Option<(String, String)>,
     /// Whole-word match over the name fields.
     pub q: Option<String>,
     pub cursor: Option<String>,
@@ -548,19 +549,24 @@ impl Service {
         let limit = page_size(query.limit)?;
         let after: Option<SubjectId> = parse_cursor(query.cursor.as_deref())?;
         let mut words: Vec<String> = Vec::new();
-        let rows = match (&query.email, &query.q) {
-            (Some(_), Some(_)) => return Err(ServiceError::BadRequest("search by email or by q, not both".into())),
-            (Some(email), None) => {
+        let rows = match (&query.exact, &query.q) {
+            (Some((field, _)), Some(_)) => {
+                return Err(ServiceError::BadRequest(format!(
+                    "search by {} or by q, not both",
+                    sanitize_name(field)
+                )))
+            }
+            (Some((field, value)), None) => {
                 let spec = self
                     .inventory
-                    .field(CONTACT, "email")
-                    .ok_or(ServiceError::NotFound("email field"))?;
-                let normal = normalise_contact_field(&self.inventory, "email", &Value::String(email.clone()))
+                    .field(CONTACT, field)
+                    .filter(|f| f.search == Some(SearchKind::Exact))
+                    .ok_or_else(|| {
+                        ServiceError::BadRequest(format!("{} is not a field to search by", sanitize_name(field)))
+                    })?;
+                let normal = normalise_contact_field(&self.inventory, field, &Value::String(value.clone()))
                     .map_err(|e| ServiceError::Invalid(vec![e]))?;
-                let term = self
-                    .crypto
-                    .blind()
-                    .term(CONTACT, "email", &exact_key(spec.kind, &normal));
+                let term = self.crypto.blind().term(CONTACT, field, &exact_key(spec.kind, &normal));
                 self.store.find_contacts_by_term(&term, after, limit).await?
             }
             (None, Some(q)) => {
@@ -593,12 +599,10 @@ impl Service {
             if self.purpose_usable(&purpose, &row.purposes).is_err() {
                 continue;
             }
-            let key = match self.key_of(row) {
-                Ok(k) => k,
-                // Erased (crypto-shredded) subjects are not listed.
-                Err(ServiceError::NotFound(_)) => continue,
-                Err(e) => return Err(e),
-            };
+            // Erased (crypto-shredded) subjects are not listed; a record that
+            // fails to decrypt is logged by id and skipped, so one damaged
+            // record does not take the whole list down.
+            let Ok(key) = self.key_of(row) else { continue };
             if words.len() > 1 {
                 // Further words must all occur in some searchable field.
                 let names = self.open_fields(row, &key, |f| word_fields.contains(&f))?;
@@ -610,7 +614,11 @@ impl Service {
                     continue;
                 }
             }
-            items.push(self.view(row, &key, &purpose)?);
+            match self.view(row, &key, &purpose) {
+                Ok(v) => items.push(v),
+                Err(ServiceError::Internal(_)) => {}
+                Err(e) => return Err(e),
+            }
         }
         Ok(Page { items, next_cursor })
     }
@@ -731,6 +739,14 @@ impl Service {
             .collect::<ServiceResult<_>>()?;
         Ok(Page { items, next_cursor })
     }
+}
+
+/// A field name as it may be echoed in a message.
+fn sanitize_name(s: &str) -> String {
+    s.chars()
+        .filter(|c| c.is_ascii_alphanumeric() || *c == '_')
+        .take(64)
+        .collect()
 }
 
 /// The normalised form of a value for exact-match indexing.

@@ -15,5 +15,7 @@ mod contacts;
 mod init;
 #[path = "cli/serve.rs"]
 mod serve;
+#[path = "cli/tls.rs"]
+mod tls;
 #[path = "cli/users.rs"]
 mod users;

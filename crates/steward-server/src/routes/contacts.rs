@@ -13,14 +13,10 @@ use crate::extract::{path_id, ApiJson, ApiQuery, Ctx};
 use crate::problem::ApiResult;
 use crate::{views, AppState};
 
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct ListParams {
-    email: Option<String>,
-    q: Option<String>,
-    cursor: Option<String>,
-    limit: Option<u32>,
-}
+/// `?q=`, `?cursor=`, `?limit=`, or one exact-search field such as
+/// `?email=` or `?phone=` (any contact field the inventory marks
+/// `search = "exact"`).
+pub type ListParams = std::collections::BTreeMap<String, String>;
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -79,12 +75,24 @@ pub async fn list(
     Ctx(ctx): Ctx,
     ApiQuery(p): ApiQuery<ListParams>,
 ) -> ApiResult<Json<Value>> {
-    let query = ContactQuery {
-        email: p.email,
-        q: p.q,
-        cursor: p.cursor,
-        limit: p.limit,
-    };
+    let mut query = ContactQuery::default();
+    for (name, value) in p {
+        match name.as_str() {
+            "q" => query.q = Some(value),
+            "cursor" => query.cursor = Some(value),
+            "limit" => {
+                query.limit = Some(value.parse().map_err(|_| {
+                    crate::problem::ApiError::BadRequest("the query string is invalid: limit must be a number".into())
+                })?);
+            }
+            _ if query.exact.is_none() => query.exact = Some((name, value)),
+            _ => {
+                return Err(crate::problem::ApiError::BadRequest(
+                    "search by one field at a time (for example ?email= or ?phone=)".into(),
+                ))
+            }
+        }
+    }
     let page = s.service.list_contacts(&ctx, &query).await?;
     Ok(Json(views::page(&page, views::contact)))
 }

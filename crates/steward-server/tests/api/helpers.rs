@@ -19,6 +19,7 @@ pub enum Backend {
 }
 
 pub struct TestApp {
+    pub backend: Backend,
     pub addr: SocketAddr,
     pub client: reqwest::Client,
     pub service: Arc<Service>,
@@ -71,6 +72,7 @@ pub async fn spawn_app(backend: Backend) -> Option<TestApp> {
         let _ = rx.await;
     }));
     Some(TestApp {
+        backend,
         addr,
         client: reqwest::Client::new(),
         service,
@@ -83,6 +85,65 @@ pub async fn spawn_app(backend: Backend) -> Option<TestApp> {
 }
 
 impl TestApp {
+    /// The data dir (key files, and the SQLite database).
+    pub fn data_dir(&self) -> std::path::PathBuf {
+        self._dir.path().join("data")
+    }
+
+    /// Reads a contact's raw sealed field blob straight from the database.
+    pub async fn raw_fields(&self, id: &str) -> Vec<u8> {
+        let uuid: uuid::Uuid = id.parse().unwrap();
+        match self.backend {
+            Backend::Sqlite => {
+                let c = rusqlite::Connection::open(self.data_dir().join("steward.db")).unwrap();
+                c.query_row(
+                    "SELECT fields FROM contacts WHERE subject_id = ?1",
+                    [uuid.as_bytes()],
+                    |r| r.get(0),
+                )
+                .unwrap()
+            }
+            Backend::Postgres => {
+                let client = self.pg_client().await;
+                client
+                    .query_one("SELECT fields FROM contacts WHERE subject_id = $1", &[&uuid])
+                    .await
+                    .unwrap()
+                    .get(0)
+            }
+        }
+    }
+
+    /// Overwrites a contact's sealed field blob behind the service's back.
+    pub async fn set_raw_fields(&self, id: &str, blob: &[u8]) {
+        let uuid: uuid::Uuid = id.parse().unwrap();
+        match self.backend {
+            Backend::Sqlite => {
+                let c = rusqlite::Connection::open(self.data_dir().join("steward.db")).unwrap();
+                c.busy_timeout(std::time::Duration::from_secs(5)).unwrap();
+                c.execute(
+                    "UPDATE contacts SET fields = ?1 WHERE subject_id = ?2",
+                    rusqlite::params![blob, uuid.as_bytes()],
+                )
+                .unwrap();
+            }
+            Backend::Postgres => {
+                let client = self.pg_client().await;
+                client
+                    .execute("UPDATE contacts SET fields = $1 WHERE subject_id = $2", &[&blob, &uuid])
+                    .await
+                    .unwrap();
+            }
+        }
+    }
+
+    pub async fn pg_client(&self) -> tokio_postgres::Client {
+        let url = self._db.as_ref().expect("a PostgreSQL test database").url().to_string();
+        let (client, conn) = tokio_postgres::connect(&url, tokio_postgres::NoTls).await.unwrap();
+        tokio::spawn(conn);
+        client
+    }
+
     pub fn url(&self, path: &str) -> String {
         format!("http://{}{}", self.addr, path)
     }

@@ -2,5 +2,6 @@
 //! storage (SQLite always; PostgreSQL when STEWARD_TEST_DATABASE_URL is set).
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod encryption;
 mod helpers;
 mod stories;

@@ -256,8 +256,19 @@ impl Server {
     /// Starts `serve` on an ephemeral loopback port and waits until
     /// `/healthz` answers 200.
     pub async fn start(steward: &Steward) -> Self {
+        let server = Self::spawn(steward, &[]);
+        assert!(server.base.starts_with("http://"), "serve without TLS serves http://");
+        server.wait_healthy().await;
+        server
+    }
+
+    /// Starts `serve` on an ephemeral loopback port with `extra` arguments
+    /// and returns once it has printed its URL (`http://` or `https://`),
+    /// without waiting for it to answer.
+    pub fn spawn(steward: &Steward, extra: &[&OsStr]) -> Self {
         let mut cmd = steward.command();
         cmd.args(["serve", "--listen", "127.0.0.1:0"])
+            .args(extra)
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped());
@@ -301,21 +312,29 @@ impl Server {
         };
         let url = first
             .split_whitespace()
-            .find(|w| w.starts_with("http://"))
-            .unwrap_or_else(|| panic!("the first line of serve names no http:// URL: {first:?}"));
+            .find(|w| w.starts_with("http://") || w.starts_with("https://"))
+            .unwrap_or_else(|| panic!("the first line of serve names no URL: {first:?}"));
         server.base = url.trim_end_matches(['/', '.', ',']).to_string();
         assert!(
-            server.base.starts_with("http://127.0.0.1:"),
+            server
+                .base
+                .split_once("://")
+                .is_some_and(|(_, a)| a.starts_with("127.0.0.1:")),
             "serve listens on loopback: {first}"
         );
         assert!(
             !server.base.ends_with(":0"),
             "serve prints the port it actually listens on: {first}"
         );
+        server
+    }
+
+    /// Polls `GET /healthz` over plain HTTP until it answers 200.
+    async fn wait_healthy(&self) {
         let client = reqwest::Client::new();
         let deadline = Instant::now() + Duration::from_secs(30);
         loop {
-            if let Ok(r) = client.get(server.url("/healthz")).send().await {
+            if let Ok(r) = client.get(self.url("/healthz")).send().await {
                 if r.status() == 200 {
                     break;
                 }
@@ -323,11 +342,10 @@ impl Server {
             assert!(
                 Instant::now() < deadline,
                 "GET /healthz did not answer 200; stderr:\n{}",
-                server.stderr()
+                self.stderr()
             );
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
-        server
     }
 
     pub fn url(&self, path: &str) -> String {
