@@ -540,6 +540,30 @@ impl Service {
         Ok(())
     }
 
+    /// Crypto-shredding: destroys the subject's data key, so every
+    /// ciphertext of the subject — in this database, its WAL, old pages and
+    /// backups — becomes unreadable at once. The building block of erasure;
+    /// only for the `compliance` purpose.
+    pub async fn crypto_shred(&self, ctx: &RequestContext, id: SubjectId) -> ServiceResult<()> {
+        self.require_action(ctx, CONTACT, Verb::Delete)?;
+        if ctx.purpose.as_deref() != Some(steward_domain::inventory::COMPLIANCE) {
+            return Err(ServiceError::Forbidden(
+                "destroying a subject's key is done for the compliance purpose only".into(),
+            ));
+        }
+        match self
+            .store
+            .write(vec![WriteOp::DestroySubjectKey { subject_id: id }])
+            .await
+        {
+            Ok(()) => {}
+            Err(StoreError::NotFound) => return Err(ServiceError::NotFound("contact")),
+            Err(e) => return Err(e.into()),
+        }
+        tracing::info!(subject_id = %id, "subject data key destroyed");
+        Ok(())
+    }
+
     /// Lists contacts usable for the request's purpose, optionally by exact
     /// e-mail or by a word of their names. Contacts the purpose may not be
     /// used for are skipped.

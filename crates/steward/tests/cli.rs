@@ -13,6 +13,8 @@ mod config;
 mod contacts;
 #[path = "cli/init.rs"]
 mod init;
+#[path = "cli/keys.rs"]
+mod keys;
 #[path = "cli/serve.rs"]
 mod serve;
 #[path = "cli/tls.rs"]
