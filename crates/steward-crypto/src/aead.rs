@@ -68,40 +68,59 @@ pub fn random_bytes(buf: &mut [u8]) -> Result<(), CryptoError> {
     SystemRandom::new().fill(buf).map_err(|_| CryptoError::Random)
 }
 
-fn key(raw: &[u8; 32]) -> Result<LessSafeKey, CryptoError> {
-    UnboundKey::new(&AES_256_GCM, raw)
-        .map(LessSafeKey::new)
-        .map_err(|_| CryptoError::Malformed)
-}
+/// An AES-256-GCM key with its schedule expanded once, for repeated use.
+/// (ring does not zeroize the expanded schedule; the raw key material it was
+/// built from is kept in a zeroizing [`crate::KeyMaterial`].)
+pub struct AeadKey(LessSafeKey);
 
-/// Appends `nonce ‖ ciphertext ‖ tag` of `plaintext` to `out`.
-pub fn seal_into(raw_key: &[u8; 32], aad: &[u8], plaintext: &[u8], out: &mut Vec<u8>) -> Result<(), CryptoError> {
-    let nonce = next_nonce()?;
-    out.reserve(NONCE_LEN + plaintext.len() + TAG_LEN);
-    out.extend_from_slice(&nonce);
-    let start = out.len();
-    out.extend_from_slice(plaintext);
-    let tag = key(raw_key)?
-        .seal_in_place_separate_tag(Nonce::assume_unique_for_key(nonce), Aad::from(aad), &mut out[start..])
-        .map_err(|_| CryptoError::Malformed)?;
-    out.extend_from_slice(tag.as_ref());
-    Ok(())
-}
-
-/// Opens `nonce ‖ ciphertext ‖ tag`; the plaintext comes back in a new buffer.
-pub fn open(raw_key: &[u8; 32], aad: &[u8], sealed: &[u8]) -> Result<Vec<u8>, CryptoError> {
-    if sealed.len() < NONCE_LEN + TAG_LEN {
-        return Err(CryptoError::Malformed);
+impl AeadKey {
+    pub fn new(raw: &[u8; 32]) -> Result<Self, CryptoError> {
+        UnboundKey::new(&AES_256_GCM, raw)
+            .map(|k| Self(LessSafeKey::new(k)))
+            .map_err(|_| CryptoError::Malformed)
     }
-    let (nonce, rest) = sealed.split_at(NONCE_LEN);
-    let nonce = Nonce::try_assume_unique_for_key(nonce).map_err(|_| CryptoError::Malformed)?;
-    let mut buf = rest.to_vec();
-    let len = key(raw_key)?
-        .open_in_place(nonce, Aad::from(aad), &mut buf)
-        .map_err(|_| CryptoError::Decrypt)?
-        .len();
-    buf.truncate(len);
-    Ok(buf)
+
+    /// Appends `nonce ‖ ciphertext ‖ tag` of `plaintext` to `out`.
+    pub fn seal_into(&self, aad: &[u8], plaintext: &[u8], out: &mut Vec<u8>) -> Result<(), CryptoError> {
+        let nonce = next_nonce()?;
+        out.reserve(NONCE_LEN + plaintext.len() + TAG_LEN);
+        out.extend_from_slice(&nonce);
+        let start = out.len();
+        out.extend_from_slice(plaintext);
+        let tag = self
+            .0
+            .seal_in_place_separate_tag(Nonce::assume_unique_for_key(nonce), Aad::from(aad), &mut out[start..])
+            .map_err(|_| CryptoError::Malformed)?;
+        out.extend_from_slice(tag.as_ref());
+        Ok(())
+    }
+
+    /// Opens `nonce ‖ ciphertext ‖ tag`; the plaintext comes back in a new buffer.
+    pub fn open(&self, aad: &[u8], sealed: &[u8]) -> Result<Vec<u8>, CryptoError> {
+        if sealed.len() < NONCE_LEN + TAG_LEN {
+            return Err(CryptoError::Malformed);
+        }
+        let (nonce, rest) = sealed.split_at(NONCE_LEN);
+        let nonce = Nonce::try_assume_unique_for_key(nonce).map_err(|_| CryptoError::Malformed)?;
+        let mut buf = rest.to_vec();
+        let len = self
+            .0
+            .open_in_place(nonce, Aad::from(aad), &mut buf)
+            .map_err(|_| CryptoError::Decrypt)?
+            .len();
+        buf.truncate(len);
+        Ok(buf)
+    }
+}
+
+/// One-shot [`AeadKey::seal_into`].
+pub fn seal_into(raw_key: &[u8; 32], aad: &[u8], plaintext: &[u8], out: &mut Vec<u8>) -> Result<(), CryptoError> {
+    AeadKey::new(raw_key)?.seal_into(aad, plaintext, out)
+}
+
+/// One-shot [`AeadKey::open`].
+pub fn open(raw_key: &[u8; 32], aad: &[u8], sealed: &[u8]) -> Result<Vec<u8>, CryptoError> {
+    AeadKey::new(raw_key)?.open(aad, sealed)
 }
 
 #[cfg(test)]

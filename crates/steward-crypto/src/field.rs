@@ -40,7 +40,7 @@ pub fn seal(key: &DataKey, ctx: &FieldAad<'_>, plaintext: &[u8]) -> Result<Vec<u
     let mut out = Vec::with_capacity(HEADER_LEN + 12 + plaintext.len() + aead::TAG_LEN);
     out.push(FORMAT_AES256GCM_V1);
     out.extend_from_slice(&key.version().to_be_bytes());
-    aead::seal_into(key.material().expose(), &ctx.bytes(key.version()), plaintext, &mut out)?;
+    key.aead().seal_into(&ctx.bytes(key.version()), plaintext, &mut out)?;
     Ok(out)
 }
 
@@ -53,7 +53,7 @@ pub fn open(key: &DataKey, ctx: &FieldAad<'_>, sealed: &[u8]) -> Result<Vec<u8>,
     if version != key.version() {
         return Err(CryptoError::Decrypt);
     }
-    aead::open(key.material().expose(), &ctx.bytes(version), &sealed[HEADER_LEN..])
+    key.aead().open(&ctx.bytes(version), &sealed[HEADER_LEN..])
 }
 
 #[cfg(test)]
@@ -62,7 +62,7 @@ mod tests {
     use crate::keys::KeyMaterial;
 
     fn key() -> DataKey {
-        DataKey::new(KeyMaterial::generate().unwrap(), 1)
+        DataKey::new(KeyMaterial::generate().unwrap(), 1).unwrap()
     }
 
     #[test]
@@ -106,7 +106,7 @@ mod tests {
             Err(CryptoError::Decrypt),
             "another subject's key"
         );
-        let v2 = DataKey::new(KeyMaterial::from_bytes(*k.material().expose()), 2);
+        let v2 = DataKey::new(KeyMaterial::from_bytes(*k.material().expose()), 2).unwrap();
         assert_eq!(
             open(&v2, &ctx, &sealed),
             Err(CryptoError::Decrypt),

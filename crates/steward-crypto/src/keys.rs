@@ -32,18 +32,19 @@ impl KeyMaterial {
 /// A master key (key-encryption key) with its public identifier.
 pub struct MasterKey {
     key: KeyMaterial,
+    aead: aead::AeadKey,
     id: String,
 }
 
 impl MasterKey {
-    #[must_use]
-    pub fn new(key: KeyMaterial) -> Self {
+    pub fn new(key: KeyMaterial) -> Result<Self, CryptoError> {
         let mut input = b"steward/master-key-id/v1".to_vec();
         input.extend_from_slice(key.expose());
         let d = digest::digest(&digest::SHA256, &input);
         input.zeroize();
         let id = d.as_ref()[..8].iter().map(|b| format!("{b:02x}")).collect();
-        Self { key, id }
+        let aead = aead::AeadKey::new(key.expose())?;
+        Ok(Self { key, aead, id })
     }
 
     /// A public fingerprint naming the key (not secret; derived one-way).
@@ -69,12 +70,8 @@ impl MasterKey {
     /// Wraps `key` for `owner` (a subject id or an instance key name).
     pub fn wrap(&self, label: &[u8], owner: &[u8], version: u32, key: &KeyMaterial) -> Result<WrappedKey, CryptoError> {
         let mut bytes = Vec::with_capacity(60);
-        aead::seal_into(
-            self.key.expose(),
-            &self.aad(label, owner, version),
-            key.expose(),
-            &mut bytes,
-        )?;
+        self.aead
+            .seal_into(&self.aad(label, owner, version), key.expose(), &mut bytes)?;
         Ok(WrappedKey {
             master_key_id: self.id.clone(),
             version,
@@ -87,11 +84,9 @@ impl MasterKey {
         if wrapped.master_key_id != self.id {
             return Err(CryptoError::Decrypt);
         }
-        let mut plain = aead::open(
-            self.key.expose(),
-            &self.aad(label, owner, wrapped.version),
-            &wrapped.bytes,
-        )?;
+        let mut plain = self
+            .aead
+            .open(&self.aad(label, owner, wrapped.version), &wrapped.bytes)?;
         let out = <[u8; 32]>::try_from(plain.as_slice())
             .map(KeyMaterial)
             .map_err(|_| CryptoError::Malformed);
@@ -108,22 +103,31 @@ pub struct WrappedKey {
     pub bytes: Vec<u8>,
 }
 
-/// A subject's data key, unwrapped, with its version.
+/// A subject's data key, unwrapped, with its version and its expanded
+/// AES key schedule (built once, used for every field of the request).
 pub struct DataKey {
+    /// Held so the raw key is zeroized when the data key is dropped.
+    #[allow(dead_code)]
     key: KeyMaterial,
+    aead: aead::AeadKey,
     version: u32,
 }
 
 impl DataKey {
-    #[must_use]
-    pub fn new(key: KeyMaterial, version: u32) -> Self {
-        Self { key, version }
+    pub fn new(key: KeyMaterial, version: u32) -> Result<Self, CryptoError> {
+        let aead = aead::AeadKey::new(key.expose())?;
+        Ok(Self { key, aead, version })
+    }
+
+    pub(crate) fn aead(&self) -> &aead::AeadKey {
+        &self.aead
     }
     #[must_use]
     pub fn version(&self) -> u32 {
         self.version
     }
     #[must_use]
+    #[cfg(test)]
     pub(crate) fn material(&self) -> &KeyMaterial {
         &self.key
     }

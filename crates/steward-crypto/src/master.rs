@@ -94,7 +94,7 @@ fn read_key_file(path: &Path) -> Result<Option<MasterKey>, MasterKeyError> {
     };
     let key = parse_hex(&text).ok_or_else(|| MasterKeyError::Malformed(path.to_path_buf()));
     text.zeroize();
-    key.map(|k| Some(MasterKey::new(k)))
+    key.and_then(|k| Ok(Some(MasterKey::new(k)?)))
 }
 
 /// Writes a new key file with mode 0600; never replaces an existing file.
@@ -140,7 +140,7 @@ impl MasterKeys {
                 let value = Zeroizing::new(std::env::var(var).map_err(|_| MasterKeyError::EnvMissing(var.clone()))?);
                 let key = parse_hex(&value).ok_or_else(|| MasterKeyError::EnvMalformed(var.clone()))?;
                 Ok(Some(Self {
-                    current: MasterKey::new(key),
+                    current: MasterKey::new(key)?,
                     next: None,
                     source: source.clone(),
                 }))
@@ -156,7 +156,7 @@ impl MasterKeys {
         let key = KeyMaterial::generate()?;
         write_new_key_file(path, &key)?;
         Ok(Self {
-            current: MasterKey::new(key),
+            current: MasterKey::new(key)?,
             next: None,
             source: source.clone(),
         })
@@ -185,7 +185,7 @@ impl MasterKeys {
         if self.next.is_none() {
             let key = KeyMaterial::generate()?;
             write_new_key_file(&next_path(&path), &key)?;
-            self.next = Some(MasterKey::new(key));
+            self.next = Some(MasterKey::new(key)?);
         }
         Ok(self.for_wrapping())
     }
@@ -243,8 +243,8 @@ mod tests {
 
     #[test]
     fn wrap_binds_owner_and_master() {
-        let m1 = MasterKey::new(KeyMaterial::generate().unwrap());
-        let m2 = MasterKey::new(KeyMaterial::generate().unwrap());
+        let m1 = MasterKey::new(KeyMaterial::generate().unwrap()).unwrap();
+        let m2 = MasterKey::new(KeyMaterial::generate().unwrap()).unwrap();
         let dek = KeyMaterial::generate().unwrap();
         let w = m1.wrap(b"dek", b"subject-a", 1, &dek).unwrap();
         assert_eq!(m1.unwrap(b"dek", b"subject-a", &w).unwrap().expose(), dek.expose());

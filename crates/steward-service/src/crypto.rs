@@ -185,7 +185,10 @@ impl Crypto {
             DATA_KEY_VERSION,
             &material,
         )?;
-        Ok((SubjectKey::Data(DataKey::new(material, DATA_KEY_VERSION)), Some(stored)))
+        Ok((
+            SubjectKey::Data(DataKey::new(material, DATA_KEY_VERSION)?),
+            Some(stored),
+        ))
     }
 
     /// The usable key of a subject from its stored form; `KeyDestroyed` once
@@ -200,7 +203,7 @@ impl Crypto {
             (FieldProtection::Encrypted, None) => Err(KeyringError::Crypto(CryptoError::KeyDestroyed)),
             (FieldProtection::Encrypted, Some(s)) => {
                 let material = unwrap_with(&self.masters, SUBJECT_KEY_LABEL, subject.as_bytes(), s)?;
-                Ok(SubjectKey::Data(DataKey::new(material, s.version)))
+                Ok(SubjectKey::Data(DataKey::new(material, s.version)?))
             }
         }
     }
