@@ -51,7 +51,7 @@ pub enum KeyringError {
 
 /// A subject's key, ready for use.
 pub(crate) enum SubjectKey {
-    Data(DataKey),
+    Data(Box<DataKey>),
     /// Benchmark mode: no key.
     Plain,
 }
@@ -203,7 +203,7 @@ impl Crypto {
             (FieldProtection::Encrypted, None) => Err(KeyringError::Crypto(CryptoError::KeyDestroyed)),
             (FieldProtection::Encrypted, Some(s)) => {
                 let material = unwrap_with(&self.masters, SUBJECT_KEY_LABEL, subject.as_bytes(), s)?;
-                Ok(SubjectKey::Data(DataKey::new(material, s.version)?))
+                Ok(SubjectKey::Data(Box::new(DataKey::new(material, s.version)?)))
             }
         }
     }
