@@ -186,7 +186,7 @@ impl Crypto {
             &material,
         )?;
         Ok((
-            SubjectKey::Data(DataKey::new(material, DATA_KEY_VERSION)?),
+            SubjectKey::Data(Box::new(DataKey::new(material, DATA_KEY_VERSION)?)),
             Some(stored),
         ))
     }
