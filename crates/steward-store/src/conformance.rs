@@ -13,7 +13,8 @@ use steward_domain::{
 };
 
 use crate::{
-    ContactRow, IndexTerm, InteractionRow, Store, StoreError, StoredKey, TokenKind, TokenRow, UserRow, WriteOp,
+    AuditFilter, ContactRow, IndexTerm, InteractionRow, Store, StoreError, StoredKey, TokenKind, TokenRow, UserRow,
+    WriteOp,
 };
 
 /// Generates one `#[tokio::test]` per conformance case. `$setup` is an
@@ -43,7 +44,7 @@ macro_rules! all_conformance_tests {
         $crate::conformance_tests!($setup;
             contact_lifecycle, unique_terms, paging, batch_atomicity, group_commit_isolates_failures,
             organizations_and_deals, interactions, users_and_tokens, sealed_bytes_and_instants, subject_and_instance_keys,
-            repeated_terms_collapse);
+            repeated_terms_collapse, audit_log_appends_atomically);
     };
 }
 
@@ -793,4 +794,144 @@ pub async fn repeated_terms_collapse(store: &dyn Store) {
         }])
         .await
         .expect("update with repeated terms");
+}
+
+fn audit(action: &str, subject: Option<SubjectId>, user: Option<UserId>, secs: i64) -> WriteOp {
+    let mut actor = steward_audit::Actor::system();
+    actor.user_id = user.map(|u| *u.as_uuid());
+    let mut r = steward_audit::AuditRecord::new(t(secs), actor, action, steward_audit::Outcome::Ok);
+    r.subject_id = subject.map(|s| *s.as_uuid());
+    WriteOp::AppendAudit(Box::new(r))
+}
+
+pub async fn audit_log_appends_atomically(store: &dyn Store) {
+    assert_eq!(store.audit_size().await.expect("size"), 0);
+    let subject = contact(&[]);
+    let user = UserId::new();
+    store
+        .write(vec![
+            WriteOp::InsertContact {
+                row: subject.clone(),
+                terms: vec![term("taken", true)],
+            },
+            audit("contact.create", Some(subject.subject_id), Some(user), 1),
+        ])
+        .await
+        .expect("write with audit");
+    // A refused operation leaves no audit entry behind, and no gap.
+    let dup = contact(&[]);
+    let r = store
+        .write(vec![
+            WriteOp::InsertContact {
+                row: dup,
+                terms: vec![term("taken", true)],
+            },
+            audit("contact.create", None, Some(user), 2),
+        ])
+        .await;
+    assert!(matches!(r, Err(StoreError::Duplicate)), "{r:?}");
+    assert_eq!(store.audit_size().await.expect("size"), 1);
+
+    // Many concurrent appends, some in failing batches: contiguous indexes.
+    let mut futs = Vec::new();
+    for i in 0..60 {
+        let mut ops = vec![audit("contact.read", Some(subject.subject_id), None, 10 + i)];
+        if i % 7 == 3 {
+            ops.push(WriteOp::DeleteContact {
+                subject_id: SubjectId::new(),
+            }); // fails: not found
+        }
+        futs.push(store.write(ops));
+    }
+    let mut ok = 0;
+    for f in futs {
+        if f.await.is_ok() {
+            ok += 1;
+        }
+    }
+    let size = store.audit_size().await.expect("size");
+    assert_eq!(size, 1 + ok, "only committed batches appended");
+    let entries = store.audit_entries(0, 1000).await.expect("entries");
+    assert_eq!(entries.len() as u64, size);
+    let mut prev = [0u8; 32];
+    for (i, e) in entries.iter().enumerate() {
+        assert_eq!(e.index, i as u64, "contiguous from 0");
+        assert_eq!(e.leaf_hash, steward_audit::leaf_hash(&e.bytes));
+        let decoded = steward_audit::decode_entry(&e.bytes).expect("canonical entry");
+        assert_eq!(decoded.index, e.index);
+        assert_eq!(decoded.prev, prev, "entry {i} links its predecessor");
+        prev = e.leaf_hash;
+    }
+    let leaves = store.audit_leaf_hashes(1, 4).await.expect("leaves");
+    assert_eq!(leaves, entries[1..4].iter().map(|e| e.leaf_hash).collect::<Vec<_>>());
+    assert_eq!(
+        store.audit_entries(2, 2).await.expect("entries"),
+        entries[2..4].to_vec()
+    );
+
+    // Filters: subject, actor, time, cursor.
+    let by_user = store
+        .query_audit(&AuditFilter {
+            actor: Some(*user.as_uuid()),
+            limit: 100,
+            ..Default::default()
+        })
+        .await
+        .expect("q");
+    assert_eq!(by_user.iter().map(|e| e.index).collect::<Vec<_>>(), vec![0]);
+    let by_subject = store
+        .query_audit(&AuditFilter {
+            subject: Some(subject.subject_id),
+            limit: 1000,
+            ..Default::default()
+        })
+        .await
+        .expect("q");
+    assert_eq!(by_subject.len() as u64, size);
+    let page = store
+        .query_audit(&AuditFilter {
+            subject: Some(subject.subject_id),
+            after: Some(2),
+            limit: 3,
+            ..Default::default()
+        })
+        .await
+        .expect("q");
+    assert_eq!(page.iter().map(|e| e.index).collect::<Vec<_>>(), vec![3, 4, 5]);
+    let early = store
+        .query_audit(&AuditFilter {
+            to: Some(t(5)),
+            limit: 100,
+            ..Default::default()
+        })
+        .await
+        .expect("q");
+    assert_eq!(early.iter().map(|e| e.index).collect::<Vec<_>>(), vec![0]);
+    let late = store
+        .query_audit(&AuditFilter {
+            from: Some(t(5)),
+            limit: 1000,
+            ..Default::default()
+        })
+        .await
+        .expect("q");
+    assert_eq!(late.len() as u64, size - 1);
+
+    // Tree heads: stored once per size, listed by size.
+    let head = |size: u64| steward_audit::SignedTreeHead {
+        tree_size: size,
+        timestamp_ms: 1000 + size as i64,
+        root: [size as u8; 32],
+        signature: vec![7; 64],
+        key_id: "k1".into(),
+    };
+    store
+        .write(vec![WriteOp::PutTreeHead(head(5)), WriteOp::PutTreeHead(head(2))])
+        .await
+        .expect("heads");
+    store
+        .write(vec![WriteOp::PutTreeHead(head(5))])
+        .await
+        .expect("idempotent");
+    assert_eq!(store.tree_heads().await.expect("heads"), vec![head(2), head(5)]);
 }

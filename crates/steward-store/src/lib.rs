@@ -22,6 +22,7 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
+use steward_audit::{AuditRecord, Hash, SignedTreeHead};
 use steward_domain::{
     Deal, DealId, InteractionId, InteractionKind, Organization, OrganizationId, SubjectId, TokenId, UserId,
 };
@@ -167,6 +168,33 @@ pub enum WriteOp {
         name: String,
         key: StoredKey,
     },
+    /// Appends an audit entry: the store assigns the next index and links
+    /// the previous entry's leaf hash, inside the batch's transaction, so an
+    /// operation and its audit entry commit together or not at all.
+    AppendAudit(Box<AuditRecord>),
+    /// Stores a signed tree head (idempotent per tree size).
+    PutTreeHead(SignedTreeHead),
+}
+
+/// An audit entry as stored: its position, canonical bytes and leaf hash.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredAuditEntry {
+    pub index: u64,
+    pub bytes: Vec<u8>,
+    pub leaf_hash: Hash,
+}
+
+/// Which audit entries to list (all conditions must hold), in index order.
+#[derive(Debug, Clone, Default)]
+pub struct AuditFilter {
+    pub subject: Option<SubjectId>,
+    /// A user id or a token id.
+    pub actor: Option<uuid::Uuid>,
+    pub from: Option<DateTime<Utc>>,
+    pub to: Option<DateTime<Utc>>,
+    /// Entries after this index (cursor).
+    pub after: Option<u64>,
+    pub limit: u32,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -248,6 +276,16 @@ pub trait Store: Send + Sync + 'static {
     /// All instance keys by name.
     async fn get_instance_keys(&self) -> StoreResult<Vec<(String, StoredKey)>>;
 
+    /// The number of audit entries.
+    async fn audit_size(&self) -> StoreResult<u64>;
+    /// Entries with index in `from..from+limit`, in order.
+    async fn audit_entries(&self, from: u64, limit: u32) -> StoreResult<Vec<StoredAuditEntry>>;
+    /// Leaf hashes of entries `from..to`, in order.
+    async fn audit_leaf_hashes(&self, from: u64, to: u64) -> StoreResult<Vec<Hash>>;
+    async fn query_audit(&self, filter: &AuditFilter) -> StoreResult<Vec<StoredAuditEntry>>;
+    /// Every stored signed tree head, by tree size.
+    async fn tree_heads(&self) -> StoreResult<Vec<SignedTreeHead>>;
+
     /// Checks the database answers.
     async fn ping(&self) -> StoreResult<()>;
     /// Finishes queued writes and closes; later calls fail.
@@ -296,6 +334,26 @@ pub fn check_url(url: &str) -> StoreResult<()> {
         Err(StoreError::Backend(
             "the database URL must be sqlite://PATH or postgres://…".into(),
         ))
+    }
+}
+
+/// Where the next audit entry goes: its index and the previous leaf hash.
+/// Backends read it inside the write transaction (so several processes can
+/// append) and carry it across the batches of one group.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AuditTip {
+    pub next: u64,
+    pub prev: Hash,
+}
+
+impl AuditTip {
+    /// Seals `record` at this position and advances the tip.
+    pub fn seal(&mut self, record: &AuditRecord) -> (u64, Vec<u8>, Hash) {
+        let index = self.next;
+        let (bytes, leaf) = steward_audit::seal_entry(index, &self.prev, record);
+        self.next += 1;
+        self.prev = leaf;
+        (index, bytes, leaf)
     }
 }
 

@@ -17,6 +17,7 @@ use crate::{to_micros, StoreError, StoreResult};
 pub(super) const MIGRATIONS: &[(i64, &str, &str)] = &[
     (1, "init", include_str!("../../migrations/postgres/0001_init.sql")),
     (2, "keys", include_str!("../../migrations/postgres/0002_keys.sql")),
+    (3, "audit", include_str!("../../migrations/postgres/0003_audit.sql")),
 ];
 
 /// Advisory lock key serialising migration runs ("STEWARD1" in ASCII).

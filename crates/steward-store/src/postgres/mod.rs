@@ -37,9 +37,11 @@ use tokio_postgres::types::{FromSql, ToSql};
 use tokio_postgres::Row;
 use uuid::Uuid;
 
+use steward_audit::{Hash as AuditHash, SignedTreeHead};
+
 use crate::{
-    fields, from_micros, ContactRow, InteractionRow, Store, StoreError, StoreResult, StoredKey, TokenKind, TokenRow,
-    UserRow, WriteOp, MAX_PAGE,
+    fields, from_micros, to_micros, AuditFilter, ContactRow, InteractionRow, Store, StoreError, StoreResult,
+    StoredAuditEntry, StoredKey, TokenKind, TokenRow, UserRow, WriteOp, MAX_PAGE,
 };
 
 /// Connections in the pool: the writer tasks take one each while a group
@@ -390,6 +392,75 @@ impl Store for PgStore {
             .collect()
     }
 
+    async fn audit_size(&self) -> StoreResult<u64> {
+        let row = self
+            .query_opt("SELECT COALESCE(MAX(idx) + 1, 0) FROM audit_log", &[])
+            .await?
+            .ok_or_else(|| StoreError::Corrupt("no audit size".into()))?;
+        let n: i64 = col(&row, 0)?;
+        u64::try_from(n).map_err(|_| StoreError::Corrupt("negative audit size".into()))
+    }
+
+    async fn audit_entries(&self, from: u64, limit: u32) -> StoreResult<Vec<StoredAuditEntry>> {
+        let rows = self
+            .query(
+                "SELECT idx, entry, leaf_hash FROM audit_log WHERE idx >= $1 ORDER BY idx LIMIT $2",
+                &[&audit_index(from), &i64::from(limit)],
+            )
+            .await?;
+        rows.iter().map(audit_entry_from_row).collect()
+    }
+
+    async fn audit_leaf_hashes(&self, from: u64, to: u64) -> StoreResult<Vec<AuditHash>> {
+        let rows = self
+            .query(
+                "SELECT leaf_hash FROM audit_log WHERE idx >= $1 AND idx < $2 ORDER BY idx",
+                &[&audit_index(from), &audit_index(to)],
+            )
+            .await?;
+        rows.iter().map(|r| hash_col(r, 0)).collect()
+    }
+
+    async fn query_audit(&self, f: &AuditFilter) -> StoreResult<Vec<StoredAuditEntry>> {
+        let after = f.after.map_or(-1, audit_index);
+        let subject = f.subject.map(|s| *s.as_uuid());
+        let from = f.from.map(to_micros);
+        let to = f.to.map(to_micros);
+        let limit = page_size(f.limit);
+        let rows = self
+            .query(
+                "SELECT idx, entry, leaf_hash FROM audit_log WHERE idx > $1 \
+                 AND ($2::uuid IS NULL OR subject_id = $2) \
+                 AND ($3::uuid IS NULL OR actor_user = $3 OR actor_token = $3) \
+                 AND ($4::bigint IS NULL OR at >= $4) AND ($5::bigint IS NULL OR at < $5) \
+                 ORDER BY idx LIMIT $6",
+                &[&after, &subject, &f.actor, &from, &to, &limit],
+            )
+            .await?;
+        rows.iter().map(audit_entry_from_row).collect()
+    }
+
+    async fn tree_heads(&self) -> StoreResult<Vec<SignedTreeHead>> {
+        let rows = self
+            .query(
+                "SELECT tree_size, timestamp_ms, root, signature, key_id FROM audit_tree_heads ORDER BY tree_size",
+                &[],
+            )
+            .await?;
+        rows.iter()
+            .map(|r| {
+                let size: i64 = col(r, 0)?;
+                Ok(SignedTreeHead {
+                    tree_size: u64::try_from(size).map_err(|_| StoreError::Corrupt("negative tree size".into()))?,
+                    timestamp_ms: col(r, 1)?,
+                    root: hash_col(r, 2)?,
+                    signature: col(r, 3)?,
+                    key_id: col(r, 4)?,
+                })
+            })
+            .collect()
+    }
+
     async fn ping(&self) -> StoreResult<()> {
         let client = self.client().await?;
         client
@@ -442,6 +513,24 @@ fn contact_from_row(row: &Row) -> StoreResult<ContactRow> {
         updated_at: time(row, 4)?,
         version: col(row, 5)?,
         key: stored_key_from_row(row, 6)?,
+    })
+}
+
+fn audit_index(i: u64) -> i64 {
+    i64::try_from(i).unwrap_or(i64::MAX)
+}
+
+fn hash_col(row: &Row, idx: usize) -> StoreResult<AuditHash> {
+    let b: Vec<u8> = col(row, idx)?;
+    b.try_into().map_err(|_| StoreError::Corrupt("bad leaf hash".into()))
+}
+
+fn audit_entry_from_row(row: &Row) -> StoreResult<StoredAuditEntry> {
+    let idx: i64 = col(row, 0)?;
+    Ok(StoredAuditEntry {
+        index: u64::try_from(idx).map_err(|_| StoreError::Corrupt("negative audit index".into()))?,
+        bytes: col(row, 1)?,
+        leaf_hash: hash_col(row, 2)?,
     })
 }
 

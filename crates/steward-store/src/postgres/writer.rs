@@ -30,7 +30,7 @@ use tokio_postgres::error::SqlState;
 use tokio_postgres::types::ToSql;
 
 use super::{copy_error, join_purposes, map_db_error, pool_error, CLOSED};
-use crate::{fields, to_micros, IndexTerm, StoreError, StoreResult, WriteOp};
+use crate::{fields, to_micros, AuditTip, IndexTerm, StoreError, StoreResult, WriteOp};
 
 /// Writer tasks, i.e. groups that can be in flight at once.
 const WRITERS: usize = 4;
@@ -187,9 +187,19 @@ async fn commit_group(pool: &Pool, jobs: &[Job]) -> Vec<Outcome> {
 async fn try_commit_group(pool: &Pool, jobs: &[Job]) -> StoreResult<Vec<Outcome>> {
     let mut client = pool.get().await.map_err(pool_error)?;
     let tx = client.transaction().await.map_err(|e| map_db_error(&e))?;
+    // Audit appends are serialised by one transaction-scoped lock, taken
+    // first so it cannot take part in a lock cycle; the tip is then read
+    // inside the transaction.
+    let audited = jobs
+        .iter()
+        .any(|j| j.ops.iter().any(|op| matches!(op, WriteOp::AppendAudit(_))));
+    if audited {
+        batch(&tx, AUDIT_LOCK).await?;
+    }
+    let mut tip: Option<AuditTip> = None;
     if let [job] = jobs {
         // A group of one needs no savepoint: a failure rolls it all back.
-        return match apply(&tx, &job.ops).await {
+        return match apply(&tx, &job.ops, &mut tip).await {
             Ok(()) => {
                 tx.commit().await.map_err(|e| map_db_error(&e))?;
                 Ok(vec![Outcome::Done(Ok(()))])
@@ -210,13 +220,15 @@ async fn try_commit_group(pool: &Pool, jobs: &[Job]) -> StoreResult<Vec<Outcome>
         if savepoint_dirty {
             batch(&tx, "RELEASE SAVEPOINT job; SAVEPOINT job").await?;
         }
-        match apply(&tx, &job.ops).await {
+        let before = tip;
+        match apply(&tx, &job.ops, &mut tip).await {
             Ok(()) => {
                 savepoint_dirty = true;
                 outcomes.push(Outcome::Done(Ok(())));
             }
             Err(failure) => {
                 batch(&tx, "ROLLBACK TO SAVEPOINT job").await?;
+                tip = before;
                 savepoint_dirty = false;
                 outcomes.push(failure.into_outcome());
             }
@@ -301,14 +313,36 @@ async fn exec(tx: &Transaction<'_>, sql: &str, params: &[&(dyn ToSql + Sync)]) -
 }
 
 /// Applies one job's ops in order; the caller rolls back on `Err`.
-async fn apply(tx: &Transaction<'_>, ops: &[WriteOp]) -> Result<(), Failure> {
+async fn apply(tx: &Transaction<'_>, ops: &[WriteOp], tip: &mut Option<AuditTip>) -> Result<(), Failure> {
     for op in ops {
-        apply_op(tx, op).await?;
+        apply_op(tx, op, tip).await?;
     }
     Ok(())
 }
 
-async fn apply_op(tx: &Transaction<'_>, op: &WriteOp) -> Result<(), Failure> {
+/// The lock that serialises audit appends across writers and processes.
+const AUDIT_LOCK: &str = "SELECT pg_advisory_xact_lock(7365776172640001)";
+
+/// The position after the last audit entry, read in the current transaction.
+async fn load_tip(tx: &Transaction<'_>) -> Result<AuditTip, Failure> {
+    let stmt = tx
+        .prepare_cached("SELECT idx, leaf_hash FROM audit_log ORDER BY idx DESC LIMIT 1")
+        .await?;
+    match tx.query_opt(&stmt, &[]).await? {
+        None => Ok(AuditTip { next: 0, prev: [0; 32] }),
+        Some(row) => {
+            let idx: i64 = row.try_get(0)?;
+            let leaf: Vec<u8> = row.try_get(1)?;
+            let corrupt = |m: &str| Failure::Store(StoreError::Corrupt(m.into()));
+            Ok(AuditTip {
+                next: u64::try_from(idx).map_err(|_| corrupt("negative audit index"))? + 1,
+                prev: leaf.try_into().map_err(|_| corrupt("bad leaf hash"))?,
+            })
+        }
+    }
+}
+
+async fn apply_op(tx: &Transaction<'_>, op: &WriteOp, tip: &mut Option<AuditTip>) -> Result<(), Failure> {
     match op {
         WriteOp::InsertContact { row, terms } => {
             let purposes = join_purposes(&row.purposes);
@@ -482,6 +516,42 @@ async fn apply_op(tx: &Transaction<'_>, op: &WriteOp) -> Result<(), Failure> {
             }
             Ok(())
         }
+        WriteOp::AppendAudit(record) => {
+            let t = match tip {
+                Some(t) => t,
+                None => tip.insert(load_tip(tx).await?),
+            };
+            let (index, bytes, leaf) = t.seal(record);
+            let index =
+                i64::try_from(index).map_err(|_| Failure::Store(StoreError::Corrupt("audit index overflow".into())))?;
+            exec(
+                tx,
+                APPEND_AUDIT,
+                &[
+                    &index,
+                    &bytes,
+                    &leaf.as_slice(),
+                    &to_micros(record.at),
+                    &record.subject_id,
+                    &record.actor.user_id,
+                    &record.actor.token_id,
+                    &record.action,
+                ],
+            )
+            .await
+            .map(|_| ())
+        }
+        WriteOp::PutTreeHead(h) => {
+            let size = i64::try_from(h.tree_size)
+                .map_err(|_| Failure::Store(StoreError::Corrupt("tree size overflow".into())))?;
+            exec(
+                tx,
+                PUT_TREE_HEAD,
+                &[&size, &h.timestamp_ms, &h.root.as_slice(), &h.signature, &h.key_id],
+            )
+            .await
+            .map(|_| ())
+        }
         WriteOp::PutInstanceKey { name, key } => exec(
             tx,
             PUT_INSTANCE_KEY,
@@ -502,6 +572,10 @@ fn now_micros() -> i64 {
     chrono::Utc::now().timestamp_micros()
 }
 
+const APPEND_AUDIT: &str = "INSERT INTO audit_log \
+    (idx, entry, leaf_hash, at, subject_id, actor_user, actor_token, action) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)";
+const PUT_TREE_HEAD: &str = "INSERT INTO audit_tree_heads (tree_size, timestamp_ms, root, signature, key_id) \
+    VALUES ($1, $2, $3, $4, $5) ON CONFLICT (tree_size) DO NOTHING";
 const INSERT_SUBJECT_KEY: &str = "INSERT INTO subject_keys \
     (subject_id, key_version, master_key_id, wrapped, created_at) VALUES ($1, $2, $3, $4, $5)";
 const REWRAP_SUBJECT_KEY: &str = "UPDATE subject_keys SET key_version = $2, master_key_id = $3, wrapped = $4 \

@@ -20,7 +20,11 @@ use rusqlite::{Connection, OpenFlags};
 use steward_domain::{Deal, DealId, InteractionId, Organization, OrganizationId, SubjectId, UserId};
 use tokio::sync::oneshot;
 
-use crate::{ContactRow, InteractionRow, Store, StoreError, StoreResult, StoredKey, TokenRow, UserRow, WriteOp};
+use crate::{
+    AuditFilter, AuditTip, ContactRow, InteractionRow, Store, StoreError, StoreResult, StoredAuditEntry, StoredKey,
+    TokenRow, UserRow, WriteOp,
+};
+use steward_audit::{Hash, SignedTreeHead};
 
 /// How many waiting batches one group commit takes at most.
 const MAX_GROUP: usize = 512;
@@ -201,15 +205,22 @@ fn commit_group(conn: &mut Connection, group: &[Job]) -> Vec<StoreResult<()>> {
         Err(e) => return fail_all(&e),
     };
     let mut results = Vec::with_capacity(group.len());
+    // Read inside this transaction on the first append, so that appends by
+    // other processes are seen.
+    let mut tip: Option<AuditTip> = None;
     for job in group {
+        let before = tip;
         let result = (|| {
             let sp = tx.savepoint().map_err(|e| backend_err(&e))?;
             for op in &job.ops {
-                ops::apply(&sp, op)?;
+                ops::apply(&sp, op, &mut tip)?;
             }
             sp.commit().map_err(|e| backend_err(&e))
             // dropping an uncommitted savepoint rolls it back
         })();
+        if result.is_err() {
+            tip = before;
+        }
         results.push(result);
     }
     match tx.commit() {
@@ -311,6 +322,21 @@ impl Store for SqliteStore {
     }
     async fn get_instance_keys(&self) -> StoreResult<Vec<(String, StoredKey)>> {
         self.read(read::get_instance_keys).await
+    }
+    async fn audit_size(&self) -> StoreResult<u64> {
+        self.read(|c| ops::load_tip(c).map(|t| t.next)).await
+    }
+    async fn audit_entries(&self, from: u64, limit: u32) -> StoreResult<Vec<StoredAuditEntry>> {
+        self.read(|c| read::audit_entries(c, from, limit)).await
+    }
+    async fn audit_leaf_hashes(&self, from: u64, to: u64) -> StoreResult<Vec<Hash>> {
+        self.read(|c| read::audit_leaf_hashes(c, from, to)).await
+    }
+    async fn query_audit(&self, filter: &AuditFilter) -> StoreResult<Vec<StoredAuditEntry>> {
+        self.read(|c| read::query_audit(c, filter)).await
+    }
+    async fn tree_heads(&self) -> StoreResult<Vec<SignedTreeHead>> {
+        self.read(read::tree_heads).await
     }
     async fn ping(&self) -> StoreResult<()> {
         self.read(|c| c.query_row("SELECT 1", [], |_| Ok(())).map_err(|e| backend_err(&e)))

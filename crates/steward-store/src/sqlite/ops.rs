@@ -2,7 +2,7 @@
 
 use rusqlite::{ffi, params, Connection, OptionalExtension};
 
-use crate::{fields, to_micros, IndexTerm, StoreError, StoreResult, WriteOp};
+use crate::{fields, to_micros, AuditTip, IndexTerm, StoreError, StoreResult, WriteOp};
 
 fn now_micros() -> i64 {
     chrono::Utc::now().timestamp_micros()
@@ -31,7 +31,7 @@ fn insert_terms(conn: &Connection, subject: &[u8; 16], terms: &[IndexTerm]) -> S
     Ok(())
 }
 
-pub fn apply(conn: &Connection, op: &WriteOp) -> StoreResult<()> {
+pub fn apply(conn: &Connection, op: &WriteOp, tip: &mut Option<AuditTip>) -> StoreResult<()> {
     let e = |e: rusqlite::Error| map_err(&e);
     match op {
         WriteOp::InsertContact { row, terms } => {
@@ -228,5 +228,63 @@ pub fn apply(conn: &Connection, op: &WriteOp) -> StoreResult<()> {
             .map_err(e)?;
             Ok(())
         }
+        WriteOp::AppendAudit(record) => {
+            let t = match tip {
+                Some(t) => t,
+                None => tip.insert(load_tip(conn)?),
+            };
+            let (index, bytes, leaf) = t.seal(record);
+            conn.prepare_cached(
+                "INSERT INTO audit_log (idx, entry, leaf_hash, at, subject_id, actor_user, actor_token, action) \
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+            )
+            .map_err(e)?
+            .execute(params![
+                i64::try_from(index).map_err(|_| StoreError::Corrupt("audit index overflow".into()))?,
+                bytes,
+                leaf.as_slice(),
+                to_micros(record.at),
+                record.subject_id.map(|u| u.as_bytes().to_vec()),
+                record.actor.user_id.map(|u| u.as_bytes().to_vec()),
+                record.actor.token_id.map(|u| u.as_bytes().to_vec()),
+                record.action
+            ])
+            .map_err(e)?;
+            Ok(())
+        }
+        WriteOp::PutTreeHead(h) => {
+            conn.prepare_cached(
+                "INSERT OR IGNORE INTO audit_tree_heads (tree_size, timestamp_ms, root, signature, key_id) VALUES (?1, ?2, ?3, ?4, ?5)",
+            )
+            .map_err(e)?
+            .execute(params![
+                i64::try_from(h.tree_size).map_err(|_| StoreError::Corrupt("tree size overflow".into()))?,
+                h.timestamp_ms,
+                h.root.as_slice(),
+                h.signature,
+                h.key_id
+            ])
+            .map_err(e)?;
+            Ok(())
+        }
+    }
+}
+
+/// The position after the last audit entry, read in the current transaction.
+pub fn load_tip(conn: &Connection) -> StoreResult<AuditTip> {
+    let last: Option<(i64, Vec<u8>)> = conn
+        .prepare_cached("SELECT idx, leaf_hash FROM audit_log ORDER BY idx DESC LIMIT 1")
+        .map_err(|e| map_err(&e))?
+        .query_row([], |r| Ok((r.get(0)?, r.get(1)?)))
+        .optional()
+        .map_err(|e| map_err(&e))?;
+    match last {
+        None => Ok(AuditTip { next: 0, prev: [0; 32] }),
+        Some((idx, leaf)) => Ok(AuditTip {
+            next: u64::try_from(idx).map_err(|_| StoreError::Corrupt("negative audit index".into()))? + 1,
+            prev: leaf
+                .try_into()
+                .map_err(|_| StoreError::Corrupt("bad leaf hash".into()))?,
+        }),
     }
 }

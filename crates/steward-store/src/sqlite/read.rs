@@ -343,3 +343,82 @@ pub fn get_instance_keys(conn: &Connection) -> StoreResult<Vec<(String, StoredKe
         |r| Ok((get(r, 0)?, stored_key_at(r, 1)?.ok_or_else(|| corrupt("missing key"))?)),
     )
 }
+
+fn hash_at(row: &Row<'_>, i: usize) -> StoreResult<steward_audit::Hash> {
+    let b: Vec<u8> = get(row, i)?;
+    b.try_into().map_err(|_| corrupt("bad leaf hash"))
+}
+
+fn audit_entry(row: &Row<'_>) -> StoreResult<crate::StoredAuditEntry> {
+    let idx: i64 = get(row, 0)?;
+    Ok(crate::StoredAuditEntry {
+        index: u64::try_from(idx).map_err(|_| corrupt("negative audit index"))?,
+        bytes: get(row, 1)?,
+        leaf_hash: hash_at(row, 2)?,
+    })
+}
+
+fn idx(i: u64) -> i64 {
+    i64::try_from(i).unwrap_or(i64::MAX)
+}
+
+pub fn audit_entries(conn: &Connection, from: u64, limit: u32) -> StoreResult<Vec<crate::StoredAuditEntry>> {
+    collect(
+        conn,
+        "SELECT idx, entry, leaf_hash FROM audit_log WHERE idx >= ?1 ORDER BY idx LIMIT ?2",
+        params![idx(from), i64::from(limit)],
+        audit_entry,
+    )
+}
+
+pub fn audit_leaf_hashes(conn: &Connection, from: u64, to: u64) -> StoreResult<Vec<steward_audit::Hash>> {
+    collect(
+        conn,
+        "SELECT leaf_hash FROM audit_log WHERE idx >= ?1 AND idx < ?2 ORDER BY idx",
+        params![idx(from), idx(to)],
+        |r| hash_at(r, 0),
+    )
+}
+
+pub fn query_audit(conn: &Connection, f: &crate::AuditFilter) -> StoreResult<Vec<crate::StoredAuditEntry>> {
+    let mut sql = String::from("SELECT idx, entry, leaf_hash FROM audit_log WHERE idx > ?1");
+    let mut values: Vec<rusqlite::types::Value> = vec![f.after.map_or(-1, idx).into()];
+    if let Some(s) = f.subject {
+        values.push(s.as_bytes().to_vec().into());
+        sql.push_str(&format!(" AND subject_id = ?{}", values.len()));
+    }
+    if let Some(a) = f.actor {
+        values.push(a.as_bytes().to_vec().into());
+        let n = values.len();
+        sql.push_str(&format!(" AND (actor_user = ?{n} OR actor_token = ?{n})"));
+    }
+    if let Some(from) = f.from {
+        values.push(crate::to_micros(from).into());
+        sql.push_str(&format!(" AND at >= ?{}", values.len()));
+    }
+    if let Some(to) = f.to {
+        values.push(crate::to_micros(to).into());
+        sql.push_str(&format!(" AND at < ?{}", values.len()));
+    }
+    values.push(i64::from(page(f.limit)).into());
+    sql.push_str(&format!(" ORDER BY idx LIMIT ?{}", values.len()));
+    collect(conn, &sql, rusqlite::params_from_iter(values), audit_entry)
+}
+
+pub fn tree_heads(conn: &Connection) -> StoreResult<Vec<steward_audit::SignedTreeHead>> {
+    collect(
+        conn,
+        "SELECT tree_size, timestamp_ms, root, signature, key_id FROM audit_tree_heads ORDER BY tree_size",
+        [],
+        |r| {
+            let size: i64 = get(r, 0)?;
+            Ok(steward_audit::SignedTreeHead {
+                tree_size: u64::try_from(size).map_err(|_| corrupt("negative tree size"))?,
+                timestamp_ms: get(r, 1)?,
+                root: hash_at(r, 2)?,
+                signature: get(r, 3)?,
+                key_id: get(r, 4)?,
+            })
+        },
+    )
+}

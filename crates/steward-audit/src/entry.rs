@@ -1,0 +1,899 @@
+//! Audit records and their canonical byte encoding.
+//!
+//! # What is recorded
+//!
+//! An [`AuditRecord`] says who did what to which records, for which purpose,
+//! and how it ended. It holds identifiers (UUIDs), field *names*, purpose
+//! names, action names and fixed reason codes, never a field's value: no
+//! names, e-mail addresses, phone numbers, notes or search terms of the
+//! people in the CRM. The log can therefore be kept after a data subject is
+//! erased, and stays verifiable. The only data about people are the acting
+//! staff user's id, username and role, and the client IP address of the
+//! request: the accountability data that makes an access log evidence.
+//!
+//! # Canonical encoding (format version 1)
+//!
+//! An [`AuditEntry`] (the record, its position `index` in the log and the
+//! leaf hash `prev` of the entry before it) is stored as these bytes; the
+//! Merkle leaf is `SHA-256(0x00 || bytes)`. An independent implementation can
+//! reproduce them byte for byte:
+//!
+//! - One UTF-8 JSON object, no whitespace outside strings, no trailing
+//!   newline. Object keys are sorted by their bytes (all keys are ASCII).
+//!   Every key below is always present; an absent optional value is `null`.
+//! - Top level keys, in order: `action` (string), `actor` (object, below),
+//!   `at` (string), `client` (string or null), `fields` (array of strings, in
+//!   the record's order), `index` (number), `outcome` (string: `"ok"`,
+//!   `"denied"` or `"failed"`), `prev` (string), `purpose` (string or null),
+//!   `reason` (string or null), `record_ids` (array of UUID strings, in the
+//!   record's order), `request_id` (string or null), `subject_id` (UUID
+//!   string or null), `v` (the number `1`).
+//! - `actor` keys, in order: `kind` (`"user"`, `"token"`, `"system"` or
+//!   `"anonymous"`), `role` (string or null), `token_id` (UUID string or
+//!   null), `user_id` (UUID string or null), `username` (string or null).
+//! - Numbers (`index`, `v`) are unsigned decimal integers without sign,
+//!   leading zeros, fraction or exponent.
+//! - UUIDs are lower-case hyphenated (`0190a5b4-7c3e-7000-8000-000000000001`).
+//! - `prev` is 64 lower-case hexadecimal digits; all zeros for entry 0.
+//! - `at` is UTC with exactly six fractional digits and a `Z`:
+//!   `YYYY-MM-DDTHH:MM:SS.ffffffZ` (the year has at least four digits, with a
+//!   `-` before negative years and a `+` before years after 9999; a leap
+//!   second is written as second `60`). Sub-microsecond precision is
+//!   truncated, so a decoded timestamp can be earlier than the one given to
+//!   [`encode_entry`] by less than a microsecond.
+//! - Strings: `"` and `\` are escaped as `\"` and `\\`; the control
+//!   characters U+0008, U+0009, U+000A, U+000C, U+000D as `\b`, `\t`, `\n`,
+//!   `\f`, `\r`; other characters below U+0020 as `\u00XX` with lower-case
+//!   hex digits. Everything else (including `/`, U+007F and all non-ASCII
+//!   characters) is written as itself in UTF-8.
+//!
+//! This is exactly what Python's
+//! `json.dumps(obj, ensure_ascii=False, separators=(",", ":"), sort_keys=True)`
+//! produces, and the RFC 8785 (JCS) form of the object as long as `index` is
+//! below 2^53. Example (one line):
+//!
+//! ```text
+//! {"action":"contact.read","actor":{"kind":"user","role":"sales","token_id":null,
+//! "user_id":"0190a5b4-7c3e-7000-8000-000000000001","username":"alice"},
+//! "at":"2026-01-31T09:30:00.000000Z","client":"192.0.2.10","fields":["email","given_name"],
+//! "index":7,"outcome":"ok","prev":"ab12…(64 hex digits)","purpose":"sales","reason":null,
+//! "record_ids":["0190a5b4-7c3e-7000-8000-0000000000aa"],"request_id":"req-1",
+//! "subject_id":"0190a5b4-7c3e-7000-8000-0000000000aa","v":1}
+//! ```
+//!
+//! [`decode_entry`] accepts only these bytes: it parses, re-encodes and
+//! compares, so there is exactly one byte string per entry.
+
+use std::borrow::Cow;
+use std::fmt;
+
+use chrono::{DateTime, Datelike, NaiveDate, NaiveTime, SubsecRound, Timelike, Utc};
+use serde::{Deserialize, Deserializer, Serialize};
+use uuid::Uuid;
+
+use crate::merkle::{leaf_hash, Hash};
+
+/// The format version written as `"v"`.
+pub const FORMAT_VERSION: u64 = 1;
+
+/// What kind of principal acted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ActorKind {
+    /// A signed-in user (session).
+    User,
+    /// An API token (possibly on behalf of a user).
+    Token,
+    /// Steward itself (scheduled jobs, retention, migrations, CLI).
+    System,
+    /// An unauthenticated caller (e.g. a failed login).
+    Anonymous,
+}
+
+impl ActorKind {
+    #[must_use]
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::User => "user",
+            Self::Token => "token",
+            Self::System => "system",
+            Self::Anonymous => "anonymous",
+        }
+    }
+}
+
+/// Who acted. Staff identity only, never a data subject's data.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Actor {
+    pub kind: ActorKind,
+    pub user_id: Option<Uuid>,
+    pub token_id: Option<Uuid>,
+    pub username: Option<String>,
+    pub role: Option<String>,
+}
+
+impl Actor {
+    /// Steward itself.
+    #[must_use]
+    pub fn system() -> Self {
+        Self {
+            kind: ActorKind::System,
+            user_id: None,
+            token_id: None,
+            username: None,
+            role: None,
+        }
+    }
+
+    /// An unauthenticated caller.
+    #[must_use]
+    pub fn anonymous() -> Self {
+        Self {
+            kind: ActorKind::Anonymous,
+            ..Self::system()
+        }
+    }
+}
+
+/// How an action ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Outcome {
+    Ok,
+    Denied,
+    Failed,
+}
+
+impl Outcome {
+    #[must_use]
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Ok => "ok",
+            Self::Denied => "denied",
+            Self::Failed => "failed",
+        }
+    }
+}
+
+/// What the service records about one action. NO personal data of data
+/// subjects: ids, field names, purpose names, outcomes (see the module docs).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AuditRecord {
+    /// When it happened (encoded with microsecond precision).
+    pub at: DateTime<Utc>,
+    pub actor: Actor,
+    /// e.g. "contact.read", "contact.create", "contact.search", "auth.login", "key.rotate".
+    pub action: String,
+    pub outcome: Outcome,
+    /// The purpose the request stated, if any.
+    pub purpose: Option<String>,
+    /// The data subject, if any.
+    pub subject_id: Option<Uuid>,
+    /// Records touched (may include the subject id).
+    pub record_ids: Vec<Uuid>,
+    /// Field NAMES touched (never values).
+    pub fields: Vec<String>,
+    /// For denials and failures: a fixed, non-personal reason code or sentence.
+    pub reason: Option<String>,
+    pub request_id: Option<String>,
+    /// The client's IP address.
+    pub client: Option<String>,
+}
+
+impl AuditRecord {
+    /// A record with no purpose, subject, records, fields, reason, request
+    /// id or client; `at` is truncated to microseconds (what is encoded).
+    #[must_use]
+    pub fn new(at: DateTime<Utc>, actor: Actor, action: impl Into<String>, outcome: Outcome) -> Self {
+        Self {
+            at: at.trunc_subsecs(6),
+            actor,
+            action: action.into(),
+            outcome,
+            purpose: None,
+            subject_id: None,
+            record_ids: Vec::new(),
+            fields: Vec::new(),
+            reason: None,
+            request_id: None,
+            client: None,
+        }
+    }
+}
+
+/// A stored entry: the record, its position in the log and the leaf hash of
+/// the entry before it (all zeros for entry 0). The link lets verification
+/// name the exact entry that was changed, inserted, deleted or moved.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AuditEntry {
+    pub index: u64,
+    pub prev: Hash,
+    pub record: AuditRecord,
+}
+
+/// Why bytes are not a canonical audit entry.
+#[derive(Debug, Clone, thiserror::Error, PartialEq, Eq)]
+pub enum DecodeError {
+    #[error("it is not a well-formed audit entry ({0})")]
+    Json(String),
+    #[error("it has format version {0}, and only version 1 is known")]
+    UnsupportedVersion(u64),
+    #[error("its timestamp {0:?} is not of the form 2026-01-31T09:30:00.000000Z")]
+    BadTimestamp(String),
+    #[error("its previous hash is not 64 lower-case hexadecimal digits")]
+    BadPrev,
+    #[error("it is not in canonical form (its bytes differ from the canonical encoding of its content)")]
+    NonCanonical,
+}
+
+// ---------------------------------------------------------------- encoding
+
+/// Borrowed view of an entry: what the encoder writes. Both owned records
+/// and zero-copy parsed bytes are encoded through it.
+struct View<'a, S: AsRef<str>> {
+    index: u64,
+    prev: &'a Hash,
+    at: &'a DateTime<Utc>,
+    kind: ActorKind,
+    user_id: Option<Uuid>,
+    token_id: Option<Uuid>,
+    username: Option<&'a str>,
+    role: Option<&'a str>,
+    action: &'a str,
+    outcome: Outcome,
+    purpose: Option<&'a str>,
+    subject_id: Option<Uuid>,
+    record_ids: &'a [Uuid],
+    fields: &'a [S],
+    reason: Option<&'a str>,
+    request_id: Option<&'a str>,
+    client: Option<&'a str>,
+}
+
+impl<'a> View<'a, String> {
+    fn of(index: u64, prev: &'a Hash, r: &'a AuditRecord) -> Self {
+        Self {
+            index,
+            prev,
+            at: &r.at,
+            kind: r.actor.kind,
+            user_id: r.actor.user_id,
+            token_id: r.actor.token_id,
+            username: r.actor.username.as_deref(),
+            role: r.actor.role.as_deref(),
+            action: &r.action,
+            outcome: r.outcome,
+            purpose: r.purpose.as_deref(),
+            subject_id: r.subject_id,
+            record_ids: &r.record_ids,
+            fields: &r.fields,
+            reason: r.reason.as_deref(),
+            request_id: r.request_id.as_deref(),
+            client: r.client.as_deref(),
+        }
+    }
+}
+
+const HEX: &[u8; 16] = b"0123456789abcdef";
+
+fn write_str(out: &mut Vec<u8>, s: &str) {
+    out.push(b'"');
+    let bytes = s.as_bytes();
+    let mut start = 0;
+    for (i, &b) in bytes.iter().enumerate() {
+        let short: &[u8] = match b {
+            b'"' => b"\\\"",
+            b'\\' => b"\\\\",
+            0x08 => b"\\b",
+            b'\t' => b"\\t",
+            b'\n' => b"\\n",
+            0x0c => b"\\f",
+            b'\r' => b"\\r",
+            0x00..=0x1f => b"",
+            _ => continue,
+        };
+        out.extend_from_slice(&bytes[start..i]);
+        if short.is_empty() {
+            out.extend_from_slice(b"\\u00");
+            out.push(HEX[usize::from(b >> 4)]);
+            out.push(HEX[usize::from(b & 0xf)]);
+        } else {
+            out.extend_from_slice(short);
+        }
+        start = i + 1;
+    }
+    out.extend_from_slice(&bytes[start..]);
+    out.push(b'"');
+}
+
+fn write_opt_str(out: &mut Vec<u8>, s: Option<&str>) {
+    match s {
+        Some(s) => write_str(out, s),
+        None => out.extend_from_slice(b"null"),
+    }
+}
+
+fn write_uuid(out: &mut Vec<u8>, id: &Uuid) {
+    let mut buf = [0u8; uuid::fmt::Hyphenated::LENGTH];
+    out.push(b'"');
+    out.extend_from_slice(id.hyphenated().encode_lower(&mut buf).as_bytes());
+    out.push(b'"');
+}
+
+fn write_opt_uuid(out: &mut Vec<u8>, id: Option<&Uuid>) {
+    match id {
+        Some(id) => write_uuid(out, id),
+        None => out.extend_from_slice(b"null"),
+    }
+}
+
+fn write_u64(out: &mut Vec<u8>, mut n: u64) {
+    let mut buf = [0u8; 20];
+    let mut i = buf.len();
+    loop {
+        i -= 1;
+        buf[i] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    out.extend_from_slice(&buf[i..]);
+}
+
+fn write_digits(out: &mut Vec<u8>, n: u32, width: usize) {
+    let mut buf = [b'0'; 10];
+    let mut n = n;
+    let mut i = buf.len();
+    while n > 0 || buf.len() - i < width {
+        i -= 1;
+        buf[i] = b'0' + (n % 10) as u8;
+        n /= 10;
+    }
+    out.extend_from_slice(&buf[i..]);
+}
+
+fn write_time(out: &mut Vec<u8>, at: &DateTime<Utc>) {
+    let year = at.year();
+    out.push(b'"');
+    if year < 0 {
+        out.push(b'-');
+    } else if year > 9999 {
+        out.push(b'+');
+    }
+    write_digits(out, year.unsigned_abs(), 4);
+    out.push(b'-');
+    write_digits(out, at.month(), 2);
+    out.push(b'-');
+    write_digits(out, at.day(), 2);
+    out.push(b'T');
+    write_digits(out, at.hour(), 2);
+    out.push(b':');
+    write_digits(out, at.minute(), 2);
+    out.push(b':');
+    let nanos = at.nanosecond();
+    let (second, nanos) = if nanos >= 1_000_000_000 {
+        (at.second() + 1, nanos - 1_000_000_000)
+    } else {
+        (at.second(), nanos)
+    };
+    write_digits(out, second, 2);
+    out.push(b'.');
+    write_digits(out, nanos / 1000, 6);
+    out.extend_from_slice(b"Z\"");
+}
+
+fn write_hex(out: &mut Vec<u8>, bytes: &[u8]) {
+    for b in bytes {
+        out.push(HEX[usize::from(b >> 4)]);
+        out.push(HEX[usize::from(b & 0xf)]);
+    }
+}
+
+fn write_view<S: AsRef<str>>(out: &mut Vec<u8>, v: &View<'_, S>) {
+    out.extend_from_slice(b"{\"action\":");
+    write_str(out, v.action);
+    out.extend_from_slice(b",\"actor\":{\"kind\":\"");
+    out.extend_from_slice(v.kind.as_str().as_bytes());
+    out.extend_from_slice(b"\",\"role\":");
+    write_opt_str(out, v.role);
+    out.extend_from_slice(b",\"token_id\":");
+    write_opt_uuid(out, v.token_id.as_ref());
+    out.extend_from_slice(b",\"user_id\":");
+    write_opt_uuid(out, v.user_id.as_ref());
+    out.extend_from_slice(b",\"username\":");
+    write_opt_str(out, v.username);
+    out.extend_from_slice(b"},\"at\":");
+    write_time(out, v.at);
+    out.extend_from_slice(b",\"client\":");
+    write_opt_str(out, v.client);
+    out.extend_from_slice(b",\"fields\":[");
+    for (i, f) in v.fields.iter().enumerate() {
+        if i > 0 {
+            out.push(b',');
+        }
+        write_str(out, f.as_ref());
+    }
+    out.extend_from_slice(b"],\"index\":");
+    write_u64(out, v.index);
+    out.extend_from_slice(b",\"outcome\":\"");
+    out.extend_from_slice(v.outcome.as_str().as_bytes());
+    out.extend_from_slice(b"\",\"prev\":\"");
+    write_hex(out, v.prev);
+    out.extend_from_slice(b"\",\"purpose\":");
+    write_opt_str(out, v.purpose);
+    out.extend_from_slice(b",\"reason\":");
+    write_opt_str(out, v.reason);
+    out.extend_from_slice(b",\"record_ids\":[");
+    for (i, id) in v.record_ids.iter().enumerate() {
+        if i > 0 {
+            out.push(b',');
+        }
+        write_uuid(out, id);
+    }
+    out.extend_from_slice(b"],\"request_id\":");
+    write_opt_str(out, v.request_id);
+    out.extend_from_slice(b",\"subject_id\":");
+    write_opt_uuid(out, v.subject_id.as_ref());
+    out.extend_from_slice(b",\"v\":");
+    write_u64(out, FORMAT_VERSION);
+    out.push(b'}');
+}
+
+/// The canonical bytes of an entry (see the module docs).
+#[must_use]
+pub fn encode_entry(entry: &AuditEntry) -> Vec<u8> {
+    let mut out = Vec::with_capacity(512);
+    write_view(&mut out, &View::of(entry.index, &entry.prev, &entry.record));
+    out
+}
+
+/// Encodes the entry at `index` after the entry whose leaf hash is `prev`:
+/// its canonical bytes and its leaf hash (the next entry's `prev`).
+#[must_use]
+pub fn seal_entry(index: u64, prev: &Hash, record: &AuditRecord) -> (Vec<u8>, Hash) {
+    let mut out = Vec::with_capacity(512);
+    write_view(&mut out, &View::of(index, prev, record));
+    let h = leaf_hash(&out);
+    (out, h)
+}
+
+// ---------------------------------------------------------------- decoding
+
+/// A string that borrows from the input unless it had escapes.
+struct Str<'a>(Cow<'a, str>);
+
+impl AsRef<str> for Str<'_> {
+    fn as_ref(&self) -> &str {
+        &self.0
+    }
+}
+
+impl<'de: 'a, 'a> Deserialize<'de> for Str<'a> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V<'a>(std::marker::PhantomData<&'a ()>);
+        impl<'de: 'a, 'a> serde::de::Visitor<'de> for V<'a> {
+            type Value = Str<'a>;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a string")
+            }
+            fn visit_borrowed_str<E: serde::de::Error>(self, v: &'de str) -> Result<Self::Value, E> {
+                Ok(Str(Cow::Borrowed(v)))
+            }
+            fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<Self::Value, E> {
+                Ok(Str(Cow::Owned(v.to_owned())))
+            }
+        }
+        d.deserialize_str(V(std::marker::PhantomData))
+    }
+}
+
+fn opt<'a>(s: &'a Option<Str<'_>>) -> Option<&'a str> {
+    s.as_ref().map(AsRef::as_ref)
+}
+
+fn opt_owned(s: Option<Str<'_>>) -> Option<String> {
+    s.map(|s| s.0.into_owned())
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct WireActor<'a> {
+    kind: ActorKind,
+    #[serde(borrow)]
+    role: Option<Str<'a>>,
+    token_id: Option<Uuid>,
+    user_id: Option<Uuid>,
+    #[serde(borrow)]
+    username: Option<Str<'a>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Wire<'a> {
+    #[serde(borrow)]
+    action: Str<'a>,
+    #[serde(borrow)]
+    actor: WireActor<'a>,
+    #[serde(borrow)]
+    at: Str<'a>,
+    #[serde(borrow)]
+    client: Option<Str<'a>>,
+    #[serde(borrow)]
+    fields: Vec<Str<'a>>,
+    index: u64,
+    outcome: Outcome,
+    #[serde(borrow)]
+    prev: Str<'a>,
+    #[serde(borrow)]
+    purpose: Option<Str<'a>>,
+    #[serde(borrow)]
+    reason: Option<Str<'a>>,
+    record_ids: Vec<Uuid>,
+    #[serde(borrow)]
+    request_id: Option<Str<'a>>,
+    subject_id: Option<Uuid>,
+    v: u64,
+}
+
+fn digits(s: &[u8]) -> Option<u32> {
+    if s.is_empty() || s.len() > 9 {
+        return None;
+    }
+    s.iter().try_fold(0u32, |acc, &b| {
+        b.is_ascii_digit().then(|| acc * 10 + u32::from(b - b'0'))
+    })
+}
+
+/// Parses `[+|-]YYYY-MM-DDTHH:MM:SS.ffffffZ` (the canonical form; other
+/// spellings of the same instant are caught by the re-encode comparison).
+fn parse_time(s: &str) -> Option<DateTime<Utc>> {
+    let b = s.as_bytes();
+    let (negative, b) = match b.first()? {
+        b'-' => (true, &b[1..]),
+        b'+' => (false, &b[1..]),
+        _ => (false, b),
+    };
+    // The rest after the year is always "-MM-DDTHH:MM:SS.ffffffZ" (23 bytes).
+    let year_len = b.len().checked_sub(23)?;
+    let (y, rest) = b.split_at(year_len);
+    let year = i32::try_from(digits(y)?).ok()?;
+    let year = if negative { -year } else { year };
+    if rest[0] != b'-'
+        || rest[3] != b'-'
+        || rest[6] != b'T'
+        || rest[9] != b':'
+        || rest[12] != b':'
+        || rest[15] != b'.'
+        || rest[22] != b'Z'
+    {
+        return None;
+    }
+    let month = digits(&rest[1..3])?;
+    let day = digits(&rest[4..6])?;
+    let hour = digits(&rest[7..9])?;
+    let minute = digits(&rest[10..12])?;
+    let second = digits(&rest[13..15])?;
+    let micro = digits(&rest[16..22])?;
+    let date = NaiveDate::from_ymd_opt(year, month, day)?;
+    let time = if second == 60 {
+        NaiveTime::from_hms_micro_opt(hour, minute, 59, micro + 1_000_000)?
+    } else {
+        NaiveTime::from_hms_micro_opt(hour, minute, second, micro)?
+    };
+    Some(date.and_time(time).and_utc())
+}
+
+fn parse_hex32(s: &str) -> Option<Hash> {
+    let b = s.as_bytes();
+    if b.len() != 64 {
+        return None;
+    }
+    let nibble = |c: u8| match c {
+        b'0'..=b'9' => Some(c - b'0'),
+        b'a'..=b'f' => Some(c - b'a' + 10),
+        _ => None,
+    };
+    let mut h = [0u8; 32];
+    for (i, pair) in b.chunks_exact(2).enumerate() {
+        h[i] = nibble(pair[0])? << 4 | nibble(pair[1])?;
+    }
+    Some(h)
+}
+
+/// What a canonical check yields without building an owned entry.
+pub(crate) struct Checked {
+    pub index: u64,
+    pub prev: Hash,
+}
+
+fn parse(bytes: &[u8]) -> Result<(Wire<'_>, Hash, DateTime<Utc>), DecodeError> {
+    let w: Wire<'_> = serde_json::from_slice(bytes).map_err(|e| DecodeError::Json(e.to_string()))?;
+    if w.v != FORMAT_VERSION {
+        return Err(DecodeError::UnsupportedVersion(w.v));
+    }
+    let prev = parse_hex32(w.prev.as_ref()).ok_or(DecodeError::BadPrev)?;
+    let at = parse_time(w.at.as_ref()).ok_or_else(|| DecodeError::BadTimestamp(w.at.as_ref().to_owned()))?;
+    Ok((w, prev, at))
+}
+
+/// Checks that `bytes` are a canonical entry, using `buf` as scratch space
+/// for the re-encoding; allocates only for escaped strings and arrays.
+pub(crate) fn check_canonical(bytes: &[u8], buf: &mut Vec<u8>) -> Result<Checked, DecodeError> {
+    let (w, prev, at) = parse(bytes)?;
+    let view = View {
+        index: w.index,
+        prev: &prev,
+        at: &at,
+        kind: w.actor.kind,
+        user_id: w.actor.user_id,
+        token_id: w.actor.token_id,
+        username: opt(&w.actor.username),
+        role: opt(&w.actor.role),
+        action: w.action.as_ref(),
+        outcome: w.outcome,
+        purpose: opt(&w.purpose),
+        subject_id: w.subject_id,
+        record_ids: &w.record_ids,
+        fields: &w.fields,
+        reason: opt(&w.reason),
+        request_id: opt(&w.request_id),
+        client: opt(&w.client),
+    };
+    buf.clear();
+    write_view(buf, &view);
+    if buf.as_slice() != bytes {
+        return Err(DecodeError::NonCanonical);
+    }
+    Ok(Checked { index: w.index, prev })
+}
+
+/// Decodes canonical entry bytes; anything else (reordered keys, spaces,
+/// escapes that need not be, upper-case hex or UUIDs, missing `null`s,
+/// unknown keys, another version) is rejected.
+pub fn decode_entry(bytes: &[u8]) -> Result<AuditEntry, DecodeError> {
+    let (w, prev, at) = parse(bytes)?;
+    let entry = AuditEntry {
+        index: w.index,
+        prev,
+        record: AuditRecord {
+            at,
+            actor: Actor {
+                kind: w.actor.kind,
+                user_id: w.actor.user_id,
+                token_id: w.actor.token_id,
+                username: opt_owned(w.actor.username),
+                role: opt_owned(w.actor.role),
+            },
+            action: w.action.0.into_owned(),
+            outcome: w.outcome,
+            purpose: opt_owned(w.purpose),
+            subject_id: w.subject_id,
+            record_ids: w.record_ids,
+            fields: w.fields.into_iter().map(|f| f.0.into_owned()).collect(),
+            reason: opt_owned(w.reason),
+            request_id: opt_owned(w.request_id),
+            client: opt_owned(w.client),
+        },
+    };
+    if encode_entry(&entry) != bytes {
+        return Err(DecodeError::NonCanonical);
+    }
+    Ok(entry)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chrono::TimeZone;
+
+    fn id(n: u128) -> Uuid {
+        Uuid::from_u128(0x0190_a5b4_7c3e_7000_8000_0000_0000_0000 | n)
+    }
+
+    pub(crate) fn sample() -> AuditEntry {
+        let at = Utc.with_ymd_and_hms(2026, 1, 31, 9, 30, 0).unwrap();
+        AuditEntry {
+            index: 7,
+            prev: [0xab; 32],
+            record: AuditRecord {
+                at,
+                actor: Actor {
+                    kind: ActorKind::User,
+                    user_id: Some(id(1)),
+                    token_id: None,
+                    username: Some("alice".into()),
+                    role: Some("sales".into()),
+                },
+                action: "contact.read".into(),
+                outcome: Outcome::Ok,
+                purpose: Some("sales".into()),
+                subject_id: Some(id(0xaa)),
+                record_ids: vec![id(0xaa), id(0xbb)],
+                fields: vec!["email".into(), "given_name".into()],
+                reason: None,
+                request_id: Some("req-1".into()),
+                client: Some("192.0.2.10".into()),
+            },
+        }
+    }
+
+    const GOLDEN: &str = concat!(
+        r#"{"action":"contact.read","actor":{"kind":"user","role":"sales","token_id":null,"#,
+        r#""user_id":"0190a5b4-7c3e-7000-8000-000000000001","username":"alice"},"#,
+        r#""at":"2026-01-31T09:30:00.000000Z","client":"192.0.2.10","fields":["email","given_name"],"#,
+        r#""index":7,"outcome":"ok","#,
+        r#""prev":"abababababababababababababababababababababababababababababababab","#,
+        r#""purpose":"sales","reason":null,"#,
+        r#""record_ids":["0190a5b4-7c3e-7000-8000-0000000000aa","0190a5b4-7c3e-7000-8000-0000000000bb"],"#,
+        r#""request_id":"req-1","subject_id":"0190a5b4-7c3e-7000-8000-0000000000aa","v":1}"#
+    );
+
+    #[test]
+    fn golden_bytes() {
+        let bytes = encode_entry(&sample());
+        assert_eq!(String::from_utf8(bytes.clone()).unwrap(), GOLDEN);
+        // The leaf hash, computed independently with Python:
+        // obj = {...the same record...}
+        // s = json.dumps(obj, ensure_ascii=False, separators=(",", ":"), sort_keys=True)
+        // assert s == GOLDEN; hashlib.sha256(b"\0" + s.encode()).hexdigest()
+        let (sealed, h) = seal_entry(7, &[0xab; 32], &sample().record);
+        assert_eq!(sealed, bytes);
+        let hex: String = h.iter().map(|b| format!("{b:02x}")).collect();
+        assert_eq!(hex, "433489de076ae358eab4924319d07a6443680d883f5a6ff1373cbf9bcc187229");
+    }
+
+    #[test]
+    fn golden_bytes_are_sorted_compact_json() {
+        // serde_json's Map (no preserve_order) sorts keys: the same bytes.
+        let v: serde_json::Value = serde_json::from_str(GOLDEN).unwrap();
+        assert_eq!(serde_json::to_string(&v).unwrap(), GOLDEN);
+    }
+
+    #[test]
+    fn round_trip() {
+        let e = sample();
+        assert_eq!(decode_entry(&encode_entry(&e)).unwrap(), e);
+
+        let mut e2 = sample();
+        e2.index = u64::MAX;
+        e2.prev = [0; 32];
+        e2.record.actor = Actor::system();
+        e2.record.outcome = Outcome::Denied;
+        e2.record.reason = Some("purpose \"sales\" not allowed\n\t\\ \u{1} \u{7f} é ü / 日本".into());
+        e2.record.fields = vec![];
+        e2.record.record_ids = vec![];
+        e2.record.subject_id = None;
+        e2.record.client = None;
+        e2.record.request_id = None;
+        e2.record.purpose = None;
+        e2.record.at = Utc.with_ymd_and_hms(1999, 12, 31, 23, 59, 59).unwrap() + chrono::Duration::microseconds(999_999);
+        let bytes = encode_entry(&e2);
+        assert_eq!(decode_entry(&bytes).unwrap(), e2);
+        let text = String::from_utf8(bytes).unwrap();
+        assert!(text.contains(r#""reason":"purpose \"sales\" not allowed\n\t\\ \u0001 "#), "{text}");
+        assert!(text.contains(r#""at":"1999-12-31T23:59:59.999999Z""#), "{text}");
+        assert!(text.contains(r#""index":18446744073709551615"#), "{text}");
+        // Escaping agrees with serde_json's.
+        let v: serde_json::Value = serde_json::from_str(&text).unwrap();
+        assert_eq!(serde_json::to_string(&v).unwrap(), text);
+    }
+
+    #[test]
+    fn timestamps_are_truncated_to_microseconds() {
+        let mut e = sample();
+        e.record.at += chrono::Duration::nanoseconds(1_234_567);
+        let d = decode_entry(&encode_entry(&e)).unwrap();
+        assert_eq!(d.record.at, sample().record.at + chrono::Duration::microseconds(1234));
+        let r = AuditRecord::new(e.record.at, Actor::system(), "x", Outcome::Ok);
+        assert_eq!(r.at.nanosecond() % 1000, 0);
+    }
+
+    #[test]
+    fn odd_years_round_trip() {
+        for (y, want) in [(10_000, "+10000-"), (-5, "-0005-"), (0, "0000-"), (999, "0999-")] {
+            let mut e = sample();
+            e.record.at = Utc.with_ymd_and_hms(y, 2, 3, 4, 5, 6).unwrap();
+            let bytes = encode_entry(&e);
+            let text = String::from_utf8(bytes.clone()).unwrap();
+            assert!(text.contains(&format!("\"at\":\"{want}02-03T04:05:06.000000Z\"")), "{text}");
+            assert_eq!(decode_entry(&bytes).unwrap(), e);
+        }
+    }
+
+    #[test]
+    fn rejects_non_canonical_input() {
+        let golden = GOLDEN.to_owned();
+        let variants = [
+            // Keys reordered (`v` first).
+            golden.replacen("{\"action\"", "{\"v\":1,\"action\"", 1).replacen(",\"v\":1}", "}", 1),
+            // Whitespace.
+            golden.replacen(",\"index\":7", ", \"index\":7", 1),
+            golden.clone() + "\n",
+            // Unneeded escape.
+            golden.replacen("\"alice\"", "\"\\u0061lice\"", 1),
+            // Upper-case hex and UUIDs.
+            golden.replacen("abababab", "ABABABAB", 1),
+            golden.replacen("0190a5b4-7c3e-7000-8000-000000000001", "0190A5B4-7C3E-7000-8000-000000000001", 1),
+            golden.replacen("0190a5b4-7c3e-7000-8000-000000000001", "0190a5b47c3e70008000000000000001", 1),
+            // A missing null, an extra key.
+            golden.replacen("\"reason\":null,", "", 1),
+            golden.replacen("\"reason\":null,", "\"reason\":null,\"name\":\"Bob\",", 1),
+            // Other spellings of the same values.
+            golden.replacen("\"index\":7", "\"index\":7.0", 1),
+            golden.replacen("\"index\":7", "\"index\":07", 1),
+            golden.replacen("09:30:00.000000Z", "09:30:00Z", 1),
+            golden.replacen("09:30:00.000000Z", "10:30:00.000000+01:00", 1),
+            golden.replacen("\"v\":1", "\"v\":2", 1),
+            // Duplicate keys.
+            golden.replacen("\"reason\":null,", "\"reason\":null,\"reason\":null,", 1),
+        ];
+        for (i, v) in variants.iter().enumerate() {
+            assert_ne!(v, &golden, "variant {i} did not change anything");
+            let err = decode_entry(v.as_bytes());
+            assert!(err.is_err(), "variant {i} was accepted: {v}");
+            let mut buf = Vec::new();
+            assert!(check_canonical(v.as_bytes(), &mut buf).is_err(), "variant {i} passed the fast check");
+        }
+        assert_eq!(
+            decode_entry(golden.replacen("\"v\":1", "\"v\":2", 1).as_bytes()),
+            Err(DecodeError::UnsupportedVersion(2))
+        );
+        assert_eq!(
+            decode_entry(golden.replacen(",\"index\":7", ", \"index\":7", 1).as_bytes()),
+            Err(DecodeError::NonCanonical)
+        );
+        let mut buf = Vec::new();
+        assert!(check_canonical(GOLDEN.as_bytes(), &mut buf).is_ok());
+    }
+
+    /// The record type has exactly these fields; none holds a data
+    /// subject's personal data (values), only ids and names of things.
+    /// Adding a field breaks this test on purpose: review it for personal
+    /// data before extending the list.
+    #[test]
+    fn no_personal_data_fields() {
+        let AuditRecord {
+            at: _,
+            actor: Actor {
+                kind: _,
+                user_id: _,
+                token_id: _,
+                username: _,
+                role: _,
+            },
+            action: _,
+            outcome: _,
+            purpose: _,
+            subject_id: _,
+            record_ids: _,
+            fields: _,
+            reason: _,
+            request_id: _,
+            client: _,
+        } = sample().record;
+        let v: serde_json::Value = serde_json::from_slice(&encode_entry(&sample())).unwrap();
+        let keys: Vec<&str> = v.as_object().unwrap().keys().map(String::as_str).collect();
+        assert_eq!(
+            keys,
+            [
+                "action",
+                "actor",
+                "at",
+                "client",
+                "fields",
+                "index",
+                "outcome",
+                "prev",
+                "purpose",
+                "reason",
+                "record_ids",
+                "request_id",
+                "subject_id",
+                "v"
+            ]
+        );
+        let actor: Vec<&str> = v["actor"].as_object().unwrap().keys().map(String::as_str).collect();
+        assert_eq!(actor, ["kind", "role", "token_id", "user_id", "username"]);
+    }
+}

@@ -1,0 +1,26 @@
+-- Migration 3: the audit log (an RFC 9162 Merkle log) and its signed tree
+-- heads. Never edit once landed. `entry` holds the canonical entry bytes the
+-- leaf hash covers; the other columns are copies for filtering and are not
+-- trusted by verification. Entries hold ids and field names, never personal data.
+CREATE TABLE audit_log (
+    idx         INTEGER PRIMARY KEY,
+    entry       BLOB NOT NULL,
+    leaf_hash   BLOB NOT NULL,
+    at          INTEGER NOT NULL,
+    subject_id  BLOB,
+    actor_user  BLOB,
+    actor_token BLOB,
+    action      TEXT NOT NULL
+);
+CREATE INDEX audit_subject ON audit_log(subject_id, idx);
+CREATE INDEX audit_actor_user ON audit_log(actor_user, idx);
+CREATE INDEX audit_actor_token ON audit_log(actor_token, idx);
+CREATE INDEX audit_at ON audit_log(at);
+
+CREATE TABLE audit_tree_heads (
+    tree_size    INTEGER PRIMARY KEY,
+    timestamp_ms INTEGER NOT NULL,
+    root         BLOB NOT NULL,
+    signature    BLOB NOT NULL,
+    key_id       TEXT NOT NULL
+);
