@@ -257,19 +257,31 @@ fn consistency_len(first: u64, second: u64) -> usize {
 
 /// Verifies that `leaf` is at `index` in the tree of size `tree_size` with
 /// root `root` (RFC 9162 §2.1.3.2).
-pub fn verify_inclusion(leaf: &Hash, index: u64, tree_size: u64, proof: &[Hash], root: &Hash) -> Result<(), ProofError> {
+pub fn verify_inclusion(
+    leaf: &Hash,
+    index: u64,
+    tree_size: u64,
+    proof: &[Hash],
+    root: &Hash,
+) -> Result<(), ProofError> {
     if index >= tree_size {
         return Err(ProofError::IndexOutOfRange { index, size: tree_size });
     }
     let expected = inclusion_len(index, tree_size);
     if proof.len() != expected {
-        return Err(ProofError::WrongLength { expected, got: proof.len() });
+        return Err(ProofError::WrongLength {
+            expected,
+            got: proof.len(),
+        });
     }
     let (mut f, mut s) = (index, tree_size - 1);
     let mut r = *leaf;
     for p in proof {
         if s == 0 {
-            return Err(ProofError::WrongLength { expected, got: proof.len() });
+            return Err(ProofError::WrongLength {
+                expected,
+                got: proof.len(),
+            });
         }
         if f & 1 == 1 || f == s {
             r = node_hash(p, &r);
@@ -281,7 +293,10 @@ pub fn verify_inclusion(leaf: &Hash, index: u64, tree_size: u64, proof: &[Hash],
         s >>= 1;
     }
     if s != 0 {
-        return Err(ProofError::WrongLength { expected, got: proof.len() });
+        return Err(ProofError::WrongLength {
+            expected,
+            got: proof.len(),
+        });
     }
     if r == *root {
         Ok(())
@@ -307,7 +322,10 @@ pub fn verify_consistency(
     }
     if first == second || first == 0 {
         if !proof.is_empty() {
-            return Err(ProofError::WrongLength { expected: 0, got: proof.len() });
+            return Err(ProofError::WrongLength {
+                expected: 0,
+                got: proof.len(),
+            });
         }
         let ok = if first == 0 {
             *first_root == EMPTY_ROOT && (second != 0 || *second_root == EMPTY_ROOT)
@@ -318,11 +336,21 @@ pub fn verify_consistency(
     }
     let expected = consistency_len(first, second);
     if proof.len() != expected {
-        return Err(ProofError::WrongLength { expected, got: proof.len() });
+        return Err(ProofError::WrongLength {
+            expected,
+            got: proof.len(),
+        });
     }
-    let wrong_length = ProofError::WrongLength { expected, got: proof.len() };
+    let wrong_length = ProofError::WrongLength {
+        expected,
+        got: proof.len(),
+    };
     // 1. If first is an exact power of 2, prepend first_hash to the path.
-    let mut path = first.is_power_of_two().then_some(first_root).into_iter().chain(proof.iter());
+    let mut path = first
+        .is_power_of_two()
+        .then_some(first_root)
+        .into_iter()
+        .chain(proof.iter());
     // 2-3. fn = first - 1, sn = second - 1; drop fn's trailing one bits.
     let (mut f, mut s) = (first - 1, second - 1);
     while f & 1 == 1 {
@@ -377,7 +405,16 @@ mod tests {
 
     #[test]
     fn split_points() {
-        let want = [(2, 1), (3, 2), (4, 2), (5, 4), (8, 4), (9, 8), (1 << 40, 1 << 39), ((1 << 40) + 1, 1 << 40)];
+        let want = [
+            (2, 1),
+            (3, 2),
+            (4, 2),
+            (5, 4),
+            (8, 4),
+            (9, 8),
+            (1 << 40, 1 << 39),
+            ((1 << 40) + 1, 1 << 40),
+        ];
         for (n, k) in want {
             assert_eq!(split_point(n), k, "n = {n}");
         }
@@ -388,10 +425,18 @@ mod tests {
         let l = leaves(70);
         for n in 1..=70 {
             for i in 0..n {
-                assert_eq!(inclusion_proof(&l, i, n).unwrap().len(), inclusion_len(i, n), "({i}, {n})");
+                assert_eq!(
+                    inclusion_proof(&l, i, n).unwrap().len(),
+                    inclusion_len(i, n),
+                    "({i}, {n})"
+                );
             }
             for m in 1..n {
-                assert_eq!(consistency_proof(&l, m, n).unwrap().len(), consistency_len(m, n), "({m}, {n})");
+                assert_eq!(
+                    consistency_proof(&l, m, n).unwrap().len(),
+                    consistency_len(m, n),
+                    "({m}, {n})"
+                );
             }
         }
     }
@@ -405,7 +450,10 @@ mod tests {
         // Wrong root.
         let mut bad_root = root;
         bad_root[0] ^= 1;
-        assert_eq!(verify_inclusion(&l[5], 5, 13, &proof, &bad_root), Err(ProofError::Mismatch));
+        assert_eq!(
+            verify_inclusion(&l[5], 5, 13, &proof, &bad_root),
+            Err(ProofError::Mismatch)
+        );
         // Wrong leaf.
         assert_eq!(verify_inclusion(&l[6], 5, 13, &proof, &root), Err(ProofError::Mismatch));
         // Wrong index (same proof length) and an index whose proof length differs.
@@ -422,23 +470,35 @@ mod tests {
         );
         assert_eq!(
             inclusion_proof(&l, 0, 14),
-            Err(ProofError::NotEnoughLeaves { size: 14, available: 13 })
+            Err(ProofError::NotEnoughLeaves {
+                size: 14,
+                available: 13
+            })
         );
         // Truncated and extended proofs.
         assert_eq!(
             verify_inclusion(&l[5], 5, 13, &proof[..proof.len() - 1], &root),
-            Err(ProofError::WrongLength { expected: proof.len(), got: proof.len() - 1 })
+            Err(ProofError::WrongLength {
+                expected: proof.len(),
+                got: proof.len() - 1
+            })
         );
         let mut longer = proof.clone();
         longer.push(root);
         assert_eq!(
             verify_inclusion(&l[5], 5, 13, &longer, &root),
-            Err(ProofError::WrongLength { expected: proof.len(), got: proof.len() + 1 })
+            Err(ProofError::WrongLength {
+                expected: proof.len(),
+                got: proof.len() + 1
+            })
         );
         // Swapped elements.
         let mut swapped = proof.clone();
         swapped.swap(0, 1);
-        assert_eq!(verify_inclusion(&l[5], 5, 13, &swapped, &root), Err(ProofError::Mismatch));
+        assert_eq!(
+            verify_inclusion(&l[5], 5, 13, &swapped, &root),
+            Err(ProofError::Mismatch)
+        );
         // Every single-bit flip in every element.
         for i in 0..proof.len() {
             let mut p = proof.clone();
@@ -467,7 +527,10 @@ mod tests {
             verify_consistency(13, 6, &r13, &r6, &proof),
             Err(ProofError::BadSizes { first: 13, second: 6 })
         );
-        assert_eq!(consistency_proof(&l, 7, 6), Err(ProofError::BadSizes { first: 7, second: 6 }));
+        assert_eq!(
+            consistency_proof(&l, 7, 6),
+            Err(ProofError::BadSizes { first: 7, second: 6 })
+        );
         assert!(matches!(
             verify_consistency(6, 13, &r6, &r13, &proof[1..]),
             Err(ProofError::WrongLength { .. })
@@ -480,7 +543,10 @@ mod tests {
         ));
         let mut swapped = proof.clone();
         swapped.swap(0, 1);
-        assert_eq!(verify_consistency(6, 13, &r6, &r13, &swapped), Err(ProofError::Mismatch));
+        assert_eq!(
+            verify_consistency(6, 13, &r6, &r13, &swapped),
+            Err(ProofError::Mismatch)
+        );
         for (m, n) in [(5, 13), (7, 13), (4, 13), (6, 26), (6, 6), (6, 7)] {
             assert!(verify_consistency(m, n, &r6, &r13, &proof).is_err(), "({m}, {n})");
         }

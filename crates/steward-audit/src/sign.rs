@@ -151,7 +151,9 @@ impl SigningKey {
         f.write_all(text.as_bytes()).map_err(io("write", path))?;
         f.sync_all().map_err(io("sync", path))?;
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-            fs::File::open(dir).and_then(|d| d.sync_all()).map_err(io("sync", dir))?;
+            fs::File::open(dir)
+                .and_then(|d| d.sync_all())
+                .map_err(io("sync", dir))?;
         }
         Self::from_pkcs8(&pkcs8).ok_or(KeyError::Generate)
     }
@@ -326,7 +328,9 @@ mod tests {
         let key = SigningKey::load_or_create(&path).unwrap();
         let text = fs::read_to_string(&path).unwrap();
         assert!(text.ends_with('\n') && text.trim_end().len() > 40, "{text:?}");
-        assert!(base64::engine::general_purpose::STANDARD.decode(text.trim_end()).is_ok());
+        assert!(base64::engine::general_purpose::STANDARD
+            .decode(text.trim_end())
+            .is_ok());
         #[cfg(unix)]
         {
             use std::os::unix::fs::PermissionsExt;

@@ -165,11 +165,14 @@ fn ind_verify_consistency(m: u64, n: u64, first_root: Hash, second_root: Hash, p
 // ------------------------------------------------------------------ the CT test vectors
 
 fn hx(s: &str) -> Vec<u8> {
-    (0..s.len()).step_by(2).map(|i| u8::from_str_radix(&s[i..i + 2], 16).unwrap()).collect()
+    (0..s.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(&s[i..i + 2], 16).expect("hex"))
+        .collect()
 }
 
 fn h(s: &str) -> Hash {
-    hx(s).try_into().unwrap()
+    hx(s).try_into().expect("32 bytes")
 }
 
 fn leaf_inputs() -> Vec<Vec<u8>> {
@@ -226,7 +229,11 @@ fn inclusion_vectors() -> Vec<(u64, u64, Vec<Hash>)> {
                 h("d37ee418976dd95753c1c73862b9398fa2a2cf9b4ff0fdfe8b30cd95209614b7"),
             ],
         ),
-        (2, 3, vec![h("fac54203e7cc696cf0dfcb42c92a1d9dbaf70ad9e621f4bd8d98662f00e3c125")]),
+        (
+            2,
+            3,
+            vec![h("fac54203e7cc696cf0dfcb42c92a1d9dbaf70ad9e621f4bd8d98662f00e3c125")],
+        ),
         (
             1,
             5,
@@ -318,7 +325,11 @@ fn roots_match_ct_vectors() {
     for n in 1..=8 {
         tb.push(leaf_hash(&leaf_inputs()[n - 1]));
         assert_eq!(mth(&leaves[..n]), root(n), "independent root, size {n}");
-        assert_eq!(root_from_leaf_hashes(&leaves[..n]), root(n), "production root, size {n}");
+        assert_eq!(
+            root_from_leaf_hashes(&leaves[..n]),
+            root(n),
+            "production root, size {n}"
+        );
         assert_eq!(tb.root(), root(n), "TreeBuilder root, size {n}");
     }
     assert_eq!(
@@ -333,9 +344,20 @@ fn inclusion_proofs_match_ct_vectors() {
     for (m, n, want) in inclusion_vectors() {
         let (mu, nu) = (m as usize, n as usize);
         assert_eq!(path(mu, &leaves[..nu]), want, "independent PATH({m}, {n})");
-        assert_eq!(inclusion_proof(&leaves, m, n).unwrap(), want, "production PATH({m}, {n})");
-        assert!(ind_verify_inclusion(leaves[mu], m, n, &want, root(nu)), "independent verify ({m}, {n})");
-        assert_eq!(verify_inclusion(&leaves[mu], m, n, &want, &root(nu)), Ok(()), "production verify ({m}, {n})");
+        assert_eq!(
+            inclusion_proof(&leaves, m, n).unwrap(),
+            want,
+            "production PATH({m}, {n})"
+        );
+        assert!(
+            ind_verify_inclusion(leaves[mu], m, n, &want, root(nu)),
+            "independent verify ({m}, {n})"
+        );
+        assert_eq!(
+            verify_inclusion(&leaves[mu], m, n, &want, &root(nu)),
+            Ok(()),
+            "production verify ({m}, {n})"
+        );
         for (desc, probe) in inclusion_corruptions(m, n, &want, leaves[mu], root(nu)) {
             let (pm, pn, pleaf, pproof, proot) = probe;
             assert!(
@@ -364,8 +386,14 @@ fn inclusion_corruptions(m: u64, n: u64, proof: &[Hash], leaf: Hash, root: Hash)
         ("wrong leaf".to_owned(), (m, n, ind_leaf(b"WrongLeaf"), p.clone(), root)),
         ("empty root".to_owned(), (m, n, leaf, p.clone(), EMPTY_ROOT)),
         ("random root".to_owned(), (m, n, leaf, p.clone(), some)),
-        ("trailing root".to_owned(), (m, n, leaf, [p.clone(), vec![root]].concat(), root)),
-        ("preceding root".to_owned(), (m, n, leaf, [vec![root], p.clone()].concat(), root)),
+        (
+            "trailing root".to_owned(),
+            (m, n, leaf, [p.clone(), vec![root]].concat(), root),
+        ),
+        (
+            "preceding root".to_owned(),
+            (m, n, leaf, [vec![root], p.clone()].concat(), root),
+        ),
     ];
     if m > 0 {
         out.push(("index - 1".to_owned(), (m - 1, n, leaf, p.clone(), root)));
@@ -376,7 +404,10 @@ fn inclusion_corruptions(m: u64, n: u64, proof: &[Hash], leaf: Hash, root: Hash)
         out.push((format!("modified proof[{i}] bit 3"), (m, n, leaf, q, root)));
     }
     if !p.is_empty() {
-        out.push(("removed component".to_owned(), (m, n, leaf, p[..p.len() - 1].to_vec(), root)));
+        out.push((
+            "removed component".to_owned(),
+            (m, n, leaf, p[..p.len() - 1].to_vec(), root),
+        ));
     }
     if p.len() > 1 {
         let q = [vec![p[0], some], p[1..].to_vec()].concat();
@@ -394,10 +425,21 @@ fn consistency_proofs_match_ct_vectors() {
     for (m, n, want) in consistency_vectors() {
         let (mu, nu) = (m as usize, n as usize);
         assert_eq!(proof(mu, &leaves[..nu]), want, "independent PROOF({m}, {n})");
-        assert_eq!(consistency_proof(&leaves, m, n).unwrap(), want, "production PROOF({m}, {n})");
+        assert_eq!(
+            consistency_proof(&leaves, m, n).unwrap(),
+            want,
+            "production PROOF({m}, {n})"
+        );
         let (r1, r2) = (root(mu), root(nu));
-        assert!(ind_verify_consistency(m, n, r1, r2, &want), "independent verify ({m}, {n})");
-        assert_eq!(verify_consistency(m, n, &r1, &r2, &want), Ok(()), "production verify ({m}, {n})");
+        assert!(
+            ind_verify_consistency(m, n, r1, r2, &want),
+            "independent verify ({m}, {n})"
+        );
+        assert_eq!(
+            verify_consistency(m, n, &r1, &r2, &want),
+            Ok(()),
+            "production verify ({m}, {n})"
+        );
         if want.is_empty() {
             continue;
         }
@@ -430,11 +472,26 @@ fn consistency_corruptions(m: u64, n: u64, r1: Hash, r2: Hash, proof: &[Hash]) -
         ("wrong root2".to_owned(), (m, n, r1, wrong, p.clone())),
         ("swapped roots".to_owned(), (m, n, r2, r1, p.clone())),
         ("empty proof".to_owned(), (m, n, r1, r2, vec![])),
-        ("trailing root1".to_owned(), (m, n, r1, r2, [p.clone(), vec![r1]].concat())),
-        ("trailing root2".to_owned(), (m, n, r1, r2, [p.clone(), vec![r2]].concat())),
-        ("preceding root1".to_owned(), (m, n, r1, r2, [vec![r1], p.clone()].concat())),
-        ("preceding root2".to_owned(), (m, n, r1, r2, [vec![r2], p.clone()].concat())),
-        ("preceding proof[0]".to_owned(), (m, n, r1, r2, [vec![p[0]], p.clone()].concat())),
+        (
+            "trailing root1".to_owned(),
+            (m, n, r1, r2, [p.clone(), vec![r1]].concat()),
+        ),
+        (
+            "trailing root2".to_owned(),
+            (m, n, r1, r2, [p.clone(), vec![r2]].concat()),
+        ),
+        (
+            "preceding root1".to_owned(),
+            (m, n, r1, r2, [vec![r1], p.clone()].concat()),
+        ),
+        (
+            "preceding root2".to_owned(),
+            (m, n, r1, r2, [vec![r2], p.clone()].concat()),
+        ),
+        (
+            "preceding proof[0]".to_owned(),
+            (m, n, r1, r2, [vec![p[0]], p.clone()].concat()),
+        ),
         ("truncated proof".to_owned(), (m, n, r1, r2, p[..p.len() - 1].to_vec())),
     ];
     for i in 0..p.len() {
@@ -471,7 +528,9 @@ impl Rng {
 }
 
 fn random_leaves(rng: &mut Rng, n: usize) -> Vec<Hash> {
-    (0..n).map(|_| ind_leaf(&rng.next().to_le_bytes()[..(rng.below(8) as usize)])).collect()
+    (0..n)
+        .map(|_| ind_leaf(&rng.next().to_le_bytes()[..(rng.below(8) as usize)]))
+        .collect()
 }
 
 /// Checks everything for one tree of `n` leaves: roots, every inclusion
@@ -493,11 +552,18 @@ fn cross_check(leaves: &[Hash], all_pairs: bool) {
     let nu = n as u64;
     // Inclusion: every index.
     for i in 0..n {
-        let prod = inclusion_proof(leaves, i as u64, nu).unwrap();
+        let prod = inclusion_proof(leaves, i as u64, nu).expect("a proof");
         let ind = path(i, leaves);
         assert_eq!(prod, ind, "PATH({i}, {n})");
-        assert!(ind_verify_inclusion(leaves[i], i as u64, nu, &prod, roots[n]), "({i}, {n}) production proof");
-        assert_eq!(verify_inclusion(&leaves[i], i as u64, nu, &ind, &roots[n]), Ok(()), "({i}, {n})");
+        assert!(
+            ind_verify_inclusion(leaves[i], i as u64, nu, &prod, roots[n]),
+            "({i}, {n}) production proof"
+        );
+        assert_eq!(
+            verify_inclusion(&leaves[i], i as u64, nu, &ind, &roots[n]),
+            Ok(()),
+            "({i}, {n})"
+        );
         // And both reject the neighbouring leaf and a flipped proof bit.
         let other = leaves[(i + 1) % n];
         if other != leaves[i] {
@@ -517,7 +583,7 @@ fn cross_check(leaves: &[Hash], all_pairs: bool) {
     for &second in &seconds {
         for first in 0..=second {
             let (m, s) = (first as u64, second as u64);
-            let prod = consistency_proof(leaves, m, s).unwrap();
+            let prod = consistency_proof(leaves, m, s).expect("a proof");
             let ind = proof(first, &leaves[..second]);
             assert_eq!(prod, ind, "PROOF({first}, {second})");
             assert!(

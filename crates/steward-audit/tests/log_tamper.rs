@@ -13,8 +13,12 @@ use uuid::Uuid;
 type Row = (u64, Vec<u8>, Hash);
 
 fn record(i: u64) -> AuditRecord {
-    let at = chrono::Utc.with_ymd_and_hms(2026, 1, 31, 9, 0, 0).unwrap() + chrono::Duration::seconds(i as i64);
-    let actor = if i % 7 == 0 {
+    let at = chrono::Utc
+        .with_ymd_and_hms(2026, 1, 31, 9, 0, 0)
+        .single()
+        .expect("a time")
+        + chrono::Duration::seconds(i as i64);
+    let actor = if i.is_multiple_of(7) {
         Actor::system()
     } else {
         Actor {
@@ -25,8 +29,13 @@ fn record(i: u64) -> AuditRecord {
             role: Some("sales".into()),
         }
     };
-    let mut r = AuditRecord::new(at, actor, ["contact.read", "contact.search", "contact.create"][(i % 3) as usize], Outcome::Ok);
-    if i % 5 == 0 {
+    let mut r = AuditRecord::new(
+        at,
+        actor,
+        ["contact.read", "contact.search", "contact.create"][(i % 3) as usize],
+        Outcome::Ok,
+    );
+    if i.is_multiple_of(5) {
         r.outcome = Outcome::Denied;
         r.reason = Some("purpose not allowed for role".into());
     }
@@ -57,7 +66,7 @@ struct Fixture {
 }
 
 fn fixture() -> Fixture {
-    let key = SigningKey::generate().unwrap();
+    let key = SigningKey::generate().expect("a key");
     let log = build(1000, 0, [0; 32]);
     let heads = heads_for(&key, &log, &[10, 500, 1000]);
     Fixture { key, log, heads }
@@ -67,7 +76,14 @@ fn heads_for(key: &SigningKey, log: &[Row], sizes: &[u64]) -> Vec<SignedTreeHead
     let hashes: Vec<Hash> = log.iter().map(|r| r.2).collect();
     sizes
         .iter()
-        .map(|&s| SignedTreeHead::sign(key, s, 1_769_850_000_000 + s as i64, root_from_leaf_hashes(&hashes[..s as usize])))
+        .map(|&s| {
+            SignedTreeHead::sign(
+                key,
+                s,
+                1_769_850_000_000 + s as i64,
+                root_from_leaf_hashes(&hashes[..s as usize]),
+            )
+        })
         .collect()
 }
 
@@ -80,14 +96,14 @@ fn verify(log: &[Row], heads: &[SignedTreeHead], pk: [u8; 32]) -> Result<VerifyR
 }
 
 fn expect(f: &Fixture, log: &[Row], heads: &[SignedTreeHead], want: VerifyError, message: &str) {
-    let err = verify(log, heads, f.key.public_key()).unwrap_err();
+    let err = verify(log, heads, f.key.public_key()).expect_err("tampering not detected");
     assert_eq!(err, want);
     assert_eq!(err.to_string(), message);
 }
 
 /// Replaces `from` with `to` once in the bytes.
 fn edit(bytes: &[u8], from: &str, to: &str) -> Vec<u8> {
-    let text = String::from_utf8(bytes.to_vec()).unwrap();
+    let text = String::from_utf8(bytes.to_vec()).expect("UTF-8");
     assert!(text.contains(from), "{text} has no {from}");
     text.replacen(from, to, 1).into_bytes()
 }
@@ -189,7 +205,10 @@ fn inserted_entry() {
         &f,
         &log,
         &f.heads,
-        VerifyError::OutOfPlace { index: 301, claims: 300 },
+        VerifyError::OutOfPlace {
+            index: 301,
+            claims: 300,
+        },
         "entry 301 is out of place: it says it is entry 300",
     );
     // The same without renumbering: position 300 occurs twice.
@@ -200,7 +219,10 @@ fn inserted_entry() {
         &f,
         &log,
         &f.heads,
-        VerifyError::Repeated { found: 300, expected: 301 },
+        VerifyError::Repeated {
+            found: 300,
+            expected: 301,
+        },
         "entry 300 appears again after entry 300 (stored positions must increase one by one)",
     );
 }
@@ -230,7 +252,10 @@ fn deleted_entry() {
         &f,
         &log,
         &f.heads,
-        VerifyError::OutOfPlace { index: 600, claims: 601 },
+        VerifyError::OutOfPlace {
+            index: 600,
+            claims: 601,
+        },
         "entry 600 is out of place: it says it is entry 601",
     );
     // The first entry.
@@ -246,7 +271,10 @@ fn deleted_entry() {
         &f,
         &f.log[..999],
         &f.heads,
-        VerifyError::HeadBeyondLog { size: 1000, entries: 999 },
+        VerifyError::HeadBeyondLog {
+            size: 1000,
+            entries: 999,
+        },
         "a tree head claims size 1000 but the log has only 999 entries",
     );
 }
@@ -262,7 +290,10 @@ fn swapped_entries() {
         &f,
         &log,
         &f.heads,
-        VerifyError::OutOfPlace { index: 700, claims: 701 },
+        VerifyError::OutOfPlace {
+            index: 700,
+            claims: 701,
+        },
         "entry 700 is out of place: it says it is entry 701",
     );
 }
@@ -320,7 +351,10 @@ fn head_larger_than_the_log() {
         &f,
         &f.log,
         &heads,
-        VerifyError::HeadBeyondLog { size: 1200, entries: 1000 },
+        VerifyError::HeadBeyondLog {
+            size: 1200,
+            entries: 1000,
+        },
         "a tree head claims size 1200 but the log has only 1000 entries",
     );
 }

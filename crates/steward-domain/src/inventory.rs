@@ -211,6 +211,9 @@ impl fmt::Display for InventoryError {
 }
 impl std::error::Error for InventoryError {}
 
+/// Role actions that are not about a record type.
+pub const SYSTEM_ACTIONS: [&str; 1] = ["audit.read"];
+
 /// Names used for record metadata in responses; no field may take them.
 pub const RESERVED_FIELDS: [&str; 6] = ["id", "purposes", "created_at", "updated_at", "version", "subject_id"];
 
@@ -381,12 +384,13 @@ impl Inventory {
                 }
             }
             for action in &role.actions {
-                let ok = action.split_once('.').is_some_and(|(rt, verb)| {
-                    self.record_types.contains_key(rt) && matches!(verb, "read" | "write" | "delete")
-                });
+                let ok = SYSTEM_ACTIONS.contains(&action.as_str())
+                    || action.split_once('.').is_some_and(|(rt, verb)| {
+                        self.record_types.contains_key(rt) && matches!(verb, "read" | "write" | "delete")
+                    });
                 if !ok {
                     p.push(format!(
-                        "role '{name}' has invalid action '{action}' (expected <record_type>.read|write|delete)"
+                        "role '{name}' has invalid action '{action}' (expected <record_type>.read|write|delete or audit.read)"
                     ));
                 }
             }

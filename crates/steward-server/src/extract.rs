@@ -171,6 +171,25 @@ pub fn request_id(headers: &HeaderMap) -> Option<String> {
         .map(str::to_string)
 }
 
+/// The client's IP address, from the connection.
+pub fn client_address(parts: &Parts) -> Option<String> {
+    parts
+        .extensions
+        .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
+        .map(|c| c.0.ip().to_string())
+}
+
+/// The client's IP address as an extractor (never fails).
+pub struct ClientAddr(pub Option<String>);
+
+impl<S: Send + Sync> FromRequestParts<S> for ClientAddr {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
+        Ok(Self(client_address(parts)))
+    }
+}
+
 /// The authenticated caller and the purpose of the request.
 pub struct Ctx(pub RequestContext);
 
@@ -196,7 +215,7 @@ impl FromRequestParts<AppState> for Ctx {
                     .trim(),
             ),
         };
-        let ctx = state.service.context(principal, purpose, request_id(&parts.headers))?;
+        let ctx = state.service.context(principal, purpose, request_id(&parts.headers), client_address(parts)).await?;
         Ok(Ctx(ctx))
     }
 }

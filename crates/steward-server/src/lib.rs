@@ -431,7 +431,7 @@ pub async fn serve(
     let app = router(Arc::clone(&service));
     let begun = Arc::new(tokio::sync::Notify::new());
     let signal = Arc::clone(&begun);
-    let server = axum::serve(listener, app).with_graceful_shutdown(async move {
+    let server = axum::serve(listener, app.into_make_service_with_connect_info::<std::net::SocketAddr>()).with_graceful_shutdown(async move {
         shutdown.await;
         signal.notify_one();
     });

@@ -250,6 +250,11 @@ pub async fn serve_tls(
                 // No request can be in flight before the handshake is done.
                 _ = stop.wait_for(|stopping| *stopping) => return,
             };
+            // The client's address, as `axum::serve` provides it on plain HTTP.
+            let app = tower::ServiceExt::map_request(app, move |mut req: hyper::Request<hyper::body::Incoming>| {
+                req.extensions_mut().insert(axum::extract::ConnectInfo(peer));
+                req
+            });
             let service = TowerToHyperService::new(app);
             let mut http = hyper::server::conn::http1::Builder::new();
             // The timer makes hyper enforce its header read timeout (30 s).

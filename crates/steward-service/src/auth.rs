@@ -15,6 +15,8 @@ use steward_domain::{TokenId, UserId};
 use steward_store::{StoreError, TokenKind, TokenRow, UserRow, WriteOp};
 use zeroize::Zeroizing;
 
+use steward_audit::{Actor, ActorKind, AuditRecord, Outcome};
+
 use crate::error::{ServiceError, ServiceResult};
 use crate::Service;
 
@@ -114,7 +116,8 @@ impl Service {
             created_at: Utc::now(),
         };
         let id = user.id;
-        match self.store.write(vec![WriteOp::InsertUser(user)]).await {
+        let audit = system_entry("user.create", &[*id.as_uuid()], None);
+        match self.store.write(vec![WriteOp::InsertUser(user), audit]).await {
             Err(StoreError::Duplicate) => Err(ServiceError::Conflict(
                 "a user with this username already exists".into(),
             )),
@@ -128,12 +131,15 @@ impl Service {
         self.crypto.token_hash(token)
     }
 
+    /// Issues a token and stores its hash together with `audit` (built from
+    /// the new token's id), so the token exists only if its issue is recorded.
     async fn issue_token(
         &self,
         user_id: UserId,
         kind: TokenKind,
         name: Option<String>,
         expires_at: Option<DateTime<Utc>>,
+        audit: impl FnOnce(TokenId) -> WriteOp,
     ) -> ServiceResult<(TokenId, Zeroizing<String>)> {
         let mut secret = Zeroizing::new([0u8; 32]);
         rand::rngs::OsRng.fill_bytes(secret.as_mut());
@@ -151,7 +157,7 @@ impl Service {
             expires_at,
         };
         let id = row.id;
-        self.store.write(vec![WriteOp::InsertToken(row)]).await?;
+        self.store.write(vec![WriteOp::InsertToken(row), audit(id)]).await?;
         Ok((id, token))
     }
 
@@ -168,14 +174,24 @@ impl Service {
             Some(d) => Some(Utc::now() + Duration::days(i64::from(d))),
             None => None,
         };
-        let (id, token) = self.issue_token(user.id, TokenKind::Api, name, expires_at).await?;
+        let user_uuid = *user.id.as_uuid();
+        let (id, token) = self
+            .issue_token(user.id, TokenKind::Api, name, expires_at, |t| {
+                system_entry("token.create", &[user_uuid, *t.as_uuid()], None)
+            })
+            .await?;
         tracing::info!(user_id = %user.id, token_id = %id, "API token created");
         Ok(token)
     }
 
     /// Password sign-in; returns a session token. Unknown users and wrong
     /// passwords fail alike, in the same time.
-    pub async fn login(&self, username: &str, password: Zeroizing<String>) -> ServiceResult<Zeroizing<String>> {
+    pub async fn login(
+        &self,
+        username: &str,
+        password: Zeroizing<String>,
+        client: Option<String>,
+    ) -> ServiceResult<Zeroizing<String>> {
         let user = self.store.get_user_by_username(username).await?;
         let phc = user
             .as_ref()
@@ -185,14 +201,31 @@ impl Service {
             .await?;
         let user = match user {
             Some(u) if ok && !u.disabled => u,
-            _ => {
+            other => {
                 tracing::info!("sign-in refused");
+                // The attempted username is not recorded: it may be a
+                // mistyped password. A known user is recorded by id.
+                let mut actor = Actor::anonymous();
+                actor.user_id = other.map(|u| *u.id.as_uuid());
+                self.audit_actor(actor, "auth.login", Outcome::Failed, client, Some("wrong credentials")).await?;
                 return Err(ServiceError::Unauthenticated);
             }
         };
         let expires = Utc::now() + Duration::hours(SESSION_LIFETIME_HOURS);
+        let (uid, role, name) = (*user.id.as_uuid(), user.role.clone(), user.username.clone());
         let (id, token) = self
-            .issue_token(user.id, TokenKind::Session, None, Some(expires))
+            .issue_token(user.id, TokenKind::Session, None, Some(expires), |t| {
+                let actor = Actor {
+                    kind: ActorKind::User,
+                    user_id: Some(uid),
+                    token_id: Some(*t.as_uuid()),
+                    username: Some(name),
+                    role: Some(role),
+                };
+                let mut r = AuditRecord::new(Utc::now(), actor, "auth.login", Outcome::Ok);
+                r.client = client;
+                WriteOp::AppendAudit(Box::new(r))
+            })
             .await?;
         tracing::info!(user_id = %user.id, token_id = %id, "signed in");
         Ok(token)
@@ -274,4 +307,12 @@ mod tests {
             assert!(validate_username(bad).is_err(), "{bad}");
         }
     }
+}
+
+/// An entry for an administrative act by Steward's operator (the CLI).
+pub(crate) fn system_entry(action: &str, records: &[uuid::Uuid], reason: Option<String>) -> WriteOp {
+    let mut r = AuditRecord::new(Utc::now(), Actor::system(), action, Outcome::Ok);
+    r.record_ids = records.to_vec();
+    r.reason = reason;
+    WriteOp::AppendAudit(Box::new(r))
 }

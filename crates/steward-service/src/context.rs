@@ -18,44 +18,44 @@ pub struct RequestContext {
     pub purpose: Option<String>,
     /// The adapter's request id, for correlating logs and (later) audit.
     pub request_id: Option<String>,
+    /// The client's network address, when the adapter knows it.
+    pub client: Option<String>,
 }
 
 impl Service {
     /// Resolves the purpose of a request: the requested purpose must be one
-    /// the principal's role may act for.
-    pub fn context(
+    /// the principal's role may act for. A refusal is recorded in the audit log.
+    pub async fn context(
         &self,
         principal: Principal,
         requested_purpose: Option<&str>,
         request_id: Option<String>,
+        client: Option<String>,
     ) -> ServiceResult<RequestContext> {
+        let mut ctx = RequestContext { principal, purpose: None, request_id, client };
+        match self.resolve_purpose(&ctx.principal, requested_purpose) {
+            Ok(purpose) => {
+                ctx.purpose = purpose;
+                Ok(ctx)
+            }
+            Err(e) => self.guard(&ctx, "purpose.resolve", None, async { Err(e) }).await,
+        }
+    }
+
+    fn resolve_purpose(&self, principal: &Principal, requested: Option<&str>) -> ServiceResult<Option<String>> {
         let role = self.inventory.role(&principal.role).ok_or_else(|| {
-            ServiceError::Forbidden(format!(
-                "role '{}' is not defined in the data inventory",
-                principal.role
-            ))
+            ServiceError::Forbidden(format!("role '{}' is not defined in the data inventory", principal.role))
         })?;
-        let purpose = match requested_purpose {
+        match requested {
             Some(p) if self.inventory.purpose(p).is_none() => {
-                return Err(ServiceError::Forbidden(format!(
-                    "'{}' is not a purpose in the data inventory",
-                    sanitize(p)
-                )));
+                Err(ServiceError::Forbidden(format!("'{}' is not a purpose in the data inventory", sanitize(p))))
             }
             Some(p) if !role.allows_purpose(p) => {
-                return Err(ServiceError::Forbidden(format!(
-                    "role '{}' may not act for purpose '{p}'",
-                    principal.role
-                )));
+                Err(ServiceError::Forbidden(format!("role '{}' may not act for purpose '{p}'", principal.role)))
             }
-            Some(p) => Some(p.to_string()),
-            None => role.default_purpose.clone(),
-        };
-        Ok(RequestContext {
-            principal,
-            purpose,
-            request_id,
-        })
+            Some(p) => Ok(Some(p.to_string())),
+            None => Ok(role.default_purpose.clone()),
+        }
     }
 
     /// Refuses unless the role may perform `verb` on `record_type`.

@@ -62,7 +62,11 @@ fn text(field: &str, value: &str, max: usize, errors: &mut Vec<FieldError>) -> S
 }
 
 impl Service {
-    pub async fn create_organization(
+    pub async fn create_organization(&self, ctx: &RequestContext, input: OrganizationInput) -> ServiceResult<Organization> {
+        self.guard(ctx, "organization.create", None, self.create_organization_inner(ctx, input)).await
+    }
+
+    async fn create_organization_inner(
         &self,
         ctx: &RequestContext,
         input: OrganizationInput,
@@ -95,6 +99,10 @@ impl Service {
     }
 
     pub async fn get_organization(&self, ctx: &RequestContext, id: OrganizationId) -> ServiceResult<Organization> {
+        self.guard(ctx, "organization.read", None, self.get_organization_inner(ctx, id)).await
+    }
+
+    async fn get_organization_inner(&self, ctx: &RequestContext, id: OrganizationId) -> ServiceResult<Organization> {
         self.require_action(ctx, ORGANIZATION, Verb::Read)?;
         self.store
             .get_organization(id)
@@ -102,7 +110,11 @@ impl Service {
             .ok_or(ServiceError::NotFound("organization"))
     }
 
-    pub async fn list_organizations(
+    pub async fn list_organizations(&self, ctx: &RequestContext, cursor: Option<&str>, limit: Option<u32>) -> ServiceResult<Page<Organization>> {
+        self.guard(ctx, "organization.list", None, self.list_organizations_inner(ctx, cursor, limit)).await
+    }
+
+    async fn list_organizations_inner(
         &self,
         ctx: &RequestContext,
         cursor: Option<&str>,
@@ -118,6 +130,10 @@ impl Service {
     }
 
     pub async fn create_deal(&self, ctx: &RequestContext, input: DealInput) -> ServiceResult<DealView> {
+        self.guard(ctx, "deal.create", None, self.create_deal_inner(ctx, input)).await
+    }
+
+    async fn create_deal_inner(&self, ctx: &RequestContext, input: DealInput) -> ServiceResult<DealView> {
         self.require_action(ctx, DEAL, Verb::Write)?;
         let purpose = self.require_purpose(ctx)?.to_string();
         let mut errors = Vec::new();
@@ -198,7 +214,11 @@ impl Service {
             created_at: now,
             updated_at: now,
         };
-        match self.store.write(vec![WriteOp::InsertDeal(deal.clone())]).await {
+        let mut ops = vec![WriteOp::InsertDeal(deal.clone())];
+        if let Some(contact) = deal.contact_id {
+            ops.push(self.audit_ok(ctx, "deal.create", Some(contact), &[*deal.id.as_uuid()], vec!["contact_id".into()]));
+        }
+        match self.store.write(ops).await {
             Err(StoreError::MissingReference) => {
                 return Err(ServiceError::Conflict("a linked record was deleted meanwhile".into()))
             }
@@ -216,13 +236,33 @@ impl Service {
     }
 
     pub async fn get_deal(&self, ctx: &RequestContext, id: DealId) -> ServiceResult<DealView> {
+        self.guard(ctx, "deal.read", None, self.get_deal_inner(ctx, id)).await
+    }
+
+    async fn get_deal_inner(&self, ctx: &RequestContext, id: DealId) -> ServiceResult<DealView> {
         self.require_action(ctx, DEAL, Verb::Read)?;
         let purpose = self.require_purpose(ctx)?.to_string();
         let deal = self.store.get_deal(id).await?.ok_or(ServiceError::NotFound("deal"))?;
-        Ok(self.deal_view(deal, &purpose))
+        let view = self.deal_view(deal, &purpose);
+        self.audit_reads(self.deal_read_audit(ctx, std::slice::from_ref(&view))).await?;
+        Ok(view)
     }
 
-    pub async fn list_deals(
+    /// Reading a deal linked to a contact is an access to that person's data.
+    fn deal_read_audit(&self, ctx: &RequestContext, views: &[DealView]) -> Vec<WriteOp> {
+        views
+            .iter()
+            .filter(|v| v.visible.iter().any(|f| f == "contact_id"))
+            .filter_map(|v| v.deal.contact_id.map(|c| (c, v.deal.id)))
+            .map(|(c, d)| self.audit_ok(ctx, "deal.read", Some(c), &[*d.as_uuid()], vec!["contact_id".into()]))
+            .collect()
+    }
+
+    pub async fn list_deals(&self, ctx: &RequestContext, cursor: Option<&str>, limit: Option<u32>) -> ServiceResult<Page<DealView>> {
+        self.guard(ctx, "deal.list", None, self.list_deals_inner(ctx, cursor, limit)).await
+    }
+
+    async fn list_deals_inner(
         &self,
         ctx: &RequestContext,
         cursor: Option<&str>,
@@ -235,9 +275,8 @@ impl Service {
         let next_cursor = (deals.len() == limit as usize)
             .then(|| deals.last().map(|d| d.id.to_string()))
             .flatten();
-        Ok(Page {
-            items: deals.into_iter().map(|d| self.deal_view(d, &purpose)).collect(),
-            next_cursor,
-        })
+        let items: Vec<DealView> = deals.into_iter().map(|d| self.deal_view(d, &purpose)).collect();
+        self.audit_reads(self.deal_read_audit(ctx, &items)).await?;
+        Ok(Page { items, next_cursor })
     }
 }

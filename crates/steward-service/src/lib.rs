@@ -4,6 +4,7 @@
 //! applies authentication results, role and purpose checks, minimisation,
 //! the field codec and blind indexes (and, with later issues, audit).
 
+pub mod audit;
 pub mod auth;
 pub mod contacts;
 pub mod context;
@@ -59,6 +60,12 @@ impl Config {
         self.data_dir.join("inventory.toml")
     }
 
+    /// The Ed25519 key that signs audit tree heads: separate from the master key.
+    #[must_use]
+    pub fn audit_key_path(&self) -> PathBuf {
+        keys::keys_dir(&self.data_dir).join("audit-signing.key")
+    }
+
     #[must_use]
     pub fn master_key_source(&self) -> MasterKeySource {
         self.master_key
@@ -78,13 +85,31 @@ pub enum OpenError {
     Inventory(#[from] steward_domain::InventoryError),
     #[error("cannot open the database: {0}")]
     Store(#[from] steward_store::StoreError),
+    #[error("{0}")]
+    AuditKey(String),
 }
 
 pub struct Service {
     pub(crate) store: Arc<dyn Store>,
     pub(crate) inventory: Arc<Inventory>,
     pub(crate) crypto: crypto::Crypto,
+    pub(crate) audit: audit::AuditState,
     pub(crate) hash_permits: Semaphore,
+}
+
+/// How a service is opened. The defaults are the only settings for real
+/// use; the others exist so the benchmark can measure what each costs.
+#[derive(Debug, Clone, Copy)]
+pub struct OpenOptions {
+    pub protection: FieldProtection,
+    /// Record reads in the audit log.
+    pub audit_reads: bool,
+}
+
+impl Default for OpenOptions {
+    fn default() -> Self {
+        Self { protection: FieldProtection::Encrypted, audit_reads: true }
+    }
 }
 
 impl Service {
@@ -92,12 +117,12 @@ impl Service {
     /// inventory, opens and migrates the database, and loads (on a fresh
     /// database: creates) the keys.
     pub async fn open(config: &Config) -> Result<Self, OpenError> {
-        Self::open_with(config, FieldProtection::Encrypted).await
+        Self::open_with(config, OpenOptions::default()).await
     }
 
     /// [`Service::open`] with a choice of field protection (the benchmark
     /// compares with and without encryption).
-    pub async fn open_with(config: &Config, protection: FieldProtection) -> Result<Self, OpenError> {
+    pub async fn open_with(config: &Config, options: OpenOptions) -> Result<Self, OpenError> {
         let url = config.database_url();
         steward_store::check_url(&url)?;
         let inventory = Inventory::load_or_default(&config.inventory_path())?;
@@ -108,6 +133,7 @@ impl Service {
             })
         };
         private(&config.data_dir)?;
+        private(&keys::keys_dir(&config.data_dir))?;
         let source = config.master_key_source();
         if let MasterKeySource::File(path) = &source {
             if let Some(dir) = path.parent() {
@@ -115,24 +141,27 @@ impl Service {
             }
         }
         let store = steward_store::open(&url).await?;
-        let crypto = match crypto::Crypto::load(&*store, &source, protection).await {
+        let crypto = match crypto::Crypto::load(&*store, &source, options.protection).await {
             Ok(c) => c,
             Err(e) => {
                 store.close().await;
                 return Err(e.into());
             }
         };
-        Ok(Self::new(store, inventory, crypto))
-    }
-
-    pub(crate) fn new(store: Arc<dyn Store>, inventory: Inventory, crypto: crypto::Crypto) -> Self {
+        let signing = match steward_audit::SigningKey::load_or_create(&config.audit_key_path()) {
+            Ok(k) => k,
+            Err(e) => {
+                store.close().await;
+                return Err(OpenError::AuditKey(e.to_string()));
+            }
+        };
+        let audit = audit::AuditState {
+            signing,
+            tree: std::sync::Mutex::new(steward_audit::TreeBuilder::new()),
+            audit_reads: options.audit_reads,
+        };
         let hashers = std::thread::available_parallelism().map_or(2, std::num::NonZero::get);
-        Self {
-            store,
-            inventory: Arc::new(inventory),
-            crypto,
-            hash_permits: Semaphore::new(hashers),
-        }
+        Ok(Self { store, inventory: Arc::new(inventory), crypto, audit, hash_permits: Semaphore::new(hashers) })
     }
 
     #[must_use]
@@ -156,6 +185,9 @@ impl Service {
 
     /// Finishes queued writes and closes the database.
     pub async fn close(&self) {
+        if let Err(e) = self.sign_tree_head().await {
+            tracing::warn!(error = %e, "could not sign a final audit tree head");
+        }
         self.store.close().await;
     }
 }

@@ -11,7 +11,7 @@ async fn ctx(service: &Service, user: &str, role: &str) -> steward_service::Requ
         .await
         .unwrap();
     let p = service.local_principal(user).await.unwrap();
-    service.context(p, None, None).unwrap()
+    service.context(p, None, None, None).await.unwrap()
 }
 
 #[tokio::test]

@@ -21,7 +21,7 @@ use std::time::{Duration, Instant};
 use anyhow::{anyhow, bail, Context, Result};
 use clap::Args;
 use serde_json::json;
-use steward_service::{Config, FieldProtection, Service};
+use steward_service::{Config, FieldProtection, OpenOptions, Service};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use zeroize::Zeroizing;
@@ -61,62 +61,45 @@ pub async fn run(_cli: &Cli, args: &BenchArgs) -> Result<ExitCode> {
         dir.display()
     );
 
-    eprintln!("[1/5] raw SQLite inserts, one row per transaction…");
+    eprintln!("[1/7] raw SQLite inserts, one row per transaction…");
     let raw_insert = raw_sqlite_inserts(&dir.join("raw.db"), rows)?;
-    eprintln!("[2/5] bare axum small-JSON GET…");
+    eprintln!("[2/7] bare axum small-JSON GET…");
     let axum_get = bare_axum(reads, c).await?;
-    eprintln!("[3/5] Steward over HTTP, fields encrypted…");
-    let (create_rate, read_rate) =
-        steward_http(&dir.join("steward"), creates, reads, c, FieldProtection::Encrypted).await?;
-    eprintln!("[4/5] Steward over HTTP, fields in plaintext (comparison only)…");
-    let (plain_create, plain_read) = steward_http(
-        &dir.join("plain"),
-        creates,
-        reads,
-        c,
-        FieldProtection::PlaintextForBenchmark,
-    )
-    .await?;
-    eprintln!("[5/5] done");
+    eprintln!("[3/7] Steward over HTTP (encrypted, audited)…");
+    let full = OpenOptions::default();
+    let (create_rate, read_rate) = steward_http(&dir.join("steward"), creates, reads, c, full).await?;
+    eprintln!("[4/7] Steward over HTTP, fields in plaintext (comparison only)…");
+    let plain = OpenOptions { protection: FieldProtection::PlaintextForBenchmark, ..full };
+    let (plain_create, plain_read) = steward_http(&dir.join("plain"), creates, reads, c, plain).await?;
+    eprintln!("[5/7] Steward over HTTP, reads not audited (comparison only)…");
+    let unaudited = OpenOptions { audit_reads: false, ..full };
+    let (_, unaudited_read) = steward_http(&dir.join("unaudited"), creates, reads, c, unaudited).await?;
+    eprintln!("[6/7] audit verification and raw SHA-256…");
+    let verify_entries = if args.quick { 200_000 } else { 2_000_000 };
+    let verify_rate = steward_audit::bench_verify(verify_entries);
+    let sha_rate = raw_sha256(verify_entries);
+    eprintln!("[7/7] done");
     let _ = std::fs::remove_dir_all(&dir);
 
     let figures = [
-        Figure {
-            name: "baseline: raw SQLite insert, 1 row/txn",
-            value: raw_insert,
-            unit: "rows/s",
-        },
-        Figure {
-            name: "baseline: bare axum GET (77 B JSON)",
-            value: axum_get,
-            unit: "req/s",
-        },
-        Figure {
-            name: "steward: create contact over HTTP",
-            value: create_rate,
-            unit: "req/s",
-        },
-        Figure {
-            name: "steward: read contact over HTTP",
-            value: read_rate,
-            unit: "req/s",
-        },
-        Figure {
-            name: "steward without encryption: create",
-            value: plain_create,
-            unit: "req/s",
-        },
-        Figure {
-            name: "steward without encryption: read",
-            value: plain_read,
-            unit: "req/s",
-        },
+        Figure { name: "baseline: raw SQLite insert, 1 row/txn", value: raw_insert, unit: "rows/s" },
+        Figure { name: "baseline: bare axum GET (77 B JSON)", value: axum_get, unit: "req/s" },
+        Figure { name: "baseline: SHA-256 of 300-byte entries", value: sha_rate, unit: "hashes/s" },
+        Figure { name: "steward: create contact over HTTP", value: create_rate, unit: "req/s" },
+        Figure { name: "steward: read contact over HTTP", value: read_rate, unit: "req/s" },
+        Figure { name: "steward without encryption: create", value: plain_create, unit: "req/s" },
+        Figure { name: "steward without encryption: read", value: plain_read, unit: "req/s" },
+        Figure { name: "steward without read audit: read", value: unaudited_read, unit: "req/s" },
+        Figure { name: "steward: audit verify", value: verify_rate, unit: "entries/s" },
     ];
     let ratios = [
         ("creates / raw SQLite insert", create_rate / raw_insert, 1.0),
         ("reads / bare axum GET", read_rate / axum_get, 0.5),
         ("encrypted / plaintext creates", create_rate / plain_create, 0.9),
         ("encrypted / plaintext reads", read_rate / plain_read, 0.9),
+        ("audited / unaudited reads", read_rate / unaudited_read, 0.6),
+        ("audit verify, millions of entries/s", verify_rate / 1.0e6, 1.0),
+        ("audit verify / raw SHA-256", verify_rate / sha_rate, 0.0),
     ];
     if args.json {
         let out = json!({
@@ -202,10 +185,10 @@ async fn steward_http(
     creates: usize,
     reads: usize,
     concurrency: usize,
-    protection: FieldProtection,
+    options: OpenOptions,
 ) -> Result<(f64, f64)> {
     let config = Config::new(dir);
-    let service = Arc::new(Service::open_with(&config, protection).await?);
+    let service = Arc::new(Service::open_with(&config, options).await?);
     service
         .create_user("bench", "sales", Zeroizing::new("bench-password".into()))
         .await
@@ -376,4 +359,17 @@ async fn read_more(conn: &mut TcpStream, buf: &mut Vec<u8>) -> Result<()> {
     }
     buf.extend_from_slice(&chunk[..n]);
     Ok(())
+}
+
+/// SHA-256 over 300-byte inputs: the floor for hashing audit entries.
+fn raw_sha256(n: usize) -> f64 {
+    let mut entry = vec![0x42u8; 300];
+    let start = Instant::now();
+    let mut acc = 0u8;
+    for i in 0..n {
+        entry[..8].copy_from_slice(&(i as u64).to_be_bytes());
+        acc ^= ring::digest::digest(&ring::digest::SHA256, &entry).as_ref()[0];
+    }
+    std::hint::black_box(acc);
+    n as f64 / start.elapsed().as_secs_f64()
 }

@@ -7,7 +7,7 @@ use serde_json::{json, Value};
 use steward_service::auth::SESSION_LIFETIME_HOURS;
 use zeroize::Zeroizing;
 
-use crate::extract::ApiJson;
+use crate::extract::{ApiJson, ClientAddr};
 use crate::problem::{ApiError, ApiResult};
 use crate::AppState;
 
@@ -22,10 +22,14 @@ pub struct LoginInput {
     totp: Option<String>,
 }
 
-pub async fn login(State(s): State<AppState>, ApiJson(input): ApiJson<LoginInput>) -> ApiResult<Json<Value>> {
+pub async fn login(
+    State(s): State<AppState>,
+    ClientAddr(client): ClientAddr,
+    ApiJson(input): ApiJson<LoginInput>,
+) -> ApiResult<Json<Value>> {
     let token = s
         .service
-        .login(&input.username, input.password)
+        .login(&input.username, input.password, client)
         .await
         .map_err(|e| match e {
             steward_service::ServiceError::Unauthenticated => {

@@ -1,0 +1,383 @@
+//! The audit trail, seen from the one door: every access to personal data,
+//! every change, sign-in and denial becomes an entry in the Merkle log —
+//! written in the same transaction as the operation it records (reads: in a
+//! group-committed write of their own, before the response). Entries carry
+//! ids, field names, purposes and outcomes, never personal values.
+//!
+//! Also here: signed tree heads, inclusion and consistency proofs, queries
+//! over the log, the subject's access log, and whole-log verification.
+
+use std::future::Future;
+use std::sync::Mutex;
+
+use chrono::{DateTime, Utc};
+use steward_audit::{
+    consistency_proof, decode_entry, inclusion_proof, verify_signature, Actor, ActorKind, AuditEntry, AuditRecord,
+    Hash, LogVerifier, Outcome, SignedTreeHead, SigningKey, TreeBuilder, VerifyError, VerifyReport,
+};
+use steward_domain::SubjectId;
+use steward_store::{AuditFilter, StoredAuditEntry, WriteOp};
+use uuid::Uuid;
+
+use crate::context::RequestContext;
+use crate::contacts::{page_size, Page};
+use crate::error::{ServiceError, ServiceResult};
+use crate::Service;
+
+/// The role action that lets a role read the audit log (dpo, auditor).
+pub const AUDIT_READ: &str = "audit.read";
+
+/// Entries read per query while verifying.
+const VERIFY_CHUNK: u32 = 20_000;
+
+/// The audit state the service keeps: the signing key and the Merkle
+/// frontier of the log as far as it has been read.
+pub(crate) struct AuditState {
+    pub(crate) signing: SigningKey,
+    pub(crate) tree: Mutex<TreeBuilder>,
+    /// Whether reads are audited (always, except the benchmark's comparison).
+    pub(crate) audit_reads: bool,
+}
+
+/// A decoded entry with its position and leaf hash.
+#[derive(Debug, Clone)]
+pub struct AuditEntryView {
+    pub index: u64,
+    pub leaf_hash: Hash,
+    pub bytes: Vec<u8>,
+    pub entry: AuditEntry,
+}
+
+/// Filters of `GET /api/v1/audit`.
+#[derive(Debug, Clone, Default)]
+pub struct AuditQuery {
+    pub subject_id: Option<SubjectId>,
+    /// A user id, a token id or a username.
+    pub actor: Option<String>,
+    pub from: Option<DateTime<Utc>>,
+    pub to: Option<DateTime<Utc>>,
+    pub cursor: Option<String>,
+    pub limit: Option<u32>,
+}
+
+/// A signed tree head with what a verifier needs.
+#[derive(Debug, Clone)]
+pub struct TreeHeadView {
+    pub head: SignedTreeHead,
+    pub public_key: [u8; 32],
+}
+
+/// An inclusion proof for entry `index` in the tree of `tree_size`.
+#[derive(Debug, Clone)]
+pub struct InclusionProof {
+    pub index: u64,
+    pub tree_size: u64,
+    pub leaf_hash: Hash,
+    pub root: Hash,
+    pub path: Vec<Hash>,
+}
+
+#[derive(Debug, Clone)]
+pub struct ConsistencyProof {
+    pub first: u64,
+    pub second: u64,
+    pub first_root: Hash,
+    pub second_root: Hash,
+    pub path: Vec<Hash>,
+}
+
+/// One line of a subject's access log (GDPR Art. 15(1)(c)): who acted on
+/// their data, when, how and for what purpose.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct AccessLogItem {
+    pub at: DateTime<Utc>,
+    pub action: String,
+    pub outcome: String,
+    pub purpose: Option<String>,
+    pub actor_role: Option<String>,
+    pub actor_kind: String,
+    pub fields: Vec<String>,
+}
+
+fn actor_of(ctx: &RequestContext) -> Actor {
+    let p = &ctx.principal;
+    Actor {
+        kind: if p.token_id.is_some() { ActorKind::Token } else { ActorKind::User },
+        user_id: Some(*p.user_id.as_uuid()),
+        token_id: p.token_id.map(|t| *t.as_uuid()),
+        username: Some(p.username.clone()),
+        role: Some(p.role.clone()),
+    }
+}
+
+impl Service {
+    /// The audit entry of an operation made in `ctx`.
+    pub(crate) fn audit_record(
+        &self,
+        ctx: &RequestContext,
+        action: &str,
+        outcome: Outcome,
+        subject: Option<SubjectId>,
+        records: &[Uuid],
+        fields: Vec<String>,
+        reason: Option<String>,
+    ) -> WriteOp {
+        let mut r = AuditRecord::new(Utc::now(), actor_of(ctx), action, outcome);
+        r.purpose = ctx.purpose.clone();
+        r.subject_id = subject.map(|s| *s.as_uuid());
+        r.record_ids = records.to_vec();
+        r.fields = fields;
+        r.reason = reason;
+        r.request_id = ctx.request_id.clone();
+        r.client = ctx.client.clone();
+        WriteOp::AppendAudit(Box::new(r))
+    }
+
+    /// A successful operation's entry.
+    pub(crate) fn audit_ok(&self, ctx: &RequestContext, action: &str, subject: Option<SubjectId>, records: &[Uuid], fields: Vec<String>) -> WriteOp {
+        self.audit_record(ctx, action, Outcome::Ok, subject, records, fields, None)
+    }
+
+    /// Records the entries of a read before its result is returned (one
+    /// group-committed write, no fsync of its own).
+    pub(crate) async fn audit_reads(&self, ops: Vec<WriteOp>) -> ServiceResult<()> {
+        if ops.is_empty() || !self.audit.audit_reads {
+            return Ok(());
+        }
+        Ok(self.store.write(ops).await?)
+    }
+
+    /// Appends an entry with an explicit actor (sign-in attempts).
+    pub(crate) async fn audit_actor(&self, actor: Actor, action: &str, outcome: Outcome, client: Option<String>, reason: Option<&str>) -> ServiceResult<()> {
+        let mut r = AuditRecord::new(Utc::now(), actor, action, outcome);
+        r.client = client;
+        r.reason = reason.map(str::to_string);
+        Ok(self.store.write(vec![WriteOp::AppendAudit(Box::new(r))]).await?)
+    }
+
+    /// Runs a use case; a refusal (403) is recorded as a denied entry
+    /// before it is returned.
+    pub(crate) async fn guard<T>(&self, ctx: &RequestContext, action: &str, subject: Option<SubjectId>, f: impl Future<Output = ServiceResult<T>>) -> ServiceResult<T> {
+        let result = f.await;
+        if let Err(ServiceError::Forbidden(reason)) = &result {
+            let records: Vec<Uuid> = subject.iter().map(|s| *s.as_uuid()).collect();
+            let op = self.audit_record(ctx, action, Outcome::Denied, subject, &records, vec![], Some(reason.clone()));
+            if let Err(e) = self.store.write(vec![op]).await {
+                tracing::error!(error = %e, action, "could not record a denial in the audit log");
+            }
+        }
+        result
+    }
+
+    fn require_audit_reader(&self, ctx: &RequestContext) -> ServiceResult<()> {
+        let allowed = self.inventory.role(&ctx.principal.role).is_some_and(|r| r.actions.iter().any(|a| a == AUDIT_READ));
+        if allowed {
+            Ok(())
+        } else {
+            Err(ServiceError::Forbidden(format!("role '{}' may not read the audit log", ctx.principal.role)))
+        }
+    }
+
+    fn view_entry(e: StoredAuditEntry) -> ServiceResult<AuditEntryView> {
+        let entry = decode_entry(&e.bytes).map_err(|err| {
+            tracing::error!(index = e.index, error = %err, "an audit entry does not decode");
+            ServiceError::Internal(format!("audit entry {} does not decode", e.index))
+        })?;
+        Ok(AuditEntryView { index: e.index, leaf_hash: e.leaf_hash, bytes: e.bytes, entry })
+    }
+
+    /// Entries matching `query`, oldest first, with a cursor.
+    pub async fn audit_query(&self, ctx: &RequestContext, query: &AuditQuery) -> ServiceResult<Page<AuditEntryView>> {
+        self.guard(ctx, "audit.query", None, async {
+            self.require_audit_reader(ctx)?;
+            let limit = page_size(query.limit)?;
+            let after = query
+                .cursor
+                .as_deref()
+                .map(|c| c.parse::<u64>().map_err(|_| ServiceError::invalid("cursor", "is not a cursor returned by this list")))
+                .transpose()?;
+            let actor = match query.actor.as_deref() {
+                None => None,
+                Some(a) => match a.parse::<Uuid>() {
+                    Ok(u) => Some(u),
+                    Err(_) => match self.store.get_user_by_username(a).await? {
+                        Some(u) => Some(*u.id.as_uuid()),
+                        None => return Ok(Page { items: vec![], next_cursor: None }),
+                    },
+                },
+            };
+            let filter = AuditFilter { subject: query.subject_id, actor, from: query.from, to: query.to, after, limit };
+            let rows = self.store.query_audit(&filter).await?;
+            let next_cursor = (rows.len() == limit as usize).then(|| rows.last().map(|r| r.index.to_string())).flatten();
+            let items = rows.into_iter().map(Self::view_entry).collect::<ServiceResult<_>>()?;
+            Ok(Page { items, next_cursor })
+        })
+        .await
+    }
+
+    /// One entry by index.
+    pub async fn audit_entry(&self, ctx: &RequestContext, index: u64) -> ServiceResult<AuditEntryView> {
+        self.guard(ctx, "audit.entry", None, async {
+            self.require_audit_reader(ctx)?;
+            let e = self.store.audit_entries(index, 1).await?.into_iter().find(|e| e.index == index);
+            Self::view_entry(e.ok_or(ServiceError::NotFound("audit entry"))?)
+        })
+        .await
+    }
+
+    /// The Merkle root at `size`, extending the cached frontier as needed.
+    async fn root_at_current(&self) -> ServiceResult<(u64, Hash)> {
+        let size = self.store.audit_size().await?;
+        let have = self.audit.tree.lock().map_err(|_| ServiceError::Internal("audit tree poisoned".into()))?.size();
+        let mut from = have;
+        while from < size {
+            let to = (from + u64::from(VERIFY_CHUNK)).min(size);
+            let leaves = self.store.audit_leaf_hashes(from, to).await?;
+            if leaves.len() as u64 != to - from {
+                return Err(ServiceError::Internal("the audit log has a gap; run `steward audit verify`".into()));
+            }
+            let mut tree = self.audit.tree.lock().map_err(|_| ServiceError::Internal("audit tree poisoned".into()))?;
+            if tree.size() == from {
+                for l in leaves {
+                    tree.push(l);
+                }
+            }
+            from = tree.size();
+        }
+        let tree = self.audit.tree.lock().map_err(|_| ServiceError::Internal("audit tree poisoned".into()))?;
+        if tree.size() != size {
+            return Err(ServiceError::Internal("the audit log shrank; run `steward audit verify`".into()));
+        }
+        Ok((size, tree.root()))
+    }
+
+    /// Signs and stores a tree head for the current log if it has grown
+    /// since the latest head; returns the latest head either way.
+    pub async fn sign_tree_head(&self) -> ServiceResult<SignedTreeHead> {
+        let (size, root) = self.root_at_current().await?;
+        let heads = self.store.tree_heads().await?;
+        if let Some(last) = heads.last() {
+            if last.tree_size == size && last.key_id == self.audit.signing.key_id() {
+                return Ok(last.clone());
+            }
+        }
+        let head = SignedTreeHead::sign(&self.audit.signing, size, Utc::now().timestamp_millis(), root);
+        self.store.write(vec![WriteOp::PutTreeHead(head.clone())]).await?;
+        tracing::info!(tree_size = size, "signed an audit tree head");
+        Ok(head)
+    }
+
+    /// The current signed tree head (signed now if the log has grown).
+    pub async fn tree_head(&self, ctx: &RequestContext) -> ServiceResult<TreeHeadView> {
+        self.guard(ctx, "audit.tree_head", None, async {
+            self.require_audit_reader(ctx)?;
+            let head = self.sign_tree_head().await?;
+            Ok(TreeHeadView { head, public_key: self.audit.signing.public_key() })
+        })
+        .await
+    }
+
+    /// The public half of the audit signing key.
+    #[must_use]
+    pub fn audit_public_key(&self) -> [u8; 32] {
+        self.audit.signing.public_key()
+    }
+
+    async fn leaves_up_to(&self, size: u64) -> ServiceResult<Vec<Hash>> {
+        let current = self.store.audit_size().await?;
+        if size > current {
+            return Err(ServiceError::invalid("tree_size", format!("must be at most the log size, {current}")));
+        }
+        let leaves = self.store.audit_leaf_hashes(0, size).await?;
+        if leaves.len() as u64 != size {
+            return Err(ServiceError::Internal("the audit log has a gap; run `steward audit verify`".into()));
+        }
+        Ok(leaves)
+    }
+
+    pub async fn inclusion_proof(&self, ctx: &RequestContext, index: u64, tree_size: u64) -> ServiceResult<InclusionProof> {
+        self.guard(ctx, "audit.proof", None, async {
+            self.require_audit_reader(ctx)?;
+            if index >= tree_size {
+                return Err(ServiceError::invalid("index", "must be less than tree_size"));
+            }
+            let leaves = self.leaves_up_to(tree_size).await?;
+            let path = inclusion_proof(&leaves, index, tree_size).map_err(|e| ServiceError::BadRequest(e.to_string()))?;
+            let root = steward_audit::root_from_leaf_hashes(&leaves);
+            let leaf_hash = leaves.get(usize::try_from(index).unwrap_or(usize::MAX)).copied().ok_or(ServiceError::NotFound("audit entry"))?;
+            Ok(InclusionProof { index, tree_size, leaf_hash, root, path })
+        })
+        .await
+    }
+
+    pub async fn consistency_proof(&self, ctx: &RequestContext, first: u64, second: u64) -> ServiceResult<ConsistencyProof> {
+        self.guard(ctx, "audit.proof", None, async {
+            self.require_audit_reader(ctx)?;
+            if first == 0 || first > second {
+                return Err(ServiceError::invalid("first", "must be at least 1 and at most second"));
+            }
+            let leaves = self.leaves_up_to(second).await?;
+            let path = consistency_proof(&leaves, first, second).map_err(|e| ServiceError::BadRequest(e.to_string()))?;
+            let first_root = steward_audit::root_from_leaf_hashes(&leaves[..usize::try_from(first).unwrap_or(0)]);
+            let second_root = steward_audit::root_from_leaf_hashes(&leaves);
+            Ok(ConsistencyProof { first, second, first_root, second_root, path })
+        })
+        .await
+    }
+
+    /// Who accessed `subject`'s data, when, how and for what purpose.
+    pub async fn subject_access_log(&self, subject: SubjectId) -> ServiceResult<Vec<AccessLogItem>> {
+        let mut items = Vec::new();
+        let mut after = None;
+        loop {
+            let filter = AuditFilter { subject: Some(subject), after, limit: steward_store::MAX_PAGE, ..AuditFilter::default() };
+            let rows = self.store.query_audit(&filter).await?;
+            let Some(last) = rows.last() else { break };
+            after = Some(last.index);
+            for row in rows {
+                let e = Self::view_entry(row)?.entry.record;
+                items.push(AccessLogItem {
+                    at: e.at,
+                    action: e.action,
+                    outcome: e.outcome.as_str().to_string(),
+                    purpose: e.purpose,
+                    actor_role: e.actor.role,
+                    actor_kind: e.actor.kind.as_str().to_string(),
+                    fields: e.fields,
+                });
+            }
+        }
+        Ok(items)
+    }
+
+    /// Recomputes every leaf and the tree, and checks every stored tree
+    /// head and its signature against the signing key's public key.
+    pub async fn verify_audit_log(&self) -> Result<VerifyReport, AuditVerifyError> {
+        let heads = self.store.tree_heads().await?;
+        let mut verifier = LogVerifier::new(heads, self.audit.signing.public_key());
+        let mut from = 0u64;
+        loop {
+            let chunk = self.store.audit_entries(from, VERIFY_CHUNK).await?;
+            let Some(last) = chunk.last() else { break };
+            from = last.index + 1;
+            for e in &chunk {
+                verifier.push(e.index, &e.bytes, &e.leaf_hash)?;
+            }
+        }
+        Ok(verifier.finish()?)
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum AuditVerifyError {
+    #[error(transparent)]
+    Broken(#[from] VerifyError),
+    #[error("cannot read the audit log: {0}")]
+    Store(#[from] steward_store::StoreError),
+}
+
+/// Checks a signature over a tree head with a published public key.
+#[must_use]
+pub fn verify_head(head: &SignedTreeHead, public_key: &[u8; 32]) -> bool {
+    verify_signature(public_key, &head.signed_bytes(), &head.signature)
+}
