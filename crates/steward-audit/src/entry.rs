@@ -341,6 +341,7 @@ fn write_u64(out: &mut Vec<u8>, mut n: u64) {
     out.extend_from_slice(&buf[i..]);
 }
 
+/// Writes `n` in decimal, zero-padded to at least `width` digits.
 fn write_digits(out: &mut Vec<u8>, n: u32, width: usize) {
     let mut buf = [b'0'; 10];
     let mut n = n;
@@ -353,8 +354,15 @@ fn write_digits(out: &mut Vec<u8>, n: u32, width: usize) {
     out.extend_from_slice(&buf[i..]);
 }
 
+/// Two decimal digits of `n < 100`.
+fn two(n: u32) -> [u8; 2] {
+    [b'0' + (n / 10 % 10) as u8, b'0' + (n % 10) as u8]
+}
+
 fn write_time(out: &mut Vec<u8>, at: &DateTime<Utc>) {
-    let year = at.year();
+    let naive = at.naive_utc();
+    let (date, time) = (naive.date(), naive.time());
+    let year = date.year();
     out.push(b'"');
     if year < 0 {
         out.push(b'-');
@@ -362,32 +370,35 @@ fn write_time(out: &mut Vec<u8>, at: &DateTime<Utc>) {
         out.push(b'+');
     }
     write_digits(out, year.unsigned_abs(), 4);
-    out.push(b'-');
-    write_digits(out, at.month(), 2);
-    out.push(b'-');
-    write_digits(out, at.day(), 2);
-    out.push(b'T');
-    write_digits(out, at.hour(), 2);
-    out.push(b':');
-    write_digits(out, at.minute(), 2);
-    out.push(b':');
-    let nanos = at.nanosecond();
+    let nanos = time.nanosecond();
+    // chrono keeps a leap second as second 59 with nanoseconds >= 1e9.
     let (second, nanos) = if nanos >= 1_000_000_000 {
-        (at.second() + 1, nanos - 1_000_000_000)
+        (time.second() + 1, nanos - 1_000_000_000)
     } else {
-        (at.second(), nanos)
+        (time.second(), nanos)
     };
-    write_digits(out, second, 2);
-    out.push(b'.');
-    write_digits(out, nanos / 1000, 6);
-    out.extend_from_slice(b"Z\"");
+    let micros = nanos / 1000;
+    let [mo1, mo2] = two(date.month());
+    let [d1, d2] = two(date.day());
+    let [h1, h2] = two(time.hour());
+    let [mi1, mi2] = two(time.minute());
+    let [s1, s2] = two(second % 60);
+    let [f1, f2] = two(micros / 10_000);
+    let [f3, f4] = two(micros / 100);
+    let [f5, f6] = two(micros);
+    out.extend_from_slice(&[
+        b'-', mo1, mo2, b'-', d1, d2, b'T', h1, h2, b':', mi1, mi2, b':', s1, s2, b'.', f1, f2, f3, f4, f5, f6, b'Z',
+        b'"',
+    ]);
 }
 
-fn write_hex(out: &mut Vec<u8>, bytes: &[u8]) {
-    for b in bytes {
-        out.push(HEX[usize::from(b >> 4)]);
-        out.push(HEX[usize::from(b & 0xf)]);
+fn write_hex(out: &mut Vec<u8>, bytes: &[u8; 32]) {
+    let mut buf = [0u8; 64];
+    for (pair, b) in buf.chunks_exact_mut(2).zip(bytes) {
+        pair[0] = HEX[usize::from(b >> 4)];
+        pair[1] = HEX[usize::from(b & 0xf)];
     }
+    out.extend_from_slice(&buf);
 }
 
 fn write_view<S: AsRef<str>>(out: &mut Vec<u8>, v: &View<'_, S>) {
@@ -1253,22 +1264,4 @@ mod tests {
         let actor: Vec<&str> = v["actor"].as_object().unwrap().keys().map(String::as_str).collect();
         assert_eq!(actor, ["kind", "role", "token_id", "user_id", "username"]);
     }
-}
-#[doc(hidden)]
-pub fn scratch_times(log: &[Vec<u8>]) -> (f64, f64, f64) {
-    let n = log.len() as f64;
-    let mut x = 0u64;
-    let t = std::time::Instant::now();
-    for b in log { x += std::str::from_utf8(b).map(|s| s.len() as u64).unwrap_or(0); }
-    let utf = t.elapsed().as_nanos() as f64 / n;
-    let t = std::time::Instant::now();
-    for b in log { x += parse_fast(b).map(|p| p.index).unwrap_or(0); }
-    let parse = t.elapsed().as_nanos() as f64 / n;
-    let ps: Vec<_> = log.iter().map(|b| parse_fast(b).unwrap()).collect();
-    let mut buf = Vec::new();
-    let t = std::time::Instant::now();
-    for p in &ps { buf.clear(); write_view(&mut buf, &p.view()); x += buf.len() as u64; }
-    let enc = t.elapsed().as_nanos() as f64 / n;
-    println!("{x}");
-    (utf, parse, enc)
 }

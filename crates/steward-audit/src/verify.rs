@@ -182,10 +182,56 @@ impl LogVerifier {
     }
 }
 
-/// Builds `n` synthetic entries of about 300 bytes with a signed head every
-/// 100,000 entries and at the end, verifies them with [`LogVerifier`] and
-/// returns the verification speed in entries per second (building the log
-/// is not timed). Panics only if the synthetic log fails to verify.
+/// A synthetic record of one of four everyday shapes (by `i % 4`): a user
+/// reading a contact, a token searching, a refused anonymous login, and a
+/// retention erasure by the system.
+fn synthetic_record(i: u64, base: chrono::DateTime<chrono::Utc>) -> AuditRecord {
+    let id = |k: u64| uuid::Uuid::from_u64_pair(0x0190_a5b4_7c3e_7000, 0x8000_0000_0000_0000 | (i << 4) | k);
+    let at = base + chrono::Duration::milliseconds(i64::try_from(i).unwrap_or(i64::MAX));
+    let user = |kind| Actor {
+        kind,
+        user_id: Some(id(1)),
+        token_id: (kind == ActorKind::Token).then(|| id(3)),
+        username: Some("alice".into()),
+        role: Some("sales".into()),
+    };
+    match i % 4 {
+        0 => {
+            let mut r = AuditRecord::new(at, user(ActorKind::User), "contact.read", Outcome::Ok);
+            r.purpose = Some("sales".into());
+            r.subject_id = Some(id(2));
+            r.record_ids = vec![id(2)];
+            r.fields = vec!["email".into(), "given_name".into()];
+            r.request_id = Some(format!("{i:016x}"));
+            r.client = Some("192.0.2.10".into());
+            r
+        }
+        1 => {
+            let mut r = AuditRecord::new(at, user(ActorKind::Token), "contact.search", Outcome::Ok);
+            r.purpose = Some("sales".into());
+            r.fields = vec!["email".into()];
+            r
+        }
+        2 => {
+            let mut r = AuditRecord::new(at, Actor::anonymous(), "auth.login", Outcome::Denied);
+            r.reason = Some("bad credentials".into());
+            r.client = Some("192.0.2.10".into());
+            r
+        }
+        _ => {
+            let mut r = AuditRecord::new(at, Actor::system(), "contact.erase", Outcome::Ok);
+            r.purpose = Some("retention".into());
+            r.subject_id = Some(id(2));
+            r
+        }
+    }
+}
+
+/// Builds `n` synthetic entries (four everyday shapes, 300 to 530 bytes,
+/// about 400 on average) with a signed head every 100,000 entries and at the
+/// end, verifies them with [`LogVerifier`] and returns the verification
+/// speed in entries per second (building the log is not timed). Panics only
+/// if the synthetic log fails to verify, which would be a bug here.
 #[must_use]
 pub fn bench_verify(n: usize) -> f64 {
     let Ok(key) = SigningKey::generate() else {
@@ -196,38 +242,20 @@ pub fn bench_verify(n: usize) -> f64 {
     let mut heads = Vec::new();
     let mut tree = TreeBuilder::new();
     let mut prev = [0u8; 32];
-    for i in 0..n as u64 {
-        let id = |k: u64| uuid::Uuid::from_u64_pair(0x0190_a5b4_7c3e_7000, 0x8000_0000_0000_0000 | (i << 4) | k);
-        let mut r = AuditRecord::new(
-            base + chrono::Duration::milliseconds(i as i64),
-            Actor {
-                kind: ActorKind::User,
-                user_id: Some(id(1)),
-                token_id: None,
-                username: Some("alice.example".into()),
-                role: Some("sales".into()),
-            },
-            "contact.read",
-            Outcome::Ok,
-        );
-        r.purpose = Some("sales".into());
-        r.subject_id = Some(id(2));
-        r.record_ids = vec![id(2)];
-        r.fields = vec!["email".into(), "given_name".into(), "phone".into()];
-        r.request_id = Some(format!("req-{i:016x}"));
-        r.client = Some("192.0.2.10".into());
-        let (bytes, hash) = seal_entry(i, &prev, &r);
+    let n = n as u64;
+    for i in 0..n {
+        let (bytes, hash) = seal_entry(i, &prev, &synthetic_record(i, base));
         tree.push(hash);
         prev = hash;
         log.push((bytes, hash));
-        if (i + 1) % 100_000 == 0 || i + 1 == n as u64 {
+        if (i + 1) % 100_000 == 0 || i + 1 == n {
             heads.push(SignedTreeHead::sign(&key, i + 1, 0, tree.root()));
         }
     }
     let start = Instant::now();
     let mut v = LogVerifier::new(heads, key.public_key());
-    for (i, (bytes, hash)) in log.iter().enumerate() {
-        if let Err(e) = v.push(i as u64, bytes, hash) {
+    for (i, (bytes, hash)) in (0..).zip(&log) {
+        if let Err(e) = v.push(i, bytes, hash) {
             panic!("the synthetic audit log does not verify: {e}");
         }
     }
@@ -249,6 +277,15 @@ mod tests {
     #[test]
     fn bench_runs() {
         assert!(bench_verify(300) > 0.0);
+        let base = chrono::DateTime::from_timestamp(1_769_851_800, 0).unwrap();
+        let sizes: Vec<usize> = (0..4)
+            .map(|i| seal_entry(i, &[0; 32], &synthetic_record(i, base)).0.len())
+            .collect();
+        let mean = sizes.iter().sum::<usize>() / 4;
+        assert!(
+            sizes.iter().all(|s| (250..=600).contains(s)) && (350..=450).contains(&mean),
+            "{sizes:?}"
+        );
     }
 
     /// Not a check: prints the figure. Run with
@@ -256,7 +293,12 @@ mod tests {
     #[test]
     #[ignore = "a measurement, not a test"]
     fn bench_figure() {
-        for _ in 0..3 {
+        let base = chrono::DateTime::from_timestamp(1_769_851_800, 0).unwrap();
+        let sizes: Vec<usize> = (0..4)
+            .map(|i| seal_entry(i, &[0; 32], &synthetic_record(i, base)).0.len())
+            .collect();
+        println!("entry sizes {sizes:?}");
+        for _ in 0..5 {
             println!("LogVerifier: {:.0} entries/s", bench_verify(1_000_000));
         }
     }
@@ -275,72 +317,5 @@ mod tests {
             LogVerifier::new(vec![bad], key.public_key()).finish(),
             Err(VerifyError::HeadMismatch { size: 0 })
         );
-    }
-}
-#[cfg(test)]
-mod scratch {
-    use super::*;
-    pub fn mk2(n: u64, lean: bool) -> Vec<(Vec<u8>, Hash)> { mk(n, lean) }
-    fn mk(n: u64, lean: bool) -> Vec<(Vec<u8>, Hash)> {
-        let base = chrono::DateTime::from_timestamp(1_769_851_800, 0).unwrap();
-        let mut log = Vec::new();
-        let mut prev = [0u8; 32];
-        for i in 0..n {
-            let id = |k: u64| uuid::Uuid::from_u64_pair(0x0190_a5b4_7c3e_7000, 0x8000_0000_0000_0000 | (i << 4) | k);
-            let mut r = AuditRecord::new(base + chrono::Duration::milliseconds(i as i64), Actor { kind: ActorKind::User, user_id: Some(id(1)), token_id: None, username: if lean { None } else { Some("alice.example".into()) }, role: if lean { None } else { Some("sales".into()) } }, "contact.read", Outcome::Ok);
-            r.purpose = Some("sales".into()); r.subject_id = Some(id(2));
-            if !lean {
-                r.record_ids = vec![id(2)];
-                r.fields = vec!["email".into(), "given_name".into(), "phone".into()];
-                r.request_id = Some(format!("req-{i:016x}")); r.client = Some("192.0.2.10".into());
-            } else { r.fields = vec!["email".into()]; }
-            let (b, h) = seal_entry(i, &prev, &r); prev = h; log.push((b, h));
-        }
-        log
-    }
-    #[test]
-    #[ignore = "scratch"]
-    fn breakdown() {
-        let n = 200_000u64;
-        for lean in [true, false] {
-            let log = mk(n, lean);
-            println!("entry size {}", log[0].0.len());
-            let mut best = [f64::MAX; 4];
-            let mut x = 0u8;
-            for _ in 0..7 {
-                let t = Instant::now();
-                for (b, _) in &log { x ^= leaf_hash(b)[0]; }
-                best[0] = best[0].min(t.elapsed().as_nanos() as f64 / n as f64);
-                let t = Instant::now();
-                let mut tb = TreeBuilder::new();
-                for (_, h) in &log { tb.push(*h); }
-                best[1] = best[1].min(t.elapsed().as_nanos() as f64 / n as f64);
-                let mut buf = Vec::new();
-                let t = Instant::now();
-                for (b, _) in &log { x ^= check_canonical(b, &mut buf).unwrap().prev[0]; }
-                best[2] = best[2].min(t.elapsed().as_nanos() as f64 / n as f64);
-                let t = Instant::now();
-                let mut v = LogVerifier::new(vec![], [0; 32]);
-                for (i, (b, h)) in log.iter().enumerate() { v.push(i as u64, b, h).unwrap(); }
-                best[3] = best[3].min(t.elapsed().as_nanos() as f64 / n as f64);
-            }
-            println!("hash {:.0} ns, push {:.0} ns, canonical {:.0} ns, verifier {:.0} ns = {:.0}/s {x}", best[0], best[1], best[2], best[3], 1e9 / best[3]);
-        }
-    }
-}
-#[cfg(test)]
-mod scratch2 {
-    #[test]
-    #[ignore = "scratch"]
-    fn parts() {
-        for lean in [true, false] {
-            let log: Vec<Vec<u8>> = super::scratch::mk2(200_000, lean).into_iter().map(|e| e.0).collect();
-            let mut best = (f64::MAX, f64::MAX, f64::MAX);
-            for _ in 0..7 {
-                let (a, b, c) = crate::entry::scratch_times(&log);
-                best = (best.0.min(a), best.1.min(b), best.2.min(c));
-            }
-            println!("utf8 {:.0} ns, parse_fast {:.0} ns, encode {:.0} ns", best.0, best.1, best.2);
-        }
     }
 }

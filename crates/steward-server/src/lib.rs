@@ -4,6 +4,8 @@
 //! graceful shutdown; over plain HTTP ([`serve`]) or HTTPS
 //! ([`tls::serve_tls`]).
 
+#![recursion_limit = "256"]
+
 pub mod extract;
 pub mod openapi;
 pub mod problem;
@@ -27,7 +29,7 @@ use tower_http::set_header::SetResponseHeaderLayer;
 use tower_http::trace::TraceLayer;
 
 use crate::openapi::Op;
-use crate::routes::{auth, contacts, crm, meta};
+use crate::routes::{audit, auth, contacts, crm, meta};
 
 #[derive(Clone)]
 pub struct AppState {
@@ -56,6 +58,23 @@ const Q_CONTACTS: &[(&str, &str, &str)] = &[
     ("q", "string", "whole word of a name; several words must all match"),
     ("cursor", "string", "next_cursor from the previous page"),
     ("limit", "integer", "page size, 1 to 200 (default 50)"),
+];
+
+const Q_AUDIT: &[(&str, &str, &str)] = &[
+    ("subject_id", "string", "a contact (data subject) id"),
+    ("actor", "string", "a user id, token id or username"),
+    ("from", "string", "RFC 3339 date-time, inclusive"),
+    ("to", "string", "RFC 3339 date-time, exclusive"),
+    ("cursor", "string", "next_cursor from the previous page"),
+    ("limit", "integer", "page size, 1 to 200 (default 50)"),
+];
+const Q_INCLUSION: &[(&str, &str, &str)] = &[
+    ("index", "integer", "the entry's index"),
+    ("tree_size", "integer", "the size of the tree (a signed tree head's tree_size)"),
+];
+const Q_CONSISTENCY: &[(&str, &str, &str)] = &[
+    ("first", "integer", "the smaller tree size"),
+    ("second", "integer", "the larger tree size"),
 ];
 
 const fn op(
@@ -241,6 +260,12 @@ fn endpoints() -> Vec<(Method, &'static str, MethodRouter<AppState>, Op)> {
                 )
             },
         ),
+        (M::GET, "/api/v1/contacts/{id}/access-log", get(audit::access_log), Op { query: Q_PAGE, ..op("contactAccessLog", "Who accessed this person's data, when and for what purpose (dpo, auditor)", "audit", false, None, (200, Some("AccessLog")), &[400, 404, 422]) }),
+        (M::GET, "/api/v1/audit", get(audit::list), Op { query: Q_AUDIT, ..op("listAudit", "Audit entries, oldest first (dpo, auditor)", "audit", false, None, (200, Some("AuditPage")), &[400, 422]) }),
+        (M::GET, "/api/v1/audit/tree-head", get(audit::tree_head), op("auditTreeHead", "The current signed tree head (RFC 9162 Merkle tree, Ed25519)", "audit", false, None, (200, Some("TreeHead")), &[])),
+        (M::GET, "/api/v1/audit/entries/{index}", get(audit::entry), op("auditEntry", "One audit entry and its exact bytes", "audit", false, None, (200, Some("AuditEntry")), &[404])),
+        (M::GET, "/api/v1/audit/proof/inclusion", get(audit::inclusion), Op { query: Q_INCLUSION, ..op("auditInclusionProof", "Inclusion proof of an entry in a tree of a given size", "audit", false, None, (200, Some("InclusionProof")), &[400, 422]) }),
+        (M::GET, "/api/v1/audit/proof/consistency", get(audit::consistency), Op { query: Q_CONSISTENCY, ..op("auditConsistencyProof", "Consistency proof between two tree sizes", "audit", false, None, (200, Some("ConsistencyProof")), &[400, 422]) }),
         (
             M::POST,
             "/api/v1/organizations",
@@ -446,6 +471,6 @@ pub async fn serve(
             Ok(())
         }
     };
-    service.close().await;
+    service.shutdown().await;
     result
 }

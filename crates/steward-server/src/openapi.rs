@@ -121,6 +121,23 @@ fn schemas(inv: &Inventory) -> Value {
             "username": {"type": "string"}, "password": {"type": "string", "format": "password"}, "totp": {"type": "string"}}},
         "LoginOutput": {"type": "object", "required": ["token"], "properties": {
             "token": {"type": "string"}, "token_type": {"type": "string"}, "expires_in": {"type": "integer"}}},
+        "AuditEntry": {"type": "object", "required": ["index", "leaf_hash", "entry"], "properties": {
+            "index": {"type": "integer"}, "leaf_hash": {"type": "string", "contentEncoding": "base64"},
+            "entry": {"type": "object", "description": "The decoded entry: ids, field names, purpose and outcome; never personal data"},
+            "entry_base64": {"type": "string", "contentEncoding": "base64", "description": "The exact entry bytes; leaf hash = SHA-256(0x00 || bytes)"}}},
+        "AuditPage": page_of("AuditEntry"),
+        "AccessLog": {"type": "object", "properties": {"items": {"type": "array", "items": {"type": "object"}}, "next_cursor": {"type": ["string", "null"]}}},
+        "TreeHead": {"type": "object", "required": ["tree_size", "root_hash", "timestamp", "signature", "public_key", "signed_bytes"], "properties": {
+            "tree_size": {"type": "integer"}, "root_hash": {"type": "string", "contentEncoding": "base64"},
+            "timestamp": {"type": "string", "format": "date-time"}, "timestamp_ms": {"type": "integer"},
+            "signature": {"type": "string", "contentEncoding": "base64"}, "public_key": {"type": "string", "contentEncoding": "base64"},
+            "key_id": {"type": "string"}, "signature_algorithm": {"type": "string"}, "hash_algorithm": {"type": "string"},
+            "signed_bytes": {"type": "string", "contentEncoding": "base64",
+                "description": "steward-audit-tree-head-v1 and a newline, tree_size (u64 BE), timestamp_ms (i64 BE), root hash (32 bytes)"}}},
+        "InclusionProof": {"type": "object", "properties": {"index": {"type": "integer"}, "tree_size": {"type": "integer"},
+            "leaf_hash": {"type": "string"}, "root_hash": {"type": "string"}, "audit_path": {"type": "array", "items": {"type": "string"}}}},
+        "ConsistencyProof": {"type": "object", "properties": {"first": {"type": "integer"}, "second": {"type": "integer"},
+            "first_root_hash": {"type": "string"}, "second_root_hash": {"type": "string"}, "consistency_path": {"type": "array", "items": {"type": "string"}}}},
         "Health": {"type": "object", "properties": {"status": {"type": "string"}}},
         "OpenApi": {"type": "object"},
         "Problem": {"type": "object", "required": ["type", "title", "status", "detail"], "properties": {

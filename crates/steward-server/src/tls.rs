@@ -272,7 +272,7 @@ pub async fn serve_tls(
     if drained.is_err() {
         tracing::warn!("requests still open after the shutdown grace period; closing");
     }
-    service.close().await;
+    service.shutdown().await;
     Ok(())
 }
 

@@ -225,26 +225,43 @@ impl Service {
         .await
     }
 
-    /// The Merkle root at `size`, extending the cached frontier as needed.
+    /// The current size and Merkle root, extending the cached frontier with
+    /// the entries appended since. Whenever the frontier passes the size of
+    /// a stored tree head, its root must equal the head's: a log changed
+    /// under a signed head is never signed again.
     async fn root_at_current(&self) -> ServiceResult<(u64, Hash)> {
         let size = self.store.audit_size().await?;
-        let have = self.audit.tree.lock().map_err(|_| ServiceError::Internal("audit tree poisoned".into()))?.size();
-        let mut from = have;
+        let heads = self.store.tree_heads().await?;
+        let lock = || self.audit.tree.lock().map_err(|_| ServiceError::Internal("audit tree poisoned".into()));
+        let mut from = lock()?.size();
         while from < size {
             let to = (from + u64::from(VERIFY_CHUNK)).min(size);
             let leaves = self.store.audit_leaf_hashes(from, to).await?;
             if leaves.len() as u64 != to - from {
                 return Err(ServiceError::Internal("the audit log has a gap; run `steward audit verify`".into()));
             }
-            let mut tree = self.audit.tree.lock().map_err(|_| ServiceError::Internal("audit tree poisoned".into()))?;
-            if tree.size() == from {
-                for l in leaves {
-                    tree.push(l);
+            let mut tree = lock()?;
+            if tree.size() != from {
+                // Another task extended the frontier meanwhile.
+                from = tree.size();
+                continue;
+            }
+            for leaf in leaves {
+                tree.push(leaf);
+                if let Some(head) = heads.iter().find(|h| h.tree_size == tree.size()) {
+                    if head.root != tree.root() {
+                        *tree = TreeBuilder::new();
+                        tracing::error!(tree_size = head.tree_size, "the audit log does not match a signed tree head");
+                        return Err(ServiceError::Internal(format!(
+                            "the audit log no longer matches its signed tree head at size {}; run `steward audit verify`",
+                            head.tree_size
+                        )));
+                    }
                 }
             }
             from = tree.size();
         }
-        let tree = self.audit.tree.lock().map_err(|_| ServiceError::Internal("audit tree poisoned".into()))?;
+        let tree = lock()?;
         if tree.size() != size {
             return Err(ServiceError::Internal("the audit log shrank; run `steward audit verify`".into()));
         }
@@ -348,6 +365,11 @@ impl Service {
             }
         }
         Ok(items)
+    }
+
+    /// Entries `from..from+limit` for export by the operator (CLI).
+    pub async fn audit_export_chunk(&self, from: u64, limit: u32) -> ServiceResult<Vec<AuditEntryView>> {
+        self.store.audit_entries(from, limit).await?.into_iter().map(Self::view_entry).collect()
     }
 
     /// Recomputes every leaf and the tree, and checks every stored tree

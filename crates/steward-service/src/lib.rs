@@ -185,10 +185,16 @@ impl Service {
 
     /// Finishes queued writes and closes the database.
     pub async fn close(&self) {
+        self.store.close().await;
+    }
+
+    /// What the server does when it stops: sign a final tree head covering
+    /// everything it recorded, then close.
+    pub async fn shutdown(&self) {
         if let Err(e) = self.sign_tree_head().await {
             tracing::warn!(error = %e, "could not sign a final audit tree head");
         }
-        self.store.close().await;
+        self.close().await;
     }
 }
 

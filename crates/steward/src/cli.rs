@@ -52,6 +52,9 @@ pub enum Command {
     /// Manage encryption keys.
     #[command(subcommand)]
     Keys(KeysCommand),
+    /// Check and export the audit log.
+    #[command(subcommand)]
+    Audit(AuditCommand),
     /// Measure throughput against baselines taken in the same run.
     Bench(crate::bench::BenchArgs),
 }
@@ -81,6 +84,31 @@ pub enum UserCommand {
         #[arg(long, required = true)]
         password_stdin: bool,
     },
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum AuditFormat {
+    /// One canonical entry per line, exactly as stored and hashed.
+    Jsonl,
+    /// One OCSF API Activity (class 6003) event per line, for a SIEM.
+    Ocsf,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum AuditCommand {
+    /// Recompute every leaf and the Merkle tree, and check every signed tree
+    /// head; exit 1 naming the first entry that fails.
+    Verify,
+    /// Export audit entries as JSON lines.
+    Export {
+        #[arg(long, value_enum, default_value = "jsonl")]
+        format: AuditFormat,
+        /// Write to this file (mode 0600) instead of standard output.
+        #[arg(long, short)]
+        output: Option<PathBuf>,
+    },
+    /// Sign a tree head of the log as it is now and print it.
+    TreeHead,
 }
 
 #[derive(Debug, Subcommand)]
@@ -166,6 +194,9 @@ pub fn init_tracing(cli: &Cli) {
         .with_target(false)
         .try_init();
 }
+
+/// How often `serve` signs a tree head of the audit log (when it has grown).
+const TREE_HEAD_INTERVAL: std::time::Duration = std::time::Duration::from_secs(60);
 
 /// The environment variable that may carry the master key itself.
 pub const MASTER_KEY_ENV: &str = "STEWARD_MASTER_KEY";
@@ -298,6 +329,7 @@ pub async fn run(cli: Cli) -> Result<ExitCode> {
             );
             Ok(ExitCode::SUCCESS)
         }
+        Command::Audit(cmd) => crate::audit::run(&cli, cmd).await,
         Command::Bench(args) => crate::bench::run(&cli, args).await,
     }
 }
@@ -340,11 +372,26 @@ async fn serve(cli: &Cli, args: &ServeArgs) -> Result<ExitCode> {
     } else {
         println!("Sign in with POST /api/v1/auth/login, or create an API token with: steward token create USERNAME");
     }
-    match tls {
+    // Signed tree heads, regularly (and on demand through the API).
+    let signer = {
+        let service = Arc::clone(&service);
+        tokio::spawn(async move {
+            let mut every = tokio::time::interval(TREE_HEAD_INTERVAL);
+            every.tick().await;
+            loop {
+                every.tick().await;
+                if let Err(e) = service.sign_tree_head().await {
+                    tracing::warn!(error = %e, "could not sign an audit tree head");
+                }
+            }
+        })
+    };
+    let served = match tls {
         Some(config) => steward_server::serve_tls(listener, Arc::clone(&service), config, shutdown_signal()).await,
         None => steward_server::serve(listener, Arc::clone(&service), shutdown_signal()).await,
-    }
-    .context("the server failed")?;
+    };
+    signer.abort();
+    served.context("the server failed")?;
     eprintln!("Steward stopped; all acknowledged writes are committed.");
     Ok(ExitCode::SUCCESS)
 }

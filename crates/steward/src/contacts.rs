@@ -355,7 +355,7 @@ async fn import(
     })
 }
 
-fn create_private_file(path: &Path) -> Result<std::fs::File> {
+pub(crate) fn create_private_file(path: &Path) -> Result<std::fs::File> {
     let mut opts = std::fs::OpenOptions::new();
     opts.write(true).create(true).truncate(true);
     #[cfg(unix)]

@@ -3,6 +3,7 @@
 //! Exit codes: 0 success, 1 a check failed or the operation was refused,
 //! 2 usage error. Errors are one sentence on stderr, never a backtrace.
 
+mod audit;
 mod bench;
 mod cli;
 mod contacts;

@@ -1,6 +1,7 @@
 //! HTTP handlers: thin adapters that parse input, call the service and
 //! render the result. No policy and no SQL here.
 
+pub mod audit;
 pub mod auth;
 pub mod contacts;
 pub mod crm;
