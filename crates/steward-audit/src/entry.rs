@@ -382,7 +382,7 @@ fn write_time(out: &mut Vec<u8>, at: &DateTime<Utc>) {
     let [d1, d2] = two(date.day());
     let [h1, h2] = two(time.hour());
     let [mi1, mi2] = two(time.minute());
-    let [s1, s2] = two(second % 60);
+    let [s1, s2] = two(second);
     let [f1, f2] = two(micros / 10_000);
     let [f3, f4] = two(micros / 100);
     let [f5, f6] = two(micros);

@@ -30,6 +30,19 @@ pub struct TestApp {
     pub _db: Option<TestDatabase>,
 }
 
+/// A raw row of the audit log table.
+#[derive(Debug, Clone)]
+pub struct AuditRow {
+    pub idx: i64,
+    pub entry: Vec<u8>,
+    pub leaf: Vec<u8>,
+    pub at: i64,
+    pub subject: Option<uuid::Uuid>,
+    pub user: Option<uuid::Uuid>,
+    pub token: Option<uuid::Uuid>,
+    pub action: String,
+}
+
 pub const ROLES: [&str; 6] = ["admin", "dpo", "sales", "support", "marketing", "auditor"];
 
 pub struct Resp {
@@ -133,6 +146,72 @@ impl TestApp {
                     .execute("UPDATE contacts SET fields = $1 WHERE subject_id = $2", &[&blob, &uuid])
                     .await
                     .unwrap();
+            }
+        }
+    }
+
+    /// Every audit row: (idx, entry, leaf_hash, at, subject_id, actor_user, actor_token, action).
+    pub async fn audit_rows(&self) -> Vec<AuditRow> {
+        match self.backend {
+            Backend::Sqlite => {
+                let c = rusqlite::Connection::open(self.data_dir().join("steward.db")).unwrap();
+                let mut stmt = c
+                    .prepare("SELECT idx, entry, leaf_hash, at, subject_id, actor_user, actor_token, action FROM audit_log ORDER BY idx")
+                    .unwrap();
+                let rows = stmt
+                    .query_map([], |r| {
+                        let opt = |i: usize| -> rusqlite::Result<Option<uuid::Uuid>> {
+                            Ok(r.get::<_, Option<Vec<u8>>>(i)?.map(|b| uuid::Uuid::from_slice(&b).unwrap()))
+                        };
+                        Ok(AuditRow { idx: r.get(0)?, entry: r.get(1)?, leaf: r.get(2)?, at: r.get(3)?, subject: opt(4)?, user: opt(5)?, token: opt(6)?, action: r.get(7)? })
+                    })
+                    .unwrap();
+                rows.map(Result::unwrap).collect()
+            }
+            Backend::Postgres => {
+                let client = self.pg_client().await;
+                client
+                    .query("SELECT idx, entry, leaf_hash, at, subject_id, actor_user, actor_token, action FROM audit_log ORDER BY idx", &[])
+                    .await
+                    .unwrap()
+                    .iter()
+                    .map(|r| AuditRow { idx: r.get(0), entry: r.get(1), leaf: r.get(2), at: r.get(3), subject: r.get(4), user: r.get(5), token: r.get(6), action: r.get(7) })
+                    .collect()
+            }
+        }
+    }
+
+    /// Replaces the whole audit log table with `rows`, behind the service's back.
+    pub async fn set_audit_rows(&self, rows: &[AuditRow]) {
+        match self.backend {
+            Backend::Sqlite => {
+                let mut c = rusqlite::Connection::open(self.data_dir().join("steward.db")).unwrap();
+                c.busy_timeout(std::time::Duration::from_secs(5)).unwrap();
+                let tx = c.transaction().unwrap();
+                tx.execute("DELETE FROM audit_log", []).unwrap();
+                for r in rows {
+                    let b = |u: &Option<uuid::Uuid>| u.map(|u| u.as_bytes().to_vec());
+                    tx.execute(
+                        "INSERT INTO audit_log (idx, entry, leaf_hash, at, subject_id, actor_user, actor_token, action) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+                        rusqlite::params![r.idx, r.entry, r.leaf, r.at, b(&r.subject), b(&r.user), b(&r.token), r.action],
+                    )
+                    .unwrap();
+                }
+                tx.commit().unwrap();
+            }
+            Backend::Postgres => {
+                let mut client = self.pg_client().await;
+                let tx = client.transaction().await.unwrap();
+                tx.execute("DELETE FROM audit_log", &[]).await.unwrap();
+                for r in rows {
+                    tx.execute(
+                        "INSERT INTO audit_log (idx, entry, leaf_hash, at, subject_id, actor_user, actor_token, action) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+                        &[&r.idx, &r.entry, &r.leaf, &r.at, &r.subject, &r.user, &r.token, &r.action],
+                    )
+                    .await
+                    .unwrap();
+                }
+                tx.commit().await.unwrap();
             }
         }
     }
