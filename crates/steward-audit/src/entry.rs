@@ -1106,6 +1106,20 @@ mod tests {
     }
 
     #[test]
+    fn leap_seconds_round_trip() {
+        let mut e = sample();
+        let date = NaiveDate::from_ymd_opt(2016, 12, 31).unwrap();
+        e.record.at = date.and_time(NaiveTime::from_hms_micro_opt(23, 59, 59, 1_250_000).unwrap()).and_utc();
+        let bytes = encode_entry(&e);
+        let text = String::from_utf8(bytes.clone()).unwrap();
+        assert!(text.contains("\"at\":\"2016-12-31T23:59:60.250000Z\""), "{text}");
+        assert_eq!(decode_entry(&bytes).unwrap(), e);
+        // Second 60 only stands for a leap second; 61 is no time at all.
+        let bad = text.replacen(":60.250000Z", ":61.250000Z", 1);
+        assert!(matches!(decode_entry(bad.as_bytes()), Err(DecodeError::BadTimestamp(_))));
+    }
+
+    #[test]
     fn rejects_non_canonical_input() {
         let golden = GOLDEN.to_owned();
         let variants = [

@@ -37,7 +37,7 @@ pub fn to_ocsf(entry: &AuditEntry) -> Value {
     let (activity_id, activity_name) = activity(&r.action);
     let (status, status_id) = match r.outcome {
         Outcome::Ok => ("Success", 1),
-        Outcome::Denied | Outcome::Failed => ("Success", 1),
+        Outcome::Denied | Outcome::Failed => ("Failure", 2),
     };
 
     let mut user = Map::new();
