@@ -50,7 +50,9 @@
 //! This is exactly what Python's
 //! `json.dumps(obj, ensure_ascii=False, separators=(",", ":"), sort_keys=True)`
 //! produces, and the RFC 8785 (JCS) form of the object as long as `index` is
-//! below 2^53. Example (one line):
+//! below 2^53. An example, wrapped here (the bytes are one line; the
+//! `golden_bytes` test in this module pins a complete entry and its leaf
+//! hash):
 //!
 //! ```text
 //! {"action":"contact.read","actor":{"kind":"user","role":"sales","token_id":null,
@@ -62,7 +64,8 @@
 //! ```
 //!
 //! [`decode_entry`] accepts only these bytes: it parses, re-encodes and
-//! compares, so there is exactly one byte string per entry.
+//! compares, so there is exactly one byte string per entry. Version 1 has no
+//! room for extra keys; a future version changes `v`.
 
 use std::borrow::Cow;
 use std::fmt;
@@ -159,7 +162,10 @@ impl Outcome {
 /// subjects: ids, field names, purpose names, outcomes (see the module docs).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct AuditRecord {
-    /// When it happened (encoded with microsecond precision).
+    /// When it happened. Encoded (and serialised) as RFC 3339 UTC with
+    /// exactly six fractional digits and `Z`; deserialisation accepts any
+    /// RFC 3339 timestamp.
+    #[serde(with = "at_format")]
     pub at: DateTime<Utc>,
     pub actor: Actor,
     /// e.g. "contact.read", "contact.create", "contact.search", "auth.login", "key.rotate".
@@ -198,6 +204,23 @@ impl AuditRecord {
             request_id: None,
             client: None,
         }
+    }
+}
+
+/// Serde for [`AuditRecord::at`]: written as in the canonical encoding.
+mod at_format {
+    use chrono::{DateTime, Utc};
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(at: &DateTime<Utc>, s: S) -> Result<S::Ok, S::Error> {
+        let mut buf = Vec::with_capacity(40);
+        super::write_time(&mut buf, at);
+        let quoted = std::str::from_utf8(&buf).map_err(serde::ser::Error::custom)?;
+        s.serialize_str(quoted.trim_matches('"'))
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<DateTime<Utc>, D::Error> {
+        DateTime::<Utc>::deserialize(d)
     }
 }
 
@@ -1106,17 +1129,36 @@ mod tests {
     }
 
     #[test]
+    fn serde_of_a_record_writes_microseconds() {
+        let r = sample().record;
+        let json = serde_json::to_string(&r).unwrap();
+        assert!(json.contains("\"at\":\"2026-01-31T09:30:00.000000Z\""), "{json}");
+        assert!(
+            json.contains("\"outcome\":\"ok\"") && json.contains("\"kind\":\"user\""),
+            "{json}"
+        );
+        assert_eq!(serde_json::from_str::<AuditRecord>(&json).unwrap(), r);
+        let other = json.replace("2026-01-31T09:30:00.000000Z", "2026-01-31T10:30:00+01:00");
+        assert_eq!(serde_json::from_str::<AuditRecord>(&other).unwrap(), r);
+    }
+
+    #[test]
     fn leap_seconds_round_trip() {
         let mut e = sample();
         let date = NaiveDate::from_ymd_opt(2016, 12, 31).unwrap();
-        e.record.at = date.and_time(NaiveTime::from_hms_micro_opt(23, 59, 59, 1_250_000).unwrap()).and_utc();
+        e.record.at = date
+            .and_time(NaiveTime::from_hms_micro_opt(23, 59, 59, 1_250_000).unwrap())
+            .and_utc();
         let bytes = encode_entry(&e);
         let text = String::from_utf8(bytes.clone()).unwrap();
         assert!(text.contains("\"at\":\"2016-12-31T23:59:60.250000Z\""), "{text}");
         assert_eq!(decode_entry(&bytes).unwrap(), e);
         // Second 60 only stands for a leap second; 61 is no time at all.
         let bad = text.replacen(":60.250000Z", ":61.250000Z", 1);
-        assert!(matches!(decode_entry(bad.as_bytes()), Err(DecodeError::BadTimestamp(_))));
+        assert!(matches!(
+            decode_entry(bad.as_bytes()),
+            Err(DecodeError::BadTimestamp(_))
+        ));
     }
 
     #[test]

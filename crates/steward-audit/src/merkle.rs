@@ -130,7 +130,7 @@ pub enum ProofError {
 
 /// The largest power of two smaller than `n` (`n >= 2`).
 fn split_point(n: u64) -> u64 {
-    1 << (63 - n.leading_zeros())
+    1 << (63 - (n - 1).leading_zeros())
 }
 
 fn leaves_for(leaves: &[Hash], size: u64) -> Result<&[Hash], ProofError> {

@@ -215,7 +215,10 @@ impl FromRequestParts<AppState> for Ctx {
                     .trim(),
             ),
         };
-        let ctx = state.service.context(principal, purpose, request_id(&parts.headers), client_address(parts)).await?;
+        let ctx = state
+            .service
+            .context(principal, purpose, request_id(&parts.headers), client_address(parts))
+            .await?;
         Ok(Ctx(ctx))
     }
 }

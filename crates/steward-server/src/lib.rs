@@ -70,7 +70,11 @@ const Q_AUDIT: &[(&str, &str, &str)] = &[
 ];
 const Q_INCLUSION: &[(&str, &str, &str)] = &[
     ("index", "integer", "the entry's index"),
-    ("tree_size", "integer", "the size of the tree (a signed tree head's tree_size)"),
+    (
+        "tree_size",
+        "integer",
+        "the size of the tree (a signed tree head's tree_size)",
+    ),
 ];
 const Q_CONSISTENCY: &[(&str, &str, &str)] = &[
     ("first", "integer", "the smaller tree size"),
@@ -260,12 +264,102 @@ fn endpoints() -> Vec<(Method, &'static str, MethodRouter<AppState>, Op)> {
                 )
             },
         ),
-        (M::GET, "/api/v1/contacts/{id}/access-log", get(audit::access_log), Op { query: Q_PAGE, ..op("contactAccessLog", "Who accessed this person's data, when and for what purpose (dpo, auditor)", "audit", false, None, (200, Some("AccessLog")), &[400, 404, 422]) }),
-        (M::GET, "/api/v1/audit", get(audit::list), Op { query: Q_AUDIT, ..op("listAudit", "Audit entries, oldest first (dpo, auditor)", "audit", false, None, (200, Some("AuditPage")), &[400, 422]) }),
-        (M::GET, "/api/v1/audit/tree-head", get(audit::tree_head), op("auditTreeHead", "The current signed tree head (RFC 9162 Merkle tree, Ed25519)", "audit", false, None, (200, Some("TreeHead")), &[])),
-        (M::GET, "/api/v1/audit/entries/{index}", get(audit::entry), op("auditEntry", "One audit entry and its exact bytes", "audit", false, None, (200, Some("AuditEntry")), &[404])),
-        (M::GET, "/api/v1/audit/proof/inclusion", get(audit::inclusion), Op { query: Q_INCLUSION, ..op("auditInclusionProof", "Inclusion proof of an entry in a tree of a given size", "audit", false, None, (200, Some("InclusionProof")), &[400, 422]) }),
-        (M::GET, "/api/v1/audit/proof/consistency", get(audit::consistency), Op { query: Q_CONSISTENCY, ..op("auditConsistencyProof", "Consistency proof between two tree sizes", "audit", false, None, (200, Some("ConsistencyProof")), &[400, 422]) }),
+        (
+            M::GET,
+            "/api/v1/contacts/{id}/access-log",
+            get(audit::access_log),
+            Op {
+                query: Q_PAGE,
+                ..op(
+                    "contactAccessLog",
+                    "Who accessed this person's data, when and for what purpose (dpo, auditor)",
+                    "audit",
+                    false,
+                    None,
+                    (200, Some("AccessLog")),
+                    &[400, 404, 422],
+                )
+            },
+        ),
+        (
+            M::GET,
+            "/api/v1/audit",
+            get(audit::list),
+            Op {
+                query: Q_AUDIT,
+                ..op(
+                    "listAudit",
+                    "Audit entries, oldest first (dpo, auditor)",
+                    "audit",
+                    false,
+                    None,
+                    (200, Some("AuditPage")),
+                    &[400, 422],
+                )
+            },
+        ),
+        (
+            M::GET,
+            "/api/v1/audit/tree-head",
+            get(audit::tree_head),
+            op(
+                "auditTreeHead",
+                "The current signed tree head (RFC 9162 Merkle tree, Ed25519)",
+                "audit",
+                false,
+                None,
+                (200, Some("TreeHead")),
+                &[],
+            ),
+        ),
+        (
+            M::GET,
+            "/api/v1/audit/entries/{index}",
+            get(audit::entry),
+            op(
+                "auditEntry",
+                "One audit entry and its exact bytes",
+                "audit",
+                false,
+                None,
+                (200, Some("AuditEntry")),
+                &[404],
+            ),
+        ),
+        (
+            M::GET,
+            "/api/v1/audit/proof/inclusion",
+            get(audit::inclusion),
+            Op {
+                query: Q_INCLUSION,
+                ..op(
+                    "auditInclusionProof",
+                    "Inclusion proof of an entry in a tree of a given size",
+                    "audit",
+                    false,
+                    None,
+                    (200, Some("InclusionProof")),
+                    &[400, 422],
+                )
+            },
+        ),
+        (
+            M::GET,
+            "/api/v1/audit/proof/consistency",
+            get(audit::consistency),
+            Op {
+                query: Q_CONSISTENCY,
+                ..op(
+                    "auditConsistencyProof",
+                    "Consistency proof between two tree sizes",
+                    "audit",
+                    false,
+                    None,
+                    (200, Some("ConsistencyProof")),
+                    &[400, 422],
+                )
+            },
+        ),
         (
             M::POST,
             "/api/v1/organizations",
@@ -456,7 +550,11 @@ pub async fn serve(
     let app = router(Arc::clone(&service));
     let begun = Arc::new(tokio::sync::Notify::new());
     let signal = Arc::clone(&begun);
-    let server = axum::serve(listener, app.into_make_service_with_connect_info::<std::net::SocketAddr>()).with_graceful_shutdown(async move {
+    let server = axum::serve(
+        listener,
+        app.into_make_service_with_connect_info::<std::net::SocketAddr>(),
+    )
+    .with_graceful_shutdown(async move {
         shutdown.await;
         signal.notify_one();
     });

@@ -19,8 +19,8 @@ use steward_domain::SubjectId;
 use steward_store::{AuditFilter, StoredAuditEntry, WriteOp};
 use uuid::Uuid;
 
-use crate::context::RequestContext;
 use crate::contacts::{page_size, Page};
+use crate::context::RequestContext;
 use crate::error::{ServiceError, ServiceResult};
 use crate::Service;
 
@@ -102,7 +102,11 @@ pub struct AccessLogItem {
 fn actor_of(ctx: &RequestContext) -> Actor {
     let p = &ctx.principal;
     Actor {
-        kind: if p.token_id.is_some() { ActorKind::Token } else { ActorKind::User },
+        kind: if p.token_id.is_some() {
+            ActorKind::Token
+        } else {
+            ActorKind::User
+        },
         user_id: Some(*p.user_id.as_uuid()),
         token_id: p.token_id.map(|t| *t.as_uuid()),
         username: Some(p.username.clone()),
@@ -134,7 +138,14 @@ impl Service {
     }
 
     /// A successful operation's entry.
-    pub(crate) fn audit_ok(&self, ctx: &RequestContext, action: &str, subject: Option<SubjectId>, records: &[Uuid], fields: Vec<String>) -> WriteOp {
+    pub(crate) fn audit_ok(
+        &self,
+        ctx: &RequestContext,
+        action: &str,
+        subject: Option<SubjectId>,
+        records: &[Uuid],
+        fields: Vec<String>,
+    ) -> WriteOp {
         self.audit_record(ctx, action, Outcome::Ok, subject, records, fields, None)
     }
 
@@ -148,7 +159,14 @@ impl Service {
     }
 
     /// Appends an entry with an explicit actor (sign-in attempts).
-    pub(crate) async fn audit_actor(&self, actor: Actor, action: &str, outcome: Outcome, client: Option<String>, reason: Option<&str>) -> ServiceResult<()> {
+    pub(crate) async fn audit_actor(
+        &self,
+        actor: Actor,
+        action: &str,
+        outcome: Outcome,
+        client: Option<String>,
+        reason: Option<&str>,
+    ) -> ServiceResult<()> {
         let mut r = AuditRecord::new(Utc::now(), actor, action, outcome);
         r.client = client;
         r.reason = reason.map(str::to_string);
@@ -157,11 +175,25 @@ impl Service {
 
     /// Runs a use case; a refusal (403) is recorded as a denied entry
     /// before it is returned.
-    pub(crate) async fn guard<T>(&self, ctx: &RequestContext, action: &str, subject: Option<SubjectId>, f: impl Future<Output = ServiceResult<T>>) -> ServiceResult<T> {
+    pub(crate) async fn guard<T>(
+        &self,
+        ctx: &RequestContext,
+        action: &str,
+        subject: Option<SubjectId>,
+        f: impl Future<Output = ServiceResult<T>>,
+    ) -> ServiceResult<T> {
         let result = f.await;
         if let Err(ServiceError::Forbidden(reason)) = &result {
             let records: Vec<Uuid> = subject.iter().map(|s| *s.as_uuid()).collect();
-            let op = self.audit_record(ctx, action, Outcome::Denied, subject, &records, vec![], Some(reason.clone()));
+            let op = self.audit_record(
+                ctx,
+                action,
+                Outcome::Denied,
+                subject,
+                &records,
+                vec![],
+                Some(reason.clone()),
+            );
             if let Err(e) = self.store.write(vec![op]).await {
                 tracing::error!(error = %e, action, "could not record a denial in the audit log");
             }
@@ -170,11 +202,17 @@ impl Service {
     }
 
     fn require_audit_reader(&self, ctx: &RequestContext) -> ServiceResult<()> {
-        let allowed = self.inventory.role(&ctx.principal.role).is_some_and(|r| r.actions.iter().any(|a| a == AUDIT_READ));
+        let allowed = self
+            .inventory
+            .role(&ctx.principal.role)
+            .is_some_and(|r| r.actions.iter().any(|a| a == AUDIT_READ));
         if allowed {
             Ok(())
         } else {
-            Err(ServiceError::Forbidden(format!("role '{}' may not read the audit log", ctx.principal.role)))
+            Err(ServiceError::Forbidden(format!(
+                "role '{}' may not read the audit log",
+                ctx.principal.role
+            )))
         }
     }
 
@@ -183,7 +221,12 @@ impl Service {
             tracing::error!(index = e.index, error = %err, "an audit entry does not decode");
             ServiceError::Internal(format!("audit entry {} does not decode", e.index))
         })?;
-        Ok(AuditEntryView { index: e.index, leaf_hash: e.leaf_hash, bytes: e.bytes, entry })
+        Ok(AuditEntryView {
+            index: e.index,
+            leaf_hash: e.leaf_hash,
+            bytes: e.bytes,
+            entry,
+        })
     }
 
     /// Entries matching `query`, oldest first, with a cursor.
@@ -194,7 +237,10 @@ impl Service {
             let after = query
                 .cursor
                 .as_deref()
-                .map(|c| c.parse::<u64>().map_err(|_| ServiceError::invalid("cursor", "is not a cursor returned by this list")))
+                .map(|c| {
+                    c.parse::<u64>()
+                        .map_err(|_| ServiceError::invalid("cursor", "is not a cursor returned by this list"))
+                })
                 .transpose()?;
             let actor = match query.actor.as_deref() {
                 None => None,
@@ -202,13 +248,27 @@ impl Service {
                     Ok(u) => Some(u),
                     Err(_) => match self.store.get_user_by_username(a).await? {
                         Some(u) => Some(*u.id.as_uuid()),
-                        None => return Ok(Page { items: vec![], next_cursor: None }),
+                        None => {
+                            return Ok(Page {
+                                items: vec![],
+                                next_cursor: None,
+                            })
+                        }
                     },
                 },
             };
-            let filter = AuditFilter { subject: query.subject_id, actor, from: query.from, to: query.to, after, limit };
+            let filter = AuditFilter {
+                subject: query.subject_id,
+                actor,
+                from: query.from,
+                to: query.to,
+                after,
+                limit,
+            };
             let rows = self.store.query_audit(&filter).await?;
-            let next_cursor = (rows.len() == limit as usize).then(|| rows.last().map(|r| r.index.to_string())).flatten();
+            let next_cursor = (rows.len() == limit as usize)
+                .then(|| rows.last().map(|r| r.index.to_string()))
+                .flatten();
             let items = rows.into_iter().map(Self::view_entry).collect::<ServiceResult<_>>()?;
             Ok(Page { items, next_cursor })
         })
@@ -219,7 +279,12 @@ impl Service {
     pub async fn audit_entry(&self, ctx: &RequestContext, index: u64) -> ServiceResult<AuditEntryView> {
         self.guard(ctx, "audit.entry", None, async {
             self.require_audit_reader(ctx)?;
-            let e = self.store.audit_entries(index, 1).await?.into_iter().find(|e| e.index == index);
+            let e = self
+                .store
+                .audit_entries(index, 1)
+                .await?
+                .into_iter()
+                .find(|e| e.index == index);
             Self::view_entry(e.ok_or(ServiceError::NotFound("audit entry"))?)
         })
         .await
@@ -232,13 +297,20 @@ impl Service {
     async fn root_at_current(&self) -> ServiceResult<(u64, Hash)> {
         let size = self.store.audit_size().await?;
         let heads = self.store.tree_heads().await?;
-        let lock = || self.audit.tree.lock().map_err(|_| ServiceError::Internal("audit tree poisoned".into()));
+        let lock = || {
+            self.audit
+                .tree
+                .lock()
+                .map_err(|_| ServiceError::Internal("audit tree poisoned".into()))
+        };
         let mut from = lock()?.size();
         while from < size {
             let to = (from + u64::from(VERIFY_CHUNK)).min(size);
             let leaves = self.store.audit_leaf_hashes(from, to).await?;
             if leaves.len() as u64 != to - from {
-                return Err(ServiceError::Internal("the audit log has a gap; run `steward audit verify`".into()));
+                return Err(ServiceError::Internal(
+                    "the audit log has a gap; run `steward audit verify`".into(),
+                ));
             }
             let mut tree = lock()?;
             if tree.size() != from {
@@ -251,7 +323,10 @@ impl Service {
                 if let Some(head) = heads.iter().find(|h| h.tree_size == tree.size()) {
                     if head.root != tree.root() {
                         *tree = TreeBuilder::new();
-                        tracing::error!(tree_size = head.tree_size, "the audit log does not match a signed tree head");
+                        tracing::error!(
+                            tree_size = head.tree_size,
+                            "the audit log does not match a signed tree head"
+                        );
                         return Err(ServiceError::Internal(format!(
                             "the audit log no longer matches its signed tree head at size {}; run `steward audit verify`",
                             head.tree_size
@@ -263,7 +338,9 @@ impl Service {
         }
         let tree = lock()?;
         if tree.size() != size {
-            return Err(ServiceError::Internal("the audit log shrank; run `steward audit verify`".into()));
+            return Err(ServiceError::Internal(
+                "the audit log shrank; run `steward audit verify`".into(),
+            ));
         }
         Ok((size, tree.root()))
     }
@@ -289,7 +366,10 @@ impl Service {
         self.guard(ctx, "audit.tree_head", None, async {
             self.require_audit_reader(ctx)?;
             let head = self.sign_tree_head().await?;
-            Ok(TreeHeadView { head, public_key: self.audit.signing.public_key() })
+            Ok(TreeHeadView {
+                head,
+                public_key: self.audit.signing.public_key(),
+            })
         })
         .await
     }
@@ -303,41 +383,73 @@ impl Service {
     async fn leaves_up_to(&self, size: u64) -> ServiceResult<Vec<Hash>> {
         let current = self.store.audit_size().await?;
         if size > current {
-            return Err(ServiceError::invalid("tree_size", format!("must be at most the log size, {current}")));
+            return Err(ServiceError::invalid(
+                "tree_size",
+                format!("must be at most the log size, {current}"),
+            ));
         }
         let leaves = self.store.audit_leaf_hashes(0, size).await?;
         if leaves.len() as u64 != size {
-            return Err(ServiceError::Internal("the audit log has a gap; run `steward audit verify`".into()));
+            return Err(ServiceError::Internal(
+                "the audit log has a gap; run `steward audit verify`".into(),
+            ));
         }
         Ok(leaves)
     }
 
-    pub async fn inclusion_proof(&self, ctx: &RequestContext, index: u64, tree_size: u64) -> ServiceResult<InclusionProof> {
+    pub async fn inclusion_proof(
+        &self,
+        ctx: &RequestContext,
+        index: u64,
+        tree_size: u64,
+    ) -> ServiceResult<InclusionProof> {
         self.guard(ctx, "audit.proof", None, async {
             self.require_audit_reader(ctx)?;
             if index >= tree_size {
                 return Err(ServiceError::invalid("index", "must be less than tree_size"));
             }
             let leaves = self.leaves_up_to(tree_size).await?;
-            let path = inclusion_proof(&leaves, index, tree_size).map_err(|e| ServiceError::BadRequest(e.to_string()))?;
+            let path =
+                inclusion_proof(&leaves, index, tree_size).map_err(|e| ServiceError::BadRequest(e.to_string()))?;
             let root = steward_audit::root_from_leaf_hashes(&leaves);
-            let leaf_hash = leaves.get(usize::try_from(index).unwrap_or(usize::MAX)).copied().ok_or(ServiceError::NotFound("audit entry"))?;
-            Ok(InclusionProof { index, tree_size, leaf_hash, root, path })
+            let leaf_hash = leaves
+                .get(usize::try_from(index).unwrap_or(usize::MAX))
+                .copied()
+                .ok_or(ServiceError::NotFound("audit entry"))?;
+            Ok(InclusionProof {
+                index,
+                tree_size,
+                leaf_hash,
+                root,
+                path,
+            })
         })
         .await
     }
 
-    pub async fn consistency_proof(&self, ctx: &RequestContext, first: u64, second: u64) -> ServiceResult<ConsistencyProof> {
+    pub async fn consistency_proof(
+        &self,
+        ctx: &RequestContext,
+        first: u64,
+        second: u64,
+    ) -> ServiceResult<ConsistencyProof> {
         self.guard(ctx, "audit.proof", None, async {
             self.require_audit_reader(ctx)?;
             if first == 0 || first > second {
                 return Err(ServiceError::invalid("first", "must be at least 1 and at most second"));
             }
             let leaves = self.leaves_up_to(second).await?;
-            let path = consistency_proof(&leaves, first, second).map_err(|e| ServiceError::BadRequest(e.to_string()))?;
+            let path =
+                consistency_proof(&leaves, first, second).map_err(|e| ServiceError::BadRequest(e.to_string()))?;
             let first_root = steward_audit::root_from_leaf_hashes(&leaves[..usize::try_from(first).unwrap_or(0)]);
             let second_root = steward_audit::root_from_leaf_hashes(&leaves);
-            Ok(ConsistencyProof { first, second, first_root, second_root, path })
+            Ok(ConsistencyProof {
+                first,
+                second,
+                first_root,
+                second_root,
+                path,
+            })
         })
         .await
     }
@@ -347,7 +459,12 @@ impl Service {
         let mut items = Vec::new();
         let mut after = None;
         loop {
-            let filter = AuditFilter { subject: Some(subject), after, limit: steward_store::MAX_PAGE, ..AuditFilter::default() };
+            let filter = AuditFilter {
+                subject: Some(subject),
+                after,
+                limit: steward_store::MAX_PAGE,
+                ..AuditFilter::default()
+            };
             let rows = self.store.query_audit(&filter).await?;
             let Some(last) = rows.last() else { break };
             after = Some(last.index);
@@ -369,7 +486,12 @@ impl Service {
 
     /// Entries `from..from+limit` for export by the operator (CLI).
     pub async fn audit_export_chunk(&self, from: u64, limit: u32) -> ServiceResult<Vec<AuditEntryView>> {
-        self.store.audit_entries(from, limit).await?.into_iter().map(Self::view_entry).collect()
+        self.store
+            .audit_entries(from, limit)
+            .await?
+            .into_iter()
+            .map(Self::view_entry)
+            .collect()
     }
 
     /// Recomputes every leaf and the tree, and checks every stored tree

@@ -207,7 +207,8 @@ impl Service {
                 // mistyped password. A known user is recorded by id.
                 let mut actor = Actor::anonymous();
                 actor.user_id = other.map(|u| *u.id.as_uuid());
-                self.audit_actor(actor, "auth.login", Outcome::Failed, client, Some("wrong credentials")).await?;
+                self.audit_actor(actor, "auth.login", Outcome::Failed, client, Some("wrong credentials"))
+                    .await?;
                 return Err(ServiceError::Unauthenticated);
             }
         };

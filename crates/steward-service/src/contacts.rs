@@ -374,7 +374,8 @@ impl Service {
     /// Creates a contact from a JSON object of inventory fields plus
     /// `purposes` (default: the request's purpose). Returns every stored field.
     pub async fn create_contact(&self, ctx: &RequestContext, body: Map<String, Value>) -> ServiceResult<ContactView> {
-        self.guard(ctx, "contact.create", None, self.create_contact_inner(ctx, body)).await
+        self.guard(ctx, "contact.create", None, self.create_contact_inner(ctx, body))
+            .await
     }
 
     async fn create_contact_inner(
@@ -431,7 +432,13 @@ impl Service {
         if let Some(key) = stored_key {
             ops.push(WriteOp::InsertSubjectKey { subject_id: id, key });
         }
-        ops.push(self.audit_ok(ctx, "contact.create", Some(id), &[*id.as_uuid()], fields.keys().cloned().collect()));
+        ops.push(self.audit_ok(
+            ctx,
+            "contact.create",
+            Some(id),
+            &[*id.as_uuid()],
+            fields.keys().cloned().collect(),
+        ));
         match self.store.write(ops).await {
             Ok(()) => {}
             Err(StoreError::Duplicate) => return Err(Self::conflict_for(self.duplicate_field(id, &fields).await?)),
@@ -449,7 +456,8 @@ impl Service {
     }
 
     pub async fn get_contact(&self, ctx: &RequestContext, id: SubjectId) -> ServiceResult<ContactView> {
-        self.guard(ctx, "contact.read", Some(id), self.get_contact_inner(ctx, id)).await
+        self.guard(ctx, "contact.read", Some(id), self.get_contact_inner(ctx, id))
+            .await
     }
 
     async fn get_contact_inner(&self, ctx: &RequestContext, id: SubjectId) -> ServiceResult<ContactView> {
@@ -457,15 +465,33 @@ impl Service {
         let (row, key, purpose) = self.usable_contact(ctx, id).await?;
         let view = self.view(&row, &key, &purpose)?;
         let fields = view.fields.keys().cloned().collect();
-        self.audit_reads(vec![self.audit_ok(ctx, "contact.read", Some(id), &[*id.as_uuid()], fields)]).await?;
+        self.audit_reads(vec![self.audit_ok(
+            ctx,
+            "contact.read",
+            Some(id),
+            &[*id.as_uuid()],
+            fields,
+        )])
+        .await?;
         Ok(view)
     }
 
     /// Applies a partial update: fields given replace stored ones, `null`
     /// removes one, `purposes` (if given) replaces the collection purposes.
     /// The result must still be minimal for its purposes.
-    pub async fn update_contact(&self, ctx: &RequestContext, id: SubjectId, body: Map<String, Value>) -> ServiceResult<ContactView> {
-        self.guard(ctx, "contact.update", Some(id), self.update_contact_inner(ctx, id, body)).await
+    pub async fn update_contact(
+        &self,
+        ctx: &RequestContext,
+        id: SubjectId,
+        body: Map<String, Value>,
+    ) -> ServiceResult<ContactView> {
+        self.guard(
+            ctx,
+            "contact.update",
+            Some(id),
+            self.update_contact_inner(ctx, id, body),
+        )
+        .await
     }
 
     async fn update_contact_inner(
@@ -522,7 +548,11 @@ impl Service {
             touched.push("purposes".into());
         }
         let audit = self.audit_ok(ctx, "contact.update", Some(id), &[*id.as_uuid()], touched);
-        let update = WriteOp::UpdateContact { row: new_row.clone(), expected_version: row.version, terms };
+        let update = WriteOp::UpdateContact {
+            row: new_row.clone(),
+            expected_version: row.version,
+            terms,
+        };
         match self.store.write(vec![update, audit]).await {
             Ok(()) => {}
             Err(StoreError::Duplicate) => return Err(Self::conflict_for(self.duplicate_field(id, &fields).await?)),
@@ -545,14 +575,19 @@ impl Service {
     /// Deletes a contact with its interactions and index terms; deals are
     /// kept but unlinked. (Erasure with crypto-shredding is the DSR's job.)
     pub async fn delete_contact(&self, ctx: &RequestContext, id: SubjectId) -> ServiceResult<()> {
-        self.guard(ctx, "contact.delete", Some(id), self.delete_contact_inner(ctx, id)).await
+        self.guard(ctx, "contact.delete", Some(id), self.delete_contact_inner(ctx, id))
+            .await
     }
 
     async fn delete_contact_inner(&self, ctx: &RequestContext, id: SubjectId) -> ServiceResult<()> {
         self.require_action(ctx, CONTACT, Verb::Delete)?;
         self.usable_contact(ctx, id).await?;
         let audit = self.audit_ok(ctx, "contact.delete", Some(id), &[*id.as_uuid()], vec![]);
-        match self.store.write(vec![WriteOp::DeleteContact { subject_id: id }, audit]).await {
+        match self
+            .store
+            .write(vec![WriteOp::DeleteContact { subject_id: id }, audit])
+            .await
+        {
             Ok(()) => {}
             Err(StoreError::NotFound) => return Err(ServiceError::NotFound("contact")),
             Err(e) => return Err(e.into()),
@@ -566,7 +601,8 @@ impl Service {
     /// backups — becomes unreadable at once. The building block of erasure;
     /// only for the `compliance` purpose.
     pub async fn crypto_shred(&self, ctx: &RequestContext, id: SubjectId) -> ServiceResult<()> {
-        self.guard(ctx, "subject.shred", Some(id), self.crypto_shred_inner(ctx, id)).await
+        self.guard(ctx, "subject.shred", Some(id), self.crypto_shred_inner(ctx, id))
+            .await
     }
 
     async fn crypto_shred_inner(&self, ctx: &RequestContext, id: SubjectId) -> ServiceResult<()> {
@@ -577,7 +613,11 @@ impl Service {
             ));
         }
         let audit = self.audit_ok(ctx, "subject.shred", Some(id), &[*id.as_uuid()], vec![]);
-        match self.store.write(vec![WriteOp::DestroySubjectKey { subject_id: id }, audit]).await {
+        match self
+            .store
+            .write(vec![WriteOp::DestroySubjectKey { subject_id: id }, audit])
+            .await
+        {
             Ok(()) => {}
             Err(StoreError::NotFound) => return Err(ServiceError::NotFound("contact")),
             Err(e) => return Err(e.into()),
@@ -590,10 +630,15 @@ impl Service {
     /// e-mail or by a word of their names. Contacts the purpose may not be
     /// used for are skipped.
     pub async fn list_contacts(&self, ctx: &RequestContext, query: &ContactQuery) -> ServiceResult<Page<ContactView>> {
-        self.guard(ctx, "contact.list", None, self.list_contacts_inner(ctx, query)).await
+        self.guard(ctx, "contact.list", None, self.list_contacts_inner(ctx, query))
+            .await
     }
 
-    async fn list_contacts_inner(&self, ctx: &RequestContext, query: &ContactQuery) -> ServiceResult<Page<ContactView>> {
+    async fn list_contacts_inner(
+        &self,
+        ctx: &RequestContext,
+        query: &ContactQuery,
+    ) -> ServiceResult<Page<ContactView>> {
         self.require_action(ctx, CONTACT, Verb::Read)?;
         let purpose = self.require_purpose(ctx)?.to_string();
         let limit = page_size(query.limit)?;
@@ -670,10 +715,22 @@ impl Service {
                 Err(e) => return Err(e),
             }
         }
-        let action = if query.exact.is_some() || query.q.is_some() { "contact.search" } else { "contact.list" };
+        let action = if query.exact.is_some() || query.q.is_some() {
+            "contact.search"
+        } else {
+            "contact.list"
+        };
         let audit = items
             .iter()
-            .map(|v: &ContactView| self.audit_ok(ctx, action, Some(v.id), &[*v.id.as_uuid()], v.fields.keys().cloned().collect()))
+            .map(|v: &ContactView| {
+                self.audit_ok(
+                    ctx,
+                    action,
+                    Some(v.id),
+                    &[*v.id.as_uuid()],
+                    v.fields.keys().cloned().collect(),
+                )
+            })
             .collect();
         self.audit_reads(audit).await?;
         Ok(Page { items, next_cursor })
@@ -709,8 +766,19 @@ impl Service {
         })
     }
 
-    pub async fn add_interaction(&self, ctx: &RequestContext, contact: SubjectId, input: InteractionInput) -> ServiceResult<InteractionView> {
-        self.guard(ctx, "interaction.create", Some(contact), self.add_interaction_inner(ctx, contact, input)).await
+    pub async fn add_interaction(
+        &self,
+        ctx: &RequestContext,
+        contact: SubjectId,
+        input: InteractionInput,
+    ) -> ServiceResult<InteractionView> {
+        self.guard(
+            ctx,
+            "interaction.create",
+            Some(contact),
+            self.add_interaction_inner(ctx, contact, input),
+        )
+        .await
     }
 
     async fn add_interaction_inner(
@@ -770,7 +838,11 @@ impl Service {
         };
         let fields = vec!["kind".to_string(), "summary".to_string(), "occurred_at".to_string()];
         let audit = self.audit_ok(ctx, "interaction.create", Some(contact), &[*id.as_uuid()], fields);
-        match self.store.write(vec![WriteOp::InsertInteraction(irow.clone()), audit]).await {
+        match self
+            .store
+            .write(vec![WriteOp::InsertInteraction(irow.clone()), audit])
+            .await
+        {
             Err(StoreError::MissingReference) => return Err(ServiceError::NotFound("contact")),
             other => other?,
         }
@@ -778,8 +850,20 @@ impl Service {
         self.interaction_view(&irow, &key, &purpose)
     }
 
-    pub async fn list_interactions(&self, ctx: &RequestContext, contact: SubjectId, cursor: Option<&str>, limit: Option<u32>) -> ServiceResult<Page<InteractionView>> {
-        self.guard(ctx, "interaction.read", Some(contact), self.list_interactions_inner(ctx, contact, cursor, limit)).await
+    pub async fn list_interactions(
+        &self,
+        ctx: &RequestContext,
+        contact: SubjectId,
+        cursor: Option<&str>,
+        limit: Option<u32>,
+    ) -> ServiceResult<Page<InteractionView>> {
+        self.guard(
+            ctx,
+            "interaction.read",
+            Some(contact),
+            self.list_interactions_inner(ctx, contact, cursor, limit),
+        )
+        .await
     }
 
     async fn list_interactions_inner(
@@ -804,8 +888,19 @@ impl Service {
             .map(|r| self.interaction_view(r, &key, &purpose))
             .collect::<ServiceResult<Vec<_>>>()?;
         let ids: Vec<Uuid> = items.iter().map(|i: &InteractionView| *i.id.as_uuid()).collect();
-        let fields = if items.iter().any(|i| i.summary.is_some()) { vec!["kind".into(), "summary".into(), "occurred_at".into()] } else { vec!["kind".into(), "occurred_at".into()] };
-        self.audit_reads(vec![self.audit_ok(ctx, "interaction.read", Some(contact), &ids, fields)]).await?;
+        let fields = if items.iter().any(|i| i.summary.is_some()) {
+            vec!["kind".into(), "summary".into(), "occurred_at".into()]
+        } else {
+            vec!["kind".into(), "occurred_at".into()]
+        };
+        self.audit_reads(vec![self.audit_ok(
+            ctx,
+            "interaction.read",
+            Some(contact),
+            &ids,
+            fields,
+        )])
+        .await?;
         Ok(Page { items, next_cursor })
     }
 }

@@ -32,7 +32,12 @@ impl Service {
         request_id: Option<String>,
         client: Option<String>,
     ) -> ServiceResult<RequestContext> {
-        let mut ctx = RequestContext { principal, purpose: None, request_id, client };
+        let mut ctx = RequestContext {
+            principal,
+            purpose: None,
+            request_id,
+            client,
+        };
         match self.resolve_purpose(&ctx.principal, requested_purpose) {
             Ok(purpose) => {
                 ctx.purpose = purpose;
@@ -44,15 +49,20 @@ impl Service {
 
     fn resolve_purpose(&self, principal: &Principal, requested: Option<&str>) -> ServiceResult<Option<String>> {
         let role = self.inventory.role(&principal.role).ok_or_else(|| {
-            ServiceError::Forbidden(format!("role '{}' is not defined in the data inventory", principal.role))
+            ServiceError::Forbidden(format!(
+                "role '{}' is not defined in the data inventory",
+                principal.role
+            ))
         })?;
         match requested {
-            Some(p) if self.inventory.purpose(p).is_none() => {
-                Err(ServiceError::Forbidden(format!("'{}' is not a purpose in the data inventory", sanitize(p))))
-            }
-            Some(p) if !role.allows_purpose(p) => {
-                Err(ServiceError::Forbidden(format!("role '{}' may not act for purpose '{p}'", principal.role)))
-            }
+            Some(p) if self.inventory.purpose(p).is_none() => Err(ServiceError::Forbidden(format!(
+                "'{}' is not a purpose in the data inventory",
+                sanitize(p)
+            ))),
+            Some(p) if !role.allows_purpose(p) => Err(ServiceError::Forbidden(format!(
+                "role '{}' may not act for purpose '{p}'",
+                principal.role
+            ))),
             Some(p) => Ok(Some(p.to_string())),
             None => Ok(role.default_purpose.clone()),
         }

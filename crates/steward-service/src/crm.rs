@@ -62,8 +62,18 @@ fn text(field: &str, value: &str, max: usize, errors: &mut Vec<FieldError>) -> S
 }
 
 impl Service {
-    pub async fn create_organization(&self, ctx: &RequestContext, input: OrganizationInput) -> ServiceResult<Organization> {
-        self.guard(ctx, "organization.create", None, self.create_organization_inner(ctx, input)).await
+    pub async fn create_organization(
+        &self,
+        ctx: &RequestContext,
+        input: OrganizationInput,
+    ) -> ServiceResult<Organization> {
+        self.guard(
+            ctx,
+            "organization.create",
+            None,
+            self.create_organization_inner(ctx, input),
+        )
+        .await
     }
 
     async fn create_organization_inner(
@@ -99,7 +109,8 @@ impl Service {
     }
 
     pub async fn get_organization(&self, ctx: &RequestContext, id: OrganizationId) -> ServiceResult<Organization> {
-        self.guard(ctx, "organization.read", None, self.get_organization_inner(ctx, id)).await
+        self.guard(ctx, "organization.read", None, self.get_organization_inner(ctx, id))
+            .await
     }
 
     async fn get_organization_inner(&self, ctx: &RequestContext, id: OrganizationId) -> ServiceResult<Organization> {
@@ -110,8 +121,19 @@ impl Service {
             .ok_or(ServiceError::NotFound("organization"))
     }
 
-    pub async fn list_organizations(&self, ctx: &RequestContext, cursor: Option<&str>, limit: Option<u32>) -> ServiceResult<Page<Organization>> {
-        self.guard(ctx, "organization.list", None, self.list_organizations_inner(ctx, cursor, limit)).await
+    pub async fn list_organizations(
+        &self,
+        ctx: &RequestContext,
+        cursor: Option<&str>,
+        limit: Option<u32>,
+    ) -> ServiceResult<Page<Organization>> {
+        self.guard(
+            ctx,
+            "organization.list",
+            None,
+            self.list_organizations_inner(ctx, cursor, limit),
+        )
+        .await
     }
 
     async fn list_organizations_inner(
@@ -130,7 +152,8 @@ impl Service {
     }
 
     pub async fn create_deal(&self, ctx: &RequestContext, input: DealInput) -> ServiceResult<DealView> {
-        self.guard(ctx, "deal.create", None, self.create_deal_inner(ctx, input)).await
+        self.guard(ctx, "deal.create", None, self.create_deal_inner(ctx, input))
+            .await
     }
 
     async fn create_deal_inner(&self, ctx: &RequestContext, input: DealInput) -> ServiceResult<DealView> {
@@ -216,7 +239,13 @@ impl Service {
         };
         let mut ops = vec![WriteOp::InsertDeal(deal.clone())];
         if let Some(contact) = deal.contact_id {
-            ops.push(self.audit_ok(ctx, "deal.create", Some(contact), &[*deal.id.as_uuid()], vec!["contact_id".into()]));
+            ops.push(self.audit_ok(
+                ctx,
+                "deal.create",
+                Some(contact),
+                &[*deal.id.as_uuid()],
+                vec!["contact_id".into()],
+            ));
         }
         match self.store.write(ops).await {
             Err(StoreError::MissingReference) => {
@@ -244,7 +273,8 @@ impl Service {
         let purpose = self.require_purpose(ctx)?.to_string();
         let deal = self.store.get_deal(id).await?.ok_or(ServiceError::NotFound("deal"))?;
         let view = self.deal_view(deal, &purpose);
-        self.audit_reads(self.deal_read_audit(ctx, std::slice::from_ref(&view))).await?;
+        self.audit_reads(self.deal_read_audit(ctx, std::slice::from_ref(&view)))
+            .await?;
         Ok(view)
     }
 
@@ -258,8 +288,14 @@ impl Service {
             .collect()
     }
 
-    pub async fn list_deals(&self, ctx: &RequestContext, cursor: Option<&str>, limit: Option<u32>) -> ServiceResult<Page<DealView>> {
-        self.guard(ctx, "deal.list", None, self.list_deals_inner(ctx, cursor, limit)).await
+    pub async fn list_deals(
+        &self,
+        ctx: &RequestContext,
+        cursor: Option<&str>,
+        limit: Option<u32>,
+    ) -> ServiceResult<Page<DealView>> {
+        self.guard(ctx, "deal.list", None, self.list_deals_inner(ctx, cursor, limit))
+            .await
     }
 
     async fn list_deals_inner(

@@ -108,7 +108,10 @@ pub struct OpenOptions {
 
 impl Default for OpenOptions {
     fn default() -> Self {
-        Self { protection: FieldProtection::Encrypted, audit_reads: true }
+        Self {
+            protection: FieldProtection::Encrypted,
+            audit_reads: true,
+        }
     }
 }
 
@@ -161,7 +164,13 @@ impl Service {
             audit_reads: options.audit_reads,
         };
         let hashers = std::thread::available_parallelism().map_or(2, std::num::NonZero::get);
-        Ok(Self { store, inventory: Arc::new(inventory), crypto, audit, hash_permits: Semaphore::new(hashers) })
+        Ok(Self {
+            store,
+            inventory: Arc::new(inventory),
+            crypto,
+            audit,
+            hash_permits: Semaphore::new(hashers),
+        })
     }
 
     #[must_use]

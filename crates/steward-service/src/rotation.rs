@@ -182,8 +182,15 @@ async fn rotate(
     if !ops.is_empty() {
         store.write(ops).await?;
     }
-    let mut record = steward_audit::AuditRecord::new(chrono::Utc::now(), steward_audit::Actor::system(), "key.rotate", steward_audit::Outcome::Ok);
-    record.reason = Some(format!("master key {old_id} replaced by {new_id}; {moved} subject keys re-wrapped"));
+    let mut record = steward_audit::AuditRecord::new(
+        chrono::Utc::now(),
+        steward_audit::Actor::system(),
+        "key.rotate",
+        steward_audit::Outcome::Ok,
+    );
+    record.reason = Some(format!(
+        "master key {old_id} replaced by {new_id}; {moved} subject keys re-wrapped"
+    ));
     store.write(vec![WriteOp::AppendAudit(Box::new(record))]).await?;
     masters.finish_rotation()?;
     tracing::info!(old = %old_id, new = %new_id, moved, "master key rotation finished; the old key is retired");

@@ -50,7 +50,11 @@ pub async fn run(cli: &Cli, cmd: &AuditCommand) -> Result<ExitCode> {
     result
 }
 
-async fn export(service: &steward_service::Service, format: AuditFormat, output: Option<&std::path::Path>) -> Result<ExitCode> {
+async fn export(
+    service: &steward_service::Service,
+    format: AuditFormat,
+    output: Option<&std::path::Path>,
+) -> Result<ExitCode> {
     let sink: Box<dyn Write> = match output {
         Some(p) => Box::new(create_private_file(p)?),
         None => Box::new(std::io::stdout().lock()),

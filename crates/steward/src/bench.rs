@@ -69,10 +69,16 @@ pub async fn run(_cli: &Cli, args: &BenchArgs) -> Result<ExitCode> {
     let full = OpenOptions::default();
     let (create_rate, read_rate) = steward_http(&dir.join("steward"), creates, reads, c, full).await?;
     eprintln!("[4/7] Steward over HTTP, fields in plaintext (comparison only)…");
-    let plain = OpenOptions { protection: FieldProtection::PlaintextForBenchmark, ..full };
+    let plain = OpenOptions {
+        protection: FieldProtection::PlaintextForBenchmark,
+        ..full
+    };
     let (plain_create, plain_read) = steward_http(&dir.join("plain"), creates, reads, c, plain).await?;
     eprintln!("[5/7] Steward over HTTP, reads not audited (comparison only)…");
-    let unaudited = OpenOptions { audit_reads: false, ..full };
+    let unaudited = OpenOptions {
+        audit_reads: false,
+        ..full
+    };
     let (_, unaudited_read) = steward_http(&dir.join("unaudited"), creates, reads, c, unaudited).await?;
     eprintln!("[6/7] audit verification and raw SHA-256…");
     let verify_entries = if args.quick { 200_000 } else { 2_000_000 };
@@ -82,15 +88,51 @@ pub async fn run(_cli: &Cli, args: &BenchArgs) -> Result<ExitCode> {
     let _ = std::fs::remove_dir_all(&dir);
 
     let figures = [
-        Figure { name: "baseline: raw SQLite insert, 1 row/txn", value: raw_insert, unit: "rows/s" },
-        Figure { name: "baseline: bare axum GET (77 B JSON)", value: axum_get, unit: "req/s" },
-        Figure { name: "baseline: SHA-256 of 300-byte entries", value: sha_rate, unit: "hashes/s" },
-        Figure { name: "steward: create contact over HTTP", value: create_rate, unit: "req/s" },
-        Figure { name: "steward: read contact over HTTP", value: read_rate, unit: "req/s" },
-        Figure { name: "steward without encryption: create", value: plain_create, unit: "req/s" },
-        Figure { name: "steward without encryption: read", value: plain_read, unit: "req/s" },
-        Figure { name: "steward without read audit: read", value: unaudited_read, unit: "req/s" },
-        Figure { name: "steward: audit verify", value: verify_rate, unit: "entries/s" },
+        Figure {
+            name: "baseline: raw SQLite insert, 1 row/txn",
+            value: raw_insert,
+            unit: "rows/s",
+        },
+        Figure {
+            name: "baseline: bare axum GET (77 B JSON)",
+            value: axum_get,
+            unit: "req/s",
+        },
+        Figure {
+            name: "baseline: SHA-256 of 300-byte entries",
+            value: sha_rate,
+            unit: "hashes/s",
+        },
+        Figure {
+            name: "steward: create contact over HTTP",
+            value: create_rate,
+            unit: "req/s",
+        },
+        Figure {
+            name: "steward: read contact over HTTP",
+            value: read_rate,
+            unit: "req/s",
+        },
+        Figure {
+            name: "steward without encryption: create",
+            value: plain_create,
+            unit: "req/s",
+        },
+        Figure {
+            name: "steward without encryption: read",
+            value: plain_read,
+            unit: "req/s",
+        },
+        Figure {
+            name: "steward without read audit: read",
+            value: unaudited_read,
+            unit: "req/s",
+        },
+        Figure {
+            name: "steward: audit verify",
+            value: verify_rate,
+            unit: "entries/s",
+        },
     ];
     let ratios = [
         ("creates / raw SQLite insert", create_rate / raw_insert, 1.0),

@@ -31,7 +31,10 @@ async fn context(service: &Service, user: &str, purpose: Option<&str>) -> Result
         ServiceError::NotFound(_) => anyhow::anyhow!("there is no user named '{user}'"),
         other => service_err(other),
     })?;
-    service.context(principal, purpose, None, None).await.map_err(service_err)
+    service
+        .context(principal, purpose, None, None)
+        .await
+        .map_err(service_err)
 }
 
 pub async fn run(cli: &Cli, cmd: &ContactCommand) -> Result<ExitCode> {

@@ -30,9 +30,14 @@ pub struct AuditParams {
 
 fn time(name: &str, v: Option<&str>) -> ApiResult<Option<DateTime<Utc>>> {
     v.map(|s| {
-        DateTime::parse_from_rfc3339(s).map(|d| d.with_timezone(&Utc)).map_err(|_| {
-            ApiError::Validation(vec![steward_domain::FieldError::new(name, "must be an RFC 3339 date-time")])
-        })
+        DateTime::parse_from_rfc3339(s)
+            .map(|d| d.with_timezone(&Utc))
+            .map_err(|_| {
+                ApiError::Validation(vec![steward_domain::FieldError::new(
+                    name,
+                    "must be an RFC 3339 date-time",
+                )])
+            })
     })
     .transpose()
 }
@@ -45,13 +50,20 @@ fn entry_json(e: &AuditEntryView) -> Value {
     })
 }
 
-pub async fn list(State(s): State<AppState>, Ctx(ctx): Ctx, ApiQuery(p): ApiQuery<AuditParams>) -> ApiResult<Json<Value>> {
+pub async fn list(
+    State(s): State<AppState>,
+    Ctx(ctx): Ctx,
+    ApiQuery(p): ApiQuery<AuditParams>,
+) -> ApiResult<Json<Value>> {
     let subject_id = p
         .subject_id
         .as_deref()
         .map(|v| {
             v.parse::<SubjectId>().map_err(|_| {
-                ApiError::Validation(vec![steward_domain::FieldError::new("subject_id", "must be a contact id")])
+                ApiError::Validation(vec![steward_domain::FieldError::new(
+                    "subject_id",
+                    "must be a contact id",
+                )])
             })
         })
         .transpose()?;
@@ -71,7 +83,9 @@ pub async fn list(State(s): State<AppState>, Ctx(ctx): Ctx, ApiQuery(p): ApiQuer
 }
 
 pub async fn entry(State(s): State<AppState>, Ctx(ctx): Ctx, Path(index): Path<String>) -> ApiResult<Json<Value>> {
-    let index: u64 = index.parse().map_err(|_| ApiError::NotFound("no audit entry with this index exists".into()))?;
+    let index: u64 = index
+        .parse()
+        .map_err(|_| ApiError::NotFound("no audit entry with this index exists".into()))?;
     let e = s.service.audit_entry(&ctx, index).await?;
     let mut v = entry_json(&e);
     if let Some(obj) = v.as_object_mut() {
@@ -104,7 +118,11 @@ pub struct InclusionParams {
     tree_size: u64,
 }
 
-pub async fn inclusion(State(s): State<AppState>, Ctx(ctx): Ctx, ApiQuery(p): ApiQuery<InclusionParams>) -> ApiResult<Json<Value>> {
+pub async fn inclusion(
+    State(s): State<AppState>,
+    Ctx(ctx): Ctx,
+    ApiQuery(p): ApiQuery<InclusionParams>,
+) -> ApiResult<Json<Value>> {
     let proof = s.service.inclusion_proof(&ctx, p.index, p.tree_size).await?;
     Ok(Json(json!({
         "index": proof.index,
@@ -122,7 +140,11 @@ pub struct ConsistencyParams {
     second: u64,
 }
 
-pub async fn consistency(State(s): State<AppState>, Ctx(ctx): Ctx, ApiQuery(p): ApiQuery<ConsistencyParams>) -> ApiResult<Json<Value>> {
+pub async fn consistency(
+    State(s): State<AppState>,
+    Ctx(ctx): Ctx,
+    ApiQuery(p): ApiQuery<ConsistencyParams>,
+) -> ApiResult<Json<Value>> {
     let proof = s.service.consistency_proof(&ctx, p.first, p.second).await?;
     Ok(Json(json!({
         "first": proof.first,
@@ -134,9 +156,19 @@ pub async fn consistency(State(s): State<AppState>, Ctx(ctx): Ctx, ApiQuery(p): 
 }
 
 /// `GET /api/v1/contacts/{id}/access-log`: who accessed this person's data.
-pub async fn access_log(State(s): State<AppState>, Ctx(ctx): Ctx, Path(id): Path<String>, ApiQuery(p): ApiQuery<PageParams>) -> ApiResult<Json<Value>> {
+pub async fn access_log(
+    State(s): State<AppState>,
+    Ctx(ctx): Ctx,
+    Path(id): Path<String>,
+    ApiQuery(p): ApiQuery<PageParams>,
+) -> ApiResult<Json<Value>> {
     let subject: SubjectId = crate::extract::path_id(&id, "contact")?;
-    let query = AuditQuery { subject_id: Some(subject), cursor: p.cursor().map(str::to_string), limit: p.limit(), ..AuditQuery::default() };
+    let query = AuditQuery {
+        subject_id: Some(subject),
+        cursor: p.cursor().map(str::to_string),
+        limit: p.limit(),
+        ..AuditQuery::default()
+    };
     let page = s.service.audit_query(&ctx, &query).await?;
     Ok(Json(json!({
         "items": page.items.iter().map(|e| {

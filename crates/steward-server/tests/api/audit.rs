@@ -10,7 +10,11 @@ use sha2::{Digest, Sha256};
 
 use crate::helpers::{assert_problem, AuditRow, TestApp};
 
-crate::stories!(audit_records_every_access_without_personal_data, audit_heads_and_proofs_verify_independently, audit_tampering_is_detected);
+crate::stories!(
+    audit_records_every_access_without_personal_data,
+    audit_heads_and_proofs_verify_independently,
+    audit_tampering_is_detected
+);
 
 // ---- An independent RFC 9162 verifier (not the production code) ----
 
@@ -77,7 +81,9 @@ fn verify_consistency(first: u64, second: u64, first_root: &H, second_root: &H, 
         f_n >>= 1;
         s_n >>= 1;
     }
-    let Some((head, rest)) = path.split_first() else { return false };
+    let Some((head, rest)) = path.split_first() else {
+        return false;
+    };
     let (mut fr, mut sr) = (*head, *head);
     for c in rest {
         if s_n == 0 {
@@ -117,28 +123,79 @@ fn check_head(head: &Value) -> (u64, H) {
     assert_eq!(signed, expected, "the signed bytes are as documented");
     let key = B64.decode(head["public_key"].as_str().unwrap()).unwrap();
     let sig = B64.decode(head["signature"].as_str().unwrap()).unwrap();
-    ring::signature::UnparsedPublicKey::new(&ring::signature::ED25519, &key).verify(&signed, &sig).expect("the head's signature verifies");
+    ring::signature::UnparsedPublicKey::new(&ring::signature::ED25519, &key)
+        .verify(&signed, &sig)
+        .expect("the head's signature verifies");
     (size, root)
 }
 
 // ---- Stories ----
 
-const SECRETS: &[&str] = &["Audrina", "Vexholm", "audrina.vexholm@example.net", "+4930901820", "Secret-note-Q7"];
+const SECRETS: &[&str] = &[
+    "Audrina",
+    "Vexholm",
+    "audrina.vexholm@example.net",
+    "+4930901820",
+    "Secret-note-Q7",
+];
 
 async fn some_activity(app: &TestApp) -> String {
-    let n = app.get("/api/v1/contacts?q=Vexholm", "sales").await.body["items"].as_array().map_or(0, Vec::len);
-    let email = if n == 0 { "audrina.vexholm@example.net".to_string() } else { format!("audrina.vexholm{n}@example.net") };
+    let n = app.get("/api/v1/contacts?q=Vexholm", "sales").await.body["items"]
+        .as_array()
+        .map_or(0, Vec::len);
+    let email = if n == 0 {
+        "audrina.vexholm@example.net".to_string()
+    } else {
+        format!("audrina.vexholm{n}@example.net")
+    };
     let id = app
         .create_contact("sales", json!({"given_name": "Audrina", "family_name": "Vexholm", "email": email, "phone": "+49 30 901820", "notes": "Secret-note-Q7"}))
         .await;
-    assert_eq!(app.get(&format!("/api/v1/contacts/{id}"), "sales").await.status, StatusCode::OK);
-    assert_eq!(app.get(&format!("/api/v1/contacts?email={email}"), "sales").await.status, StatusCode::OK);
-    assert_eq!(app.get("/api/v1/contacts?q=Vexholm", "sales").await.status, StatusCode::OK);
-    let r = app.call(Method::PATCH, &format!("/api/v1/contacts/{id}"), Some("sales"), None, Some(json!({"job_title": "Engineer"}))).await;
+    assert_eq!(
+        app.get(&format!("/api/v1/contacts/{id}"), "sales").await.status,
+        StatusCode::OK
+    );
+    assert_eq!(
+        app.get(&format!("/api/v1/contacts?email={email}"), "sales")
+            .await
+            .status,
+        StatusCode::OK
+    );
+    assert_eq!(
+        app.get("/api/v1/contacts?q=Vexholm", "sales").await.status,
+        StatusCode::OK
+    );
+    let r = app
+        .call(
+            Method::PATCH,
+            &format!("/api/v1/contacts/{id}"),
+            Some("sales"),
+            None,
+            Some(json!({"job_title": "Engineer"})),
+        )
+        .await;
     assert_eq!(r.status, StatusCode::OK);
     assert_problem(&app.get(&format!("/api/v1/contacts/{id}"), "support").await, 403);
-    assert_problem(&app.call(Method::GET, &format!("/api/v1/contacts/{id}"), Some("sales"), Some("analytics"), None).await, 403);
-    let r = app.call(Method::POST, "/api/v1/auth/login", None, None, Some(json!({"username": "sales-user", "password": "Secret-note-Q7"}))).await;
+    assert_problem(
+        &app.call(
+            Method::GET,
+            &format!("/api/v1/contacts/{id}"),
+            Some("sales"),
+            Some("analytics"),
+            None,
+        )
+        .await,
+        403,
+    );
+    let r = app
+        .call(
+            Method::POST,
+            "/api/v1/auth/login",
+            None,
+            None,
+            Some(json!({"username": "sales-user", "password": "Secret-note-Q7"})),
+        )
+        .await;
     assert_problem(&r, 401);
     id
 }
@@ -168,29 +225,70 @@ async fn audit_records_every_access_without_personal_data(app: &TestApp) {
         assert_problem(&app.get("/api/v1/audit", role).await, 403);
     }
     let entries = all_entries(app, "auditor").await;
-    let for_subject: Vec<&Value> = entries.iter().filter(|e| e["entry"]["subject_id"] == json!(id)).collect();
+    let for_subject: Vec<&Value> = entries
+        .iter()
+        .filter(|e| e["entry"]["subject_id"] == json!(id))
+        .collect();
     let actions: Vec<(&str, &str)> = for_subject
         .iter()
-        .map(|e| (e["entry"]["action"].as_str().unwrap(), e["entry"]["outcome"].as_str().unwrap()))
+        .map(|e| {
+            (
+                e["entry"]["action"].as_str().unwrap(),
+                e["entry"]["outcome"].as_str().unwrap(),
+            )
+        })
         .collect();
-    for expected in [("contact.create", "ok"), ("contact.read", "ok"), ("contact.search", "ok"), ("contact.update", "ok"), ("contact.read", "denied")] {
+    for expected in [
+        ("contact.create", "ok"),
+        ("contact.read", "ok"),
+        ("contact.search", "ok"),
+        ("contact.update", "ok"),
+        ("contact.read", "denied"),
+    ] {
         assert!(actions.contains(&expected), "{expected:?} is recorded: {actions:?}");
     }
-    let create = for_subject.iter().find(|e| e["entry"]["action"] == "contact.create").unwrap();
+    let create = for_subject
+        .iter()
+        .find(|e| e["entry"]["action"] == "contact.create")
+        .unwrap();
     let e = &create["entry"];
     assert_eq!(e["purpose"], "sales");
     assert_eq!(e["actor"]["role"], "sales");
     assert!(e["actor"]["token_id"].is_string() && e["actor"]["user_id"].is_string());
     assert!(e["request_id"].is_string(), "the request id is recorded");
     assert_eq!(e["client"], "127.0.0.1", "the client address is recorded");
-    let mut fields: Vec<&str> = e["fields"].as_array().unwrap().iter().map(|f| f.as_str().unwrap()).collect();
+    let mut fields: Vec<&str> = e["fields"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f.as_str().unwrap())
+        .collect();
     fields.sort_unstable();
-    assert_eq!(fields, ["email", "family_name", "given_name", "notes", "phone"], "field names, not values");
-    let read = for_subject.iter().find(|e| e["entry"]["action"] == "contact.read" && e["entry"]["outcome"] == "ok").unwrap();
-    assert!(read["entry"]["fields"].as_array().unwrap().iter().all(|f| f != "street"), "reads record the fields returned");
-    let denied_purpose = entries.iter().any(|e| e["entry"]["action"] == "purpose.resolve" && e["entry"]["outcome"] == "denied");
+    assert_eq!(
+        fields,
+        ["email", "family_name", "given_name", "notes", "phone"],
+        "field names, not values"
+    );
+    let read = for_subject
+        .iter()
+        .find(|e| e["entry"]["action"] == "contact.read" && e["entry"]["outcome"] == "ok")
+        .unwrap();
+    assert!(
+        read["entry"]["fields"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|f| f != "street"),
+        "reads record the fields returned"
+    );
+    let denied_purpose = entries
+        .iter()
+        .any(|e| e["entry"]["action"] == "purpose.resolve" && e["entry"]["outcome"] == "denied");
     assert!(denied_purpose, "a refused purpose is recorded");
-    let failed_login = entries.iter().find(|e| e["entry"]["action"] == "auth.login" && e["entry"]["outcome"] == "failed").unwrap();
+    let failed_login = entries
+        .iter()
+        .find(|e| e["entry"]["action"] == "auth.login" && e["entry"]["outcome"] == "failed")
+        .unwrap();
     assert!(failed_login["entry"]["actor"]["user_id"].is_string());
 
     // Filters: by subject (the subject's access log), by actor, by time.
@@ -199,17 +297,28 @@ async fn audit_records_every_access_without_personal_data(app: &TestApp) {
     let r = app.get("/api/v1/audit?actor=sales-user", "dpo").await;
     let by_actor = r.body["items"].as_array().unwrap();
     let sales_id = &create["entry"]["actor"]["user_id"];
-    assert!(by_actor.iter().all(|e| &e["entry"]["actor"]["user_id"] == sales_id), "{by_actor:?}");
+    assert!(
+        by_actor.iter().all(|e| &e["entry"]["actor"]["user_id"] == sales_id),
+        "{by_actor:?}"
+    );
     assert!(by_actor.iter().any(|e| e["entry"]["action"] == "contact.create"));
     let token = create["entry"]["actor"]["token_id"].as_str().unwrap();
     let r = app.get(&format!("/api/v1/audit?actor={token}"), "dpo").await;
-    assert!(r.body["items"].as_array().unwrap().iter().all(|e| e["entry"]["actor"]["token_id"] == json!(token)));
+    assert!(r.body["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .all(|e| e["entry"]["actor"]["token_id"] == json!(token)));
     let r = app.get("/api/v1/audit?from=2099-01-01T00:00:00Z", "dpo").await;
     assert_eq!(r.body["items"], json!([]));
     assert_problem(&app.get("/api/v1/audit?from=yesterday", "dpo").await, 422);
     let r = app.get(&format!("/api/v1/contacts/{id}/access-log"), "dpo").await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.text);
-    assert!(r.body["items"].as_array().unwrap().iter().any(|i| i["action"] == "contact.read" && i["purpose"] == "sales"));
+    assert!(r.body["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|i| i["action"] == "contact.read" && i["purpose"] == "sales"));
 
     // No personal value anywhere in the log, in any form.
     let mut all_bytes = Vec::new();
@@ -218,7 +327,8 @@ async fn audit_records_every_access_without_personal_data(app: &TestApp) {
         let r = app.get(&format!("/api/v1/audit/entries/{index}"), "auditor").await;
         all_bytes.extend(B64.decode(r.body["entry_base64"].as_str().unwrap()).unwrap());
     }
-    let text = String::from_utf8_lossy(&all_bytes).to_lowercase() + &serde_json::to_string(&entries).unwrap().to_lowercase();
+    let text =
+        String::from_utf8_lossy(&all_bytes).to_lowercase() + &serde_json::to_string(&entries).unwrap().to_lowercase();
     for s in SECRETS {
         assert!(!text.contains(&s.to_lowercase()), "the audit log contains {s}");
     }
@@ -242,23 +352,55 @@ async fn audit_heads_and_proofs_verify_independently(app: &TestApp) {
         let entry = app.get(&format!("/api/v1/audit/entries/{index}"), "auditor").await;
         let bytes = B64.decode(entry.body["entry_base64"].as_str().unwrap()).unwrap();
         assert_eq!(leaf(&bytes), h(&entry.body["leaf_hash"]), "entry {index}");
-        let p = app.get(&format!("/api/v1/audit/proof/inclusion?index={index}&tree_size={size2}"), "auditor").await;
+        let p = app
+            .get(
+                &format!("/api/v1/audit/proof/inclusion?index={index}&tree_size={size2}"),
+                "auditor",
+            )
+            .await;
         assert_eq!(p.status, StatusCode::OK, "{}", p.text);
         let path: Vec<H> = p.body["audit_path"].as_array().unwrap().iter().map(h).collect();
-        assert!(verify_inclusion(&leaf(&bytes), index, size2, &path, &root2), "inclusion of {index} in {size2}");
+        assert!(
+            verify_inclusion(&leaf(&bytes), index, size2, &path, &root2),
+            "inclusion of {index} in {size2}"
+        );
         assert!(!verify_inclusion(&leaf(b"forged"), index, size2, &path, &root2));
     }
     // The second tree extends the first.
-    let c = app.get(&format!("/api/v1/audit/proof/consistency?first={size1}&second={size2}"), "auditor").await;
+    let c = app
+        .get(
+            &format!("/api/v1/audit/proof/consistency?first={size1}&second={size2}"),
+            "auditor",
+        )
+        .await;
     assert_eq!(c.status, StatusCode::OK, "{}", c.text);
     let path: Vec<H> = c.body["consistency_path"].as_array().unwrap().iter().map(h).collect();
     assert!(verify_consistency(size1, size2, &root1, &root2, &path));
     assert!(!verify_consistency(size1, size2, &root2, &root1, &path));
     // Bad proof requests are problems, not crashes.
-    assert_problem(&app.get(&format!("/api/v1/audit/proof/inclusion?index={size2}&tree_size={size2}"), "auditor").await, 422);
-    assert_problem(&app.get("/api/v1/audit/proof/inclusion?index=0&tree_size=999999999", "auditor").await, 422);
-    assert_problem(&app.get("/api/v1/audit/proof/consistency?first=5&second=2", "auditor").await, 422);
-    assert_problem(&app.get("/api/v1/audit/proof/inclusion?index=x&tree_size=2", "auditor").await, 400);
+    assert_problem(
+        &app.get(
+            &format!("/api/v1/audit/proof/inclusion?index={size2}&tree_size={size2}"),
+            "auditor",
+        )
+        .await,
+        422,
+    );
+    assert_problem(
+        &app.get("/api/v1/audit/proof/inclusion?index=0&tree_size=999999999", "auditor")
+            .await,
+        422,
+    );
+    assert_problem(
+        &app.get("/api/v1/audit/proof/consistency?first=5&second=2", "auditor")
+            .await,
+        422,
+    );
+    assert_problem(
+        &app.get("/api/v1/audit/proof/inclusion?index=x&tree_size=2", "auditor")
+            .await,
+        400,
+    );
     assert_problem(&app.get("/api/v1/audit/entries/999999999", "auditor").await, 404);
     assert_problem(&app.get("/api/v1/audit/tree-head", "sales").await, 403);
     assert!(app.service.verify_audit_log().await.is_ok());
@@ -270,11 +412,16 @@ async fn audit_tampering_is_detected(app: &TestApp) {
     check_head(&r.body);
     let original = app.audit_rows().await;
     assert!(original.len() >= 10);
-    app.service.verify_audit_log().await.expect("the untouched log verifies");
+    app.service
+        .verify_audit_log()
+        .await
+        .expect("the untouched log verifies");
 
     let edit = {
         let mut rows = original.clone();
-        let text = String::from_utf8(rows[5].entry.clone()).unwrap().replace("\"ok\"", "\"denied\"");
+        let text = String::from_utf8(rows[5].entry.clone())
+            .unwrap()
+            .replace("\"ok\"", "\"denied\"");
         rows[5].entry = text.into_bytes();
         rows
     };
@@ -300,7 +447,12 @@ async fn audit_tampering_is_detected(app: &TestApp) {
         rows[6] = AuditRow { idx: 6, ..a };
         rows
     };
-    for (kind, rows) in [("edit", edit), ("insert", insert), ("delete", delete), ("reorder", reorder)] {
+    for (kind, rows) in [
+        ("edit", edit),
+        ("insert", insert),
+        ("delete", delete),
+        ("reorder", reorder),
+    ] {
         app.set_audit_rows(&rows).await;
         let err = app.service.verify_audit_log().await.expect_err(kind).to_string();
         assert!(err.contains("entry 5"), "{kind}: {err}");

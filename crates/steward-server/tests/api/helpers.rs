@@ -161,9 +161,19 @@ impl TestApp {
                 let rows = stmt
                     .query_map([], |r| {
                         let opt = |i: usize| -> rusqlite::Result<Option<uuid::Uuid>> {
-                            Ok(r.get::<_, Option<Vec<u8>>>(i)?.map(|b| uuid::Uuid::from_slice(&b).unwrap()))
+                            Ok(r.get::<_, Option<Vec<u8>>>(i)?
+                                .map(|b| uuid::Uuid::from_slice(&b).unwrap()))
                         };
-                        Ok(AuditRow { idx: r.get(0)?, entry: r.get(1)?, leaf: r.get(2)?, at: r.get(3)?, subject: opt(4)?, user: opt(5)?, token: opt(6)?, action: r.get(7)? })
+                        Ok(AuditRow {
+                            idx: r.get(0)?,
+                            entry: r.get(1)?,
+                            leaf: r.get(2)?,
+                            at: r.get(3)?,
+                            subject: opt(4)?,
+                            user: opt(5)?,
+                            token: opt(6)?,
+                            action: r.get(7)?,
+                        })
                     })
                     .unwrap();
                 rows.map(Result::unwrap).collect()

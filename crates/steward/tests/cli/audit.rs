@@ -10,8 +10,13 @@ fn with_activity() -> Steward {
     let s = Steward::initialised();
     s.create_user("sam", "sales");
     s.create_token("sam");
-    std::fs::write(s.path("in.csv"), "given_name,email\nAda,ada@example.org\nAlan,alan@example.org\nGrace,grace@example.org\n").unwrap();
-    s.run(["contact", "import", s.path("in.csv").to_str().unwrap(), "--as", "sam"]).ok();
+    std::fs::write(
+        s.path("in.csv"),
+        "given_name,email\nAda,ada@example.org\nAlan,alan@example.org\nGrace,grace@example.org\n",
+    )
+    .unwrap();
+    s.run(["contact", "import", s.path("in.csv").to_str().unwrap(), "--as", "sam"])
+        .ok();
     s.run(["contact", "export", "--as", "sam"]).ok();
     s
 }
@@ -33,15 +38,21 @@ fn verify_passes_on_an_intact_log_and_names_the_first_bad_entry() {
 
     // Change one entry's bytes.
     let c = db(&s);
-    let entry: Vec<u8> = c.query_row("SELECT entry FROM audit_log WHERE idx = 4", [], |r| r.get(0)).unwrap();
-    let forged = String::from_utf8(entry.clone()).unwrap().replace("\"ok\"", "\"denied\"");
+    let entry: Vec<u8> = c
+        .query_row("SELECT entry FROM audit_log WHERE idx = 4", [], |r| r.get(0))
+        .unwrap();
+    let forged = String::from_utf8(entry.clone())
+        .unwrap()
+        .replace("\"ok\"", "\"denied\"");
     assert_ne!(forged.as_bytes(), entry.as_slice());
-    c.execute("UPDATE audit_log SET entry = ?1 WHERE idx = 4", [forged.as_bytes()]).unwrap();
+    c.execute("UPDATE audit_log SET entry = ?1 WHERE idx = 4", [forged.as_bytes()])
+        .unwrap();
     let out = s.run(["audit", "verify"]);
     let err = out.one_line_error();
     assert_eq!(out.code, 1);
     assert!(err.contains("entry 4"), "{err}");
-    c.execute("UPDATE audit_log SET entry = ?1 WHERE idx = 4", [&entry]).unwrap();
+    c.execute("UPDATE audit_log SET entry = ?1 WHERE idx = 4", [&entry])
+        .unwrap();
     s.run(["audit", "verify"]).ok();
 
     // Delete one.
@@ -64,7 +75,10 @@ fn export_writes_canonical_lines_and_ocsf_events() {
         assert_eq!(v["v"], 1);
     }
     for secret in ["Ada", "ada@example.org", "Grace"] {
-        assert!(!out.stdout.contains(secret), "the export holds no personal data ({secret})");
+        assert!(
+            !out.stdout.contains(secret),
+            "the export holds no personal data ({secret})"
+        );
     }
     let ocsf = s.run(["audit", "export", "--format", "ocsf"]);
     ocsf.ok();
