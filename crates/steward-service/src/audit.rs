@@ -115,7 +115,8 @@ fn actor_of(ctx: &RequestContext) -> Actor {
 }
 
 impl Service {
-    /// The audit entry of an operation made in `ctx`.
+    /// The audit record of an operation made in `ctx` (fields and reason
+    /// are filled in by the caller).
     pub(crate) fn audit_record(
         &self,
         ctx: &RequestContext,
@@ -123,18 +124,14 @@ impl Service {
         outcome: Outcome,
         subject: Option<SubjectId>,
         records: &[Uuid],
-        fields: Vec<String>,
-        reason: Option<String>,
-    ) -> WriteOp {
+    ) -> AuditRecord {
         let mut r = AuditRecord::new(Utc::now(), actor_of(ctx), action, outcome);
         r.purpose = ctx.purpose.clone();
         r.subject_id = subject.map(|s| *s.as_uuid());
         r.record_ids = records.to_vec();
-        r.fields = fields;
-        r.reason = reason;
         r.request_id = ctx.request_id.clone();
         r.client = ctx.client.clone();
-        WriteOp::AppendAudit(Box::new(r))
+        r
     }
 
     /// A successful operation's entry.
@@ -146,7 +143,9 @@ impl Service {
         records: &[Uuid],
         fields: Vec<String>,
     ) -> WriteOp {
-        self.audit_record(ctx, action, Outcome::Ok, subject, records, fields, None)
+        let mut r = self.audit_record(ctx, action, Outcome::Ok, subject, records);
+        r.fields = fields;
+        WriteOp::AppendAudit(Box::new(r))
     }
 
     /// Records the entries of a read before its result is returned (one
@@ -185,15 +184,9 @@ impl Service {
         let result = f.await;
         if let Err(ServiceError::Forbidden(reason)) = &result {
             let records: Vec<Uuid> = subject.iter().map(|s| *s.as_uuid()).collect();
-            let op = self.audit_record(
-                ctx,
-                action,
-                Outcome::Denied,
-                subject,
-                &records,
-                vec![],
-                Some(reason.clone()),
-            );
+            let mut record = self.audit_record(ctx, action, Outcome::Denied, subject, &records);
+            record.reason = Some(reason.clone());
+            let op = WriteOp::AppendAudit(Box::new(record));
             if let Err(e) = self.store.write(vec![op]).await {
                 tracing::error!(error = %e, action, "could not record a denial in the audit log");
             }

@@ -283,6 +283,14 @@ impl Service {
     }
 }
 
+/// An entry for an administrative act by Steward's operator (the CLI).
+pub(crate) fn system_entry(action: &str, records: &[uuid::Uuid], reason: Option<String>) -> WriteOp {
+    let mut r = AuditRecord::new(Utc::now(), Actor::system(), action, Outcome::Ok);
+    r.record_ids = records.to_vec();
+    r.reason = reason;
+    WriteOp::AppendAudit(Box::new(r))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -308,12 +316,4 @@ mod tests {
             assert!(validate_username(bad).is_err(), "{bad}");
         }
     }
-}
-
-/// An entry for an administrative act by Steward's operator (the CLI).
-pub(crate) fn system_entry(action: &str, records: &[uuid::Uuid], reason: Option<String>) -> WriteOp {
-    let mut r = AuditRecord::new(Utc::now(), Actor::system(), action, Outcome::Ok);
-    r.record_ids = records.to_vec();
-    r.reason = reason;
-    WriteOp::AppendAudit(Box::new(r))
 }
