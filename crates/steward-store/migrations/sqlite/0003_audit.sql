@@ -14,8 +14,6 @@ CREATE TABLE audit_log (
 );
 CREATE INDEX audit_subject ON audit_log(subject_id, idx);
 CREATE INDEX audit_actor_user ON audit_log(actor_user, idx);
-CREATE INDEX audit_actor_token ON audit_log(actor_token, idx);
-CREATE INDEX audit_at ON audit_log(at);
 
 CREATE TABLE audit_tree_heads (
     tree_size    INTEGER PRIMARY KEY,

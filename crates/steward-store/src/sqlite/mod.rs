@@ -210,6 +210,17 @@ fn commit_group(conn: &mut Connection, group: &[Job]) -> Vec<StoreResult<()>> {
     let mut tip: Option<AuditTip> = None;
     for job in group {
         let before = tip;
+        // Audit-only jobs (the entries of reads) need no savepoint: an
+        // append cannot half-happen, and SQLite undoes a failed statement
+        // by itself. Savepoint journaling was a fifth of the writer's time.
+        if job.ops.iter().all(|op| matches!(op, WriteOp::AppendAudit(_))) {
+            let result = job.ops.iter().try_for_each(|op| ops::apply(&tx, op, &mut tip));
+            if result.is_err() {
+                tip = before;
+            }
+            results.push(result);
+            continue;
+        }
         let result = (|| {
             let sp = tx.savepoint().map_err(|e| backend_err(&e))?;
             for op in &job.ops {
