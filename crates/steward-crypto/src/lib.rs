@@ -25,6 +25,7 @@ pub mod blind;
 pub mod field;
 pub mod keys;
 pub mod master;
+pub mod totp;
 
 pub use aead::CryptoError;
 pub use blind::BlindIndex;

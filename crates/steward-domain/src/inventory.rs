@@ -212,7 +212,7 @@ impl fmt::Display for InventoryError {
 impl std::error::Error for InventoryError {}
 
 /// Role actions that are not about a record type.
-pub const SYSTEM_ACTIONS: [&str; 1] = ["audit.read"];
+pub const SYSTEM_ACTIONS: [&str; 2] = ["audit.read", "users.manage"];
 
 /// Names used for record metadata in responses; no field may take them.
 pub const RESERVED_FIELDS: [&str; 6] = ["id", "purposes", "created_at", "updated_at", "version", "subject_id"];
@@ -390,7 +390,7 @@ impl Inventory {
                     });
                 if !ok {
                     p.push(format!(
-                        "role '{name}' has invalid action '{action}' (expected <record_type>.read|write|delete or audit.read)"
+                        "role '{name}' has invalid action '{action}' (expected <record_type>.read|write|delete, audit.read or users.manage)"
                     ));
                 }
             }

@@ -8,7 +8,7 @@ use axum::http::request::Parts;
 use axum::http::{header, HeaderMap};
 use serde::de::DeserializeOwned;
 use steward_domain::FieldError;
-use steward_service::RequestContext;
+use steward_service::{Principal, RequestContext};
 
 use crate::problem::ApiError;
 use crate::AppState;
@@ -190,6 +190,67 @@ impl<S: Send + Sync> FromRequestParts<S> for ClientAddr {
     }
 }
 
+/// The session cookie set by a cookie sign-in (web console).
+pub const SESSION_COOKIE: &str = "steward_session";
+/// The CSRF cookie; its value must be echoed in [`CSRF_HEADER`] on unsafe methods.
+pub const CSRF_COOKIE: &str = "steward_csrf";
+pub const CSRF_HEADER: &str = "x-csrf-token";
+
+fn cookie<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
+    headers
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .filter_map(|kv| kv.trim().split_once('='))
+        .find(|(k, _)| *k == name)
+        .map(|(_, v)| v.trim())
+}
+
+/// Resolves the caller: a bearer token, or the session cookie. Cookie
+/// requests with unsafe methods must carry the CSRF token in a header
+/// (double submit, bound to the session by a keyed hash).
+async fn principal(parts: &Parts, state: &AppState) -> Result<Principal, ApiError> {
+    let bearer = parts
+        .headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer ").or_else(|| v.strip_prefix("bearer ")))
+        .map(str::trim);
+    if let Some(token) = bearer {
+        return Ok(state.service.authenticate(token).await?);
+    }
+    let Some(token) = cookie(&parts.headers, SESSION_COOKIE) else {
+        return Err(ApiError::Unauthorized(
+            "send an API token as 'Authorization: Bearer TOKEN'".into(),
+        ));
+    };
+    if !parts.method.is_safe() {
+        let sent = parts
+            .headers
+            .get(CSRF_HEADER)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("");
+        if !state.service.csrf_matches(token, sent) {
+            return Err(ApiError::Forbidden(format!(
+                "a cookie-authenticated request must send the {CSRF_HEADER} header"
+            )));
+        }
+    }
+    Ok(state.service.authenticate(token).await?)
+}
+
+/// The authenticated caller, without a purpose (account endpoints).
+pub struct Authed(pub Principal);
+
+impl FromRequestParts<AppState> for Authed {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
+        principal(parts, state).await.map(Authed)
+    }
+}
+
 /// The authenticated caller and the purpose of the request.
 pub struct Ctx(pub RequestContext);
 
@@ -199,14 +260,7 @@ impl FromRequestParts<AppState> for Ctx {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
-        let token = parts
-            .headers
-            .get(header::AUTHORIZATION)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.strip_prefix("Bearer ").or_else(|| v.strip_prefix("bearer ")))
-            .map(str::trim)
-            .ok_or_else(|| ApiError::Unauthorized("send an API token as 'Authorization: Bearer TOKEN'".into()))?;
-        let principal = state.service.authenticate(token).await?;
+        let principal = principal(parts, state).await?;
         let purpose = match parts.headers.get(PURPOSE_HEADER) {
             None => None,
             Some(v) => Some(

@@ -21,7 +21,7 @@ use std::time::Duration;
 
 use axum::extract::{DefaultBodyLimit, MatchedPath, Request};
 use axum::http::{header, HeaderValue, Method};
-use axum::routing::{delete, get, patch, post, MethodRouter};
+use axum::routing::{delete, get, patch, post, put, MethodRouter};
 use axum::Router;
 use steward_service::Service;
 use tower_http::request_id::{MakeRequestId, PropagateRequestIdLayer, RequestId, SetRequestIdLayer};
@@ -29,7 +29,7 @@ use tower_http::set_header::SetResponseHeaderLayer;
 use tower_http::trace::TraceLayer;
 
 use crate::openapi::Op;
-use crate::routes::{audit, auth, contacts, crm, meta};
+use crate::routes::{audit, auth, contacts, crm, meta, users};
 
 #[derive(Clone)]
 pub struct AppState {
@@ -151,12 +151,12 @@ fn endpoints() -> Vec<(Method, &'static str, MethodRouter<AppState>, Op)> {
                 auth: false,
                 ..op(
                     "login",
-                    "Sign in with username and password; returns a session token",
+                    "Sign in with username, password and (once enabled) a TOTP or recovery code; returns a session token",
                     "auth",
                     false,
                     Some("LoginInput"),
                     (200, Some("LoginOutput")),
-                    &[400, 401, 413, 415, 422],
+                    &[400, 401, 413, 415, 422, 423, 429],
                 )
             },
         ),
@@ -360,6 +360,27 @@ fn endpoints() -> Vec<(Method, &'static str, MethodRouter<AppState>, Op)> {
                 )
             },
         ),
+        (M::POST, "/api/v1/auth/logout", post(auth::logout), op("logout", "Sign out: revoke this session or token", "auth", false, None, (204, None), &[])),
+        (M::GET, "/api/v1/auth/me", get(auth::me), op("me", "Who is signed in, and the state of their second factor", "auth", false, None, (200, Some("Object")), &[])),
+        (M::POST, "/api/v1/auth/totp/enroll", post(auth::totp_enroll), op("totpEnroll", "Start TOTP enrolment: a secret and an otpauth:// URI", "auth", false, None, (200, Some("TotpEnrollment")), &[409])),
+        (M::POST, "/api/v1/auth/totp/confirm", post(auth::totp_confirm), op("totpConfirm", "Confirm TOTP with a current code; returns one-time recovery codes", "auth", false, Some("TotpConfirm"), (200, Some("Object")), &[400, 409, 413, 415, 422])),
+        (M::GET, "/api/v1/auth/sessions", get(auth::sessions), op("listSessions", "Your sessions", "auth", false, None, (200, Some("TokenList")), &[])),
+        (M::DELETE, "/api/v1/auth/sessions/{id}", delete(auth::revoke), op("revokeSession", "Revoke one of your sessions", "auth", false, None, (204, None), &[404])),
+        (M::GET, "/api/v1/tokens", get(auth::tokens), op("listTokens", "Your API tokens (never the secrets)", "auth", false, None, (200, Some("TokenList")), &[])),
+        (M::POST, "/api/v1/tokens", post(auth::create_token), op("createToken", "Create an API token (name, expiry, optional purpose scope); the secret is shown once", "auth", false, Some("TokenInput"), (201, Some("Object")), &[400, 413, 415, 422])),
+        (M::DELETE, "/api/v1/tokens/{id}", delete(auth::revoke), op("revokeToken", "Revoke one of your API tokens", "auth", false, None, (204, None), &[404])),
+        (M::GET, "/api/v1/users", get(users::list), op("listUsers", "Users (admin)", "users", false, None, (200, Some("Object")), &[])),
+        (M::POST, "/api/v1/users", post(users::create), op("createUser", "Create a user (admin)", "users", false, Some("NewUser"), (201, Some("Object")), &[400, 409, 413, 415, 422])),
+        (M::GET, "/api/v1/users/{id}", get(users::get), op("getUser", "A user (admin)", "users", false, None, (200, Some("Object")), &[404])),
+        (M::PATCH, "/api/v1/users/{id}", patch(users::patch), op("updateUser", "Change role or disable/enable (admin); disabling revokes every token", "users", false, Some("UserPatch"), (200, Some("Object")), &[400, 404, 413, 415, 422])),
+        (M::POST, "/api/v1/users/{id}/password", post(users::reset_password), op("resetPassword", "Set a new password (admin); signs the user out", "users", false, Some("PasswordInput"), (204, None), &[400, 404, 413, 415, 422])),
+        (M::DELETE, "/api/v1/users/{id}/mfa", delete(users::reset_mfa), op("resetMfa", "Remove the user's second factor (admin)", "users", false, None, (204, None), &[404])),
+        (M::POST, "/api/v1/users/{id}/revoke-tokens", post(users::revoke_tokens), op("revokeUserTokens", "Revoke every token and session of a user (admin)", "users", false, None, (204, None), &[404])),
+        (M::GET, "/api/v1/users/{id}/training", get(users::training), op("listTraining", "Training records (admin, or the user themself)", "users", false, None, (200, Some("Object")), &[404])),
+        (M::POST, "/api/v1/users/{id}/training", post(users::add_training), op("addTraining", "Record a completed training (admin)", "users", false, Some("TrainingInput"), (201, Some("Object")), &[400, 404, 413, 415, 422])),
+        (M::GET, "/api/v1/settings", get(users::settings), op("getSettings", "Settings (admin)", "users", false, None, (200, Some("Object")), &[])),
+        (M::PUT, "/api/v1/settings", put(users::put_settings), op("putSettings", "Change settings (admin)", "users", false, Some("Object"), (200, Some("Object")), &[400, 413, 415, 422])),
+        (M::POST, "/api/v1/contacts/{id}/restriction", post(contacts::restriction), op("restrictContact", "Restrict processing (GDPR Art. 18) or lift it (dpo, compliance)", "contacts", true, Some("RestrictionInput"), (200, Some("Object")), &[400, 404, 413, 415, 422])),
         (
             M::POST,
             "/api/v1/organizations",

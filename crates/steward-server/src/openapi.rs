@@ -118,9 +118,12 @@ fn schemas(inv: &Inventory) -> Value {
             "kind": {"type": "string", "enum": kinds}, "summary": {"type": "string", "maxLength": 10000}, "occurred_at": dt}},
         "InteractionPage": page_of("Interaction"),
         "LoginInput": {"type": "object", "required": ["username", "password"], "additionalProperties": false, "properties": {
-            "username": {"type": "string"}, "password": {"type": "string", "format": "password"}, "totp": {"type": "string"}}},
+            "username": {"type": "string"}, "password": {"type": "string", "format": "password"},
+            "totp": {"type": "string", "description": "a current TOTP code or a recovery code, once a second factor is on"},
+            "session": {"type": "string", "enum": ["token", "cookie"], "description": "cookie: also set HttpOnly session and CSRF cookies"}}},
         "LoginOutput": {"type": "object", "required": ["token"], "properties": {
-            "token": {"type": "string"}, "token_type": {"type": "string"}, "expires_in": {"type": "integer"}}},
+            "token": {"type": "string"}, "token_type": {"type": "string"}, "expires_in": {"type": "integer"},
+            "mfa": {"type": "boolean"}, "mfa_enrollment_required": {"type": "boolean"}}},
         "AuditEntry": {"type": "object", "required": ["index", "leaf_hash", "entry"], "properties": {
             "index": {"type": "integer"}, "leaf_hash": {"type": "string", "contentEncoding": "base64"},
             "entry": {"type": "object", "description": "The decoded entry: ids, field names, purpose and outcome; never personal data"},
@@ -138,6 +141,20 @@ fn schemas(inv: &Inventory) -> Value {
             "leaf_hash": {"type": "string"}, "root_hash": {"type": "string"}, "audit_path": {"type": "array", "items": {"type": "string"}}}},
         "ConsistencyProof": {"type": "object", "properties": {"first": {"type": "integer"}, "second": {"type": "integer"},
             "first_root_hash": {"type": "string"}, "second_root_hash": {"type": "string"}, "consistency_path": {"type": "array", "items": {"type": "string"}}}},
+        "Object": {"type": "object"},
+        "TotpEnrollment": {"type": "object", "required": ["secret", "otpauth_uri"], "properties": {
+            "secret": {"type": "string", "description": "RFC 4648 base32, no padding"}, "otpauth_uri": {"type": "string"}}},
+        "TotpConfirm": {"type": "object", "required": ["code"], "additionalProperties": false, "properties": {"code": {"type": "string"}}},
+        "TokenList": {"type": "object", "properties": {"items": {"type": "array", "items": {"type": "object"}}}},
+        "TokenInput": {"type": "object", "additionalProperties": false, "properties": {
+            "name": {"type": "string"}, "expires_in_days": {"type": "integer", "minimum": 1}, "purpose": {"type": "string"}}},
+        "NewUser": {"type": "object", "required": ["username", "role", "password"], "additionalProperties": false, "properties": {
+            "username": {"type": "string"}, "role": {"type": "string"}, "password": {"type": "string", "format": "password"}}},
+        "UserPatch": {"type": "object", "additionalProperties": false, "properties": {"role": {"type": "string"}, "disabled": {"type": "boolean"}}},
+        "PasswordInput": {"type": "object", "required": ["password"], "additionalProperties": false, "properties": {"password": {"type": "string", "format": "password"}}},
+        "TrainingInput": {"type": "object", "required": ["course", "completed_on"], "additionalProperties": false, "properties": {
+            "course": {"type": "string"}, "completed_on": {"type": "string", "format": "date"}, "expires_on": {"type": "string", "format": "date"}}},
+        "RestrictionInput": {"type": "object", "required": ["restricted"], "additionalProperties": false, "properties": {"restricted": {"type": "boolean"}}},
         "Health": {"type": "object", "properties": {"status": {"type": "string"}}},
         "OpenApi": {"type": "object"},
         "Problem": {"type": "object", "required": ["type", "title", "status", "detail"], "properties": {
@@ -161,6 +178,8 @@ fn status_text(code: u16) -> &'static str {
         413 => "Body too large",
         415 => "Body is not JSON",
         422 => "Invalid or not-minimal data",
+        423 => "Account locked after repeated failed sign-ins",
+        429 => "Too many attempts",
         503 => "Not ready",
         _ => "Error",
     }

@@ -41,6 +41,10 @@ pub enum ApiError {
     PayloadTooLarge(usize),
     /// 415: the body is not JSON.
     UnsupportedMediaType,
+    /// 423: the account is locked after repeated failed sign-ins.
+    Locked(String),
+    /// 429: too many attempts.
+    TooManyRequests(String),
     /// 422: invalid or not-minimal data, field by field.
     Validation(Vec<FieldError>),
     /// 500: logged by request id, shown without detail.
@@ -73,6 +77,8 @@ impl ApiError {
                 "Unsupported media type",
             ),
             Self::Validation(_) => (StatusCode::UNPROCESSABLE_ENTITY, "validation", "Invalid request data"),
+            Self::Locked(_) => (StatusCode::LOCKED, "locked", "Account locked"),
+            Self::TooManyRequests(_) => (StatusCode::TOO_MANY_REQUESTS, "too-many-requests", "Too many requests"),
             Self::Internal => (StatusCode::INTERNAL_SERVER_ERROR, "internal", "Internal error"),
             Self::Unavailable => (StatusCode::SERVICE_UNAVAILABLE, "unavailable", "Service unavailable"),
         }
@@ -82,7 +88,9 @@ impl ApiError {
     pub fn problem(&self) -> Problem {
         let (status, slug, title) = self.parts();
         let (detail, errors) = match self {
-            Self::BadRequest(d)
+            Self::Locked(d)
+            | Self::TooManyRequests(d)
+            | Self::BadRequest(d)
             | Self::Unauthorized(d)
             | Self::Forbidden(d)
             | Self::NotFound(d)
@@ -142,6 +150,8 @@ impl From<ServiceError> for ApiError {
             ServiceError::Conflict(m) => Self::Conflict(m),
             ServiceError::Invalid(errors) => Self::Validation(errors),
             ServiceError::BadRequest(m) => Self::BadRequest(m),
+            ServiceError::Locked(m) => Self::Locked(m),
+            ServiceError::TooManyRequests(m) => Self::TooManyRequests(m),
             ServiceError::Internal(m) => {
                 // The message names ids and causes, never personal values.
                 tracing::error!(error = %m, "internal error");

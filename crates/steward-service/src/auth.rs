@@ -1,30 +1,44 @@
-//! Authentication: staff users with Argon2id password hashes, API and
-//! session tokens stored as keyed hashes, and the resolution of a bearer
-//! token to a [`Principal`].
+//! Authentication: staff users with Argon2id password hashes; sessions and
+//! API tokens stored as keyed hashes, with expiry (absolute and, for
+//! sessions, idle), revocation, last use and an optional purpose scope; the
+//! sign-in flow with a second factor, per-account lockout and per-address
+//! throttling; and the resolution of a bearer token to a [`Principal`].
 //!
 //! Password hashing is slow on purpose; it runs on blocking threads with
 //! bounded concurrency so it never stalls the async runtime. Tokens are
-//! random 256-bit secrets checked by one HMAC, never by Argon2.
+//! random 256-bit secrets checked by one HMAC, never by Argon2, and resolved
+//! through a short-lived cache so authentication costs little per request.
+//! Unknown usernames go through the same work (a dummy Argon2 verification,
+//! the same lockout counting) and get the same answers as known ones.
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::Mutex;
+use std::time::{Duration as StdDuration, Instant};
 
 use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
 use argon2::{Algorithm, Argon2, Params, Version};
 use base64::Engine;
 use chrono::{DateTime, Duration, Utc};
 use rand::RngCore;
+use steward_audit::{Actor, ActorKind, AuditRecord, Outcome};
 use steward_domain::{TokenId, UserId};
 use steward_store::{StoreError, TokenKind, TokenRow, UserRow, WriteOp};
 use zeroize::Zeroizing;
-
-use steward_audit::{Actor, ActorKind, AuditRecord, Outcome};
 
 use crate::error::{ServiceError, ServiceResult};
 use crate::Service;
 
 /// Prefix that makes Steward tokens recognisable to secret scanners.
 pub const TOKEN_PREFIX: &str = "stw_";
-/// Lifetime of a session token issued at sign-in.
-pub const SESSION_LIFETIME_HOURS: i64 = 12;
 pub const MIN_PASSWORD_LEN: usize = 8;
+/// How long a resolved token is trusted without looking at the database.
+/// Revocations in this process clear the cache at once.
+const TOKEN_CACHE_TTL: StdDuration = StdDuration::from_secs(2);
+/// `last_used_at` is written at most this often per token.
+const TOUCH_EVERY: Duration = Duration::seconds(60);
+/// Failed sign-ins from one address within [`ADDRESS_WINDOW`] before it is throttled.
+const ADDRESS_LIMIT: usize = 20;
+const ADDRESS_WINDOW: StdDuration = StdDuration::from_secs(15 * 60);
 
 /// Who is making a request, once their token has been checked.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -35,6 +49,84 @@ pub struct Principal {
     /// The token the request came with; `None` for local CLI operations,
     /// which are trusted through access to the data dir.
     pub token_id: Option<TokenId>,
+    pub token_kind: Option<TokenKind>,
+    /// The only purpose this token may be used for, if scoped.
+    pub scope: Option<String>,
+    /// An interactive session that still needs a second factor: it may
+    /// enrol one and nothing that touches personal data.
+    pub mfa_pending: bool,
+}
+
+/// The result of a successful sign-in.
+pub struct LoginOutcome {
+    pub token: Zeroizing<String>,
+    pub token_id: TokenId,
+    pub expires_in_seconds: i64,
+    /// The session was established with a second factor.
+    pub mfa: bool,
+    /// The role needs a second factor and the user has none yet: the session
+    /// can only enrol one (`POST /api/v1/auth/totp/enroll`).
+    pub mfa_enrollment_required: bool,
+}
+
+/// Failed sign-ins counted and the lock they caused, if any.
+type Failures = (u32, Option<DateTime<Utc>>);
+
+/// In-memory state of authentication: the token cache and sign-in throttles.
+#[derive(Default)]
+pub(crate) struct AuthState {
+    cache: Mutex<HashMap<Vec<u8>, (Instant, Principal)>>,
+    touched: Mutex<HashMap<TokenId, DateTime<Utc>>>,
+    by_address: Mutex<HashMap<String, VecDeque<Instant>>>,
+    /// Failures for usernames that do not exist, so they lock like real ones.
+    phantom: Mutex<HashMap<String, Failures>>,
+    settings: Mutex<Option<(Instant, crate::settings::Settings)>>,
+    training: Mutex<HashMap<UserId, (Instant, bool)>>,
+}
+
+impl AuthState {
+    /// Forgets every cached token, setting and training state (after any
+    /// change to users, tokens, settings or training).
+    pub(crate) fn forget_tokens(&self) {
+        if let Ok(mut c) = self.cache.lock() {
+            c.clear();
+        }
+        if let Ok(mut s) = self.settings.lock() {
+            *s = None;
+        }
+        if let Ok(mut t) = self.training.lock() {
+            t.clear();
+        }
+    }
+
+    pub(crate) fn cached_settings(&self) -> Option<crate::settings::Settings> {
+        let s = self.settings.lock().ok()?;
+        s.as_ref()
+            .filter(|(at, _)| at.elapsed() < TOKEN_CACHE_TTL)
+            .map(|(_, s)| s.clone())
+    }
+
+    pub(crate) fn cache_settings(&self, settings: &crate::settings::Settings) {
+        if let Ok(mut s) = self.settings.lock() {
+            *s = Some((Instant::now(), settings.clone()));
+        }
+    }
+
+    pub(crate) fn cached_training(&self, user: UserId) -> Option<bool> {
+        let t = self.training.lock().ok()?;
+        t.get(&user)
+            .filter(|(at, _)| at.elapsed() < TOKEN_CACHE_TTL)
+            .map(|(_, v)| *v)
+    }
+
+    pub(crate) fn cache_training(&self, user: UserId, current: bool) {
+        if let Ok(mut t) = self.training.lock() {
+            if t.len() > 10_000 {
+                t.clear();
+            }
+            t.insert(user, (Instant::now(), current));
+        }
+    }
 }
 
 fn argon2() -> Argon2<'static> {
@@ -78,8 +170,37 @@ pub fn validate_username(username: &str) -> ServiceResult<()> {
     }
 }
 
+pub(crate) fn validate_password(password: &str) -> ServiceResult<()> {
+    if password.chars().count() < MIN_PASSWORD_LEN {
+        return Err(ServiceError::invalid(
+            "password",
+            format!("must be at least {MIN_PASSWORD_LEN} characters"),
+        ));
+    }
+    Ok(())
+}
+
+/// An entry for an administrative act by Steward's operator (the CLI).
+pub(crate) fn system_entry(action: &str, records: &[uuid::Uuid], reason: Option<String>) -> WriteOp {
+    let mut r = AuditRecord::new(Utc::now(), Actor::system(), action, Outcome::Ok);
+    r.record_ids = records.to_vec();
+    r.reason = reason;
+    WriteOp::AppendAudit(Box::new(r))
+}
+
+/// The same answer for a locked account whether or not it exists.
+fn locked_error(until: DateTime<Utc>) -> ServiceError {
+    let minutes = (until - Utc::now()).num_minutes().max(1);
+    ServiceError::Locked(format!(
+        "too many failed sign-ins; this account is locked for about {minutes} more minutes"
+    ))
+}
+
 impl Service {
-    async fn blocking_hash<T: Send + 'static>(&self, f: impl FnOnce() -> T + Send + 'static) -> ServiceResult<T> {
+    pub(crate) async fn blocking_hash<T: Send + 'static>(
+        &self,
+        f: impl FnOnce() -> T + Send + 'static,
+    ) -> ServiceResult<T> {
         let _permit = self
             .hash_permits
             .acquire()
@@ -90,8 +211,19 @@ impl Service {
             .map_err(|e| ServiceError::Internal(e.to_string()))
     }
 
-    /// Creates a staff user. Used by `steward user create`.
-    pub async fn create_user(&self, username: &str, role: &str, password: Zeroizing<String>) -> ServiceResult<UserId> {
+    pub(crate) async fn hash_password(&self, password: Zeroizing<String>) -> ServiceResult<String> {
+        validate_password(&password)?;
+        self.blocking_hash(move || hash_password_blocking(&password)).await?
+    }
+
+    /// Creates a staff user; `audit` records who did it.
+    pub(crate) async fn insert_user(
+        &self,
+        username: &str,
+        role: &str,
+        password: Zeroizing<String>,
+        audit: impl FnOnce(UserId) -> WriteOp,
+    ) -> ServiceResult<UserId> {
         validate_username(username)?;
         if self.inventory.role(role).is_none() {
             let roles: Vec<_> = self.inventory.roles.keys().map(String::as_str).collect();
@@ -100,13 +232,7 @@ impl Service {
                 format!("must be one of {}", roles.join(", ")),
             ));
         }
-        if password.chars().count() < MIN_PASSWORD_LEN {
-            return Err(ServiceError::invalid(
-                "password",
-                format!("must be at least {MIN_PASSWORD_LEN} characters"),
-            ));
-        }
-        let hash = self.blocking_hash(move || hash_password_blocking(&password)).await??;
+        let hash = self.hash_password(password).await?;
         let user = UserRow {
             id: UserId::new(),
             username: username.to_string(),
@@ -114,10 +240,11 @@ impl Service {
             password_hash: hash,
             disabled: false,
             created_at: Utc::now(),
+            failed_logins: 0,
+            locked_until: None,
         };
         let id = user.id;
-        let audit = system_entry("user.create", &[*id.as_uuid()], None);
-        match self.store.write(vec![WriteOp::InsertUser(user), audit]).await {
+        match self.store.write(vec![WriteOp::InsertUser(user), audit(id)]).await {
             Err(StoreError::Duplicate) => Err(ServiceError::Conflict(
                 "a user with this username already exists".into(),
             )),
@@ -127,18 +254,23 @@ impl Service {
         Ok(id)
     }
 
+    /// Creates a staff user. Used by `steward user create`.
+    pub async fn create_user(&self, username: &str, role: &str, password: Zeroizing<String>) -> ServiceResult<UserId> {
+        self.insert_user(username, role, password, |id| {
+            system_entry("user.create", &[*id.as_uuid()], None)
+        })
+        .await
+    }
+
     fn token_hash(&self, token: &str) -> Vec<u8> {
         self.crypto.token_hash(token)
     }
 
     /// Issues a token and stores its hash together with `audit` (built from
     /// the new token's id), so the token exists only if its issue is recorded.
-    async fn issue_token(
+    pub(crate) async fn issue_token(
         &self,
-        user_id: UserId,
-        kind: TokenKind,
-        name: Option<String>,
-        expires_at: Option<DateTime<Utc>>,
+        template: TokenRow,
         audit: impl FnOnce(TokenId) -> WriteOp,
     ) -> ServiceResult<(TokenId, Zeroizing<String>)> {
         let mut secret = Zeroizing::new([0u8; 32]);
@@ -148,17 +280,57 @@ impl Service {
             base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(secret.as_ref())
         ));
         let row = TokenRow {
-            id: TokenId::new(),
-            user_id,
-            kind,
-            name,
             hash: self.token_hash(&token),
-            created_at: Utc::now(),
-            expires_at,
+            ..template
         };
         let id = row.id;
         self.store.write(vec![WriteOp::InsertToken(row), audit(id)]).await?;
         Ok((id, token))
+    }
+
+    /// A new API token row for `user` (the secret is added by `issue_token`).
+    pub(crate) fn api_token_row(
+        &self,
+        user: UserId,
+        name: Option<String>,
+        expires_in_days: Option<u32>,
+        purpose: Option<String>,
+    ) -> ServiceResult<TokenRow> {
+        let expires_at = match expires_in_days {
+            Some(0) => return Err(ServiceError::invalid("expires_in_days", "must be at least 1")),
+            Some(d) => Some(Utc::now() + Duration::days(i64::from(d))),
+            None => None,
+        };
+        if let Some(p) = &purpose {
+            if self.inventory.purpose(p).is_none() {
+                return Err(ServiceError::invalid(
+                    "purpose",
+                    "is not a purpose in the data inventory",
+                ));
+            }
+        }
+        if name
+            .as_ref()
+            .is_some_and(|n| n.chars().count() > 100 || n.chars().any(char::is_control))
+        {
+            return Err(ServiceError::invalid(
+                "name",
+                "must be at most 100 printable characters",
+            ));
+        }
+        Ok(TokenRow {
+            id: TokenId::new(),
+            user_id: user,
+            kind: TokenKind::Api,
+            name,
+            hash: Vec::new(),
+            created_at: Utc::now(),
+            expires_at,
+            revoked_at: None,
+            last_used_at: None,
+            purpose,
+            mfa: false,
+        })
     }
 
     /// Creates an API token for `username`; returns the secret, shown once.
@@ -168,54 +340,142 @@ impl Service {
         name: Option<String>,
         expires_in_days: Option<u32>,
     ) -> ServiceResult<Zeroizing<String>> {
+        self.create_scoped_api_token(username, name, expires_in_days, None)
+            .await
+    }
+
+    /// [`Service::create_api_token`] limited to one purpose.
+    pub async fn create_scoped_api_token(
+        &self,
+        username: &str,
+        name: Option<String>,
+        expires_in_days: Option<u32>,
+        purpose: Option<String>,
+    ) -> ServiceResult<Zeroizing<String>> {
         let user = self.active_user(username).await?;
-        let expires_at = match expires_in_days {
-            Some(0) => return Err(ServiceError::invalid("expires_in_days", "must be at least 1")),
-            Some(d) => Some(Utc::now() + Duration::days(i64::from(d))),
-            None => None,
-        };
+        if let Some(p) = &purpose {
+            if !self.inventory.role(&user.role).is_some_and(|r| r.allows_purpose(p)) {
+                return Err(ServiceError::invalid(
+                    "purpose",
+                    format!("is not a purpose of role '{}'", user.role),
+                ));
+            }
+        }
+        let row = self.api_token_row(user.id, name, expires_in_days, purpose)?;
         let user_uuid = *user.id.as_uuid();
         let (id, token) = self
-            .issue_token(user.id, TokenKind::Api, name, expires_at, |t| {
-                system_entry("token.create", &[user_uuid, *t.as_uuid()], None)
-            })
+            .issue_token(row, |t| system_entry("token.create", &[user_uuid, *t.as_uuid()], None))
             .await?;
         tracing::info!(user_id = %user.id, token_id = %id, "API token created");
         Ok(token)
     }
 
-    /// Password sign-in; returns a session token. Unknown users and wrong
-    /// passwords fail alike, in the same time.
+    /// Whether the per-address throttle refuses `client` now.
+    fn address_throttled(&self, client: Option<&str>) -> bool {
+        let (Some(client), Ok(mut map)) = (client, self.auth.by_address.lock()) else {
+            return false;
+        };
+        let now = Instant::now();
+        let q = map.entry(client.to_string()).or_default();
+        while q.front().is_some_and(|t| now.duration_since(*t) > ADDRESS_WINDOW) {
+            q.pop_front();
+        }
+        q.len() >= ADDRESS_LIMIT
+    }
+
+    fn note_address_failure(&self, client: Option<&str>) {
+        if let (Some(client), Ok(mut map)) = (client, self.auth.by_address.lock()) {
+            map.entry(client.to_string()).or_default().push_back(Instant::now());
+            if map.len() > 100_000 {
+                map.clear();
+            }
+        }
+    }
+
+    /// Password sign-in (plus a TOTP or recovery code once the user has a
+    /// second factor); returns a session. Unknown users and wrong passwords
+    /// fail alike, in the same time, and lock alike.
     pub async fn login(
         &self,
         username: &str,
         password: Zeroizing<String>,
+        code: Option<&str>,
         client: Option<String>,
-    ) -> ServiceResult<Zeroizing<String>> {
+    ) -> ServiceResult<LoginOutcome> {
+        if self.address_throttled(client.as_deref()) {
+            return Err(ServiceError::TooManyRequests(
+                "too many failed sign-ins from this address; try again later".into(),
+            ));
+        }
+        let settings = self.settings().await?;
+        let now = Utc::now();
         let user = self.store.get_user_by_username(username).await?;
+        // Lockout, answered the same way for unknown usernames.
+        let locked_until = match &user {
+            Some(u) => u.locked_until,
+            None => self
+                .auth
+                .phantom
+                .lock()
+                .ok()
+                .and_then(|m| m.get(username).and_then(|(_, l)| *l)),
+        };
+        if let Some(until) = locked_until.filter(|u| *u > now) {
+            self.note_address_failure(client.as_deref());
+            let mut actor = Actor::anonymous();
+            actor.user_id = user.as_ref().map(|u| *u.id.as_uuid());
+            self.audit_actor(actor, "auth.login", Outcome::Denied, client, Some("account locked"))
+                .await?;
+            return Err(locked_error(until));
+        }
         let phc = user
             .as_ref()
             .map_or_else(|| DUMMY_HASH.to_string(), |u| u.password_hash.clone());
-        let ok = self
+        let password_ok = self
             .blocking_hash(move || verify_password_blocking(&password, &phc))
             .await?;
+        let (second_factor, factor_ok) = match (&user, password_ok) {
+            (Some(u), true) if !u.disabled => self.check_second_factor(u, code).await?,
+            _ => (false, false),
+        };
         let user = match user {
-            Some(u) if ok && !u.disabled => u,
+            Some(u) if password_ok && factor_ok && !u.disabled => u,
             other => {
-                tracing::info!("sign-in refused");
-                // The attempted username is not recorded: it may be a
-                // mistyped password. A known user is recorded by id.
+                self.note_address_failure(client.as_deref());
+                self.record_login_failure(other.as_ref(), username, &settings).await?;
                 let mut actor = Actor::anonymous();
-                actor.user_id = other.map(|u| *u.id.as_uuid());
+                actor.user_id = other.as_ref().map(|u| *u.id.as_uuid());
+                // The attempted username is not recorded: it may be a mistyped password.
                 self.audit_actor(actor, "auth.login", Outcome::Failed, client, Some("wrong credentials"))
                     .await?;
+                tracing::info!("sign-in refused");
                 return Err(ServiceError::Unauthenticated);
             }
         };
-        let expires = Utc::now() + Duration::hours(SESSION_LIFETIME_HOURS);
+        let reads_personal_data = self.inventory.role(&user.role).is_some_and(|r| !r.purposes.is_empty());
+        let enrollment_required = settings.require_mfa && reads_personal_data && !second_factor;
+        let lifetime = Duration::hours(settings.session_absolute_hours);
+        let template = TokenRow {
+            id: TokenId::new(),
+            user_id: user.id,
+            kind: TokenKind::Session,
+            name: None,
+            hash: Vec::new(),
+            created_at: now,
+            expires_at: Some(now + lifetime),
+            revoked_at: None,
+            last_used_at: Some(now),
+            purpose: None,
+            mfa: second_factor,
+        };
         let (uid, role, name) = (*user.id.as_uuid(), user.role.clone(), user.username.clone());
+        let reset = (user.failed_logins > 0 || user.locked_until.is_some()).then_some(WriteOp::SetLoginFailures {
+            user_id: user.id,
+            failed_logins: 0,
+            locked_until: None,
+        });
         let (id, token) = self
-            .issue_token(user.id, TokenKind::Session, None, Some(expires), |t| {
+            .issue_token(template, |t| {
                 let actor = Actor {
                     kind: ActorKind::User,
                     user_id: Some(uid),
@@ -225,15 +485,107 @@ impl Service {
                 };
                 let mut r = AuditRecord::new(Utc::now(), actor, "auth.login", Outcome::Ok);
                 r.client = client;
+                r.reason = Some(
+                    if second_factor {
+                        "password and second factor"
+                    } else {
+                        "password"
+                    }
+                    .into(),
+                );
                 WriteOp::AppendAudit(Box::new(r))
             })
             .await?;
+        if let Some(op) = reset {
+            self.store.write(vec![op]).await?;
+        }
         tracing::info!(user_id = %user.id, token_id = %id, "signed in");
-        Ok(token)
+        Ok(LoginOutcome {
+            token,
+            token_id: id,
+            expires_in_seconds: lifetime.num_seconds(),
+            mfa: second_factor,
+            mfa_enrollment_required: enrollment_required,
+        })
+    }
+
+    async fn record_login_failure(
+        &self,
+        user: Option<&UserRow>,
+        username: &str,
+        settings: &crate::settings::Settings,
+    ) -> ServiceResult<()> {
+        let lock_for = Duration::minutes(settings.lockout_minutes);
+        let now = Utc::now();
+        match user {
+            Some(u) => {
+                // A lock that has run out starts a fresh count.
+                let before = if u.locked_until.is_some_and(|l| l <= now) {
+                    0
+                } else {
+                    u.failed_logins
+                };
+                let failed = before + 1;
+                let locked_until = (failed >= settings.lockout_threshold).then(|| now + lock_for);
+                self.store
+                    .write(vec![WriteOp::SetLoginFailures {
+                        user_id: u.id,
+                        failed_logins: failed,
+                        locked_until,
+                    }])
+                    .await?;
+            }
+            None => {
+                if let Ok(mut m) = self.auth.phantom.lock() {
+                    let e = m.entry(username.chars().take(64).collect()).or_insert((0, None));
+                    if e.1.is_some_and(|l| l <= now) {
+                        *e = (0, None);
+                    }
+                    e.0 += 1;
+                    if e.0 >= settings.lockout_threshold {
+                        e.1 = Some(now + lock_for);
+                    }
+                    if m.len() > 100_000 {
+                        m.clear();
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Signs out: revokes the session (or token) the request came with.
+    pub async fn logout(&self, principal: &Principal) -> ServiceResult<()> {
+        let Some(id) = principal.token_id else { return Ok(()) };
+        let audit = self.principal_entry(principal, "auth.logout", &[*id.as_uuid()]);
+        self.store
+            .write(vec![WriteOp::RevokeToken { id, at: Utc::now() }, audit])
+            .await?;
+        self.auth.forget_tokens();
+        Ok(())
+    }
+
+    /// An audit entry for an act of an authenticated principal outside a
+    /// purpose (account and token management).
+    pub(crate) fn principal_entry(&self, p: &Principal, action: &str, records: &[uuid::Uuid]) -> WriteOp {
+        let actor = Actor {
+            kind: if p.token_kind == Some(TokenKind::Api) {
+                ActorKind::Token
+            } else {
+                ActorKind::User
+            },
+            user_id: Some(*p.user_id.as_uuid()),
+            token_id: p.token_id.map(|t| *t.as_uuid()),
+            username: Some(p.username.clone()),
+            role: Some(p.role.clone()),
+        };
+        let mut r = AuditRecord::new(Utc::now(), actor, action, Outcome::Ok);
+        r.record_ids = records.to_vec();
+        WriteOp::AppendAudit(Box::new(r))
     }
 
     /// The user named `username`, refused if disabled.
-    async fn active_user(&self, username: &str) -> ServiceResult<UserRow> {
+    pub(crate) async fn active_user(&self, username: &str) -> ServiceResult<UserRow> {
         let user = self
             .store
             .get_user_by_username(username)
@@ -253,15 +605,27 @@ impl Service {
             username: user.username,
             role: user.role,
             token_id: None,
+            token_kind: None,
+            scope: None,
+            mfa_pending: false,
         })
     }
 
-    /// Resolves a bearer token to its principal.
+    /// Resolves a bearer token to its principal: the token must exist, not
+    /// be revoked or expired (sessions also expire when idle), and belong to
+    /// an enabled user.
     pub async fn authenticate(&self, token: &str) -> ServiceResult<Principal> {
         if !token.starts_with(TOKEN_PREFIX) || token.len() > 128 {
             return Err(ServiceError::Unauthenticated);
         }
         let hash = self.token_hash(token);
+        if let Ok(cache) = self.auth.cache.lock() {
+            if let Some((at, p)) = cache.get(&hash) {
+                if at.elapsed() < TOKEN_CACHE_TTL {
+                    return Ok(p.clone());
+                }
+            }
+        }
         let (row, user) = self
             .store
             .get_token_by_hash(&hash)
@@ -271,24 +635,74 @@ impl Service {
         if !bool::from(subtle::ConstantTimeEq::ct_eq(row.hash.as_slice(), hash.as_slice())) {
             return Err(ServiceError::Unauthenticated);
         }
-        if row.expires_at.is_some_and(|e| e <= Utc::now()) || user.disabled {
+        let now = Utc::now();
+        let settings = self.settings().await?;
+        let idle = row.kind == TokenKind::Session
+            && row.last_used_at.unwrap_or(row.created_at) + Duration::minutes(settings.session_idle_minutes) <= now;
+        if row.revoked_at.is_some() || row.expires_at.is_some_and(|e| e <= now) || idle || user.disabled {
             return Err(ServiceError::Unauthenticated);
         }
-        Ok(Principal {
+        self.touch_token(&row, now).await;
+        let reads_personal_data = self.inventory.role(&user.role).is_some_and(|r| !r.purposes.is_empty());
+        let principal = Principal {
             user_id: user.id,
             username: user.username,
             role: user.role,
             token_id: Some(row.id),
-        })
+            token_kind: Some(row.kind),
+            scope: row.purpose,
+            mfa_pending: row.kind == TokenKind::Session && !row.mfa && settings.require_mfa && reads_personal_data,
+        };
+        if let Ok(mut cache) = self.auth.cache.lock() {
+            if cache.len() > 10_000 {
+                cache.clear();
+            }
+            cache.insert(hash, (Instant::now(), principal.clone()));
+        }
+        Ok(principal)
     }
-}
 
-/// An entry for an administrative act by Steward's operator (the CLI).
-pub(crate) fn system_entry(action: &str, records: &[uuid::Uuid], reason: Option<String>) -> WriteOp {
-    let mut r = AuditRecord::new(Utc::now(), Actor::system(), action, Outcome::Ok);
-    r.record_ids = records.to_vec();
-    r.reason = reason;
-    WriteOp::AppendAudit(Box::new(r))
+    /// The CSRF token that goes with a cookie session: a keyed hash of the
+    /// session token, so it needs no storage and cannot be guessed.
+    #[must_use]
+    pub fn csrf_token_for(&self, session_token: &str) -> String {
+        base64::engine::general_purpose::URL_SAFE_NO_PAD
+            .encode(self.crypto.labelled_hash("csrf", session_token.as_bytes()))
+    }
+
+    /// Whether `sent` is the CSRF token of `session_token` (constant time).
+    #[must_use]
+    pub fn csrf_matches(&self, session_token: &str, sent: &str) -> bool {
+        let expected = self.csrf_token_for(session_token);
+        !sent.is_empty() && bool::from(subtle::ConstantTimeEq::ct_eq(expected.as_bytes(), sent.as_bytes()))
+    }
+
+    /// Records the token's use, at most once a minute per token.
+    async fn touch_token(&self, row: &TokenRow, now: DateTime<Utc>) {
+        let last = self
+            .auth
+            .touched
+            .lock()
+            .ok()
+            .and_then(|m| m.get(&row.id).copied())
+            .or(row.last_used_at);
+        if last.is_some_and(|l| now - l < TOUCH_EVERY) {
+            return;
+        }
+        if let Ok(mut m) = self.auth.touched.lock() {
+            if m.len() > 100_000 {
+                m.clear();
+            }
+            m.insert(row.id, now);
+        }
+        if let Err(e) = self
+            .store
+            .write(vec![WriteOp::TouchToken { id: row.id, at: now }])
+            .await
+        {
+            tracing::warn!(token_id = %row.id, error = %e, "could not record a token's use");
+        }
+    }
 }
 
 #[cfg(test)]

@@ -366,7 +366,7 @@ impl Service {
             .await?
             .ok_or(ServiceError::NotFound("contact"))?;
         let key = self.key_of(&row)?;
-        self.purpose_usable(&purpose, &row.purposes)
+        self.purpose_usable(&purpose, &row.purposes, row.restricted)
             .map_err(ServiceError::Forbidden)?;
         Ok((row, key, purpose))
     }
@@ -423,6 +423,7 @@ impl Service {
             updated_at: now,
             version: 1,
             key: None,
+            restricted: false,
         };
         let terms = self.index_terms(&fields);
         let mut ops = vec![WriteOp::InsertContact {
@@ -541,6 +542,7 @@ impl Service {
             updated_at: now,
             version: row.version + 1,
             key: None,
+            restricted: row.restricted,
         };
         let terms = self.index_terms(&fields);
         let mut touched: Vec<String> = changes.keys().cloned().collect();
@@ -626,6 +628,40 @@ impl Service {
         Ok(())
     }
 
+    /// Restricts processing of a subject's data (GDPR Art. 18), or lifts
+    /// the restriction. Only for the `compliance` purpose.
+    pub async fn set_restriction(&self, ctx: &RequestContext, id: SubjectId, restricted: bool) -> ServiceResult<()> {
+        self.guard(ctx, "subject.restrict", Some(id), async {
+            self.require_action(ctx, CONTACT, Verb::Write)?;
+            if self.require_purpose(ctx)? != steward_domain::inventory::COMPLIANCE {
+                return Err(ServiceError::Forbidden(
+                    "restriction of processing is set for the compliance purpose only".into(),
+                ));
+            }
+            let action = if restricted {
+                "subject.restrict"
+            } else {
+                "subject.unrestrict"
+            };
+            let audit = self.audit_ok(ctx, action, Some(id), &[*id.as_uuid()], vec![]);
+            match self
+                .store
+                .write(vec![
+                    WriteOp::SetRestricted {
+                        subject_id: id,
+                        restricted,
+                    },
+                    audit,
+                ])
+                .await
+            {
+                Err(StoreError::NotFound) => Err(ServiceError::NotFound("contact")),
+                other => other.map_err(ServiceError::from),
+            }
+        })
+        .await
+    }
+
     /// Lists contacts usable for the request's purpose, optionally by exact
     /// e-mail or by a word of their names. Contacts the purpose may not be
     /// used for are skipped.
@@ -691,7 +727,7 @@ impl Service {
             .unwrap_or_default();
         let mut items = Vec::with_capacity(rows.len());
         for row in &rows {
-            if self.purpose_usable(&purpose, &row.purposes).is_err() {
+            if self.purpose_usable(&purpose, &row.purposes, row.restricted).is_err() {
                 continue;
             }
             // Erased (crypto-shredded) subjects are not listed; a record that

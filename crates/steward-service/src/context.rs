@@ -20,6 +20,9 @@ pub struct RequestContext {
     pub request_id: Option<String>,
     /// The client's network address, when the adapter knows it.
     pub client: Option<String>,
+    /// Why this request may not touch personal data at all, if it may not
+    /// (a second factor still to enrol, missing training).
+    pub personal_data_block: Option<String>,
 }
 
 impl Service {
@@ -37,7 +40,9 @@ impl Service {
             purpose: None,
             request_id,
             client,
+            personal_data_block: None,
         };
+        ctx.personal_data_block = self.personal_data_block(&ctx.principal).await?;
         match self.resolve_purpose(&ctx.principal, requested_purpose) {
             Ok(purpose) => {
                 ctx.purpose = purpose;
@@ -47,6 +52,25 @@ impl Service {
         }
     }
 
+    /// Whether the principal is barred from personal data as such: an
+    /// interactive session still waiting for its second factor, or staff
+    /// without current data-protection training when training is required.
+    async fn personal_data_block(&self, p: &Principal) -> ServiceResult<Option<String>> {
+        if p.mfa_pending {
+            return Ok(Some(
+                "a second factor is required: enrol with POST /api/v1/auth/totp/enroll and confirm it, then sign in again with a code"
+                    .into(),
+            ));
+        }
+        let reads_personal_data = self.inventory.role(&p.role).is_some_and(|r| !r.purposes.is_empty());
+        if reads_personal_data && self.settings().await?.require_training && !self.trained(p.user_id).await? {
+            return Ok(Some(
+                "current data-protection training is required for access to personal data".into(),
+            ));
+        }
+        Ok(None)
+    }
+
     fn resolve_purpose(&self, principal: &Principal, requested: Option<&str>) -> ServiceResult<Option<String>> {
         let role = self.inventory.role(&principal.role).ok_or_else(|| {
             ServiceError::Forbidden(format!(
@@ -54,6 +78,14 @@ impl Service {
                 principal.role
             ))
         })?;
+        if let Some(scope) = &principal.scope {
+            return match requested {
+                Some(p) if p != scope => Err(ServiceError::Forbidden(format!(
+                    "this token may be used only for purpose '{scope}'"
+                ))),
+                _ => Ok(Some(scope.clone())),
+            };
+        }
         match requested {
             Some(p) if self.inventory.purpose(p).is_none() => Err(ServiceError::Forbidden(format!(
                 "'{}' is not a purpose in the data inventory",
@@ -87,6 +119,9 @@ impl Service {
 
     /// The request's purpose, required for anything touching personal data.
     pub(crate) fn require_purpose<'c>(&self, ctx: &'c RequestContext) -> ServiceResult<&'c str> {
+        if let Some(block) = &ctx.personal_data_block {
+            return Err(ServiceError::Forbidden(block.clone()));
+        }
         ctx.purpose.as_deref().ok_or_else(|| {
             ServiceError::Forbidden(format!(
                 "role '{}' has no purpose for personal data; name one in the Steward-Purpose header",
@@ -98,9 +133,15 @@ impl Service {
     /// Whether `purpose` is usable for a subject collected for `collected`:
     /// compliance always is; any other purpose must be among the collection
     /// purposes and have a lawful basis that currently holds.
-    pub(crate) fn purpose_usable(&self, purpose: &str, collected: &[String]) -> Result<(), String> {
+    pub(crate) fn purpose_usable(&self, purpose: &str, collected: &[String], restricted: bool) -> Result<(), String> {
         if purpose == COMPLIANCE {
             return Ok(());
+        }
+        if restricted {
+            return Err(
+                "processing of this contact's data is restricted; only the privacy officer may use it, for compliance"
+                    .into(),
+            );
         }
         if !collected.iter().any(|p| p == purpose) {
             return Err(format!("the contact's data was not collected for purpose '{purpose}'"));

@@ -21,6 +21,7 @@ pub(crate) const SUBJECT_KEY_LABEL: &[u8] = b"steward/subject-key/v1";
 pub(crate) const INSTANCE_KEY_LABEL: &[u8] = b"steward/instance-key/v1";
 const INDEX_KEY: &str = "blind_index";
 const TOKEN_KEY: &str = "token_hash";
+const CREDENTIAL_KEY: &str = "credential_seal";
 /// The version of newly generated subject data keys.
 const DATA_KEY_VERSION: u32 = 1;
 
@@ -60,6 +61,8 @@ pub(crate) struct Crypto {
     masters: MasterKeys,
     blind: BlindIndex,
     token_key: KeyMaterial,
+    /// Seals second-factor secrets (TOTP seeds) at rest.
+    credential: steward_crypto::aead::AeadKey,
     protection: FieldProtection,
 }
 
@@ -132,33 +135,35 @@ impl Crypto {
             }
         };
         let find = |name: &str| instance.iter().find(|(n, _)| n == name).map(|(_, k)| k);
-        let (index, token) = match (find(INDEX_KEY), find(TOKEN_KEY)) {
-            (Some(i), Some(t)) => (
-                unwrap_with(&masters, INSTANCE_KEY_LABEL, INDEX_KEY.as_bytes(), i)?,
-                unwrap_with(&masters, INSTANCE_KEY_LABEL, TOKEN_KEY.as_bytes(), t)?,
-            ),
-            _ => {
-                let (index, token) = (KeyMaterial::generate()?, KeyMaterial::generate()?);
-                let master = masters.for_wrapping();
-                store
-                    .write(vec![
-                        WriteOp::PutInstanceKey {
-                            name: INDEX_KEY.into(),
-                            key: wrap_with(master, INSTANCE_KEY_LABEL, INDEX_KEY.as_bytes(), 1, &index)?,
-                        },
-                        WriteOp::PutInstanceKey {
-                            name: TOKEN_KEY.into(),
-                            key: wrap_with(master, INSTANCE_KEY_LABEL, TOKEN_KEY.as_bytes(), 1, &token)?,
-                        },
-                    ])
-                    .await?;
-                (index, token)
+        // Each instance key is unwrapped, or generated and stored wrapped
+        // when this database does not have it yet.
+        let mut created = Vec::new();
+        let mut key = |name: &str| -> Result<KeyMaterial, KeyringError> {
+            match find(name) {
+                Some(k) => unwrap_with(&masters, INSTANCE_KEY_LABEL, name.as_bytes(), k),
+                None => {
+                    let k = KeyMaterial::generate()?;
+                    let wrapped = wrap_with(masters.for_wrapping(), INSTANCE_KEY_LABEL, name.as_bytes(), 1, &k)?;
+                    created.push(WriteOp::PutInstanceKey {
+                        name: name.into(),
+                        key: wrapped,
+                    });
+                    Ok(k)
+                }
             }
         };
+        let index = key(INDEX_KEY)?;
+        let token = key(TOKEN_KEY)?;
+        let credential = key(CREDENTIAL_KEY)?;
+        if !created.is_empty() {
+            store.write(created).await?;
+        }
+        let credential = steward_crypto::aead::AeadKey::new(credential.expose())?;
         Ok(Self {
             masters,
             blind: BlindIndex::new(index),
             token_key: token,
+            credential,
             protection,
         })
     }
@@ -169,6 +174,29 @@ impl Crypto {
 
     pub(crate) fn token_hash(&self, token: &str) -> Vec<u8> {
         keyed_hash(&self.token_key, token.as_bytes())
+    }
+
+    /// A keyed hash for another secret kind (recovery codes, CSRF tokens),
+    /// domain-separated from token hashes by `label`.
+    pub(crate) fn labelled_hash(&self, label: &str, secret: &[u8]) -> Vec<u8> {
+        let mut input = Vec::with_capacity(label.len() + 1 + secret.len());
+        input.extend_from_slice(label.as_bytes());
+        input.push(0);
+        input.extend_from_slice(secret);
+        let out = keyed_hash(&self.token_key, &input);
+        zeroize::Zeroize::zeroize(&mut input);
+        out
+    }
+
+    /// Seals a second-factor secret for `owner` (a credential id).
+    pub(crate) fn seal_credential(&self, owner: &[u8; 16], secret: &[u8]) -> Result<Vec<u8>, CryptoError> {
+        let mut out = Vec::new();
+        self.credential.seal_into(owner, secret, &mut out)?;
+        Ok(out)
+    }
+
+    pub(crate) fn open_credential(&self, owner: &[u8; 16], sealed: &[u8]) -> Result<Vec<u8>, CryptoError> {
+        self.credential.open(owner, sealed)
     }
 
     /// A new data key for `subject` and its wrapped form for storage (none

@@ -24,6 +24,12 @@ pub enum ServiceError {
     /// A request that is well-formed but cannot be carried out as asked.
     #[error("{0}")]
     BadRequest(String),
+    /// The account is locked after repeated failed sign-ins (423).
+    #[error("{0}")]
+    Locked(String),
+    /// Too many attempts from one place (429).
+    #[error("{0}")]
+    TooManyRequests(String),
     /// Anything unexpected (database down, corrupt data). Logged by id, shown
     /// to clients without detail.
     #[error("internal error: {0}")]

@@ -4,6 +4,7 @@
 //! applies authentication results, role and purpose checks, minimisation,
 //! the field codec and blind indexes (and, with later issues, audit).
 
+pub mod admin;
 pub mod audit;
 pub mod auth;
 pub mod contacts;
@@ -12,7 +13,9 @@ pub mod crm;
 pub mod crypto;
 pub mod error;
 pub mod keys;
+pub mod mfa;
 pub mod rotation;
+pub mod settings;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -94,6 +97,7 @@ pub struct Service {
     pub(crate) inventory: Arc<Inventory>,
     pub(crate) crypto: crypto::Crypto,
     pub(crate) audit: audit::AuditState,
+    pub(crate) auth: auth::AuthState,
     pub(crate) hash_permits: Semaphore,
 }
 
@@ -169,6 +173,7 @@ impl Service {
             inventory: Arc::new(inventory),
             crypto,
             audit,
+            auth: auth::AuthState::default(),
             hash_permits: Semaphore::new(hashers),
         })
     }

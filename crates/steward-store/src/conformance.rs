@@ -13,8 +13,8 @@ use steward_domain::{
 };
 
 use crate::{
-    AuditFilter, ContactRow, IndexTerm, InteractionRow, Store, StoreError, StoredKey, TokenKind, TokenRow, UserRow,
-    WriteOp,
+    AuditFilter, ContactRow, CredentialRow, IndexTerm, InteractionRow, Store, StoreError, StoredKey, TokenKind,
+    TokenRow, TrainingRow, UserRow, WriteOp,
 };
 
 /// Generates one `#[tokio::test]` per conformance case. `$setup` is an
@@ -44,7 +44,9 @@ macro_rules! all_conformance_tests {
         $crate::conformance_tests!($setup;
             contact_lifecycle, unique_terms, paging, batch_atomicity, group_commit_isolates_failures,
             organizations_and_deals, interactions, users_and_tokens, sealed_bytes_and_instants, subject_and_instance_keys,
-            repeated_terms_collapse, audit_log_appends_atomically);
+            repeated_terms_collapse, audit_log_appends_atomically, token_revocation_and_use,
+            user_updates_and_lockout, credentials_and_steps, recovery_codes, training_records, settings_upsert,
+            restriction_of_processing);
     };
 }
 
@@ -63,6 +65,7 @@ fn contact(fields: &[(&str, &[u8])]) -> ContactRow {
         updated_at: t(0),
         version: 1,
         key: None,
+        restricted: false,
     }
 }
 
@@ -528,6 +531,8 @@ pub async fn users_and_tokens(store: &dyn Store) {
         password_hash: "$argon2id$v=19$m=19456,t=2,p=1$c2FsdA$aGFzaA".into(),
         disabled: false,
         created_at: t(0),
+        failed_logins: 0,
+        locked_until: None,
     };
     store
         .write(vec![WriteOp::InsertUser(user.clone())])
@@ -555,6 +560,10 @@ pub async fn users_and_tokens(store: &dyn Store) {
         hash: vec![7; 32],
         created_at: t(5),
         expires_at: Some(t(5) + Duration::days(30)),
+        revoked_at: None,
+        last_used_at: None,
+        purpose: Some("sales".into()),
+        mfa: false,
     };
     let session = TokenRow {
         id: TokenId::new(),
@@ -588,6 +597,10 @@ pub async fn users_and_tokens(store: &dyn Store) {
         hash: vec![1],
         created_at: t(0),
         expires_at: None,
+        revoked_at: None,
+        last_used_at: None,
+        purpose: None,
+        mfa: false,
     };
     let r = store.write(vec![WriteOp::InsertToken(orphan)]).await;
     assert!(matches!(r, Err(StoreError::MissingReference)), "{r:?}");
@@ -934,4 +947,642 @@ pub async fn audit_log_appends_atomically(store: &dyn Store) {
         .await
         .expect("idempotent");
     assert_eq!(store.tree_heads().await.expect("heads"), vec![head(2), head(5)]);
+}
+
+fn user_row(username: &str) -> UserRow {
+    UserRow {
+        id: UserId::new(),
+        username: username.into(),
+        role: "sales".into(),
+        password_hash: format!("$argon2id$v=19$m=19456,t=2,p=1$c2FsdA${username}"),
+        disabled: false,
+        created_at: t(0),
+        failed_logins: 0,
+        locked_until: None,
+    }
+}
+
+fn token_row(user: UserId, hash: u8) -> TokenRow {
+    TokenRow {
+        id: TokenId::new(),
+        user_id: user,
+        kind: TokenKind::Session,
+        name: None,
+        hash: vec![hash; 32],
+        created_at: t(1),
+        expires_at: Some(t(3600)),
+        revoked_at: None,
+        last_used_at: None,
+        purpose: None,
+        mfa: false,
+    }
+}
+
+async fn insert_user(store: &dyn Store, username: &str) -> UserRow {
+    let u = user_row(username);
+    store
+        .write(vec![WriteOp::InsertUser(u.clone())])
+        .await
+        .expect("insert user");
+    u
+}
+
+pub async fn token_revocation_and_use(store: &dyn Store) {
+    let alice = insert_user(store, "alice").await;
+    let bob = insert_user(store, "bob").await;
+    let api = TokenRow {
+        kind: TokenKind::Api,
+        name: Some("ci".into()),
+        expires_at: None,
+        purpose: Some("marketing".into()),
+        ..token_row(alice.id, 1)
+    };
+    let session = TokenRow {
+        mfa: true,
+        last_used_at: Some(t(2)),
+        ..token_row(alice.id, 2)
+    };
+    let other = token_row(bob.id, 3);
+    store
+        .write(vec![
+            WriteOp::InsertToken(api.clone()),
+            WriteOp::InsertToken(session.clone()),
+            WriteOp::InsertToken(other.clone()),
+        ])
+        .await
+        .expect("tokens");
+    // Purpose, mfa and last use round-trip; a user's tokens come by id.
+    assert_eq!(
+        store.list_tokens(alice.id).await.expect("list"),
+        vec![api.clone(), session.clone()]
+    );
+    assert_eq!(store.list_tokens(bob.id).await.expect("list"), vec![other.clone()]);
+    assert!(store.list_tokens(UserId::new()).await.expect("list").is_empty());
+    assert_eq!(
+        store.get_token_by_hash(&[2; 32]).await.expect("get"),
+        Some((session.clone(), alice.clone()))
+    );
+
+    // Touching records the last use; an unknown token is not an error.
+    store
+        .write(vec![WriteOp::TouchToken { id: api.id, at: t(60) }])
+        .await
+        .expect("touch");
+    store
+        .write(vec![WriteOp::TouchToken {
+            id: TokenId::new(),
+            at: t(60),
+        }])
+        .await
+        .expect("touching an unknown token");
+    let api = TokenRow {
+        last_used_at: Some(t(60)),
+        ..api
+    };
+    assert_eq!(
+        store.get_token_by_hash(&[1; 32]).await.expect("get"),
+        Some((api.clone(), alice.clone()))
+    );
+
+    // Revoking one token; a second revocation keeps the first instant.
+    store
+        .write(vec![WriteOp::RevokeToken { id: api.id, at: t(100) }])
+        .await
+        .expect("revoke");
+    store
+        .write(vec![WriteOp::RevokeToken { id: api.id, at: t(200) }])
+        .await
+        .expect("revoke again");
+    let api = TokenRow {
+        revoked_at: Some(t(100)),
+        ..api
+    };
+    assert_eq!(
+        store.get_token_by_hash(&[1; 32]).await.expect("get"),
+        Some((api.clone(), alice.clone()))
+    );
+    let r = store
+        .write(vec![WriteOp::RevokeToken {
+            id: TokenId::new(),
+            at: t(100),
+        }])
+        .await;
+    assert!(matches!(r, Err(StoreError::NotFound)), "{r:?}");
+
+    // Revoking all of a user's tokens leaves earlier revocations and other
+    // users' tokens alone.
+    store
+        .write(vec![WriteOp::RevokeUserTokens {
+            user_id: alice.id,
+            at: t(300),
+        }])
+        .await
+        .expect("revoke all");
+    let session = TokenRow {
+        revoked_at: Some(t(300)),
+        ..session
+    };
+    assert_eq!(store.list_tokens(alice.id).await.expect("list"), vec![api, session]);
+    assert_eq!(store.list_tokens(bob.id).await.expect("list"), vec![other]);
+    store
+        .write(vec![WriteOp::RevokeUserTokens {
+            user_id: UserId::new(),
+            at: t(300),
+        }])
+        .await
+        .expect("a user without tokens");
+}
+
+pub async fn user_updates_and_lockout(store: &dyn Store) {
+    assert!(store.list_users().await.expect("list").is_empty());
+    // Bytewise order: upper case sorts first, whatever the collation.
+    let bob = insert_user(store, "bob").await;
+    let zed = insert_user(store, "Zed").await;
+    let alice = insert_user(store, "alice").await;
+    assert_eq!(
+        store.list_users().await.expect("list"),
+        vec![zed.clone(), alice.clone(), bob.clone()]
+    );
+
+    // Partial updates change only what is given.
+    store
+        .write(vec![WriteOp::UpdateUser {
+            id: alice.id,
+            role: Some("admin".into()),
+            disabled: None,
+            password_hash: None,
+        }])
+        .await
+        .expect("role");
+    let alice = UserRow {
+        role: "admin".into(),
+        ..alice
+    };
+    assert_eq!(store.get_user(alice.id).await.expect("get"), Some(alice.clone()));
+    store
+        .write(vec![WriteOp::UpdateUser {
+            id: alice.id,
+            role: None,
+            disabled: Some(true),
+            password_hash: None,
+        }])
+        .await
+        .expect("disable");
+    let alice = UserRow {
+        disabled: true,
+        ..alice
+    };
+    assert_eq!(store.get_user(alice.id).await.expect("get"), Some(alice.clone()));
+    store
+        .write(vec![WriteOp::UpdateUser {
+            id: alice.id,
+            role: None,
+            disabled: Some(false),
+            password_hash: Some("$argon2id$new".into()),
+        }])
+        .await
+        .expect("password");
+    let alice = UserRow {
+        disabled: false,
+        password_hash: "$argon2id$new".into(),
+        ..alice
+    };
+    assert_eq!(store.get_user(alice.id).await.expect("get"), Some(alice.clone()));
+    store
+        .write(vec![WriteOp::UpdateUser {
+            id: alice.id,
+            role: None,
+            disabled: None,
+            password_hash: None,
+        }])
+        .await
+        .expect("an empty update of an existing user");
+    assert_eq!(store.get_user(alice.id).await.expect("get"), Some(alice.clone()));
+    let r = store
+        .write(vec![WriteOp::UpdateUser {
+            id: UserId::new(),
+            role: Some("admin".into()),
+            disabled: None,
+            password_hash: None,
+        }])
+        .await;
+    assert!(matches!(r, Err(StoreError::NotFound)), "{r:?}");
+
+    // Failures and lockout round-trip, through every user read.
+    store
+        .write(vec![WriteOp::SetLoginFailures {
+            user_id: bob.id,
+            failed_logins: 5,
+            locked_until: Some(t(900)),
+        }])
+        .await
+        .expect("lock");
+    let locked = UserRow {
+        failed_logins: 5,
+        locked_until: Some(t(900)),
+        ..bob.clone()
+    };
+    assert_eq!(store.get_user(bob.id).await.expect("get"), Some(locked.clone()));
+    assert_eq!(
+        store.get_user_by_username("bob").await.expect("get"),
+        Some(locked.clone())
+    );
+    let token = token_row(bob.id, 9);
+    store
+        .write(vec![WriteOp::InsertToken(token.clone())])
+        .await
+        .expect("token");
+    assert_eq!(
+        store.get_token_by_hash(&[9; 32]).await.expect("get"),
+        Some((token, locked.clone()))
+    );
+    assert_eq!(
+        store.list_users().await.expect("list"),
+        vec![zed.clone(), alice.clone(), locked]
+    );
+    // A count PostgreSQL's INTEGER cannot hold is refused by both backends.
+    let r = store
+        .write(vec![WriteOp::SetLoginFailures {
+            user_id: bob.id,
+            failed_logins: u32::MAX,
+            locked_until: None,
+        }])
+        .await;
+    assert!(matches!(r, Err(StoreError::Corrupt(_))), "{r:?}");
+    store
+        .write(vec![WriteOp::SetLoginFailures {
+            user_id: bob.id,
+            failed_logins: 0,
+            locked_until: None,
+        }])
+        .await
+        .expect("reset");
+    assert_eq!(store.get_user(bob.id).await.expect("get"), Some(bob.clone()));
+    let r = store
+        .write(vec![WriteOp::SetLoginFailures {
+            user_id: UserId::new(),
+            failed_logins: 1,
+            locked_until: None,
+        }])
+        .await;
+    assert!(matches!(r, Err(StoreError::NotFound)), "{r:?}");
+
+    // A user inserted with lockout state keeps it.
+    let carol = UserRow {
+        failed_logins: 2,
+        locked_until: Some(t(42)),
+        ..user_row("carol")
+    };
+    store
+        .write(vec![WriteOp::InsertUser(carol.clone())])
+        .await
+        .expect("insert");
+    assert_eq!(store.get_user(carol.id).await.expect("get"), Some(carol));
+}
+
+fn credential(user: UserId, secret: u8) -> CredentialRow {
+    CredentialRow {
+        id: uuid::Uuid::now_v7(),
+        user_id: user,
+        kind: "totp".into(),
+        secret: vec![secret; 40],
+        confirmed: false,
+        last_step: None,
+        created_at: t(10),
+    }
+}
+
+pub async fn credentials_and_steps(store: &dyn Store) {
+    let alice = insert_user(store, "alice").await;
+    let bob = insert_user(store, "bob").await;
+    assert!(store.get_credentials(alice.id).await.expect("get").is_empty());
+    let first = credential(alice.id, 1);
+    let second = CredentialRow {
+        confirmed: true,
+        last_step: Some(7),
+        ..credential(alice.id, 2)
+    };
+    let bobs = credential(bob.id, 3);
+    store
+        .write(vec![
+            WriteOp::PutCredential(first.clone()),
+            WriteOp::PutCredential(second.clone()),
+            WriteOp::PutCredential(bobs.clone()),
+        ])
+        .await
+        .expect("put");
+    assert_eq!(
+        store.get_credentials(alice.id).await.expect("get"),
+        vec![first.clone(), second.clone()]
+    );
+    assert_eq!(store.get_credentials(bob.id).await.expect("get"), vec![bobs.clone()]);
+
+    // Putting an existing id replaces it.
+    let first = CredentialRow {
+        secret: vec![9; 40],
+        kind: "totp-sha256".into(),
+        ..first
+    };
+    store
+        .write(vec![WriteOp::PutCredential(first.clone())])
+        .await
+        .expect("replace");
+    assert_eq!(
+        store.get_credentials(alice.id).await.expect("get"),
+        vec![first.clone(), second.clone()]
+    );
+    let r = store
+        .write(vec![WriteOp::PutCredential(credential(UserId::new(), 4))])
+        .await;
+    assert!(matches!(r, Err(StoreError::MissingReference)), "{r:?}");
+    let r = store
+        .write(vec![WriteOp::PutCredential(CredentialRow {
+            last_step: Some(u64::MAX),
+            ..credential(alice.id, 5)
+        })])
+        .await;
+    assert!(matches!(r, Err(StoreError::Corrupt(_))), "{r:?}");
+
+    // Steps: accepted only if later than the last one; the first confirms.
+    let accept = |id, step| WriteOp::AcceptCredentialStep { id, step };
+    store.write(vec![accept(first.id, 1000)]).await.expect("first step");
+    let first = CredentialRow {
+        confirmed: true,
+        last_step: Some(1000),
+        ..first
+    };
+    assert_eq!(
+        store.get_credentials(alice.id).await.expect("get"),
+        vec![first.clone(), second.clone()]
+    );
+    for replay in [1000, 999, 0] {
+        let r = store.write(vec![accept(first.id, replay)]).await;
+        assert!(matches!(r, Err(StoreError::VersionConflict)), "{replay}: {r:?}");
+    }
+    store.write(vec![accept(first.id, 1001)]).await.expect("later step");
+    let r = store.write(vec![accept(second.id, 7)]).await;
+    assert!(matches!(r, Err(StoreError::VersionConflict)), "{r:?}");
+    store.write(vec![accept(second.id, 8)]).await.expect("later step");
+    let r = store.write(vec![accept(uuid::Uuid::now_v7(), 5)]).await;
+    assert!(matches!(r, Err(StoreError::NotFound)), "{r:?}");
+    let r = store.write(vec![accept(first.id, u64::MAX)]).await;
+    assert!(matches!(r, Err(StoreError::Corrupt(_))), "{r:?}");
+    let max = u64::try_from(i64::MAX).unwrap_or_default();
+    store.write(vec![accept(first.id, max)]).await.expect("largest step");
+    assert_eq!(
+        store.get_credentials(alice.id).await.expect("get"),
+        vec![
+            CredentialRow {
+                last_step: Some(max),
+                ..first
+            },
+            CredentialRow {
+                last_step: Some(8),
+                ..second
+            }
+        ]
+    );
+
+    // Deleting removes a user's credentials (and recovery codes) only.
+    store
+        .write(vec![WriteOp::ReplaceRecoveryCodes {
+            user_id: alice.id,
+            hashes: vec![vec![1; 32], vec![2; 32]],
+        }])
+        .await
+        .expect("codes");
+    store
+        .write(vec![WriteOp::DeleteCredentials { user_id: alice.id }])
+        .await
+        .expect("delete");
+    assert!(store.get_credentials(alice.id).await.expect("get").is_empty());
+    assert_eq!(store.count_unused_recovery_codes(alice.id).await.expect("count"), 0);
+    assert_eq!(store.get_credentials(bob.id).await.expect("get"), vec![bobs]);
+    store
+        .write(vec![WriteOp::DeleteCredentials { user_id: alice.id }])
+        .await
+        .expect("nothing left to delete");
+}
+
+pub async fn recovery_codes(store: &dyn Store) {
+    let alice = insert_user(store, "alice").await;
+    let bob = insert_user(store, "bob").await;
+    assert_eq!(store.count_unused_recovery_codes(alice.id).await.expect("count"), 0);
+    let code = |n: u8| vec![n; 32];
+    store
+        .write(vec![
+            WriteOp::ReplaceRecoveryCodes {
+                user_id: alice.id,
+                hashes: vec![code(1), code(2), code(3), code(3)],
+            },
+            WriteOp::ReplaceRecoveryCodes {
+                user_id: bob.id,
+                hashes: vec![code(1)],
+            },
+        ])
+        .await
+        .expect("codes");
+    assert_eq!(
+        store.count_unused_recovery_codes(alice.id).await.expect("count"),
+        3,
+        "a repeated hash counts once"
+    );
+    let use_code = |user_id, n: u8| WriteOp::UseRecoveryCode {
+        user_id,
+        hash: code(n),
+        at: t(50),
+    };
+    store.write(vec![use_code(alice.id, 2)]).await.expect("use");
+    assert_eq!(store.count_unused_recovery_codes(alice.id).await.expect("count"), 2);
+    let r = store.write(vec![use_code(alice.id, 2)]).await;
+    assert!(matches!(r, Err(StoreError::NotFound)), "used once only: {r:?}");
+    let r = store.write(vec![use_code(alice.id, 4)]).await;
+    assert!(matches!(r, Err(StoreError::NotFound)), "unknown code: {r:?}");
+    let r = store.write(vec![use_code(bob.id, 2)]).await;
+    assert!(matches!(r, Err(StoreError::NotFound)), "another user's code: {r:?}");
+    store.write(vec![use_code(bob.id, 1)]).await.expect("bob's own code");
+    assert_eq!(store.count_unused_recovery_codes(bob.id).await.expect("count"), 0);
+    assert_eq!(store.count_unused_recovery_codes(alice.id).await.expect("count"), 2);
+
+    // Replacing drops every old code, used or not.
+    store
+        .write(vec![WriteOp::ReplaceRecoveryCodes {
+            user_id: alice.id,
+            hashes: vec![code(2), code(5)],
+        }])
+        .await
+        .expect("replace");
+    assert_eq!(store.count_unused_recovery_codes(alice.id).await.expect("count"), 2);
+    let r = store.write(vec![use_code(alice.id, 1)]).await;
+    assert!(matches!(r, Err(StoreError::NotFound)), "replaced code: {r:?}");
+    store
+        .write(vec![use_code(alice.id, 2)])
+        .await
+        .expect("a fresh code with an old hash");
+    store
+        .write(vec![WriteOp::ReplaceRecoveryCodes {
+            user_id: alice.id,
+            hashes: vec![],
+        }])
+        .await
+        .expect("clear");
+    assert_eq!(store.count_unused_recovery_codes(alice.id).await.expect("count"), 0);
+    let r = store
+        .write(vec![WriteOp::ReplaceRecoveryCodes {
+            user_id: UserId::new(),
+            hashes: vec![code(1)],
+        }])
+        .await;
+    assert!(matches!(r, Err(StoreError::MissingReference)), "{r:?}");
+}
+
+pub async fn training_records(store: &dyn Store) {
+    let alice = insert_user(store, "alice").await;
+    let bob = insert_user(store, "bob").await;
+    assert!(store.list_training(None).await.expect("list").is_empty());
+    let record = |user_id, course: &str, expires_on: Option<&str>| TrainingRow {
+        id: uuid::Uuid::now_v7(),
+        user_id,
+        course: course.into(),
+        completed_on: "2024-03-01".into(),
+        expires_on: expires_on.map(str::to_string),
+        created_at: t(20),
+    };
+    let a1 = record(alice.id, "gdpr-basics", Some("2025-03-01"));
+    let b1 = record(bob.id, "gdpr-basics", None);
+    let a2 = record(alice.id, "security", None);
+    for r in [&a1, &b1, &a2] {
+        store
+            .write(vec![WriteOp::InsertTraining(r.clone())])
+            .await
+            .expect("insert");
+    }
+    assert_eq!(
+        store.list_training(Some(alice.id)).await.expect("list"),
+        vec![a1.clone(), a2.clone()]
+    );
+    assert_eq!(store.list_training(Some(bob.id)).await.expect("list"), vec![b1.clone()]);
+    assert_eq!(store.list_training(None).await.expect("list"), vec![a1.clone(), b1, a2]);
+    assert!(store.list_training(Some(UserId::new())).await.expect("list").is_empty());
+    let r = store
+        .write(vec![WriteOp::InsertTraining(record(UserId::new(), "x", None))])
+        .await;
+    assert!(matches!(r, Err(StoreError::MissingReference)), "{r:?}");
+    let r = store.write(vec![WriteOp::InsertTraining(a1)]).await;
+    assert!(matches!(r, Err(StoreError::Duplicate)), "{r:?}");
+}
+
+pub async fn settings_upsert(store: &dyn Store) {
+    assert!(store.get_settings().await.expect("settings").is_empty());
+    let put = |name: &str, value: &str| WriteOp::PutSetting {
+        name: name.into(),
+        value: value.into(),
+    };
+    store
+        .write(vec![
+            put("session_idle_minutes", "30"),
+            put("Welcome", ""),
+            put("mfa_required", "false"),
+        ])
+        .await
+        .expect("put");
+    store.write(vec![put("mfa_required", "true")]).await.expect("replace");
+    let pair = |n: &str, v: &str| (n.to_string(), v.to_string());
+    assert_eq!(
+        store.get_settings().await.expect("settings"),
+        vec![
+            pair("Welcome", ""),
+            pair("mfa_required", "true"),
+            pair("session_idle_minutes", "30")
+        ],
+        "by name, bytewise"
+    );
+}
+
+pub async fn restriction_of_processing(store: &dyn Store) {
+    let plain = contact(&[("email", b"sealed")]);
+    insert(store, &plain, vec![term("shared", false)]).await;
+    let restricted = ContactRow {
+        restricted: true,
+        ..contact(&[])
+    };
+    insert(store, &restricted, vec![term("shared", false)]).await;
+    assert_eq!(
+        store.get_contact(restricted.subject_id).await.expect("get"),
+        Some(restricted.clone()),
+        "an insert stores the restriction"
+    );
+
+    store
+        .write(vec![WriteOp::SetRestricted {
+            subject_id: plain.subject_id,
+            restricted: true,
+        }])
+        .await
+        .expect("restrict");
+    let plain = ContactRow {
+        restricted: true,
+        ..plain
+    };
+    assert_eq!(
+        store.get_contact(plain.subject_id).await.expect("get"),
+        Some(plain.clone()),
+        "only the flag changed (the version too is kept)"
+    );
+    assert_eq!(
+        store.list_contacts(None, 10).await.expect("list"),
+        vec![plain.clone(), restricted.clone()]
+    );
+    assert_eq!(
+        store.find_contacts_by_term(b"shared", None, 10).await.expect("find"),
+        vec![plain.clone(), restricted.clone()]
+    );
+
+    // An ordinary update leaves the restriction as it is.
+    let updated = ContactRow {
+        fields: vec![("email".into(), b"sealed-2".to_vec())],
+        version: 2,
+        updated_at: t(5),
+        restricted: false,
+        ..plain.clone()
+    };
+    store
+        .write(vec![WriteOp::UpdateContact {
+            row: updated.clone(),
+            expected_version: 1,
+            terms: vec![],
+        }])
+        .await
+        .expect("update");
+    let updated = ContactRow {
+        restricted: true,
+        ..updated
+    };
+    assert_eq!(
+        store.get_contact(plain.subject_id).await.expect("get"),
+        Some(updated.clone())
+    );
+
+    store
+        .write(vec![WriteOp::SetRestricted {
+            subject_id: plain.subject_id,
+            restricted: false,
+        }])
+        .await
+        .expect("lift");
+    let lifted = ContactRow {
+        restricted: false,
+        ..updated
+    };
+    assert_eq!(
+        store.list_contacts(None, 10).await.expect("list"),
+        vec![lifted, restricted]
+    );
+    let r = store
+        .write(vec![WriteOp::SetRestricted {
+            subject_id: SubjectId::new(),
+            restricted: true,
+        }])
+        .await;
+    assert!(matches!(r, Err(StoreError::NotFound)), "{r:?}");
 }

@@ -53,6 +53,10 @@ pub struct ContactRow {
     /// The subject's wrapped data key, filled in by reads; `None` once it
     /// has been destroyed. Ignored by writes (see [`WriteOp::InsertSubjectKey`]).
     pub key: Option<StoredKey>,
+    /// Processing is restricted (GDPR Art. 18): usable only for compliance.
+    /// Stored by [`WriteOp::InsertContact`]; [`WriteOp::UpdateContact`]
+    /// leaves it as it is (change it with [`WriteOp::SetRestricted`]).
+    pub restricted: bool,
 }
 
 /// A blind-index term for a contact (keyed hash; opaque to the store).
@@ -83,6 +87,12 @@ pub struct UserRow {
     pub password_hash: String,
     pub disabled: bool,
     pub created_at: DateTime<Utc>,
+    /// Consecutive failed sign-ins since the last success. At most
+    /// `i32::MAX` (PostgreSQL `INTEGER`); writes of more are refused
+    /// ([`StoreError::Corrupt`]) by both backends.
+    pub failed_logins: u32,
+    /// Sign-in refused until then (lockout).
+    pub locked_until: Option<DateTime<Utc>>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -121,6 +131,41 @@ pub struct TokenRow {
     pub hash: Vec<u8>,
     pub created_at: DateTime<Utc>,
     pub expires_at: Option<DateTime<Utc>>,
+    pub revoked_at: Option<DateTime<Utc>>,
+    /// Last use (kept to the minute; drives idle expiry of sessions).
+    pub last_used_at: Option<DateTime<Utc>>,
+    /// When set, the token may be used only for this purpose.
+    pub purpose: Option<String>,
+    /// A session established with a second factor (API tokens: false).
+    pub mfa: bool,
+}
+
+/// A second factor of a user (TOTP now; WebAuthn later). `secret` is
+/// sealed by the service.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CredentialRow {
+    pub id: uuid::Uuid,
+    pub user_id: UserId,
+    pub kind: String,
+    pub secret: Vec<u8>,
+    pub confirmed: bool,
+    /// The last accepted TOTP time step (replay protection). At most
+    /// `i64::MAX`; writes of more are refused ([`StoreError::Corrupt`]).
+    pub last_step: Option<u64>,
+    pub created_at: DateTime<Utc>,
+}
+
+/// A staff member's data-protection training.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TrainingRow {
+    pub id: uuid::Uuid,
+    pub user_id: UserId,
+    pub course: String,
+    /// YYYY-MM-DD
+    pub completed_on: String,
+    /// YYYY-MM-DD
+    pub expires_on: Option<String>,
+    pub created_at: DateTime<Utc>,
 }
 
 /// One change; a batch of them commits atomically.
@@ -174,6 +219,73 @@ pub enum WriteOp {
     AppendAudit(Box<AuditRecord>),
     /// Stores a signed tree head (idempotent per tree size).
     PutTreeHead(SignedTreeHead),
+    /// Revokes a token at `at`; a token already revoked keeps its first
+    /// revocation instant. `NotFound` if the token does not exist.
+    RevokeToken {
+        id: TokenId,
+        at: DateTime<Utc>,
+    },
+    /// Revokes every token (API and session) of a user that is not revoked
+    /// yet (the others keep their instant). No tokens is not an error.
+    RevokeUserTokens {
+        user_id: UserId,
+        at: DateTime<Utc>,
+    },
+    /// Sets a token's last use; an unknown token is not an error.
+    TouchToken {
+        id: TokenId,
+        at: DateTime<Utc>,
+    },
+    /// Changes what is given; `NotFound` if the user does not exist.
+    UpdateUser {
+        id: UserId,
+        role: Option<String>,
+        disabled: Option<bool>,
+        password_hash: Option<String>,
+    },
+    /// Sets both lockout fields; `NotFound` if the user does not exist.
+    SetLoginFailures {
+        user_id: UserId,
+        failed_logins: u32,
+        locked_until: Option<DateTime<Utc>>,
+    },
+    /// Inserts or replaces a credential (by id).
+    PutCredential(CredentialRow),
+    /// Accepts TOTP step `step` for a credential, confirming it; refused
+    /// (`VersionConflict`) unless `step` is later than the last accepted one;
+    /// `NotFound` if the credential does not exist.
+    AcceptCredentialStep {
+        id: uuid::Uuid,
+        step: u64,
+    },
+    /// Deletes a user's credentials and recovery codes.
+    DeleteCredentials {
+        user_id: UserId,
+    },
+    /// Replaces all of a user's recovery codes (used or not) with `hashes`
+    /// (repeated hashes count once).
+    ReplaceRecoveryCodes {
+        user_id: UserId,
+        hashes: Vec<Vec<u8>>,
+    },
+    /// Marks an unused recovery code used; `NotFound` if there is none.
+    UseRecoveryCode {
+        user_id: UserId,
+        hash: Vec<u8>,
+        at: DateTime<Utc>,
+    },
+    InsertTraining(TrainingRow),
+    /// Inserts or replaces an instance setting.
+    PutSetting {
+        name: String,
+        value: String,
+    },
+    /// Sets a contact's restriction of processing (its version is kept);
+    /// `NotFound` if the contact does not exist.
+    SetRestricted {
+        subject_id: SubjectId,
+        restricted: bool,
+    },
 }
 
 /// An audit entry as stored: its position, canonical bytes and leaf hash.
@@ -276,6 +388,18 @@ pub trait Store: Send + Sync + 'static {
     /// All instance keys by name.
     async fn get_instance_keys(&self) -> StoreResult<Vec<(String, StoredKey)>>;
 
+    /// Every user, by username (bytewise, whatever the database collation).
+    async fn list_users(&self) -> StoreResult<Vec<UserRow>>;
+    /// A user's tokens (revoked and expired ones too), by id.
+    async fn list_tokens(&self, user: UserId) -> StoreResult<Vec<TokenRow>>;
+    /// A user's credentials, by id.
+    async fn get_credentials(&self, user: UserId) -> StoreResult<Vec<CredentialRow>>;
+    async fn count_unused_recovery_codes(&self, user: UserId) -> StoreResult<u64>;
+    /// Training records, of one user or of all, by id.
+    async fn list_training(&self, user: Option<UserId>) -> StoreResult<Vec<TrainingRow>>;
+    /// Every setting as (name, value), by name (bytewise).
+    async fn get_settings(&self) -> StoreResult<Vec<(String, String)>>;
+
     /// The number of audit entries.
     async fn audit_size(&self) -> StoreResult<u64>;
     /// Entries with index in `from..from+limit`, in order.
@@ -366,4 +490,25 @@ pub fn to_micros(t: DateTime<Utc>) -> i64 {
 /// The inverse of [`to_micros`].
 pub fn from_micros(us: i64) -> StoreResult<DateTime<Utc>> {
     DateTime::from_timestamp_micros(us).ok_or_else(|| StoreError::Corrupt("timestamp out of range".into()))
+}
+
+/// A failed-login count as stored (PostgreSQL `INTEGER`); both backends
+/// refuse what PostgreSQL cannot hold.
+pub(crate) fn failures_to_db(n: u32) -> StoreResult<i32> {
+    i32::try_from(n).map_err(|_| StoreError::Corrupt("failed-login count out of range".into()))
+}
+
+/// The inverse of [`failures_to_db`].
+pub(crate) fn failures_from_db(n: i64) -> StoreResult<u32> {
+    u32::try_from(n).map_err(|_| StoreError::Corrupt("bad failed-login count".into()))
+}
+
+/// A TOTP time step as stored (`BIGINT`).
+pub(crate) fn step_to_db(step: u64) -> StoreResult<i64> {
+    i64::try_from(step).map_err(|_| StoreError::Corrupt("credential step out of range".into()))
+}
+
+/// The inverse of [`step_to_db`].
+pub(crate) fn step_from_db(step: i64) -> StoreResult<u64> {
+    u64::try_from(step).map_err(|_| StoreError::Corrupt("bad credential step".into()))
 }

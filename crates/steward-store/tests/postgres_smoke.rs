@@ -35,6 +35,7 @@ fn contact() -> ContactRow {
         updated_at: t(0),
         version: 1,
         key: None,
+        restricted: false,
     }
 }
 
@@ -216,6 +217,8 @@ async fn users_tokens_and_safe_errors() {
         password_hash: "$argon2id$x".into(),
         disabled: true,
         created_at: t(0),
+        failed_logins: 3,
+        locked_until: Some(t(50)),
     };
     store
         .write(vec![WriteOp::InsertUser(user.clone())])
@@ -236,6 +239,10 @@ async fn users_tokens_and_safe_errors() {
         hash: vec![3; 32],
         created_at: t(1),
         expires_at: Some(t(100)),
+        revoked_at: None,
+        last_used_at: Some(t(2)),
+        purpose: Some("support".into()),
+        mfa: true,
     };
     store
         .write(vec![WriteOp::InsertToken(token.clone())])
@@ -374,7 +381,7 @@ async fn migrations_are_idempotent_and_race_free() {
     let applied: Vec<(i64, String)> = rows.iter().map(|r| (r.get(0), r.get(1))).collect();
     assert_eq!(
         applied,
-        [(1, "init".to_string()), (2, "keys".to_string())],
+        [(1, "init"), (2, "keys"), (3, "audit"), (4, "access")].map(|(v, n)| (v, n.to_string())),
         "each migration applied once"
     );
     drop(client);

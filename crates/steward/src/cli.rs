@@ -55,6 +55,9 @@ pub enum Command {
     /// Check and export the audit log.
     #[command(subcommand)]
     Audit(AuditCommand),
+    /// Show and change settings (MFA and training requirements, session and lockout limits).
+    #[command(subcommand)]
+    Settings(SettingsCommand),
     /// Measure throughput against baselines taken in the same run.
     Bench(crate::bench::BenchArgs),
 }
@@ -84,6 +87,53 @@ pub enum UserCommand {
         #[arg(long, required = true)]
         password_stdin: bool,
     },
+    /// List users with role, state, second factor and training.
+    List,
+    /// Disable a user (revokes every token and session).
+    Disable { username: String },
+    /// Enable a disabled user.
+    Enable { username: String },
+    /// Change a user's role.
+    SetRole { username: String, role: String },
+    /// Set a new password (from standard input); signs the user out everywhere.
+    ResetPassword {
+        username: String,
+        #[arg(long, required = true)]
+        password_stdin: bool,
+    },
+    /// Remove a user's second factor so they can enrol again.
+    ResetMfa { username: String },
+    /// Revoke every token and session of a user.
+    RevokeTokens { username: String },
+    /// Staff data-protection training records.
+    #[command(subcommand)]
+    Training(TrainingCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum TrainingCommand {
+    /// Record a completed training.
+    Add {
+        username: String,
+        #[arg(long)]
+        course: String,
+        /// YYYY-MM-DD
+        #[arg(long)]
+        completed_on: String,
+        /// YYYY-MM-DD
+        #[arg(long)]
+        expires_on: Option<String>,
+    },
+    /// List training records (of one user, or all).
+    List { username: Option<String> },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum SettingsCommand {
+    /// Show every setting and its value.
+    Show,
+    /// Change a setting, e.g. `steward settings set require_mfa false`.
+    Set { name: String, value: String },
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
@@ -137,6 +187,9 @@ pub enum TokenCommand {
         /// A label for the token.
         #[arg(long)]
         name: Option<String>,
+        /// Limit the token to one of the user's purposes.
+        #[arg(long)]
+        purpose: Option<String>,
     },
 }
 
@@ -297,9 +350,12 @@ pub async fn run(cli: Cli) -> Result<ExitCode> {
             username,
             expires_in_days,
             name,
+            purpose,
         }) => {
             let service = open(&cli).await?;
-            let result = service.create_api_token(username, name.clone(), *expires_in_days).await;
+            let result = service
+                .create_scoped_api_token(username, name.clone(), *expires_in_days, purpose.clone())
+                .await;
             service.close().await;
             let token = result.map_err(|e| match e {
                 ServiceError::NotFound(_) => anyhow::anyhow!("there is no user named '{username}'"),
@@ -330,6 +386,24 @@ pub async fn run(cli: Cli) -> Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Audit(cmd) => crate::audit::run(&cli, cmd).await,
+        Command::Settings(cmd) => {
+            let service = open(&cli).await?;
+            let result = match cmd {
+                SettingsCommand::Show => service.settings_table().await.map(|rows| {
+                    for (name, value, description) in rows {
+                        println!("{name:<24} {value:<8} {description}");
+                    }
+                }),
+                SettingsCommand::Set { name, value } => service
+                    .set_setting_locally(name, value)
+                    .await
+                    .map(|v| println!("{name} = {v}")),
+            };
+            service.close().await;
+            result.map_err(service_err)?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::User(cmd) => crate::users::run(&cli, cmd).await,
         Command::Bench(args) => crate::bench::run(&cli, args).await,
     }
 }

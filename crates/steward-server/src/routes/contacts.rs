@@ -118,3 +118,23 @@ pub async fn list_interactions(
     let page = s.service.list_interactions(&ctx, id, p.cursor(), p.limit()).await?;
     Ok(Json(views::page(&page, views::interaction)))
 }
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RestrictionInput {
+    restricted: bool,
+}
+
+/// `POST /api/v1/contacts/{id}/restriction`: restrict processing (GDPR Art. 18) or lift it.
+pub async fn restriction(
+    State(s): State<AppState>,
+    Ctx(ctx): Ctx,
+    Path(id): Path<String>,
+    ApiJson(input): ApiJson<RestrictionInput>,
+) -> ApiResult<Json<Value>> {
+    let id: SubjectId = path_id(&id, "contact")?;
+    s.service.set_restriction(&ctx, id, input.restricted).await?;
+    Ok(Json(
+        serde_json::json!({ "id": id.to_string(), "restricted": input.restricted }),
+    ))
+}

@@ -6,3 +6,4 @@ pub mod auth;
 pub mod contacts;
 pub mod crm;
 pub mod meta;
+pub mod users;

@@ -226,6 +226,21 @@ impl TestApp {
         }
     }
 
+    /// Runs one statement behind the service's back (SQLite and PostgreSQL
+    /// spellings; instants are microseconds since the epoch in both).
+    pub async fn exec_sql(&self, sqlite: &str, postgres: &str) {
+        match self.backend {
+            Backend::Sqlite => {
+                let c = rusqlite::Connection::open(self.data_dir().join("steward.db")).unwrap();
+                c.busy_timeout(std::time::Duration::from_secs(5)).unwrap();
+                c.execute_batch(sqlite).unwrap();
+            }
+            Backend::Postgres => {
+                self.pg_client().await.batch_execute(postgres).await.unwrap();
+            }
+        }
+    }
+
     pub async fn pg_client(&self) -> tokio_postgres::Client {
         let url = self._db.as_ref().expect("a PostgreSQL test database").url().to_string();
         let (client, conn) = tokio_postgres::connect(&url, tokio_postgres::NoTls).await.unwrap();

@@ -2,6 +2,7 @@
 //! storage (SQLite always; PostgreSQL when STEWARD_TEST_DATABASE_URL is set).
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod access;
 mod audit;
 mod encryption;
 mod helpers;

@@ -138,9 +138,19 @@ async fn login_sessions(app: &TestApp) {
         .await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.text);
     let token = r.body["token"].as_str().unwrap().to_string();
+    // A role that reads personal data needs a second factor first (default setting).
+    assert_eq!(r.body["mfa_enrollment_required"], true);
     let r = app
         .client
         .get(app.url("/api/v1/contacts"))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap();
+    assert_problem(&TestApp::read(r).await, 403);
+    let r = app
+        .client
+        .get(app.url("/api/v1/auth/me"))
         .bearer_auth(&token)
         .send()
         .await

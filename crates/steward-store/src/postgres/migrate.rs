@@ -18,6 +18,7 @@ pub(super) const MIGRATIONS: &[(i64, &str, &str)] = &[
     (1, "init", include_str!("../../migrations/postgres/0001_init.sql")),
     (2, "keys", include_str!("../../migrations/postgres/0002_keys.sql")),
     (3, "audit", include_str!("../../migrations/postgres/0003_audit.sql")),
+    (4, "access", include_str!("../../migrations/postgres/0004_access.sql")),
 ];
 
 /// Advisory lock key serialising migration runs ("STEWARD1" in ASCII).

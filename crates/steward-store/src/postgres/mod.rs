@@ -17,7 +17,8 @@
 //! (PostgreSQL compares `uuid` bytewise, as SQLite compares 16-byte blobs,
 //! so `ORDER BY id` agrees), instants are microseconds since the Unix epoch
 //! in `BIGINT`, purposes are joined with `,`, sealed fields are one
-//! [`crate::fields`] blob.
+//! [`crate::fields`] blob, and text is ordered bytewise (`COLLATE "C"`, as
+//! SQLite's `BINARY`) whatever the database's collation.
 
 mod migrate;
 pub mod testing;
@@ -40,8 +41,9 @@ use uuid::Uuid;
 use steward_audit::{Hash as AuditHash, SignedTreeHead};
 
 use crate::{
-    fields, from_micros, to_micros, AuditFilter, ContactRow, InteractionRow, Store, StoreError, StoreResult,
-    StoredAuditEntry, StoredKey, TokenKind, TokenRow, UserRow, WriteOp, MAX_PAGE,
+    failures_from_db, fields, from_micros, step_from_db, to_micros, AuditFilter, ContactRow, CredentialRow,
+    InteractionRow, Store, StoreError, StoreResult, StoredAuditEntry, StoredKey, TokenKind, TokenRow, TrainingRow,
+    UserRow, WriteOp, MAX_PAGE,
 };
 
 /// Connections in the pool: the writer tasks take one each while a group
@@ -126,8 +128,8 @@ impl PgStore {
         client.query_opt(&stmt, params).await.map_err(|e| map_db_error(&e))
     }
 
-    async fn count(&self, sql: &str) -> StoreResult<u64> {
-        let rows = self.query(sql, &[]).await?;
+    async fn count(&self, sql: &str, params: &[&(dyn ToSql + Sync)]) -> StoreResult<u64> {
+        let rows = self.query(sql, params).await?;
         let row = rows
             .first()
             .ok_or_else(|| StoreError::Backend("count returned no row".into()))?;
@@ -161,16 +163,22 @@ impl PgStore {
     }
 }
 
-const CONTACT_COLS: &str =
-    "c.subject_id, c.purposes, c.fields, c.created_at, c.updated_at, c.version, k.master_key_id, k.key_version, k.wrapped";
+const CONTACT_COLS: &str = "c.subject_id, c.purposes, c.fields, c.created_at, c.updated_at, c.version, \
+     k.master_key_id, k.key_version, k.wrapped, c.restricted";
 /// Every contact read carries its wrapped data key.
 const KEY_JOIN: &str = "LEFT JOIN subject_keys k ON k.subject_id = c.subject_id";
 const CONTACT_FROM: &str = "contacts c LEFT JOIN subject_keys k ON k.subject_id = c.subject_id";
 const ORG_COLS: &str = "id, name, domain, created_at, updated_at";
 const DEAL_COLS: &str = "id, title, stage, amount_minor, currency, organization_id, subject_id, created_at, updated_at";
 const INTERACTION_COLS: &str = "id, subject_id, kind, occurred_at, created_at, summary";
-const USER_COLS: &str = "u.id, u.username, u.role, u.password_hash, u.disabled, u.created_at";
-const TOKEN_COLS: &str = "t.id, t.user_id, t.kind, t.name, t.hash, t.created_at, t.expires_at";
+const USER_COLS: &str =
+    "u.id, u.username, u.role, u.password_hash, u.disabled, u.created_at, u.failed_logins, u.locked_until";
+const TOKEN_COLS: &str =
+    "t.id, t.user_id, t.kind, t.name, t.hash, t.created_at, t.expires_at, t.revoked_at, t.last_used_at, t.purpose, t.mfa";
+/// How many columns [`TOKEN_COLS`] has (the user's start after them).
+const TOKEN_COL_COUNT: usize = 11;
+const CREDENTIAL_COLS: &str = "id, user_id, kind, secret, confirmed, last_step, created_at";
+const TRAINING_COLS: &str = "id, user_id, course, completed_on, expires_on, created_at";
 
 /// SQL text is built once per process from the column lists above.
 macro_rules! sql {
@@ -250,7 +258,7 @@ impl Store for PgStore {
     }
 
     async fn count_contacts(&self) -> StoreResult<u64> {
-        self.count("SELECT count(*) FROM contacts").await
+        self.count("SELECT count(*) FROM contacts", &[]).await
     }
 
     async fn get_organization(&self, id: OrganizationId) -> StoreResult<Option<Organization>> {
@@ -326,7 +334,7 @@ impl Store for PgStore {
     }
 
     async fn count_users(&self) -> StoreResult<u64> {
-        self.count("SELECT count(*) FROM users").await
+        self.count("SELECT count(*) FROM users", &[]).await
     }
 
     async fn get_token_by_hash(&self, hash: &[u8]) -> StoreResult<Option<(TokenRow, UserRow)>> {
@@ -340,7 +348,67 @@ impl Store for PgStore {
         let Some(row) = self.query_opt(sql, &[&hash]).await? else {
             return Ok(None);
         };
-        Ok(Some((token_from_row(&row)?, user_from_row(&row, 7)?)))
+        Ok(Some((token_from_row(&row)?, user_from_row(&row, TOKEN_COL_COUNT)?)))
+    }
+
+    async fn list_users(&self) -> StoreResult<Vec<UserRow>> {
+        // "C": bytewise, as SQLite's BINARY, whatever the database collation.
+        let sql = sql!("SELECT ", USER_COLS, " FROM users u ORDER BY u.username COLLATE \"C\"");
+        let rows = self.query(sql, &[]).await?;
+        rows.iter().map(|r| user_from_row(r, 0)).collect()
+    }
+
+    async fn list_tokens(&self, user: UserId) -> StoreResult<Vec<TokenRow>> {
+        let sql = sql!(
+            "SELECT ",
+            TOKEN_COLS,
+            " FROM tokens t WHERE t.user_id = $1 ORDER BY t.id"
+        );
+        let rows = self.query(sql, &[user.as_uuid()]).await?;
+        rows.iter().map(token_from_row).collect()
+    }
+
+    async fn get_credentials(&self, user: UserId) -> StoreResult<Vec<CredentialRow>> {
+        let sql = sql!(
+            "SELECT ",
+            CREDENTIAL_COLS,
+            " FROM credentials WHERE user_id = $1 ORDER BY id"
+        );
+        let rows = self.query(sql, &[user.as_uuid()]).await?;
+        rows.iter().map(credential_from_row).collect()
+    }
+
+    async fn count_unused_recovery_codes(&self, user: UserId) -> StoreResult<u64> {
+        self.count(
+            "SELECT count(*) FROM recovery_codes WHERE user_id = $1 AND used_at IS NULL",
+            &[user.as_uuid()],
+        )
+        .await
+    }
+
+    async fn list_training(&self, user: Option<UserId>) -> StoreResult<Vec<TrainingRow>> {
+        let rows = match user {
+            Some(u) => {
+                let sql = sql!(
+                    "SELECT ",
+                    TRAINING_COLS,
+                    " FROM training_records WHERE user_id = $1 ORDER BY id"
+                );
+                self.query(sql, &[u.as_uuid()]).await?
+            }
+            None => {
+                let sql = sql!("SELECT ", TRAINING_COLS, " FROM training_records ORDER BY id");
+                self.query(sql, &[]).await?
+            }
+        };
+        rows.iter().map(training_from_row).collect()
+    }
+
+    async fn get_settings(&self) -> StoreResult<Vec<(String, String)>> {
+        let rows = self
+            .query("SELECT name, value FROM settings ORDER BY name COLLATE \"C\"", &[])
+            .await?;
+        rows.iter().map(|r| Ok((col(r, 0)?, col(r, 1)?))).collect()
     }
 
     async fn list_subject_keys(
@@ -380,7 +448,7 @@ impl Store for PgStore {
     async fn get_instance_keys(&self) -> StoreResult<Vec<(String, StoredKey)>> {
         let rows = self
             .query(
-                "SELECT name, master_key_id, key_version, wrapped FROM instance_keys ORDER BY name",
+                "SELECT name, master_key_id, key_version, wrapped FROM instance_keys ORDER BY name COLLATE \"C\"",
                 &[],
             )
             .await?;
@@ -513,6 +581,7 @@ fn contact_from_row(row: &Row) -> StoreResult<ContactRow> {
         updated_at: time(row, 4)?,
         version: col(row, 5)?,
         key: stored_key_from_row(row, 6)?,
+        restricted: col(row, 9)?,
     })
 }
 
@@ -588,8 +657,10 @@ fn interaction_from_row(row: &Row) -> StoreResult<InteractionRow> {
     })
 }
 
-/// A user from the six [`USER_COLS`] starting at column `at`.
+/// A user from the [`USER_COLS`] starting at column `at`.
 fn user_from_row(row: &Row, at: usize) -> StoreResult<UserRow> {
+    let failed: i32 = col(row, at + 6)?;
+    let locked: Option<i64> = col(row, at + 7)?;
     Ok(UserRow {
         id: UserId::from_uuid(col(row, at)?),
         username: col(row, at + 1)?,
@@ -597,12 +668,17 @@ fn user_from_row(row: &Row, at: usize) -> StoreResult<UserRow> {
         password_hash: col(row, at + 3)?,
         disabled: col(row, at + 4)?,
         created_at: time(row, at + 5)?,
+        failed_logins: failures_from_db(i64::from(failed))?,
+        locked_until: locked.map(from_micros).transpose()?,
     })
+}
+
+fn opt_time(row: &Row, idx: usize) -> StoreResult<Option<chrono::DateTime<chrono::Utc>>> {
+    col::<Option<i64>>(row, idx)?.map(from_micros).transpose()
 }
 
 fn token_from_row(row: &Row) -> StoreResult<TokenRow> {
     let kind: &str = col(row, 2)?;
-    let expires: Option<i64> = col(row, 6)?;
     Ok(TokenRow {
         id: TokenId::from_uuid(col(row, 0)?),
         user_id: UserId::from_uuid(col(row, 1)?),
@@ -610,7 +686,35 @@ fn token_from_row(row: &Row) -> StoreResult<TokenRow> {
         name: col(row, 3)?,
         hash: col(row, 4)?,
         created_at: time(row, 5)?,
-        expires_at: expires.map(from_micros).transpose()?,
+        expires_at: opt_time(row, 6)?,
+        revoked_at: opt_time(row, 7)?,
+        last_used_at: opt_time(row, 8)?,
+        purpose: col(row, 9)?,
+        mfa: col(row, 10)?,
+    })
+}
+
+fn credential_from_row(row: &Row) -> StoreResult<CredentialRow> {
+    let step: Option<i64> = col(row, 5)?;
+    Ok(CredentialRow {
+        id: col(row, 0)?,
+        user_id: UserId::from_uuid(col(row, 1)?),
+        kind: col(row, 2)?,
+        secret: col(row, 3)?,
+        confirmed: col(row, 4)?,
+        last_step: step.map(step_from_db).transpose()?,
+        created_at: time(row, 6)?,
+    })
+}
+
+fn training_from_row(row: &Row) -> StoreResult<TrainingRow> {
+    Ok(TrainingRow {
+        id: col(row, 0)?,
+        user_id: UserId::from_uuid(col(row, 1)?),
+        course: col(row, 2)?,
+        completed_on: col(row, 3)?,
+        expires_on: col(row, 4)?,
+        created_at: time(row, 5)?,
     })
 }
 

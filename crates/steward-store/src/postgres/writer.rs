@@ -30,7 +30,7 @@ use tokio_postgres::error::SqlState;
 use tokio_postgres::types::ToSql;
 
 use super::{copy_error, join_purposes, map_db_error, pool_error, CLOSED};
-use crate::{fields, to_micros, AuditTip, IndexTerm, StoreError, StoreResult, WriteOp};
+use crate::{failures_to_db, fields, step_to_db, to_micros, AuditTip, IndexTerm, StoreError, StoreResult, WriteOp};
 
 /// Writer tasks, i.e. groups that can be in flight at once.
 const WRITERS: usize = 4;
@@ -283,8 +283,8 @@ impl Failure {
 }
 
 const INSERT_CONTACT: &str = "INSERT INTO contacts \
-    (subject_id, purposes, fields, created_at, updated_at, version) \
-    VALUES ($1, $2, $3, $4, $5, $6)";
+    (subject_id, purposes, fields, created_at, updated_at, version, restricted) \
+    VALUES ($1, $2, $3, $4, $5, $6, $7)";
 const UPDATE_CONTACT: &str = "UPDATE contacts \
     SET purposes = $2, fields = $3, updated_at = $4, version = $5 \
     WHERE subject_id = $1 AND version = $6";
@@ -302,14 +302,50 @@ const INSERT_DEAL: &str = "INSERT INTO deals \
 const INSERT_INTERACTION: &str = "INSERT INTO interactions \
     (id, subject_id, kind, occurred_at, created_at, summary) VALUES ($1, $2, $3, $4, $5, $6)";
 const INSERT_USER: &str = "INSERT INTO users \
-    (id, username, role, password_hash, disabled, created_at) VALUES ($1, $2, $3, $4, $5, $6)";
+    (id, username, role, password_hash, disabled, created_at, failed_logins, locked_until) \
+    VALUES ($1, $2, $3, $4, $5, $6, $7, $8)";
 const INSERT_TOKEN: &str = "INSERT INTO tokens \
-    (id, user_id, kind, name, hash, created_at, expires_at) VALUES ($1, $2, $3, $4, $5, $6, $7)";
+    (id, user_id, kind, name, hash, created_at, expires_at, revoked_at, last_used_at, purpose, mfa) \
+    VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)";
+/// A second revocation keeps the first instant.
+const REVOKE_TOKEN: &str = "UPDATE tokens SET revoked_at = COALESCE(revoked_at, $2) WHERE id = $1";
+const REVOKE_USER_TOKENS: &str = "UPDATE tokens SET revoked_at = $2 WHERE user_id = $1 AND revoked_at IS NULL";
+const TOUCH_TOKEN: &str = "UPDATE tokens SET last_used_at = $2 WHERE id = $1";
+const UPDATE_USER: &str = "UPDATE users SET role = COALESCE($2, role), disabled = COALESCE($3, disabled), \
+    password_hash = COALESCE($4, password_hash) WHERE id = $1";
+const SET_LOGIN_FAILURES: &str = "UPDATE users SET failed_logins = $2, locked_until = $3 WHERE id = $1";
+const PUT_CREDENTIAL: &str = "INSERT INTO credentials \
+    (id, user_id, kind, secret, confirmed, last_step, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7) \
+    ON CONFLICT (id) DO UPDATE SET user_id = EXCLUDED.user_id, kind = EXCLUDED.kind, secret = EXCLUDED.secret, \
+    confirmed = EXCLUDED.confirmed, last_step = EXCLUDED.last_step, created_at = EXCLUDED.created_at";
+const ACCEPT_CREDENTIAL_STEP: &str = "UPDATE credentials SET last_step = $2, confirmed = TRUE \
+    WHERE id = $1 AND (last_step IS NULL OR last_step < $2)";
+const CREDENTIAL_EXISTS: &str = "SELECT 1 FROM credentials WHERE id = $1";
+const DELETE_CREDENTIALS: &str = "DELETE FROM credentials WHERE user_id = $1";
+const DELETE_RECOVERY_CODES: &str = "DELETE FROM recovery_codes WHERE user_id = $1";
+/// All of the codes in one statement; a repeated hash counts once.
+const INSERT_RECOVERY_CODES: &str = "INSERT INTO recovery_codes (user_id, code_hash) \
+    SELECT $1, x.code_hash FROM UNNEST($2::bytea[]) AS x(code_hash) ON CONFLICT DO NOTHING";
+const USE_RECOVERY_CODE: &str = "UPDATE recovery_codes SET used_at = $3 \
+    WHERE user_id = $1 AND code_hash = $2 AND used_at IS NULL";
+const INSERT_TRAINING: &str = "INSERT INTO training_records \
+    (id, user_id, course, completed_on, expires_on, created_at) VALUES ($1, $2, $3, $4, $5, $6)";
+const PUT_SETTING: &str = "INSERT INTO settings (name, value, updated_at) VALUES ($1, $2, $3) \
+    ON CONFLICT (name) DO UPDATE SET value = EXCLUDED.value, updated_at = EXCLUDED.updated_at";
+const SET_RESTRICTED: &str = "UPDATE contacts SET restricted = $2 WHERE subject_id = $1";
 
 /// Runs a cached prepared statement; the number of rows it touched.
 async fn exec(tx: &Transaction<'_>, sql: &str, params: &[&(dyn ToSql + Sync)]) -> Result<u64, Failure> {
     let stmt = tx.prepare_cached(sql).await?;
     Ok(tx.execute(&stmt, params).await?)
+}
+
+/// Like [`exec`], but touching no row is [`StoreError::NotFound`].
+async fn exec_found(tx: &Transaction<'_>, sql: &str, params: &[&(dyn ToSql + Sync)]) -> Result<(), Failure> {
+    if exec(tx, sql, params).await? == 0 {
+        return Err(Failure::Store(StoreError::NotFound));
+    }
+    Ok(())
 }
 
 /// Applies one job's ops in order; the caller rolls back on `Err`.
@@ -357,6 +393,7 @@ async fn apply_op(tx: &Transaction<'_>, op: &WriteOp, tip: &mut Option<AuditTip>
                     &to_micros(row.created_at),
                     &to_micros(row.updated_at),
                     &row.version,
+                    &row.restricted,
                 ],
             )
             .await?;
@@ -456,6 +493,8 @@ async fn apply_op(tx: &Transaction<'_>, op: &WriteOp, tip: &mut Option<AuditTip>
                 &u.password_hash,
                 &u.disabled,
                 &to_micros(u.created_at),
+                &failures_to_db(u.failed_logins).map_err(Failure::Store)?,
+                &u.locked_until.map(to_micros),
             ],
         )
         .await
@@ -471,10 +510,108 @@ async fn apply_op(tx: &Transaction<'_>, op: &WriteOp, tip: &mut Option<AuditTip>
                 &t.hash,
                 &to_micros(t.created_at),
                 &t.expires_at.map(to_micros),
+                &t.revoked_at.map(to_micros),
+                &t.last_used_at.map(to_micros),
+                &t.purpose,
+                &t.mfa,
             ],
         )
         .await
         .map(|_| ()),
+        WriteOp::RevokeToken { id, at } => exec_found(tx, REVOKE_TOKEN, &[id.as_uuid(), &to_micros(*at)]).await,
+        WriteOp::RevokeUserTokens { user_id, at } => {
+            exec(tx, REVOKE_USER_TOKENS, &[user_id.as_uuid(), &to_micros(*at)])
+                .await
+                .map(|_| ())
+        }
+        WriteOp::TouchToken { id, at } => exec(tx, TOUCH_TOKEN, &[id.as_uuid(), &to_micros(*at)])
+            .await
+            .map(|_| ()),
+        WriteOp::UpdateUser {
+            id,
+            role,
+            disabled,
+            password_hash,
+        } => exec_found(tx, UPDATE_USER, &[id.as_uuid(), role, disabled, password_hash]).await,
+        WriteOp::SetLoginFailures {
+            user_id,
+            failed_logins,
+            locked_until,
+        } => {
+            let failed = failures_to_db(*failed_logins).map_err(Failure::Store)?;
+            exec_found(
+                tx,
+                SET_LOGIN_FAILURES,
+                &[user_id.as_uuid(), &failed, &locked_until.map(to_micros)],
+            )
+            .await
+        }
+        WriteOp::PutCredential(c) => {
+            let step = c.last_step.map(step_to_db).transpose().map_err(Failure::Store)?;
+            exec(
+                tx,
+                PUT_CREDENTIAL,
+                &[
+                    &c.id,
+                    c.user_id.as_uuid(),
+                    &c.kind,
+                    &c.secret,
+                    &c.confirmed,
+                    &step,
+                    &to_micros(c.created_at),
+                ],
+            )
+            .await
+            .map(|_| ())
+        }
+        WriteOp::AcceptCredentialStep { id, step } => {
+            let step = step_to_db(*step).map_err(Failure::Store)?;
+            if exec(tx, ACCEPT_CREDENTIAL_STEP, &[id, &step]).await? == 0 {
+                let stmt = tx.prepare_cached(CREDENTIAL_EXISTS).await?;
+                let exists = tx.query_opt(&stmt, &[id]).await?.is_some();
+                return Err(Failure::Store(if exists {
+                    StoreError::VersionConflict
+                } else {
+                    StoreError::NotFound
+                }));
+            }
+            Ok(())
+        }
+        WriteOp::DeleteCredentials { user_id } => {
+            exec(tx, DELETE_CREDENTIALS, &[user_id.as_uuid()]).await?;
+            exec(tx, DELETE_RECOVERY_CODES, &[user_id.as_uuid()]).await.map(|_| ())
+        }
+        WriteOp::ReplaceRecoveryCodes { user_id, hashes } => {
+            exec(tx, DELETE_RECOVERY_CODES, &[user_id.as_uuid()]).await?;
+            if hashes.is_empty() {
+                return Ok(());
+            }
+            let hashes: Vec<&[u8]> = hashes.iter().map(Vec::as_slice).collect();
+            exec(tx, INSERT_RECOVERY_CODES, &[user_id.as_uuid(), &hashes])
+                .await
+                .map(|_| ())
+        }
+        WriteOp::UseRecoveryCode { user_id, hash, at } => {
+            exec_found(tx, USE_RECOVERY_CODE, &[user_id.as_uuid(), hash, &to_micros(*at)]).await
+        }
+        WriteOp::InsertTraining(t) => exec(
+            tx,
+            INSERT_TRAINING,
+            &[
+                &t.id,
+                t.user_id.as_uuid(),
+                &t.course,
+                &t.completed_on,
+                &t.expires_on,
+                &to_micros(t.created_at),
+            ],
+        )
+        .await
+        .map(|_| ()),
+        WriteOp::PutSetting { name, value } => exec(tx, PUT_SETTING, &[name, value, &now_micros()]).await.map(|_| ()),
+        WriteOp::SetRestricted { subject_id, restricted } => {
+            exec_found(tx, SET_RESTRICTED, &[subject_id.as_uuid(), restricted]).await
+        }
         WriteOp::InsertSubjectKey { subject_id, key } => exec(
             tx,
             INSERT_SUBJECT_KEY,

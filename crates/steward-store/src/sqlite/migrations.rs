@@ -9,6 +9,7 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
     (1, "init", include_str!("../../migrations/sqlite/0001_init.sql")),
     (2, "keys", include_str!("../../migrations/sqlite/0002_keys.sql")),
     (3, "audit", include_str!("../../migrations/sqlite/0003_audit.sql")),
+    (4, "access", include_str!("../../migrations/sqlite/0004_access.sql")),
 ];
 
 pub fn run(conn: &mut Connection) -> StoreResult<()> {

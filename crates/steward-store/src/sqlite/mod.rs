@@ -334,6 +334,24 @@ impl Store for SqliteStore {
     async fn get_instance_keys(&self) -> StoreResult<Vec<(String, StoredKey)>> {
         self.read(read::get_instance_keys).await
     }
+    async fn list_users(&self) -> StoreResult<Vec<UserRow>> {
+        self.read(read::list_users).await
+    }
+    async fn list_tokens(&self, user: UserId) -> StoreResult<Vec<TokenRow>> {
+        self.read(|c| read::list_tokens(c, user)).await
+    }
+    async fn get_credentials(&self, user: UserId) -> StoreResult<Vec<crate::CredentialRow>> {
+        self.read(|c| read::get_credentials(c, user)).await
+    }
+    async fn count_unused_recovery_codes(&self, user: UserId) -> StoreResult<u64> {
+        self.read(|c| read::count_unused_recovery_codes(c, user)).await
+    }
+    async fn list_training(&self, user: Option<UserId>) -> StoreResult<Vec<crate::TrainingRow>> {
+        self.read(|c| read::list_training(c, user)).await
+    }
+    async fn get_settings(&self) -> StoreResult<Vec<(String, String)>> {
+        self.read(read::get_settings).await
+    }
     async fn audit_size(&self) -> StoreResult<u64> {
         self.read(|c| ops::load_tip(c).map(|t| t.next)).await
     }

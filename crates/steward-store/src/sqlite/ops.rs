@@ -2,7 +2,7 @@
 
 use rusqlite::{ffi, params, Connection, OptionalExtension};
 
-use crate::{fields, to_micros, AuditTip, IndexTerm, StoreError, StoreResult, WriteOp};
+use crate::{failures_to_db, fields, step_to_db, to_micros, AuditTip, IndexTerm, StoreError, StoreResult, WriteOp};
 
 fn now_micros() -> i64 {
     chrono::Utc::now().timestamp_micros()
@@ -37,7 +37,8 @@ pub fn apply(conn: &Connection, op: &WriteOp, tip: &mut Option<AuditTip>) -> Sto
         WriteOp::InsertContact { row, terms } => {
             let id = row.subject_id.as_bytes();
             conn.prepare_cached(
-                "INSERT INTO contacts (subject_id, purposes, fields, created_at, updated_at, version) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                "INSERT INTO contacts (subject_id, purposes, fields, created_at, updated_at, version, restricted) \
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
             )
             .map_err(e)?
             .execute(params![
@@ -46,7 +47,8 @@ pub fn apply(conn: &Connection, op: &WriteOp, tip: &mut Option<AuditTip>) -> Sto
                 fields::encode(&row.fields),
                 to_micros(row.created_at),
                 to_micros(row.updated_at),
-                row.version
+                row.version,
+                row.restricted
             ])
             .map_err(e)?;
             insert_terms(conn, id, terms)
@@ -155,16 +157,27 @@ pub fn apply(conn: &Connection, op: &WriteOp, tip: &mut Option<AuditTip>) -> Sto
         }
         WriteOp::InsertUser(u) => {
             conn.prepare_cached(
-                "INSERT INTO users (id, username, role, password_hash, disabled, created_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                "INSERT INTO users (id, username, role, password_hash, disabled, created_at, failed_logins, locked_until) \
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
             )
             .map_err(e)?
-            .execute(params![u.id.as_bytes(), u.username, u.role, u.password_hash, u.disabled, to_micros(u.created_at)])
+            .execute(params![
+                u.id.as_bytes(),
+                u.username,
+                u.role,
+                u.password_hash,
+                u.disabled,
+                to_micros(u.created_at),
+                failures_to_db(u.failed_logins)?,
+                u.locked_until.map(to_micros)
+            ])
             .map_err(e)?;
             Ok(())
         }
         WriteOp::InsertToken(t) => {
             conn.prepare_cached(
-                "INSERT INTO tokens (id, user_id, kind, name, hash, created_at, expires_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+                "INSERT INTO tokens (id, user_id, kind, name, hash, created_at, expires_at, revoked_at, last_used_at, purpose, mfa) \
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
             )
             .map_err(e)?
             .execute(params![
@@ -174,7 +187,11 @@ pub fn apply(conn: &Connection, op: &WriteOp, tip: &mut Option<AuditTip>) -> Sto
                 t.name,
                 t.hash,
                 to_micros(t.created_at),
-                t.expires_at.map(to_micros)
+                t.expires_at.map(to_micros),
+                t.revoked_at.map(to_micros),
+                t.last_used_at.map(to_micros),
+                t.purpose,
+                t.mfa
             ])
             .map_err(e)?;
             Ok(())
@@ -228,6 +245,115 @@ pub fn apply(conn: &Connection, op: &WriteOp, tip: &mut Option<AuditTip>) -> Sto
             .map_err(e)?;
             Ok(())
         }
+        WriteOp::RevokeToken { id, at } => {
+            exec(conn, "UPDATE tokens SET revoked_at = COALESCE(revoked_at, ?2) WHERE id = ?1", params![id.as_bytes(), to_micros(*at)], true)
+        }
+        WriteOp::RevokeUserTokens { user_id, at } => exec(
+            conn,
+            "UPDATE tokens SET revoked_at = ?2 WHERE user_id = ?1 AND revoked_at IS NULL",
+            params![user_id.as_bytes(), to_micros(*at)],
+            false,
+        ),
+        WriteOp::TouchToken { id, at } => {
+            exec(conn, "UPDATE tokens SET last_used_at = ?2 WHERE id = ?1", params![id.as_bytes(), to_micros(*at)], false)
+        }
+        WriteOp::UpdateUser { id, role, disabled, password_hash } => exec(
+            conn,
+            "UPDATE users SET role = COALESCE(?2, role), disabled = COALESCE(?3, disabled), \
+             password_hash = COALESCE(?4, password_hash) WHERE id = ?1",
+            params![id.as_bytes(), role, disabled, password_hash],
+            true,
+        ),
+        WriteOp::SetLoginFailures { user_id, failed_logins, locked_until } => exec(
+            conn,
+            "UPDATE users SET failed_logins = ?2, locked_until = ?3 WHERE id = ?1",
+            params![user_id.as_bytes(), failures_to_db(*failed_logins)?, locked_until.map(to_micros)],
+            true,
+        ),
+        WriteOp::PutCredential(c) => exec(
+            conn,
+            "INSERT OR REPLACE INTO credentials (id, user_id, kind, secret, confirmed, last_step, created_at) \
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+            params![
+                c.id.as_bytes(),
+                c.user_id.as_bytes(),
+                c.kind,
+                c.secret,
+                c.confirmed,
+                c.last_step.map(step_to_db).transpose()?,
+                to_micros(c.created_at)
+            ],
+            false,
+        ),
+        WriteOp::AcceptCredentialStep { id, step } => {
+            let step = step_to_db(*step)?;
+            let n = conn
+                .prepare_cached(
+                    "UPDATE credentials SET last_step = ?2, confirmed = 1 WHERE id = ?1 AND (last_step IS NULL OR last_step < ?2)",
+                )
+                .map_err(e)?
+                .execute(params![id.as_bytes(), step])
+                .map_err(e)?;
+            if n == 0 {
+                let exists = conn
+                    .prepare_cached("SELECT 1 FROM credentials WHERE id = ?1")
+                    .map_err(e)?
+                    .query_row([id.as_bytes()], |_| Ok(()))
+                    .optional()
+                    .map_err(e)?
+                    .is_some();
+                return Err(if exists {
+                    StoreError::VersionConflict
+                } else {
+                    StoreError::NotFound
+                });
+            }
+            Ok(())
+        }
+        WriteOp::DeleteCredentials { user_id } => exec(
+            conn,
+            "DELETE FROM credentials WHERE user_id = ?1",
+            params![user_id.as_bytes()],
+            false,
+        )
+        .and_then(|()| exec(conn, "DELETE FROM recovery_codes WHERE user_id = ?1", params![user_id.as_bytes()], false)),
+        WriteOp::ReplaceRecoveryCodes { user_id, hashes } => {
+            exec(conn, "DELETE FROM recovery_codes WHERE user_id = ?1", params![user_id.as_bytes()], false)?;
+            for h in hashes {
+                exec(
+                    conn,
+                    "INSERT OR IGNORE INTO recovery_codes (user_id, code_hash) VALUES (?1, ?2)",
+                    params![user_id.as_bytes(), h],
+                    false,
+                )?;
+            }
+            Ok(())
+        }
+        WriteOp::UseRecoveryCode { user_id, hash, at } => exec(
+            conn,
+            "UPDATE recovery_codes SET used_at = ?3 WHERE user_id = ?1 AND code_hash = ?2 AND used_at IS NULL",
+            params![user_id.as_bytes(), hash, to_micros(*at)],
+            true,
+        ),
+        WriteOp::InsertTraining(t) => exec(
+            conn,
+            "INSERT INTO training_records (id, user_id, course, completed_on, expires_on, created_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+            params![t.id.as_bytes(), t.user_id.as_bytes(), t.course, t.completed_on, t.expires_on, to_micros(t.created_at)],
+            false,
+        ),
+        WriteOp::PutSetting { name, value } => exec(
+            conn,
+            "INSERT INTO settings (name, value, updated_at) VALUES (?1, ?2, ?3) \
+             ON CONFLICT (name) DO UPDATE SET value = excluded.value, updated_at = excluded.updated_at",
+            params![name, value, now_micros()],
+            false,
+        ),
+        WriteOp::SetRestricted { subject_id, restricted } => exec(
+            conn,
+            "UPDATE contacts SET restricted = ?2 WHERE subject_id = ?1",
+            params![subject_id.as_bytes(), restricted],
+            true,
+        ),
         WriteOp::AppendAudit(record) => {
             let t = match tip {
                 Some(t) => t,
@@ -267,6 +393,20 @@ pub fn apply(conn: &Connection, op: &WriteOp, tip: &mut Option<AuditTip>) -> Sto
             .map_err(e)?;
             Ok(())
         }
+    }
+}
+
+/// Runs one statement; with `must_touch`, touching no row is `NotFound`.
+fn exec(conn: &Connection, sql: &str, params: impl rusqlite::Params, must_touch: bool) -> StoreResult<()> {
+    let n = conn
+        .prepare_cached(sql)
+        .map_err(|e| map_err(&e))?
+        .execute(params)
+        .map_err(|e| map_err(&e))?;
+    if must_touch && n == 0 {
+        Err(StoreError::NotFound)
+    } else {
+        Ok(())
     }
 }
 

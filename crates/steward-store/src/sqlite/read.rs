@@ -1,6 +1,6 @@
 //! Read queries on a pooled read connection.
 
-use rusqlite::{params, Connection, OptionalExtension, Row};
+use rusqlite::{params, Connection, Row};
 use steward_domain::values::{Amount, CurrencyCode};
 use steward_domain::{
     Deal, DealId, DealStage, InteractionId, InteractionKind, Organization, OrganizationId, SubjectId, TokenId, UserId,
@@ -41,8 +41,8 @@ fn after_bytes(after: Option<&[u8; 16]>) -> [u8; 16] {
     after.copied().unwrap_or([0; 16])
 }
 
-const CONTACT_COLS: &str =
-    "c.subject_id, c.purposes, c.fields, c.created_at, c.updated_at, c.version, k.master_key_id, k.key_version, k.wrapped";
+const CONTACT_COLS: &str = "c.subject_id, c.purposes, c.fields, c.created_at, c.updated_at, c.version, \
+     k.master_key_id, k.key_version, k.wrapped, c.restricted";
 /// Every contact read carries its wrapped data key.
 const KEY_JOIN: &str = "LEFT JOIN subject_keys k ON k.subject_id = c.subject_id";
 const CONTACT_FROM: &str = "contacts c LEFT JOIN subject_keys k ON k.subject_id = c.subject_id";
@@ -62,6 +62,7 @@ fn contact(row: &Row<'_>) -> StoreResult<ContactRow> {
         updated_at: from_micros(get(row, 4)?)?,
         version: get(row, 5)?,
         key: stored_key_at(row, 6)?,
+        restricted: get(row, 9)?,
     })
 }
 
@@ -240,9 +241,12 @@ pub fn list_interactions(
     )
 }
 
-const USER_COLS: &str = "u.id, u.username, u.role, u.password_hash, u.disabled, u.created_at";
+const USER_COLS: &str =
+    "u.id, u.username, u.role, u.password_hash, u.disabled, u.created_at, u.failed_logins, u.locked_until";
 
 fn user_at(row: &Row<'_>, base: usize) -> StoreResult<UserRow> {
+    let failed: i64 = get(row, base + 6)?;
+    let locked: Option<i64> = get(row, base + 7)?;
     Ok(UserRow {
         id: UserId::from_uuid(uuid_at(row, base)?),
         username: get(row, base + 1)?,
@@ -250,6 +254,8 @@ fn user_at(row: &Row<'_>, base: usize) -> StoreResult<UserRow> {
         password_hash: get(row, base + 3)?,
         disabled: get(row, base + 4)?,
         created_at: from_micros(get(row, base + 5)?)?,
+        failed_logins: crate::failures_from_db(failed)?,
+        locked_until: locked.map(from_micros).transpose()?,
     })
 }
 
@@ -271,35 +277,117 @@ pub fn get_user_by_username(conn: &Connection, username: &str) -> StoreResult<Op
     )
 }
 
+const TOKEN_COLS: &str =
+    "t.id, t.user_id, t.kind, t.name, t.hash, t.created_at, t.expires_at, t.revoked_at, t.last_used_at, t.purpose, t.mfa";
+
+fn token_at(r: &Row<'_>) -> StoreResult<TokenRow> {
+    let kind: String = get(r, 2)?;
+    let opt_time = |i: usize| -> StoreResult<Option<chrono::DateTime<chrono::Utc>>> {
+        get::<Option<i64>>(r, i)?.map(from_micros).transpose()
+    };
+    Ok(TokenRow {
+        id: TokenId::from_uuid(uuid_at(r, 0)?),
+        user_id: UserId::from_uuid(uuid_at(r, 1)?),
+        kind: TokenKind::parse(&kind).ok_or_else(|| corrupt("bad token kind"))?,
+        name: get(r, 3)?,
+        hash: get(r, 4)?,
+        created_at: from_micros(get(r, 5)?)?,
+        expires_at: opt_time(6)?,
+        revoked_at: opt_time(7)?,
+        last_used_at: opt_time(8)?,
+        purpose: get(r, 9)?,
+        mfa: get(r, 10)?,
+    })
+}
+
 pub fn get_token_by_hash(conn: &Connection, hash: &[u8]) -> StoreResult<Option<(TokenRow, UserRow)>> {
-    let sql = format!(
-        "SELECT t.id, t.user_id, t.kind, t.name, t.hash, t.created_at, t.expires_at, {USER_COLS} \
-         FROM tokens t JOIN users u ON u.id = t.user_id WHERE t.hash = ?1"
-    );
-    let row = conn
-        .prepare_cached(&sql)
+    one(
+        conn,
+        &format!("SELECT {TOKEN_COLS}, {USER_COLS} FROM tokens t JOIN users u ON u.id = t.user_id WHERE t.hash = ?1"),
+        [hash],
+        |r| Ok((token_at(r)?, user_at(r, 11)?)),
+    )
+}
+
+pub fn list_users(conn: &Connection) -> StoreResult<Vec<UserRow>> {
+    collect(
+        conn,
+        &format!("SELECT {USER_COLS} FROM users u ORDER BY u.username"),
+        [],
+        |r| user_at(r, 0),
+    )
+}
+
+pub fn list_tokens(conn: &Connection, user: UserId) -> StoreResult<Vec<TokenRow>> {
+    collect(
+        conn,
+        &format!("SELECT {TOKEN_COLS} FROM tokens t WHERE t.user_id = ?1 ORDER BY t.id"),
+        [user.as_bytes()],
+        token_at,
+    )
+}
+
+pub fn get_credentials(conn: &Connection, user: UserId) -> StoreResult<Vec<crate::CredentialRow>> {
+    collect(
+        conn,
+        "SELECT id, user_id, kind, secret, confirmed, last_step, created_at FROM credentials WHERE user_id = ?1 ORDER BY id",
+        [user.as_bytes()],
+        |r| {
+            let step: Option<i64> = get(r, 5)?;
+            Ok(crate::CredentialRow {
+                id: uuid_at(r, 0)?,
+                user_id: UserId::from_uuid(uuid_at(r, 1)?),
+                kind: get(r, 2)?,
+                secret: get(r, 3)?,
+                confirmed: get(r, 4)?,
+                last_step: step.map(crate::step_from_db).transpose()?,
+                created_at: from_micros(get(r, 6)?)?,
+            })
+        },
+    )
+}
+
+pub fn count_unused_recovery_codes(conn: &Connection, user: UserId) -> StoreResult<u64> {
+    let n: i64 = conn
+        .prepare_cached("SELECT COUNT(*) FROM recovery_codes WHERE user_id = ?1 AND used_at IS NULL")
         .map_err(|e| map_err(&e))?
-        .query_row([hash], |r| {
-            Ok((|| -> StoreResult<(TokenRow, UserRow)> {
-                let kind: String = get(r, 2)?;
-                let expires: Option<i64> = get(r, 6)?;
-                Ok((
-                    TokenRow {
-                        id: TokenId::from_uuid(uuid_at(r, 0)?),
-                        user_id: UserId::from_uuid(uuid_at(r, 1)?),
-                        kind: TokenKind::parse(&kind).ok_or_else(|| corrupt("bad token kind"))?,
-                        name: get(r, 3)?,
-                        hash: get(r, 4)?,
-                        created_at: from_micros(get(r, 5)?)?,
-                        expires_at: expires.map(from_micros).transpose()?,
-                    },
-                    user_at(r, 7)?,
-                ))
-            })())
-        })
-        .optional()
+        .query_row([user.as_bytes()], |r| r.get(0))
         .map_err(|e| map_err(&e))?;
-    row.transpose()
+    u64::try_from(n).map_err(|_| corrupt("negative count"))
+}
+
+pub fn list_training(conn: &Connection, user: Option<UserId>) -> StoreResult<Vec<crate::TrainingRow>> {
+    let map = |r: &Row<'_>| {
+        Ok(crate::TrainingRow {
+            id: uuid_at(r, 0)?,
+            user_id: UserId::from_uuid(uuid_at(r, 1)?),
+            course: get(r, 2)?,
+            completed_on: get(r, 3)?,
+            expires_on: get(r, 4)?,
+            created_at: from_micros(get(r, 5)?)?,
+        })
+    };
+    const COLS: &str = "id, user_id, course, completed_on, expires_on, created_at";
+    match user {
+        Some(u) => collect(
+            conn,
+            &format!("SELECT {COLS} FROM training_records WHERE user_id = ?1 ORDER BY id"),
+            [u.as_bytes()],
+            map,
+        ),
+        None => collect(
+            conn,
+            &format!("SELECT {COLS} FROM training_records ORDER BY id"),
+            [],
+            map,
+        ),
+    }
+}
+
+pub fn get_settings(conn: &Connection) -> StoreResult<Vec<(String, String)>> {
+    collect(conn, "SELECT name, value FROM settings ORDER BY name", [], |r| {
+        Ok((get(r, 0)?, get(r, 1)?))
+    })
 }
 
 pub fn list_subject_keys(

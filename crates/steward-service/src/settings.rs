@@ -1,0 +1,213 @@
+//! Instance settings: named values stored in the database, with defaults,
+//! changed by administrators (API) or the operator (CLI). Every change is
+//! audited.
+
+use std::collections::BTreeMap;
+
+use steward_store::WriteOp;
+
+use crate::auth::system_entry;
+use crate::error::{ServiceError, ServiceResult};
+use crate::Service;
+
+/// A setting: its name, default, and what values it takes.
+pub struct SettingSpec {
+    pub name: &'static str,
+    pub default: &'static str,
+    pub description: &'static str,
+    kind: Kind,
+}
+
+#[derive(Clone, Copy)]
+enum Kind {
+    Bool,
+    /// An integer within bounds.
+    Int(i64, i64),
+}
+
+/// Every setting Steward knows.
+pub const SETTINGS: &[SettingSpec] = &[
+    SettingSpec {
+        name: "require_mfa",
+        default: "true",
+        description: "Interactive sign-in of roles that can read personal data needs a second factor",
+        kind: Kind::Bool,
+    },
+    SettingSpec {
+        name: "require_training",
+        default: "false",
+        description: "Staff without current data-protection training may not access personal data",
+        kind: Kind::Bool,
+    },
+    SettingSpec {
+        name: "session_idle_minutes",
+        default: "30",
+        description: "A session unused this long expires",
+        kind: Kind::Int(1, 24 * 60),
+    },
+    SettingSpec {
+        name: "session_absolute_hours",
+        default: "12",
+        description: "A session expires this long after sign-in",
+        kind: Kind::Int(1, 24 * 30),
+    },
+    SettingSpec {
+        name: "lockout_threshold",
+        default: "5",
+        description: "Consecutive failed sign-ins that lock an account",
+        kind: Kind::Int(1, 100),
+    },
+    SettingSpec {
+        name: "lockout_minutes",
+        default: "15",
+        description: "How long a locked account stays locked",
+        kind: Kind::Int(1, 24 * 60),
+    },
+];
+
+/// The settings in force.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Settings {
+    pub require_mfa: bool,
+    pub require_training: bool,
+    pub session_idle_minutes: i64,
+    pub session_absolute_hours: i64,
+    pub lockout_threshold: u32,
+    pub lockout_minutes: i64,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Self::from_map(&BTreeMap::new())
+    }
+}
+
+fn spec(name: &str) -> Option<&'static SettingSpec> {
+    SETTINGS.iter().find(|s| s.name == name)
+}
+
+fn check(spec: &SettingSpec, value: &str) -> Result<String, String> {
+    match spec.kind {
+        Kind::Bool => match value.trim().to_ascii_lowercase().as_str() {
+            "true" | "on" | "yes" | "1" => Ok("true".into()),
+            "false" | "off" | "no" | "0" => Ok("false".into()),
+            _ => Err("must be true or false".into()),
+        },
+        Kind::Int(lo, hi) => match value.trim().parse::<i64>() {
+            Ok(n) if (lo..=hi).contains(&n) => Ok(n.to_string()),
+            _ => Err(format!("must be a whole number from {lo} to {hi}")),
+        },
+    }
+}
+
+impl Settings {
+    fn from_map(values: &BTreeMap<String, String>) -> Self {
+        let get = |name: &str| {
+            let spec = spec(name);
+            values
+                .get(name)
+                .and_then(|v| spec.and_then(|s| check(s, v).ok()))
+                .or_else(|| spec.map(|s| s.default.to_string()))
+                .unwrap_or_default()
+        };
+        let int = |name: &str| get(name).parse::<i64>().unwrap_or(0);
+        Self {
+            require_mfa: get("require_mfa") == "true",
+            require_training: get("require_training") == "true",
+            session_idle_minutes: int("session_idle_minutes"),
+            session_absolute_hours: int("session_absolute_hours"),
+            lockout_threshold: u32::try_from(int("lockout_threshold")).unwrap_or(5),
+            lockout_minutes: int("lockout_minutes"),
+        }
+    }
+}
+
+impl Service {
+    /// The settings in force (cached for a moment; changes in this process
+    /// take effect at once, changes by other processes within seconds).
+    pub async fn settings(&self) -> ServiceResult<Settings> {
+        if let Some(s) = self.auth.cached_settings() {
+            return Ok(s);
+        }
+        let values: BTreeMap<String, String> = self.store.get_settings().await?.into_iter().collect();
+        let settings = Settings::from_map(&values);
+        self.auth.cache_settings(&settings);
+        Ok(settings)
+    }
+
+    /// Whether the user has current data-protection training (cached briefly).
+    pub(crate) async fn trained(&self, user: steward_domain::UserId) -> ServiceResult<bool> {
+        if let Some(t) = self.auth.cached_training(user) {
+            return Ok(t);
+        }
+        let records = self.store.list_training(Some(user)).await?;
+        let current = crate::admin::training_current(&records, chrono::Utc::now().date_naive());
+        self.auth.cache_training(user, current);
+        Ok(current)
+    }
+
+    /// Every setting with its current value, for display.
+    pub async fn settings_table(&self) -> ServiceResult<Vec<(&'static str, String, &'static str)>> {
+        let values: BTreeMap<String, String> = self.store.get_settings().await?.into_iter().collect();
+        Ok(SETTINGS
+            .iter()
+            .map(|s| {
+                (
+                    s.name,
+                    values.get(s.name).cloned().unwrap_or_else(|| s.default.to_string()),
+                    s.description,
+                )
+            })
+            .collect())
+    }
+
+    /// Changes a setting (validated); recorded in the audit log.
+    pub async fn set_setting(&self, name: &str, value: &str, audit: WriteOp) -> ServiceResult<String> {
+        let spec = spec(name).ok_or_else(|| {
+            let names: Vec<_> = SETTINGS.iter().map(|s| s.name).collect();
+            ServiceError::invalid("name", format!("must be one of {}", names.join(", ")))
+        })?;
+        let value = check(spec, value).map_err(|m| ServiceError::invalid(spec.name, m))?;
+        self.store
+            .write(vec![
+                WriteOp::PutSetting {
+                    name: spec.name.into(),
+                    value: value.clone(),
+                },
+                audit,
+            ])
+            .await?;
+        self.auth.forget_tokens();
+        tracing::info!(setting = spec.name, "setting changed");
+        Ok(value)
+    }
+
+    /// [`Service::set_setting`] by the operator (CLI).
+    pub async fn set_setting_locally(&self, name: &str, value: &str) -> ServiceResult<String> {
+        let audit = system_entry("setting.change", &[], Some(format!("{name} changed")));
+        self.set_setting(name, value, audit).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_and_validation() {
+        let d = Settings::default();
+        assert!(d.require_mfa && !d.require_training);
+        assert_eq!((d.session_idle_minutes, d.lockout_threshold), (30, 5));
+        let mut m = BTreeMap::new();
+        m.insert("require_mfa".to_string(), "off".to_string());
+        m.insert("lockout_threshold".to_string(), "9999".to_string());
+        let s = Settings::from_map(&m);
+        assert!(!s.require_mfa);
+        assert_eq!(
+            s.lockout_threshold, 5,
+            "an out-of-range stored value falls back to the default"
+        );
+        assert!(check(spec("lockout_threshold").unwrap(), "0").is_err());
+        assert_eq!(check(spec("require_training").unwrap(), "YES"), Ok("true".into()));
+    }
+}
