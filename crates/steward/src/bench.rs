@@ -83,6 +83,7 @@ pub async fn run(_cli: &Cli, args: &BenchArgs) -> Result<ExitCode> {
     eprintln!("[6/7] audit verification and raw SHA-256…");
     let verify_entries = if args.quick { 200_000 } else { 2_000_000 };
     let verify_rate = steward_audit::bench_verify(verify_entries);
+    let (auth_us, read_us) = auth_vs_read(&dir.join("auth"), if args.quick { 20_000 } else { 100_000 }).await?;
     let sha_rate = raw_sha256(verify_entries);
     eprintln!("[7/7] done");
     let _ = std::fs::remove_dir_all(&dir);
@@ -133,6 +134,16 @@ pub async fn run(_cli: &Cli, args: &BenchArgs) -> Result<ExitCode> {
             value: verify_rate,
             unit: "entries/s",
         },
+        Figure {
+            name: "token authentication (in process)",
+            value: auth_us,
+            unit: "µs",
+        },
+        Figure {
+            name: "contact read (in process, audited)",
+            value: read_us,
+            unit: "µs",
+        },
     ];
     let ratios = [
         ("creates / raw SQLite insert", create_rate / raw_insert, 1.0),
@@ -142,6 +153,7 @@ pub async fn run(_cli: &Cli, args: &BenchArgs) -> Result<ExitCode> {
         ("audited / unaudited reads", read_rate / unaudited_read, 0.6),
         ("audit verify, millions of entries/s", verify_rate / 1.0e6, 1.0),
         ("audit verify / raw SHA-256", verify_rate / sha_rate, 0.0),
+        ("contact read / token authentication cost", read_us / auth_us, 20.0),
     ];
     if args.json {
         let out = json!({
@@ -154,7 +166,8 @@ pub async fn run(_cli: &Cli, args: &BenchArgs) -> Result<ExitCode> {
     } else {
         println!("{:<44} {:>12}", "measurement", "rate");
         for f in &figures {
-            println!("{:<44} {:>10.0} {}", f.name, f.value, f.unit);
+            let digits = if f.value < 10.0 { 2 } else { 0 };
+            println!("{:<44} {:>10.digits$} {}", f.name, f.value, f.unit);
         }
         println!();
         println!("{:<44} {:>8} {:>8}", "ratio (same run)", "measured", "target");
@@ -414,4 +427,39 @@ fn raw_sha256(n: usize) -> f64 {
     }
     std::hint::black_box(acc);
     n as f64 / start.elapsed().as_secs_f64()
+}
+
+/// Cost of authenticating a bearer token against the cost of a contact read
+/// (the service calls alone, without HTTP), in microseconds per call.
+async fn auth_vs_read(dir: &std::path::Path, n: usize) -> Result<(f64, f64)> {
+    let service = Service::open(&Config::new(dir)).await?;
+    service
+        .create_user("bench", "sales", Zeroizing::new("bench-password".into()))
+        .await
+        .map_err(service_err)?;
+    let token = service
+        .create_api_token("bench", None, None)
+        .await
+        .map_err(service_err)?;
+    let principal = service.authenticate(&token).await.map_err(service_err)?;
+    let ctx = service
+        .context(principal, None, None, None)
+        .await
+        .map_err(service_err)?;
+    let body = json!({"given_name": "Bench", "email": "bench@example.org", "phone": "+442079460000"});
+    let body = body.as_object().cloned().unwrap_or_default();
+    let id = service.create_contact(&ctx, body).await.map_err(service_err)?.id;
+    let start = Instant::now();
+    for _ in 0..n {
+        std::hint::black_box(service.authenticate(&token).await.map_err(service_err)?);
+    }
+    let auth = start.elapsed().as_secs_f64() * 1e6 / n as f64;
+    let reads = n / 10;
+    let start = Instant::now();
+    for _ in 0..reads {
+        std::hint::black_box(service.get_contact(&ctx, id).await.map_err(service_err)?);
+    }
+    let read = start.elapsed().as_secs_f64() * 1e6 / reads as f64;
+    service.close().await;
+    Ok((auth, read))
 }
