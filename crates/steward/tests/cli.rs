@@ -7,6 +7,8 @@
 #[path = "cli/support.rs"]
 mod support;
 
+#[path = "cli/admin.rs"]
+mod admin;
 #[path = "cli/audit.rs"]
 mod audit;
 #[path = "cli/config.rs"]

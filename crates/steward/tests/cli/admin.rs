@@ -1,0 +1,126 @@
+//! `steward user list | disable | enable | set-role | reset-password |
+//! reset-mfa | revoke-tokens | training`, `steward settings`, and scoped
+//! tokens, as an operator uses them.
+
+use crate::support::{Server, Steward, PASSWORD};
+
+#[tokio::test]
+async fn user_administration_takes_effect_at_once() {
+    let s = Steward::initialised();
+    s.create_user("sam", "sales");
+    let token = s.create_token("sam");
+    let server = Server::start(&s).await;
+    let client = reqwest::Client::new();
+    let me = |t: String| {
+        let c = client.clone();
+        let url = server.url("/api/v1/auth/me");
+        async move { c.get(url).bearer_auth(t).send().await.unwrap().status().as_u16() }
+    };
+    assert_eq!(me(token.clone()).await, 200);
+
+    let list = s.run(["user", "list"]);
+    list.ok();
+    assert!(
+        list.stdout.contains("sam") && list.stdout.contains("sales") && list.stdout.contains("active"),
+        "{}",
+        list.stdout
+    );
+    s.run(["user", "set-role", "sam", "support"]).ok();
+    assert!(s.run(["user", "list"]).stdout.contains("support"));
+    s.run(["user", "set-role", "sam", "wizard"]).refused();
+
+    s.run(["user", "disable", "sam"]).ok();
+    tokio::time::sleep(std::time::Duration::from_millis(2200)).await; // the server's token cache
+    assert_eq!(me(token.clone()).await, 401, "disabling revokes tokens");
+    s.run(["user", "enable", "sam"]).ok();
+    let token = s.create_token("sam");
+    assert_eq!(me(token.clone()).await, 200);
+    s.run(["user", "revoke-tokens", "sam"]).ok();
+    tokio::time::sleep(std::time::Duration::from_millis(2200)).await;
+    assert_eq!(me(token).await, 401);
+
+    s.run_stdin(
+        ["user", "reset-password", "sam", "--password-stdin"],
+        b"a-brand-new-password\n",
+    )
+    .ok();
+    let login = |pw: &'static str| {
+        let c = client.clone();
+        let url = server.url("/api/v1/auth/login");
+        async move {
+            c.post(url)
+                .json(&serde_json::json!({"username": "sam", "password": pw}))
+                .send()
+                .await
+                .unwrap()
+                .status()
+                .as_u16()
+        }
+    };
+    assert_eq!(login(PASSWORD).await, 401);
+    assert_eq!(login("a-brand-new-password").await, 200);
+    s.run(["user", "reset-mfa", "sam"]).ok();
+    s.run(["user", "disable", "nobody"]).refused();
+}
+
+#[test]
+fn training_settings_and_scoped_tokens() {
+    let s = Steward::initialised();
+    s.create_user("sam", "sales");
+    s.run([
+        "user",
+        "training",
+        "add",
+        "sam",
+        "--course",
+        "GDPR basics",
+        "--completed-on",
+        "2026-01-15",
+        "--expires-on",
+        "2027-01-15",
+    ])
+    .ok();
+    s.run([
+        "user",
+        "training",
+        "add",
+        "sam",
+        "--course",
+        "x",
+        "--completed-on",
+        "15.01.2026",
+    ])
+    .refused();
+    let list = s.run(["user", "training", "list", "sam"]);
+    list.ok();
+    assert!(
+        list.stdout.contains("GDPR basics") && list.stdout.contains("2027-01-15"),
+        "{}",
+        list.stdout
+    );
+    assert!(s.run(["user", "list"]).stdout.contains("current"));
+
+    let show = s.run(["settings", "show"]);
+    show.ok();
+    assert!(
+        show.stdout.contains("require_mfa") && show.stdout.contains("true"),
+        "{}",
+        show.stdout
+    );
+    s.run(["settings", "set", "require_training", "yes"]).ok();
+    assert!(s
+        .run(["settings", "show"])
+        .stdout
+        .lines()
+        .any(|l| l.starts_with("require_training") && l.contains("true")));
+    s.run(["settings", "set", "lockout_threshold", "0"]).refused();
+    s.run(["settings", "set", "no_such_setting", "1"]).refused();
+
+    let t = s.run(["token", "create", "sam", "--purpose", "sales"]);
+    t.ok();
+    s.run(["token", "create", "sam", "--purpose", "compliance"]).refused();
+    let audit = s.run(["audit", "export"]);
+    for action in ["training.record", "setting.change", "token.create"] {
+        assert!(audit.stdout.contains(action), "{action} is audited");
+    }
+}
