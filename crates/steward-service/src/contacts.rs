@@ -424,6 +424,7 @@ impl Service {
             version: 1,
             key: None,
             restricted: false,
+            consented: vec![],
         };
         let terms = self.index_terms(&fields);
         let mut ops = vec![WriteOp::InsertContact {
@@ -543,6 +544,7 @@ impl Service {
             version: row.version + 1,
             key: None,
             restricted: row.restricted,
+            consented: row.consented.clone(),
         };
         let terms = self.index_terms(&fields);
         let mut touched: Vec<String> = changes.keys().cloned().collect();

@@ -46,6 +46,7 @@ macro_rules! all_conformance_tests {
             organizations_and_deals, interactions, users_and_tokens, sealed_bytes_and_instants, subject_and_instance_keys,
             repeated_terms_collapse, audit_log_appends_atomically, token_revocation_and_use,
             user_updates_and_lockout, credentials_and_steps, recovery_codes, training_records, settings_upsert,
+            consent_records_and_notices,
             restriction_of_processing);
     };
 }
@@ -66,6 +67,7 @@ fn contact(fields: &[(&str, &[u8])]) -> ContactRow {
         version: 1,
         key: None,
         restricted: false,
+        consented: vec![],
     }
 }
 
@@ -1585,4 +1587,137 @@ pub async fn restriction_of_processing(store: &dyn Store) {
         }])
         .await;
     assert!(matches!(r, Err(StoreError::NotFound)), "{r:?}");
+}
+
+pub async fn consent_records_and_notices(store: &dyn Store) {
+    let c = contact(&[]);
+    insert(store, &c, vec![]).await;
+    let notice = |v: &str, material: bool, secs: i64| crate::NoticeRow {
+        id: uuid::Uuid::now_v7(),
+        version: v.into(),
+        language: "en".into(),
+        text: format!("Notice {v}"),
+        text_hash: vec![1; 32],
+        material,
+        published_at: t(secs),
+    };
+    let (n1, n2) = (notice("2026-01", false, 1), notice("2026-06", true, 2));
+    store
+        .write(vec![
+            WriteOp::InsertNotice(n1.clone()),
+            WriteOp::InsertNotice(n2.clone()),
+        ])
+        .await
+        .expect("notices");
+    assert_eq!(store.list_notices().await.expect("notices"), vec![n1.clone(), n2]);
+    let dup = store
+        .write(vec![WriteOp::InsertNotice(notice("2026-01", false, 3))])
+        .await;
+    assert!(matches!(dup, Err(StoreError::Duplicate)), "{dup:?}");
+
+    let consent = |purpose: &str, status: &str, secs: i64| crate::ConsentRow {
+        id: uuid::Uuid::now_v7(),
+        subject_id: c.subject_id,
+        purpose: purpose.into(),
+        status: status.into(),
+        recorded_at: t(secs),
+        source: "api".into(),
+        notice_version: Some("2026-01".into()),
+        notice_hash: Some(vec![1; 32]),
+        evidence: Some(b"sealed".to_vec()),
+        recorded_by: None,
+        expires_at: Some(t(secs + 1000)),
+        confirmation_hash: None,
+        confirmation_expires_at: None,
+        confirmed_at: None,
+    };
+    let granted = consent("marketing_email", "granted", 10);
+    let withdrawn = consent("marketing_email", "withdrawn", 20);
+    let mut pending = consent("analytics", "pending", 30);
+    pending.confirmation_hash = Some(vec![9; 32]);
+    pending.confirmation_expires_at = Some(t(100));
+    for r in [&granted, &withdrawn, &pending] {
+        store
+            .write(vec![WriteOp::InsertConsent(Box::new(r.clone()))])
+            .await
+            .expect("consent");
+    }
+    let orphan = crate::ConsentRow {
+        id: uuid::Uuid::now_v7(),
+        subject_id: SubjectId::new(),
+        ..granted.clone()
+    };
+    let r = store.write(vec![WriteOp::InsertConsent(Box::new(orphan))]).await;
+    assert!(matches!(r, Err(StoreError::MissingReference)), "{r:?}");
+    assert_eq!(
+        store.list_consents(c.subject_id).await.expect("list"),
+        vec![granted.clone(), withdrawn, pending.clone()]
+    );
+    assert_eq!(
+        store.find_consent_by_confirmation(&[9; 32]).await.expect("find"),
+        Some(pending.clone())
+    );
+    store
+        .write(vec![WriteOp::UseConsentConfirmation {
+            hash: vec![9; 32],
+            at: t(40),
+        }])
+        .await
+        .expect("confirm");
+    let again = store
+        .write(vec![WriteOp::UseConsentConfirmation {
+            hash: vec![9; 32],
+            at: t(41),
+        }])
+        .await;
+    assert!(
+        matches!(again, Err(StoreError::NotFound)),
+        "a confirmation token works once: {again:?}"
+    );
+    let confirmed = store
+        .list_consents(c.subject_id)
+        .await
+        .expect("list")
+        .pop()
+        .expect("pending");
+    assert_eq!(confirmed.confirmed_at, Some(t(40)));
+    assert_eq!(confirmed.confirmation_hash, None);
+    assert_eq!(store.consent_summaries().await.expect("summaries").len(), 3);
+
+    // The denormalised state round-trips through contact reads.
+    let state = vec![
+        ("marketing_email".to_string(), Some(t(500))),
+        ("analytics".to_string(), None),
+    ];
+    store
+        .write(vec![WriteOp::SetConsentState {
+            subject_id: c.subject_id,
+            consented: state.clone(),
+        }])
+        .await
+        .expect("state");
+    assert_eq!(
+        store
+            .get_contact(c.subject_id)
+            .await
+            .expect("get")
+            .expect("contact")
+            .consented,
+        state
+    );
+    let r = store
+        .write(vec![WriteOp::SetConsentState {
+            subject_id: SubjectId::new(),
+            consented: vec![],
+        }])
+        .await;
+    assert!(matches!(r, Err(StoreError::NotFound)), "{r:?}");
+    // Consents go with their subject.
+    store
+        .write(vec![WriteOp::DeleteContact {
+            subject_id: c.subject_id,
+        }])
+        .await
+        .expect("delete");
+    assert!(store.list_consents(c.subject_id).await.expect("list").is_empty());
 }

@@ -57,6 +57,55 @@ pub struct ContactRow {
     /// Stored by [`WriteOp::InsertContact`]; [`WriteOp::UpdateContact`]
     /// leaves it as it is (change it with [`WriteOp::SetRestricted`]).
     pub restricted: bool,
+    /// Purposes with a current consent, and when each consent expires
+    /// (kept in step with the consent records by the service).
+    pub consented: Vec<(String, Option<DateTime<Utc>>)>,
+}
+
+/// A published privacy-notice version.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NoticeRow {
+    pub id: uuid::Uuid,
+    pub version: String,
+    pub language: String,
+    pub text: String,
+    /// SHA-256 of `text`.
+    pub text_hash: Vec<u8>,
+    /// A material change: consents given under earlier versions need renewal.
+    pub material: bool,
+    pub published_at: DateTime<Utc>,
+}
+
+/// One consent record (append-only).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConsentRow {
+    pub id: uuid::Uuid,
+    pub subject_id: SubjectId,
+    pub purpose: String,
+    /// `granted`, `withdrawn` or `pending` (double opt-in not yet confirmed).
+    pub status: String,
+    pub recorded_at: DateTime<Utc>,
+    pub source: String,
+    pub notice_version: Option<String>,
+    pub notice_hash: Option<Vec<u8>>,
+    /// Sealed under the subject's key.
+    pub evidence: Option<Vec<u8>>,
+    /// The staff user who recorded it; `None` when the subject did.
+    pub recorded_by: Option<UserId>,
+    pub expires_at: Option<DateTime<Utc>>,
+    pub confirmation_hash: Option<Vec<u8>>,
+    pub confirmation_expires_at: Option<DateTime<Utc>>,
+    pub confirmed_at: Option<DateTime<Utc>>,
+}
+
+/// A consent record without its evidence.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConsentSummary {
+    pub subject_id: SubjectId,
+    pub purpose: String,
+    pub status: String,
+    pub notice_version: Option<String>,
+    pub recorded_at: DateTime<Utc>,
 }
 
 /// A blind-index term for a contact (keyed hash; opaque to the store).
@@ -282,6 +331,19 @@ pub enum WriteOp {
     },
     /// Sets a contact's restriction of processing (its version is kept);
     /// `NotFound` if the contact does not exist.
+    InsertNotice(NoticeRow),
+    InsertConsent(Box<ConsentRow>),
+    /// Replaces the contact's denormalised current-consent state.
+    SetConsentState {
+        subject_id: SubjectId,
+        consented: Vec<(String, Option<DateTime<Utc>>)>,
+    },
+    /// Marks the pending consent with this confirmation hash confirmed;
+    /// `NotFound` when there is none (or it was used already).
+    UseConsentConfirmation {
+        hash: Vec<u8>,
+        at: DateTime<Utc>,
+    },
     SetRestricted {
         subject_id: SubjectId,
         restricted: bool,
@@ -399,6 +461,12 @@ pub trait Store: Send + Sync + 'static {
     async fn list_training(&self, user: Option<UserId>) -> StoreResult<Vec<TrainingRow>>;
     /// Every setting as (name, value), by name (bytewise).
     async fn get_settings(&self) -> StoreResult<Vec<(String, String)>>;
+    async fn list_notices(&self) -> StoreResult<Vec<NoticeRow>>;
+    /// A subject's consent records, oldest first.
+    async fn list_consents(&self, subject: SubjectId) -> StoreResult<Vec<ConsentRow>>;
+    async fn find_consent_by_confirmation(&self, hash: &[u8]) -> StoreResult<Option<ConsentRow>>;
+    /// Every consent record without evidence, oldest first (notice renewal).
+    async fn consent_summaries(&self) -> StoreResult<Vec<ConsentSummary>>;
 
     /// The number of audit entries.
     async fn audit_size(&self) -> StoreResult<u64>;
@@ -479,6 +547,30 @@ impl AuditTip {
         self.prev = leaf;
         (index, bytes, leaf)
     }
+}
+
+/// Encodes a consent state as stored in `contacts.consented`.
+#[must_use]
+pub fn encode_consented(consented: &[(String, Option<DateTime<Utc>>)]) -> String {
+    consented
+        .iter()
+        .map(|(p, e)| format!("{p}={}", e.map_or(0, to_micros)))
+        .collect::<Vec<_>>()
+        .join(",")
+}
+
+/// Decodes `contacts.consented`.
+pub fn decode_consented(s: &str) -> StoreResult<Vec<(String, Option<DateTime<Utc>>)>> {
+    s.split(',')
+        .filter(|p| !p.is_empty())
+        .map(|pair| {
+            let (p, e) = pair
+                .split_once('=')
+                .ok_or_else(|| StoreError::Corrupt("bad consent state".into()))?;
+            let e: i64 = e.parse().map_err(|_| StoreError::Corrupt("bad consent state".into()))?;
+            Ok((p.to_string(), if e == 0 { None } else { Some(from_micros(e)?) }))
+        })
+        .collect()
 }
 
 /// Microseconds since the Unix epoch: how both backends store instants.

@@ -19,6 +19,7 @@ pub(super) const MIGRATIONS: &[(i64, &str, &str)] = &[
     (2, "keys", include_str!("../../migrations/postgres/0002_keys.sql")),
     (3, "audit", include_str!("../../migrations/postgres/0003_audit.sql")),
     (4, "access", include_str!("../../migrations/postgres/0004_access.sql")),
+    (5, "consent", include_str!("../../migrations/postgres/0005_consent.sql")),
 ];
 
 /// Advisory lock key serialising migration runs ("STEWARD1" in ASCII).

@@ -164,7 +164,7 @@ impl PgStore {
 }
 
 const CONTACT_COLS: &str = "c.subject_id, c.purposes, c.fields, c.created_at, c.updated_at, c.version, \
-     k.master_key_id, k.key_version, k.wrapped, c.restricted";
+     k.master_key_id, k.key_version, k.wrapped, c.restricted, c.consented";
 /// Every contact read carries its wrapped data key.
 const KEY_JOIN: &str = "LEFT JOIN subject_keys k ON k.subject_id = c.subject_id";
 const CONTACT_FROM: &str = "contacts c LEFT JOIN subject_keys k ON k.subject_id = c.subject_id";
@@ -404,6 +404,68 @@ impl Store for PgStore {
         rows.iter().map(training_from_row).collect()
     }
 
+    async fn list_notices(&self) -> StoreResult<Vec<crate::NoticeRow>> {
+        let rows = self
+            .query(
+                "SELECT id, version, language, text, text_hash, material, published_at FROM notices ORDER BY published_at, id",
+                &[],
+            )
+            .await?;
+        rows.iter()
+            .map(|r| {
+                Ok(crate::NoticeRow {
+                    id: col(r, 0)?,
+                    version: col(r, 1)?,
+                    language: col(r, 2)?,
+                    text: col(r, 3)?,
+                    text_hash: col(r, 4)?,
+                    material: col(r, 5)?,
+                    published_at: time(r, 6)?,
+                })
+            })
+            .collect()
+    }
+
+    async fn list_consents(&self, subject: SubjectId) -> StoreResult<Vec<crate::ConsentRow>> {
+        let rows = self
+            .query(
+                &format!("SELECT {CONSENT_COLS} FROM consents WHERE subject_id = $1 ORDER BY id"),
+                &[subject.as_uuid()],
+            )
+            .await?;
+        rows.iter().map(consent_from_row).collect()
+    }
+
+    async fn find_consent_by_confirmation(&self, hash: &[u8]) -> StoreResult<Option<crate::ConsentRow>> {
+        self.query_opt(
+            &format!("SELECT {CONSENT_COLS} FROM consents WHERE confirmation_hash = $1"),
+            &[&hash],
+        )
+        .await?
+        .map(|r| consent_from_row(&r))
+        .transpose()
+    }
+
+    async fn consent_summaries(&self) -> StoreResult<Vec<crate::ConsentSummary>> {
+        let rows = self
+            .query(
+                "SELECT subject_id, purpose, status, notice_version, recorded_at FROM consents ORDER BY id",
+                &[],
+            )
+            .await?;
+        rows.iter()
+            .map(|r| {
+                Ok(crate::ConsentSummary {
+                    subject_id: SubjectId::from_uuid(col(r, 0)?),
+                    purpose: col(r, 1)?,
+                    status: col(r, 2)?,
+                    notice_version: col(r, 3)?,
+                    recorded_at: time(r, 4)?,
+                })
+            })
+            .collect()
+    }
+
     async fn get_settings(&self) -> StoreResult<Vec<(String, String)>> {
         let rows = self
             .query("SELECT name, value FROM settings ORDER BY name COLLATE \"C\"", &[])
@@ -582,6 +644,7 @@ fn contact_from_row(row: &Row) -> StoreResult<ContactRow> {
         version: col(row, 5)?,
         key: stored_key_from_row(row, 6)?,
         restricted: col(row, 9)?,
+        consented: crate::decode_consented(col(row, 10)?)?,
     })
 }
 
@@ -804,4 +867,28 @@ mod tests {
         assert_eq!(page_size(10), 10);
         assert_eq!(page_size(u32::MAX), i64::from(MAX_PAGE));
     }
+}
+
+const CONSENT_COLS: &str =
+    "id, subject_id, purpose, status, recorded_at, source, notice_version, notice_hash, evidence, \
+    recorded_by, expires_at, confirmation_hash, confirmation_expires_at, confirmed_at";
+
+fn consent_from_row(r: &Row) -> StoreResult<crate::ConsentRow> {
+    let recorded_by: Option<Uuid> = col(r, 9)?;
+    Ok(crate::ConsentRow {
+        id: col(r, 0)?,
+        subject_id: SubjectId::from_uuid(col(r, 1)?),
+        purpose: col(r, 2)?,
+        status: col(r, 3)?,
+        recorded_at: time(r, 4)?,
+        source: col(r, 5)?,
+        notice_version: col(r, 6)?,
+        notice_hash: col(r, 7)?,
+        evidence: col(r, 8)?,
+        recorded_by: recorded_by.map(UserId::from_uuid),
+        expires_at: opt_time(r, 10)?,
+        confirmation_hash: col(r, 11)?,
+        confirmation_expires_at: opt_time(r, 12)?,
+        confirmed_at: opt_time(r, 13)?,
+    })
 }

@@ -609,6 +609,49 @@ async fn apply_op(tx: &Transaction<'_>, op: &WriteOp, tip: &mut Option<AuditTip>
         .await
         .map(|_| ()),
         WriteOp::PutSetting { name, value } => exec(tx, PUT_SETTING, &[name, value, &now_micros()]).await.map(|_| ()),
+        WriteOp::InsertNotice(n) => exec(
+            tx,
+            "INSERT INTO notices (id, version, language, text, text_hash, material, published_at) VALUES ($1, $2, $3, $4, $5, $6, $7)",
+            &[&n.id, &n.version, &n.language, &n.text, &n.text_hash, &n.material, &to_micros(n.published_at)],
+        )
+        .await
+        .map(|_| ()),
+        WriteOp::InsertConsent(c) => exec(
+            tx,
+            "INSERT INTO consents (id, subject_id, purpose, status, recorded_at, source, notice_version, notice_hash, evidence, \
+             recorded_by, expires_at, confirmation_hash, confirmation_expires_at, confirmed_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)",
+            &[
+                &c.id,
+                c.subject_id.as_uuid(),
+                &c.purpose,
+                &c.status,
+                &to_micros(c.recorded_at),
+                &c.source,
+                &c.notice_version,
+                &c.notice_hash,
+                &c.evidence,
+                &c.recorded_by.map(|u| *u.as_uuid()),
+                &c.expires_at.map(to_micros),
+                &c.confirmation_hash,
+                &c.confirmation_expires_at.map(to_micros),
+                &c.confirmed_at.map(to_micros),
+            ],
+        )
+        .await
+        .map(|_| ()),
+        WriteOp::SetConsentState { subject_id, consented } => {
+            let encoded = crate::encode_consented(consented);
+            exec_found(tx, "UPDATE contacts SET consented = $2 WHERE subject_id = $1", &[subject_id.as_uuid(), &encoded]).await
+        }
+        WriteOp::UseConsentConfirmation { hash, at } => {
+            exec_found(
+                tx,
+                "UPDATE consents SET confirmed_at = $2, confirmation_hash = NULL WHERE confirmation_hash = $1 AND confirmed_at IS NULL",
+                &[hash, &to_micros(*at)],
+            )
+            .await
+        }
         WriteOp::SetRestricted { subject_id, restricted } => {
             exec_found(tx, SET_RESTRICTED, &[subject_id.as_uuid(), restricted]).await
         }

@@ -10,6 +10,7 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
     (2, "keys", include_str!("../../migrations/sqlite/0002_keys.sql")),
     (3, "audit", include_str!("../../migrations/sqlite/0003_audit.sql")),
     (4, "access", include_str!("../../migrations/sqlite/0004_access.sql")),
+    (5, "consent", include_str!("../../migrations/sqlite/0005_consent.sql")),
 ];
 
 pub fn run(conn: &mut Connection) -> StoreResult<()> {

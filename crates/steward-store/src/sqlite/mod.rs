@@ -352,6 +352,18 @@ impl Store for SqliteStore {
     async fn get_settings(&self) -> StoreResult<Vec<(String, String)>> {
         self.read(read::get_settings).await
     }
+    async fn list_notices(&self) -> StoreResult<Vec<crate::NoticeRow>> {
+        self.read(read::list_notices).await
+    }
+    async fn list_consents(&self, subject: SubjectId) -> StoreResult<Vec<crate::ConsentRow>> {
+        self.read(|c| read::list_consents(c, subject)).await
+    }
+    async fn find_consent_by_confirmation(&self, hash: &[u8]) -> StoreResult<Option<crate::ConsentRow>> {
+        self.read(|c| read::find_consent_by_confirmation(c, hash)).await
+    }
+    async fn consent_summaries(&self) -> StoreResult<Vec<crate::ConsentSummary>> {
+        self.read(read::consent_summaries).await
+    }
     async fn audit_size(&self) -> StoreResult<u64> {
         self.read(|c| ops::load_tip(c).map(|t| t.next)).await
     }

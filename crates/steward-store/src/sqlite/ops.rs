@@ -348,6 +348,47 @@ pub fn apply(conn: &Connection, op: &WriteOp, tip: &mut Option<AuditTip>) -> Sto
             params![name, value, now_micros()],
             false,
         ),
+        WriteOp::InsertNotice(n) => exec(
+            conn,
+            "INSERT INTO notices (id, version, language, text, text_hash, material, published_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+            params![n.id.as_bytes(), n.version, n.language, n.text, n.text_hash, n.material, to_micros(n.published_at)],
+            false,
+        ),
+        WriteOp::InsertConsent(c) => exec(
+            conn,
+            "INSERT INTO consents (id, subject_id, purpose, status, recorded_at, source, notice_version, notice_hash, evidence, \
+             recorded_by, expires_at, confirmation_hash, confirmation_expires_at, confirmed_at) \
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)",
+            params![
+                c.id.as_bytes(),
+                c.subject_id.as_bytes(),
+                c.purpose,
+                c.status,
+                to_micros(c.recorded_at),
+                c.source,
+                c.notice_version,
+                c.notice_hash,
+                c.evidence,
+                c.recorded_by.map(|u| u.as_bytes().to_vec()),
+                c.expires_at.map(to_micros),
+                c.confirmation_hash,
+                c.confirmation_expires_at.map(to_micros),
+                c.confirmed_at.map(to_micros)
+            ],
+            false,
+        ),
+        WriteOp::SetConsentState { subject_id, consented } => exec(
+            conn,
+            "UPDATE contacts SET consented = ?2 WHERE subject_id = ?1",
+            params![subject_id.as_bytes(), crate::encode_consented(consented)],
+            true,
+        ),
+        WriteOp::UseConsentConfirmation { hash, at } => exec(
+            conn,
+            "UPDATE consents SET confirmed_at = ?2, confirmation_hash = NULL WHERE confirmation_hash = ?1 AND confirmed_at IS NULL",
+            params![hash, to_micros(*at)],
+            true,
+        ),
         WriteOp::SetRestricted { subject_id, restricted } => exec(
             conn,
             "UPDATE contacts SET restricted = ?2 WHERE subject_id = ?1",

@@ -42,7 +42,7 @@ fn after_bytes(after: Option<&[u8; 16]>) -> [u8; 16] {
 }
 
 const CONTACT_COLS: &str = "c.subject_id, c.purposes, c.fields, c.created_at, c.updated_at, c.version, \
-     k.master_key_id, k.key_version, k.wrapped, c.restricted";
+     k.master_key_id, k.key_version, k.wrapped, c.restricted, c.consented";
 /// Every contact read carries its wrapped data key.
 const KEY_JOIN: &str = "LEFT JOIN subject_keys k ON k.subject_id = c.subject_id";
 const CONTACT_FROM: &str = "contacts c LEFT JOIN subject_keys k ON k.subject_id = c.subject_id";
@@ -63,6 +63,7 @@ fn contact(row: &Row<'_>) -> StoreResult<ContactRow> {
         version: get(row, 5)?,
         key: stored_key_at(row, 6)?,
         restricted: get(row, 9)?,
+        consented: crate::decode_consented(&get::<String>(row, 10)?)?,
     })
 }
 
@@ -506,6 +507,86 @@ pub fn tree_heads(conn: &Connection) -> StoreResult<Vec<steward_audit::SignedTre
                 root: hash_at(r, 2)?,
                 signature: get(r, 3)?,
                 key_id: get(r, 4)?,
+            })
+        },
+    )
+}
+
+pub fn list_notices(conn: &Connection) -> StoreResult<Vec<crate::NoticeRow>> {
+    collect(
+        conn,
+        "SELECT id, version, language, text, text_hash, material, published_at FROM notices ORDER BY published_at, id",
+        [],
+        |r| {
+            Ok(crate::NoticeRow {
+                id: uuid_at(r, 0)?,
+                version: get(r, 1)?,
+                language: get(r, 2)?,
+                text: get(r, 3)?,
+                text_hash: get(r, 4)?,
+                material: get(r, 5)?,
+                published_at: from_micros(get(r, 6)?)?,
+            })
+        },
+    )
+}
+
+const CONSENT_COLS: &str =
+    "id, subject_id, purpose, status, recorded_at, source, notice_version, notice_hash, evidence, \
+    recorded_by, expires_at, confirmation_hash, confirmation_expires_at, confirmed_at";
+
+fn consent_at(r: &Row<'_>) -> StoreResult<crate::ConsentRow> {
+    let t = |i: usize| -> StoreResult<Option<chrono::DateTime<chrono::Utc>>> {
+        get::<Option<i64>>(r, i)?.map(from_micros).transpose()
+    };
+    Ok(crate::ConsentRow {
+        id: uuid_at(r, 0)?,
+        subject_id: SubjectId::from_uuid(uuid_at(r, 1)?),
+        purpose: get(r, 2)?,
+        status: get(r, 3)?,
+        recorded_at: from_micros(get(r, 4)?)?,
+        source: get(r, 5)?,
+        notice_version: get(r, 6)?,
+        notice_hash: get(r, 7)?,
+        evidence: get(r, 8)?,
+        recorded_by: opt_uuid_at(r, 9)?.map(UserId::from_uuid),
+        expires_at: t(10)?,
+        confirmation_hash: get(r, 11)?,
+        confirmation_expires_at: t(12)?,
+        confirmed_at: t(13)?,
+    })
+}
+
+pub fn list_consents(conn: &Connection, subject: SubjectId) -> StoreResult<Vec<crate::ConsentRow>> {
+    collect(
+        conn,
+        &format!("SELECT {CONSENT_COLS} FROM consents WHERE subject_id = ?1 ORDER BY id"),
+        [subject.as_bytes()],
+        consent_at,
+    )
+}
+
+pub fn find_consent_by_confirmation(conn: &Connection, hash: &[u8]) -> StoreResult<Option<crate::ConsentRow>> {
+    one(
+        conn,
+        &format!("SELECT {CONSENT_COLS} FROM consents WHERE confirmation_hash = ?1"),
+        [hash],
+        consent_at,
+    )
+}
+
+pub fn consent_summaries(conn: &Connection) -> StoreResult<Vec<crate::ConsentSummary>> {
+    collect(
+        conn,
+        "SELECT subject_id, purpose, status, notice_version, recorded_at FROM consents ORDER BY id",
+        [],
+        |r| {
+            Ok(crate::ConsentSummary {
+                subject_id: SubjectId::from_uuid(uuid_at(r, 0)?),
+                purpose: get(r, 1)?,
+                status: get(r, 2)?,
+                notice_version: get(r, 3)?,
+                recorded_at: from_micros(get(r, 4)?)?,
             })
         },
     )
