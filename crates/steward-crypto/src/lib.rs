@@ -23,6 +23,7 @@
 pub mod aead;
 pub mod blind;
 pub mod field;
+pub mod jws;
 pub mod keys;
 pub mod master;
 pub mod totp;

@@ -39,6 +39,108 @@ pub struct Inventory {
     pub record_types: IndexMap<String, RecordType>,
     pub purposes: IndexMap<String, Purpose>,
     pub roles: IndexMap<String, Role>,
+    /// Who is responsible for the processing (GDPR Art. 30(1)(a)). Optional
+    /// in the TOML; the default is an obvious placeholder (see [`Controller`]).
+    #[serde(default)]
+    pub controller: Controller,
+    /// The general description of the technical and organisational security
+    /// measures (GDPR Art. 30(1)(g), Art. 32). Optional in the TOML; the
+    /// default ([`default_security_measures`]) describes what Steward does.
+    #[serde(default = "default_security_measures")]
+    pub security_measures: Vec<String>,
+}
+
+/// The controller's identity and contact details (GDPR Art. 30(1)(a)),
+/// the `[controller]` table of the inventory.
+///
+/// When the table is absent the [`Default`] applies: placeholder values that
+/// say where to set the real ones (`country = "ZZ"`, a user-assigned ISO
+/// 3166 code that names no country; e-mail under `example.invalid`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Controller {
+    /// Legal name of the controller (the organisation running Steward).
+    pub name: String,
+    /// The contact person for data protection (or the DPO's name).
+    pub contact: String,
+    pub street_address: String,
+    /// ISO 3166-1 alpha-2 code, e.g. "DE".
+    pub country: String,
+    pub email: String,
+    pub phone: String,
+    #[serde(default)]
+    pub url: Option<String>,
+    /// Where the privacy policy is published.
+    pub policy_url: String,
+    /// The legal regime the controller is subject to, e.g. "EU".
+    pub jurisdiction: String,
+    /// The data protection officer's e-mail address, when one is designated.
+    #[serde(default)]
+    pub dpo_email: Option<String>,
+}
+
+/// What the placeholder controller's text fields say.
+const CONTROLLER_PLACEHOLDER: &str = "(set [controller] in the inventory)";
+
+impl Default for Controller {
+    fn default() -> Self {
+        Self {
+            name: format!("Steward operator {CONTROLLER_PLACEHOLDER}"),
+            contact: format!("Data protection contact {CONTROLLER_PLACEHOLDER}"),
+            street_address: format!("Address not set {CONTROLLER_PLACEHOLDER}"),
+            country: "ZZ".into(),
+            email: "privacy@example.invalid".into(),
+            phone: format!("Not set {CONTROLLER_PLACEHOLDER}"),
+            url: None,
+            policy_url: "https://example.invalid/privacy".into(),
+            jurisdiction: "EU".into(),
+            dpo_email: None,
+        }
+    }
+}
+
+impl Controller {
+    /// Whether any detail is still a placeholder from the default.
+    #[must_use]
+    pub fn has_placeholders(&self) -> bool {
+        let d = Self::default();
+        [&self.name, &self.contact, &self.street_address, &self.phone]
+            .iter()
+            .any(|v| v.contains(CONTROLLER_PLACEHOLDER))
+            || self.country == d.country
+            || self.email == d.email
+            || self.policy_url == d.policy_url
+    }
+}
+
+/// The technical and organisational measures Steward itself implements
+/// (GDPR Art. 32), used when the inventory does not list its own.
+#[must_use]
+pub fn default_security_measures() -> Vec<String> {
+    [
+        "Encryption at rest: every personal field value is encrypted on its own with AES-256-GCM under a data key \
+         that belongs to the data subject, bound to its record type, record, field, subject and key version",
+        "Key management: the master key is kept outside the database; data keys are stored only wrapped by it and \
+         can be rotated",
+        "Search without plaintext: exact and word search use keyed blind indexes (HMAC-SHA-256), never stored \
+         plaintext",
+        "Encryption in transit: TLS 1.2 and 1.3 only with AEAD cipher suites and HSTS; TLS to PostgreSQL",
+        "Authentication: passwords hashed with Argon2id; sessions and API tokens stored only as keyed hashes, with \
+         expiry and revocation; account lockout and throttling",
+        "Multi-factor authentication: a TOTP second factor (RFC 6238) is required for roles that can read personal \
+         data",
+        "Purpose-based access control and data minimisation: each request is made for a purpose the role may act \
+         for, the data must have been collected for it and consent-based purposes need current consent; reads \
+         return only the fields the purpose needs; administrators and auditors see no personal data",
+        "Tamper-evident audit log of every access to personal data: an append-only Merkle tree (RFC 9162, SHA-256) \
+         with Ed25519-signed tree heads; entries never contain personal values",
+        "Erasure by crypto-shredding: destroying a subject's data key makes every copy of their data unreadable, \
+         including old database pages and backups",
+        "Retention schedules per record type and purpose, defined in the data inventory",
+    ]
+    .into_iter()
+    .map(String::from)
+    .collect()
 }
 
 /// A data category such as identity, contact details or health.
@@ -152,6 +254,14 @@ pub struct Purpose {
     /// Which fields of each record type this purpose needs.
     #[serde(default)]
     pub needs: IndexMap<String, Vec<String>>,
+    /// Transfers to third countries or international organisations and their
+    /// safeguards (GDPR Art. 30(1)(e)), e.g. "US: e-mail delivery processor,
+    /// standard contractual clauses". Empty: no such transfers.
+    #[serde(default)]
+    pub transfers: Vec<String>,
+    /// For consent-based purposes: consent must be renewed after this many days.
+    #[serde(default)]
+    pub consent_valid_days: Option<u32>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -276,6 +386,12 @@ impl Inventory {
         if self.version != 1 {
             p.push(format!("version {} is not supported (expected 1)", self.version));
         }
+        let country = &self.controller.country;
+        if !(country.len() == 2 && country.bytes().all(|b| b.is_ascii_uppercase())) {
+            p.push(format!(
+                "controller.country '{country}' must be an ISO 3166-1 alpha-2 code: two upper-case letters such as \"DE\""
+            ));
+        }
         for (name, c) in &self.categories {
             if c.special && c.condition.as_deref().is_none_or(str::is_empty) {
                 p.push(format!(
@@ -349,6 +465,13 @@ impl Inventory {
                 p.push(format!(
                     "purpose '{name}': names are lower-case letters, digits and underscores"
                 ));
+            }
+            match purpose.consent_valid_days {
+                Some(_) if purpose.lawful_basis != LawfulBasis::Consent => p.push(format!(
+                    "purpose '{name}': consent_valid_days applies only to consent-based purposes (lawful_basis = \"consent\")"
+                )),
+                Some(0) => p.push(format!("purpose '{name}': consent_valid_days must be at least 1")),
+                _ => {}
             }
             for (rt, fields) in &purpose.needs {
                 let Some(rt_spec) = self.record_types.get(rt) else {
@@ -556,6 +679,100 @@ mod tests {
             .unwrap_err()
             .to_string()
             .contains("built-in role 'auditor' is missing"));
+    }
+
+    #[test]
+    fn controller_and_security_measures_default_and_ship_as_placeholders() {
+        let inv = Inventory::default_inventory();
+        assert_eq!(
+            inv.controller,
+            Controller::default(),
+            "the shipped table repeats the default"
+        );
+        assert!(inv.controller.has_placeholders());
+        assert_eq!(inv.security_measures, default_security_measures());
+        assert_eq!(inv.purpose("marketing_email").unwrap().consent_valid_days, Some(730));
+        assert_eq!(inv.purpose("analytics").unwrap().consent_valid_days, Some(730));
+        assert_eq!(inv.purpose("sales").unwrap().consent_valid_days, None);
+        assert!(inv.purposes.values().all(|p| p.transfers.is_empty()));
+
+        // Older inventories without the new keys still load, with the defaults.
+        let start = DEFAULT_INVENTORY_TOML.find("# --- Technical").unwrap();
+        let end = DEFAULT_INVENTORY_TOML.find("# --- Data categories").unwrap();
+        let old = format!("{}{}", &DEFAULT_INVENTORY_TOML[..start], &DEFAULT_INVENTORY_TOML[end..])
+            .replace("consent_valid_days = 730\n", "");
+        assert!(!old.contains("[controller]") && !old.contains("security_measures"));
+        let inv = Inventory::from_toml_str(&old).unwrap();
+        assert_eq!(inv.controller, Controller::default());
+        assert_eq!(inv.security_measures, default_security_measures());
+
+        let real = DEFAULT_INVENTORY_TOML
+            .replace(
+                "name = \"Steward operator (set [controller] in the inventory)\"",
+                "name = \"Acme GmbH\"",
+            )
+            .replace(
+                "contact = \"Data protection contact (set [controller] in the inventory)\"",
+                "contact = \"Jo Doe\"",
+            )
+            .replace(
+                "street_address = \"Address not set (set [controller] in the inventory)\"",
+                "street_address = \"Hauptstr. 1, 10115 Berlin\"",
+            )
+            .replace("country = \"ZZ\"", "country = \"DE\"")
+            .replace(
+                "email = \"privacy@example.invalid\"",
+                "email = \"privacy@acme.example\"",
+            )
+            .replace(
+                "phone = \"Not set (set [controller] in the inventory)\"",
+                "phone = \"+49 30 1234567\"",
+            )
+            .replace(
+                "policy_url = \"https://example.invalid/privacy\"",
+                "policy_url = \"https://acme.example/privacy\"",
+            );
+        let inv = Inventory::from_toml_str(&real).unwrap();
+        assert_eq!(inv.controller.name, "Acme GmbH");
+        assert!(!inv.controller.has_placeholders());
+    }
+
+    #[test]
+    fn validation_of_controller_country_and_consent_validity() {
+        for bad in ["de", "DEU", "D", "", "D1"] {
+            let toml = DEFAULT_INVENTORY_TOML.replace("country = \"ZZ\"", &format!("country = \"{bad}\""));
+            let text = Inventory::from_toml_str(&toml).unwrap_err().to_string();
+            assert!(
+                text.contains(&format!(
+                    "controller.country '{bad}' must be an ISO 3166-1 alpha-2 code"
+                )),
+                "{text}"
+            );
+        }
+        let toml = DEFAULT_INVENTORY_TOML
+            .replace(
+                "[purposes.sales.needs]",
+                "consent_valid_days = 365\n[purposes.sales.needs]",
+            )
+            .replace(
+                "consent_valid_days = 730\n[purposes.analytics.needs]",
+                "consent_valid_days = 0\n[purposes.analytics.needs]",
+            );
+        let text = Inventory::from_toml_str(&toml).unwrap_err().to_string();
+        assert!(
+            text.contains("purpose 'sales': consent_valid_days applies only to consent-based purposes"),
+            "{text}"
+        );
+        assert!(
+            text.contains("purpose 'analytics': consent_valid_days must be at least 1"),
+            "{text}"
+        );
+        assert!(!text.contains("marketing_email"), "{text}");
+        let unknown = DEFAULT_INVENTORY_TOML.replace("jurisdiction = \"EU\"", "jurisdiction = \"EU\"\nfax = \"1\"");
+        assert!(Inventory::from_toml_str(&unknown)
+            .unwrap_err()
+            .to_string()
+            .contains("fax"));
     }
 
     #[test]

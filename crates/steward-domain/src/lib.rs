@@ -5,7 +5,9 @@
 
 pub mod ids;
 pub mod inventory;
+pub mod receipt;
 pub mod records;
+pub mod ropa;
 pub mod values;
 
 pub use ids::{ContactId, DealId, InteractionId, OrganizationId, SubjectId, TokenId, UserId};

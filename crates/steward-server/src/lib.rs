@@ -29,7 +29,7 @@ use tower_http::set_header::SetResponseHeaderLayer;
 use tower_http::trace::TraceLayer;
 
 use crate::openapi::Op;
-use crate::routes::{audit, auth, contacts, crm, meta, users};
+use crate::routes::{audit, auth, consent, contacts, crm, meta, users};
 
 #[derive(Clone)]
 pub struct AppState {
@@ -80,6 +80,8 @@ const Q_CONSISTENCY: &[(&str, &str, &str)] = &[
     ("first", "integer", "the smaller tree size"),
     ("second", "integer", "the larger tree size"),
 ];
+
+const Q_FORMAT: &[(&str, &str, &str)] = &[("format", "string", "json (default), markdown or html")];
 
 const fn op(
     id: &'static str,
@@ -381,6 +383,19 @@ fn endpoints() -> Vec<(Method, &'static str, MethodRouter<AppState>, Op)> {
         (M::GET, "/api/v1/settings", get(users::settings), op("getSettings", "Settings (admin)", "users", false, None, (200, Some("Object")), &[])),
         (M::PUT, "/api/v1/settings", put(users::put_settings), op("putSettings", "Change settings (admin)", "users", false, Some("Object"), (200, Some("Object")), &[400, 413, 415, 422])),
         (M::POST, "/api/v1/contacts/{id}/restriction", post(contacts::restriction), op("restrictContact", "Restrict processing (GDPR Art. 18) or lift it (dpo, compliance)", "contacts", true, Some("RestrictionInput"), (200, Some("Object")), &[400, 404, 413, 415, 422])),
+        (M::POST, "/api/v1/contacts/{id}/consents", post(consent::record), op("recordConsent", "Record a consent given or withdrawn (append-only); double_opt_in returns a one-time confirmation token", "consent", true, Some("ConsentInput"), (201, Some("Consent")), &[400, 404, 413, 415, 422])),
+        (M::GET, "/api/v1/contacts/{id}/consents", get(consent::list), op("listConsents", "A contact's consent history and current state per purpose", "consent", true, None, (200, Some("ConsentList")), &[404])),
+        (M::GET, "/api/v1/contacts/{id}/consents/{consent_id}/receipt", get(consent::receipt), op("consentReceipt", "Kantara Consent Receipt v1.1 (JSON); its JWS (EdDSA) is in the Steward-Receipt-JWS header", "consent", true, None, (200, Some("Object")), &[404])),
+        (M::GET, "/api/v1/contacts/{id}/consents/{consent_id}/receipt.jws", get(consent::receipt_jws), op("consentReceiptJws", "The consent receipt as a compact JWS (application/jose)", "consent", true, None, (200, None), &[404])),
+        (M::GET, "/api/v1/receipts/jwks.json", get(consent::jwks), Op { auth: false, ..op("receiptKeys", "The public key that verifies consent receipts (JWKS)", "consent", false, None, (200, Some("Object")), &[]) }),
+        (M::GET, "/.well-known/jwks.json", get(consent::jwks), Op { auth: false, ..op("wellKnownJwks", "The public key that verifies consent receipts (JWKS)", "consent", false, None, (200, Some("Object")), &[]) }),
+        (M::GET, "/.well-known/gpc.json", get(consent::gpc_json), Op { auth: false, ..op("gpc", "Global Privacy Control support resource", "consent", false, None, (200, Some("Object")), &[]) }),
+        (M::POST, "/api/v1/public/consents", post(consent::public_consent), Op { auth: false, ..op("publicConsent", "For web forms (no staff login; rate limited): record a data subject's consent; Sec-GPC: 1 is honoured as an opt-out of sale and sharing", "public", false, Some("PublicConsent"), (202, Some("Object")), &[400, 413, 415, 422, 429]) }),
+        (M::POST, "/api/v1/public/consents/confirm", post(consent::confirm), Op { auth: false, ..op("confirmConsent", "Confirm a double opt-in with its one-time token", "public", false, Some("Object"), (200, Some("Object")), &[400, 404, 413, 415, 422, 429]) }),
+        (M::GET, "/api/v1/notices", get(consent::notices), Op { auth: false, ..op("listNotices", "Published privacy-notice versions", "consent", false, None, (200, Some("Object")), &[]) }),
+        (M::POST, "/api/v1/notices", post(consent::publish_notice), op("publishNotice", "Publish a privacy-notice version (dpo, admin); material: consents under older versions need renewal", "consent", false, Some("Object"), (201, Some("Object")), &[400, 409, 413, 415, 422])),
+        (M::GET, "/api/v1/notices/renewals", get(consent::renewals), op("noticeRenewals", "Current consents given under a notice older than the latest material version", "consent", false, None, (200, Some("Object")), &[])),
+        (M::GET, "/api/v1/reports/art30", get(consent::art30), Op { query: Q_FORMAT, ..op("art30", "GDPR Art. 30 record of processing activities, from the data inventory (format=json|markdown|html)", "reports", false, None, (200, Some("Object")), &[400]) }),
         (
             M::POST,
             "/api/v1/organizations",

@@ -155,6 +155,21 @@ fn schemas(inv: &Inventory) -> Value {
         "TrainingInput": {"type": "object", "required": ["course", "completed_on"], "additionalProperties": false, "properties": {
             "course": {"type": "string"}, "completed_on": {"type": "string", "format": "date"}, "expires_on": {"type": "string", "format": "date"}}},
         "RestrictionInput": {"type": "object", "required": ["restricted"], "additionalProperties": false, "properties": {"restricted": {"type": "boolean"}}},
+        "ConsentInput": {"type": "object", "required": ["purpose", "granted"], "additionalProperties": false, "properties": {
+            "purpose": {"type": "string"}, "granted": {"type": "boolean"}, "source": {"type": "string"},
+            "notice_version": {"type": "string"}, "evidence": {"type": "string"}, "ip": {"type": "string"},
+            "user_agent": {"type": "string"}, "double_opt_in": {"type": "boolean"}}},
+        "Consent": {"type": "object", "required": ["id", "purpose", "status", "granted", "recorded_at"], "properties": {
+            "id": {"type": "string", "format": "uuid"}, "purpose": {"type": "string"},
+            "status": {"type": "string", "enum": ["granted", "withdrawn", "pending"]}, "granted": {"type": "boolean"},
+            "recorded_at": {"type": "string", "format": "date-time"}, "source": {"type": "string"},
+            "notice_version": {"type": ["string", "null"]}, "expires_at": {"type": ["string", "null"]},
+            "confirmation_token": {"type": "string"}}},
+        "ConsentList": {"type": "object", "properties": {"items": {"type": "array", "items": {"$ref": "#/components/schemas/Consent"}},
+            "current": {"type": "object", "additionalProperties": {"type": "object"}}}},
+        "PublicConsent": {"type": "object", "required": ["email", "purpose", "granted"], "additionalProperties": false, "properties": {
+            "email": {"type": "string", "format": "email"}, "purpose": {"type": "string"}, "granted": {"type": "boolean"},
+            "notice_version": {"type": "string"}}},
         "Health": {"type": "object", "properties": {"status": {"type": "string"}}},
         "OpenApi": {"type": "object"},
         "Problem": {"type": "object", "required": ["type", "title", "status", "detail"], "properties": {

@@ -366,8 +366,7 @@ impl Service {
             .await?
             .ok_or(ServiceError::NotFound("contact"))?;
         let key = self.key_of(&row)?;
-        self.purpose_usable(&purpose, &row.purposes, row.restricted)
-            .map_err(ServiceError::Forbidden)?;
+        self.purpose_usable(&purpose, &row).map_err(ServiceError::Forbidden)?;
         Ok((row, key, purpose))
     }
 
@@ -664,6 +663,77 @@ impl Service {
         .await
     }
 
+    /// Creates a contact from a data subject's own request (public consent
+    /// endpoint): only the e-mail address, collected for `purpose`.
+    pub(crate) async fn create_public_contact(&self, email: &str, purpose: &str) -> ServiceResult<ContactRow> {
+        let mut fields = BTreeMap::new();
+        fields.insert("email".to_string(), email.to_string());
+        let purposes = vec![purpose.to_string()];
+        let errors = self.check_minimal(CONTACT, fields.keys(), &purposes);
+        if !errors.is_empty() {
+            return Err(ServiceError::Invalid(errors));
+        }
+        let id = SubjectId::new();
+        let now = Utc::now();
+        let (key, stored_key) = self
+            .crypto
+            .new_subject_key(id)
+            .map_err(|e| ServiceError::Internal(e.to_string()))?;
+        let row = ContactRow {
+            subject_id: id,
+            purposes,
+            fields: self.seal_fields(&key, id, &fields)?,
+            created_at: now,
+            updated_at: now,
+            version: 1,
+            key: None,
+            restricted: false,
+            consented: vec![],
+        };
+        let mut ops = vec![WriteOp::InsertContact {
+            row: row.clone(),
+            terms: self.index_terms(&fields),
+        }];
+        if let Some(k) = stored_key.clone() {
+            ops.push(WriteOp::InsertSubjectKey { subject_id: id, key: k });
+        }
+        let mut audit = steward_audit::AuditRecord::new(
+            now,
+            steward_audit::Actor::anonymous(),
+            "contact.create",
+            steward_audit::Outcome::Ok,
+        );
+        audit.subject_id = Some(*id.as_uuid());
+        audit.record_ids = vec![*id.as_uuid()];
+        audit.fields = vec!["email".into()];
+        audit.purpose = Some(purpose.to_string());
+        audit.reason = Some("created by the data subject through the public consent endpoint".into());
+        ops.push(WriteOp::AppendAudit(Box::new(audit)));
+        self.store.write(ops).await?;
+        Ok(ContactRow { key: stored_key, ..row })
+    }
+
+    /// Adds a collection purpose to a contact (the subject consented to it).
+    pub(crate) async fn add_collection_purpose(&self, row: ContactRow, purpose: &str) -> ServiceResult<ContactRow> {
+        let key = self.key_of(&row)?;
+        let fields = self.open_fields(&row, &key, |_| true)?;
+        let mut purposes = row.purposes.clone();
+        purposes.push(purpose.to_string());
+        let new_row = ContactRow {
+            purposes,
+            updated_at: Utc::now().max(row.updated_at),
+            version: row.version + 1,
+            ..row.clone()
+        };
+        let op = WriteOp::UpdateContact {
+            row: new_row.clone(),
+            expected_version: row.version,
+            terms: self.index_terms(&fields),
+        };
+        self.store.write(vec![op]).await?;
+        Ok(new_row)
+    }
+
     /// Lists contacts usable for the request's purpose, optionally by exact
     /// e-mail or by a word of their names. Contacts the purpose may not be
     /// used for are skipped.
@@ -729,7 +799,7 @@ impl Service {
             .unwrap_or_default();
         let mut items = Vec::with_capacity(rows.len());
         for row in &rows {
-            if self.purpose_usable(&purpose, &row.purposes, row.restricted).is_err() {
+            if self.purpose_usable(&purpose, row).is_err() {
                 continue;
             }
             // Erased (crypto-shredded) subjects are not listed; a record that
@@ -952,7 +1022,7 @@ fn sanitize_name(s: &str) -> String {
 }
 
 /// The normalised form of a value for exact-match indexing.
-fn exact_key(kind: FieldKind, value: &str) -> String {
+pub(crate) fn exact_key(kind: FieldKind, value: &str) -> String {
     match kind {
         FieldKind::Email | FieldKind::Text => value.to_lowercase(),
         _ => value.to_string(),

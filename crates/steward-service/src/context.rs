@@ -133,25 +133,36 @@ impl Service {
     /// Whether `purpose` is usable for a subject collected for `collected`:
     /// compliance always is; any other purpose must be among the collection
     /// purposes and have a lawful basis that currently holds.
-    pub(crate) fn purpose_usable(&self, purpose: &str, collected: &[String], restricted: bool) -> Result<(), String> {
+    pub(crate) fn purpose_usable(&self, purpose: &str, row: &steward_store::ContactRow) -> Result<(), String> {
         if purpose == COMPLIANCE {
             return Ok(());
         }
-        if restricted {
+        if row.restricted {
             return Err(
                 "processing of this contact's data is restricted; only the privacy officer may use it, for compliance"
                     .into(),
             );
         }
-        if !collected.iter().any(|p| p == purpose) {
+        if !row.purposes.iter().any(|p| p == purpose) {
             return Err(format!("the contact's data was not collected for purpose '{purpose}'"));
         }
         match self.inventory.purpose(purpose).map(|p| p.lawful_basis) {
-            // Consent records arrive with the consent issue; until then no
-            // consent can be shown, so consent-based use is refused.
-            Some(LawfulBasis::Consent) => Err(format!(
-                "purpose '{purpose}' requires the contact's current consent, which is not on record"
-            )),
+            // A consent-based purpose needs a current consent: granted, not
+            // withdrawn since, not expired. Withdrawal takes effect at once.
+            Some(LawfulBasis::Consent) => {
+                let now = chrono::Utc::now();
+                let current = row
+                    .consented
+                    .iter()
+                    .any(|(p, expires)| p == purpose && expires.is_none_or(|e| e > now));
+                if current {
+                    Ok(())
+                } else {
+                    Err(format!(
+                        "purpose '{purpose}' requires the contact's current consent, which is not on record"
+                    ))
+                }
+            }
             Some(_) => Ok(()),
             None => Err(format!("'{purpose}' is not a purpose in the data inventory")),
         }

@@ -207,7 +207,7 @@ impl Service {
             Some(Ok(id)) => match self.store.get_contact(id).await? {
                 Some(c) => {
                     // Linking a deal to a person is processing their data.
-                    if let Err(m) = self.purpose_usable(&purpose, &c.purposes, c.restricted) {
+                    if let Err(m) = self.purpose_usable(&purpose, &c) {
                         return Err(ServiceError::Forbidden(m));
                     }
                     Some(id)

@@ -22,6 +22,7 @@ pub(crate) const INSTANCE_KEY_LABEL: &[u8] = b"steward/instance-key/v1";
 const INDEX_KEY: &str = "blind_index";
 const TOKEN_KEY: &str = "token_hash";
 const CREDENTIAL_KEY: &str = "credential_seal";
+const RECEIPT_KEY: &str = "receipt_signing";
 /// The version of newly generated subject data keys.
 const DATA_KEY_VERSION: u32 = 1;
 
@@ -63,6 +64,8 @@ pub(crate) struct Crypto {
     token_key: KeyMaterial,
     /// Seals second-factor secrets (TOTP seeds) at rest.
     credential: steward_crypto::aead::AeadKey,
+    /// Signs consent receipts (JWS, Ed25519): the instance's receipt key.
+    receipts: steward_crypto::jws::JwsKey,
     protection: FieldProtection,
 }
 
@@ -155,17 +158,25 @@ impl Crypto {
         let index = key(INDEX_KEY)?;
         let token = key(TOKEN_KEY)?;
         let credential = key(CREDENTIAL_KEY)?;
+        let receipt_seed = key(RECEIPT_KEY)?;
         if !created.is_empty() {
             store.write(created).await?;
         }
         let credential = steward_crypto::aead::AeadKey::new(credential.expose())?;
+        let receipts =
+            steward_crypto::jws::JwsKey::from_seed(receipt_seed.expose()).map_err(|_| CryptoError::Malformed)?;
         Ok(Self {
             masters,
             blind: BlindIndex::new(index),
             token_key: token,
             credential,
+            receipts,
             protection,
         })
+    }
+
+    pub(crate) fn receipt_key(&self) -> &steward_crypto::jws::JwsKey {
+        &self.receipts
     }
 
     pub(crate) fn blind(&self) -> &BlindIndex {

@@ -7,6 +7,7 @@
 pub mod admin;
 pub mod audit;
 pub mod auth;
+pub mod consent;
 pub mod contacts;
 pub mod context;
 pub mod crm;
@@ -98,6 +99,7 @@ pub struct Service {
     pub(crate) crypto: crypto::Crypto,
     pub(crate) audit: audit::AuditState,
     pub(crate) auth: auth::AuthState,
+    pub(crate) public: consent::PublicLimiter,
     pub(crate) hash_permits: Semaphore,
 }
 
@@ -174,6 +176,7 @@ impl Service {
             crypto,
             audit,
             auth: auth::AuthState::default(),
+            public: consent::PublicLimiter::default(),
             hash_permits: Semaphore::new(hashers),
         })
     }

@@ -3,6 +3,7 @@
 
 pub mod audit;
 pub mod auth;
+pub mod consent;
 pub mod contacts;
 pub mod crm;
 pub mod meta;

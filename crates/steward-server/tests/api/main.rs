@@ -4,6 +4,7 @@
 
 mod access;
 mod audit;
+mod consent;
 mod encryption;
 mod helpers;
 mod stories;

@@ -850,25 +850,6 @@ fn copy_error(e: &StoreError) -> StoreError {
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn purposes_round_trip() {
-        for p in [vec![], vec!["sales".to_string()], vec!["a".into(), "b".into()]] {
-            assert_eq!(split_purposes(&join_purposes(&p)), p);
-        }
-    }
-
-    #[test]
-    fn page_size_is_bounded() {
-        assert_eq!(page_size(0), 1);
-        assert_eq!(page_size(10), 10);
-        assert_eq!(page_size(u32::MAX), i64::from(MAX_PAGE));
-    }
-}
-
 const CONSENT_COLS: &str =
     "id, subject_id, purpose, status, recorded_at, source, notice_version, notice_hash, evidence, \
     recorded_by, expires_at, confirmation_hash, confirmation_expires_at, confirmed_at";
@@ -891,4 +872,23 @@ fn consent_from_row(r: &Row) -> StoreResult<crate::ConsentRow> {
         confirmation_expires_at: opt_time(r, 12)?,
         confirmed_at: opt_time(r, 13)?,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn purposes_round_trip() {
+        for p in [vec![], vec!["sales".to_string()], vec!["a".into(), "b".into()]] {
+            assert_eq!(split_purposes(&join_purposes(&p)), p);
+        }
+    }
+
+    #[test]
+    fn page_size_is_bounded() {
+        assert_eq!(page_size(0), 1);
+        assert_eq!(page_size(10), 10);
+        assert_eq!(page_size(u32::MAX), i64::from(MAX_PAGE));
+    }
 }

@@ -1,0 +1,278 @@
+//! Consent endpoints: per-contact consent records and receipts (staff),
+//! the public consent endpoint and double opt-in confirmation (data
+//! subjects; no staff login; Global Privacy Control honoured), privacy
+//! notices, and the Art. 30 record of processing.
+
+use axum::extract::{Path, State};
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use serde::Deserialize;
+use serde_json::{json, Value};
+use steward_domain::SubjectId;
+use steward_service::consent::{ConsentInput, ConsentView};
+
+use super::contacts::PageParams;
+use crate::extract::{path_id, ApiJson, ApiQuery, Authed, ClientAddr, Ctx};
+use crate::problem::{ApiError, ApiResult};
+use crate::AppState;
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ConsentBody {
+    purpose: String,
+    granted: bool,
+    #[serde(default)]
+    source: Option<String>,
+    #[serde(default)]
+    notice_version: Option<String>,
+    /// Free-text evidence; with `ip` and `user_agent` it is stored sealed.
+    #[serde(default)]
+    evidence: Option<String>,
+    #[serde(default)]
+    ip: Option<String>,
+    #[serde(default)]
+    user_agent: Option<String>,
+    /// Grant only once the subject confirms the returned one-time token.
+    #[serde(default)]
+    double_opt_in: bool,
+}
+
+fn view_json(v: &ConsentView) -> Value {
+    let mut o = json!({
+        "id": v.id.to_string(), "contact_id": v.subject_id.to_string(), "purpose": v.purpose, "status": v.status,
+        "granted": v.status == "granted", "recorded_at": v.recorded_at, "source": v.source,
+        "notice_version": v.notice_version, "notice_hash": v.notice_hash, "expires_at": v.expires_at,
+        "recorded_by": v.recorded_by, "confirmed_at": v.confirmed_at,
+    });
+    if let (Some(e), Some(obj)) = (&v.evidence, o.as_object_mut()) {
+        obj.insert("evidence".into(), e.clone());
+    }
+    o
+}
+
+pub async fn record(
+    State(s): State<AppState>,
+    Ctx(ctx): Ctx,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+    ApiJson(b): ApiJson<ConsentBody>,
+) -> ApiResult<impl IntoResponse> {
+    let id: SubjectId = path_id(&id, "contact")?;
+    let input = ConsentInput {
+        purpose: b.purpose,
+        granted: b.granted,
+        source: b.source,
+        notice_version: b.notice_version,
+        evidence: b.evidence,
+        ip: b.ip,
+        user_agent: b.user_agent.or_else(|| {
+            headers
+                .get(header::USER_AGENT)
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_string)
+        }),
+        double_opt_in: b.double_opt_in,
+    };
+    let (view, token) = s.service.record_consent(&ctx, id, input).await?;
+    let mut body = view_json(&view);
+    if let (Some(t), Some(obj)) = (token, body.as_object_mut()) {
+        obj.insert("confirmation_token".into(), Value::String(t));
+    }
+    Ok((StatusCode::CREATED, Json(body)))
+}
+
+pub async fn list(State(s): State<AppState>, Ctx(ctx): Ctx, Path(id): Path<String>) -> ApiResult<Json<Value>> {
+    let id: SubjectId = path_id(&id, "contact")?;
+    let (items, state) = s.service.list_consents(&ctx, id).await?;
+    let mut current = serde_json::Map::new();
+    for st in state {
+        current.insert(st.purpose.clone(), json!({"status": st.status, "granted": st.status == "granted", "since": st.since, "expires_at": st.expires_at}));
+    }
+    Ok(Json(
+        json!({ "items": items.iter().map(view_json).collect::<Vec<_>>(), "current": current }),
+    ))
+}
+
+fn consent_path(contact: &str, consent: &str) -> ApiResult<(SubjectId, uuid::Uuid)> {
+    let c: SubjectId = path_id(contact, "contact")?;
+    let r: uuid::Uuid = path_id(consent.trim_end_matches(".jws"), "consent record")?;
+    Ok((c, r))
+}
+
+/// The Kantara v1.1 receipt as JSON; its JWS is in the `Steward-Receipt-JWS` header.
+pub async fn receipt(
+    State(s): State<AppState>,
+    Ctx(ctx): Ctx,
+    Path((contact, consent)): Path<(String, String)>,
+) -> ApiResult<Response> {
+    let (c, r) = consent_path(&contact, &consent)?;
+    let (receipt, jws, _) = s.service.consent_receipt(&ctx, c, r).await?;
+    let mut resp = Json(receipt).into_response();
+    if let Ok(v) = HeaderValue::from_str(&jws) {
+        resp.headers_mut().insert("steward-receipt-jws", v);
+    }
+    Ok(resp)
+}
+
+/// The receipt as a compact JWS (`application/jose`).
+pub async fn receipt_jws(
+    State(s): State<AppState>,
+    Ctx(ctx): Ctx,
+    Path((contact, consent)): Path<(String, String)>,
+) -> ApiResult<Response> {
+    let (c, r) = consent_path(&contact, &consent)?;
+    let (_, jws, _) = s.service.consent_receipt(&ctx, c, r).await?;
+    Ok(([(header::CONTENT_TYPE, "application/jose")], jws).into_response())
+}
+
+pub async fn jwks(State(s): State<AppState>) -> Json<Value> {
+    Json(json!({ "keys": [s.service.receipt_public_jwk()] }))
+}
+
+/// `/.well-known/gpc.json` per the Global Privacy Control specification.
+pub async fn gpc_json() -> Response {
+    (
+        [(header::CONTENT_TYPE, "application/json")],
+        json!({ "gpc": true, "lastUpdate": "2026-11-29" }).to_string(),
+    )
+        .into_response()
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PublicConsentBody {
+    email: String,
+    purpose: String,
+    granted: bool,
+    #[serde(default)]
+    notice_version: Option<String>,
+}
+
+/// Only the exact value "1" of `Sec-GPC` is a GPC signal.
+fn gpc(headers: &HeaderMap) -> bool {
+    headers.get("sec-gpc").is_some_and(|v| v.as_bytes() == b"1")
+}
+
+pub async fn public_consent(
+    State(s): State<AppState>,
+    ClientAddr(client): ClientAddr,
+    headers: HeaderMap,
+    ApiJson(b): ApiJson<PublicConsentBody>,
+) -> ApiResult<impl IntoResponse> {
+    let input = ConsentInput {
+        purpose: b.purpose,
+        granted: b.granted,
+        source: Some("web form".into()),
+        notice_version: b.notice_version,
+        evidence: None,
+        ip: client,
+        user_agent: headers
+            .get(header::USER_AGENT)
+            .and_then(|v| v.to_str().ok())
+            .map(|s| s.chars().take(300).collect()),
+        double_opt_in: false,
+    };
+    let double_opt_in = headers
+        .get("steward-double-opt-in")
+        .is_some_and(|v| v.as_bytes() == b"1");
+    let input = ConsentInput { double_opt_in, ..input };
+    let out = s.service.public_consent(&b.email, input, gpc(&headers)).await?;
+    let mut body = json!({ "status": out.status, "gpc": out.gpc_opt_out });
+    if let (Some(t), Some(obj)) = (out.confirmation_token, body.as_object_mut()) {
+        obj.insert("confirmation_token".into(), Value::String(t));
+    }
+    Ok((StatusCode::ACCEPTED, Json(body)))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ConfirmBody {
+    token: String,
+}
+
+pub async fn confirm(
+    State(s): State<AppState>,
+    ClientAddr(client): ClientAddr,
+    ApiJson(b): ApiJson<ConfirmBody>,
+) -> ApiResult<Json<Value>> {
+    s.service.confirm_consent(&b.token, client).await.map_err(|e| match e {
+        steward_service::ServiceError::NotFound(_) => {
+            ApiError::NotFound("this confirmation link is unknown, used or expired".into())
+        }
+        other => other.into(),
+    })?;
+    Ok(Json(json!({ "confirmed": true })))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NoticeBody {
+    version: String,
+    text: String,
+    #[serde(default)]
+    material: bool,
+    #[serde(default)]
+    language: Option<String>,
+}
+
+pub async fn publish_notice(
+    State(s): State<AppState>,
+    Authed(p): Authed,
+    ApiJson(b): ApiJson<NoticeBody>,
+) -> ApiResult<impl IntoResponse> {
+    let n = s
+        .service
+        .publish_notice(&p, &b.version, &b.text, b.material, b.language.as_deref())
+        .await?;
+    Ok((StatusCode::CREATED, Json(notice_json(&n))))
+}
+
+fn notice_json(n: &steward_service::consent::NoticeRow) -> Value {
+    json!({ "id": n.id.to_string(), "version": n.version, "language": n.language, "material": n.material,
+            "published_at": n.published_at, "text_sha256": n.text_hash.iter().map(|b| format!("{b:02x}")).collect::<String>(), "text": n.text })
+}
+
+pub async fn notices(State(s): State<AppState>) -> ApiResult<Json<Value>> {
+    let list = s.service.list_notices().await?;
+    Ok(Json(
+        json!({ "items": list.iter().map(notice_json).collect::<Vec<_>>() }),
+    ))
+}
+
+pub async fn renewals(
+    State(s): State<AppState>,
+    Authed(p): Authed,
+    ApiQuery(_page): ApiQuery<PageParams>,
+) -> ApiResult<Json<Value>> {
+    let rows = s.service.consents_needing_renewal(&p).await?;
+    Ok(Json(
+        json!({ "items": rows.iter().map(|(c, p, v)| json!({"contact_id": c.to_string(), "purpose": p, "notice_version": v})).collect::<Vec<_>>() }),
+    ))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ReportParams {
+    #[serde(default)]
+    format: Option<String>,
+}
+
+/// `GET /api/v1/reports/art30`: the record of processing activities.
+pub async fn art30(
+    State(s): State<AppState>,
+    Authed(p): Authed,
+    ApiQuery(q): ApiQuery<ReportParams>,
+) -> ApiResult<Response> {
+    let record = s.service.record_of_processing(&p)?;
+    Ok(match q.format.as_deref().unwrap_or("json") {
+        "json" => Json(record.to_json()).into_response(),
+        "markdown" | "md" => (
+            [(header::CONTENT_TYPE, "text/markdown; charset=utf-8")],
+            record.to_markdown(),
+        )
+            .into_response(),
+        "html" => ([(header::CONTENT_TYPE, "text/html; charset=utf-8")], record.to_html()).into_response(),
+        _ => return Err(ApiError::BadRequest("format must be json, markdown or html".into())),
+    })
+}
