@@ -55,6 +55,9 @@ pub enum Command {
     /// Check and export the audit log.
     #[command(subcommand)]
     Audit(AuditCommand),
+    /// Compliance reports derived from the data inventory.
+    #[command(subcommand)]
+    Report(ReportCommand),
     /// Show and change settings (MFA and training requirements, session and lockout limits).
     #[command(subcommand)]
     Settings(SettingsCommand),
@@ -126,6 +129,25 @@ pub enum TrainingCommand {
     },
     /// List training records (of one user, or all).
     List { username: Option<String> },
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum ReportFormat {
+    Json,
+    Markdown,
+    Html,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ReportCommand {
+    /// The GDPR Art. 30 record of processing activities.
+    Art30 {
+        #[arg(long, value_enum, default_value = "markdown")]
+        format: ReportFormat,
+        /// Write to this file instead of standard output.
+        #[arg(long, short)]
+        output: Option<PathBuf>,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -386,6 +408,21 @@ pub async fn run(cli: Cli) -> Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Audit(cmd) => crate::audit::run(&cli, cmd).await,
+        Command::Report(ReportCommand::Art30 { format, output }) => {
+            // Derived from the inventory alone: no database needed.
+            let inventory = steward_domain::Inventory::load_or_default(&config(&cli).inventory_path())?;
+            let record = steward_domain::ropa::record_of_processing(&inventory, chrono::Utc::now());
+            let text = match format {
+                ReportFormat::Json => serde_json::to_string_pretty(&record.to_json())?,
+                ReportFormat::Markdown => record.to_markdown(),
+                ReportFormat::Html => record.to_html(),
+            };
+            match output {
+                Some(path) => std::fs::write(path, text).with_context(|| format!("cannot write {}", path.display()))?,
+                None => println!("{text}"),
+            }
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Settings(cmd) => {
             let service = open(&cli).await?;
             let result = match cmd {

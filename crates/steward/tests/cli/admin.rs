@@ -124,3 +124,28 @@ fn training_settings_and_scoped_tokens() {
         assert!(audit.stdout.contains(action), "{action} is audited");
     }
 }
+
+#[test]
+fn art30_report_in_every_format() {
+    let s = Steward::initialised();
+    let md = s.run(["report", "art30"]);
+    md.ok();
+    for purpose in [
+        "customer_service",
+        "sales",
+        "marketing_email",
+        "analytics",
+        "compliance",
+    ] {
+        assert!(md.stdout.contains(purpose), "{purpose} is in the record");
+    }
+    let json = s.run(["report", "art30", "--format", "json"]);
+    json.ok();
+    let v: serde_json::Value = serde_json::from_str(&json.stdout).unwrap();
+    assert!(v.is_object());
+    let file = s.path("ropa.html");
+    s.run(["report", "art30", "--format", "html", "-o", file.to_str().unwrap()])
+        .ok();
+    assert!(std::fs::read_to_string(&file).unwrap().contains("<html"));
+    s.run(["report", "art30", "--format", "pdf"]).expect_code(2);
+}
