@@ -3,6 +3,7 @@
 //! derived. Pure: no I/O beyond reading an inventory file, no clocks, no
 //! randomness except id generation.
 
+pub mod deadlines;
 pub mod ids;
 pub mod inventory;
 pub mod receipt;

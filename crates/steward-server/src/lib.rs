@@ -29,7 +29,7 @@ use tower_http::set_header::SetResponseHeaderLayer;
 use tower_http::trace::TraceLayer;
 
 use crate::openapi::Op;
-use crate::routes::{audit, auth, consent, contacts, crm, meta, users};
+use crate::routes::{audit, auth, consent, contacts, crm, dsr, meta, users};
 
 #[derive(Clone)]
 pub struct AppState {
@@ -80,6 +80,8 @@ const Q_CONSISTENCY: &[(&str, &str, &str)] = &[
     ("first", "integer", "the smaller tree size"),
     ("second", "integer", "the larger tree size"),
 ];
+
+const Q_DSR: &[(&str, &str, &str)] = &[("status", "string", "open, overdue, due_soon or all (default)")];
 
 const Q_FORMAT: &[(&str, &str, &str)] = &[("format", "string", "json (default), markdown or html")];
 
@@ -395,6 +397,14 @@ fn endpoints() -> Vec<(Method, &'static str, MethodRouter<AppState>, Op)> {
         (M::GET, "/api/v1/notices", get(consent::notices), Op { auth: false, ..op("listNotices", "Published privacy-notice versions", "consent", false, None, (200, Some("Object")), &[]) }),
         (M::POST, "/api/v1/notices", post(consent::publish_notice), op("publishNotice", "Publish a privacy-notice version (dpo, admin); material: consents under older versions need renewal", "consent", false, Some("Object"), (201, Some("Object")), &[400, 409, 413, 415, 422])),
         (M::GET, "/api/v1/notices/renewals", get(consent::renewals), op("noticeRenewals", "Current consents given under a notice older than the latest material version", "consent", false, None, (200, Some("Object")), &[])),
+        (M::POST, "/api/v1/dsr", post(dsr::create), op("createDsr", "Record a data-subject request (dpo, compliance); due_at is its legal deadline (GDPR one month, CCPA 45 days)", "dsr", true, Some("DsrInput"), (201, Some("Dsr")), &[400, 403, 404, 409, 413, 415, 422])),
+        (M::GET, "/api/v1/dsr", get(dsr::list), Op { query: Q_DSR, ..op("listDsr", "Data-subject requests by due date (status=open|overdue|due_soon|all)", "dsr", true, None, (200, Some("Object")), &[400, 403]) }),
+        (M::GET, "/api/v1/dsr/{id}", get(dsr::get), op("getDsr", "One data-subject request", "dsr", true, None, (200, Some("Dsr")), &[403, 404])),
+        (M::POST, "/api/v1/dsr/{id}/verify", post(dsr::verify), op("verifyDsr", "Record that the requester's identity was verified (optional body {method}); the request is then in progress", "dsr", true, Some("Object"), (200, Some("Dsr")), &[403, 404, 409, 422])),
+        (M::POST, "/api/v1/dsr/{id}/extend", post(dsr::extend), op("extendDsr", "Extend the deadline once with a reason; returns the new due_at", "dsr", true, Some("ReasonInput"), (200, Some("Dsr")), &[400, 403, 404, 409, 413, 415, 422])),
+        (M::POST, "/api/v1/dsr/{id}/refuse", post(dsr::refuse), op("refuseDsr", "Refuse a request with a stated reason", "dsr", true, Some("ReasonInput"), (200, Some("Dsr")), &[400, 403, 404, 409, 413, 415, 422])),
+        (M::POST, "/api/v1/dsr/{id}/fulfill", post(dsr::fulfill), op("fulfillDsr", "Carry out a verified request: access/portability export, rectification, erasure (crypto-shredding), restriction, objection, opt-out of sale", "dsr", true, None, (200, Some("Dsr")), &[403, 404, 409, 422])),
+        (M::GET, "/api/v1/dsr/{id}/export", get(dsr::export), op("exportDsr", "Everything held about the subject of an access or portability request (JSON)", "dsr", true, None, (200, Some("Object")), &[403, 404, 409])),
         (M::GET, "/api/v1/reports/art30", get(consent::art30), Op { query: Q_FORMAT, ..op("art30", "GDPR Art. 30 record of processing activities, from the data inventory (format=json|markdown|html)", "reports", false, None, (200, Some("Object")), &[400]) }),
         (
             M::POST,

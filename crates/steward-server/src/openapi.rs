@@ -154,6 +154,21 @@ fn schemas(inv: &Inventory) -> Value {
         "PasswordInput": {"type": "object", "required": ["password"], "additionalProperties": false, "properties": {"password": {"type": "string", "format": "password"}}},
         "TrainingInput": {"type": "object", "required": ["course", "completed_on"], "additionalProperties": false, "properties": {
             "course": {"type": "string"}, "completed_on": {"type": "string", "format": "date"}, "expires_on": {"type": "string", "format": "date"}}},
+        "DsrInput": {"type": "object", "required": ["kind", "regime", "subject"], "additionalProperties": false, "properties": {
+            "kind": {"type": "string", "enum": ["access", "portability", "rectification", "erasure", "restriction", "objection", "opt_out_of_sale"]},
+            "regime": {"type": "string", "enum": ["gdpr", "ccpa"]},
+            "subject": {"type": "object", "additionalProperties": false, "properties": {"email": {"type": "string"}, "contact_id": {"type": "string"}}},
+            "details": {"type": "object", "description": "for rectification: {\"changes\": {field: new value}}"},
+            "received_at": {"type": "string", "format": "date-time", "description": "when the request arrived (not in the future); deadlines run from it"}}},
+        "Dsr": {"type": "object", "required": ["id", "kind", "regime", "status", "received_at", "due_at"], "properties": {
+            "id": {"type": "string"}, "kind": {"type": "string"}, "regime": {"type": "string"},
+            "status": {"type": "string", "enum": ["received", "in_progress", "completed", "refused"]},
+            "contact_id": {"type": ["string", "null"]}, "received_at": {"type": "string", "format": "date-time"},
+            "due_at": {"type": "string", "format": "date-time"}, "deadline": {"type": ["string", "null"], "enum": ["on_time", "due_soon", "overdue", null]},
+            "extensions": {"type": "integer"}, "extension_reason": {"type": ["string", "null"]},
+            "verified_at": {"type": ["string", "null"]}, "verified_by": {"type": ["string", "null"]}, "verification_method": {"type": ["string", "null"]},
+            "completed_at": {"type": ["string", "null"]}, "outcome": {"type": ["string", "null"]}}},
+        "ReasonInput": {"type": "object", "required": ["reason"], "additionalProperties": false, "properties": {"reason": {"type": "string"}}},
         "RestrictionInput": {"type": "object", "required": ["restricted"], "additionalProperties": false, "properties": {"restricted": {"type": "boolean"}}},
         "ConsentInput": {"type": "object", "required": ["purpose", "granted"], "additionalProperties": false, "properties": {
             "purpose": {"type": "string"}, "granted": {"type": "boolean"}, "source": {"type": "string"},

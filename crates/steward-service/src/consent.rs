@@ -670,7 +670,7 @@ impl Service {
         })
     }
 
-    async fn contact_by_email(&self, normal: &str) -> ServiceResult<Option<ContactRow>> {
+    pub(crate) async fn contact_by_email(&self, normal: &str) -> ServiceResult<Option<ContactRow>> {
         let spec = self
             .inventory
             .field(CONTACT, "email")

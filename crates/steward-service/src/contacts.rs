@@ -408,6 +408,14 @@ impl Service {
         if !errors.is_empty() {
             return Err(ServiceError::Invalid(errors));
         }
+        if let Some(email) = fields.get("email") {
+            if let Some((request, at)) = self.erased_before(email).await? {
+                return Err(ServiceError::Conflict(format!(
+                    "this person's data was erased on {} at their request ({request}); do not re-import it without a new lawful basis",
+                    at.date_naive()
+                )));
+            }
+        }
         let id = SubjectId::new();
         let now = Utc::now();
         let (key, stored_key) = self
@@ -732,6 +740,34 @@ impl Service {
         };
         self.store.write(vec![op]).await?;
         Ok(new_row)
+    }
+
+    /// One decrypted field of a stored contact, if present.
+    pub(crate) fn open_fields_pub(
+        &self,
+        row: &ContactRow,
+        key: &SubjectKey,
+        field: &str,
+    ) -> ServiceResult<Option<String>> {
+        Ok(self.open_fields(row, key, |f| f == field)?.remove(field))
+    }
+
+    /// Every decrypted field of a stored contact.
+    pub(crate) fn open_all_fields(
+        &self,
+        row: &ContactRow,
+        key: &SubjectKey,
+    ) -> ServiceResult<BTreeMap<String, String>> {
+        self.open_fields(row, key, |_| true)
+    }
+
+    /// An interaction with its summary, for exports.
+    pub(crate) fn interaction_json(&self, row: &InteractionRow, key: &SubjectKey) -> ServiceResult<Value> {
+        let v = self.interaction_view(row, key, steward_domain::inventory::COMPLIANCE)?;
+        Ok(
+            serde_json::json!({"id": v.id.to_string(), "kind": v.kind.as_str(), "summary": v.summary,
+                              "occurred_at": v.occurred_at, "created_at": v.created_at}),
+        )
     }
 
     /// Lists contacts usable for the request's purpose, optionally by exact

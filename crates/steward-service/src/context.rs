@@ -146,6 +146,15 @@ impl Service {
         if !row.purposes.iter().any(|p| p == purpose) {
             return Err(format!("the contact's data was not collected for purpose '{purpose}'"));
         }
+        if row
+            .consented
+            .iter()
+            .any(|(p, _)| p.strip_prefix(crate::dsr::OBJECTED) == Some(purpose))
+        {
+            return Err(format!(
+                "the contact has objected to processing for purpose '{purpose}'"
+            ));
+        }
         match self.inventory.purpose(purpose).map(|p| p.lawful_basis) {
             // A consent-based purpose needs a current consent: granted, not
             // withdrawn since, not expired. Withdrawal takes effect at once.

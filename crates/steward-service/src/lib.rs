@@ -12,6 +12,7 @@ pub mod contacts;
 pub mod context;
 pub mod crm;
 pub mod crypto;
+pub mod dsr;
 pub mod error;
 pub mod keys;
 pub mod mfa;

@@ -98,6 +98,35 @@ pub struct ConsentRow {
     pub confirmed_at: Option<DateTime<Utc>>,
 }
 
+/// A data-subject request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DsrRow {
+    pub id: uuid::Uuid,
+    pub kind: String,
+    pub regime: String,
+    pub subject_id: Option<SubjectId>,
+    /// Keyed hash of the subject's e-mail address, when known.
+    pub identifier_hash: Option<Vec<u8>>,
+    pub status: String,
+    pub received_at: DateTime<Utc>,
+    /// The UTC offset (seconds) the request was received in: deadlines run
+    /// in calendar months of that local time.
+    pub received_offset: i32,
+    pub due_at: DateTime<Utc>,
+    pub extensions: u32,
+    pub extension_reason: Option<String>,
+    pub verified_at: Option<DateTime<Utc>>,
+    pub verified_by: Option<UserId>,
+    pub verification_method: Option<String>,
+    pub completed_at: Option<DateTime<Utc>>,
+    pub outcome: Option<String>,
+    /// Sealed under the subject's key (e.g. rectification changes).
+    pub details: Option<Vec<u8>>,
+    pub created_by: Option<UserId>,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
 /// A consent record without its evidence.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ConsentSummary {
@@ -344,6 +373,15 @@ pub enum WriteOp {
         hash: Vec<u8>,
         at: DateTime<Utc>,
     },
+    /// Inserts or replaces a data-subject request (by id).
+    PutDsr(Box<DsrRow>),
+    /// Records that an identifier was erased (kept once; later erasures of
+    /// the same identifier keep the first proof).
+    InsertErasureProof {
+        identifier_hash: Vec<u8>,
+        request_id: uuid::Uuid,
+        at: DateTime<Utc>,
+    },
     SetRestricted {
         subject_id: SubjectId,
         restricted: bool,
@@ -462,6 +500,11 @@ pub trait Store: Send + Sync + 'static {
     /// Every setting as (name, value), by name (bytewise).
     async fn get_settings(&self) -> StoreResult<Vec<(String, String)>>;
     async fn list_notices(&self) -> StoreResult<Vec<NoticeRow>>;
+    async fn get_dsr(&self, id: uuid::Uuid) -> StoreResult<Option<DsrRow>>;
+    /// Requests, optionally only open ones (not completed or refused), by due date.
+    async fn list_dsr(&self, open_only: bool) -> StoreResult<Vec<DsrRow>>;
+    /// The proof of an earlier erasure of this identifier: (request, when).
+    async fn erasure_proof(&self, identifier_hash: &[u8]) -> StoreResult<Option<(uuid::Uuid, DateTime<Utc>)>>;
     /// A subject's consent records, oldest first.
     async fn list_consents(&self, subject: SubjectId) -> StoreResult<Vec<ConsentRow>>;
     async fn find_consent_by_confirmation(&self, hash: &[u8]) -> StoreResult<Option<ConsentRow>>;

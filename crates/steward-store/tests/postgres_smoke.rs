@@ -382,7 +382,15 @@ async fn migrations_are_idempotent_and_race_free() {
     let applied: Vec<(i64, String)> = rows.iter().map(|r| (r.get(0), r.get(1))).collect();
     assert_eq!(
         applied,
-        [(1, "init"), (2, "keys"), (3, "audit"), (4, "access"), (5, "consent")].map(|(v, n)| (v, n.to_string())),
+        [
+            (1, "init"),
+            (2, "keys"),
+            (3, "audit"),
+            (4, "access"),
+            (5, "consent"),
+            (6, "dsr")
+        ]
+        .map(|(v, n)| (v, n.to_string())),
         "each migration applied once"
     );
     drop(client);

@@ -6,5 +6,6 @@ pub mod auth;
 pub mod consent;
 pub mod contacts;
 pub mod crm;
+pub mod dsr;
 pub mod meta;
 pub mod users;

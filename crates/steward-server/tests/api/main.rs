@@ -5,6 +5,7 @@
 mod access;
 mod audit;
 mod consent;
+mod dsr;
 mod encryption;
 mod helpers;
 mod stories;

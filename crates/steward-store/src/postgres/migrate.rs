@@ -20,6 +20,7 @@ pub(super) const MIGRATIONS: &[(i64, &str, &str)] = &[
     (3, "audit", include_str!("../../migrations/postgres/0003_audit.sql")),
     (4, "access", include_str!("../../migrations/postgres/0004_access.sql")),
     (5, "consent", include_str!("../../migrations/postgres/0005_consent.sql")),
+    (6, "dsr", include_str!("../../migrations/postgres/0006_dsr.sql")),
 ];
 
 /// Advisory lock key serialising migration runs ("STEWARD1" in ASCII).

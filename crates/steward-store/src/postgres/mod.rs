@@ -404,6 +404,35 @@ impl Store for PgStore {
         rows.iter().map(training_from_row).collect()
     }
 
+    async fn get_dsr(&self, id: uuid::Uuid) -> StoreResult<Option<crate::DsrRow>> {
+        self.query_opt(&format!("SELECT {DSR_COLS} FROM dsr WHERE id = $1"), &[&id])
+            .await?
+            .map(|r| dsr_from_row(&r))
+            .transpose()
+    }
+
+    async fn list_dsr(&self, open_only: bool) -> StoreResult<Vec<crate::DsrRow>> {
+        let filter = if open_only {
+            "WHERE status NOT IN ('completed', 'refused')"
+        } else {
+            ""
+        };
+        let rows = self
+            .query(&format!("SELECT {DSR_COLS} FROM dsr {filter} ORDER BY due_at, id"), &[])
+            .await?;
+        rows.iter().map(dsr_from_row).collect()
+    }
+
+    async fn erasure_proof(&self, hash: &[u8]) -> StoreResult<Option<(uuid::Uuid, chrono::DateTime<chrono::Utc>)>> {
+        self.query_opt(
+            "SELECT request_id, erased_at FROM erasure_proofs WHERE identifier_hash = $1",
+            &[&hash],
+        )
+        .await?
+        .map(|r| Ok((col(&r, 0)?, time(&r, 1)?)))
+        .transpose()
+    }
+
     async fn list_notices(&self) -> StoreResult<Vec<crate::NoticeRow>> {
         let rows = self
             .query(
@@ -871,6 +900,39 @@ fn consent_from_row(r: &Row) -> StoreResult<crate::ConsentRow> {
         confirmation_hash: col(r, 11)?,
         confirmation_expires_at: opt_time(r, 12)?,
         confirmed_at: opt_time(r, 13)?,
+    })
+}
+
+const DSR_COLS: &str = "id, kind, regime, subject_id, identifier_hash, status, received_at, received_offset, due_at, extensions, \
+    extension_reason, verified_at, verified_by, verification_method, completed_at, outcome, details, created_by, created_at, updated_at";
+
+fn dsr_from_row(r: &Row) -> StoreResult<crate::DsrRow> {
+    let subject: Option<Uuid> = col(r, 3)?;
+    let verified_by: Option<Uuid> = col(r, 12)?;
+    let created_by: Option<Uuid> = col(r, 17)?;
+    let offset: i64 = col(r, 7)?;
+    let extensions: i64 = col(r, 9)?;
+    Ok(crate::DsrRow {
+        id: col(r, 0)?,
+        kind: col(r, 1)?,
+        regime: col(r, 2)?,
+        subject_id: subject.map(SubjectId::from_uuid),
+        identifier_hash: col(r, 4)?,
+        status: col(r, 5)?,
+        received_at: time(r, 6)?,
+        received_offset: i32::try_from(offset).map_err(|_| StoreError::Corrupt("bad offset".into()))?,
+        due_at: time(r, 8)?,
+        extensions: u32::try_from(extensions).map_err(|_| StoreError::Corrupt("bad extensions".into()))?,
+        extension_reason: col(r, 10)?,
+        verified_at: opt_time(r, 11)?,
+        verified_by: verified_by.map(UserId::from_uuid),
+        verification_method: col(r, 13)?,
+        completed_at: opt_time(r, 14)?,
+        outcome: col(r, 15)?,
+        details: col(r, 16)?,
+        created_by: created_by.map(UserId::from_uuid),
+        created_at: time(r, 18)?,
+        updated_at: time(r, 19)?,
     })
 }
 

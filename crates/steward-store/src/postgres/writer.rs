@@ -652,6 +652,49 @@ async fn apply_op(tx: &Transaction<'_>, op: &WriteOp, tip: &mut Option<AuditTip>
             )
             .await
         }
+        WriteOp::PutDsr(d) => exec(
+            tx,
+            "INSERT INTO dsr (id, kind, regime, subject_id, identifier_hash, status, received_at, received_offset, due_at, \
+             extensions, extension_reason, verified_at, verified_by, verification_method, completed_at, outcome, details, created_by, \
+             created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20) \
+             ON CONFLICT (id) DO UPDATE SET kind = EXCLUDED.kind, regime = EXCLUDED.regime, subject_id = EXCLUDED.subject_id, \
+             identifier_hash = EXCLUDED.identifier_hash, status = EXCLUDED.status, received_at = EXCLUDED.received_at, \
+             received_offset = EXCLUDED.received_offset, due_at = EXCLUDED.due_at, extensions = EXCLUDED.extensions, \
+             extension_reason = EXCLUDED.extension_reason, verified_at = EXCLUDED.verified_at, verified_by = EXCLUDED.verified_by, \
+             verification_method = EXCLUDED.verification_method, completed_at = EXCLUDED.completed_at, outcome = EXCLUDED.outcome, \
+             details = EXCLUDED.details, created_by = EXCLUDED.created_by, created_at = EXCLUDED.created_at, updated_at = EXCLUDED.updated_at",
+            &[
+                &d.id,
+                &d.kind,
+                &d.regime,
+                &d.subject_id.map(|s| *s.as_uuid()),
+                &d.identifier_hash,
+                &d.status,
+                &to_micros(d.received_at),
+                &i64::from(d.received_offset),
+                &to_micros(d.due_at),
+                &i64::from(d.extensions),
+                &d.extension_reason,
+                &d.verified_at.map(to_micros),
+                &d.verified_by.map(|u| *u.as_uuid()),
+                &d.verification_method,
+                &d.completed_at.map(to_micros),
+                &d.outcome,
+                &d.details,
+                &d.created_by.map(|u| *u.as_uuid()),
+                &to_micros(d.created_at),
+                &to_micros(d.updated_at),
+            ],
+        )
+        .await
+        .map(|_| ()),
+        WriteOp::InsertErasureProof { identifier_hash, request_id, at } => exec(
+            tx,
+            "INSERT INTO erasure_proofs (identifier_hash, request_id, erased_at) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING",
+            &[identifier_hash, request_id, &to_micros(*at)],
+        )
+        .await
+        .map(|_| ()),
         WriteOp::SetRestricted { subject_id, restricted } => {
             exec_found(tx, SET_RESTRICTED, &[subject_id.as_uuid(), restricted]).await
         }

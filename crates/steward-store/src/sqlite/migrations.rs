@@ -11,6 +11,7 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
     (3, "audit", include_str!("../../migrations/sqlite/0003_audit.sql")),
     (4, "access", include_str!("../../migrations/sqlite/0004_access.sql")),
     (5, "consent", include_str!("../../migrations/sqlite/0005_consent.sql")),
+    (6, "dsr", include_str!("../../migrations/sqlite/0006_dsr.sql")),
 ];
 
 pub fn run(conn: &mut Connection) -> StoreResult<()> {

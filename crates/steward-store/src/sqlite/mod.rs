@@ -16,6 +16,7 @@ use std::sync::{mpsc, Mutex};
 use std::thread::JoinHandle;
 
 use async_trait::async_trait;
+use chrono::{DateTime, Utc};
 use rusqlite::{Connection, OpenFlags};
 use steward_domain::{Deal, DealId, InteractionId, Organization, OrganizationId, SubjectId, UserId};
 use tokio::sync::oneshot;
@@ -180,6 +181,18 @@ fn writer_loop(mut conn: Connection, rx: &mpsc::Receiver<Job>) {
             }
         }
         let results = commit_group(&mut conn, &group);
+        // After an erasure, old versions of the subject's pages (their
+        // wrapped data key among them) must not survive in the WAL:
+        // checkpoint and truncate it before anyone hears "done".
+        let erased = group
+            .iter()
+            .zip(&results)
+            .any(|(job, r)| r.is_ok() && job.ops.iter().any(|op| matches!(op, WriteOp::DeleteContact { .. })));
+        if erased {
+            if let Err(e) = conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(())) {
+                tracing::warn!(error = %e, "WAL checkpoint after erasure failed");
+            }
+        }
         for (job, result) in group.drain(..).zip(results) {
             let _ = job.reply.send(result);
         }
@@ -351,6 +364,15 @@ impl Store for SqliteStore {
     }
     async fn get_settings(&self) -> StoreResult<Vec<(String, String)>> {
         self.read(read::get_settings).await
+    }
+    async fn get_dsr(&self, id: uuid::Uuid) -> StoreResult<Option<crate::DsrRow>> {
+        self.read(|c| read::get_dsr(c, id)).await
+    }
+    async fn list_dsr(&self, open_only: bool) -> StoreResult<Vec<crate::DsrRow>> {
+        self.read(|c| read::list_dsr(c, open_only)).await
+    }
+    async fn erasure_proof(&self, hash: &[u8]) -> StoreResult<Option<(uuid::Uuid, DateTime<Utc>)>> {
+        self.read(|c| read::erasure_proof(c, hash)).await
     }
     async fn list_notices(&self) -> StoreResult<Vec<crate::NoticeRow>> {
         self.read(read::list_notices).await

@@ -389,6 +389,41 @@ pub fn apply(conn: &Connection, op: &WriteOp, tip: &mut Option<AuditTip>) -> Sto
             params![hash, to_micros(*at)],
             true,
         ),
+        WriteOp::PutDsr(d) => exec(
+            conn,
+            "INSERT OR REPLACE INTO dsr (id, kind, regime, subject_id, identifier_hash, status, received_at, received_offset, due_at, \
+             extensions, extension_reason, verified_at, verified_by, verification_method, completed_at, outcome, details, created_by, \
+             created_at, updated_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20)",
+            params![
+                d.id.as_bytes(),
+                d.kind,
+                d.regime,
+                d.subject_id.map(|s| s.as_bytes().to_vec()),
+                d.identifier_hash,
+                d.status,
+                to_micros(d.received_at),
+                d.received_offset,
+                to_micros(d.due_at),
+                d.extensions,
+                d.extension_reason,
+                d.verified_at.map(to_micros),
+                d.verified_by.map(|u| u.as_bytes().to_vec()),
+                d.verification_method,
+                d.completed_at.map(to_micros),
+                d.outcome,
+                d.details,
+                d.created_by.map(|u| u.as_bytes().to_vec()),
+                to_micros(d.created_at),
+                to_micros(d.updated_at)
+            ],
+            false,
+        ),
+        WriteOp::InsertErasureProof { identifier_hash, request_id, at } => exec(
+            conn,
+            "INSERT OR IGNORE INTO erasure_proofs (identifier_hash, request_id, erased_at) VALUES (?1, ?2, ?3)",
+            params![identifier_hash, request_id.as_bytes(), to_micros(*at)],
+            false,
+        ),
         WriteOp::SetRestricted { subject_id, restricted } => exec(
             conn,
             "UPDATE contacts SET restricted = ?2 WHERE subject_id = ?1",

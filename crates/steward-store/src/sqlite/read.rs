@@ -591,3 +591,69 @@ pub fn consent_summaries(conn: &Connection) -> StoreResult<Vec<crate::ConsentSum
         },
     )
 }
+
+const DSR_COLS: &str = "id, kind, regime, subject_id, identifier_hash, status, received_at, received_offset, due_at, extensions, \
+    extension_reason, verified_at, verified_by, verification_method, completed_at, outcome, details, created_by, created_at, updated_at";
+
+fn dsr_at(r: &Row<'_>) -> StoreResult<crate::DsrRow> {
+    let t = |i: usize| -> StoreResult<Option<chrono::DateTime<chrono::Utc>>> {
+        get::<Option<i64>>(r, i)?.map(from_micros).transpose()
+    };
+    Ok(crate::DsrRow {
+        id: uuid_at(r, 0)?,
+        kind: get(r, 1)?,
+        regime: get(r, 2)?,
+        subject_id: opt_uuid_at(r, 3)?.map(SubjectId::from_uuid),
+        identifier_hash: get(r, 4)?,
+        status: get(r, 5)?,
+        received_at: from_micros(get(r, 6)?)?,
+        received_offset: get(r, 7)?,
+        due_at: from_micros(get(r, 8)?)?,
+        extensions: get(r, 9)?,
+        extension_reason: get(r, 10)?,
+        verified_at: t(11)?,
+        verified_by: opt_uuid_at(r, 12)?.map(UserId::from_uuid),
+        verification_method: get(r, 13)?,
+        completed_at: t(14)?,
+        outcome: get(r, 15)?,
+        details: get(r, 16)?,
+        created_by: opt_uuid_at(r, 17)?.map(UserId::from_uuid),
+        created_at: from_micros(get(r, 18)?)?,
+        updated_at: from_micros(get(r, 19)?)?,
+    })
+}
+
+pub fn get_dsr(conn: &Connection, id: uuid::Uuid) -> StoreResult<Option<crate::DsrRow>> {
+    one(
+        conn,
+        &format!("SELECT {DSR_COLS} FROM dsr WHERE id = ?1"),
+        [id.as_bytes()],
+        dsr_at,
+    )
+}
+
+pub fn list_dsr(conn: &Connection, open_only: bool) -> StoreResult<Vec<crate::DsrRow>> {
+    let filter = if open_only {
+        "WHERE status NOT IN ('completed', 'refused')"
+    } else {
+        ""
+    };
+    collect(
+        conn,
+        &format!("SELECT {DSR_COLS} FROM dsr {filter} ORDER BY due_at, id"),
+        [],
+        dsr_at,
+    )
+}
+
+pub fn erasure_proof(
+    conn: &Connection,
+    hash: &[u8],
+) -> StoreResult<Option<(uuid::Uuid, chrono::DateTime<chrono::Utc>)>> {
+    one(
+        conn,
+        "SELECT request_id, erased_at FROM erasure_proofs WHERE identifier_hash = ?1",
+        [hash],
+        |r| Ok((uuid_at(r, 0)?, from_micros(get(r, 1)?)?)),
+    )
+}

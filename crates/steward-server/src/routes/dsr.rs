@@ -1,0 +1,176 @@
+//! Data-subject request endpoints (privacy officer, compliance purpose).
+
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::response::IntoResponse;
+use axum::Json;
+use chrono::{DateTime, FixedOffset};
+use serde::Deserialize;
+use serde_json::{json, Value};
+use steward_service::dsr::{DsrInput, DsrView, SubjectRef};
+
+use crate::extract::{path_id, ApiJson, ApiQuery, Ctx};
+use crate::problem::{ApiError, ApiResult};
+use crate::AppState;
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SubjectBody {
+    #[serde(default)]
+    email: Option<String>,
+    #[serde(default)]
+    contact_id: Option<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DsrBody {
+    kind: String,
+    regime: String,
+    subject: SubjectBody,
+    #[serde(default)]
+    details: Option<Value>,
+    #[serde(default)]
+    received_at: Option<String>,
+}
+
+pub fn view_json(v: &DsrView) -> Value {
+    let d = &v.row;
+    json!({
+        "id": d.id.to_string(), "kind": d.kind, "regime": d.regime, "status": d.status,
+        "contact_id": d.subject_id.map(|s| s.to_string()),
+        "received_at": d.received_at, "due_at": d.due_at, "deadline": v.deadline,
+        "extensions": d.extensions, "extension_reason": d.extension_reason,
+        "verified_at": d.verified_at, "verified_by": d.verified_by.map(|u| u.to_string()),
+        "verification_method": d.verification_method,
+        "completed_at": d.completed_at, "outcome": d.outcome,
+        "created_at": d.created_at, "updated_at": d.updated_at,
+    })
+}
+
+fn invalid(field: &str, message: &str) -> ApiError {
+    steward_service::ServiceError::invalid(field, message).into()
+}
+
+/// `POST /api/v1/dsr`: record a request; the legal deadline is computed.
+pub async fn create(
+    State(s): State<AppState>,
+    Ctx(ctx): Ctx,
+    ApiJson(b): ApiJson<DsrBody>,
+) -> ApiResult<impl IntoResponse> {
+    let subject = match (b.subject.email, b.subject.contact_id) {
+        (Some(e), None) => SubjectRef::Email(e),
+        (None, Some(c)) => SubjectRef::ContactId(c),
+        _ => return Err(invalid("subject", "must give exactly one of email or contact_id")),
+    };
+    let received_at = match b.received_at {
+        None => None,
+        Some(raw) => Some(DateTime::<FixedOffset>::parse_from_rfc3339(&raw).map_err(|_| {
+            invalid(
+                "received_at",
+                "must be an RFC 3339 date-time, e.g. 2026-01-31T09:00:00+01:00",
+            )
+        })?),
+    };
+    let input = DsrInput {
+        kind: b.kind,
+        regime: b.regime,
+        subject,
+        details: b.details,
+        received_at,
+    };
+    let v = s.service.create_dsr(&ctx, input).await?;
+    Ok((StatusCode::CREATED, Json(view_json(&v))))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ListParams {
+    #[serde(default)]
+    status: Option<String>,
+}
+
+/// `GET /api/v1/dsr?status=open|overdue|due_soon|all`.
+pub async fn list(
+    State(s): State<AppState>,
+    Ctx(ctx): Ctx,
+    ApiQuery(p): ApiQuery<ListParams>,
+) -> ApiResult<Json<Value>> {
+    let filter = p.status.as_deref().unwrap_or("all");
+    if !matches!(filter, "open" | "overdue" | "due_soon" | "all") {
+        return Err(invalid("status", "must be open, overdue, due_soon or all"));
+    }
+    let list = s.service.list_dsr(Some(&ctx), Some(filter)).await?;
+    Ok(Json(json!({ "items": list.iter().map(view_json).collect::<Vec<_>>() })))
+}
+
+pub async fn get(State(s): State<AppState>, Ctx(ctx): Ctx, Path(id): Path<String>) -> ApiResult<Json<Value>> {
+    let id: uuid::Uuid = path_id(&id, "request")?;
+    Ok(Json(view_json(&s.service.get_dsr(&ctx, id).await?)))
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct VerifyBody {
+    #[serde(default)]
+    method: Option<String>,
+}
+
+pub async fn verify(
+    State(s): State<AppState>,
+    Ctx(ctx): Ctx,
+    Path(id): Path<String>,
+    body: axum::body::Bytes,
+) -> ApiResult<Json<Value>> {
+    let id: uuid::Uuid = path_id(&id, "request")?;
+    // The body is optional: `{"method": "..."}` says how identity was checked.
+    let method = if body.iter().all(u8::is_ascii_whitespace) {
+        None
+    } else {
+        serde_json::from_slice::<VerifyBody>(&body)
+            .map_err(|_| {
+                invalid(
+                    "method",
+                    "the body must be a JSON object like {\"method\": \"passport checked\"}",
+                )
+            })?
+            .method
+    };
+    Ok(Json(view_json(&s.service.verify_dsr(&ctx, id, method).await?)))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ReasonBody {
+    reason: String,
+}
+
+pub async fn extend(
+    State(s): State<AppState>,
+    Ctx(ctx): Ctx,
+    Path(id): Path<String>,
+    ApiJson(b): ApiJson<ReasonBody>,
+) -> ApiResult<Json<Value>> {
+    let id: uuid::Uuid = path_id(&id, "request")?;
+    Ok(Json(view_json(&s.service.extend_dsr(&ctx, id, &b.reason).await?)))
+}
+
+pub async fn refuse(
+    State(s): State<AppState>,
+    Ctx(ctx): Ctx,
+    Path(id): Path<String>,
+    ApiJson(b): ApiJson<ReasonBody>,
+) -> ApiResult<Json<Value>> {
+    let id: uuid::Uuid = path_id(&id, "request")?;
+    Ok(Json(view_json(&s.service.refuse_dsr(&ctx, id, &b.reason).await?)))
+}
+
+pub async fn fulfill(State(s): State<AppState>, Ctx(ctx): Ctx, Path(id): Path<String>) -> ApiResult<Json<Value>> {
+    let id: uuid::Uuid = path_id(&id, "request")?;
+    Ok(Json(view_json(&s.service.fulfill_dsr(&ctx, id).await?)))
+}
+
+pub async fn export(State(s): State<AppState>, Ctx(ctx): Ctx, Path(id): Path<String>) -> ApiResult<Json<Value>> {
+    let id: uuid::Uuid = path_id(&id, "request")?;
+    Ok(Json(s.service.dsr_export(&ctx, id).await?))
+}

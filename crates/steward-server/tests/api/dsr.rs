@@ -1,0 +1,489 @@
+//! Data-subject requests over HTTP: the lifecycle and its legal deadlines,
+//! and one end-to-end run per request kind, erasure included (nothing of
+//! the person left to read or decrypt, the audit log still verifies).
+
+use chrono::{DateTime, Utc};
+use reqwest::StatusCode;
+use serde_json::{json, Value};
+
+use crate::helpers::{assert_problem, error_fields, Backend, Resp, TestApp};
+
+crate::stories!(
+    lifecycle_deadlines_and_refusal,
+    access_and_portability_export_everything,
+    erasure_leaves_nothing_to_read_or_decrypt,
+    rectification_restriction_objection_and_opt_out,
+);
+
+fn ts(v: &Value) -> DateTime<Utc> {
+    v.as_str().unwrap().parse().unwrap()
+}
+
+async fn dsr(app: &TestApp, body: Value) -> Resp {
+    app.post("/api/v1/dsr", "dpo", body).await
+}
+
+async fn created(app: &TestApp, body: Value) -> String {
+    let r = dsr(app, body).await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.text);
+    r.body["id"].as_str().unwrap().to_string()
+}
+
+async fn step(app: &TestApp, id: &str, action: &str, body: Value) -> Resp {
+    app.post(&format!("/api/v1/dsr/{id}/{action}"), "dpo", body).await
+}
+
+/// Verifies and fulfils a request, asserting success; returns the request.
+async fn carry_out(app: &TestApp, id: &str) -> Value {
+    let r = step(app, id, "verify", json!({"method": "signed letter with ID copy"})).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    assert_eq!(r.body["status"], "in_progress");
+    let r = step(app, id, "fulfill", json!({})).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    assert_eq!(r.body["status"], "completed", "{}", r.text);
+    assert!(r.body["completed_at"].is_string());
+    r.body
+}
+
+async fn audit_actions(app: &TestApp, subject: &str) -> Vec<String> {
+    let r = app
+        .get(&format!("/api/v1/audit?subject_id={subject}&limit=200"), "auditor")
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    r.body["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["entry"]["action"].as_str().unwrap().to_string())
+        .collect()
+}
+
+async fn lifecycle_deadlines_and_refusal(app: &TestApp) {
+    let contact = app
+        .create_contact(
+            "support",
+            json!({"given_name": "Lea", "email": "lea@example.org", "purposes": ["customer_service"]}),
+        )
+        .await;
+    // A letter received on 31 January: GDPR gives one calendar month → 28 February.
+    let r = dsr(
+        app,
+        json!({"kind": "access", "regime": "gdpr", "subject": {"email": "LEA@example.org"}, "received_at": "2026-01-31T09:00:00+01:00"}),
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.text);
+    assert_eq!(r.body["status"], "received");
+    assert_eq!(
+        r.body["contact_id"],
+        contact.as_str(),
+        "matched by e-mail, case-insensitively"
+    );
+    assert_eq!(ts(&r.body["received_at"]), ts(&json!("2026-01-31T08:00:00Z")));
+    assert_eq!(ts(&r.body["due_at"]), ts(&json!("2026-02-28T08:00:00Z")));
+    assert_eq!(r.body["deadline"], "overdue");
+    let id = r.body["id"].as_str().unwrap().to_string();
+
+    let overdue = app.get("/api/v1/dsr?status=overdue", "dpo").await;
+    assert_eq!(overdue.status, StatusCode::OK, "{}", overdue.text);
+    assert!(overdue.body["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|i| i["id"] == id.as_str()));
+    assert_problem(&app.get("/api/v1/dsr?status=later", "dpo").await, 422);
+
+    // Extended once, with a reason: two further months.
+    assert!(error_fields(&step(app, &id, "extend", json!({"reason": "  "})).await).contains(&"reason".to_string()));
+    let r = step(
+        app,
+        &id,
+        "extend",
+        json!({"reason": "many records across several systems"}),
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    assert_eq!(ts(&r.body["due_at"]), ts(&json!("2026-04-30T08:00:00Z")));
+    assert_eq!(r.body["extension_reason"], "many records across several systems");
+    assert_problem(&step(app, &id, "extend", json!({"reason": "again"})).await, 409);
+
+    // Nothing is carried out before the requester's identity is verified.
+    assert_problem(&step(app, &id, "fulfill", json!({})).await, 409);
+    assert_problem(&app.get(&format!("/api/v1/dsr/{id}/export"), "dpo").await, 409);
+    let got = app.get(&format!("/api/v1/dsr/{id}"), "dpo").await;
+    assert_eq!(got.body["status"], "received");
+
+    // CCPA: 45 days.
+    let r = dsr(
+        app,
+        json!({"kind": "opt_out_of_sale", "regime": "ccpa", "subject": {"contact_id": contact}, "received_at": "2026-01-01T00:00:00Z"}),
+    )
+    .await;
+    assert_eq!(ts(&r.body["due_at"]), ts(&json!("2026-02-15T00:00:00Z")));
+    // Refused with a stated reason; a refused request cannot be carried out.
+    let other = r.body["id"].as_str().unwrap().to_string();
+    assert_problem(&step(app, &other, "refuse", json!({})).await, 422);
+    let r = step(
+        app,
+        &other,
+        "refuse",
+        json!({"reason": "identity could not be verified"}),
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    assert_eq!(r.body["status"], "refused");
+    assert_eq!(r.body["outcome"], "identity could not be verified");
+    assert_problem(&step(app, &other, "verify", json!({})).await, 409);
+    assert_problem(&step(app, &other, "fulfill", json!({})).await, 409);
+
+    // Bad input is refused clearly and records nothing.
+    let before = app.get("/api/v1/dsr", "dpo").await.body["items"]
+        .as_array()
+        .unwrap()
+        .len();
+    for (body, field) in [
+        (
+            json!({"kind": "forget", "regime": "gdpr", "subject": {"email": "a@example.org"}}),
+            "kind",
+        ),
+        (
+            json!({"kind": "access", "regime": "lgpd", "subject": {"email": "a@example.org"}}),
+            "regime",
+        ),
+        (json!({"kind": "access", "regime": "gdpr", "subject": {}}), "subject"),
+        (
+            json!({"kind": "access", "regime": "gdpr", "subject": {"email": "not an address"}}),
+            "subject.email",
+        ),
+        (
+            json!({"kind": "access", "regime": "gdpr", "subject": {"email": "a@example.org"}, "received_at": "2999-01-01T00:00:00Z"}),
+            "received_at",
+        ),
+        (
+            json!({"kind": "access", "regime": "gdpr", "subject": {"email": "a@example.org"}, "received_at": "yesterday"}),
+            "received_at",
+        ),
+        (
+            json!({"kind": "rectification", "regime": "gdpr", "subject": {"contact_id": contact}}),
+            "details.changes",
+        ),
+    ] {
+        let r = dsr(app, body.clone()).await;
+        assert_problem(&r, 422);
+        assert!(error_fields(&r).contains(&field.to_string()), "{body}: {}", r.text);
+    }
+    assert_problem(&dsr(app, json!({"kind": "access"})).await, 422);
+    assert_problem(
+        &dsr(app, json!({"kind": "access", "regime": "gdpr", "subject": {"contact_id": "00000000-0000-7000-8000-000000000000"}})).await,
+        404,
+    );
+    assert_problem(&app.get("/api/v1/dsr/not-an-id", "dpo").await, 404);
+    assert_eq!(
+        app.get("/api/v1/dsr", "dpo").await.body["items"]
+            .as_array()
+            .unwrap()
+            .len(),
+        before
+    );
+
+    // Only the privacy officer, for compliance, handles requests; refusals are audited.
+    assert_problem(
+        &app.post(
+            "/api/v1/dsr",
+            "support",
+            json!({"kind": "access", "regime": "gdpr", "subject": {"contact_id": contact}}),
+        )
+        .await,
+        403,
+    );
+    assert_problem(&app.get(&format!("/api/v1/dsr/{id}"), "sales").await, 403);
+
+    let actions = audit_actions(app, &contact).await;
+    for a in ["dsr.access.received", "dsr.extend", "dsr.refuse"] {
+        assert!(actions.iter().any(|x| x == a), "{a} audited: {actions:?}");
+    }
+    assert!(app.service.verify_audit_log().await.is_ok());
+}
+
+async fn access_and_portability_export_everything(app: &TestApp) {
+    let contact = app
+        .create_contact(
+            "support",
+            json!({"given_name": "Ada", "family_name": "Byron", "email": "ada@example.org", "phone": "+44 20 7946 0018",
+                   "city": "London", "notes": "prefers e-mail", "purposes": ["customer_service"]}),
+        )
+        .await;
+    let r = app
+        .post(
+            &format!("/api/v1/contacts/{contact}/interactions"),
+            "support",
+            json!({"kind": "call", "summary": "asked about invoice 17"}),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.text);
+    let r = app
+        .post(
+            "/api/v1/deals",
+            "sales",
+            json!({"title": "Analytical engine", "contact_id": contact}),
+        )
+        .await;
+    let deal = (r.status == StatusCode::CREATED).then(|| r.body["id"].as_str().unwrap().to_string());
+
+    for kind in ["access", "portability"] {
+        let id = created(
+            app,
+            json!({"kind": kind, "regime": "gdpr", "subject": {"email": "ada@example.org"}}),
+        )
+        .await;
+        let done = carry_out(app, &id).await;
+        assert!(done["outcome"].as_str().unwrap().contains("export"), "{done}");
+        let e = app.get(&format!("/api/v1/dsr/{id}/export"), "dpo").await;
+        assert_eq!(e.status, StatusCode::OK, "{}", e.text);
+        let b = &e.body;
+        assert_eq!(b["format"], "steward-subject-export-v1");
+        assert_eq!(b["subject_id"], contact.as_str());
+        let c = &b["personal_data"]["contact"];
+        assert_eq!(c["family_name"], "Byron");
+        assert_eq!(c["phone"], "+442079460018");
+        assert_eq!(c["notes"], "prefers e-mail");
+        assert_eq!(b["interactions"][0]["summary"], "asked about invoice 17");
+        if let Some(deal) = &deal {
+            assert!(
+                b["deals"].as_array().unwrap().iter().any(|d| d["id"] == deal.as_str()),
+                "{b}"
+            );
+        }
+        let purposes = b["purposes"].as_array().unwrap();
+        assert_eq!(purposes[0]["purpose"], "customer_service");
+        assert_eq!(purposes[0]["lawful_basis"], "contract");
+        assert!(b["retention"].is_object());
+        assert!(
+            b["access_log"].as_array().unwrap().len() >= 2,
+            "who used the data: {}",
+            b["access_log"]
+        );
+        assert!(b["consents"].is_array());
+    }
+    // A request about someone of whom nothing is held completes with that answer.
+    let id = created(
+        app,
+        json!({"kind": "access", "regime": "ccpa", "subject": {"email": "nobody@example.org"}}),
+    )
+    .await;
+    let done = carry_out(app, &id).await;
+    assert_eq!(done["outcome"], "no personal data of this person is held");
+    let e = app.get(&format!("/api/v1/dsr/{id}/export"), "dpo").await;
+    assert_eq!(e.status, StatusCode::OK, "{}", e.text);
+    assert!(e.body["personal_data"].is_null());
+
+    // The export is itself an audited use of the data, and holds nothing personal in the audit.
+    assert!(audit_actions(app, &contact).await.iter().any(|a| a == "dsr.export"));
+    let audit = app
+        .get(&format!("/api/v1/audit?subject_id={contact}&limit=200"), "auditor")
+        .await;
+    assert!(!audit.text.contains("Byron") && !audit.text.contains("ada@example.org"));
+}
+
+async fn erasure_leaves_nothing_to_read_or_decrypt(app: &TestApp) {
+    const SECRETS: [&str; 3] = ["Wolfgangerasia", "erase.me.zx@example.org", "Dragonfruit-Lane-8812"];
+    let contact = app
+        .create_contact(
+            "support",
+            json!({"given_name": "Wolfgangerasia", "email": "erase.me.zx@example.org", "street": "Dragonfruit-Lane-8812",
+                   "purposes": ["customer_service"]}),
+        )
+        .await;
+    let r = app
+        .post(
+            &format!("/api/v1/contacts/{contact}/interactions"),
+            "support",
+            json!({"kind": "email", "summary": "Dragonfruit-Lane-8812 parcel"}),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.text);
+    let sealed = app.raw_fields(&contact).await;
+    let uuid: uuid::Uuid = contact.parse().unwrap();
+
+    let id = created(
+        app,
+        json!({"kind": "erasure", "regime": "gdpr", "subject": {"email": "erase.me.zx@example.org"}}),
+    )
+    .await;
+    let done = carry_out(app, &id).await;
+    assert!(done["outcome"].as_str().unwrap().contains("key destroyed"), "{done}");
+
+    // Gone for every role and every search.
+    assert_problem(&app.get(&format!("/api/v1/contacts/{contact}"), "dpo").await, 404);
+    assert_problem(&app.get(&format!("/api/v1/contacts/{contact}"), "support").await, 404);
+    for q in ["email=erase.me.zx@example.org", "q=wolfgangerasia"] {
+        let r = app.get(&format!("/api/v1/contacts?{q}"), "support").await;
+        assert_eq!(r.body["items"].as_array().map(Vec::len), Some(0), "{q}: {}", r.text);
+    }
+    assert_problem(
+        &app.get(&format!("/api/v1/contacts/{contact}/interactions"), "support")
+            .await,
+        404,
+    );
+
+    // No row anywhere holds the subject's data or their data key.
+    let tables = ["contacts", "contact_terms", "subject_keys", "interactions", "consents"];
+    match app.backend {
+        Backend::Sqlite => {
+            let c = rusqlite::Connection::open(app.data_dir().join("steward.db")).unwrap();
+            for t in tables {
+                let n: i64 = c
+                    .query_row(
+                        &format!("SELECT count(*) FROM {t} WHERE subject_id = ?1"),
+                        [uuid.as_bytes()],
+                        |r| r.get(0),
+                    )
+                    .unwrap();
+                assert_eq!(n, 0, "{t} still holds rows of the erased subject");
+            }
+            drop(c);
+            // Neither the database nor its WAL keeps the plaintext, the old
+            // ciphertext or the wrapped key in freed pages.
+            for name in ["steward.db", "steward.db-wal"] {
+                let path = app.data_dir().join(name);
+                let Ok(bytes) = std::fs::read(&path) else { continue };
+                let text = String::from_utf8_lossy(&bytes).to_lowercase();
+                for s in SECRETS {
+                    assert!(!text.contains(&s.to_lowercase()), "{name} contains {s}");
+                }
+                assert!(
+                    !bytes
+                        .windows(sealed.len().min(48))
+                        .any(|w| w == &sealed[..sealed.len().min(48)]),
+                    "{name} still holds the sealed fields"
+                );
+            }
+        }
+        Backend::Postgres => {
+            let client = app.pg_client().await;
+            for t in tables {
+                let n: i64 = client
+                    .query_one(&format!("SELECT count(*) FROM {t} WHERE subject_id = $1"), &[&uuid])
+                    .await
+                    .unwrap()
+                    .get(0);
+                assert_eq!(n, 0, "{t} still holds rows of the erased subject");
+            }
+        }
+    }
+
+    // A minimal proof of erasure: the person is not silently re-created.
+    let r = app
+        .post(
+            "/api/v1/contacts",
+            "support",
+            json!({"given_name": "W", "email": "Erase.Me.ZX@example.org", "purposes": ["customer_service"]}),
+        )
+        .await;
+    assert_problem(&r, 409);
+    assert!(
+        !r.text.contains("erase.me.zx"),
+        "the refusal does not echo the address: {}",
+        r.text
+    );
+
+    // The audit trail keeps the (pseudonymous) history and still verifies.
+    let actions = audit_actions(app, &contact).await;
+    for a in [
+        "contact.create",
+        "dsr.erasure.received",
+        "dsr.verify",
+        "subject.erase",
+        "dsr.fulfill",
+    ] {
+        assert!(actions.iter().any(|x| x == a), "{a} audited: {actions:?}");
+    }
+    let audit = app
+        .get(&format!("/api/v1/audit?subject_id={contact}&limit=200"), "auditor")
+        .await;
+    for s in SECRETS {
+        assert!(!audit.text.to_lowercase().contains(&s.to_lowercase()));
+    }
+    app.service
+        .verify_audit_log()
+        .await
+        .expect("the audit log verifies after erasure");
+    // Completed requests cannot run twice.
+    assert_problem(&step(app, &id, "fulfill", json!({})).await, 409);
+}
+
+async fn rectification_restriction_objection_and_opt_out(app: &TestApp) {
+    let contact = app
+        .create_contact(
+            "sales",
+            json!({"given_name": "Rex", "email": "rex@example.org", "phone": "+1 415 555 0100", "purposes": ["sales", "customer_service"]}),
+        )
+        .await;
+    let path = format!("/api/v1/contacts/{contact}");
+
+    // Rectification goes through the normal validation.
+    let bad = created(
+        app,
+        json!({"kind": "rectification", "regime": "gdpr", "subject": {"contact_id": contact},
+                                  "details": {"changes": {"phone": "not a number"}}}),
+    )
+    .await;
+    step(app, &bad, "verify", json!({})).await;
+    assert_problem(&step(app, &bad, "fulfill", json!({})).await, 422);
+    assert_eq!(
+        app.get(&format!("/api/v1/dsr/{bad}"), "dpo").await.body["status"],
+        "in_progress",
+        "a failed fulfilment changes nothing"
+    );
+    let id = created(
+        app,
+        json!({"kind": "rectification", "regime": "gdpr", "subject": {"email": "rex@example.org"},
+                                 "details": {"changes": {"phone": "+1 415 555 0199"}}}),
+    )
+    .await;
+    let done = carry_out(app, &id).await;
+    assert_eq!(done["outcome"], "rectified: phone");
+    assert_eq!(app.get(&path, "support").await.body["phone"], "+14155550199");
+
+    // Objection: no longer used for the legitimate-interest purpose (sales),
+    // still for the contract (customer service).
+    assert_eq!(app.get(&path, "sales").await.status, StatusCode::OK);
+    let id = created(
+        app,
+        json!({"kind": "objection", "regime": "gdpr", "subject": {"contact_id": contact}}),
+    )
+    .await;
+    let done = carry_out(app, &id).await;
+    assert!(done["outcome"].as_str().unwrap().contains("sales"), "{done}");
+    assert_problem(&app.get(&path, "sales").await, 403);
+    assert_eq!(app.get(&path, "support").await.status, StatusCode::OK);
+
+    // Opt-out of sale and sharing: recorded as a withdrawn sale_sharing consent.
+    let id = created(
+        app,
+        json!({"kind": "opt_out_of_sale", "regime": "ccpa", "subject": {"contact_id": contact}}),
+    )
+    .await;
+    carry_out(app, &id).await;
+    let consents = app.get(&format!("{path}/consents"), "dpo").await;
+    assert_eq!(
+        consents.body["current"]["sale_sharing"]["status"], "withdrawn",
+        "{}",
+        consents.text
+    );
+
+    // Restriction: only the privacy officer may use the data from now on.
+    let id = created(
+        app,
+        json!({"kind": "restriction", "regime": "gdpr", "subject": {"contact_id": contact}}),
+    )
+    .await;
+    carry_out(app, &id).await;
+    assert_problem(&app.get(&path, "support").await, 403);
+    assert_eq!(app.get(&path, "dpo").await.status, StatusCode::OK);
+
+    let actions = audit_actions(app, &contact).await;
+    for a in ["contact.update", "subject.object", "dsr.fulfill"] {
+        assert!(actions.iter().any(|x| x == a), "{a} audited: {actions:?}");
+    }
+    assert!(app.service.verify_audit_log().await.is_ok());
+}

@@ -1,0 +1,563 @@
+//! Data-subject requests (GDPR Art. 15–21, CCPA/CPRA): access,
+//! portability, rectification, erasure, restriction, objection and opt-out
+//! of sale/sharing. Each runs received → identity verified (in progress) →
+//! completed, or refused with a stated reason; every transition is audited.
+//! Deadlines come from `steward_domain::deadlines`.
+//!
+//! Erasure deletes every record of the subject and their data key (so every
+//! copy of their ciphertext, in old pages, the WAL and backups, becomes
+//! unreadable), keeps the pseudonymous audit entries, and keeps a proof of
+//! erasure: the request id, the date and a keyed hash of the e-mail address,
+//! so that the person is not silently re-imported.
+
+use chrono::{DateTime, Duration, FixedOffset, Offset, Utc};
+use serde_json::{json, Value};
+use steward_crypto::FieldAad;
+use steward_domain::deadlines::{self, Regime};
+use steward_domain::inventory::{COMPLIANCE, CONTACT};
+use steward_domain::SubjectId;
+use steward_store::{ContactRow, DsrRow, StoreError, WriteOp};
+
+use crate::consent::{ConsentInput, SALE_SHARING};
+use crate::context::RequestContext;
+use crate::error::{ServiceError, ServiceResult};
+use crate::Service;
+
+pub const KINDS: [&str; 7] = [
+    "access",
+    "portability",
+    "rectification",
+    "erasure",
+    "restriction",
+    "objection",
+    "opt_out_of_sale",
+];
+const DSR_RECORD: &str = "dsr";
+
+/// Who a request is about.
+#[derive(Debug, Clone)]
+pub enum SubjectRef {
+    Email(String),
+    ContactId(String),
+}
+
+#[derive(Debug, Clone)]
+pub struct DsrInput {
+    pub kind: String,
+    pub regime: String,
+    pub subject: SubjectRef,
+    pub details: Option<Value>,
+    pub received_at: Option<DateTime<FixedOffset>>,
+}
+
+#[derive(Debug, Clone)]
+pub struct DsrView {
+    pub row: DsrRow,
+    /// `overdue`, `due_soon` or `on_time` (open requests only).
+    pub deadline: Option<&'static str>,
+}
+
+fn now() -> DateTime<Utc> {
+    Utc::now()
+}
+
+impl Service {
+    fn require_compliance(&self, ctx: &RequestContext) -> ServiceResult<()> {
+        if self.require_purpose(ctx)? != COMPLIANCE {
+            return Err(ServiceError::Forbidden(
+                "data-subject requests are handled for the compliance purpose (dpo)".into(),
+            ));
+        }
+        Ok(())
+    }
+
+    fn identifier_hash(&self, email: &str) -> Vec<u8> {
+        self.crypto.labelled_hash("identifier", email.to_lowercase().as_bytes())
+    }
+
+    /// Whether an identity was erased before: (request id, when).
+    pub(crate) async fn erased_before(&self, email: &str) -> ServiceResult<Option<(uuid::Uuid, DateTime<Utc>)>> {
+        Ok(self.store.erasure_proof(&self.identifier_hash(email)).await?)
+    }
+
+    fn dsr_view(row: DsrRow) -> DsrView {
+        let open = !matches!(row.status.as_str(), "completed" | "refused");
+        let deadline = open.then(|| deadlines::status_at(row.due_at, now(), Duration::days(7)));
+        DsrView { row, deadline }
+    }
+
+    async fn dsr_row(&self, id: uuid::Uuid) -> ServiceResult<DsrRow> {
+        self.store.get_dsr(id).await?.ok_or(ServiceError::NotFound("request"))
+    }
+
+    fn seal_details(&self, row: &ContactRow, id: uuid::Uuid, details: &Value) -> ServiceResult<Vec<u8>> {
+        let key = self.key_of(row)?;
+        let aad = FieldAad {
+            record_type: DSR_RECORD,
+            record_id: id.as_bytes(),
+            field: "details",
+            subject_id: row.subject_id.as_bytes(),
+        };
+        self.crypto
+            .seal(&key, &aad, &details.to_string())
+            .map_err(|e| ServiceError::Internal(e.to_string()))
+    }
+
+    fn open_details(&self, row: &ContactRow, d: &DsrRow) -> ServiceResult<Option<Value>> {
+        let Some(sealed) = &d.details else { return Ok(None) };
+        let key = self.key_of(row)?;
+        let aad = FieldAad {
+            record_type: DSR_RECORD,
+            record_id: d.id.as_bytes(),
+            field: "details",
+            subject_id: row.subject_id.as_bytes(),
+        };
+        let text = self
+            .crypto
+            .open(&key, &aad, sealed)
+            .map_err(|_| ServiceError::Internal(format!("request {} details could not be decrypted", d.id)))?;
+        Ok(serde_json::from_str(&text).ok())
+    }
+
+    /// Records a request and computes its legal deadline.
+    pub async fn create_dsr(&self, ctx: &RequestContext, input: DsrInput) -> ServiceResult<DsrView> {
+        self.guard(ctx, "dsr.create", None, async {
+            self.require_compliance(ctx)?;
+            let mut errors = Vec::new();
+            if !KINDS.contains(&input.kind.as_str()) {
+                errors.push(steward_domain::FieldError::new(
+                    "kind",
+                    format!("must be one of {}", KINDS.join(", ")),
+                ));
+            }
+            let regime = Regime::parse(&input.regime);
+            if regime.is_none() {
+                errors.push(steward_domain::FieldError::new("regime", "must be gdpr or ccpa"));
+            }
+            let received = input.received_at.unwrap_or_else(|| now().fixed_offset());
+            if received.with_timezone(&Utc) > now() + Duration::minutes(1) {
+                errors.push(steward_domain::FieldError::new(
+                    "received_at",
+                    "must not be in the future",
+                ));
+            }
+            let (row, identifier) = match &input.subject {
+                SubjectRef::ContactId(id) => match id.parse::<SubjectId>() {
+                    Ok(id) => (self.store.get_contact(id).await?, None),
+                    Err(_) => {
+                        errors.push(steward_domain::FieldError::new(
+                            "subject.contact_id",
+                            "is not a contact id",
+                        ));
+                        (None, None)
+                    }
+                },
+                SubjectRef::Email(email) => match steward_domain::records::normalise_contact_field(
+                    &self.inventory,
+                    "email",
+                    &Value::String(email.clone()),
+                ) {
+                    Ok(normal) => (
+                        self.contact_by_email(&normal).await?,
+                        Some(self.identifier_hash(&normal)),
+                    ),
+                    Err(e) => {
+                        errors.push(steward_domain::FieldError::new("subject.email", e.message));
+                        (None, None)
+                    }
+                },
+            };
+            if matches!(input.subject, SubjectRef::ContactId(_)) && row.is_none() && errors.is_empty() {
+                return Err(ServiceError::NotFound("contact"));
+            }
+            if input.kind == "rectification" {
+                match input
+                    .details
+                    .as_ref()
+                    .and_then(|d| d.get("changes"))
+                    .and_then(Value::as_object)
+                {
+                    Some(c) if !c.is_empty() => {}
+                    _ => errors.push(steward_domain::FieldError::new(
+                        "details.changes",
+                        "must name the fields to change and their new values",
+                    )),
+                }
+                if row.is_none() && errors.is_empty() {
+                    errors.push(steward_domain::FieldError::new(
+                        "subject",
+                        "no contact holds this identity, so there is nothing to rectify",
+                    ));
+                }
+            }
+            let Some(regime) = regime.filter(|_| errors.is_empty()) else {
+                return Err(ServiceError::Invalid(errors));
+            };
+            let id = uuid::Uuid::now_v7();
+            let t = now();
+            let identifier = match (&identifier, &row) {
+                (Some(h), _) => Some(h.clone()),
+                (None, Some(r)) => {
+                    let key = self.key_of(r)?;
+                    let fields = self.open_fields_pub(r, &key, "email")?;
+                    fields.map(|e| self.identifier_hash(&e))
+                }
+                _ => None,
+            };
+            let details = match (&input.details, &row) {
+                (Some(d), Some(r)) => Some(self.seal_details(r, id, d)?),
+                _ => None,
+            };
+            let dsr = DsrRow {
+                id,
+                kind: input.kind.clone(),
+                regime: regime.as_str().into(),
+                subject_id: row.as_ref().map(|r| r.subject_id),
+                identifier_hash: identifier,
+                status: "received".into(),
+                received_at: received.with_timezone(&Utc),
+                received_offset: received.offset().local_minus_utc(),
+                due_at: deadlines::due_at(regime, received, 0),
+                extensions: 0,
+                extension_reason: None,
+                verified_at: None,
+                verified_by: None,
+                verification_method: None,
+                completed_at: None,
+                outcome: None,
+                details,
+                created_by: Some(ctx.principal.user_id),
+                created_at: t,
+                updated_at: t,
+            };
+            let audit = self.audit_ok(
+                ctx,
+                &format!("dsr.{}.received", dsr.kind),
+                dsr.subject_id,
+                &[id],
+                vec![],
+            );
+            self.store
+                .write(vec![WriteOp::PutDsr(Box::new(dsr.clone())), audit])
+                .await?;
+            Ok(Self::dsr_view(dsr))
+        })
+        .await
+    }
+
+    pub async fn get_dsr(&self, ctx: &RequestContext, id: uuid::Uuid) -> ServiceResult<DsrView> {
+        self.guard(ctx, "dsr.read", None, async {
+            self.require_compliance(ctx)?;
+            Ok(Self::dsr_view(self.dsr_row(id).await?))
+        })
+        .await
+    }
+
+    /// Open requests by due date, optionally only overdue or due within a week.
+    pub async fn list_dsr(&self, ctx: Option<&RequestContext>, filter: Option<&str>) -> ServiceResult<Vec<DsrView>> {
+        if let Some(ctx) = ctx {
+            self.require_compliance(ctx)?;
+        }
+        let open_only = filter.is_some_and(|f| f != "all");
+        let rows = self.store.list_dsr(open_only).await?;
+        Ok(rows
+            .into_iter()
+            .map(Self::dsr_view)
+            .filter(|v| match filter {
+                Some("overdue") => v.deadline == Some("overdue"),
+                Some("due_soon") => matches!(v.deadline, Some("due_soon" | "overdue")),
+                _ => true,
+            })
+            .collect())
+    }
+
+    async fn transition(&self, ctx: &RequestContext, mut d: DsrRow, action: &str) -> ServiceResult<DsrView> {
+        d.updated_at = now();
+        let audit = self.audit_ok(ctx, action, d.subject_id, &[d.id], vec![]);
+        self.store
+            .write(vec![WriteOp::PutDsr(Box::new(d.clone())), audit])
+            .await?;
+        Ok(Self::dsr_view(d))
+    }
+
+    fn still_open(d: &DsrRow) -> ServiceResult<()> {
+        if matches!(d.status.as_str(), "completed" | "refused") {
+            return Err(ServiceError::Conflict(format!("the request is already {}", d.status)));
+        }
+        Ok(())
+    }
+
+    /// Records that the requester's identity was verified (by whom, how).
+    pub async fn verify_dsr(
+        &self,
+        ctx: &RequestContext,
+        id: uuid::Uuid,
+        method: Option<String>,
+    ) -> ServiceResult<DsrView> {
+        self.guard(ctx, "dsr.verify", None, async {
+            self.require_compliance(ctx)?;
+            let mut d = self.dsr_row(id).await?;
+            Self::still_open(&d)?;
+            d.status = "in_progress".into();
+            d.verified_at = Some(now());
+            d.verified_by = Some(ctx.principal.user_id);
+            d.verification_method = Some(
+                method
+                    .unwrap_or_else(|| "verified by staff".into())
+                    .chars()
+                    .take(200)
+                    .collect(),
+            );
+            self.transition(ctx, d, "dsr.verify").await
+        })
+        .await
+    }
+
+    /// Extends the deadline once (GDPR: two further months; CCPA: 45 days).
+    pub async fn extend_dsr(&self, ctx: &RequestContext, id: uuid::Uuid, reason: &str) -> ServiceResult<DsrView> {
+        self.guard(ctx, "dsr.extend", None, async {
+            self.require_compliance(ctx)?;
+            let reason = reason.trim();
+            if reason.is_empty() || reason.chars().count() > 1000 {
+                return Err(ServiceError::invalid(
+                    "reason",
+                    "must state why the request needs more time (1 to 1000 characters)",
+                ));
+            }
+            let mut d = self.dsr_row(id).await?;
+            Self::still_open(&d)?;
+            let regime = Regime::parse(&d.regime).ok_or_else(|| ServiceError::Internal("unknown regime".into()))?;
+            if d.extensions >= regime.max_extensions() {
+                return Err(ServiceError::Conflict(
+                    "the deadline has already been extended once".into(),
+                ));
+            }
+            d.extensions += 1;
+            d.extension_reason = Some(reason.to_string());
+            let offset = FixedOffset::east_opt(d.received_offset).unwrap_or_else(|| Utc.fix());
+            d.due_at = deadlines::due_at(regime, d.received_at.with_timezone(&offset), d.extensions);
+            self.transition(ctx, d, "dsr.extend").await
+        })
+        .await
+    }
+
+    /// Refuses a request with a stated reason (e.g. manifestly unfounded).
+    pub async fn refuse_dsr(&self, ctx: &RequestContext, id: uuid::Uuid, reason: &str) -> ServiceResult<DsrView> {
+        self.guard(ctx, "dsr.refuse", None, async {
+            self.require_compliance(ctx)?;
+            if reason.trim().is_empty() {
+                return Err(ServiceError::invalid("reason", "must state why the request is refused"));
+            }
+            let mut d = self.dsr_row(id).await?;
+            Self::still_open(&d)?;
+            d.status = "refused".into();
+            d.completed_at = Some(now());
+            d.outcome = Some(reason.trim().chars().take(1000).collect());
+            self.transition(ctx, d, "dsr.refuse").await
+        })
+        .await
+    }
+
+    /// Carries out a verified request.
+    pub async fn fulfill_dsr(&self, ctx: &RequestContext, id: uuid::Uuid) -> ServiceResult<DsrView> {
+        self.guard(ctx, "dsr.fulfill", None, async {
+            self.require_compliance(ctx)?;
+            let mut d = self.dsr_row(id).await?;
+            Self::still_open(&d)?;
+            if d.verified_at.is_none() {
+                return Err(ServiceError::Conflict(
+                    "verify the requester's identity first (POST /api/v1/dsr/{id}/verify)".into(),
+                ));
+            }
+            let row = match d.subject_id {
+                Some(s) => self.store.get_contact(s).await?,
+                None => None,
+            };
+            let outcome = match (d.kind.as_str(), row) {
+                (_, None) => "no personal data of this person is held".to_string(),
+                ("access" | "portability", Some(_)) => {
+                    "the export is available at GET /api/v1/dsr/{id}/export".replace("{id}", &d.id.to_string())
+                }
+                ("rectification", Some(r)) => {
+                    let details = self.open_details(&r, &d)?.unwrap_or(Value::Null);
+                    let changes = details
+                        .get("changes")
+                        .and_then(Value::as_object)
+                        .cloned()
+                        .unwrap_or_default();
+                    let names: Vec<String> = changes.keys().cloned().collect();
+                    self.update_contact(ctx, r.subject_id, changes).await?;
+                    format!("rectified: {}", names.join(", "))
+                }
+                ("erasure", Some(r)) => {
+                    self.erase_subject(ctx, &r, d.id).await?;
+                    "all records of the person deleted and their data key destroyed".into()
+                }
+                ("restriction", Some(r)) => {
+                    self.set_restriction(ctx, r.subject_id, true).await?;
+                    "processing restricted".into()
+                }
+                ("objection", Some(r)) => {
+                    let purposes = self.record_objection(ctx, &r).await?;
+                    format!("objection recorded; no longer used for: {}", purposes.join(", "))
+                }
+                ("opt_out_of_sale", Some(r)) => {
+                    let input = ConsentInput {
+                        purpose: SALE_SHARING.into(),
+                        granted: false,
+                        source: Some(format!("request {}", d.id)),
+                        ..ConsentInput::default()
+                    };
+                    self.record_consent(ctx, r.subject_id, input).await?;
+                    "opted out of the sale and sharing of personal information".into()
+                }
+                _ => return Err(ServiceError::Internal("unknown request kind".into())),
+            };
+            d.status = "completed".into();
+            d.completed_at = Some(now());
+            d.outcome = Some(outcome);
+            self.transition(ctx, d, "dsr.fulfill").await
+        })
+        .await
+    }
+
+    /// Erasure: every record of the subject, their data key (crypto-shredding),
+    /// and a proof of erasure; audit entries stay (pseudonymous).
+    async fn erase_subject(&self, ctx: &RequestContext, row: &ContactRow, request: uuid::Uuid) -> ServiceResult<()> {
+        let key = self.key_of(row)?;
+        let email = self.open_fields_pub(row, &key, "email")?;
+        let mut ops = vec![WriteOp::DeleteContact {
+            subject_id: row.subject_id,
+        }];
+        if let Some(e) = email {
+            ops.push(WriteOp::InsertErasureProof {
+                identifier_hash: self.identifier_hash(&e),
+                request_id: request,
+                at: now(),
+            });
+        }
+        ops.push(self.audit_ok(
+            ctx,
+            "subject.erase",
+            Some(row.subject_id),
+            &[*row.subject_id.as_uuid(), request],
+            vec![],
+        ));
+        match self.store.write(ops).await {
+            Err(StoreError::NotFound) => Err(ServiceError::NotFound("contact")),
+            other => other.map_err(ServiceError::from),
+        }
+    }
+
+    /// Objection (Art. 21): the subject's data is no longer used for the
+    /// purposes based on legitimate interests or public task.
+    async fn record_objection(&self, ctx: &RequestContext, row: &ContactRow) -> ServiceResult<Vec<String>> {
+        use steward_domain::LawfulBasis;
+        let objected: Vec<String> = row
+            .purposes
+            .iter()
+            .filter(|p| {
+                self.inventory.purpose(p).is_some_and(|p| {
+                    matches!(
+                        p.lawful_basis,
+                        LawfulBasis::LegitimateInterest | LawfulBasis::PublicTask
+                    )
+                })
+            })
+            .cloned()
+            .collect();
+        let mut state = row.consented.clone();
+        for p in &objected {
+            let marker = format!("{OBJECTED}{p}");
+            if !state.iter().any(|(s, _)| s == &marker) {
+                state.push((marker, None));
+            }
+        }
+        let audit = self.audit_ok(
+            ctx,
+            "subject.object",
+            Some(row.subject_id),
+            &[*row.subject_id.as_uuid()],
+            objected.clone(),
+        );
+        self.store
+            .write(vec![
+                WriteOp::SetConsentState {
+                    subject_id: row.subject_id,
+                    consented: state,
+                },
+                audit,
+            ])
+            .await?;
+        Ok(objected)
+    }
+
+    /// Everything held about the subject of an access or portability request.
+    pub async fn dsr_export(&self, ctx: &RequestContext, id: uuid::Uuid) -> ServiceResult<Value> {
+        self.guard(ctx, "dsr.export", None, async {
+            self.require_compliance(ctx)?;
+            let d = self.dsr_row(id).await?;
+            if !matches!(d.kind.as_str(), "access" | "portability") {
+                return Err(ServiceError::Conflict("only access and portability requests have an export".into()));
+            }
+            if d.verified_at.is_none() {
+                return Err(ServiceError::Conflict("verify the requester's identity first".into()));
+            }
+            let Some(row) = (match d.subject_id {
+                Some(s) => self.store.get_contact(s).await?,
+                None => None,
+            }) else {
+                return Ok(json!({"request_id": d.id.to_string(), "generated_at": now(), "personal_data": null,
+                                 "note": "no personal data of this person is held"}));
+            };
+            let key = self.key_of(&row)?;
+            let fields = self.open_all_fields(&row, &key)?;
+            let interactions = self.store.list_interactions(row.subject_id, None, steward_store::MAX_PAGE).await?;
+            let mut inter = Vec::new();
+            for i in &interactions {
+                let v = self.interaction_json(i, &key)?;
+                inter.push(v);
+            }
+            let consents = self.store.list_consents(row.subject_id).await?;
+            let purposes: Vec<Value> = row
+                .purposes
+                .iter()
+                .filter_map(|p| self.inventory.purpose(p).map(|spec| (p, spec)))
+                .map(|(p, spec)| json!({"purpose": p, "description": spec.description, "lawful_basis": spec.lawful_basis.as_str(),
+                                        "recipients": spec.recipients, "retention_days": spec.retention_days}))
+                .collect();
+            let access_log = self.subject_access_log(row.subject_id).await?;
+            let deals: Vec<Value> = self
+                .store
+                .list_deals(None, steward_store::MAX_PAGE)
+                .await?
+                .into_iter()
+                .filter(|deal| deal.contact_id == Some(row.subject_id))
+                .map(|deal| json!({"id": deal.id.to_string(), "title": deal.title, "stage": deal.stage.as_str(),
+                                   "amount": deal.amount.map(|a| a.to_json()), "currency": deal.currency.map(|c| c.as_str().to_string())}))
+                .collect();
+            let audit = self.audit_ok(ctx, "dsr.export", Some(row.subject_id), &[d.id], fields.keys().cloned().collect());
+            self.audit_reads(vec![audit]).await?;
+            Ok(json!({
+                "format": "steward-subject-export-v1",
+                "request_id": d.id.to_string(),
+                "generated_at": now(),
+                "subject_id": row.subject_id.to_string(),
+                "personal_data": {"contact": fields, "created_at": row.created_at, "updated_at": row.updated_at},
+                "interactions": inter,
+                "deals": deals,
+                "purposes": purposes,
+                "consents": consents.iter().map(|c| json!({"id": c.id.to_string(), "purpose": c.purpose, "status": c.status,
+                    "recorded_at": c.recorded_at, "source": c.source, "notice_version": c.notice_version, "expires_at": c.expires_at})).collect::<Vec<_>>(),
+                "restricted": row.restricted,
+                "retention": self.inventory.record_type(CONTACT).map(|r| json!({"days": r.retention_days, "from": format!("{:?}", r.retention_trigger)})),
+                "access_log": access_log,
+                "sources": "entered by staff, imported, or given by you through a form",
+            }))
+        })
+        .await
+    }
+}
+
+/// Marks an objected purpose in the contact's consent state.
+pub(crate) const OBJECTED: &str = "!";
