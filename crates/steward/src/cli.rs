@@ -58,6 +58,9 @@ pub enum Command {
     /// Compliance reports derived from the data inventory.
     #[command(subcommand)]
     Report(ReportCommand),
+    /// Data-subject requests: what is open, due soon or overdue.
+    #[command(subcommand)]
+    Dsr(DsrCommand),
     /// Show and change settings (MFA and training requirements, session and lockout limits).
     #[command(subcommand)]
     Settings(SettingsCommand),
@@ -147,6 +150,26 @@ pub enum ReportCommand {
         /// Write to this file instead of standard output.
         #[arg(long, short)]
         output: Option<PathBuf>,
+    },
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum DsrStatus {
+    Open,
+    DueSoon,
+    Overdue,
+    All,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum DsrCommand {
+    /// List requests by due date (default: the open ones).
+    List {
+        #[arg(long, value_enum, default_value = "open")]
+        status: DsrStatus,
+        /// One JSON object per line instead of a table.
+        #[arg(long)]
+        json: bool,
     },
 }
 
@@ -420,6 +443,40 @@ pub async fn run(cli: Cli) -> Result<ExitCode> {
             match output {
                 Some(path) => std::fs::write(path, text).with_context(|| format!("cannot write {}", path.display()))?,
                 None => println!("{text}"),
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Dsr(DsrCommand::List { status, json }) => {
+            let filter = match status {
+                DsrStatus::Open => "open",
+                DsrStatus::DueSoon => "due_soon",
+                DsrStatus::Overdue => "overdue",
+                DsrStatus::All => "all",
+            };
+            let service = open(&cli).await?;
+            let result = service.list_dsr(None, Some(filter)).await;
+            service.close().await;
+            let list = result.map_err(service_err)?;
+            for v in &list {
+                let d = &v.row;
+                if *json {
+                    let line = serde_json::json!({"id": d.id.to_string(), "kind": d.kind, "regime": d.regime,
+                        "status": d.status, "received_at": d.received_at, "due_at": d.due_at, "deadline": v.deadline});
+                    println!("{line}");
+                } else {
+                    println!(
+                        "{}  {:<16} {:<5} {:<12} due {}  {}",
+                        d.id,
+                        d.kind,
+                        d.regime,
+                        d.status,
+                        d.due_at.format("%Y-%m-%d %H:%M UTC"),
+                        v.deadline.unwrap_or("")
+                    );
+                }
+            }
+            if !*json {
+                eprintln!("{} request(s)", list.len());
             }
             Ok(ExitCode::SUCCESS)
         }

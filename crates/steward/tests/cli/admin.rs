@@ -149,3 +149,50 @@ fn art30_report_in_every_format() {
     assert!(std::fs::read_to_string(&file).unwrap().contains("<html"));
     s.run(["report", "art30", "--format", "pdf"]).expect_code(2);
 }
+
+#[tokio::test]
+async fn dsr_list_shows_overdue_and_due_soon_requests() {
+    let s = Steward::initialised();
+    s.create_user("dee", "dpo");
+    let token = s.create_token("dee");
+    let server = Server::start(&s).await;
+    let client = reqwest::Client::new();
+    let mut ids = Vec::new();
+    for received in [
+        "2026-01-05T09:00:00Z",
+        &(chrono::Utc::now() - chrono::Duration::days(27)).to_rfc3339(),
+        &chrono::Utc::now().to_rfc3339(),
+    ] {
+        let r = client
+            .post(server.url("/api/v1/dsr"))
+            .bearer_auth(&token)
+            .json(&serde_json::json!({"kind": "access", "regime": "gdpr", "subject": {"email": "x@example.org"}, "received_at": received}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status().as_u16(), 201);
+        let body: serde_json::Value = r.json().await.unwrap();
+        ids.push(body["id"].as_str().unwrap().to_string());
+    }
+    let overdue = s.run(["dsr", "list", "--status", "overdue"]);
+    overdue.ok();
+    assert!(
+        overdue.stdout.contains(&ids[0]) && !overdue.stdout.contains(&ids[1]) && !overdue.stdout.contains(&ids[2]),
+        "{}",
+        overdue.stdout
+    );
+    assert!(overdue.stdout.contains("overdue"));
+    let soon = s.run(["dsr", "list", "--status", "due-soon"]);
+    assert!(
+        soon.stdout.contains(&ids[0]) && soon.stdout.contains(&ids[1]) && !soon.stdout.contains(&ids[2]),
+        "{}",
+        soon.stdout
+    );
+    let all = s.run(["dsr", "list", "--json"]);
+    all.ok();
+    let lines: Vec<serde_json::Value> = all.stdout.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    assert_eq!(lines.len(), 3);
+    assert_eq!(lines[0]["id"], ids[0].as_str(), "ordered by due date");
+    assert!(!all.stdout.contains("x@example.org"));
+    s.run(["dsr", "list", "--status", "later"]).expect_code(2);
+}
