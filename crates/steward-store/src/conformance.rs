@@ -13,7 +13,7 @@ use steward_domain::{
 };
 
 use crate::{
-    AuditFilter, ContactRow, CredentialRow, IndexTerm, InteractionRow, Store, StoreError, StoredKey, TokenKind,
+    AuditFilter, ContactRow, CredentialRow, DsrRow, IndexTerm, InteractionRow, Store, StoreError, StoredKey, TokenKind,
     TokenRow, TrainingRow, UserRow, WriteOp,
 };
 
@@ -47,7 +47,7 @@ macro_rules! all_conformance_tests {
             repeated_terms_collapse, audit_log_appends_atomically, token_revocation_and_use,
             user_updates_and_lockout, credentials_and_steps, recovery_codes, training_records, settings_upsert,
             consent_records_and_notices,
-            restriction_of_processing);
+            restriction_of_processing, data_subject_requests);
     };
 }
 
@@ -1720,4 +1720,103 @@ pub async fn consent_records_and_notices(store: &dyn Store) {
         .await
         .expect("delete");
     assert!(store.list_consents(c.subject_id).await.expect("list").is_empty());
+}
+
+fn dsr(kind: &str, status: &str, due: i64) -> DsrRow {
+    DsrRow {
+        id: uuid::Uuid::now_v7(),
+        kind: kind.into(),
+        regime: "gdpr".into(),
+        subject_id: None,
+        identifier_hash: None,
+        status: status.into(),
+        received_at: t(0),
+        received_offset: 3600,
+        due_at: t(due),
+        extensions: 0,
+        extension_reason: None,
+        verified_at: None,
+        verified_by: None,
+        verification_method: None,
+        completed_at: None,
+        outcome: None,
+        details: None,
+        created_by: None,
+        created_at: t(0),
+        updated_at: t(0),
+    }
+}
+
+/// Requests round-trip every field, update in place, list open ones by due
+/// date; proofs of erasure outlive the contact and are found by hash.
+pub async fn data_subject_requests(store: &dyn Store) {
+    let c = contact(&[("email", b"sealed")]);
+    let subject = c.subject_id;
+    insert(store, &c, vec![]).await;
+
+    let mut late = dsr("erasure", "received", 100);
+    late.subject_id = Some(subject);
+    late.identifier_hash = Some(vec![7; 32]);
+    late.details = Some(vec![0, 1, 2, 255]);
+    late.created_by = Some(UserId::new());
+    let early = dsr("access", "in_progress", 50);
+    let done = dsr("access", "completed", 10);
+    for d in [&late, &early, &done] {
+        store.write(vec![WriteOp::PutDsr(Box::new(d.clone()))]).await.unwrap();
+    }
+    assert_eq!(
+        store.get_dsr(late.id).await.unwrap().as_ref(),
+        Some(&late),
+        "every field round-trips"
+    );
+    assert_eq!(store.get_dsr(uuid::Uuid::now_v7()).await.unwrap(), None);
+
+    let open: Vec<_> = store.list_dsr(true).await.unwrap().into_iter().map(|d| d.id).collect();
+    assert_eq!(open, vec![early.id, late.id], "open requests by due date");
+    let all: Vec<_> = store.list_dsr(false).await.unwrap().into_iter().map(|d| d.id).collect();
+    assert_eq!(all, vec![done.id, early.id, late.id]);
+
+    // An update replaces the row.
+    let mut updated = late.clone();
+    updated.status = "completed".into();
+    updated.extensions = 1;
+    updated.extension_reason = Some("complex".into());
+    updated.verified_at = Some(t(5));
+    updated.verified_by = Some(UserId::new());
+    updated.verification_method = Some("letter".into());
+    updated.completed_at = Some(t(6));
+    updated.outcome = Some("erased".into());
+    updated.due_at = t(200);
+    updated.updated_at = t(6);
+    store
+        .write(vec![
+            WriteOp::PutDsr(Box::new(updated.clone())),
+            WriteOp::DeleteContact { subject_id: subject },
+            WriteOp::InsertErasureProof {
+                identifier_hash: vec![7; 32],
+                request_id: late.id,
+                at: t(6),
+            },
+        ])
+        .await
+        .unwrap();
+    assert_eq!(
+        store.get_dsr(late.id).await.unwrap(),
+        Some(updated),
+        "the request outlives the contact"
+    );
+    assert_eq!(store.list_dsr(true).await.unwrap().len(), 1);
+    assert_eq!(store.erasure_proof(&[7; 32]).await.unwrap(), Some((late.id, t(6))));
+    assert_eq!(store.erasure_proof(&[8; 32]).await.unwrap(), None);
+    assert_eq!(store.get_contact(subject).await.unwrap(), None);
+    // A second proof for the same identifier keeps the first.
+    store
+        .write(vec![WriteOp::InsertErasureProof {
+            identifier_hash: vec![7; 32],
+            request_id: early.id,
+            at: t(9),
+        }])
+        .await
+        .unwrap();
+    assert_eq!(store.erasure_proof(&[7; 32]).await.unwrap(), Some((late.id, t(6))));
 }
