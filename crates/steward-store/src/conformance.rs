@@ -1749,6 +1749,7 @@ fn dsr(kind: &str, status: &str, due: i64) -> DsrRow {
 
 /// Requests round-trip every field, update in place, list open ones by due
 /// date; proofs of erasure outlive the contact and are found by hash.
+#[allow(clippy::unwrap_used)]
 pub async fn data_subject_requests(store: &dyn Store) {
     let c = contact(&[("email", b"sealed")]);
     let subject = c.subject_id;
