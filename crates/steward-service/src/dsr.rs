@@ -512,11 +512,18 @@ impl Service {
             };
             let key = self.key_of(&row)?;
             let fields = self.open_all_fields(&row, &key)?;
-            let interactions = self.store.list_interactions(row.subject_id, None, steward_store::MAX_PAGE).await?;
+            // Every interaction, page by page.
             let mut inter = Vec::new();
-            for i in &interactions {
-                let v = self.interaction_json(i, &key)?;
-                inter.push(v);
+            let mut after = None;
+            loop {
+                let page = self.store.list_interactions(row.subject_id, after, steward_store::MAX_PAGE).await?;
+                for i in &page {
+                    inter.push(self.interaction_json(i, &key)?);
+                }
+                match page.last() {
+                    Some(last) if page.len() == steward_store::MAX_PAGE as usize => after = Some(last.id),
+                    _ => break,
+                }
             }
             let consents = self.store.list_consents(row.subject_id).await?;
             let purposes: Vec<Value> = row
@@ -527,15 +534,20 @@ impl Service {
                                         "recipients": spec.recipients, "retention_days": spec.retention_days}))
                 .collect();
             let access_log = self.subject_access_log(row.subject_id).await?;
-            let deals: Vec<Value> = self
-                .store
-                .list_deals(None, steward_store::MAX_PAGE)
-                .await?
-                .into_iter()
-                .filter(|deal| deal.contact_id == Some(row.subject_id))
-                .map(|deal| json!({"id": deal.id.to_string(), "title": deal.title, "stage": deal.stage.as_str(),
-                                   "amount": deal.amount.map(|a| a.to_json()), "currency": deal.currency.map(|c| c.as_str().to_string())}))
-                .collect();
+            // Linked deals, from every page of deals.
+            let mut deals: Vec<Value> = Vec::new();
+            let mut after = None;
+            loop {
+                let page = self.store.list_deals(after, steward_store::MAX_PAGE).await?;
+                deals.extend(page.iter().filter(|deal| deal.contact_id == Some(row.subject_id)).map(|deal| {
+                    json!({"id": deal.id.to_string(), "title": deal.title, "stage": deal.stage.as_str(),
+                           "amount": deal.amount.map(|a| a.to_json()), "currency": deal.currency.map(|c| c.as_str().to_string())})
+                }));
+                match page.last() {
+                    Some(last) if page.len() == steward_store::MAX_PAGE as usize => after = Some(last.id),
+                    _ => break,
+                }
+            }
             let audit = self.audit_ok(ctx, "dsr.export", Some(row.subject_id), &[d.id], fields.keys().cloned().collect());
             self.audit_reads(vec![audit]).await?;
             Ok(json!({
@@ -554,6 +566,47 @@ impl Service {
                 "access_log": access_log,
                 "sources": "entered by staff, imported, or given by you through a form",
             }))
+        })
+        .await
+    }
+}
+
+impl Service {
+    /// The certificate of completion of a finished request, for the data
+    /// subject: what was asked, what was done and when, signed (compact JWS,
+    /// EdDSA, verifiable with the published JWKS). No personal data inside:
+    /// the subject is named by the pseudonymous id only.
+    pub async fn dsr_certificate(&self, ctx: &RequestContext, id: uuid::Uuid) -> ServiceResult<(Value, String)> {
+        self.guard(ctx, "dsr.certificate", None, async {
+            self.require_compliance(ctx)?;
+            let d = self.dsr_row(id).await?;
+            if !matches!(d.status.as_str(), "completed" | "refused") {
+                return Err(ServiceError::Conflict(
+                    "the request is not finished yet; a certificate is issued once it is completed or refused".into(),
+                ));
+            }
+            let controller = self.inventory.controller.name.clone();
+            let cert = json!({
+                "type": "steward-dsr-certificate-v1",
+                "issuer": controller,
+                "request_id": d.id.to_string(),
+                "kind": d.kind,
+                "regime": d.regime,
+                "subject_id": d.subject_id.map(|s| s.to_string()),
+                "received_at": d.received_at,
+                "due_at": d.due_at,
+                "extended": d.extensions > 0,
+                "identity_verified_at": d.verified_at,
+                "status": d.status,
+                "completed_at": d.completed_at,
+                "on_time": d.completed_at.is_some_and(|c| c <= d.due_at),
+                "outcome": d.outcome,
+                "issued_at": now(),
+            });
+            let jws = self.crypto.receipt_key().sign(cert.to_string().as_bytes(), "JWT");
+            let audit = self.audit_ok(ctx, "dsr.certificate", d.subject_id, &[d.id], vec![]);
+            self.audit_reads(vec![audit]).await?;
+            Ok((cert, jws))
         })
         .await
     }

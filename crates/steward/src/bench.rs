@@ -36,6 +36,10 @@ pub struct BenchArgs {
     /// Concurrent client connections.
     #[arg(long, default_value_t = 32)]
     pub concurrency: usize,
+    /// Contacts stored for the data-subject-request measures (default:
+    /// 10,000 quick, 100,000 full; PERFORMANCE.md's target is stated at 1M).
+    #[arg(long)]
+    pub dsr_contacts: Option<usize>,
     /// Print the results as JSON instead of a table.
     #[arg(long)]
     pub json: bool,
@@ -61,31 +65,35 @@ pub async fn run(_cli: &Cli, args: &BenchArgs) -> Result<ExitCode> {
         dir.display()
     );
 
-    eprintln!("[1/7] raw SQLite inserts, one row per transaction…");
+    eprintln!("[1/8] raw SQLite inserts, one row per transaction…");
     let raw_insert = raw_sqlite_inserts(&dir.join("raw.db"), rows)?;
-    eprintln!("[2/7] bare axum small-JSON GET…");
+    eprintln!("[2/8] bare axum small-JSON GET…");
     let axum_get = bare_axum(reads, c).await?;
-    eprintln!("[3/7] Steward over HTTP (encrypted, audited)…");
+    eprintln!("[3/8] Steward over HTTP (encrypted, audited)…");
     let full = OpenOptions::default();
     let (create_rate, read_rate) = steward_http(&dir.join("steward"), creates, reads, c, full).await?;
-    eprintln!("[4/7] Steward over HTTP, fields in plaintext (comparison only)…");
+    eprintln!("[4/8] Steward over HTTP, fields in plaintext (comparison only)…");
     let plain = OpenOptions {
         protection: FieldProtection::PlaintextForBenchmark,
         ..full
     };
     let (plain_create, plain_read) = steward_http(&dir.join("plain"), creates, reads, c, plain).await?;
-    eprintln!("[5/7] Steward over HTTP, reads not audited (comparison only)…");
+    eprintln!("[5/8] Steward over HTTP, reads not audited (comparison only)…");
     let unaudited = OpenOptions {
         audit_reads: false,
         ..full
     };
     let (_, unaudited_read) = steward_http(&dir.join("unaudited"), creates, reads, c, unaudited).await?;
-    eprintln!("[6/7] audit verification and raw SHA-256…");
+    eprintln!("[6/8] audit verification and raw SHA-256…");
     let verify_entries = if args.quick { 200_000 } else { 2_000_000 };
     let verify_rate = steward_audit::bench_verify(verify_entries);
     let (auth_us, read_us) = auth_vs_read(&dir.join("auth"), if args.quick { 20_000 } else { 100_000 }).await?;
     let sha_rate = raw_sha256(verify_entries);
-    eprintln!("[7/7] done");
+    let (stored, erasures) = if args.quick { (10_000, 200) } else { (100_000, 1_000) };
+    let stored = args.dsr_contacts.unwrap_or(stored).max(erasures + 1);
+    eprintln!("[7/8] data-subject requests: erasure and access export among {stored} contacts…");
+    let dsr = dsr_bench(&dir.join("dsr"), stored, erasures).await?;
+    eprintln!("[8/8] done");
     let _ = std::fs::remove_dir_all(&dir);
 
     let figures = [
@@ -144,6 +152,26 @@ pub async fn run(_cli: &Cli, args: &BenchArgs) -> Result<ExitCode> {
             value: read_us,
             unit: "µs",
         },
+        Figure {
+            name: "erasure request fulfilled, p50",
+            value: dsr.erasure_p50_ms,
+            unit: "ms",
+        },
+        Figure {
+            name: "erasure request fulfilled, p99",
+            value: dsr.erasure_p99_ms,
+            unit: "ms",
+        },
+        Figure {
+            name: "access export, 1,000 interactions, p99",
+            value: dsr.export_p99_ms,
+            unit: "ms",
+        },
+        Figure {
+            name: "contacts stored during the DSR measures",
+            value: dsr.stored as f64,
+            unit: "contacts",
+        },
     ];
     let ratios = [
         ("creates / raw SQLite insert", create_rate / raw_insert, 1.0),
@@ -154,6 +182,8 @@ pub async fn run(_cli: &Cli, args: &BenchArgs) -> Result<ExitCode> {
         ("audit verify, millions of entries/s", verify_rate / 1.0e6, 1.0),
         ("audit verify / raw SHA-256", verify_rate / sha_rate, 0.0),
         ("contact read / token authentication cost", read_us / auth_us, 20.0),
+        ("10 ms / erasure p99", 10.0 / dsr.erasure_p99_ms, 1.0),
+        ("50 ms / access export p99", 50.0 / dsr.export_p99_ms, 1.0),
     ];
     if args.json {
         let out = json!({
@@ -462,4 +492,132 @@ async fn auth_vs_read(dir: &std::path::Path, n: usize) -> Result<(f64, f64)> {
     let read = start.elapsed().as_secs_f64() * 1e6 / reads as f64;
     service.close().await;
     Ok((auth, read))
+}
+
+struct DsrFigures {
+    stored: usize,
+    erasure_p50_ms: f64,
+    erasure_p99_ms: f64,
+    export_p99_ms: f64,
+}
+
+fn percentile(sorted: &[f64], p: f64) -> f64 {
+    if sorted.is_empty() {
+        return 0.0;
+    }
+    let rank = ((p * sorted.len() as f64).ceil() as usize).clamp(1, sorted.len());
+    sorted[rank - 1]
+}
+
+/// Erasure latency (a verified request fulfilled: the contact, its
+/// interactions, consents and data key deleted, proof and audit written,
+/// the WAL truncated) and the access export of a subject with 1,000
+/// interactions, with `stored` contacts in the database. In process, so the
+/// figures are the service's own cost.
+async fn dsr_bench(dir: &std::path::Path, stored: usize, erasures: usize) -> Result<DsrFigures> {
+    use steward_service::contacts::InteractionInput;
+    use steward_service::dsr::{DsrInput, SubjectRef};
+
+    let service = Arc::new(Service::open(&Config::new(dir)).await?);
+    let mut ctxs = Vec::new();
+    for (name, role) in [("bench-sales", "sales"), ("bench-dpo", "dpo")] {
+        service
+            .create_user(name, role, Zeroizing::new("bench-password".into()))
+            .await
+            .map_err(service_err)?;
+        let token = service.create_api_token(name, None, None).await.map_err(service_err)?;
+        let principal = service.authenticate(&token).await.map_err(service_err)?;
+        ctxs.push(
+            service
+                .context(principal, None, None, None)
+                .await
+                .map_err(service_err)?,
+        );
+    }
+    let (sales, dpo) = (Arc::new(ctxs.remove(0)), ctxs.remove(0));
+
+    // Fill the database, 32 creates in flight.
+    let mut ids = Vec::with_capacity(stored);
+    let mut set = tokio::task::JoinSet::new();
+    for i in 0..stored {
+        let (service, sales) = (Arc::clone(&service), Arc::clone(&sales));
+        set.spawn(async move {
+            let body = json!({"given_name": format!("Given{i}"), "family_name": format!("Family{i}"),
+                              "email": format!("subject{i}@dsr.example"), "phone": format!("+4420{i:08}"),
+                              "purposes": ["sales"]});
+            service
+                .create_contact(&sales, body.as_object().cloned().unwrap_or_default())
+                .await
+        });
+        if set.len() >= 32 {
+            if let Some(r) = set.join_next().await {
+                ids.push(r?.map_err(service_err)?.id);
+            }
+        }
+    }
+    while let Some(r) = set.join_next().await {
+        ids.push(r?.map_err(service_err)?.id);
+    }
+
+    let request = |subject: steward_domain::SubjectId, kind: &str| DsrInput {
+        kind: kind.into(),
+        regime: "gdpr".into(),
+        subject: SubjectRef::ContactId(subject.to_string()),
+        details: None,
+        received_at: None,
+    };
+    // Access export of one subject with 1,000 interactions.
+    let subject = ids[ids.len() / 2];
+    for n in 0..1_000 {
+        let input = InteractionInput {
+            kind: "call".into(),
+            summary: format!("call number {n} about the order"),
+            occurred_at: None,
+        };
+        service
+            .add_interaction(&sales, subject, input)
+            .await
+            .map_err(service_err)?;
+    }
+    let access = service
+        .create_dsr(&dpo, request(subject, "access"))
+        .await
+        .map_err(service_err)?
+        .row
+        .id;
+    service.verify_dsr(&dpo, access, None).await.map_err(service_err)?;
+    service.fulfill_dsr(&dpo, access).await.map_err(service_err)?;
+    let mut export = Vec::new();
+    for _ in 0..30 {
+        let start = Instant::now();
+        let bundle = service.dsr_export(&dpo, access).await.map_err(service_err)?;
+        export.push(start.elapsed().as_secs_f64() * 1e3);
+        if bundle["interactions"].as_array().map(Vec::len) != Some(1_000) {
+            bail!("the export did not hold all 1,000 interactions");
+        }
+    }
+    export.sort_by(f64::total_cmp);
+
+    // Erasures, one at a time.
+    let mut erase = Vec::with_capacity(erasures);
+    for subject in ids.iter().take(erasures) {
+        let id = service
+            .create_dsr(&dpo, request(*subject, "erasure"))
+            .await
+            .map_err(service_err)?
+            .row
+            .id;
+        service.verify_dsr(&dpo, id, None).await.map_err(service_err)?;
+        let start = Instant::now();
+        service.fulfill_dsr(&dpo, id).await.map_err(service_err)?;
+        erase.push(start.elapsed().as_secs_f64() * 1e3);
+    }
+    erase.sort_by(f64::total_cmp);
+    service.close().await;
+    Ok(DsrFigures {
+        stored,
+        erasure_p50_ms: percentile(&erase, 0.50),
+        erasure_p99_ms: percentile(&erase, 0.99),
+        export_p99_ms: percentile(&export, 0.99),
+    })
 }

@@ -174,3 +174,19 @@ pub async fn export(State(s): State<AppState>, Ctx(ctx): Ctx, Path(id): Path<Str
     let id: uuid::Uuid = path_id(&id, "request")?;
     Ok(Json(s.service.dsr_export(&ctx, id).await?))
 }
+
+/// `GET /api/v1/dsr/{id}/certificate`: the signed certificate of completion;
+/// its compact JWS is in the `Steward-Certificate-JWS` header.
+pub async fn certificate(
+    State(s): State<AppState>,
+    Ctx(ctx): Ctx,
+    Path(id): Path<String>,
+) -> ApiResult<axum::response::Response> {
+    let id: uuid::Uuid = path_id(&id, "request")?;
+    let (cert, jws) = s.service.dsr_certificate(&ctx, id).await?;
+    let mut resp = Json(cert).into_response();
+    if let Ok(v) = axum::http::HeaderValue::from_str(&jws) {
+        resp.headers_mut().insert("steward-certificate-jws", v);
+    }
+    Ok(resp)
+}

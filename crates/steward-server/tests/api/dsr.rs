@@ -409,6 +409,39 @@ async fn erasure_leaves_nothing_to_read_or_decrypt(app: &TestApp) {
         .expect("the audit log verifies after erasure");
     // Completed requests cannot run twice.
     assert_problem(&step(app, &id, "fulfill", json!({})).await, 409);
+
+    // The subject gets a signed certificate of completion, with nothing personal in it.
+    let cert = app.get(&format!("/api/v1/dsr/{id}/certificate"), "dpo").await;
+    assert_eq!(cert.status, StatusCode::OK, "{}", cert.text);
+    assert_eq!(cert.body["request_id"], id.as_str());
+    assert_eq!(cert.body["kind"], "erasure");
+    assert_eq!(cert.body["status"], "completed");
+    assert_eq!(cert.body["on_time"], true);
+    for s in SECRETS {
+        assert!(!cert.text.to_lowercase().contains(&s.to_lowercase()));
+    }
+    let jws = cert
+        .headers
+        .get("steward-certificate-jws")
+        .unwrap()
+        .to_str()
+        .unwrap()
+        .to_string();
+    let jwks = app
+        .call(reqwest::Method::GET, "/.well-known/jwks.json", None, None, None)
+        .await;
+    let payload = steward_crypto::jws::verify_with_jwk(&jws, &jwks.body["keys"][0]).expect("the certificate verifies");
+    assert_eq!(serde_json::from_slice::<Value>(&payload).unwrap(), cert.body);
+    let mut forged = jws.clone();
+    forged.insert(jws.find('.').unwrap() + 3, 'A');
+    assert!(steward_crypto::jws::verify_with_jwk(&forged, &jwks.body["keys"][0]).is_err());
+    // An unfinished request has no certificate yet.
+    let open = created(
+        app,
+        json!({"kind": "access", "regime": "gdpr", "subject": {"email": "someone@example.org"}}),
+    )
+    .await;
+    assert_problem(&app.get(&format!("/api/v1/dsr/{open}/certificate"), "dpo").await, 409);
 }
 
 async fn rectification_restriction_objection_and_opt_out(app: &TestApp) {
