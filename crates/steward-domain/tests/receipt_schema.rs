@@ -1,8 +1,8 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::type_complexity)]
 //! Validates consent receipts from `steward_domain::receipt::build_receipt`,
 //! and the example shipped with the standard, against the Kantara Consent
-//! Receipt v1.1 JSON schema (draft-04) in `shared/standards/` beside the
-//! repository, using the `boon` validator.
+//! Receipt v1.1 JSON schema (draft-04), copied into the repository's
+//! `standards/` directory, using the `boon` validator.
 
 use std::path::PathBuf;
 
@@ -13,18 +13,13 @@ const SCHEMA_FILE: &str = "kantara-consent-receipt-v1.1.schema.json";
 const EXAMPLE_FILE: &str = "kantara-consent-receipt-v1.1.example.json";
 
 fn standards_dir() -> PathBuf {
-    // crates/steward-domain -> repository root -> its parent, which holds shared/.
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared/standards")
+    // crates/steward-domain -> the repository root's standards/.
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../standards")
 }
 
 fn read_json(name: &str) -> Value {
     let path = standards_dir().join(name);
-    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| {
-        panic!(
-            "cannot read {} ({e}); shared/standards/ must be beside the repository",
-            path.display()
-        )
-    });
+    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("cannot read {} ({e})", path.display()));
     serde_json::from_str(&text).unwrap_or_else(|e| panic!("{} is not JSON: {e}", path.display()))
 }
 

@@ -141,10 +141,10 @@ async fn receipts_validate_and_verify(app: &TestApp) {
     // Validates against the Kantara Consent Receipt v1.1 schema.
     let schema_path = concat!(
         env!("CARGO_MANIFEST_DIR"),
-        "/../../../shared/standards/kantara-consent-receipt-v1.1.schema.json"
+        "/../../standards/kantara-consent-receipt-v1.1.schema.json"
     );
     let schema: Value =
-        serde_json::from_str(&std::fs::read_to_string(schema_path).expect("the schema in shared/standards")).unwrap();
+        serde_json::from_str(&std::fs::read_to_string(schema_path).expect("the schema in standards/")).unwrap();
     let mut schemas = boon::Schemas::new();
     let mut compiler = boon::Compiler::new();
     compiler.add_resource("receipt.json", schema).unwrap();
