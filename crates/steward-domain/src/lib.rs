@@ -4,6 +4,7 @@
 //! randomness except id generation.
 
 pub mod deadlines;
+pub mod export;
 pub mod ids;
 pub mod inventory;
 pub mod receipt;

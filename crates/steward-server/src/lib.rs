@@ -83,6 +83,8 @@ const Q_CONSISTENCY: &[(&str, &str, &str)] = &[
 
 const Q_DSR: &[(&str, &str, &str)] = &[("status", "string", "open, overdue, due_soon or all (default)")];
 
+const Q_EXPORT: &[(&str, &str, &str)] = &[("format", "string", "json (default), csv or vcard")];
+
 const Q_FORMAT: &[(&str, &str, &str)] = &[("format", "string", "json (default), markdown or html")];
 
 const fn op(
@@ -405,7 +407,7 @@ fn endpoints() -> Vec<(Method, &'static str, MethodRouter<AppState>, Op)> {
         (M::POST, "/api/v1/dsr/{id}/refuse", post(dsr::refuse), op("refuseDsr", "Refuse a request with a stated reason", "dsr", true, Some("ReasonInput"), (200, Some("Dsr")), &[400, 403, 404, 409, 413, 415, 422])),
         (M::POST, "/api/v1/dsr/{id}/fulfill", post(dsr::fulfill), op("fulfillDsr", "Carry out a verified request: access/portability export, rectification, erasure (crypto-shredding), restriction, objection, opt-out of sale", "dsr", true, None, (200, Some("Dsr")), &[403, 404, 409, 422])),
         (M::GET, "/api/v1/dsr/{id}/certificate", get(dsr::certificate), op("dsrCertificate", "Signed certificate of completion for the data subject (what was done, when); compact JWS (EdDSA) in the Steward-Certificate-JWS header, verifiable with /.well-known/jwks.json", "dsr", true, None, (200, Some("Object")), &[403, 404, 409])),
-        (M::GET, "/api/v1/dsr/{id}/export", get(dsr::export), op("exportDsr", "Everything held about the subject of an access or portability request (JSON)", "dsr", true, None, (200, Some("Object")), &[403, 404, 409])),
+        (M::GET, "/api/v1/dsr/{id}/export", get(dsr::export), Op { query: Q_EXPORT, ..op("exportDsr", "Everything held about the subject of an access or portability request: JSON (default), CSV (section,record_id,field,value) or vCard 4.0 of the contact", "dsr", true, None, (200, Some("Object")), &[400, 403, 404, 409, 422]) }),
         (M::GET, "/api/v1/reports/art30", get(consent::art30), Op { query: Q_FORMAT, ..op("art30", "GDPR Art. 30 record of processing activities, from the data inventory (format=json|markdown|html)", "reports", false, None, (200, Some("Object")), &[400]) }),
         (
             M::POST,

@@ -170,9 +170,49 @@ pub async fn fulfill(State(s): State<AppState>, Ctx(ctx): Ctx, Path(id): Path<St
     Ok(Json(view_json(&s.service.fulfill_dsr(&ctx, id).await?)))
 }
 
-pub async fn export(State(s): State<AppState>, Ctx(ctx): Ctx, Path(id): Path<String>) -> ApiResult<Json<Value>> {
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ExportParams {
+    #[serde(default)]
+    format: Option<String>,
+}
+
+/// `GET /api/v1/dsr/{id}/export?format=json|csv|vcard`.
+pub async fn export(
+    State(s): State<AppState>,
+    Ctx(ctx): Ctx,
+    Path(id): Path<String>,
+    ApiQuery(p): ApiQuery<ExportParams>,
+) -> ApiResult<axum::response::Response> {
     let id: uuid::Uuid = path_id(&id, "request")?;
-    Ok(Json(s.service.dsr_export(&ctx, id).await?))
+    let format = p.format.as_deref().unwrap_or("json");
+    if !matches!(format, "json" | "csv" | "vcard") {
+        return Err(invalid("format", "must be json, csv or vcard"));
+    }
+    let bundle = s.service.dsr_export(&ctx, id).await?;
+    let disposition = |ext: &str| format!("attachment; filename=\"steward-export-{id}.{ext}\"");
+    Ok(match format {
+        "csv" => (
+            [
+                (axum::http::header::CONTENT_TYPE, "text/csv; charset=utf-8".to_string()),
+                (axum::http::header::CONTENT_DISPOSITION, disposition("csv")),
+            ],
+            steward_domain::export::to_csv(&bundle),
+        )
+            .into_response(),
+        "vcard" => (
+            [
+                (
+                    axum::http::header::CONTENT_TYPE,
+                    "text/vcard; charset=utf-8".to_string(),
+                ),
+                (axum::http::header::CONTENT_DISPOSITION, disposition("vcf")),
+            ],
+            steward_domain::export::to_vcard(&bundle),
+        )
+            .into_response(),
+        _ => Json(bundle).into_response(),
+    })
 }
 
 /// `GET /api/v1/dsr/{id}/certificate`: the signed certificate of completion;

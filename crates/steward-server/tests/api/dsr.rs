@@ -263,6 +263,31 @@ async fn access_and_portability_export_everything(app: &TestApp) {
             b["access_log"]
         );
         assert!(b["consents"].is_array());
+        if kind == "portability" {
+            let v = app.get(&format!("/api/v1/dsr/{id}/export?format=vcard"), "dpo").await;
+            assert_eq!(v.status, StatusCode::OK, "{}", v.text);
+            assert!(v.headers["content-type"].to_str().unwrap().starts_with("text/vcard"));
+            assert!(v.text.starts_with("BEGIN:VCARD\r\nVERSION:4.0\r\n"), "{}", v.text);
+            assert!(
+                v.text.contains("N:Byron;Ada;;;\r\n") && v.text.contains("TEL;VALUE=uri:tel:+442079460018\r\n"),
+                "{}",
+                v.text
+            );
+            let c = app.get(&format!("/api/v1/dsr/{id}/export?format=csv"), "dpo").await;
+            assert_eq!(c.status, StatusCode::OK, "{}", c.text);
+            assert!(c.headers["content-type"].to_str().unwrap().starts_with("text/csv"));
+            assert!(c.text.starts_with("section,record_id,field,value\r\n"));
+            assert!(
+                c.text.contains(&format!("contact,{contact},family_name,Byron\r\n")),
+                "{}",
+                c.text
+            );
+            assert!(c.text.contains("summary,asked about invoice 17\r\n"), "{}", c.text);
+            assert_problem(
+                &app.get(&format!("/api/v1/dsr/{id}/export?format=pdf"), "dpo").await,
+                422,
+            );
+        }
     }
     // A request about someone of whom nothing is held completes with that answer.
     let id = created(
