@@ -593,6 +593,7 @@ impl Service {
     async fn delete_contact_inner(&self, ctx: &RequestContext, id: SubjectId) -> ServiceResult<()> {
         self.require_action(ctx, CONTACT, Verb::Delete)?;
         self.usable_contact(ctx, id).await?;
+        self.ensure_no_legal_hold(id).await?;
         let audit = self.audit_ok(ctx, "contact.delete", Some(id), &[*id.as_uuid()], vec![]);
         match self
             .store
@@ -623,6 +624,7 @@ impl Service {
                 "destroying a subject's key is done for the compliance purpose only".into(),
             ));
         }
+        self.ensure_no_legal_hold(id).await?;
         let audit = self.audit_ok(ctx, "subject.shred", Some(id), &[*id.as_uuid()], vec![]);
         match self
             .store

@@ -16,6 +16,7 @@ use steward_crypto::FieldAad;
 use steward_domain::deadlines::{self, Regime};
 use steward_domain::inventory::{COMPLIANCE, CONTACT};
 use steward_domain::SubjectId;
+pub use steward_store::LegalHoldRow;
 use steward_store::{ContactRow, DsrRow, StoreError, WriteOp};
 
 use crate::consent::{ConsentInput, SALE_SHARING};
@@ -424,6 +425,7 @@ impl Service {
     /// Erasure: every record of the subject, their data key (crypto-shredding),
     /// and a proof of erasure; audit entries stay (pseudonymous).
     async fn erase_subject(&self, ctx: &RequestContext, row: &ContactRow, request: uuid::Uuid) -> ServiceResult<()> {
+        self.ensure_no_legal_hold(row.subject_id).await?;
         let key = self.key_of(row)?;
         let email = self.open_fields_pub(row, &key, "email")?;
         let mut ops = vec![WriteOp::DeleteContact {
@@ -607,6 +609,110 @@ impl Service {
             let audit = self.audit_ok(ctx, "dsr.certificate", d.subject_id, &[d.id], vec![]);
             self.audit_reads(vec![audit]).await?;
             Ok((cert, jws))
+        })
+        .await
+    }
+}
+
+impl Service {
+    /// Refuses (409) while the subject's data is under an active legal hold
+    /// (GDPR Art. 17(3)(b), (e)), stating the hold's reason and date.
+    pub(crate) async fn ensure_no_legal_hold(&self, subject: SubjectId) -> ServiceResult<()> {
+        let holds = self.store.legal_holds(subject).await?;
+        match holds.iter().find(|h| h.released_at.is_none()) {
+            Some(h) => Err(ServiceError::Conflict(format!(
+                "the contact's data is under a legal hold since {} ({}); it may not be erased or deleted until the hold is released",
+                h.created_at.format("%Y-%m-%d"),
+                h.reason
+            ))),
+            None => Ok(()),
+        }
+    }
+
+    /// Places a legal hold on a subject's data (dpo, compliance).
+    pub async fn place_legal_hold(
+        &self,
+        ctx: &RequestContext,
+        subject: SubjectId,
+        reason: &str,
+    ) -> ServiceResult<LegalHoldRow> {
+        self.guard(ctx, "legal_hold.place", Some(subject), async {
+            self.require_compliance(ctx)?;
+            let reason = reason.trim();
+            if reason.is_empty() || reason.chars().count() > 1000 {
+                return Err(ServiceError::invalid(
+                    "reason",
+                    "must state the legal ground for keeping the data (1 to 1000 characters)",
+                ));
+            }
+            if self.store.get_contact(subject).await?.is_none() {
+                return Err(ServiceError::NotFound("contact"));
+            }
+            let hold = LegalHoldRow {
+                id: uuid::Uuid::now_v7(),
+                subject_id: subject,
+                reason: reason.to_string(),
+                created_by: Some(ctx.principal.user_id),
+                created_at: now(),
+                released_at: None,
+                released_by: None,
+            };
+            let audit = self.audit_ok(
+                ctx,
+                "legal_hold.place",
+                Some(subject),
+                &[*subject.as_uuid(), hold.id],
+                vec![],
+            );
+            self.store
+                .write(vec![WriteOp::PutLegalHold(Box::new(hold.clone())), audit])
+                .await?;
+            Ok(hold)
+        })
+        .await
+    }
+
+    /// Releases an active legal hold.
+    pub async fn release_legal_hold(
+        &self,
+        ctx: &RequestContext,
+        subject: SubjectId,
+        hold: uuid::Uuid,
+    ) -> ServiceResult<LegalHoldRow> {
+        self.guard(ctx, "legal_hold.release", Some(subject), async {
+            self.require_compliance(ctx)?;
+            let mut h = self
+                .store
+                .legal_holds(subject)
+                .await?
+                .into_iter()
+                .find(|h| h.id == hold)
+                .ok_or(ServiceError::NotFound("legal hold"))?;
+            if h.released_at.is_some() {
+                return Err(ServiceError::Conflict("the legal hold is already released".into()));
+            }
+            h.released_at = Some(now());
+            h.released_by = Some(ctx.principal.user_id);
+            let audit = self.audit_ok(
+                ctx,
+                "legal_hold.release",
+                Some(subject),
+                &[*subject.as_uuid(), h.id],
+                vec![],
+            );
+            self.store
+                .write(vec![WriteOp::PutLegalHold(Box::new(h.clone())), audit])
+                .await?;
+            Ok(h)
+        })
+        .await
+    }
+
+    /// A subject's legal holds, active and released.
+    pub async fn list_legal_holds(&self, ctx: &RequestContext, subject: SubjectId) -> ServiceResult<Vec<LegalHoldRow>> {
+        self.guard(ctx, "legal_hold.list", Some(subject), async {
+            self.require_compliance(ctx)?;
+            Ok(self.store.legal_holds(subject).await?)
         })
         .await
     }

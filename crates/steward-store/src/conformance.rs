@@ -1810,6 +1810,29 @@ pub async fn data_subject_requests(store: &dyn Store) {
     assert_eq!(store.erasure_proof(&[7; 32]).await.unwrap(), Some((late.id, t(6))));
     assert_eq!(store.erasure_proof(&[8; 32]).await.unwrap(), None);
     assert_eq!(store.get_contact(subject).await.unwrap(), None);
+    // Legal holds round-trip and update in place; they outlive the contact.
+    let mut hold = crate::LegalHoldRow {
+        id: uuid::Uuid::now_v7(),
+        subject_id: subject,
+        reason: "litigation".into(),
+        created_by: Some(UserId::new()),
+        created_at: t(7),
+        released_at: None,
+        released_by: None,
+    };
+    store
+        .write(vec![WriteOp::PutLegalHold(Box::new(hold.clone()))])
+        .await
+        .unwrap();
+    assert_eq!(store.legal_holds(subject).await.unwrap(), vec![hold.clone()]);
+    hold.released_at = Some(t(8));
+    hold.released_by = Some(UserId::new());
+    store
+        .write(vec![WriteOp::PutLegalHold(Box::new(hold.clone()))])
+        .await
+        .unwrap();
+    assert_eq!(store.legal_holds(subject).await.unwrap(), vec![hold]);
+    assert!(store.legal_holds(SubjectId::new()).await.unwrap().is_empty());
     // A second proof for the same identifier keeps the first.
     store
         .write(vec![WriteOp::InsertErasureProof {

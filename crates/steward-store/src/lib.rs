@@ -98,6 +98,19 @@ pub struct ConsentRow {
     pub confirmed_at: Option<DateTime<Utc>>,
 }
 
+/// A legal hold on a subject's data: while active (not released) the data
+/// may not be erased or deleted.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LegalHoldRow {
+    pub id: uuid::Uuid,
+    pub subject_id: SubjectId,
+    pub reason: String,
+    pub created_by: Option<UserId>,
+    pub created_at: DateTime<Utc>,
+    pub released_at: Option<DateTime<Utc>>,
+    pub released_by: Option<UserId>,
+}
+
 /// A data-subject request.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DsrRow {
@@ -375,6 +388,8 @@ pub enum WriteOp {
     },
     /// Inserts or replaces a data-subject request (by id).
     PutDsr(Box<DsrRow>),
+    /// Inserts or replaces a legal hold.
+    PutLegalHold(Box<LegalHoldRow>),
     /// Records that an identifier was erased (kept once; later erasures of
     /// the same identifier keep the first proof).
     InsertErasureProof {
@@ -503,6 +518,8 @@ pub trait Store: Send + Sync + 'static {
     async fn get_dsr(&self, id: uuid::Uuid) -> StoreResult<Option<DsrRow>>;
     /// Requests, optionally only open ones (not completed or refused), by due date.
     async fn list_dsr(&self, open_only: bool) -> StoreResult<Vec<DsrRow>>;
+    /// A subject's legal holds, active and released, oldest first.
+    async fn legal_holds(&self, subject: SubjectId) -> StoreResult<Vec<LegalHoldRow>>;
     /// The proof of an earlier erasure of this identifier: (request, when).
     async fn erasure_proof(&self, identifier_hash: &[u8]) -> StoreResult<Option<(uuid::Uuid, DateTime<Utc>)>>;
     /// A subject's consent records, oldest first.

@@ -388,7 +388,8 @@ async fn migrations_are_idempotent_and_race_free() {
             (3, "audit"),
             (4, "access"),
             (5, "consent"),
-            (6, "dsr")
+            (6, "dsr"),
+            (7, "legal_holds")
         ]
         .map(|(v, n)| (v, n.to_string())),
         "each migration applied once"

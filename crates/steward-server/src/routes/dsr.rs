@@ -230,3 +230,43 @@ pub async fn certificate(
     }
     Ok(resp)
 }
+
+fn hold_json(h: &steward_service::dsr::LegalHoldRow) -> Value {
+    json!({
+        "id": h.id.to_string(), "contact_id": h.subject_id.to_string(), "reason": h.reason,
+        "active": h.released_at.is_none(), "created_at": h.created_at,
+        "created_by": h.created_by.map(|u| u.to_string()), "released_at": h.released_at,
+        "released_by": h.released_by.map(|u| u.to_string()),
+    })
+}
+
+/// `POST /api/v1/contacts/{id}/legal-holds` with `reason`.
+pub async fn place_hold(
+    State(s): State<AppState>,
+    Ctx(ctx): Ctx,
+    Path(id): Path<String>,
+    ApiJson(b): ApiJson<ReasonBody>,
+) -> ApiResult<impl IntoResponse> {
+    let id: steward_domain::SubjectId = path_id(&id, "contact")?;
+    let h = s.service.place_legal_hold(&ctx, id, &b.reason).await?;
+    Ok((StatusCode::CREATED, Json(hold_json(&h))))
+}
+
+pub async fn list_holds(State(s): State<AppState>, Ctx(ctx): Ctx, Path(id): Path<String>) -> ApiResult<Json<Value>> {
+    let id: steward_domain::SubjectId = path_id(&id, "contact")?;
+    let holds = s.service.list_legal_holds(&ctx, id).await?;
+    Ok(Json(
+        json!({ "items": holds.iter().map(hold_json).collect::<Vec<_>>() }),
+    ))
+}
+
+/// `DELETE /api/v1/contacts/{id}/legal-holds/{hold_id}`: release the hold (kept as a record).
+pub async fn release_hold(
+    State(s): State<AppState>,
+    Ctx(ctx): Ctx,
+    Path((id, hold)): Path<(String, String)>,
+) -> ApiResult<Json<Value>> {
+    let id: steward_domain::SubjectId = path_id(&id, "contact")?;
+    let hold: uuid::Uuid = path_id(&hold, "legal hold")?;
+    Ok(Json(hold_json(&s.service.release_legal_hold(&ctx, id, hold).await?)))
+}

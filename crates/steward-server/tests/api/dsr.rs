@@ -13,6 +13,7 @@ crate::stories!(
     access_and_portability_export_everything,
     erasure_leaves_nothing_to_read_or_decrypt,
     rectification_restriction_objection_and_opt_out,
+    legal_hold_blocks_erasure_until_released,
 );
 
 fn ts(v: &Value) -> DateTime<Utc> {
@@ -544,4 +545,110 @@ async fn rectification_restriction_objection_and_opt_out(app: &TestApp) {
         assert!(actions.iter().any(|x| x == a), "{a} audited: {actions:?}");
     }
     assert!(app.service.verify_audit_log().await.is_ok());
+}
+
+async fn legal_hold_blocks_erasure_until_released(app: &TestApp) {
+    let contact = app
+        .create_contact(
+            "support",
+            json!({"given_name": "Hal", "email": "hal@example.org", "purposes": ["customer_service"]}),
+        )
+        .await;
+    let holds = format!("/api/v1/contacts/{contact}/legal-holds");
+    assert_problem(&app.post(&holds, "support", json!({"reason": "litigation"})).await, 403);
+    assert!(error_fields(&app.post(&holds, "dpo", json!({"reason": ""})).await).contains(&"reason".to_string()));
+    assert_problem(
+        &app.post(
+            "/api/v1/contacts/00000000-0000-7000-8000-000000000000/legal-holds",
+            "dpo",
+            json!({"reason": "x"}),
+        )
+        .await,
+        404,
+    );
+    let r = app
+        .post(&holds, "dpo", json!({"reason": "pending litigation, case 2026-17"}))
+        .await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.text);
+    assert_eq!(r.body["active"], true);
+    let hold = r.body["id"].as_str().unwrap().to_string();
+
+    let id = created(
+        app,
+        json!({"kind": "erasure", "regime": "gdpr", "subject": {"contact_id": contact}}),
+    )
+    .await;
+    step(app, &id, "verify", json!({})).await;
+    let blocked = step(app, &id, "fulfill", json!({})).await;
+    assert_problem(&blocked, 409);
+    assert!(
+        blocked.text.contains("legal hold") && blocked.text.contains("case 2026-17"),
+        "{}",
+        blocked.text
+    );
+    assert_eq!(
+        app.get(&format!("/api/v1/contacts/{contact}"), "support").await.status,
+        StatusCode::OK,
+        "nothing was erased"
+    );
+    assert_eq!(
+        app.get(&format!("/api/v1/dsr/{id}"), "dpo").await.body["status"],
+        "in_progress"
+    );
+    let del = app
+        .call(
+            reqwest::Method::DELETE,
+            &format!("/api/v1/contacts/{contact}"),
+            Some("support"),
+            None,
+            None,
+        )
+        .await;
+    assert!(
+        matches!(del.status.as_u16(), 403 | 409),
+        "deletion is blocked too: {}",
+        del.text
+    );
+    assert_eq!(
+        app.get(&format!("/api/v1/contacts/{contact}"), "support").await.status,
+        StatusCode::OK
+    );
+
+    // Released, the hold stays on record and erasure goes ahead.
+    let r = app
+        .call(
+            reqwest::Method::DELETE,
+            &format!("{holds}/{hold}"),
+            Some("dpo"),
+            None,
+            None,
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    assert_eq!(r.body["active"], false);
+    assert_problem(
+        &app.call(
+            reqwest::Method::DELETE,
+            &format!("{holds}/{hold}"),
+            Some("dpo"),
+            None,
+            None,
+        )
+        .await,
+        409,
+    );
+    let list = app.get(&holds, "dpo").await;
+    assert_eq!(list.body["items"].as_array().unwrap().len(), 1);
+    carry_out_after_verify(app, &id).await;
+    assert_problem(&app.get(&format!("/api/v1/contacts/{contact}"), "dpo").await, 404);
+    let actions = audit_actions(app, &contact).await;
+    for a in ["legal_hold.place", "legal_hold.release", "subject.erase"] {
+        assert!(actions.iter().any(|x| x == a), "{a} audited: {actions:?}");
+    }
+}
+
+async fn carry_out_after_verify(app: &TestApp, id: &str) {
+    let r = step(app, id, "fulfill", json!({})).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    assert_eq!(r.body["status"], "completed");
 }

@@ -21,6 +21,11 @@ pub(super) const MIGRATIONS: &[(i64, &str, &str)] = &[
     (4, "access", include_str!("../../migrations/postgres/0004_access.sql")),
     (5, "consent", include_str!("../../migrations/postgres/0005_consent.sql")),
     (6, "dsr", include_str!("../../migrations/postgres/0006_dsr.sql")),
+    (
+        7,
+        "legal_holds",
+        include_str!("../../migrations/postgres/0007_legal_holds.sql"),
+    ),
 ];
 
 /// Advisory lock key serialising migration runs ("STEWARD1" in ASCII).

@@ -423,6 +423,29 @@ impl Store for PgStore {
         rows.iter().map(dsr_from_row).collect()
     }
 
+    async fn legal_holds(&self, subject: SubjectId) -> StoreResult<Vec<crate::LegalHoldRow>> {
+        let rows = self
+            .query(
+                "SELECT id, subject_id, reason, created_by, created_at, released_at, released_by FROM legal_holds \
+                 WHERE subject_id = $1 ORDER BY created_at, id",
+                &[subject.as_uuid()],
+            )
+            .await?;
+        rows.iter()
+            .map(|r| {
+                Ok(crate::LegalHoldRow {
+                    id: col(r, 0)?,
+                    subject_id: SubjectId::from_uuid(col(r, 1)?),
+                    reason: col(r, 2)?,
+                    created_by: col::<Option<uuid::Uuid>>(r, 3)?.map(UserId::from_uuid),
+                    created_at: time(r, 4)?,
+                    released_at: col::<Option<i64>>(r, 5)?.map(from_micros).transpose()?,
+                    released_by: col::<Option<uuid::Uuid>>(r, 6)?.map(UserId::from_uuid),
+                })
+            })
+            .collect()
+    }
+
     async fn erasure_proof(&self, hash: &[u8]) -> StoreResult<Option<(uuid::Uuid, chrono::DateTime<chrono::Utc>)>> {
         self.query_opt(
             "SELECT request_id, erased_at FROM erasure_proofs WHERE identifier_hash = $1",

@@ -688,6 +688,23 @@ async fn apply_op(tx: &Transaction<'_>, op: &WriteOp, tip: &mut Option<AuditTip>
         )
         .await
         .map(|_| ()),
+        WriteOp::PutLegalHold(h) => exec(
+            tx,
+            "INSERT INTO legal_holds (id, subject_id, reason, created_by, created_at, released_at, released_by) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (id) DO UPDATE SET reason = EXCLUDED.reason, \
+             released_at = EXCLUDED.released_at, released_by = EXCLUDED.released_by",
+            &[
+                &h.id,
+                h.subject_id.as_uuid(),
+                &h.reason,
+                &h.created_by.map(|u| *u.as_uuid()),
+                &to_micros(h.created_at),
+                &h.released_at.map(to_micros),
+                &h.released_by.map(|u| *u.as_uuid()),
+            ],
+        )
+        .await
+        .map(|_| ()),
         WriteOp::InsertErasureProof { identifier_hash, request_id, at } => exec(
             tx,
             "INSERT INTO erasure_proofs (identifier_hash, request_id, erased_at) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING",

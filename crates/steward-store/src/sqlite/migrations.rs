@@ -12,6 +12,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
     (4, "access", include_str!("../../migrations/sqlite/0004_access.sql")),
     (5, "consent", include_str!("../../migrations/sqlite/0005_consent.sql")),
     (6, "dsr", include_str!("../../migrations/sqlite/0006_dsr.sql")),
+    (
+        7,
+        "legal_holds",
+        include_str!("../../migrations/sqlite/0007_legal_holds.sql"),
+    ),
 ];
 
 pub fn run(conn: &mut Connection) -> StoreResult<()> {

@@ -371,6 +371,9 @@ impl Store for SqliteStore {
     async fn list_dsr(&self, open_only: bool) -> StoreResult<Vec<crate::DsrRow>> {
         self.read(|c| read::list_dsr(c, open_only)).await
     }
+    async fn legal_holds(&self, subject: SubjectId) -> StoreResult<Vec<crate::LegalHoldRow>> {
+        self.read(|c| read::legal_holds(c, subject)).await
+    }
     async fn erasure_proof(&self, hash: &[u8]) -> StoreResult<Option<(uuid::Uuid, DateTime<Utc>)>> {
         self.read(|c| read::erasure_proof(c, hash)).await
     }

@@ -418,6 +418,21 @@ pub fn apply(conn: &Connection, op: &WriteOp, tip: &mut Option<AuditTip>) -> Sto
             ],
             false,
         ),
+        WriteOp::PutLegalHold(h) => exec(
+            conn,
+            "INSERT OR REPLACE INTO legal_holds (id, subject_id, reason, created_by, created_at, released_at, released_by) \
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+            params![
+                h.id.as_bytes(),
+                h.subject_id.as_bytes(),
+                h.reason,
+                h.created_by.map(|u| u.as_bytes().to_vec()),
+                to_micros(h.created_at),
+                h.released_at.map(to_micros),
+                h.released_by.map(|u| u.as_bytes().to_vec())
+            ],
+            false,
+        ),
         WriteOp::InsertErasureProof { identifier_hash, request_id, at } => exec(
             conn,
             "INSERT OR IGNORE INTO erasure_proofs (identifier_hash, request_id, erased_at) VALUES (?1, ?2, ?3)",

@@ -646,6 +646,26 @@ pub fn list_dsr(conn: &Connection, open_only: bool) -> StoreResult<Vec<crate::Ds
     )
 }
 
+pub fn legal_holds(conn: &Connection, subject: SubjectId) -> StoreResult<Vec<crate::LegalHoldRow>> {
+    collect(
+        conn,
+        "SELECT id, subject_id, reason, created_by, created_at, released_at, released_by FROM legal_holds \
+         WHERE subject_id = ?1 ORDER BY created_at, id",
+        [subject.as_bytes()],
+        |r| {
+            Ok(crate::LegalHoldRow {
+                id: uuid_at(r, 0)?,
+                subject_id: SubjectId::from_uuid(uuid_at(r, 1)?),
+                reason: get(r, 2)?,
+                created_by: opt_uuid_at(r, 3)?.map(UserId::from_uuid),
+                created_at: from_micros(get(r, 4)?)?,
+                released_at: get::<Option<i64>>(r, 5)?.map(from_micros).transpose()?,
+                released_by: opt_uuid_at(r, 6)?.map(UserId::from_uuid),
+            })
+        },
+    )
+}
+
 pub fn erasure_proof(
     conn: &Connection,
     hash: &[u8],
