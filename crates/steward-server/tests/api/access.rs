@@ -667,6 +667,14 @@ async fn endpoint_role_purpose_table(app: &TestApp) {
         (Method::GET, "/api/v1/users".into(), None),
         (Method::GET, "/api/v1/settings".into(), None),
         (Method::GET, "/api/v1/auth/me".into(), None),
+        (Method::GET, "/api/v1/dsr".into(), None),
+        (
+            Method::POST,
+            "/api/v1/dsr".into(),
+            Some(json!({"kind": "access", "regime": "gdpr", "subject": {"contact_id": contact}})),
+        ),
+        (Method::GET, format!("{c}/legal-holds"), None),
+        (Method::GET, format!("{c}/consents"), None),
     ];
     // Expected status per (endpoint index, role) with the role's default purpose.
     let expect = |i: usize, role: &str| -> u16 {
@@ -685,6 +693,9 @@ async fn endpoint_role_purpose_table(app: &TestApp) {
             (12 | 13, "dpo" | "auditor") => 200,
             (14 | 15, "admin") => 200,
             (16, _) => 200,
+            (17 | 19, "dpo") => 200, // data-subject requests and legal holds: the privacy officer only
+            (18, "dpo") => 201,
+            (20, "sales" | "support" | "dpo" | "marketing") => 200, // consent state carries no personal data
             _ => 403,
         }
     };
