@@ -536,20 +536,18 @@ impl Service {
                                         "recipients": spec.recipients, "retention_days": spec.retention_days}))
                 .collect();
             let access_log = self.subject_access_log(row.subject_id).await?;
-            // Linked deals, from every page of deals.
-            let mut deals: Vec<Value> = Vec::new();
-            let mut after = None;
-            loop {
-                let page = self.store.list_deals(after, steward_store::MAX_PAGE).await?;
-                deals.extend(page.iter().filter(|deal| deal.contact_id == Some(row.subject_id)).map(|deal| {
+            // Linked deals, by index.
+            let deals: Vec<Value> = self
+                .store
+                .deals_of_subject(row.subject_id)
+                .await?
+                .iter()
+                .map(|deal| {
                     json!({"id": deal.id.to_string(), "title": deal.title, "stage": deal.stage.as_str(),
-                           "amount": deal.amount.map(|a| a.to_json()), "currency": deal.currency.map(|c| c.as_str().to_string())})
-                }));
-                match page.last() {
-                    Some(last) if page.len() == steward_store::MAX_PAGE as usize => after = Some(last.id),
-                    _ => break,
-                }
-            }
+                           "amount": deal.amount.map(|a| a.to_json()), "currency": deal.currency.map(|c| c.as_str().to_string()),
+                           "organization_id": deal.organization_id.map(|o| o.to_string())})
+                })
+                .collect();
             let audit = self.audit_ok(ctx, "dsr.export", Some(row.subject_id), &[d.id], fields.keys().cloned().collect());
             self.audit_reads(vec![audit]).await?;
             Ok(json!({

@@ -457,6 +457,14 @@ pub async fn organizations_and_deals(store: &dyn Store) {
     };
     let r = store.write(vec![WriteOp::InsertDeal(bad)]).await;
     assert!(matches!(r, Err(StoreError::MissingReference)), "{r:?}");
+    assert_eq!(
+        store
+            .deals_of_subject(person.subject_id)
+            .await
+            .expect("deals of subject"),
+        vec![deal.clone()],
+        "deals linked to a subject, by index"
+    );
 
     // Deleting the contact unlinks, but keeps, the deal.
     store
@@ -468,6 +476,11 @@ pub async fn organizations_and_deals(store: &dyn Store) {
     let kept = store.get_deal(deal.id).await.expect("get").expect("deal kept");
     assert_eq!(kept.contact_id, None);
     assert_eq!(kept.organization_id, Some(org.id));
+    assert!(store
+        .deals_of_subject(person.subject_id)
+        .await
+        .expect("deals")
+        .is_empty());
     assert_eq!(store.get_deal(DealId::new()).await.expect("get"), None);
 }
 

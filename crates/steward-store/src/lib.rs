@@ -477,6 +477,8 @@ pub trait Store: Send + Sync + 'static {
 
     async fn get_deal(&self, id: DealId) -> StoreResult<Option<Deal>>;
     async fn list_deals(&self, after: Option<DealId>, limit: u32) -> StoreResult<Vec<Deal>>;
+    /// Every deal linked to a subject (by index; for access exports).
+    async fn deals_of_subject(&self, subject: SubjectId) -> StoreResult<Vec<Deal>>;
 
     async fn list_interactions(
         &self,

@@ -295,6 +295,12 @@ impl Store for PgStore {
         rows.iter().map(deal_from_row).collect()
     }
 
+    async fn deals_of_subject(&self, subject: SubjectId) -> StoreResult<Vec<Deal>> {
+        let sql = sql!("SELECT ", DEAL_COLS, " FROM deals WHERE subject_id = $1 ORDER BY id");
+        let rows = self.query(sql, &[subject.as_uuid()]).await?;
+        rows.iter().map(deal_from_row).collect()
+    }
+
     async fn list_interactions(
         &self,
         subject: SubjectId,

@@ -308,6 +308,9 @@ impl Store for SqliteStore {
     async fn list_deals(&self, after: Option<DealId>, limit: u32) -> StoreResult<Vec<Deal>> {
         self.read(move |c| read::list_deals(c, after, limit)).await
     }
+    async fn deals_of_subject(&self, subject: SubjectId) -> StoreResult<Vec<Deal>> {
+        self.read(move |c| read::deals_of_subject(c, subject)).await
+    }
     async fn list_interactions(
         &self,
         subject: SubjectId,

@@ -211,6 +211,15 @@ pub fn list_deals(conn: &Connection, after: Option<DealId>, limit: u32) -> Store
     )
 }
 
+pub fn deals_of_subject(conn: &Connection, subject: SubjectId) -> StoreResult<Vec<Deal>> {
+    collect(
+        conn,
+        &format!("SELECT {DEAL_COLS} FROM deals WHERE subject_id = ?1 ORDER BY id"),
+        [subject.as_bytes()],
+        deal,
+    )
+}
+
 fn interaction(row: &Row<'_>) -> StoreResult<InteractionRow> {
     let kind: String = get(row, 2)?;
     Ok(InteractionRow {
