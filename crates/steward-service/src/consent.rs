@@ -93,7 +93,7 @@ pub struct PublicConsentOutcome {
 pub(crate) struct PublicLimiter(Mutex<HashMap<String, VecDeque<Instant>>>);
 
 impl PublicLimiter {
-    fn allow(&self, client: Option<&str>) -> bool {
+    pub(crate) fn allow(&self, client: Option<&str>) -> bool {
         let (Some(client), Ok(mut map)) = (client, self.0.lock()) else {
             return true;
         };

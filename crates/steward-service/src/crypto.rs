@@ -23,6 +23,7 @@ const INDEX_KEY: &str = "blind_index";
 const TOKEN_KEY: &str = "token_hash";
 const CREDENTIAL_KEY: &str = "credential_seal";
 const RECEIPT_KEY: &str = "receipt_signing";
+const OUTBOX_KEY: &str = "outbox_seal";
 /// The version of newly generated subject data keys.
 const DATA_KEY_VERSION: u32 = 1;
 
@@ -66,6 +67,8 @@ pub(crate) struct Crypto {
     credential: steward_crypto::aead::AeadKey,
     /// Signs consent receipts (JWS, Ed25519): the instance's receipt key.
     receipts: steward_crypto::jws::JwsKey,
+    /// Seals queued e-mail (recipient and text) at rest.
+    outbox: steward_crypto::aead::AeadKey,
     protection: FieldProtection,
 }
 
@@ -159,10 +162,12 @@ impl Crypto {
         let token = key(TOKEN_KEY)?;
         let credential = key(CREDENTIAL_KEY)?;
         let receipt_seed = key(RECEIPT_KEY)?;
+        let outbox = key(OUTBOX_KEY)?;
         if !created.is_empty() {
             store.write(created).await?;
         }
         let credential = steward_crypto::aead::AeadKey::new(credential.expose())?;
+        let outbox = steward_crypto::aead::AeadKey::new(outbox.expose())?;
         let receipts =
             steward_crypto::jws::JwsKey::from_seed(receipt_seed.expose()).map_err(|_| CryptoError::Malformed)?;
         Ok(Self {
@@ -171,6 +176,7 @@ impl Crypto {
             token_key: token,
             credential,
             receipts,
+            outbox,
             protection,
         })
     }
@@ -197,6 +203,17 @@ impl Crypto {
         let out = keyed_hash(&self.token_key, &input);
         zeroize::Zeroize::zeroize(&mut input);
         out
+    }
+
+    /// Seals an outbox message; `id` (the message id) is bound as AAD.
+    pub(crate) fn seal_outbox(&self, id: &[u8; 16], message: &[u8]) -> Result<Vec<u8>, CryptoError> {
+        let mut out = Vec::new();
+        self.outbox.seal_into(id, message, &mut out)?;
+        Ok(out)
+    }
+
+    pub(crate) fn open_outbox(&self, id: &[u8; 16], sealed: &[u8]) -> Result<Vec<u8>, CryptoError> {
+        self.outbox.open(id, sealed)
     }
 
     /// Seals a second-factor secret for `owner` (a credential id).

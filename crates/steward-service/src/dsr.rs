@@ -12,6 +12,7 @@
 
 use chrono::{DateTime, Duration, FixedOffset, Offset, Utc};
 use serde_json::{json, Value};
+use steward_audit::{Actor, AuditRecord, Outcome};
 use steward_crypto::FieldAad;
 use steward_domain::deadlines::{self, Regime};
 use steward_domain::inventory::{COMPLIANCE, CONTACT};
@@ -713,6 +714,152 @@ impl Service {
             Ok(self.store.legal_holds(subject).await?)
         })
         .await
+    }
+}
+
+/// How long an e-mailed verification link stays valid.
+pub const VERIFICATION_DAYS: i64 = 7;
+
+impl Service {
+    /// Public intake (no staff login; rate limited): a data subject files a
+    /// request with their e-mail address. The request is recorded as
+    /// received, and a one-time verification link is queued to that address
+    /// (sealed in the outbox); the answer is the same whether or not the
+    /// address is known. Rectification needs the changes and goes to staff.
+    pub async fn public_dsr(&self, kind: &str, regime: &str, email: &str, client: Option<String>) -> ServiceResult<()> {
+        if !self.public.allow(client.as_deref()) {
+            return Err(ServiceError::TooManyRequests(
+                "too many requests; try again in a minute".into(),
+            ));
+        }
+        let mut errors = Vec::new();
+        if !KINDS.contains(&kind) || kind == "rectification" {
+            errors.push(steward_domain::FieldError::new(
+                "kind",
+                "must be one of access, portability, erasure, restriction, objection, opt_out_of_sale (rectification goes to the privacy officer)",
+            ));
+        }
+        let regime = Regime::parse(regime);
+        if regime.is_none() {
+            errors.push(steward_domain::FieldError::new("regime", "must be gdpr or ccpa"));
+        }
+        let normal = match steward_domain::records::normalise_contact_field(
+            &self.inventory,
+            "email",
+            &Value::String(email.to_string()),
+        ) {
+            Ok(n) => Some(n),
+            Err(e) => {
+                errors.push(steward_domain::FieldError::new("email", e.message));
+                None
+            }
+        };
+        let (Some(regime), Some(normal), true) = (regime, normal, errors.is_empty()) else {
+            return Err(ServiceError::Invalid(errors));
+        };
+        let row = self.contact_by_email(&normal).await?;
+        let id = uuid::Uuid::now_v7();
+        let t = now();
+        let dsr = DsrRow {
+            id,
+            kind: kind.into(),
+            regime: regime.as_str().into(),
+            subject_id: row.as_ref().map(|r| r.subject_id),
+            identifier_hash: Some(self.identifier_hash(&normal)),
+            status: "received".into(),
+            received_at: t,
+            received_offset: 0,
+            due_at: deadlines::due_at(regime, t.fixed_offset(), 0),
+            extensions: 0,
+            extension_reason: None,
+            verified_at: None,
+            verified_by: None,
+            verification_method: None,
+            completed_at: None,
+            outcome: None,
+            details: None,
+            created_by: None,
+            created_at: t,
+            updated_at: t,
+        };
+        let mut secret = zeroize::Zeroizing::new([0u8; 32]);
+        rand::RngCore::fill_bytes(&mut rand::rngs::OsRng, secret.as_mut());
+        let token = zeroize::Zeroizing::new(base64::Engine::encode(
+            &base64::engine::general_purpose::URL_SAFE_NO_PAD,
+            secret.as_ref(),
+        ));
+        let verification = steward_store::DsrVerificationRow {
+            token_hash: self.crypto.labelled_hash("dsr-verification", token.as_bytes()),
+            dsr_id: id,
+            expires_at: t + Duration::days(VERIFICATION_DAYS),
+            used_at: None,
+        };
+        let message = crate::outbox::Message {
+            to: normal,
+            subject: "Please confirm your request about your personal data".into(),
+            body: format!(
+                "We received a request ({kind}) about the personal data we hold about you.\n\
+                 To confirm that it was you, use this code within {VERIFICATION_DAYS} days on our privacy page \
+                 (POST /api/v1/public/dsr/verify {{\"token\": \"{}\"}}).\n\
+                 If you did not make this request, ignore this message; nothing will be done.\n\
+                 Request reference: {id}\n",
+                token.as_str()
+            ),
+        };
+        let mut audit = AuditRecord::new(t, Actor::anonymous(), format!("dsr.{kind}.received"), Outcome::Ok);
+        audit.subject_id = dsr.subject_id.map(|s| *s.as_uuid());
+        audit.record_ids = vec![id];
+        audit.client = client;
+        self.store
+            .write(vec![
+                WriteOp::PutDsr(Box::new(dsr)),
+                WriteOp::PutDsrVerification(Box::new(verification)),
+                self.queue_mail("dsr.verification", &message)?,
+                WriteOp::AppendAudit(Box::new(audit)),
+            ])
+            .await?;
+        Ok(())
+    }
+
+    /// A data subject confirms a request with the one-time code from their
+    /// e-mail: the requester's identity (control of the address) is verified.
+    pub async fn verify_public_dsr(&self, token: &str, client: Option<String>) -> ServiceResult<uuid::Uuid> {
+        if !self.public.allow(client.as_deref()) {
+            return Err(ServiceError::TooManyRequests(
+                "too many requests; try again in a minute".into(),
+            ));
+        }
+        let hash = self.crypto.labelled_hash("dsr-verification", token.trim().as_bytes());
+        let t = now();
+        let Some(mut v) = self
+            .store
+            .get_dsr_verification(&hash)
+            .await?
+            .filter(|v| v.used_at.is_none() && v.expires_at > t)
+        else {
+            return Err(ServiceError::NotFound("verification code"));
+        };
+        let mut d = self.dsr_row(v.dsr_id).await?;
+        Self::still_open(&d)?;
+        v.used_at = Some(t);
+        d.status = "in_progress".into();
+        d.verified_at = Some(t);
+        d.verified_by = None;
+        d.verification_method = Some("one-time code e-mailed to the address given".into());
+        d.updated_at = t;
+        let mut audit = AuditRecord::new(t, Actor::anonymous(), "dsr.verify", Outcome::Ok);
+        audit.subject_id = d.subject_id.map(|s| *s.as_uuid());
+        audit.record_ids = vec![d.id];
+        audit.client = client;
+        let id = d.id;
+        self.store
+            .write(vec![
+                WriteOp::PutDsrVerification(Box::new(v)),
+                WriteOp::PutDsr(Box::new(d)),
+                WriteOp::AppendAudit(Box::new(audit)),
+            ])
+            .await?;
+        Ok(id)
     }
 }
 

@@ -16,6 +16,7 @@ pub mod dsr;
 pub mod error;
 pub mod keys;
 pub mod mfa;
+pub mod outbox;
 pub mod rotation;
 pub mod settings;
 

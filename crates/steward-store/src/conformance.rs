@@ -1846,6 +1846,42 @@ pub async fn data_subject_requests(store: &dyn Store) {
         .unwrap();
     assert_eq!(store.legal_holds(subject).await.unwrap(), vec![hold]);
     assert!(store.legal_holds(SubjectId::new()).await.unwrap().is_empty());
+    // Outbox messages and verification links round-trip; replacing marks them sent / used.
+    let mut mail = crate::OutboxRow {
+        id: uuid::Uuid::now_v7(),
+        kind: "k".into(),
+        message: vec![1, 2, 3],
+        created_at: t(1),
+        sent_at: None,
+    };
+    let mut link = crate::DsrVerificationRow {
+        token_hash: vec![9; 32],
+        dsr_id: early.id,
+        expires_at: t(100),
+        used_at: None,
+    };
+    store
+        .write(vec![
+            WriteOp::PutOutbox(Box::new(mail.clone())),
+            WriteOp::PutDsrVerification(Box::new(link.clone())),
+        ])
+        .await
+        .unwrap();
+    assert_eq!(store.list_outbox(true).await.unwrap(), vec![mail.clone()]);
+    assert_eq!(store.get_dsr_verification(&[9; 32]).await.unwrap(), Some(link.clone()));
+    assert_eq!(store.get_dsr_verification(&[8; 32]).await.unwrap(), None);
+    mail.sent_at = Some(t(2));
+    link.used_at = Some(t(3));
+    store
+        .write(vec![
+            WriteOp::PutOutbox(Box::new(mail.clone())),
+            WriteOp::PutDsrVerification(Box::new(link.clone())),
+        ])
+        .await
+        .unwrap();
+    assert!(store.list_outbox(true).await.unwrap().is_empty());
+    assert_eq!(store.list_outbox(false).await.unwrap(), vec![mail]);
+    assert_eq!(store.get_dsr_verification(&[9; 32]).await.unwrap(), Some(link));
     // A second proof for the same identifier keeps the first.
     store
         .write(vec![WriteOp::InsertErasureProof {

@@ -111,6 +111,25 @@ pub struct LegalHoldRow {
     pub released_by: Option<UserId>,
 }
 
+/// A queued e-mail, sealed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OutboxRow {
+    pub id: uuid::Uuid,
+    pub kind: String,
+    pub message: Vec<u8>,
+    pub created_at: DateTime<Utc>,
+    pub sent_at: Option<DateTime<Utc>>,
+}
+
+/// A one-time verification link of a data-subject request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DsrVerificationRow {
+    pub token_hash: Vec<u8>,
+    pub dsr_id: uuid::Uuid,
+    pub expires_at: DateTime<Utc>,
+    pub used_at: Option<DateTime<Utc>>,
+}
+
 /// A data-subject request.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DsrRow {
@@ -390,6 +409,10 @@ pub enum WriteOp {
     PutDsr(Box<DsrRow>),
     /// Inserts or replaces a legal hold.
     PutLegalHold(Box<LegalHoldRow>),
+    /// Inserts or replaces an outbox message (replacing marks it sent).
+    PutOutbox(Box<OutboxRow>),
+    /// Inserts or replaces a verification link (replacing marks it used).
+    PutDsrVerification(Box<DsrVerificationRow>),
     /// Records that an identifier was erased (kept once; later erasures of
     /// the same identifier keep the first proof).
     InsertErasureProof {
@@ -522,6 +545,9 @@ pub trait Store: Send + Sync + 'static {
     async fn list_dsr(&self, open_only: bool) -> StoreResult<Vec<DsrRow>>;
     /// A subject's legal holds, active and released, oldest first.
     async fn legal_holds(&self, subject: SubjectId) -> StoreResult<Vec<LegalHoldRow>>;
+    /// Outbox messages, oldest first, optionally only those not yet sent.
+    async fn list_outbox(&self, unsent_only: bool) -> StoreResult<Vec<OutboxRow>>;
+    async fn get_dsr_verification(&self, token_hash: &[u8]) -> StoreResult<Option<DsrVerificationRow>>;
     /// The proof of an earlier erasure of this identifier: (request, when).
     async fn erasure_proof(&self, identifier_hash: &[u8]) -> StoreResult<Option<(uuid::Uuid, DateTime<Utc>)>>;
     /// A subject's consent records, oldest first.

@@ -389,7 +389,8 @@ async fn migrations_are_idempotent_and_race_free() {
             (4, "access"),
             (5, "consent"),
             (6, "dsr"),
-            (7, "legal_holds")
+            (7, "legal_holds"),
+            (8, "outbox")
         ]
         .map(|(v, n)| (v, n.to_string())),
         "each migration applied once"

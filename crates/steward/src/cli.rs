@@ -61,6 +61,10 @@ pub enum Command {
     /// Data-subject requests: what is open, due soon or overdue.
     #[command(subcommand)]
     Dsr(DsrCommand),
+    /// The e-mail outbox (messages to data subjects), for development or a
+    /// relay without SMTP.
+    #[command(subcommand)]
+    Outbox(OutboxCommand),
     /// Show and change settings (MFA and training requirements, session and lockout limits).
     #[command(subcommand)]
     Settings(SettingsCommand),
@@ -151,6 +155,18 @@ pub enum ReportCommand {
         #[arg(long, short)]
         output: Option<PathBuf>,
     },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum OutboxCommand {
+    /// Print queued messages (decrypted) as JSON lines.
+    List {
+        /// Only messages not yet sent.
+        #[arg(long)]
+        unsent: bool,
+    },
+    /// Mark a message sent.
+    MarkSent { id: String },
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
@@ -444,6 +460,25 @@ pub async fn run(cli: Cli) -> Result<ExitCode> {
                 Some(path) => std::fs::write(path, text).with_context(|| format!("cannot write {}", path.display()))?,
                 None => println!("{text}"),
             }
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Outbox(cmd) => {
+            let service = open(&cli).await?;
+            let result = match cmd {
+                OutboxCommand::List { unsent } => service.outbox(*unsent).await.map(|list| {
+                    for m in list {
+                        let line = serde_json::json!({"id": m.id.to_string(), "kind": m.kind, "created_at": m.created_at,
+                            "sent_at": m.sent_at, "to": m.message.to, "subject": m.message.subject, "body": m.message.body});
+                        println!("{line}");
+                    }
+                }),
+                OutboxCommand::MarkSent { id } => match id.parse() {
+                    Ok(id) => service.mark_sent(id).await,
+                    Err(_) => Err(ServiceError::NotFound("unsent message")),
+                },
+            };
+            service.close().await;
+            result.map_err(service_err)?;
             Ok(ExitCode::SUCCESS)
         }
         Command::Dsr(DsrCommand::List { status, json }) => {

@@ -270,3 +270,51 @@ pub async fn release_hold(
     let hold: uuid::Uuid = path_id(&hold, "legal hold")?;
     Ok(Json(hold_json(&s.service.release_legal_hold(&ctx, id, hold).await?)))
 }
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PublicDsrBody {
+    kind: String,
+    regime: String,
+    email: String,
+}
+
+/// `POST /api/v1/public/dsr`: a data subject files a request (no staff
+/// login; rate limited). Always 202 for a valid body: a one-time code goes
+/// to the address, never back to the caller.
+pub async fn public_create(
+    State(s): State<AppState>,
+    crate::extract::ClientAddr(client): crate::extract::ClientAddr,
+    ApiJson(b): ApiJson<PublicDsrBody>,
+) -> ApiResult<impl IntoResponse> {
+    s.service.public_dsr(&b.kind, &b.regime, &b.email, client).await?;
+    Ok((
+        StatusCode::ACCEPTED,
+        Json(json!({ "status": "accepted", "next": "confirm with the code we e-mailed to the address given" })),
+    ))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TokenBody {
+    token: String,
+}
+
+/// `POST /api/v1/public/dsr/verify` with the e-mailed code.
+pub async fn public_verify(
+    State(s): State<AppState>,
+    crate::extract::ClientAddr(client): crate::extract::ClientAddr,
+    ApiJson(b): ApiJson<TokenBody>,
+) -> ApiResult<Json<Value>> {
+    let id = s
+        .service
+        .verify_public_dsr(&b.token, client)
+        .await
+        .map_err(|e| match e {
+            steward_service::ServiceError::NotFound(_) => {
+                ApiError::NotFound("this code is unknown, used or expired".into())
+            }
+            other => other.into(),
+        })?;
+    Ok(Json(json!({ "verified": true, "request_id": id.to_string() })))
+}

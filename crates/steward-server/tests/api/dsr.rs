@@ -14,6 +14,7 @@ crate::stories!(
     erasure_leaves_nothing_to_read_or_decrypt,
     rectification_restriction_objection_and_opt_out,
     legal_hold_blocks_erasure_until_released,
+    public_intake_verified_by_emailed_code,
 );
 
 fn ts(v: &Value) -> DateTime<Utc> {
@@ -651,4 +652,137 @@ async fn carry_out_after_verify(app: &TestApp, id: &str) {
     let r = step(app, id, "fulfill", json!({})).await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.text);
     assert_eq!(r.body["status"], "completed");
+}
+
+async fn public(app: &TestApp, path: &str, body: Value) -> Resp {
+    app.call(reqwest::Method::POST, path, None, None, Some(body)).await
+}
+
+async fn public_intake_verified_by_emailed_code(app: &TestApp) {
+    let contact = app
+        .create_contact(
+            "support",
+            json!({"given_name": "Pia", "email": "pia.public@example.org", "purposes": ["customer_service"]}),
+        )
+        .await;
+    let known = public(
+        app,
+        "/api/v1/public/dsr",
+        json!({"kind": "access", "regime": "gdpr", "email": "Pia.Public@example.org"}),
+    )
+    .await;
+    assert_eq!(known.status, StatusCode::ACCEPTED, "{}", known.text);
+    let unknown = public(
+        app,
+        "/api/v1/public/dsr",
+        json!({"kind": "erasure", "regime": "ccpa", "email": "nobody.public@example.org"}),
+    )
+    .await;
+    assert_eq!(unknown.status, StatusCode::ACCEPTED);
+    assert_eq!(
+        known.body, unknown.body,
+        "the answer does not reveal whether the address is known"
+    );
+    for (body, field) in [
+        (
+            json!({"kind": "rectification", "regime": "gdpr", "email": "a@example.org"}),
+            "kind",
+        ),
+        (
+            json!({"kind": "access", "regime": "x", "email": "a@example.org"}),
+            "regime",
+        ),
+        (json!({"kind": "access", "regime": "gdpr", "email": "nope"}), "email"),
+    ] {
+        let r = public(app, "/api/v1/public/dsr", body).await;
+        assert_problem(&r, 422);
+        assert!(error_fields(&r).contains(&field.to_string()), "{}", r.text);
+    }
+
+    // The code goes to the address, sealed in the outbox (never in plaintext at rest).
+    let mail = app.service.outbox(true).await.unwrap();
+    let to_pia: Vec<_> = mail
+        .iter()
+        .filter(|m| m.message.to.eq_ignore_ascii_case("pia.public@example.org"))
+        .collect();
+    assert_eq!(to_pia.len(), 1, "one message to the requester");
+    let body = &to_pia[0].message.body;
+    let token = body
+        .split("\"token\": \"")
+        .nth(1)
+        .unwrap()
+        .split('"')
+        .next()
+        .unwrap()
+        .to_string();
+    assert!(token.len() >= 40);
+    assert!(
+        !known.text.contains(&token),
+        "the code goes to the address, never back to the caller"
+    );
+    if app.backend == Backend::Sqlite {
+        let c = rusqlite::Connection::open(app.data_dir().join("steward.db")).unwrap();
+        let mut stmt = c.prepare("SELECT message FROM outbox").unwrap();
+        let blobs: Vec<Vec<u8>> = stmt.query_map([], |r| r.get(0)).unwrap().map(Result::unwrap).collect();
+        assert!(blobs.len() >= 2);
+        for b in blobs {
+            let text = String::from_utf8_lossy(&b);
+            assert!(
+                !text.contains("pia.public") && !text.contains(&token),
+                "outbox rows are sealed"
+            );
+        }
+    }
+
+    // Listed for the privacy officer as received, not yet verified.
+    let list = app.get("/api/v1/dsr?status=open", "dpo").await;
+    let req = list.body["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|i| i["contact_id"] == contact.as_str())
+        .cloned()
+        .unwrap();
+    assert_eq!(req["status"], "received");
+    assert!(req["verified_at"].is_null());
+    let id = req["id"].as_str().unwrap().to_string();
+    assert_problem(&step(app, &id, "fulfill", json!({})).await, 409);
+
+    // A wrong code fails; the right one verifies once.
+    assert_problem(
+        &public(app, "/api/v1/public/dsr/verify", json!({"token": "not-the-code"})).await,
+        404,
+    );
+    let r = public(app, "/api/v1/public/dsr/verify", json!({"token": token})).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    assert_eq!(r.body["request_id"], id.as_str());
+    assert_problem(
+        &public(app, "/api/v1/public/dsr/verify", json!({"token": token})).await,
+        404,
+    );
+    let got = app.get(&format!("/api/v1/dsr/{id}"), "dpo").await;
+    assert_eq!(got.body["status"], "in_progress");
+    assert!(got.body["verification_method"].as_str().unwrap().contains("e-mailed"));
+    let r = step(app, &id, "fulfill", json!({})).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    assert_eq!(
+        app.get(&format!("/api/v1/dsr/{id}/export"), "dpo").await.body["personal_data"]["contact"]["given_name"],
+        "Pia"
+    );
+
+    // Marked sent by the relay, the message leaves the unsent queue.
+    app.service.mark_sent(to_pia[0].id).await.unwrap();
+    assert!(app
+        .service
+        .outbox(true)
+        .await
+        .unwrap()
+        .iter()
+        .all(|m| m.id != to_pia[0].id));
+    let actions = audit_actions(app, &contact).await;
+    assert!(
+        actions.iter().filter(|a| *a == "dsr.verify").count() >= 1
+            && actions.iter().any(|a| a == "dsr.access.received"),
+        "{actions:?}"
+    );
 }

@@ -26,6 +26,7 @@ pub(super) const MIGRATIONS: &[(i64, &str, &str)] = &[
         "legal_holds",
         include_str!("../../migrations/postgres/0007_legal_holds.sql"),
     ),
+    (8, "outbox", include_str!("../../migrations/postgres/0008_outbox.sql")),
 ];
 
 /// Advisory lock key serialising migration runs ("STEWARD1" in ASCII).

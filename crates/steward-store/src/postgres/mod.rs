@@ -452,6 +452,44 @@ impl Store for PgStore {
             .collect()
     }
 
+    async fn list_outbox(&self, unsent_only: bool) -> StoreResult<Vec<crate::OutboxRow>> {
+        let filter = if unsent_only { "WHERE sent_at IS NULL" } else { "" };
+        let rows = self
+            .query(
+                &format!("SELECT id, kind, message, created_at, sent_at FROM outbox {filter} ORDER BY created_at, id"),
+                &[],
+            )
+            .await?;
+        rows.iter()
+            .map(|r| {
+                Ok(crate::OutboxRow {
+                    id: col(r, 0)?,
+                    kind: col(r, 1)?,
+                    message: col(r, 2)?,
+                    created_at: time(r, 3)?,
+                    sent_at: col::<Option<i64>>(r, 4)?.map(from_micros).transpose()?,
+                })
+            })
+            .collect()
+    }
+
+    async fn get_dsr_verification(&self, hash: &[u8]) -> StoreResult<Option<crate::DsrVerificationRow>> {
+        self.query_opt(
+            "SELECT token_hash, dsr_id, expires_at, used_at FROM dsr_verifications WHERE token_hash = $1",
+            &[&hash],
+        )
+        .await?
+        .map(|r| {
+            Ok(crate::DsrVerificationRow {
+                token_hash: col(&r, 0)?,
+                dsr_id: col(&r, 1)?,
+                expires_at: time(&r, 2)?,
+                used_at: col::<Option<i64>>(&r, 3)?.map(from_micros).transpose()?,
+            })
+        })
+        .transpose()
+    }
+
     async fn erasure_proof(&self, hash: &[u8]) -> StoreResult<Option<(uuid::Uuid, chrono::DateTime<chrono::Utc>)>> {
         self.query_opt(
             "SELECT request_id, erased_at FROM erasure_proofs WHERE identifier_hash = $1",

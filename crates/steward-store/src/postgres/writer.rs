@@ -705,6 +705,22 @@ async fn apply_op(tx: &Transaction<'_>, op: &WriteOp, tip: &mut Option<AuditTip>
         )
         .await
         .map(|_| ()),
+        WriteOp::PutOutbox(m) => exec(
+            tx,
+            "INSERT INTO outbox (id, kind, message, created_at, sent_at) VALUES ($1, $2, $3, $4, $5) \
+             ON CONFLICT (id) DO UPDATE SET sent_at = EXCLUDED.sent_at",
+            &[&m.id, &m.kind, &m.message, &to_micros(m.created_at), &m.sent_at.map(to_micros)],
+        )
+        .await
+        .map(|_| ()),
+        WriteOp::PutDsrVerification(v) => exec(
+            tx,
+            "INSERT INTO dsr_verifications (token_hash, dsr_id, expires_at, used_at) VALUES ($1, $2, $3, $4) \
+             ON CONFLICT (token_hash) DO UPDATE SET used_at = EXCLUDED.used_at",
+            &[&v.token_hash, &v.dsr_id, &to_micros(v.expires_at), &v.used_at.map(to_micros)],
+        )
+        .await
+        .map(|_| ()),
         WriteOp::InsertErasureProof { identifier_hash, request_id, at } => exec(
             tx,
             "INSERT INTO erasure_proofs (identifier_hash, request_id, erased_at) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING",

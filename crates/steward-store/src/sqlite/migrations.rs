@@ -17,6 +17,7 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "legal_holds",
         include_str!("../../migrations/sqlite/0007_legal_holds.sql"),
     ),
+    (8, "outbox", include_str!("../../migrations/sqlite/0008_outbox.sql")),
 ];
 
 pub fn run(conn: &mut Connection) -> StoreResult<()> {

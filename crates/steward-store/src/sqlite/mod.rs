@@ -377,6 +377,12 @@ impl Store for SqliteStore {
     async fn legal_holds(&self, subject: SubjectId) -> StoreResult<Vec<crate::LegalHoldRow>> {
         self.read(|c| read::legal_holds(c, subject)).await
     }
+    async fn list_outbox(&self, unsent_only: bool) -> StoreResult<Vec<crate::OutboxRow>> {
+        self.read(|c| read::list_outbox(c, unsent_only)).await
+    }
+    async fn get_dsr_verification(&self, hash: &[u8]) -> StoreResult<Option<crate::DsrVerificationRow>> {
+        self.read(|c| read::get_dsr_verification(c, hash)).await
+    }
     async fn erasure_proof(&self, hash: &[u8]) -> StoreResult<Option<(uuid::Uuid, DateTime<Utc>)>> {
         self.read(|c| read::erasure_proof(c, hash)).await
     }

@@ -433,6 +433,18 @@ pub fn apply(conn: &Connection, op: &WriteOp, tip: &mut Option<AuditTip>) -> Sto
             ],
             false,
         ),
+        WriteOp::PutOutbox(m) => exec(
+            conn,
+            "INSERT OR REPLACE INTO outbox (id, kind, message, created_at, sent_at) VALUES (?1, ?2, ?3, ?4, ?5)",
+            params![m.id.as_bytes(), m.kind, m.message, to_micros(m.created_at), m.sent_at.map(to_micros)],
+            false,
+        ),
+        WriteOp::PutDsrVerification(v) => exec(
+            conn,
+            "INSERT OR REPLACE INTO dsr_verifications (token_hash, dsr_id, expires_at, used_at) VALUES (?1, ?2, ?3, ?4)",
+            params![v.token_hash, v.dsr_id.as_bytes(), to_micros(v.expires_at), v.used_at.map(to_micros)],
+            false,
+        ),
         WriteOp::InsertErasureProof { identifier_hash, request_id, at } => exec(
             conn,
             "INSERT OR IGNORE INTO erasure_proofs (identifier_hash, request_id, erased_at) VALUES (?1, ?2, ?3)",

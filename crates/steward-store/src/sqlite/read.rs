@@ -675,6 +675,40 @@ pub fn legal_holds(conn: &Connection, subject: SubjectId) -> StoreResult<Vec<cra
     )
 }
 
+pub fn list_outbox(conn: &Connection, unsent_only: bool) -> StoreResult<Vec<crate::OutboxRow>> {
+    let filter = if unsent_only { "WHERE sent_at IS NULL" } else { "" };
+    collect(
+        conn,
+        &format!("SELECT id, kind, message, created_at, sent_at FROM outbox {filter} ORDER BY created_at, id"),
+        [],
+        |r| {
+            Ok(crate::OutboxRow {
+                id: uuid_at(r, 0)?,
+                kind: get(r, 1)?,
+                message: get(r, 2)?,
+                created_at: from_micros(get(r, 3)?)?,
+                sent_at: get::<Option<i64>>(r, 4)?.map(from_micros).transpose()?,
+            })
+        },
+    )
+}
+
+pub fn get_dsr_verification(conn: &Connection, hash: &[u8]) -> StoreResult<Option<crate::DsrVerificationRow>> {
+    one(
+        conn,
+        "SELECT token_hash, dsr_id, expires_at, used_at FROM dsr_verifications WHERE token_hash = ?1",
+        [hash],
+        |r| {
+            Ok(crate::DsrVerificationRow {
+                token_hash: get(r, 0)?,
+                dsr_id: uuid_at(r, 1)?,
+                expires_at: from_micros(get(r, 2)?)?,
+                used_at: get::<Option<i64>>(r, 3)?.map(from_micros).transpose()?,
+            })
+        },
+    )
+}
+
 pub fn erasure_proof(
     conn: &Connection,
     hash: &[u8],

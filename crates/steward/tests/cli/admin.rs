@@ -195,4 +195,21 @@ async fn dsr_list_shows_overdue_and_due_soon_requests() {
     assert_eq!(lines[0]["id"], ids[0].as_str(), "ordered by due date");
     assert!(!all.stdout.contains("x@example.org"));
     s.run(["dsr", "list", "--status", "later"]).expect_code(2);
+
+    // Public intake queues a sealed e-mail; the operator's outbox shows it.
+    let r = client
+        .post(server.url("/api/v1/public/dsr"))
+        .json(&serde_json::json!({"kind": "erasure", "regime": "gdpr", "email": "outbox.person@example.org"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 202);
+    let out = s.run(["outbox", "list", "--unsent"]);
+    out.ok();
+    let msg: serde_json::Value = serde_json::from_str(out.stdout.lines().next().unwrap()).unwrap();
+    assert_eq!(msg["to"], "outbox.person@example.org");
+    assert!(msg["body"].as_str().unwrap().contains("token"));
+    s.run(["outbox", "mark-sent", msg["id"].as_str().unwrap()]).ok();
+    assert!(s.run(["outbox", "list", "--unsent"]).stdout.trim().is_empty());
+    s.run(["outbox", "mark-sent", "not-an-id"]).refused();
 }
