@@ -63,6 +63,39 @@ fn now() -> DateTime<Utc> {
     Utc::now()
 }
 
+/// A request just received, with its legal deadline; who it is about and
+/// who recorded it are filled in by the caller.
+fn new_request(
+    id: uuid::Uuid,
+    kind: &str,
+    regime: Regime,
+    received: DateTime<FixedOffset>,
+    t: DateTime<Utc>,
+) -> DsrRow {
+    DsrRow {
+        id,
+        kind: kind.into(),
+        regime: regime.as_str().into(),
+        subject_id: None,
+        identifier_hash: None,
+        status: "received".into(),
+        received_at: received.with_timezone(&Utc),
+        received_offset: received.offset().local_minus_utc(),
+        due_at: deadlines::due_at(regime, received, 0),
+        extensions: 0,
+        extension_reason: None,
+        verified_at: None,
+        verified_by: None,
+        verification_method: None,
+        completed_at: None,
+        outcome: None,
+        details: None,
+        created_by: None,
+        created_at: t,
+        updated_at: t,
+    }
+}
+
 impl Service {
     fn require_compliance(&self, ctx: &RequestContext) -> ServiceResult<()> {
         if self.require_purpose(ctx)? != COMPLIANCE {
@@ -210,28 +243,11 @@ impl Service {
                 (Some(d), Some(r)) => Some(self.seal_details(r, id, d)?),
                 _ => None,
             };
-            let dsr = DsrRow {
-                id,
-                kind: input.kind.clone(),
-                regime: regime.as_str().into(),
-                subject_id: row.as_ref().map(|r| r.subject_id),
-                identifier_hash: identifier,
-                status: "received".into(),
-                received_at: received.with_timezone(&Utc),
-                received_offset: received.offset().local_minus_utc(),
-                due_at: deadlines::due_at(regime, received, 0),
-                extensions: 0,
-                extension_reason: None,
-                verified_at: None,
-                verified_by: None,
-                verification_method: None,
-                completed_at: None,
-                outcome: None,
-                details,
-                created_by: Some(ctx.principal.user_id),
-                created_at: t,
-                updated_at: t,
-            };
+            let mut dsr = new_request(id, &input.kind, regime, received, t);
+            dsr.subject_id = row.as_ref().map(|r| r.subject_id);
+            dsr.identifier_hash = identifier;
+            dsr.details = details;
+            dsr.created_by = Some(ctx.principal.user_id);
             let audit = self.audit_ok(
                 ctx,
                 &format!("dsr.{}.received", dsr.kind),
@@ -760,28 +776,9 @@ impl Service {
         let row = self.contact_by_email(&normal).await?;
         let id = uuid::Uuid::now_v7();
         let t = now();
-        let dsr = DsrRow {
-            id,
-            kind: kind.into(),
-            regime: regime.as_str().into(),
-            subject_id: row.as_ref().map(|r| r.subject_id),
-            identifier_hash: Some(self.identifier_hash(&normal)),
-            status: "received".into(),
-            received_at: t,
-            received_offset: 0,
-            due_at: deadlines::due_at(regime, t.fixed_offset(), 0),
-            extensions: 0,
-            extension_reason: None,
-            verified_at: None,
-            verified_by: None,
-            verification_method: None,
-            completed_at: None,
-            outcome: None,
-            details: None,
-            created_by: None,
-            created_at: t,
-            updated_at: t,
-        };
+        let mut dsr = new_request(id, kind, regime, t.fixed_offset(), t);
+        dsr.subject_id = row.as_ref().map(|r| r.subject_id);
+        dsr.identifier_hash = Some(self.identifier_hash(&normal));
         let mut secret = zeroize::Zeroizing::new([0u8; 32]);
         rand::RngCore::fill_bytes(&mut rand::rngs::OsRng, secret.as_mut());
         let token = zeroize::Zeroizing::new(base64::Engine::encode(
