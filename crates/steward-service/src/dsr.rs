@@ -289,13 +289,35 @@ impl Service {
             .collect())
     }
 
-    async fn transition(&self, ctx: &RequestContext, mut d: DsrRow, action: &str) -> ServiceResult<DsrView> {
+    async fn transition(&self, ctx: &RequestContext, d: DsrRow, action: &str) -> ServiceResult<DsrView> {
+        self.transition_with(ctx, d, action, vec![]).await
+    }
+
+    async fn transition_with(
+        &self,
+        ctx: &RequestContext,
+        mut d: DsrRow,
+        action: &str,
+        mut ops: Vec<WriteOp>,
+    ) -> ServiceResult<DsrView> {
         d.updated_at = now();
         let audit = self.audit_ok(ctx, action, d.subject_id, &[d.id], vec![]);
-        self.store
-            .write(vec![WriteOp::PutDsr(Box::new(d.clone())), audit])
-            .await?;
+        ops.insert(0, WriteOp::PutDsr(Box::new(d.clone())));
+        ops.push(audit);
+        self.store.write(ops).await?;
         Ok(Self::dsr_view(d))
+    }
+
+    /// The subject's e-mail address, when a contact holds one.
+    async fn subject_email(&self, d: &DsrRow) -> ServiceResult<Option<String>> {
+        let Some(row) = (match d.subject_id {
+            Some(s) => self.store.get_contact(s).await?,
+            None => None,
+        }) else {
+            return Ok(None);
+        };
+        let key = self.key_of(&row)?;
+        self.open_fields_pub(&row, &key, "email")
     }
 
     fn still_open(d: &DsrRow) -> ServiceResult<()> {
@@ -354,7 +376,24 @@ impl Service {
             d.extension_reason = Some(reason.to_string());
             let offset = FixedOffset::east_opt(d.received_offset).unwrap_or_else(|| Utc.fix());
             d.due_at = deadlines::due_at(regime, d.received_at.with_timezone(&offset), d.extensions);
-            self.transition(ctx, d, "dsr.extend").await
+            // The subject is told of the extension and its reasons (GDPR Art. 12(3)).
+            let mut ops = Vec::new();
+            if let Some(to) = self.subject_email(&d).await? {
+                let message = crate::outbox::Message {
+                    to,
+                    subject: "We need more time for your request about your personal data".into(),
+                    body: format!(
+                        "Your request ({}, reference {}) received on {} needs more time.\nReason: {}\nWe will answer by {}.\n",
+                        d.kind,
+                        d.id,
+                        d.received_at.format("%Y-%m-%d"),
+                        reason,
+                        d.due_at.format("%Y-%m-%d %H:%M UTC")
+                    ),
+                };
+                ops.push(self.queue_mail("dsr.extension", &message)?);
+            }
+            self.transition_with(ctx, d, "dsr.extend", ops).await
         })
         .await
     }

@@ -107,6 +107,22 @@ async fn lifecycle_deadlines_and_refusal(app: &TestApp) {
     assert_eq!(ts(&r.body["due_at"]), ts(&json!("2026-04-30T08:00:00Z")));
     assert_eq!(r.body["extension_reason"], "many records across several systems");
     assert_problem(&step(app, &id, "extend", json!({"reason": "again"})).await, 409);
+    // The subject is told, with the reason and the new date (sealed in the outbox).
+    let notices: Vec<_> = app
+        .service
+        .outbox(true)
+        .await
+        .unwrap()
+        .into_iter()
+        .filter(|m| m.kind == "dsr.extension" && m.message.to == "lea@example.org")
+        .collect();
+    assert_eq!(notices.len(), 1, "one notice of the extension");
+    assert!(notices[0].message.body.contains("many records across several systems"));
+    assert!(
+        notices[0].message.body.contains("2026-04-30"),
+        "{}",
+        notices[0].message.body
+    );
 
     // Nothing is carried out before the requester's identity is verified.
     assert_problem(&step(app, &id, "fulfill", json!({})).await, 409);
