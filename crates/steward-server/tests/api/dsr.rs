@@ -37,7 +37,13 @@ async fn step(app: &TestApp, id: &str, action: &str, body: Value) -> Resp {
 
 /// Verifies and fulfils a request, asserting success; returns the request.
 async fn carry_out(app: &TestApp, id: &str) -> Value {
-    let r = step(app, id, "verify", json!({"method": "signed letter with ID copy"})).await;
+    let r = step(
+        app,
+        id,
+        "verify",
+        json!({"method": "signed letter with ID copy", "note": "extra members are ignored"}),
+    )
+    .await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.text);
     assert_eq!(r.body["status"], "in_progress");
     let r = step(app, id, "fulfill", json!({})).await;
