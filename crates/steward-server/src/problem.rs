@@ -37,6 +37,8 @@ pub enum ApiError {
     MethodNotAllowed,
     /// 409: conflicts with stored state.
     Conflict(String),
+    /// 410: existed, but no longer available.
+    Gone(String),
     /// 413: the body is larger than the limit.
     PayloadTooLarge(usize),
     /// 415: the body is not JSON.
@@ -66,6 +68,7 @@ impl ApiError {
                 "Method not allowed",
             ),
             Self::Conflict(_) => (StatusCode::CONFLICT, "conflict", "Conflict"),
+            Self::Gone(_) => (StatusCode::GONE, "gone", "Gone"),
             Self::PayloadTooLarge(_) => (
                 StatusCode::PAYLOAD_TOO_LARGE,
                 "payload-too-large",
@@ -94,7 +97,8 @@ impl ApiError {
             | Self::Unauthorized(d)
             | Self::Forbidden(d)
             | Self::NotFound(d)
-            | Self::Conflict(d) => (d.clone(), vec![]),
+            | Self::Conflict(d)
+            | Self::Gone(d) => (d.clone(), vec![]),
             Self::MethodNotAllowed => ("this method is not allowed on this resource".into(), vec![]),
             Self::PayloadTooLarge(limit) => (format!("the request body exceeds the limit of {limit} bytes"), vec![]),
             Self::UnsupportedMediaType => (
@@ -148,6 +152,7 @@ impl From<ServiceError> for ApiError {
             ServiceError::Forbidden(m) => Self::Forbidden(m),
             ServiceError::NotFound(what) => Self::NotFound(format!("no {what} with this id exists")),
             ServiceError::Conflict(m) => Self::Conflict(m),
+            ServiceError::Gone(m) => Self::Gone(m),
             ServiceError::Invalid(errors) => Self::Validation(errors),
             ServiceError::BadRequest(m) => Self::BadRequest(m),
             ServiceError::Locked(m) => Self::Locked(m),

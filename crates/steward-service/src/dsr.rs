@@ -35,6 +35,9 @@ pub const KINDS: [&str; 7] = [
     "opt_out_of_sale",
 ];
 const DSR_RECORD: &str = "dsr";
+const BUNDLE_RECORD: &str = "export";
+/// How long an access or portability bundle stays available.
+pub const BUNDLE_DAYS: i64 = 30;
 
 /// Who a request is about.
 #[derive(Debug, Clone)]
@@ -432,8 +435,34 @@ impl Service {
             };
             let outcome = match (d.kind.as_str(), row) {
                 (_, None) => "no personal data of this person is held".to_string(),
-                ("access" | "portability", Some(_)) => {
-                    "the export is available at GET /api/v1/dsr/{id}/export".replace("{id}", &d.id.to_string())
+                ("access" | "portability", Some(r)) => {
+                    // Stored sealed under the subject's key, expiring; erasure takes it along.
+                    let key = self.key_of(&r)?;
+                    let bundle = self.build_bundle(&d, &r, &key).await?;
+                    let aad = FieldAad {
+                        record_type: BUNDLE_RECORD,
+                        record_id: d.id.as_bytes(),
+                        field: "bundle",
+                        subject_id: r.subject_id.as_bytes(),
+                    };
+                    let sealed = self
+                        .crypto
+                        .seal(&key, &aad, &bundle.to_string())
+                        .map_err(|e| ServiceError::Internal(e.to_string()))?;
+                    let expires_at = now() + Duration::days(BUNDLE_DAYS);
+                    let row = steward_store::ExportBundleRow {
+                        dsr_id: d.id,
+                        subject_id: r.subject_id,
+                        sealed,
+                        created_at: now(),
+                        expires_at,
+                    };
+                    self.store.write(vec![WriteOp::PutExportBundle(Box::new(row))]).await?;
+                    format!(
+                        "the export is available until {} at GET /api/v1/dsr/{}/export",
+                        expires_at.format("%Y-%m-%d"),
+                        d.id
+                    )
                 }
                 ("rectification", Some(r)) => {
                     let details = self.open_details(&r, &d)?.unwrap_or(Value::Null);
@@ -556,7 +585,9 @@ impl Service {
             self.require_compliance(ctx)?;
             let d = self.dsr_row(id).await?;
             if !matches!(d.kind.as_str(), "access" | "portability") {
-                return Err(ServiceError::Conflict("only access and portability requests have an export".into()));
+                return Err(ServiceError::Conflict(
+                    "only access and portability requests have an export".into(),
+                ));
             }
             if d.verified_at.is_none() {
                 return Err(ServiceError::Conflict("verify the requester's identity first".into()));
@@ -565,65 +596,111 @@ impl Service {
                 Some(s) => self.store.get_contact(s).await?,
                 None => None,
             }) else {
-                return Ok(json!({"request_id": d.id.to_string(), "generated_at": now(), "personal_data": null,
-                                 "note": "no personal data of this person is held"}));
+                return Ok(
+                    json!({"request_id": d.id.to_string(), "generated_at": now(), "personal_data": null,
+                                 "note": "no personal data of this person is held"}),
+                );
             };
             let key = self.key_of(&row)?;
-            let fields = self.open_all_fields(&row, &key)?;
-            // Every interaction, page by page.
-            let mut inter = Vec::new();
-            let mut after = None;
-            loop {
-                let page = self.store.list_interactions(row.subject_id, after, steward_store::MAX_PAGE).await?;
-                for i in &page {
-                    inter.push(self.interaction_json(i, &key)?);
+            // The bundle stored when the request was fulfilled; before that, built now.
+            let bundle = match self.store.get_export_bundle(d.id).await? {
+                Some(b) if b.expires_at <= now() => {
+                    return Err(ServiceError::Gone(format!(
+                        "the export of this request expired on {}; file a new request",
+                        b.expires_at.format("%Y-%m-%d")
+                    )))
                 }
-                match page.last() {
-                    Some(last) if page.len() == steward_store::MAX_PAGE as usize => after = Some(last.id),
-                    _ => break,
+                Some(b) => {
+                    let aad = FieldAad {
+                        record_type: BUNDLE_RECORD,
+                        record_id: d.id.as_bytes(),
+                        field: "bundle",
+                        subject_id: row.subject_id.as_bytes(),
+                    };
+                    let text = self.crypto.open(&key, &aad, &b.sealed).map_err(|_| {
+                        ServiceError::Internal(format!("export bundle {} could not be decrypted", d.id))
+                    })?;
+                    serde_json::from_str(&text).map_err(|e| ServiceError::Internal(e.to_string()))?
                 }
-            }
-            let consents = self.store.list_consents(row.subject_id).await?;
-            let purposes: Vec<Value> = row
-                .purposes
-                .iter()
-                .filter_map(|p| self.inventory.purpose(p).map(|spec| (p, spec)))
-                .map(|(p, spec)| json!({"purpose": p, "description": spec.description, "lawful_basis": spec.lawful_basis.as_str(),
-                                        "recipients": spec.recipients, "retention_days": spec.retention_days}))
-                .collect();
-            let access_log = self.subject_access_log(row.subject_id).await?;
-            // Linked deals, by index.
-            let deals: Vec<Value> = self
-                .store
-                .deals_of_subject(row.subject_id)
-                .await?
-                .iter()
-                .map(|deal| {
-                    json!({"id": deal.id.to_string(), "title": deal.title, "stage": deal.stage.as_str(),
-                           "amount": deal.amount.map(|a| a.to_json()), "currency": deal.currency.map(|c| c.as_str().to_string()),
-                           "organization_id": deal.organization_id.map(|o| o.to_string())})
-                })
-                .collect();
-            let audit = self.audit_ok(ctx, "dsr.export", Some(row.subject_id), &[d.id], fields.keys().cloned().collect());
+                None => self.build_bundle(&d, &row, &key).await?,
+            };
+            let fields: Vec<String> = bundle
+                .pointer("/personal_data/contact")
+                .and_then(Value::as_object)
+                .map(|o| o.keys().cloned().collect())
+                .unwrap_or_default();
+            let audit = self.audit_ok(ctx, "dsr.export", Some(row.subject_id), &[d.id], fields);
             self.audit_reads(vec![audit]).await?;
-            Ok(json!({
-                "format": "steward-subject-export-v1",
-                "request_id": d.id.to_string(),
-                "generated_at": now(),
-                "subject_id": row.subject_id.to_string(),
-                "personal_data": {"contact": fields, "created_at": row.created_at, "updated_at": row.updated_at},
-                "interactions": inter,
-                "deals": deals,
-                "purposes": purposes,
-                "consents": consents.iter().map(|c| json!({"id": c.id.to_string(), "purpose": c.purpose, "status": c.status,
-                    "recorded_at": c.recorded_at, "source": c.source, "notice_version": c.notice_version, "expires_at": c.expires_at})).collect::<Vec<_>>(),
-                "restricted": row.restricted,
-                "retention": self.inventory.record_type(CONTACT).map(|r| json!({"days": r.retention_days, "from": format!("{:?}", r.retention_trigger)})),
-                "access_log": access_log,
-                "sources": "entered by staff, imported, or given by you through a form",
-            }))
+            Ok(bundle)
         })
         .await
+    }
+}
+
+impl Service {
+    /// Everything held about the subject of `d` (`steward-subject-export-v1`).
+    async fn build_bundle(
+        &self,
+        d: &DsrRow,
+        row: &ContactRow,
+        key: &crate::crypto::SubjectKey,
+    ) -> ServiceResult<Value> {
+        let fields = self.open_all_fields(row, key)?;
+        // Every interaction, page by page.
+        let mut inter = Vec::new();
+        let mut after = None;
+        loop {
+            let page = self
+                .store
+                .list_interactions(row.subject_id, after, steward_store::MAX_PAGE)
+                .await?;
+            for i in &page {
+                inter.push(self.interaction_json(i, key)?);
+            }
+            match page.last() {
+                Some(last) if page.len() == steward_store::MAX_PAGE as usize => after = Some(last.id),
+                _ => break,
+            }
+        }
+        let consents = self.store.list_consents(row.subject_id).await?;
+        let purposes: Vec<Value> = row
+            .purposes
+            .iter()
+            .filter_map(|p| self.inventory.purpose(p).map(|spec| (p, spec)))
+            .map(|(p, spec)| {
+                json!({"purpose": p, "description": spec.description, "lawful_basis": spec.lawful_basis.as_str(),
+                                    "recipients": spec.recipients, "retention_days": spec.retention_days})
+            })
+            .collect();
+        let access_log = self.subject_access_log(row.subject_id).await?;
+        // Linked deals, by index.
+        let deals: Vec<Value> = self
+            .store
+            .deals_of_subject(row.subject_id)
+            .await?
+            .iter()
+            .map(|deal| {
+                json!({"id": deal.id.to_string(), "title": deal.title, "stage": deal.stage.as_str(),
+                       "amount": deal.amount.map(|a| a.to_json()), "currency": deal.currency.map(|c| c.as_str().to_string()),
+                       "organization_id": deal.organization_id.map(|o| o.to_string())})
+            })
+            .collect();
+        Ok(json!({
+            "format": "steward-subject-export-v1",
+            "request_id": d.id.to_string(),
+            "generated_at": now(),
+            "subject_id": row.subject_id.to_string(),
+            "personal_data": {"contact": fields, "created_at": row.created_at, "updated_at": row.updated_at},
+            "interactions": inter,
+            "deals": deals,
+            "purposes": purposes,
+            "consents": consents.iter().map(|c| json!({"id": c.id.to_string(), "purpose": c.purpose, "status": c.status,
+                "recorded_at": c.recorded_at, "source": c.source, "notice_version": c.notice_version, "expires_at": c.expires_at})).collect::<Vec<_>>(),
+            "restricted": row.restricted,
+            "retention": self.inventory.record_type(CONTACT).map(|r| json!({"days": r.retention_days, "from": format!("{:?}", r.retention_trigger)})),
+            "access_log": access_log,
+            "sources": "entered by staff, imported, or given by you through a form",
+        }))
     }
 }
 

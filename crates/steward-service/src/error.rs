@@ -24,6 +24,9 @@ pub enum ServiceError {
     /// A request that is well-formed but cannot be carried out as asked.
     #[error("{0}")]
     BadRequest(String),
+    /// Existed, but no longer available (410).
+    #[error("{0}")]
+    Gone(String),
     /// The account is locked after repeated failed sign-ins (423).
     #[error("{0}")]
     Locked(String),

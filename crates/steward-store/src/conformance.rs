@@ -1783,6 +1783,20 @@ pub async fn data_subject_requests(store: &dyn Store) {
         Some(&late),
         "every field round-trips"
     );
+    // A stored export bundle goes with the contact.
+    let bundle = crate::ExportBundleRow {
+        dsr_id: late.id,
+        subject_id: subject,
+        sealed: vec![5; 40],
+        created_at: t(1),
+        expires_at: t(50),
+    };
+    store
+        .write(vec![WriteOp::PutExportBundle(Box::new(bundle.clone()))])
+        .await
+        .unwrap();
+    assert_eq!(store.get_export_bundle(late.id).await.unwrap(), Some(bundle));
+    assert_eq!(store.get_export_bundle(early.id).await.unwrap(), None);
     assert_eq!(store.get_dsr(uuid::Uuid::now_v7()).await.unwrap(), None);
 
     let open: Vec<_> = store.list_dsr(true).await.unwrap().into_iter().map(|d| d.id).collect();
@@ -1822,6 +1836,11 @@ pub async fn data_subject_requests(store: &dyn Store) {
     assert_eq!(store.list_dsr(true).await.unwrap().len(), 1);
     assert_eq!(store.erasure_proof(&[7; 32]).await.unwrap(), Some((late.id, t(6))));
     assert_eq!(store.erasure_proof(&[8; 32]).await.unwrap(), None);
+    assert_eq!(
+        store.get_export_bundle(late.id).await.unwrap(),
+        None,
+        "deleted with the contact"
+    );
     assert_eq!(store.get_contact(subject).await.unwrap(), None);
     // Legal holds round-trip and update in place; they outlive the contact.
     let mut hold = crate::LegalHoldRow {

@@ -111,6 +111,16 @@ pub struct LegalHoldRow {
     pub released_by: Option<UserId>,
 }
 
+/// An access or portability bundle, sealed under the subject's key.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ExportBundleRow {
+    pub dsr_id: uuid::Uuid,
+    pub subject_id: SubjectId,
+    pub sealed: Vec<u8>,
+    pub created_at: DateTime<Utc>,
+    pub expires_at: DateTime<Utc>,
+}
+
 /// A queued e-mail, sealed.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct OutboxRow {
@@ -411,6 +421,8 @@ pub enum WriteOp {
     PutLegalHold(Box<LegalHoldRow>),
     /// Inserts or replaces an outbox message (replacing marks it sent).
     PutOutbox(Box<OutboxRow>),
+    /// Inserts or replaces an export bundle.
+    PutExportBundle(Box<ExportBundleRow>),
     /// Inserts or replaces a verification link (replacing marks it used).
     PutDsrVerification(Box<DsrVerificationRow>),
     /// Records that an identifier was erased (kept once; later erasures of
@@ -547,6 +559,7 @@ pub trait Store: Send + Sync + 'static {
     async fn legal_holds(&self, subject: SubjectId) -> StoreResult<Vec<LegalHoldRow>>;
     /// Outbox messages, oldest first, optionally only those not yet sent.
     async fn list_outbox(&self, unsent_only: bool) -> StoreResult<Vec<OutboxRow>>;
+    async fn get_export_bundle(&self, dsr_id: uuid::Uuid) -> StoreResult<Option<ExportBundleRow>>;
     async fn get_dsr_verification(&self, token_hash: &[u8]) -> StoreResult<Option<DsrVerificationRow>>;
     /// The proof of an earlier erasure of this identifier: (request, when).
     async fn erasure_proof(&self, identifier_hash: &[u8]) -> StoreResult<Option<(uuid::Uuid, DateTime<Utc>)>>;

@@ -390,7 +390,8 @@ async fn migrations_are_idempotent_and_race_free() {
             (5, "consent"),
             (6, "dsr"),
             (7, "legal_holds"),
-            (8, "outbox")
+            (8, "outbox"),
+            (9, "export_bundles")
         ]
         .map(|(v, n)| (v, n.to_string())),
         "each migration applied once"

@@ -312,6 +312,43 @@ async fn access_and_portability_export_everything(app: &TestApp) {
                 422,
             );
         }
+        if kind == "access" {
+            // The bundle was stored (sealed) when the request was fulfilled: later changes do not alter it.
+            let r = app
+                .call(
+                    reqwest::Method::PATCH,
+                    &format!("/api/v1/contacts/{contact}"),
+                    Some("support"),
+                    None,
+                    Some(json!({"city": "Bath"})),
+                )
+                .await;
+            assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+            let again = app.get(&format!("/api/v1/dsr/{id}/export"), "dpo").await;
+            assert_eq!(
+                again.body["personal_data"]["contact"]["city"], "London",
+                "the export is the stored bundle"
+            );
+            assert_eq!(again.body["generated_at"], e.body["generated_at"]);
+            assert!(done["outcome"].as_str().unwrap().contains("available until"), "{done}");
+            // It expires.
+            app.exec_sql(
+                "UPDATE export_bundles SET expires_at = 0",
+                "UPDATE export_bundles SET expires_at = 0",
+            )
+            .await;
+            assert_problem(&app.get(&format!("/api/v1/dsr/{id}/export"), "dpo").await, 410);
+            let r = app
+                .call(
+                    reqwest::Method::PATCH,
+                    &format!("/api/v1/contacts/{contact}"),
+                    Some("support"),
+                    None,
+                    Some(json!({"city": "London"})),
+                )
+                .await;
+            assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+        }
     }
     // A request about someone of whom nothing is held completes with that answer.
     let id = created(
@@ -353,6 +390,18 @@ async fn erasure_leaves_nothing_to_read_or_decrypt(app: &TestApp) {
     let sealed = app.raw_fields(&contact).await;
     let uuid: uuid::Uuid = contact.parse().unwrap();
 
+    // An earlier access request left a stored bundle: erasure takes it along.
+    let access = created(
+        app,
+        json!({"kind": "access", "regime": "gdpr", "subject": {"contact_id": contact}}),
+    )
+    .await;
+    carry_out(app, &access).await;
+    assert_eq!(
+        subject_rows(app, "export_bundles", uuid).await,
+        1,
+        "the bundle is stored"
+    );
     let id = created(
         app,
         json!({"kind": "erasure", "regime": "gdpr", "subject": {"email": "erase.me.zx@example.org"}}),
@@ -375,7 +424,14 @@ async fn erasure_leaves_nothing_to_read_or_decrypt(app: &TestApp) {
     );
 
     // No row anywhere holds the subject's data or their data key.
-    let tables = ["contacts", "contact_terms", "subject_keys", "interactions", "consents"];
+    let tables = [
+        "contacts",
+        "contact_terms",
+        "subject_keys",
+        "interactions",
+        "consents",
+        "export_bundles",
+    ];
     match app.backend {
         Backend::Sqlite => {
             let c = rusqlite::Connection::open(app.data_dir().join("steward.db")).unwrap();
@@ -456,6 +512,13 @@ async fn erasure_leaves_nothing_to_read_or_decrypt(app: &TestApp) {
         .verify_audit_log()
         .await
         .expect("the audit log verifies after erasure");
+    let gone = app.get(&format!("/api/v1/dsr/{access}/export"), "dpo").await;
+    assert_eq!(gone.status, StatusCode::OK);
+    assert!(
+        gone.body["personal_data"].is_null(),
+        "nothing of the person is left to export: {}",
+        gone.text
+    );
     // Completed requests cannot run twice.
     assert_problem(&step(app, &id, "fulfill", json!({})).await, 409);
 
@@ -807,4 +870,27 @@ async fn public_intake_verified_by_emailed_code(app: &TestApp) {
             && actions.iter().any(|a| a == "dsr.access.received"),
         "{actions:?}"
     );
+}
+
+async fn subject_rows(app: &TestApp, table: &str, subject: uuid::Uuid) -> i64 {
+    match app.backend {
+        Backend::Sqlite => rusqlite::Connection::open(app.data_dir().join("steward.db"))
+            .unwrap()
+            .query_row(
+                &format!("SELECT count(*) FROM {table} WHERE subject_id = ?1"),
+                [subject.as_bytes()],
+                |r| r.get(0),
+            )
+            .unwrap(),
+        Backend::Postgres => app
+            .pg_client()
+            .await
+            .query_one(
+                &format!("SELECT count(*) FROM {table} WHERE subject_id = $1"),
+                &[&subject],
+            )
+            .await
+            .unwrap()
+            .get(0),
+    }
 }

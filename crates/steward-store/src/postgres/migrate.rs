@@ -27,6 +27,11 @@ pub(super) const MIGRATIONS: &[(i64, &str, &str)] = &[
         include_str!("../../migrations/postgres/0007_legal_holds.sql"),
     ),
     (8, "outbox", include_str!("../../migrations/postgres/0008_outbox.sql")),
+    (
+        9,
+        "export_bundles",
+        include_str!("../../migrations/postgres/0009_export_bundles.sql"),
+    ),
 ];
 
 /// Advisory lock key serialising migration runs ("STEWARD1" in ASCII).

@@ -452,6 +452,24 @@ impl Store for PgStore {
             .collect()
     }
 
+    async fn get_export_bundle(&self, id: uuid::Uuid) -> StoreResult<Option<crate::ExportBundleRow>> {
+        self.query_opt(
+            "SELECT dsr_id, subject_id, sealed, created_at, expires_at FROM export_bundles WHERE dsr_id = $1",
+            &[&id],
+        )
+        .await?
+        .map(|r| {
+            Ok(crate::ExportBundleRow {
+                dsr_id: col(&r, 0)?,
+                subject_id: SubjectId::from_uuid(col(&r, 1)?),
+                sealed: col(&r, 2)?,
+                created_at: time(&r, 3)?,
+                expires_at: time(&r, 4)?,
+            })
+        })
+        .transpose()
+    }
+
     async fn list_outbox(&self, unsent_only: bool) -> StoreResult<Vec<crate::OutboxRow>> {
         let filter = if unsent_only { "WHERE sent_at IS NULL" } else { "" };
         let rows = self

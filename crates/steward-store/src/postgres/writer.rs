@@ -705,6 +705,15 @@ async fn apply_op(tx: &Transaction<'_>, op: &WriteOp, tip: &mut Option<AuditTip>
         )
         .await
         .map(|_| ()),
+        WriteOp::PutExportBundle(b) => exec(
+            tx,
+            "INSERT INTO export_bundles (dsr_id, subject_id, sealed, created_at, expires_at) VALUES ($1, $2, $3, $4, $5) \
+             ON CONFLICT (dsr_id) DO UPDATE SET sealed = EXCLUDED.sealed, created_at = EXCLUDED.created_at, \
+             expires_at = EXCLUDED.expires_at",
+            &[&b.dsr_id, b.subject_id.as_uuid(), &b.sealed, &to_micros(b.created_at), &to_micros(b.expires_at)],
+        )
+        .await
+        .map(|_| ()),
         WriteOp::PutOutbox(m) => exec(
             tx,
             "INSERT INTO outbox (id, kind, message, created_at, sent_at) VALUES ($1, $2, $3, $4, $5) \

@@ -18,6 +18,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         include_str!("../../migrations/sqlite/0007_legal_holds.sql"),
     ),
     (8, "outbox", include_str!("../../migrations/sqlite/0008_outbox.sql")),
+    (
+        9,
+        "export_bundles",
+        include_str!("../../migrations/sqlite/0009_export_bundles.sql"),
+    ),
 ];
 
 pub fn run(conn: &mut Connection) -> StoreResult<()> {

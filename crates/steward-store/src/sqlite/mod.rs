@@ -377,6 +377,9 @@ impl Store for SqliteStore {
     async fn legal_holds(&self, subject: SubjectId) -> StoreResult<Vec<crate::LegalHoldRow>> {
         self.read(|c| read::legal_holds(c, subject)).await
     }
+    async fn get_export_bundle(&self, id: uuid::Uuid) -> StoreResult<Option<crate::ExportBundleRow>> {
+        self.read(|c| read::get_export_bundle(c, id)).await
+    }
     async fn list_outbox(&self, unsent_only: bool) -> StoreResult<Vec<crate::OutboxRow>> {
         self.read(|c| read::list_outbox(c, unsent_only)).await
     }

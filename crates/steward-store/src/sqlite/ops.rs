@@ -433,6 +433,12 @@ pub fn apply(conn: &Connection, op: &WriteOp, tip: &mut Option<AuditTip>) -> Sto
             ],
             false,
         ),
+        WriteOp::PutExportBundle(b) => exec(
+            conn,
+            "INSERT OR REPLACE INTO export_bundles (dsr_id, subject_id, sealed, created_at, expires_at) VALUES (?1, ?2, ?3, ?4, ?5)",
+            params![b.dsr_id.as_bytes(), b.subject_id.as_bytes(), b.sealed, to_micros(b.created_at), to_micros(b.expires_at)],
+            false,
+        ),
         WriteOp::PutOutbox(m) => exec(
             conn,
             "INSERT OR REPLACE INTO outbox (id, kind, message, created_at, sent_at) VALUES (?1, ?2, ?3, ?4, ?5)",

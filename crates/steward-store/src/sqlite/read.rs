@@ -675,6 +675,23 @@ pub fn legal_holds(conn: &Connection, subject: SubjectId) -> StoreResult<Vec<cra
     )
 }
 
+pub fn get_export_bundle(conn: &Connection, id: uuid::Uuid) -> StoreResult<Option<crate::ExportBundleRow>> {
+    one(
+        conn,
+        "SELECT dsr_id, subject_id, sealed, created_at, expires_at FROM export_bundles WHERE dsr_id = ?1",
+        [id.as_bytes()],
+        |r| {
+            Ok(crate::ExportBundleRow {
+                dsr_id: uuid_at(r, 0)?,
+                subject_id: SubjectId::from_uuid(uuid_at(r, 1)?),
+                sealed: get(r, 2)?,
+                created_at: from_micros(get(r, 3)?)?,
+                expires_at: from_micros(get(r, 4)?)?,
+            })
+        },
+    )
+}
+
 pub fn list_outbox(conn: &Connection, unsent_only: bool) -> StoreResult<Vec<crate::OutboxRow>> {
     let filter = if unsent_only { "WHERE sent_at IS NULL" } else { "" };
     collect(
