@@ -167,6 +167,8 @@ pub enum OutboxCommand {
     },
     /// Mark a message sent.
     MarkSent { id: String },
+    /// Deliver every unsent message over SMTP (STEWARD_SMTP_URL, STEWARD_MAIL_FROM).
+    Send,
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
@@ -476,6 +478,24 @@ pub async fn run(cli: Cli) -> Result<ExitCode> {
                     Ok(id) => service.mark_sent(id).await,
                     Err(_) => Err(ServiceError::NotFound("unsent message")),
                 },
+                OutboxCommand::Send => {
+                    let relay = match crate::mail::Relay::from_env() {
+                        Ok(Some(r)) => r,
+                        Ok(None) => {
+                            service.close().await;
+                            bail!("set {} to the SMTP server, e.g. smtp://localhost:25", crate::mail::SMTP_URL_ENV);
+                        }
+                        Err(e) => {
+                            service.close().await;
+                            return Err(e);
+                        }
+                    };
+                    let delivered = relay.deliver(&service).await;
+                    service.close().await;
+                    let (sent, failed) = delivered?;
+                    println!("{sent} message(s) sent, {failed} failed");
+                    return Ok(if failed == 0 { ExitCode::SUCCESS } else { ExitCode::from(1) });
+                }
             };
             service.close().await;
             result.map_err(service_err)?;
@@ -589,11 +609,16 @@ async fn serve(cli: &Cli, args: &ServeArgs) -> Result<ExitCode> {
             }
         })
     };
+    // Queued e-mail to data subjects, when an SMTP relay is configured.
+    let relay = crate::mail::Relay::from_env()?.map(|r| r.spawn(Arc::clone(&service)));
     let served = match tls {
         Some(config) => steward_server::serve_tls(listener, Arc::clone(&service), config, shutdown_signal()).await,
         None => steward_server::serve(listener, Arc::clone(&service), shutdown_signal()).await,
     };
     signer.abort();
+    if let Some(r) = relay {
+        r.abort();
+    }
     served.context("the server failed")?;
     eprintln!("Steward stopped; all acknowledged writes are committed.");
     Ok(ExitCode::SUCCESS)

@@ -7,6 +7,7 @@ mod audit;
 mod bench;
 mod cli;
 mod contacts;
+mod mail;
 mod users;
 
 use std::process::ExitCode;

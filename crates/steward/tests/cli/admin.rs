@@ -213,3 +213,101 @@ async fn dsr_list_shows_overdue_and_due_soon_requests() {
     assert!(s.run(["outbox", "list", "--unsent"]).stdout.trim().is_empty());
     s.run(["outbox", "mark-sent", "not-an-id"]).refused();
 }
+
+/// A minimal SMTP server for one session: answers each command and returns
+/// the envelope recipients and the message data it received.
+fn fake_smtp() -> (u16, std::thread::JoinHandle<(Vec<String>, String)>) {
+    use std::io::{BufRead, BufReader, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let handle = std::thread::spawn(move || {
+        let (stream, _) = listener.accept().unwrap();
+        stream
+            .set_read_timeout(Some(std::time::Duration::from_secs(20)))
+            .unwrap();
+        let mut out = stream.try_clone().unwrap();
+        let mut reader = BufReader::new(stream);
+        out.write_all(b"220 fake.test ESMTP\r\n").unwrap();
+        let (mut rcpt, mut data) = (Vec::new(), String::new());
+        let mut line = String::new();
+        loop {
+            line.clear();
+            if reader.read_line(&mut line).unwrap_or(0) == 0 {
+                break;
+            }
+            let upper = line.to_uppercase();
+            if upper.starts_with("EHLO") || upper.starts_with("HELO") {
+                out.write_all(b"250-fake.test\r\n250 8BITMIME\r\n").unwrap();
+            } else if upper.starts_with("RCPT TO:") {
+                rcpt.push(line[8..].trim().to_string());
+                out.write_all(b"250 ok\r\n").unwrap();
+            } else if upper.starts_with("DATA") {
+                out.write_all(b"354 go ahead\r\n").unwrap();
+                loop {
+                    line.clear();
+                    reader.read_line(&mut line).unwrap();
+                    if line == ".\r\n" {
+                        break;
+                    }
+                    data.push_str(&line);
+                }
+                out.write_all(b"250 queued\r\n").unwrap();
+            } else if upper.starts_with("QUIT") {
+                out.write_all(b"221 bye\r\n").unwrap();
+                break;
+            } else {
+                out.write_all(b"250 ok\r\n").unwrap();
+            }
+        }
+        (rcpt, data)
+    });
+    (port, handle)
+}
+
+#[tokio::test]
+async fn outbox_send_delivers_over_smtp() {
+    let s = Steward::initialised();
+    let server = Server::start(&s).await;
+    let r = reqwest::Client::new()
+        .post(server.url("/api/v1/public/dsr"))
+        .json(&serde_json::json!({"kind": "access", "regime": "gdpr", "email": "smtp.person@example.org"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 202);
+    let refused = s.run(["outbox", "send"]);
+    assert!(refused.refused().contains("STEWARD_SMTP_URL"));
+
+    // Nothing listens: the message stays queued and the run fails.
+    let mut cmd = s.command();
+    cmd.args(["outbox", "send"])
+        .env("STEWARD_SMTP_URL", "smtp://127.0.0.1:1");
+    let down = crate::support::run(cmd, None);
+    down.expect_code(1);
+    assert!(down.stdout.contains("0 message(s) sent, 1 failed"), "{}", down.stdout);
+    assert!(
+        !down.stderr.contains("smtp.person"),
+        "no address in the logs: {}",
+        down.stderr
+    );
+    assert_eq!(s.run(["outbox", "list", "--unsent"]).stdout.lines().count(), 1);
+
+    let (port, smtp) = fake_smtp();
+    let mut cmd = s.command();
+    cmd.args(["outbox", "send"])
+        .env("STEWARD_SMTP_URL", format!("smtp://127.0.0.1:{port}"))
+        .env("STEWARD_MAIL_FROM", "privacy@controller.example");
+    let out = crate::support::run(cmd, None);
+    out.ok();
+    assert!(out.stdout.contains("1 message(s) sent, 0 failed"), "{}", out.stdout);
+    let (rcpt, data) = smtp.join().unwrap();
+    assert_eq!(rcpt, ["<smtp.person@example.org>"]);
+    assert!(data.contains("From: privacy@controller.example"), "{data}");
+    assert!(data.contains("Subject: Please confirm your request"), "{data}");
+    assert!(data.contains("/api/v1/public/dsr/verify"), "{data}");
+    assert!(
+        s.run(["outbox", "list", "--unsent"]).stdout.trim().is_empty(),
+        "marked sent"
+    );
+    assert!(!out.stderr.contains("smtp.person"), "no address in the logs");
+}
