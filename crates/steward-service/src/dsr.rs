@@ -673,11 +673,22 @@ impl Service {
             })
             .collect();
         let access_log = self.subject_access_log(row.subject_id).await?;
-        // Linked deals, by index.
-        let deals: Vec<Value> = self
-            .store
-            .deals_of_subject(row.subject_id)
-            .await?
+        // Linked deals, by index, and the organisations they and the contact link to.
+        let linked = self.store.deals_of_subject(row.subject_id).await?;
+        let mut org_ids: Vec<steward_domain::OrganizationId> =
+            linked.iter().filter_map(|d| d.organization_id).collect();
+        if let Some(o) = fields.get("organization_id").and_then(|o| o.parse().ok()) {
+            org_ids.push(o);
+        }
+        org_ids.sort_by_key(|o| *o.as_uuid());
+        org_ids.dedup();
+        let mut organizations = Vec::new();
+        for id in org_ids {
+            if let Some(o) = self.store.get_organization(id).await? {
+                organizations.push(json!({"id": o.id.to_string(), "name": o.name, "domain": o.domain}));
+            }
+        }
+        let deals: Vec<Value> = linked
             .iter()
             .map(|deal| {
                 json!({"id": deal.id.to_string(), "title": deal.title, "stage": deal.stage.as_str(),
@@ -693,6 +704,7 @@ impl Service {
             "personal_data": {"contact": fields, "created_at": row.created_at, "updated_at": row.updated_at},
             "interactions": inter,
             "deals": deals,
+            "organizations": organizations,
             "purposes": purposes,
             "consents": consents.iter().map(|c| json!({"id": c.id.to_string(), "purpose": c.purpose, "status": c.status,
                 "recorded_at": c.recorded_at, "source": c.source, "notice_version": c.notice_version, "expires_at": c.expires_at})).collect::<Vec<_>>(),

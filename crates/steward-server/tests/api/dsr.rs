@@ -233,7 +233,7 @@ async fn access_and_portability_export_everything(app: &TestApp) {
         .create_contact(
             "support",
             json!({"given_name": "Ada", "family_name": "Byron", "email": "ada@example.org", "phone": "+44 20 7946 0018",
-                   "city": "London", "notes": "prefers e-mail", "purposes": ["customer_service"]}),
+                   "city": "London", "notes": "prefers e-mail", "purposes": ["customer_service", "sales"]}),
         )
         .await;
     let r = app
@@ -244,14 +244,20 @@ async fn access_and_portability_export_everything(app: &TestApp) {
         )
         .await;
     assert_eq!(r.status, StatusCode::CREATED, "{}", r.text);
+    let org = app
+        .post("/api/v1/organizations", "sales", json!({"name": "Babbage Engines Ltd"}))
+        .await;
+    assert_eq!(org.status, StatusCode::CREATED, "{}", org.text);
+    let org = org.body["id"].as_str().unwrap().to_string();
     let r = app
         .post(
             "/api/v1/deals",
             "sales",
-            json!({"title": "Analytical engine", "contact_id": contact}),
+            json!({"title": "Analytical engine", "contact_id": contact, "organization_id": org}),
         )
         .await;
-    let deal = (r.status == StatusCode::CREATED).then(|| r.body["id"].as_str().unwrap().to_string());
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.text);
+    let deal = Some(r.body["id"].as_str().unwrap().to_string());
 
     for kind in ["access", "portability"] {
         let id = created(
@@ -277,6 +283,8 @@ async fn access_and_portability_export_everything(app: &TestApp) {
                 "{b}"
             );
         }
+        assert_eq!(b["organizations"][0]["id"], org.as_str(), "linked organisations: {b}");
+        assert_eq!(b["organizations"][0]["name"], "Babbage Engines Ltd");
         let purposes = b["purposes"].as_array().unwrap();
         assert_eq!(purposes[0]["purpose"], "customer_service");
         assert_eq!(purposes[0]["lawful_basis"], "contract");
