@@ -93,7 +93,18 @@ pub struct PublicConsentOutcome {
 pub(crate) struct PublicLimiter(Mutex<HashMap<String, VecDeque<Instant>>>);
 
 impl PublicLimiter {
-    pub(crate) fn allow(&self, client: Option<&str>) -> bool {
+    /// Refuses (429) a caller over the limit.
+    pub(crate) fn check(&self, client: Option<&str>) -> ServiceResult<()> {
+        if self.allow(client) {
+            Ok(())
+        } else {
+            Err(ServiceError::TooManyRequests(
+                "too many requests; try again in a minute".into(),
+            ))
+        }
+    }
+
+    fn allow(&self, client: Option<&str>) -> bool {
         let (Some(client), Ok(mut map)) = (client, self.0.lock()) else {
             return true;
         };
@@ -498,11 +509,7 @@ impl Service {
 
     /// Confirms a double opt-in with its one-time token (no staff login).
     pub async fn confirm_consent(&self, token: &str, client: Option<String>) -> ServiceResult<()> {
-        if !self.public.allow(client.as_deref()) {
-            return Err(ServiceError::TooManyRequests(
-                "too many requests; try again in a minute".into(),
-            ));
-        }
+        self.public.check(client.as_deref())?;
         let hash = self
             .crypto
             .labelled_hash("consent-confirmation", token.trim().as_bytes());
@@ -585,11 +592,7 @@ impl Service {
         mut input: ConsentInput,
         gpc: bool,
     ) -> ServiceResult<PublicConsentOutcome> {
-        if !self.public.allow(input.ip.as_deref()) {
-            return Err(ServiceError::TooManyRequests(
-                "too many requests; try again in a minute".into(),
-            ));
-        }
+        self.public.check(input.ip.as_deref())?;
         let normal = steward_domain::records::normalise_contact_field(
             &self.inventory,
             "email",

@@ -416,31 +416,8 @@ impl Service {
                 )));
             }
         }
-        let id = SubjectId::new();
-        let now = Utc::now();
-        let (key, stored_key) = self
-            .crypto
-            .new_subject_key(id)
-            .map_err(|e| ServiceError::Internal(e.to_string()))?;
-        let row = ContactRow {
-            subject_id: id,
-            purposes,
-            fields: self.seal_fields(&key, id, &fields)?,
-            created_at: now,
-            updated_at: now,
-            version: 1,
-            key: None,
-            restricted: false,
-            consented: vec![],
-        };
-        let terms = self.index_terms(&fields);
-        let mut ops = vec![WriteOp::InsertContact {
-            row: row.clone(),
-            terms,
-        }];
-        if let Some(key) = stored_key {
-            ops.push(WriteOp::InsertSubjectKey { subject_id: id, key });
-        }
+        let (row, _, mut ops) = self.new_contact_ops(purposes, &fields)?;
+        let id = row.subject_id;
         ops.push(self.audit_ok(
             ctx,
             "contact.create",
@@ -458,8 +435,8 @@ impl Service {
             id,
             purposes: row.purposes,
             fields,
-            created_at: now,
-            updated_at: now,
+            created_at: row.created_at,
+            updated_at: row.updated_at,
             version: 1,
         })
     }
@@ -673,6 +650,40 @@ impl Service {
         .await
     }
 
+    /// A new contact with its own data key: the row (fields sealed), its
+    /// stored key, and the ops that insert both with the index terms.
+    fn new_contact_ops(
+        &self,
+        purposes: Vec<String>,
+        fields: &BTreeMap<String, String>,
+    ) -> ServiceResult<(ContactRow, Option<steward_store::StoredKey>, Vec<WriteOp>)> {
+        let id = SubjectId::new();
+        let now = Utc::now();
+        let (key, stored_key) = self
+            .crypto
+            .new_subject_key(id)
+            .map_err(|e| ServiceError::Internal(e.to_string()))?;
+        let row = ContactRow {
+            subject_id: id,
+            purposes,
+            fields: self.seal_fields(&key, id, fields)?,
+            created_at: now,
+            updated_at: now,
+            version: 1,
+            key: None,
+            restricted: false,
+            consented: vec![],
+        };
+        let mut ops = vec![WriteOp::InsertContact {
+            row: row.clone(),
+            terms: self.index_terms(fields),
+        }];
+        if let Some(k) = stored_key.clone() {
+            ops.push(WriteOp::InsertSubjectKey { subject_id: id, key: k });
+        }
+        Ok((row, stored_key, ops))
+    }
+
     /// Creates a contact from a data subject's own request (public consent
     /// endpoint): only the e-mail address, collected for `purpose`.
     pub(crate) async fn create_public_contact(&self, email: &str, purpose: &str) -> ServiceResult<ContactRow> {
@@ -683,32 +694,10 @@ impl Service {
         if !errors.is_empty() {
             return Err(ServiceError::Invalid(errors));
         }
-        let id = SubjectId::new();
-        let now = Utc::now();
-        let (key, stored_key) = self
-            .crypto
-            .new_subject_key(id)
-            .map_err(|e| ServiceError::Internal(e.to_string()))?;
-        let row = ContactRow {
-            subject_id: id,
-            purposes,
-            fields: self.seal_fields(&key, id, &fields)?,
-            created_at: now,
-            updated_at: now,
-            version: 1,
-            key: None,
-            restricted: false,
-            consented: vec![],
-        };
-        let mut ops = vec![WriteOp::InsertContact {
-            row: row.clone(),
-            terms: self.index_terms(&fields),
-        }];
-        if let Some(k) = stored_key.clone() {
-            ops.push(WriteOp::InsertSubjectKey { subject_id: id, key: k });
-        }
+        let (row, stored_key, mut ops) = self.new_contact_ops(purposes, &fields)?;
+        let id = row.subject_id;
         let mut audit = steward_audit::AuditRecord::new(
-            now,
+            row.created_at,
             steward_audit::Actor::anonymous(),
             "contact.create",
             steward_audit::Outcome::Ok,

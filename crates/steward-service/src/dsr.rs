@@ -22,6 +22,7 @@ use steward_store::{ContactRow, DsrRow, StoreError, WriteOp};
 
 use crate::consent::{ConsentInput, SALE_SHARING};
 use crate::context::RequestContext;
+use crate::crypto::SubjectKey;
 use crate::error::{ServiceError, ServiceResult};
 use crate::Service;
 
@@ -34,8 +35,9 @@ pub const KINDS: [&str; 7] = [
     "objection",
     "opt_out_of_sale",
 ];
-const DSR_RECORD: &str = "dsr";
-const BUNDLE_RECORD: &str = "export";
+/// What request details and export bundles are sealed as (record type, field).
+const DETAILS: (&str, &str) = ("dsr", "details");
+const BUNDLE: (&str, &str) = ("export", "bundle");
 /// How long an access or portability bundle stays available.
 pub const BUNDLE_DAYS: i64 = 30;
 
@@ -64,6 +66,11 @@ pub struct DsrView {
 
 fn now() -> DateTime<Utc> {
     Utc::now()
+}
+
+/// A completed or refused request is closed.
+fn is_closed(status: &str) -> bool {
+    matches!(status, "completed" | "refused")
 }
 
 /// A request just received, with its legal deadline; who it is about and
@@ -119,8 +126,7 @@ impl Service {
     }
 
     fn dsr_view(row: DsrRow) -> DsrView {
-        let open = !matches!(row.status.as_str(), "completed" | "refused");
-        let deadline = open.then(|| deadlines::status_at(row.due_at, now(), Duration::days(7)));
+        let deadline = (!is_closed(&row.status)).then(|| deadlines::status_at(row.due_at, now(), Duration::days(7)));
         DsrView { row, deadline }
     }
 
@@ -128,33 +134,52 @@ impl Service {
         self.store.get_dsr(id).await?.ok_or(ServiceError::NotFound("request"))
     }
 
-    fn seal_details(&self, row: &ContactRow, id: uuid::Uuid, details: &Value) -> ServiceResult<Vec<u8>> {
-        let key = self.key_of(row)?;
+    /// Seals a JSON document about a request (its details, its export
+    /// bundle) under the subject's key, bound to the request and the subject.
+    fn seal_json(
+        &self,
+        row: &ContactRow,
+        key: &SubjectKey,
+        (record, field): (&str, &str),
+        id: uuid::Uuid,
+        v: &Value,
+    ) -> ServiceResult<Vec<u8>> {
         let aad = FieldAad {
-            record_type: DSR_RECORD,
+            record_type: record,
             record_id: id.as_bytes(),
-            field: "details",
+            field,
             subject_id: row.subject_id.as_bytes(),
         };
         self.crypto
-            .seal(&key, &aad, &details.to_string())
+            .seal(key, &aad, &v.to_string())
             .map_err(|e| ServiceError::Internal(e.to_string()))
     }
 
-    fn open_details(&self, row: &ContactRow, d: &DsrRow) -> ServiceResult<Option<Value>> {
-        let Some(sealed) = &d.details else { return Ok(None) };
-        let key = self.key_of(row)?;
+    fn open_json(
+        &self,
+        row: &ContactRow,
+        key: &SubjectKey,
+        (record, field): (&str, &str),
+        id: uuid::Uuid,
+        sealed: &[u8],
+    ) -> ServiceResult<Value> {
         let aad = FieldAad {
-            record_type: DSR_RECORD,
-            record_id: d.id.as_bytes(),
-            field: "details",
+            record_type: record,
+            record_id: id.as_bytes(),
+            field,
             subject_id: row.subject_id.as_bytes(),
         };
         let text = self
             .crypto
-            .open(&key, &aad, sealed)
-            .map_err(|_| ServiceError::Internal(format!("request {} details could not be decrypted", d.id)))?;
-        Ok(serde_json::from_str(&text).ok())
+            .open(key, &aad, sealed)
+            .map_err(|_| ServiceError::Internal(format!("the {field} of request {id} could not be decrypted")))?;
+        serde_json::from_str(&text).map_err(|e| ServiceError::Internal(e.to_string()))
+    }
+
+    /// The subject's e-mail address, if the contact holds one.
+    fn email_of(&self, row: &ContactRow) -> ServiceResult<Option<String>> {
+        let key = self.key_of(row)?;
+        self.open_fields_pub(row, &key, "email")
     }
 
     /// Records a request and computes its legal deadline.
@@ -235,15 +260,11 @@ impl Service {
             let t = now();
             let identifier = match (&identifier, &row) {
                 (Some(h), _) => Some(h.clone()),
-                (None, Some(r)) => {
-                    let key = self.key_of(r)?;
-                    let fields = self.open_fields_pub(r, &key, "email")?;
-                    fields.map(|e| self.identifier_hash(&e))
-                }
+                (None, Some(r)) => self.email_of(r)?.map(|e| self.identifier_hash(&e)),
                 _ => None,
             };
             let details = match (&input.details, &row) {
-                (Some(d), Some(r)) => Some(self.seal_details(r, id, d)?),
+                (Some(d), Some(r)) => Some(self.seal_json(r, &self.key_of(r)?, DETAILS, id, d)?),
                 _ => None,
             };
             let mut dsr = new_request(id, &input.kind, regime, received, t);
@@ -311,20 +332,16 @@ impl Service {
         Ok(Self::dsr_view(d))
     }
 
-    /// The subject's e-mail address, when a contact holds one.
-    async fn subject_email(&self, d: &DsrRow) -> ServiceResult<Option<String>> {
-        let Some(row) = (match d.subject_id {
-            Some(s) => self.store.get_contact(s).await?,
-            None => None,
-        }) else {
-            return Ok(None);
-        };
-        let key = self.key_of(&row)?;
-        self.open_fields_pub(&row, &key, "email")
+    /// The contact a request is about, if one is held.
+    async fn request_contact(&self, d: &DsrRow) -> ServiceResult<Option<ContactRow>> {
+        match d.subject_id {
+            Some(s) => Ok(self.store.get_contact(s).await?),
+            None => Ok(None),
+        }
     }
 
     fn still_open(d: &DsrRow) -> ServiceResult<()> {
-        if matches!(d.status.as_str(), "completed" | "refused") {
+        if is_closed(&d.status) {
             return Err(ServiceError::Conflict(format!("the request is already {}", d.status)));
         }
         Ok(())
@@ -381,7 +398,11 @@ impl Service {
             d.due_at = deadlines::due_at(regime, d.received_at.with_timezone(&offset), d.extensions);
             // The subject is told of the extension and its reasons (GDPR Art. 12(3)).
             let mut ops = Vec::new();
-            if let Some(to) = self.subject_email(&d).await? {
+            let email = match self.request_contact(&d).await? {
+                Some(r) => self.email_of(&r)?,
+                None => None,
+            };
+            if let Some(to) = email {
                 let message = crate::outbox::Message {
                     to,
                     subject: "We need more time for your request about your personal data".into(),
@@ -429,26 +450,16 @@ impl Service {
                     "verify the requester's identity first (POST /api/v1/dsr/{id}/verify)".into(),
                 ));
             }
-            let row = match d.subject_id {
-                Some(s) => self.store.get_contact(s).await?,
-                None => None,
-            };
+            let row = self.request_contact(&d).await?;
+            let mut ops = Vec::new();
             let outcome = match (d.kind.as_str(), row) {
                 (_, None) => "no personal data of this person is held".to_string(),
                 ("access" | "portability", Some(r)) => {
-                    // Stored sealed under the subject's key, expiring; erasure takes it along.
+                    // Stored sealed under the subject's key, expiring, with the
+                    // request's completion; erasure takes it along.
                     let key = self.key_of(&r)?;
                     let bundle = self.build_bundle(&d, &r, &key).await?;
-                    let aad = FieldAad {
-                        record_type: BUNDLE_RECORD,
-                        record_id: d.id.as_bytes(),
-                        field: "bundle",
-                        subject_id: r.subject_id.as_bytes(),
-                    };
-                    let sealed = self
-                        .crypto
-                        .seal(&key, &aad, &bundle.to_string())
-                        .map_err(|e| ServiceError::Internal(e.to_string()))?;
+                    let sealed = self.seal_json(&r, &key, BUNDLE, d.id, &bundle)?;
                     let expires_at = now() + Duration::days(BUNDLE_DAYS);
                     let row = steward_store::ExportBundleRow {
                         dsr_id: d.id,
@@ -457,7 +468,7 @@ impl Service {
                         created_at: now(),
                         expires_at,
                     };
-                    self.store.write(vec![WriteOp::PutExportBundle(Box::new(row))]).await?;
+                    ops.push(WriteOp::PutExportBundle(Box::new(row)));
                     format!(
                         "the export is available until {} at GET /api/v1/dsr/{}/export",
                         expires_at.format("%Y-%m-%d"),
@@ -465,7 +476,10 @@ impl Service {
                     )
                 }
                 ("rectification", Some(r)) => {
-                    let details = self.open_details(&r, &d)?.unwrap_or(Value::Null);
+                    let details = match &d.details {
+                        Some(sealed) => self.open_json(&r, &self.key_of(&r)?, DETAILS, d.id, sealed)?,
+                        None => Value::Null,
+                    };
                     let changes = details
                         .get("changes")
                         .and_then(Value::as_object)
@@ -502,7 +516,7 @@ impl Service {
             d.status = "completed".into();
             d.completed_at = Some(now());
             d.outcome = Some(outcome);
-            self.transition(ctx, d, "dsr.fulfill").await
+            self.transition_with(ctx, d, "dsr.fulfill", ops).await
         })
         .await
     }
@@ -511,8 +525,7 @@ impl Service {
     /// and a proof of erasure; audit entries stay (pseudonymous).
     async fn erase_subject(&self, ctx: &RequestContext, row: &ContactRow, request: uuid::Uuid) -> ServiceResult<()> {
         self.ensure_no_legal_hold(row.subject_id).await?;
-        let key = self.key_of(row)?;
-        let email = self.open_fields_pub(row, &key, "email")?;
+        let email = self.email_of(row)?;
         let mut ops = vec![WriteOp::DeleteContact {
             subject_id: row.subject_id,
         }];
@@ -592,10 +605,7 @@ impl Service {
             if d.verified_at.is_none() {
                 return Err(ServiceError::Conflict("verify the requester's identity first".into()));
             }
-            let Some(row) = (match d.subject_id {
-                Some(s) => self.store.get_contact(s).await?,
-                None => None,
-            }) else {
+            let Some(row) = self.request_contact(&d).await? else {
                 return Ok(
                     json!({"request_id": d.id.to_string(), "generated_at": now(), "personal_data": null,
                                  "note": "no personal data of this person is held"}),
@@ -610,18 +620,7 @@ impl Service {
                         b.expires_at.format("%Y-%m-%d")
                     )))
                 }
-                Some(b) => {
-                    let aad = FieldAad {
-                        record_type: BUNDLE_RECORD,
-                        record_id: d.id.as_bytes(),
-                        field: "bundle",
-                        subject_id: row.subject_id.as_bytes(),
-                    };
-                    let text = self.crypto.open(&key, &aad, &b.sealed).map_err(|_| {
-                        ServiceError::Internal(format!("export bundle {} could not be decrypted", d.id))
-                    })?;
-                    serde_json::from_str(&text).map_err(|e| ServiceError::Internal(e.to_string()))?
-                }
+                Some(b) => self.open_json(&row, &key, BUNDLE, d.id, &b.sealed)?,
                 None => self.build_bundle(&d, &row, &key).await?,
             };
             let fields: Vec<String> = bundle
@@ -871,11 +870,7 @@ impl Service {
     /// (sealed in the outbox); the answer is the same whether or not the
     /// address is known. Rectification needs the changes and goes to staff.
     pub async fn public_dsr(&self, kind: &str, regime: &str, email: &str, client: Option<String>) -> ServiceResult<()> {
-        if !self.public.allow(client.as_deref()) {
-            return Err(ServiceError::TooManyRequests(
-                "too many requests; try again in a minute".into(),
-            ));
-        }
+        self.public.check(client.as_deref())?;
         let mut errors = Vec::new();
         if !KINDS.contains(&kind) || kind == "rectification" {
             errors.push(steward_domain::FieldError::new(
@@ -949,11 +944,7 @@ impl Service {
     /// A data subject confirms a request with the one-time code from their
     /// e-mail: the requester's identity (control of the address) is verified.
     pub async fn verify_public_dsr(&self, token: &str, client: Option<String>) -> ServiceResult<uuid::Uuid> {
-        if !self.public.allow(client.as_deref()) {
-            return Err(ServiceError::TooManyRequests(
-                "too many requests; try again in a minute".into(),
-            ));
-        }
+        self.public.check(client.as_deref())?;
         let hash = self.crypto.labelled_hash("dsr-verification", token.trim().as_bytes());
         let t = now();
         let Some(mut v) = self

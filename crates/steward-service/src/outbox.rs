@@ -70,14 +70,13 @@ impl Service {
 
     /// Marks a queued message sent.
     pub async fn mark_sent(&self, id: uuid::Uuid) -> ServiceResult<()> {
-        let mut row = self
+        match self
             .store
-            .list_outbox(true)
-            .await?
-            .into_iter()
-            .find(|r| r.id == id)
-            .ok_or(ServiceError::NotFound("unsent message"))?;
-        row.sent_at = Some(Utc::now());
-        Ok(self.store.write(vec![WriteOp::PutOutbox(Box::new(row))]).await?)
+            .write(vec![WriteOp::MarkOutboxSent { id, at: Utc::now() }])
+            .await
+        {
+            Err(steward_store::StoreError::NotFound) => Err(ServiceError::NotFound("unsent message")),
+            other => Ok(other?),
+        }
     }
 }

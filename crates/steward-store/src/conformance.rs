@@ -1901,6 +1901,36 @@ pub async fn data_subject_requests(store: &dyn Store) {
     assert!(store.list_outbox(true).await.unwrap().is_empty());
     assert_eq!(store.list_outbox(false).await.unwrap(), vec![mail]);
     assert_eq!(store.get_dsr_verification(&[9; 32]).await.unwrap(), Some(link));
+    let mut second = crate::OutboxRow {
+        id: uuid::Uuid::now_v7(),
+        kind: "k".into(),
+        message: vec![4],
+        created_at: t(4),
+        sent_at: None,
+    };
+    store
+        .write(vec![WriteOp::PutOutbox(Box::new(second.clone()))])
+        .await
+        .unwrap();
+    store
+        .write(vec![WriteOp::MarkOutboxSent {
+            id: second.id,
+            at: t(5),
+        }])
+        .await
+        .unwrap();
+    second.sent_at = Some(t(5));
+    assert_eq!(store.list_outbox(false).await.unwrap().last(), Some(&second));
+    let again = store
+        .write(vec![WriteOp::MarkOutboxSent {
+            id: second.id,
+            at: t(6),
+        }])
+        .await;
+    assert!(
+        matches!(again, Err(StoreError::NotFound)),
+        "only an unsent message can be marked sent: {again:?}"
+    );
     // A second proof for the same identifier keeps the first.
     store
         .write(vec![WriteOp::InsertErasureProof {

@@ -421,6 +421,11 @@ pub enum WriteOp {
     PutLegalHold(Box<LegalHoldRow>),
     /// Inserts or replaces an outbox message (replacing marks it sent).
     PutOutbox(Box<OutboxRow>),
+    /// Marks an unsent outbox message sent; `NotFound` if there is none.
+    MarkOutboxSent {
+        id: uuid::Uuid,
+        at: DateTime<Utc>,
+    },
     /// Inserts or replaces an export bundle.
     PutExportBundle(Box<ExportBundleRow>),
     /// Inserts or replaces a verification link (replacing marks it used).

@@ -714,6 +714,9 @@ async fn apply_op(tx: &Transaction<'_>, op: &WriteOp, tip: &mut Option<AuditTip>
         )
         .await
         .map(|_| ()),
+        WriteOp::MarkOutboxSent { id, at } => {
+            exec_found(tx, "UPDATE outbox SET sent_at = $2 WHERE id = $1 AND sent_at IS NULL", &[id, &to_micros(*at)]).await
+        }
         WriteOp::PutOutbox(m) => exec(
             tx,
             "INSERT INTO outbox (id, kind, message, created_at, sent_at) VALUES ($1, $2, $3, $4, $5) \

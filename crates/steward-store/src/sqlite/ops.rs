@@ -439,6 +439,12 @@ pub fn apply(conn: &Connection, op: &WriteOp, tip: &mut Option<AuditTip>) -> Sto
             params![b.dsr_id.as_bytes(), b.subject_id.as_bytes(), b.sealed, to_micros(b.created_at), to_micros(b.expires_at)],
             false,
         ),
+        WriteOp::MarkOutboxSent { id, at } => exec(
+            conn,
+            "UPDATE outbox SET sent_at = ?2 WHERE id = ?1 AND sent_at IS NULL",
+            params![id.as_bytes(), to_micros(*at)],
+            true,
+        ),
         WriteOp::PutOutbox(m) => exec(
             conn,
             "INSERT OR REPLACE INTO outbox (id, kind, message, created_at, sent_at) VALUES (?1, ?2, ?3, ?4, ?5)",
