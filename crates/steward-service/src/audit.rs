@@ -148,13 +148,22 @@ impl Service {
         WriteOp::AppendAudit(Box::new(r))
     }
 
-    /// Records the entries of a read before its result is returned (one
-    /// group-committed write, no fsync of its own).
+    /// Records the entries of a read before its result is returned: durable
+    /// against a crash of the process and visible to every later audit
+    /// query, sealed into the log by the store's next group commit (no
+    /// fsync, no wait for a commit; see the store's read-audit spool).
     pub(crate) async fn audit_reads(&self, ops: Vec<WriteOp>) -> ServiceResult<()> {
         if ops.is_empty() || !self.audit.audit_reads {
             return Ok(());
         }
-        Ok(self.store.write(ops).await?)
+        let records = ops
+            .into_iter()
+            .filter_map(|op| match op {
+                WriteOp::AppendAudit(r) => Some(*r),
+                _ => None,
+            })
+            .collect();
+        Ok(self.store.append_read_audit(records).await?)
     }
 
     /// Appends an entry with an explicit actor (sign-in attempts).

@@ -47,7 +47,7 @@ macro_rules! all_conformance_tests {
             repeated_terms_collapse, audit_log_appends_atomically, token_revocation_and_use,
             user_updates_and_lockout, credentials_and_steps, recovery_codes, training_records, settings_upsert,
             consent_records_and_notices,
-            restriction_of_processing, data_subject_requests);
+            restriction_of_processing, data_subject_requests, read_audit_entries);
     };
 }
 
@@ -822,6 +822,85 @@ pub async fn repeated_terms_collapse(store: &dyn Store) {
         }])
         .await
         .expect("update with repeated terms");
+}
+
+/// Entries of reads, recorded without waiting for a commit, are sealed into
+/// the log in order with writes and visible to the very next audit query.
+#[allow(clippy::unwrap_used)]
+pub async fn read_audit_entries(store: &dyn Store) {
+    let subject = contact(&[]);
+    store
+        .write(vec![
+            WriteOp::InsertContact {
+                row: subject.clone(),
+                terms: vec![],
+            },
+            audit("contact.create", Some(subject.subject_id), None, 1),
+        ])
+        .await
+        .expect("create");
+    let record = |action: &str, secs: i64| match audit(action, Some(subject.subject_id), None, secs) {
+        WriteOp::AppendAudit(r) => *r,
+        _ => unreachable!(),
+    };
+    // Many readers at once, one of them with two entries.
+    let mut futs = Vec::new();
+    for i in 0..40 {
+        let mut records = vec![record("contact.read", 10 + i)];
+        if i == 7 {
+            records.push(record("interaction.list", 10 + i));
+        }
+        futs.push(store.append_read_audit(records));
+    }
+    for f in futs {
+        f.await.expect("read audit");
+    }
+    store.append_read_audit(vec![]).await.expect("nothing to record");
+    // Visible at once, without an explicit flush.
+    assert_eq!(store.audit_size().await.expect("size"), 42);
+    let by_subject = store
+        .query_audit(&AuditFilter {
+            subject: Some(subject.subject_id),
+            limit: 1000,
+            ..Default::default()
+        })
+        .await
+        .expect("q");
+    assert_eq!(by_subject.len(), 42);
+    assert_eq!(
+        by_subject
+            .iter()
+            .filter(|e| e.bytes.windows(16).any(|w| w == b"interaction.list"))
+            .count(),
+        1
+    );
+    // A write after them follows them in the log, and the chain holds.
+    store
+        .write(vec![audit("contact.update", Some(subject.subject_id), None, 99)])
+        .await
+        .expect("write");
+    store
+        .append_read_audit(vec![record("contact.read", 100)])
+        .await
+        .expect("read");
+    store.flush_audit().await.expect("flush");
+    let entries = store.audit_entries(0, 1000).await.expect("entries");
+    assert_eq!(entries.len(), 44);
+    let mut prev = [0u8; 32];
+    for (i, e) in entries.iter().enumerate() {
+        let decoded = steward_audit::decode_entry(&e.bytes).expect("canonical entry");
+        assert_eq!(decoded.index, i as u64);
+        assert_eq!(decoded.prev, prev, "entry {i} links its predecessor");
+        prev = e.leaf_hash;
+    }
+    assert_eq!(
+        steward_audit::decode_entry(&entries[42].bytes).unwrap().record.action,
+        "contact.update"
+    );
+    assert_eq!(
+        steward_audit::decode_entry(&entries[43].bytes).unwrap().record.action,
+        "contact.read"
+    );
 }
 
 fn audit(action: &str, subject: Option<SubjectId>, user: Option<UserId>, secs: i64) -> WriteOp {

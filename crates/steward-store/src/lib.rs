@@ -501,6 +501,21 @@ pub trait Store: Send + Sync + 'static {
     /// Applies `ops` atomically: all or nothing.
     async fn write(&self, ops: Vec<WriteOp>) -> StoreResult<()>;
 
+    /// Records the audit entries of a read. When this returns the entries
+    /// survive a crash of the process and are visible to every later audit
+    /// query; they may join the Merkle log a moment later (the SQLite
+    /// backend spools them and seals them in its next group commit).
+    async fn append_read_audit(&self, records: Vec<AuditRecord>) -> StoreResult<()> {
+        self.write(records.into_iter().map(|r| WriteOp::AppendAudit(Box::new(r))).collect())
+            .await
+    }
+
+    /// Waits until every read entry recorded so far is in the Merkle log.
+    /// The audit read methods below do this themselves.
+    async fn flush_audit(&self) -> StoreResult<()> {
+        Ok(())
+    }
+
     async fn get_contact(&self, id: SubjectId) -> StoreResult<Option<ContactRow>>;
     async fn list_contacts(&self, after: Option<SubjectId>, limit: u32) -> StoreResult<Vec<ContactRow>>;
     /// Contacts carrying the blind-index `term`.

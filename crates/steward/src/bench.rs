@@ -43,6 +43,10 @@ pub struct BenchArgs {
     /// Print the results as JSON instead of a table.
     #[arg(long)]
     pub json: bool,
+    /// Run only Steward's HTTP create and read measure with this read
+    /// mode (`audited` or `unaudited`), for profiling.
+    #[arg(long, hide = true)]
+    pub only_http: Option<String>,
 }
 
 struct Figure {
@@ -59,6 +63,16 @@ pub async fn run(_cli: &Cli, args: &BenchArgs) -> Result<ExitCode> {
     };
     let c = args.concurrency.max(1);
     let dir = tempfile_dir()?;
+    if let Some(mode) = &args.only_http {
+        let options = OpenOptions {
+            audit_reads: mode != "unaudited",
+            ..OpenOptions::default()
+        };
+        let (create_rate, read_rate) = steward_http(&dir.join("steward"), creates, reads, c, options).await?;
+        let _ = std::fs::remove_dir_all(&dir);
+        println!("creates {create_rate:.0}/s, reads ({mode}) {read_rate:.0}/s");
+        return Ok(ExitCode::SUCCESS);
+    }
     eprintln!(
         "steward bench: {} run, concurrency {c}, scratch dir {}",
         if args.quick { "quick" } else { "full" },

@@ -23,6 +23,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "export_bundles",
         include_str!("../../migrations/sqlite/0009_export_bundles.sql"),
     ),
+    (
+        10,
+        "audit_spool",
+        include_str!("../../migrations/sqlite/0010_audit_spool.sql"),
+    ),
 ];
 
 pub fn run(conn: &mut Connection) -> StoreResult<()> {

@@ -5,14 +5,19 @@
 //! transaction with a savepoint per batch, commits once and then answers each
 //! caller. Readers use a small pool of read-only connections on blocking
 //! threads. The database runs in WAL mode with `secure_delete` on.
+//!
+//! The audit entries of reads do not wait for a commit: they go through the
+//! read-audit spool (see `spool.rs`) and are sealed at the start of the
+//! writer's next group.
 
 mod migrations;
 mod ops;
 mod read;
+mod spool;
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{mpsc, Mutex};
+use std::sync::{mpsc, Arc, Mutex};
 use std::thread::JoinHandle;
 
 use async_trait::async_trait;
@@ -25,10 +30,13 @@ use crate::{
     AuditFilter, AuditTip, ContactRow, InteractionRow, Store, StoreError, StoreResult, StoredAuditEntry, StoredKey,
     TokenRow, UserRow, WriteOp,
 };
-use steward_audit::{Hash, SignedTreeHead};
+use steward_audit::{AuditRecord, Hash, SignedTreeHead};
 
 /// How many waiting batches one group commit takes at most.
 const MAX_GROUP: usize = 512;
+/// WAL size (in 4 KiB pages) at which the writer checkpoints: 16 MiB.
+/// Erasure checkpoints and truncates the WAL at once regardless.
+const WAL_PAGES: i64 = 4000;
 /// Read connections kept open.
 const READ_POOL: usize = 8;
 
@@ -41,10 +49,16 @@ pub enum Durability {
     Full,
 }
 
+/// A batch of operations; a job without `reply` only wakes the writer for
+/// spooled read entries.
 struct Job {
     ops: Vec<WriteOp>,
-    reply: oneshot::Sender<StoreResult<()>>,
+    reply: Option<oneshot::Sender<StoreResult<()>>>,
 }
+
+/// How long the writer, woken only for spooled read entries (nobody waits
+/// on them), lets more gather before it commits.
+const SPOOL_LINGER: std::time::Duration = std::time::Duration::from_micros(500);
 
 pub struct SqliteStore {
     path: PathBuf,
@@ -52,6 +66,7 @@ pub struct SqliteStore {
     writer: Mutex<Option<JoinHandle<()>>>,
     readers: Mutex<Vec<Connection>>,
     closed: AtomicBool,
+    spool: Arc<spool::Spool>,
 }
 
 fn backend_err(e: &rusqlite::Error) -> StoreError {
@@ -62,6 +77,9 @@ fn configure(conn: &Connection, durability: Durability) -> rusqlite::Result<()> 
     conn.busy_timeout(std::time::Duration::from_secs(10))?;
     conn.pragma_update(None, "foreign_keys", "ON")?;
     conn.pragma_update(None, "secure_delete", "ON")?;
+    // Checkpoint every WAL_PAGES pages (SQLite's default, 1,000, copied the
+    // same hot audit and index pages over and over, with an fsync each time).
+    conn.pragma_update(None, "wal_autocheckpoint", WAL_PAGES)?;
     conn.pragma_update(
         None,
         "synchronous",
@@ -82,7 +100,7 @@ impl SqliteStore {
     pub async fn open_with(path: &Path, durability: Durability) -> StoreResult<Self> {
         let path = path.to_path_buf();
         let p = path.clone();
-        let conn = tokio::task::spawn_blocking(move || -> StoreResult<Connection> {
+        let (conn, spool) = tokio::task::spawn_blocking(move || -> StoreResult<(Connection, spool::Spool)> {
             create_private_file(&p)?;
             let mut conn = Connection::open(&p).map_err(|e| backend_err(&e))?;
             let mode: String = conn
@@ -95,15 +113,18 @@ impl SqliteStore {
             }
             configure(&conn, durability).map_err(|e| backend_err(&e))?;
             migrations::run(&mut conn)?;
-            Ok(conn)
+            let spool = spool::Spool::open(&p, &mut conn)?;
+            Ok((conn, spool))
         })
         .await
         .map_err(|e| StoreError::Backend(e.to_string()))??;
 
         let (tx, rx) = mpsc::channel::<Job>();
+        let spool = Arc::new(spool);
+        let writer_spool = Arc::clone(&spool);
         let writer = std::thread::Builder::new()
             .name("steward-sqlite-writer".into())
-            .spawn(move || writer_loop(conn, &rx))
+            .spawn(move || writer_loop(conn, &rx, &writer_spool))
             .map_err(|e| StoreError::Backend(e.to_string()))?;
         Ok(Self {
             path,
@@ -111,6 +132,7 @@ impl SqliteStore {
             writer: Mutex::new(Some(writer)),
             readers: Mutex::new(Vec::new()),
             closed: AtomicBool::new(false),
+            spool,
         })
     }
 
@@ -169,10 +191,14 @@ fn create_private_file(path: &Path) -> StoreResult<()> {
     }
 }
 
-fn writer_loop(mut conn: Connection, rx: &mpsc::Receiver<Job>) {
+fn writer_loop(mut conn: Connection, rx: &mpsc::Receiver<Job>, spool: &spool::Spool) {
     let mut group: Vec<Job> = Vec::with_capacity(MAX_GROUP);
-    let mut checkpoint_counter: u32 = 0;
+    // Spooled read entries whose commit failed, retried with the next group.
+    let mut carry = spool::Batch::default();
     while let Ok(first) = rx.recv() {
+        if first.reply.is_none() && first.ops.is_empty() {
+            std::thread::sleep(SPOOL_LINGER);
+        }
         group.push(first);
         while group.len() < MAX_GROUP {
             match rx.try_recv() {
@@ -180,7 +206,11 @@ fn writer_loop(mut conn: Connection, rx: &mpsc::Receiver<Job>) {
                 Err(_) => break,
             }
         }
-        let results = commit_group(&mut conn, &group);
+        carry.absorb(spool.take(false));
+        let (results, sealed) = commit_group(&mut conn, &group, &carry);
+        if sealed {
+            spool::remove_retired(&conn, &std::mem::take(&mut carry).retired);
+        }
         // After an erasure, old versions of the subject's pages (their
         // wrapped data key among them) must not survive in the WAL:
         // checkpoint and truncate it before anyone hears "done".
@@ -194,16 +224,19 @@ fn writer_loop(mut conn: Connection, rx: &mpsc::Receiver<Job>) {
             }
         }
         for (job, result) in group.drain(..).zip(results) {
-            let _ = job.reply.send(result);
-        }
-        // Keep the WAL short so old pages do not linger (secure_delete
-        // clears freed pages in the main file once checkpointed).
-        checkpoint_counter += 1;
-        if checkpoint_counter >= 1000 {
-            checkpoint_counter = 0;
-            if let Err(e) = conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(())) {
-                tracing::warn!(error = %e, "WAL checkpoint failed");
+            if let Some(reply) = job.reply {
+                let _ = reply.send(result);
             }
+        }
+    }
+    // Closing: seal what is left and remove this process's spool file.
+    carry.absorb(spool.take(true));
+    if !carry.is_empty() {
+        let (_, sealed) = commit_group(&mut conn, &[], &carry);
+        if sealed {
+            spool::remove_retired(&conn, &carry.retired);
+        } else {
+            tracing::error!("audit entries of reads stay in the spool; they are sealed when the store next opens");
         }
     }
     if let Err(e) = conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(())) {
@@ -211,8 +244,11 @@ fn writer_loop(mut conn: Connection, rx: &mpsc::Receiver<Job>) {
     }
 }
 
-fn commit_group(conn: &mut Connection, group: &[Job]) -> Vec<StoreResult<()>> {
-    let fail_all = |e: &rusqlite::Error| group.iter().map(|_| Err(backend_err(e))).collect();
+/// Commits the spooled read entries of `spooled` (first) and every job of
+/// `group` in one transaction; returns each job's result and whether the
+/// spooled entries were sealed.
+fn commit_group(conn: &mut Connection, group: &[Job], spooled: &spool::Batch) -> (Vec<StoreResult<()>>, bool) {
+    let fail_all = |e: &rusqlite::Error| (group.iter().map(|_| Err(backend_err(e))).collect(), false);
     let mut tx = match conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate) {
         Ok(tx) => tx,
         Err(e) => return fail_all(&e),
@@ -221,6 +257,27 @@ fn commit_group(conn: &mut Connection, group: &[Job]) -> Vec<StoreResult<()>> {
     // Read inside this transaction on the first append, so that appends by
     // other processes are seen.
     let mut tip: Option<AuditTip> = None;
+    // No savepoint (its page journal cost more than the appends): if the
+    // spooled entries cannot be sealed, the whole group fails and they are
+    // retried with the next one.
+    let sealed = (|| {
+        spool::seal_all(&tx, &spooled.records, &mut tip)?;
+        for (name, end) in &spooled.marks {
+            spool::mark(&tx, name, *end)?;
+        }
+        StoreResult::Ok(())
+    })();
+    if let Err(e) = sealed {
+        tracing::error!(error = %e, "could not seal spooled audit entries; retrying with the next commit");
+        let message = e.to_string();
+        return (
+            group
+                .iter()
+                .map(|_| Err(StoreError::Backend(message.clone())))
+                .collect(),
+            false,
+        );
+    }
     for job in group {
         let before = tip;
         // Audit-only jobs (the entries of reads) need no savepoint: an
@@ -248,7 +305,7 @@ fn commit_group(conn: &mut Connection, group: &[Job]) -> Vec<StoreResult<()>> {
         results.push(result);
     }
     match tx.commit() {
-        Ok(()) => results,
+        Ok(()) => (results, true),
         Err(e) => fail_all(&e),
     }
 }
@@ -257,6 +314,34 @@ fn commit_group(conn: &mut Connection, group: &[Job]) -> Vec<StoreResult<()>> {
 impl Store for SqliteStore {
     fn backend(&self) -> &'static str {
         "sqlite"
+    }
+
+    async fn append_read_audit(&self, records: Vec<AuditRecord>) -> StoreResult<()> {
+        if records.is_empty() {
+            return Ok(());
+        }
+        if self.closed.load(Ordering::Acquire) {
+            return Err(StoreError::Backend("the store is closed".into()));
+        }
+        if self.spool.append(&records)? {
+            // The queue was empty: wake the writer (later entries ride along).
+            let guard = self
+                .sender
+                .lock()
+                .map_err(|_| StoreError::Backend("writer poisoned".into()))?;
+            if let Some(sender) = guard.as_ref() {
+                let _ = sender.send(Job {
+                    ops: Vec::new(),
+                    reply: None,
+                });
+            }
+        }
+        Ok(())
+    }
+
+    async fn flush_audit(&self) -> StoreResult<()> {
+        // Any committed job implies the spool queue taken before it was sealed.
+        self.write(Vec::new()).await
     }
 
     async fn write(&self, ops: Vec<WriteOp>) -> StoreResult<()> {
@@ -270,7 +355,10 @@ impl Store for SqliteStore {
                 .as_ref()
                 .ok_or_else(|| StoreError::Backend("the store is closed".into()))?;
             sender
-                .send(Job { ops, reply })
+                .send(Job {
+                    ops,
+                    reply: Some(reply),
+                })
                 .map_err(|_| StoreError::Backend("the writer has stopped".into()))?;
         }
         rx.await
@@ -402,15 +490,19 @@ impl Store for SqliteStore {
         self.read(read::consent_summaries).await
     }
     async fn audit_size(&self) -> StoreResult<u64> {
+        self.flush_audit().await?;
         self.read(|c| ops::load_tip(c).map(|t| t.next)).await
     }
     async fn audit_entries(&self, from: u64, limit: u32) -> StoreResult<Vec<StoredAuditEntry>> {
+        self.flush_audit().await?;
         self.read(|c| read::audit_entries(c, from, limit)).await
     }
     async fn audit_leaf_hashes(&self, from: u64, to: u64) -> StoreResult<Vec<Hash>> {
+        self.flush_audit().await?;
         self.read(|c| read::audit_leaf_hashes(c, from, to)).await
     }
     async fn query_audit(&self, filter: &AuditFilter) -> StoreResult<Vec<StoredAuditEntry>> {
+        self.flush_audit().await?;
         self.read(|c| read::query_audit(c, filter)).await
     }
     async fn tree_heads(&self) -> StoreResult<Vec<SignedTreeHead>> {

@@ -3,6 +3,7 @@
 use rusqlite::{ffi, params, Connection, OptionalExtension};
 
 use crate::{failures_to_db, fields, step_to_db, to_micros, AuditTip, IndexTerm, StoreError, StoreResult, WriteOp};
+use steward_audit::AuditRecord;
 
 fn now_micros() -> i64 {
     chrono::Utc::now().timestamp_micros()
@@ -469,30 +470,7 @@ pub fn apply(conn: &Connection, op: &WriteOp, tip: &mut Option<AuditTip>) -> Sto
             params![subject_id.as_bytes(), restricted],
             true,
         ),
-        WriteOp::AppendAudit(record) => {
-            let t = match tip {
-                Some(t) => t,
-                None => tip.insert(load_tip(conn)?),
-            };
-            let (index, bytes, leaf) = t.seal(record);
-            conn.prepare_cached(
-                "INSERT INTO audit_log (idx, entry, leaf_hash, at, subject_id, actor_user, actor_token, action) \
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
-            )
-            .map_err(e)?
-            .execute(params![
-                i64::try_from(index).map_err(|_| StoreError::Corrupt("audit index overflow".into()))?,
-                bytes,
-                leaf.as_slice(),
-                to_micros(record.at),
-                record.subject_id.map(|u| u.as_bytes().to_vec()),
-                record.actor.user_id.map(|u| u.as_bytes().to_vec()),
-                record.actor.token_id.map(|u| u.as_bytes().to_vec()),
-                record.action
-            ])
-            .map_err(e)?;
-            Ok(())
-        }
+        WriteOp::AppendAudit(record) => append_audit(conn, record, tip),
         WriteOp::PutTreeHead(h) => {
             conn.prepare_cached(
                 "INSERT OR IGNORE INTO audit_tree_heads (tree_size, timestamp_ms, root, signature, key_id) VALUES (?1, ?2, ?3, ?4, ?5)",
@@ -509,6 +487,33 @@ pub fn apply(conn: &Connection, op: &WriteOp, tip: &mut Option<AuditTip>) -> Sto
             Ok(())
         }
     }
+}
+
+/// Seals `record` as the next entry of the Merkle log.
+pub(super) fn append_audit(conn: &Connection, record: &AuditRecord, tip: &mut Option<AuditTip>) -> StoreResult<()> {
+    let e = |e: rusqlite::Error| map_err(&e);
+    let t = match tip {
+        Some(t) => t,
+        None => tip.insert(load_tip(conn)?),
+    };
+    let (index, bytes, leaf) = t.seal(record);
+    conn.prepare_cached(
+        "INSERT INTO audit_log (idx, entry, leaf_hash, at, subject_id, actor_user, actor_token, action) \
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+    )
+    .map_err(e)?
+    .execute(params![
+        i64::try_from(index).map_err(|_| StoreError::Corrupt("audit index overflow".into()))?,
+        bytes,
+        leaf.as_slice(),
+        to_micros(record.at),
+        record.subject_id.map(|u| u.as_bytes().to_vec()),
+        record.actor.user_id.map(|u| u.as_bytes().to_vec()),
+        record.actor.token_id.map(|u| u.as_bytes().to_vec()),
+        record.action
+    ])
+    .map_err(e)?;
+    Ok(())
 }
 
 /// Runs one statement; with `must_touch`, touching no row is `NotFound`.

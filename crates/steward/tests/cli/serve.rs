@@ -179,6 +179,53 @@ async fn sigterm_loses_no_acknowledged_write() {
     assert_eq!(server.terminate().code(), Some(0));
 }
 
+/// A read is answered only once its audit entry is safe from a crash of
+/// the process: reads acknowledged just before a SIGKILL are all in the
+/// log after the next start, and the log verifies.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reads_answered_before_a_crash_are_all_in_the_audit_log() {
+    let s = Steward::initialised();
+    s.create_user("sam", "sales");
+    let token = s.create_token("sam");
+    let client = reqwest::Client::new();
+    let mut server = Server::start(&s).await;
+    let (id, _) = create_contact(&client, &server, &token, 1).await.expect("created");
+    let mut reads = Vec::new();
+    for _ in 0..30 {
+        let (client, token, url) = (
+            client.clone(),
+            token.clone(),
+            server.url(&format!("/api/v1/contacts/{id}")),
+        );
+        reads.push(tokio::spawn(async move {
+            client.get(url).bearer_auth(&token).send().await.unwrap().status()
+        }));
+    }
+    for r in reads {
+        assert_eq!(r.await.unwrap(), 200);
+    }
+    server.kill();
+    let spool = s.data_dir().join("steward.db.spool");
+    let spooled = std::fs::read_dir(&spool).unwrap().count();
+    assert_eq!(spooled, 1, "the killed server leaves its spool file behind");
+
+    // The next process to open the data dir seals what was spooled.
+    let out = s.run(["audit", "export"]);
+    out.ok();
+    let lines = out.stdout.clone();
+    let read_entries = lines
+        .lines()
+        .filter(|l| l.contains("\"contact.read\"") && l.contains(&id))
+        .count();
+    assert_eq!(read_entries, 30, "every answered read is in the log");
+    s.run(["audit", "verify"]).ok();
+    assert_eq!(
+        std::fs::read_dir(&spool).unwrap().count(),
+        0,
+        "imported spool files are removed"
+    );
+}
+
 #[tokio::test]
 async fn serve_refuses_an_address_in_use() {
     let s = Steward::initialised();

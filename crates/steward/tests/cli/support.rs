@@ -386,6 +386,16 @@ impl Server {
         self.wait_exit()
     }
 
+    /// Kills the server outright (SIGKILL): a crash.
+    pub fn kill(&mut self) {
+        let mut child = self.child.take().unwrap();
+        child.kill().unwrap();
+        let _ = child.wait();
+        for r in self.readers.drain(..) {
+            let _ = r.join();
+        }
+    }
+
     pub fn wait_exit(&mut self) -> ExitStatus {
         let mut child = self.child.take().unwrap();
         let Some(status) = wait_with_timeout(&mut child, Duration::from_secs(15)) else {
