@@ -8,7 +8,7 @@
 //! over the log, the subject's access log, and whole-log verification.
 
 use std::future::Future;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 use chrono::{DateTime, Utc};
 use steward_audit::{
@@ -349,6 +349,12 @@ impl Service {
 
     /// Signs and stores a tree head for the current log if it has grown
     /// since the latest head; returns the latest head either way.
+    /// The number of entries in the audit log (every read already answered
+    /// included).
+    pub async fn audit_size(&self) -> ServiceResult<u64> {
+        Ok(self.store.audit_size().await?)
+    }
+
     pub async fn sign_tree_head(&self) -> ServiceResult<SignedTreeHead> {
         let (size, root) = self.root_at_current().await?;
         let heads = self.store.tree_heads().await?;
@@ -501,11 +507,18 @@ impl Service {
     pub async fn verify_audit_log(&self) -> Result<VerifyReport, AuditVerifyError> {
         let heads = self.store.tree_heads().await?;
         let mut verifier = LogVerifier::new(heads, self.audit.signing.public_key());
-        let mut from = 0u64;
+        // Read the next chunk while this one is checked (on a second core).
+        let fetch = |from: u64| {
+            let store = Arc::clone(&self.store);
+            tokio::spawn(async move { store.audit_entries(from, VERIFY_CHUNK).await })
+        };
+        let mut pending = fetch(0);
         loop {
-            let chunk = self.store.audit_entries(from, VERIFY_CHUNK).await?;
+            let chunk = pending
+                .await
+                .map_err(|e| steward_store::StoreError::Backend(e.to_string()))??;
             let Some(last) = chunk.last() else { break };
-            from = last.index + 1;
+            pending = fetch(last.index + 1);
             for e in &chunk {
                 verifier.push(e.index, &e.bytes, &e.leaf_hash)?;
             }

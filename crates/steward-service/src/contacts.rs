@@ -230,7 +230,7 @@ impl Service {
             })
     }
 
-    fn seal_fields(
+    pub(crate) fn seal_fields(
         &self,
         key: &SubjectKey,
         id: SubjectId,
@@ -290,7 +290,7 @@ impl Service {
     }
 
     /// The blind-index terms of a contact's fields.
-    fn index_terms(&self, fields: &BTreeMap<String, String>) -> Vec<IndexTerm> {
+    pub(crate) fn index_terms(&self, fields: &BTreeMap<String, String>) -> Vec<IndexTerm> {
         let mut terms = Vec::new();
         for (name, value) in fields {
             let Some(spec) = self.inventory.field(CONTACT, name) else {

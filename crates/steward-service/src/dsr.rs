@@ -106,6 +106,17 @@ fn new_request(
     }
 }
 
+/// What an erasure did.
+enum Erasure {
+    Complete,
+    /// Narrowed by legal obligations: the fields kept, and each obligation
+    /// with the day it ends.
+    Narrowed {
+        kept: Vec<String>,
+        obligations: Vec<(String, chrono::DateTime<Utc>)>,
+    },
+}
+
 impl Service {
     fn require_compliance(&self, ctx: &RequestContext) -> ServiceResult<()> {
         if self.require_purpose(ctx)? != COMPLIANCE {
@@ -489,10 +500,20 @@ impl Service {
                     self.update_contact(ctx, r.subject_id, changes).await?;
                     format!("rectified: {}", names.join(", "))
                 }
-                ("erasure", Some(r)) => {
-                    self.erase_subject(ctx, &r, d.id).await?;
-                    "all records of the person deleted and their data key destroyed".into()
-                }
+                ("erasure", Some(r)) => match self.erase_subject(ctx, &r, d.id).await? {
+                    Erasure::Complete => "all records of the person deleted and their data key destroyed".into(),
+                    Erasure::Narrowed { kept, obligations } => format!(
+                        "erasure narrowed by a legal obligation to keep records (GDPR Art. 17(3)(b)): kept {} for {}; \
+                         processing of what is kept is restricted; every other field, the interactions and any \
+                         export were deleted",
+                        kept.join(", "),
+                        obligations
+                            .iter()
+                            .map(|(p, until)| format!("{p} until {}", until.format("%Y-%m-%d")))
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    ),
+                },
                 ("restriction", Some(r)) => {
                     self.set_restriction(ctx, r.subject_id, true).await?;
                     "processing restricted".into()
@@ -521,10 +542,39 @@ impl Service {
         .await
     }
 
+    /// The purposes under which the law obliges Steward to keep this
+    /// person's data (collection purposes with a `legal_obligation` basis),
+    /// each with the day its retention period ends, counted from the
+    /// contact's last update; only those still running.
+    fn retention_obligations(&self, row: &ContactRow) -> Vec<(String, chrono::DateTime<Utc>)> {
+        row.purposes
+            .iter()
+            .filter_map(|name| {
+                let p = self.inventory.purpose(name)?;
+                if p.lawful_basis != steward_domain::LawfulBasis::LegalObligation || !p.collection {
+                    return None;
+                }
+                let until = row.updated_at + Duration::days(i64::from(p.retention_days?));
+                (until > now()).then(|| (name.clone(), until))
+            })
+            .collect()
+    }
+
     /// Erasure: every record of the subject, their data key (crypto-shredding),
-    /// and a proof of erasure; audit entries stay (pseudonymous).
-    async fn erase_subject(&self, ctx: &RequestContext, row: &ContactRow, request: uuid::Uuid) -> ServiceResult<()> {
+    /// and a proof of erasure; audit entries stay (pseudonymous). A legal
+    /// hold blocks it; a running legal obligation to keep records narrows it
+    /// to what that obligation needs (see [`Self::narrow_erasure`]).
+    async fn erase_subject(
+        &self,
+        ctx: &RequestContext,
+        row: &ContactRow,
+        request: uuid::Uuid,
+    ) -> ServiceResult<Erasure> {
         self.ensure_no_legal_hold(row.subject_id).await?;
+        let obligations = self.retention_obligations(row);
+        if !obligations.is_empty() {
+            return self.narrow_erasure(ctx, row, request, obligations).await;
+        }
         let email = self.email_of(row)?;
         let mut ops = vec![WriteOp::DeleteContact {
             subject_id: row.subject_id,
@@ -545,7 +595,68 @@ impl Service {
         ));
         match self.store.write(ops).await {
             Err(StoreError::NotFound) => Err(ServiceError::NotFound("contact")),
-            other => other.map_err(ServiceError::from),
+            other => other.map(|()| Erasure::Complete).map_err(ServiceError::from),
+        }
+    }
+
+    /// GDPR Art. 17(3)(b): keeps only the fields the obligation purposes
+    /// need, under those purposes alone and with processing restricted;
+    /// deletes every other field, the interactions and stored exports. The
+    /// data key stays (what is kept must stay readable); the last-update
+    /// time is kept so the retention period is not extended.
+    async fn narrow_erasure(
+        &self,
+        ctx: &RequestContext,
+        row: &ContactRow,
+        request: uuid::Uuid,
+        obligations: Vec<(String, chrono::DateTime<Utc>)>,
+    ) -> ServiceResult<Erasure> {
+        let purposes: Vec<String> = obligations.iter().map(|(p, _)| p.clone()).collect();
+        let needed = self.inventory.fields_for_purposes(CONTACT, &purposes);
+        let key = self.key_of(row)?;
+        let mut fields = self.open_all_fields(row, &key)?;
+        fields.retain(|name, _| needed.contains(name.as_str()));
+        let kept: Vec<String> = fields.keys().cloned().collect();
+        let narrowed = ContactRow {
+            purposes: purposes.clone(),
+            fields: self.seal_fields(&key, row.subject_id, &fields)?,
+            version: row.version + 1,
+            key: None,
+            restricted: true,
+            ..row.clone()
+        };
+        let mut audit = self.audit_record(
+            ctx,
+            "subject.erase.narrowed",
+            steward_audit::Outcome::Ok,
+            Some(row.subject_id),
+            &[*row.subject_id.as_uuid(), request],
+        );
+        audit.fields = kept.clone();
+        audit.reason = Some(format!("kept under a legal obligation: {}", purposes.join(", ")));
+        let ops = vec![
+            WriteOp::UpdateContact {
+                terms: self.index_terms(&fields),
+                row: narrowed,
+                expected_version: row.version,
+            },
+            WriteOp::SetRestricted {
+                subject_id: row.subject_id,
+                restricted: true,
+            },
+            WriteOp::DeleteSubjectRecords {
+                subject_id: row.subject_id,
+            },
+            WriteOp::AppendAudit(Box::new(audit)),
+        ];
+        match self.store.write(ops).await {
+            Err(StoreError::NotFound) => Err(ServiceError::NotFound("contact")),
+            Err(StoreError::VersionConflict) => Err(ServiceError::Conflict(
+                "the contact changed while the erasure was carried out; fulfil the request again".into(),
+            )),
+            other => other
+                .map(|()| Erasure::Narrowed { kept, obligations })
+                .map_err(ServiceError::from),
         }
     }
 

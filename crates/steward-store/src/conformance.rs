@@ -521,6 +521,56 @@ pub async fn interactions(store: &dyn Store) {
         .await
         .expect("list")
         .is_empty());
+    // A narrowed erasure: the subject's interactions and export bundles go,
+    // the contact and other subjects' records stay.
+    let other = InteractionRow {
+        id: InteractionId::new(),
+        subject_id: b.subject_id,
+        kind: InteractionKind::ALL[0],
+        occurred_at: t(5),
+        created_at: t(5),
+        summary: b"sealed other".to_vec(),
+    };
+    let bundle = crate::ExportBundleRow {
+        dsr_id: uuid::Uuid::now_v7(),
+        subject_id: b.subject_id,
+        sealed: vec![5; 40],
+        created_at: t(1),
+        expires_at: t(50),
+    };
+    store
+        .write(vec![
+            WriteOp::InsertInteraction(other.clone()),
+            WriteOp::PutExportBundle(Box::new(bundle.clone())),
+        ])
+        .await
+        .expect("insert");
+    store
+        .write(vec![WriteOp::DeleteSubjectRecords {
+            subject_id: b.subject_id,
+        }])
+        .await
+        .expect("delete the subject's records");
+    assert!(store
+        .list_interactions(b.subject_id, None, 10)
+        .await
+        .expect("list")
+        .is_empty());
+    assert_eq!(store.get_export_bundle(bundle.dsr_id).await.expect("bundle"), None);
+    assert!(
+        store.get_contact(b.subject_id).await.expect("get").is_some(),
+        "the contact stays"
+    );
+    assert_eq!(
+        store.list_interactions(a.subject_id, None, 10).await.expect("list"),
+        mine
+    );
+    let r = store
+        .write(vec![WriteOp::DeleteSubjectRecords {
+            subject_id: SubjectId::new(),
+        }])
+        .await;
+    assert!(matches!(r, Err(StoreError::NotFound)), "{r:?}");
     store
         .write(vec![WriteOp::DeleteContact {
             subject_id: a.subject_id,

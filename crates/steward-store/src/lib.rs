@@ -302,6 +302,12 @@ pub enum WriteOp {
         expected_version: i64,
         terms: Vec<IndexTerm>,
     },
+    /// Deletes the subject's interactions and stored export bundles; the
+    /// contact itself stays (an erasure narrowed by a legal obligation).
+    /// `NotFound` if the contact does not exist.
+    DeleteSubjectRecords {
+        subject_id: SubjectId,
+    },
     /// Deletes the contact, its index terms and its interactions, and unlinks
     /// its deals.
     DeleteContact {
@@ -609,8 +615,11 @@ pub trait Store: Send + Sync + 'static {
 /// (also `postgresql://…`). Runs pending migrations.
 pub async fn open(url: &str) -> StoreResult<Arc<dyn Store>> {
     check_url(url)?;
-    if let Some(path) = url.strip_prefix("sqlite://") {
-        Ok(Arc::new(sqlite::SqliteStore::open(std::path::Path::new(path)).await?))
+    if let Some(rest) = url.strip_prefix("sqlite://") {
+        let (path, durability) = sqlite_durability(rest)?;
+        Ok(Arc::new(
+            sqlite::SqliteStore::open_with(std::path::Path::new(path), durability).await?,
+        ))
     } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
         Ok(Arc::new(postgres::PgStore::connect(url).await?))
     } else {
@@ -636,9 +645,27 @@ pub fn dedup_terms(terms: &[IndexTerm]) -> Vec<IndexTerm> {
         .collect()
 }
 
+/// Splits `PATH[?synchronous=normal|full]` into the path and the durability:
+/// `full` makes every commit survive a power cut (an fsync per group commit).
+fn sqlite_durability(rest: &str) -> StoreResult<(&str, sqlite::Durability)> {
+    match rest.split_once('?') {
+        None => Ok((rest, sqlite::Durability::Normal)),
+        Some((path, "synchronous=normal")) => Ok((path, sqlite::Durability::Normal)),
+        Some((path, "synchronous=full")) => Ok((path, sqlite::Durability::Full)),
+        Some(_) => Err(StoreError::Backend(
+            "a sqlite:// URL takes only ?synchronous=normal or ?synchronous=full".into(),
+        )),
+    }
+}
+
 /// Checks that `url` names a supported backend, before anything is created.
 pub fn check_url(url: &str) -> StoreResult<()> {
-    let ok = url.strip_prefix("sqlite://").is_some_and(|p| !p.is_empty())
+    if let Some(rest) = url.strip_prefix("sqlite://") {
+        sqlite_durability(rest)?;
+    }
+    let ok = url
+        .strip_prefix("sqlite://")
+        .is_some_and(|p| !p.split('?').next().unwrap_or_default().is_empty())
         || url.starts_with("postgres://")
         || url.starts_with("postgresql://");
     if ok {
@@ -724,4 +751,29 @@ pub(crate) fn step_to_db(step: u64) -> StoreResult<i64> {
 /// The inverse of [`step_to_db`].
 pub(crate) fn step_from_db(step: i64) -> StoreResult<u64> {
     u64::try_from(step).map_err(|_| StoreError::Corrupt("bad credential step".into()))
+}
+
+#[cfg(test)]
+mod url_tests {
+    use super::*;
+
+    #[test]
+    fn sqlite_urls_take_an_optional_durability() {
+        assert!(matches!(
+            sqlite_durability("/d/s.db"),
+            Ok(("/d/s.db", sqlite::Durability::Normal))
+        ));
+        assert!(matches!(
+            sqlite_durability("/d/s.db?synchronous=full"),
+            Ok(("/d/s.db", sqlite::Durability::Full))
+        ));
+        assert!(matches!(
+            sqlite_durability("/d/s.db?synchronous=normal"),
+            Ok(("/d/s.db", sqlite::Durability::Normal))
+        ));
+        assert!(sqlite_durability("/d/s.db?synchronous=off").is_err());
+        assert!(check_url("sqlite:///d/s.db?synchronous=full").is_ok());
+        assert!(check_url("sqlite://?synchronous=full").is_err());
+        assert!(check_url("sqlite:///d/s.db?mode=ro").is_err());
+    }
 }

@@ -30,19 +30,31 @@ use crate::cli::{service_err, Cli};
 
 #[derive(Debug, Args)]
 pub struct BenchArgs {
-    /// A short run (a few seconds).
+    /// A short run (under two minutes): smaller samples, one scale point
+    /// (10,000 contacts).
     #[arg(long)]
     pub quick: bool,
     /// Concurrent client connections.
     #[arg(long, default_value_t = 32)]
     pub concurrency: usize,
-    /// Contacts stored for the data-subject-request measures (default:
-    /// 10,000 quick, 100,000 full; PERFORMANCE.md's target is stated at 1M).
+    /// The largest scale point in contacts (default: 10,000 quick,
+    /// 1,000,000 full; the points are 10k, 100k, 1M up to this).
     #[arg(long)]
-    pub dsr_contacts: Option<usize>,
+    pub scale_max: Option<usize>,
+    /// Audit entries to reach at the largest scale point (default: none
+    /// quick, 10,000,000 full).
+    #[arg(long)]
+    pub audit_entries: Option<u64>,
+    /// Also measure the PostgreSQL backend against raw prepared inserts on
+    /// this server (a scratch database is created and dropped).
+    #[arg(long, env = "STEWARD_BENCH_DATABASE_URL")]
+    pub postgres: Option<String>,
     /// Print the results as JSON instead of a table.
     #[arg(long)]
     pub json: bool,
+    /// Tiny sizes, only to check that the harness runs (tests).
+    #[arg(long, hide = true)]
+    pub smoke: bool,
     /// Run only Steward's HTTP create and read measure with this read
     /// mode (`audited` or `unaudited`), for profiling.
     #[arg(long, hide = true)]
@@ -55,12 +67,80 @@ struct Figure {
     unit: &'static str,
 }
 
+struct Ratio {
+    name: &'static str,
+    ratio: f64,
+    target: f64,
+}
+
+const STAGES: usize = 10;
+
+fn stage(n: usize, what: &str) {
+    eprintln!("[{n}/{STAGES}] {what}");
+}
+
+/// How much each measure does in a run.
+struct Sizes {
+    rows: usize,
+    creates: usize,
+    reads: usize,
+    fsyncs: usize,
+    verify_entries: usize,
+    import_rows: usize,
+    auth_calls: usize,
+    pg_creates: usize,
+    scale_max: usize,
+    erasures: usize,
+}
+
+impl Sizes {
+    fn of(args: &BenchArgs) -> Self {
+        if args.smoke {
+            return Self {
+                rows: 200,
+                creates: 200,
+                reads: 500,
+                fsyncs: 20,
+                verify_entries: 2_000,
+                import_rows: 200,
+                auth_calls: 200,
+                pg_creates: 100,
+                scale_max: 300,
+                erasures: 5,
+            };
+        }
+        if args.quick {
+            return Self {
+                rows: 10_000,
+                creates: 10_000,
+                reads: 60_000,
+                fsyncs: 300,
+                verify_entries: 200_000,
+                import_rows: 10_000,
+                auth_calls: 20_000,
+                pg_creates: 5_000,
+                scale_max: 10_000,
+                erasures: 200,
+            };
+        }
+        Self {
+            rows: 50_000,
+            creates: 50_000,
+            reads: 200_000,
+            fsyncs: 2_000,
+            verify_entries: 2_000_000,
+            import_rows: 100_000,
+            auth_calls: 100_000,
+            pg_creates: 50_000,
+            scale_max: 1_000_000,
+            erasures: 500,
+        }
+    }
+}
+
 pub async fn run(_cli: &Cli, args: &BenchArgs) -> Result<ExitCode> {
-    let (rows, creates, reads) = if args.quick {
-        (5_000, 5_000, 20_000)
-    } else {
-        (50_000, 50_000, 200_000)
-    };
+    let sizes = Sizes::of(args);
+    let (rows, creates, reads) = (sizes.rows, sizes.creates, sizes.reads);
     let c = args.concurrency.max(1);
     let dir = tempfile_dir()?;
     if let Some(mode) = &args.only_http {
@@ -68,53 +148,97 @@ pub async fn run(_cli: &Cli, args: &BenchArgs) -> Result<ExitCode> {
             audit_reads: mode != "unaudited",
             ..OpenOptions::default()
         };
-        let (create_rate, read_rate) = steward_http(&dir.join("steward"), creates, reads, c, options).await?;
+        let (create_rate, read_rate) =
+            steward_http(&Config::new(dir.join("steward")), creates, reads, c, options).await?;
         let _ = std::fs::remove_dir_all(&dir);
         println!("creates {create_rate:.0}/s, reads ({mode}) {read_rate:.0}/s");
         return Ok(ExitCode::SUCCESS);
     }
+    let started = Instant::now();
     eprintln!(
         "steward bench: {} run, concurrency {c}, scratch dir {}",
         if args.quick { "quick" } else { "full" },
         dir.display()
     );
 
-    eprintln!("[1/8] raw SQLite inserts, one row per transaction…");
+    stage(
+        1,
+        "baselines: raw SQLite inserts (1 and 1,000 rows per transaction), fdatasync, SHA-256…",
+    );
     let raw_insert = raw_sqlite_inserts(&dir.join("raw.db"), rows)?;
-    eprintln!("[2/8] bare axum small-JSON GET…");
+    let raw_batched = raw_sqlite_batched(&dir.join("raw-batched.db"), rows * 4)?;
+    let fdatasync = fdatasync_rate(&dir.join("fsync.bin"), sizes.fsyncs)?;
+    let verify_entries = sizes.verify_entries;
+    let sha_rate = raw_sha256(verify_entries);
+    stage(2, "baseline: bare axum small-JSON GET…");
     let axum_get = bare_axum(reads, c).await?;
-    eprintln!("[3/8] Steward over HTTP (encrypted, audited)…");
+    stage(3, "Steward over HTTP (encrypted, audited)…");
     let full = OpenOptions::default();
-    let (create_rate, read_rate) = steward_http(&dir.join("steward"), creates, reads, c, full).await?;
-    eprintln!("[4/8] Steward over HTTP, fields in plaintext (comparison only)…");
+    let (create_rate, read_rate) = steward_http(&Config::new(dir.join("steward")), creates, reads, c, full).await?;
+    stage(
+        4,
+        "Steward over HTTP, fields in plaintext and reads not audited (comparisons only)…",
+    );
     let plain = OpenOptions {
         protection: FieldProtection::PlaintextForBenchmark,
         ..full
     };
-    let (plain_create, plain_read) = steward_http(&dir.join("plain"), creates, reads, c, plain).await?;
-    eprintln!("[5/8] Steward over HTTP, reads not audited (comparison only)…");
+    let (plain_create, plain_read) = steward_http(&Config::new(dir.join("plain")), creates, reads, c, plain).await?;
     let unaudited = OpenOptions {
         audit_reads: false,
         ..full
     };
-    let (_, unaudited_read) = steward_http(&dir.join("unaudited"), creates, reads, c, unaudited).await?;
-    eprintln!("[6/8] audit verification and raw SHA-256…");
-    let verify_entries = if args.quick { 200_000 } else { 2_000_000 };
+    let (_, unaudited_read) = steward_http(&Config::new(dir.join("unaudited")), creates, reads, c, unaudited).await?;
+    stage(5, "durable mode (synchronous=FULL) creates over HTTP…");
+    let mut durable_config = Config::new(dir.join("durable"));
+    durable_config.database_url = Some(format!(
+        "sqlite://{}?synchronous=full",
+        dir.join("durable").join("steward.db").display()
+    ));
+    let (durable_create, _) = steward_http(&durable_config, creates / 2, c, c, full).await?;
+    stage(6, "bulk import of a CSV file through the full pipeline…");
+    let import_rows = sizes.import_rows;
+    let import_rate = bulk_import(&dir.join("import"), import_rows).await?;
+    stage(7, "audit verification and token authentication…");
     let verify_rate = steward_audit::bench_verify(verify_entries);
-    let (auth_us, read_us) = auth_vs_read(&dir.join("auth"), if args.quick { 20_000 } else { 100_000 }).await?;
-    let sha_rate = raw_sha256(verify_entries);
-    let (stored, erasures) = if args.quick { (10_000, 200) } else { (100_000, 1_000) };
-    let stored = args.dsr_contacts.unwrap_or(stored).max(erasures + 1);
-    eprintln!("[7/8] data-subject requests: erasure and access export among {stored} contacts…");
-    let dsr = dsr_bench(&dir.join("dsr"), stored, erasures).await?;
-    eprintln!("[8/8] done");
+    let (auth_us, read_us) = auth_vs_read(&dir.join("auth"), sizes.auth_calls).await?;
+    stage(8, "PostgreSQL backend vs raw prepared inserts…");
+    let pg = match &args.postgres {
+        Some(url) => Some(crate::bench_pg::pg_bench(url, sizes.pg_creates, c.min(16)).await?),
+        None => {
+            eprintln!("      skipped: pass --postgres URL (or STEWARD_BENCH_DATABASE_URL)");
+            None
+        }
+    };
+    let scale_max = args.scale_max.unwrap_or(sizes.scale_max);
+    let audit_top = args
+        .audit_entries
+        .unwrap_or(if args.quick || args.smoke { 0 } else { 10_000_000 });
+    stage(
+        9,
+        &format!("scale: 10k…{scale_max} contacts, {audit_top} audit entries at the top…"),
+    );
+    let erasures = sizes.erasures;
+    let points = scale_bench(&dir.join("scale"), scale_max, erasures, audit_top).await?;
+    stage(10, "done");
     let _ = std::fs::remove_dir_all(&dir);
+    let top = points.last().ok_or_else(|| anyhow!("no scale point was measured"))?;
 
-    let figures = [
+    let mut figures = vec![
         Figure {
             name: "baseline: raw SQLite insert, 1 row/txn",
             value: raw_insert,
             unit: "rows/s",
+        },
+        Figure {
+            name: "baseline: raw SQLite insert, 1,000 rows/txn",
+            value: raw_batched,
+            unit: "rows/s",
+        },
+        Figure {
+            name: "baseline: fdatasync of 4 KiB",
+            value: fdatasync,
+            unit: "/s",
         },
         Figure {
             name: "baseline: bare axum GET (77 B JSON)",
@@ -152,6 +276,16 @@ pub async fn run(_cli: &Cli, args: &BenchArgs) -> Result<ExitCode> {
             unit: "req/s",
         },
         Figure {
+            name: "steward durable mode: create over HTTP",
+            value: durable_create,
+            unit: "req/s",
+        },
+        Figure {
+            name: "steward: bulk CSV import",
+            value: import_rate,
+            unit: "rows/s",
+        },
+        Figure {
             name: "steward: audit verify",
             value: verify_rate,
             unit: "entries/s",
@@ -166,58 +300,121 @@ pub async fn run(_cli: &Cli, args: &BenchArgs) -> Result<ExitCode> {
             value: read_us,
             unit: "µs",
         },
-        Figure {
-            name: "erasure request fulfilled, p50",
-            value: dsr.erasure_p50_ms,
-            unit: "ms",
+    ];
+    if let Some(pg) = &pg {
+        figures.push(Figure {
+            name: "baseline: PostgreSQL prepared insert",
+            value: pg.raw_insert_rate,
+            unit: "rows/s",
+        });
+        figures.push(Figure {
+            name: "steward on PostgreSQL: create",
+            value: pg.steward_create_rate,
+            unit: "req/s",
+        });
+    }
+    let mut ratios = vec![
+        Ratio {
+            name: "creates / raw SQLite insert",
+            ratio: create_rate / raw_insert,
+            target: 1.0,
         },
-        Figure {
-            name: "erasure request fulfilled, p99",
-            value: dsr.erasure_p99_ms,
-            unit: "ms",
+        Ratio {
+            name: "reads / bare axum GET",
+            ratio: read_rate / axum_get,
+            target: 0.5,
         },
-        Figure {
-            name: "access export, 1,000 interactions, p99",
-            value: dsr.export_p99_ms,
-            unit: "ms",
+        Ratio {
+            name: "bulk import / raw batched insert",
+            ratio: import_rate / raw_batched,
+            target: 0.25,
         },
-        Figure {
-            name: "contacts stored during the DSR measures",
-            value: dsr.stored as f64,
-            unit: "contacts",
+        Ratio {
+            name: "durable creates / fdatasync",
+            ratio: durable_create / fdatasync,
+            target: 20.0,
+        },
+        Ratio {
+            name: "encrypted / plaintext creates",
+            ratio: create_rate / plain_create,
+            target: 0.9,
+        },
+        Ratio {
+            name: "encrypted / plaintext reads",
+            ratio: read_rate / plain_read,
+            target: 0.9,
+        },
+        Ratio {
+            name: "audited / unaudited reads",
+            ratio: read_rate / unaudited_read,
+            target: 0.6,
+        },
+        Ratio {
+            name: "audit verify, millions of entries/s",
+            ratio: verify_rate / 1.0e6,
+            target: 1.0,
+        },
+        Ratio {
+            name: "contact read / token authentication cost",
+            ratio: read_us / auth_us,
+            target: 20.0,
+        },
+        Ratio {
+            name: "10 ms / erasure p99 (largest scale)",
+            ratio: 10.0 / top.erasure_p99_ms,
+            target: 1.0,
+        },
+        Ratio {
+            name: "50 ms / access export p99 (largest scale)",
+            ratio: 50.0 / top.export_p99_ms,
+            target: 1.0,
+        },
+        Ratio {
+            name: "creates / peer CRM (~20/s, PERFORMANCE.md)",
+            ratio: create_rate / 20.0,
+            target: 200.0,
+        },
+        Ratio {
+            name: "reads / peer CRM (~170/s, PERFORMANCE.md)",
+            ratio: read_rate / 170.0,
+            target: 100.0,
         },
     ];
-    let ratios = [
-        ("creates / raw SQLite insert", create_rate / raw_insert, 1.0),
-        ("reads / bare axum GET", read_rate / axum_get, 0.5),
-        ("encrypted / plaintext creates", create_rate / plain_create, 0.9),
-        ("encrypted / plaintext reads", read_rate / plain_read, 0.9),
-        ("audited / unaudited reads", read_rate / unaudited_read, 0.6),
-        ("audit verify, millions of entries/s", verify_rate / 1.0e6, 1.0),
-        ("audit verify / raw SHA-256", verify_rate / sha_rate, 0.0),
-        ("contact read / token authentication cost", read_us / auth_us, 20.0),
-        ("10 ms / erasure p99", 10.0 / dsr.erasure_p99_ms, 1.0),
-        ("50 ms / access export p99", 50.0 / dsr.export_p99_ms, 1.0),
-    ];
+    if let Some(pg) = &pg {
+        ratios.push(Ratio {
+            name: "PostgreSQL creates / raw prepared insert",
+            ratio: pg.steward_create_rate / pg.raw_insert_rate,
+            target: 0.5,
+        });
+    }
+    let elapsed = started.elapsed().as_secs_f64();
     if args.json {
         let out = json!({
             "quick": args.quick,
             "concurrency": c,
+            "seconds": elapsed,
+            "postgres_concurrency": pg.as_ref().map(|p| p.concurrency),
             "figures": figures.iter().map(|f| json!({"name": f.name, "value": f.value, "unit": f.unit})).collect::<Vec<_>>(),
-            "ratios": ratios.iter().map(|(n, r, t)| json!({"name": n, "ratio": r, "target": t, "pass": r >= t})).collect::<Vec<_>>(),
+            "ratios": ratios.iter().map(|r| json!({"name": r.name, "ratio": r.ratio, "target": r.target, "pass": r.ratio >= r.target})).collect::<Vec<_>>(),
+            "scale": points.iter().map(ScalePoint::to_json).collect::<Vec<_>>(),
         });
         println!("{}", serde_json::to_string_pretty(&out)?);
     } else {
-        println!("{:<44} {:>12}", "measurement", "rate");
+        println!("{:<46} {:>12}", "measurement", "rate");
         for f in &figures {
             let digits = if f.value < 10.0 { 2 } else { 0 };
-            println!("{:<44} {:>10.digits$} {}", f.name, f.value, f.unit);
+            println!("{:<46} {:>10.digits$} {}", f.name, f.value, f.unit);
         }
         println!();
-        println!("{:<44} {:>8} {:>8}", "ratio (same run)", "measured", "target");
-        for (n, r, t) in ratios {
-            println!("{n:<44} {r:>8.2} {t:>8.2}  {}", if r >= t { "pass" } else { "miss" });
+        println!("{:<46} {:>8} {:>8}", "ratio (same run)", "measured", "target");
+        for r in &ratios {
+            let verdict = if r.ratio >= r.target { "pass" } else { "miss" };
+            println!("{:<46} {:>8.2} {:>8.2}  {verdict}", r.name, r.ratio, r.target);
         }
+        println!();
+        ScalePoint::print_table(&points);
+        println!();
+        println!("total time: {elapsed:.0} s");
     }
     Ok(ExitCode::SUCCESS)
 }
@@ -228,32 +425,82 @@ fn tempfile_dir() -> Result<std::path::PathBuf> {
     Ok(dir)
 }
 
-/// PERFORMANCE.md's first baseline: a 10-column row per transaction.
-fn raw_sqlite_inserts(path: &std::path::Path, n: usize) -> Result<f64> {
+/// PERFORMANCE.md's second baseline: 1,000 rows per transaction, values of
+/// ciphertext size (a sealed field is ~60 bytes).
+fn raw_sqlite_batched(path: &std::path::Path, n: usize) -> Result<f64> {
+    let mut conn = raw_table(path)?;
+    let value = vec![0x5a_u8; 60];
+    let start = Instant::now();
+    let mut i = 0;
+    while i < n {
+        let tx = conn.transaction()?;
+        {
+            let mut stmt = tx.prepare_cached(RAW_INSERT)?;
+            for _ in 0..1_000.min(n - i) {
+                raw_row(&mut stmt, &value, i)?;
+                i += 1;
+            }
+        }
+        tx.commit()?;
+    }
+    Ok(n as f64 / start.elapsed().as_secs_f64())
+}
+
+/// 4 KiB appended and `fdatasync`ed, `n` times, as a log append is: what
+/// one durable commit costs at least.
+fn fdatasync_rate(path: &std::path::Path, n: usize) -> Result<f64> {
+    use std::io::Write;
+    let mut file = std::fs::OpenOptions::new().create(true).append(true).open(path)?;
+    let block = vec![0x5a_u8; 4096];
+    let start = Instant::now();
+    for _ in 0..n {
+        file.write_all(&block)?;
+        file.sync_data()?;
+    }
+    Ok(n as f64 / start.elapsed().as_secs_f64())
+}
+
+const RAW_INSERT: &str = "INSERT INTO t VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)";
+
+/// The baselines' table (WAL, synchronous=NORMAL): a uuid key, 7 blobs and
+/// 2 integers.
+fn raw_table(path: &std::path::Path) -> Result<rusqlite::Connection> {
     let conn = rusqlite::Connection::open(path)?;
     conn.query_row("PRAGMA journal_mode=WAL", [], |_| Ok(()))?;
     conn.pragma_update(None, "synchronous", "NORMAL")?;
     conn.execute_batch(
         "CREATE TABLE t (id BLOB PRIMARY KEY, a BLOB, b BLOB, c BLOB, d BLOB, e BLOB, f BLOB, g BLOB, h INTEGER, i INTEGER)",
     )?;
+    Ok(conn)
+}
+
+fn raw_row(stmt: &mut rusqlite::Statement<'_>, value: &[u8], i: usize) -> Result<()> {
+    let id = uuid::Uuid::now_v7();
+    let i = i as i64;
+    stmt.execute(rusqlite::params![
+        id.as_bytes(),
+        value,
+        value,
+        value,
+        value,
+        value,
+        value,
+        value,
+        i,
+        i
+    ])?;
+    Ok(())
+}
+
+/// PERFORMANCE.md's first baseline: a 10-column row per transaction.
+fn raw_sqlite_inserts(path: &std::path::Path, n: usize) -> Result<f64> {
+    let conn = raw_table(path)?;
     let value = vec![0x5a_u8; 40];
-    let mut stmt = conn.prepare("INSERT INTO t VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)")?;
+    let mut stmt = conn.prepare(RAW_INSERT)?;
     let start = Instant::now();
     for i in 0..n {
         conn.execute_batch("BEGIN")?;
-        let id = uuid::Uuid::now_v7();
-        stmt.execute(rusqlite::params![
-            id.as_bytes(),
-            value,
-            value,
-            value,
-            value,
-            value,
-            value,
-            value,
-            i as i64,
-            i as i64
-        ])?;
+        raw_row(&mut stmt, &value, i)?;
         conn.execute_batch("COMMIT")?;
     }
     Ok(n as f64 / start.elapsed().as_secs_f64())
@@ -280,14 +527,13 @@ async fn bare_axum(requests: usize, concurrency: usize) -> Result<f64> {
 }
 
 async fn steward_http(
-    dir: &std::path::Path,
+    config: &Config,
     creates: usize,
     reads: usize,
     concurrency: usize,
     options: OpenOptions,
 ) -> Result<(f64, f64)> {
-    let config = Config::new(dir);
-    let service = Arc::new(Service::open_with(&config, options).await?);
+    let service = Arc::new(Service::open_with(config, options).await?);
     service
         .create_user("bench", "sales", Zeroizing::new("bench-password".into()))
         .await
@@ -508,13 +754,6 @@ async fn auth_vs_read(dir: &std::path::Path, n: usize) -> Result<(f64, f64)> {
     Ok((auth, read))
 }
 
-struct DsrFigures {
-    stored: usize,
-    erasure_p50_ms: f64,
-    erasure_p99_ms: f64,
-    export_p99_ms: f64,
-}
-
 fn percentile(sorted: &[f64], p: f64) -> f64 {
     if sorted.is_empty() {
         return 0.0;
@@ -523,56 +762,268 @@ fn percentile(sorted: &[f64], p: f64) -> f64 {
     sorted[rank - 1]
 }
 
-/// Erasure latency (a verified request fulfilled: the contact, its
-/// interactions, consents and data key deleted, proof and audit written,
-/// the WAL truncated) and the access export of a subject with 1,000
-/// interactions, with `stored` contacts in the database. In process, so the
-/// figures are the service's own cost.
-async fn dsr_bench(dir: &std::path::Path, stored: usize, erasures: usize) -> Result<DsrFigures> {
-    use steward_service::contacts::InteractionInput;
-    use steward_service::dsr::{DsrInput, SubjectRef};
+/// Seeded, reproducible person data (splitmix64 over small name lists).
+struct People(u64);
 
+const GIVEN: &[&str] = &[
+    "Olivia", "Noah", "Amelia", "Oliver", "Isla", "George", "Ava", "Arthur", "Mia", "Leo", "Ivy", "Freddie", "Lily",
+    "Theo", "Florence", "Oscar", "Sophia", "Jack", "Grace", "Muhammad", "Aisha", "Lukas", "Chloé", "Søren",
+];
+const FAMILY: &[&str] = &[
+    "Smith",
+    "Jones",
+    "Taylor",
+    "Brown",
+    "Williams",
+    "Wilson",
+    "Johnson",
+    "Davies",
+    "Patel",
+    "Wright",
+    "Müller",
+    "Schmidt",
+    "Dubois",
+    "Rossi",
+    "Jansen",
+    "García",
+    "Murphy",
+    "O'Brien",
+    "Nowak",
+    "Andersson",
+];
+const TITLES: &[&str] = &[
+    "Engineer",
+    "Buyer",
+    "Head of Procurement",
+    "CFO",
+    "Office Manager",
+    "Sales Director",
+    "Analyst",
+    "Founder",
+];
+const COUNTRIES: &[&str] = &["GB", "DE", "FR", "NL", "IE", "ES", "IT", "SE", "PL", "DK"];
+
+impl People {
+    fn next(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        z ^ (z >> 31)
+    }
+
+    fn pick<'a>(&mut self, list: &[&'a str]) -> &'a str {
+        list[(self.next() % list.len() as u64) as usize]
+    }
+
+    /// Person `i`: e-mail and phone are unique per `i`.
+    fn person(&mut self, i: usize) -> [String; 6] {
+        let given = self.pick(GIVEN).to_string();
+        let family = self.pick(FAMILY).to_string();
+        let email = format!(
+            "{}.{}.{i}@example.org",
+            given.to_lowercase().replace(|c: char| !c.is_ascii_alphanumeric(), ""),
+            family.to_lowercase().replace(|c: char| !c.is_ascii_alphanumeric(), "")
+        );
+        [
+            given,
+            family,
+            email,
+            format!("+4420{i:08}"),
+            self.pick(TITLES).to_string(),
+            self.pick(COUNTRIES).to_string(),
+        ]
+    }
+
+    fn contact_body(&mut self, i: usize) -> serde_json::Map<String, serde_json::Value> {
+        let [given, family, email, phone, title, country] = self.person(i);
+        let body = json!({"given_name": given, "family_name": family, "email": email, "phone": phone,
+                          "job_title": title, "country": country, "purposes": ["sales"]});
+        body.as_object().cloned().unwrap_or_default()
+    }
+}
+
+/// The e-mail address of person `i` (for exact searches).
+fn email_of(i: usize) -> String {
+    People(i as u64).person(i)[2].clone()
+}
+
+fn progress(len: u64, what: &'static str) -> indicatif::ProgressBar {
+    indicatif::ProgressBar::new(len)
+        .with_style(
+            indicatif::ProgressStyle::with_template("      {msg} [{bar:30}] {pos}/{len} ({per_sec}, eta {eta})")
+                .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+        )
+        .with_message(what)
+}
+
+pub(crate) async fn bench_context(
+    service: &Service,
+    name: &str,
+    role: &str,
+) -> Result<steward_service::RequestContext> {
+    service
+        .create_user(name, role, Zeroizing::new("bench-password".into()))
+        .await
+        .map_err(service_err)?;
+    let token = service.create_api_token(name, None, None).await.map_err(service_err)?;
+    let principal = service.authenticate(&token).await.map_err(service_err)?;
+    service.context(principal, None, None, None).await.map_err(service_err)
+}
+
+/// `steward contact import` of a seeded CSV file of `n` people, in
+/// process: parsing, validation, minimisation, encryption, blind indexes
+/// and audit, as a user runs it.
+async fn bulk_import(dir: &std::path::Path, n: usize) -> Result<f64> {
+    std::fs::create_dir_all(dir)?;
+    let file = dir.join("people.csv");
+    {
+        let mut w = csv::Writer::from_path(&file)?;
+        w.write_record([
+            "given_name",
+            "family_name",
+            "email",
+            "phone",
+            "job_title",
+            "country",
+            "purposes",
+        ])?;
+        let mut people = People(0);
+        for i in 0..n {
+            let p = people.person(i);
+            w.write_record(p.iter().map(String::as_str).chain(["sales"]))?;
+        }
+        w.flush()?;
+    }
     let service = Arc::new(Service::open(&Config::new(dir)).await?);
-    let mut ctxs = Vec::new();
-    for (name, role) in [("bench-sales", "sales"), ("bench-dpo", "dpo")] {
-        service
-            .create_user(name, role, Zeroizing::new("bench-password".into()))
-            .await
-            .map_err(service_err)?;
-        let token = service.create_api_token(name, None, None).await.map_err(service_err)?;
-        let principal = service.authenticate(&token).await.map_err(service_err)?;
-        ctxs.push(
-            service
-                .context(principal, None, None, None)
-                .await
-                .map_err(service_err)?,
+    let ctx = bench_context(&service, "bench-import", "sales").await?;
+    let start = Instant::now();
+    let reports = crate::contacts::import_rows(&service, ctx, &file, &[], true).await?;
+    let rate = n as f64 / start.elapsed().as_secs_f64();
+    service.close().await;
+    let refused = reports.iter().filter(|r| r.error.is_some()).count();
+    if refused > 0 || reports.len() != n {
+        bail!("the bulk import refused {refused} of {n} rows");
+    }
+    Ok(rate)
+}
+
+/// Peak resident memory of this process since the last reset, in MiB.
+fn peak_rss_mib() -> f64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find_map(|l| l.strip_prefix("VmHWM:"))
+                .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<f64>().ok())
+        })
+        .map_or(0.0, |kb| kb / 1024.0)
+}
+
+/// Resets the peak-RSS counter (Linux: `clear_refs` 5), so each scale
+/// point reports its own peak.
+fn reset_peak_rss() {
+    let _ = std::fs::write("/proc/self/clear_refs", "5");
+}
+
+fn millis(start: Instant) -> f64 {
+    start.elapsed().as_secs_f64() * 1e3
+}
+
+struct ScalePoint {
+    contacts: usize,
+    audit_entries: u64,
+    fill_rate: f64,
+    read_p50_ms: f64,
+    read_p99_ms: f64,
+    search_p99_ms: f64,
+    erasure_p50_ms: f64,
+    erasure_p99_ms: f64,
+    export_build_ms: f64,
+    export_p99_ms: f64,
+    access_log_ms: f64,
+    verify_rate: Option<f64>,
+    db_mib: f64,
+    peak_rss_mib: f64,
+}
+
+impl ScalePoint {
+    fn to_json(&self) -> serde_json::Value {
+        json!({
+            "contacts": self.contacts, "audit_entries": self.audit_entries, "fill_rate": self.fill_rate,
+            "read_p50_ms": self.read_p50_ms, "read_p99_ms": self.read_p99_ms, "search_p99_ms": self.search_p99_ms,
+            "erasure_p50_ms": self.erasure_p50_ms, "erasure_p99_ms": self.erasure_p99_ms,
+            "access_export_build_ms": self.export_build_ms, "access_export_p99_ms": self.export_p99_ms,
+            "access_log_ms": self.access_log_ms, "audit_verify_entries_per_s": self.verify_rate,
+            "database_mib": self.db_mib, "peak_rss_mib": self.peak_rss_mib,
+        })
+    }
+
+    fn print_table(points: &[Self]) {
+        println!(
+            "{:>9} {:>10} {:>8} {:>8} {:>8} {:>8} {:>8} {:>8} {:>8} {:>8} {:>9} {:>8} {:>8}",
+            "contacts",
+            "audit",
+            "fill/s",
+            "read50",
+            "read99",
+            "search99",
+            "erase50",
+            "erase99",
+            "build",
+            "export99",
+            "verify/s",
+            "db MiB",
+            "RSS MiB"
+        );
+        for p in points {
+            println!(
+                "{:>9} {:>10} {:>8.0} {:>8.3} {:>8.3} {:>8.3} {:>8.2} {:>8.2} {:>8.2} {:>8.2} {:>9} {:>8.0} {:>8.0}",
+                p.contacts,
+                p.audit_entries,
+                p.fill_rate,
+                p.read_p50_ms,
+                p.read_p99_ms,
+                p.search_p99_ms,
+                p.erasure_p50_ms,
+                p.erasure_p99_ms,
+                p.export_build_ms,
+                p.export_p99_ms,
+                p.verify_rate
+                    .map_or_else(|| "-".to_string(), |v| format!("{:.2}M", v / 1e6)),
+                p.db_mib,
+                p.peak_rss_mib
+            );
+        }
+        println!("(latencies in ms, in process; read = audited contact read; search = exact e-mail search;");
+        println!(
+            " build = access bundle of a subject with 1,000 interactions built at fulfilment; export99 = serving it)"
         );
     }
-    let (sales, dpo) = (Arc::new(ctxs.remove(0)), ctxs.remove(0));
+}
 
-    // Fill the database, 32 creates in flight.
-    let mut ids = Vec::with_capacity(stored);
-    let mut set = tokio::task::JoinSet::new();
-    for i in 0..stored {
-        let (service, sales) = (Arc::clone(&service), Arc::clone(&sales));
-        set.spawn(async move {
-            let body = json!({"given_name": format!("Given{i}"), "family_name": format!("Family{i}"),
-                              "email": format!("subject{i}@dsr.example"), "phone": format!("+4420{i:08}"),
-                              "purposes": ["sales"]});
-            service
-                .create_contact(&sales, body.as_object().cloned().unwrap_or_default())
-                .await
-        });
-        if set.len() >= 32 {
-            if let Some(r) = set.join_next().await {
-                ids.push(r?.map_err(service_err)?.id);
-            }
-        }
-    }
-    while let Some(r) = set.join_next().await {
-        ids.push(r?.map_err(service_err)?.id);
-    }
+fn db_mib(dir: &std::path::Path) -> f64 {
+    ["steward.db", "steward.db-wal"]
+        .iter()
+        .filter_map(|f| std::fs::metadata(dir.join(f)).ok())
+        .map(|m| m.len() as f64)
+        .sum::<f64>()
+        / (1024.0 * 1024.0)
+}
 
+/// The same measures at 10k, 100k and 1M contacts (up to `max`), on one
+/// growing database, with `audit_top` audit entries at the largest point:
+/// latencies of one-subject operations must not grow with the number of
+/// subjects. In process, so the figures are the service's own cost.
+async fn scale_bench(dir: &std::path::Path, max: usize, erasures: usize, audit_top: u64) -> Result<Vec<ScalePoint>> {
+    use steward_service::contacts::{ContactQuery, InteractionInput};
+    use steward_service::dsr::{DsrInput, SubjectRef};
+
+    let mut sizes: Vec<usize> = [10_000, 100_000, 1_000_000].into_iter().filter(|s| *s < max).collect();
+    sizes.push(max.max(erasures + 2));
+    let service = Arc::new(Service::open(&Config::new(dir)).await?);
+    let sales = Arc::new(bench_context(&service, "bench-sales", "sales").await?);
+    let dpo = bench_context(&service, "bench-dpo", "dpo").await?;
     let request = |subject: steward_domain::SubjectId, kind: &str| DsrInput {
         kind: kind.into(),
         regime: "gdpr".into(),
@@ -580,58 +1031,188 @@ async fn dsr_bench(dir: &std::path::Path, stored: usize, erasures: usize) -> Res
         details: None,
         received_at: None,
     };
-    // Access export of one subject with 1,000 interactions.
-    let subject = ids[ids.len() / 2];
-    for n in 0..1_000 {
-        let input = InteractionInput {
-            kind: "call".into(),
-            summary: format!("call number {n} about the order"),
-            occurred_at: None,
-        };
-        service
-            .add_interaction(&sales, subject, input)
-            .await
-            .map_err(service_err)?;
-    }
-    let access = service
-        .create_dsr(&dpo, request(subject, "access"))
-        .await
-        .map_err(service_err)?
-        .row
-        .id;
-    service.verify_dsr(&dpo, access, None).await.map_err(service_err)?;
-    service.fulfill_dsr(&dpo, access).await.map_err(service_err)?;
-    let mut export = Vec::new();
-    for _ in 0..30 {
-        let start = Instant::now();
-        let bundle = service.dsr_export(&dpo, access).await.map_err(service_err)?;
-        export.push(start.elapsed().as_secs_f64() * 1e3);
-        if bundle["interactions"].as_array().map(Vec::len) != Some(1_000) {
-            bail!("the export did not hold all 1,000 interactions");
-        }
-    }
-    export.sort_by(f64::total_cmp);
 
-    // Erasures, one at a time.
-    let mut erase = Vec::with_capacity(erasures);
-    for subject in ids.iter().take(erasures) {
-        let id = service
-            .create_dsr(&dpo, request(*subject, "erasure"))
+    // ids[i] is person i; erased people are taken from the end of each fill.
+    let mut ids: Vec<Option<steward_domain::SubjectId>> = Vec::new();
+    let mut points = Vec::new();
+    let mut heavy = None;
+    let mut erased = 0usize;
+    for (n, &size) in sizes.iter().enumerate() {
+        reset_peak_rss();
+        let from = ids.len();
+        let bar = progress((size - from) as u64, "creating contacts");
+        let start = Instant::now();
+        let mut set = tokio::task::JoinSet::new();
+        let mut filled = vec![None; size - from];
+        for i in from..size {
+            let (service, sales) = (Arc::clone(&service), Arc::clone(&sales));
+            let body = People(i as u64).contact_body(i);
+            set.spawn(async move { (i, service.create_contact(&sales, body).await) });
+            while set.len() >= 32 {
+                if let Some(r) = set.join_next().await {
+                    let (i, r) = r?;
+                    filled[i - from] = Some(r.map_err(service_err)?.id);
+                    bar.inc(1);
+                }
+            }
+        }
+        while let Some(r) = set.join_next().await {
+            let (i, r) = r?;
+            filled[i - from] = Some(r.map_err(service_err)?.id);
+            bar.inc(1);
+        }
+        bar.finish_and_clear();
+        let fill_rate = (size - from) as f64 / start.elapsed().as_secs_f64();
+        ids.extend(filled);
+
+        // The subject with 1,000 interactions, made once at the first point.
+        let subject = match heavy {
+            Some(s) => s,
+            None => {
+                let s = ids[0].ok_or_else(|| anyhow!("person 0 is missing"))?;
+                for k in 0..1_000 {
+                    let input = InteractionInput {
+                        kind: "call".into(),
+                        summary: format!("call number {k} about the order"),
+                        occurred_at: None,
+                    };
+                    service.add_interaction(&sales, s, input).await.map_err(service_err)?;
+                }
+                heavy = Some(s);
+                s
+            }
+        };
+
+        // Audit entries up to the target at the largest point.
+        if n + 1 == sizes.len() && audit_top > 0 {
+            let size_now = service.audit_size().await.map_err(service_err)?;
+            if size_now < audit_top {
+                let missing = audit_top - size_now;
+                let bar = progress(missing, "audited reads for the audit log");
+                let per_task = missing / 2 + 1;
+                let mut set = tokio::task::JoinSet::new();
+                for t in 0..2u64 {
+                    let (service, sales, bar) = (Arc::clone(&service), Arc::clone(&sales), bar.clone());
+                    let live: Vec<_> = ids.iter().flatten().copied().collect();
+                    set.spawn(async move {
+                        for k in 0..per_task {
+                            let id = live[((k * 2 + t).wrapping_mul(2_654_435_761) % live.len() as u64) as usize];
+                            service.get_contact(&sales, id).await.map_err(service_err)?;
+                            if k % 1024 == 0 {
+                                bar.inc(1024);
+                            }
+                        }
+                        Ok::<(), anyhow::Error>(())
+                    });
+                }
+                while let Some(r) = set.join_next().await {
+                    r??;
+                }
+                bar.finish_and_clear();
+            }
+        }
+
+        // Reads and exact searches of random people.
+        let live: Vec<(usize, steward_domain::SubjectId)> = ids
+            .iter()
+            .enumerate()
+            .filter_map(|(i, id)| id.map(|id| (i, id)))
+            .collect();
+        let mut rng = People(size as u64);
+        let mut reads = Vec::with_capacity(2_000);
+        for _ in 0..2_000 {
+            let (_, id) = live[(rng.next() % live.len() as u64) as usize];
+            let start = Instant::now();
+            service.get_contact(&sales, id).await.map_err(service_err)?;
+            reads.push(millis(start));
+        }
+        let mut searches = Vec::with_capacity(500);
+        for _ in 0..500 {
+            let (i, _) = live[(rng.next() % live.len() as u64) as usize];
+            let query = ContactQuery {
+                exact: Some(("email".into(), email_of(i))),
+                ..ContactQuery::default()
+            };
+            let start = Instant::now();
+            let page = service.list_contacts(&sales, &query).await.map_err(service_err)?;
+            searches.push(millis(start));
+            if page.items.len() != 1 {
+                bail!("an exact e-mail search did not find its person");
+            }
+        }
+
+        // Access export of the subject with 1,000 interactions.
+        let access = service
+            .create_dsr(&dpo, request(subject, "access"))
             .await
             .map_err(service_err)?
             .row
             .id;
-        service.verify_dsr(&dpo, id, None).await.map_err(service_err)?;
+        service.verify_dsr(&dpo, access, None).await.map_err(service_err)?;
         let start = Instant::now();
-        service.fulfill_dsr(&dpo, id).await.map_err(service_err)?;
-        erase.push(start.elapsed().as_secs_f64() * 1e3);
+        service.fulfill_dsr(&dpo, access).await.map_err(service_err)?;
+        let export_build_ms = millis(start);
+        let mut exports = Vec::new();
+        for _ in 0..30 {
+            let start = Instant::now();
+            let bundle = service.dsr_export(&dpo, access).await.map_err(service_err)?;
+            exports.push(millis(start));
+            if bundle["interactions"].as_array().map(Vec::len) != Some(1_000) {
+                bail!("the export did not hold all 1,000 interactions");
+            }
+        }
+        let start = Instant::now();
+        service.subject_access_log(subject).await.map_err(service_err)?;
+        let access_log_ms = millis(start);
+
+        // Erasures, one at a time, of people from the end of this fill.
+        let mut erase = Vec::with_capacity(erasures);
+        for k in 0..erasures {
+            let slot = size - 1 - k;
+            let Some(person) = ids[slot].take() else { continue };
+            let id = service
+                .create_dsr(&dpo, request(person, "erasure"))
+                .await
+                .map_err(service_err)?
+                .row
+                .id;
+            service.verify_dsr(&dpo, id, None).await.map_err(service_err)?;
+            let start = Instant::now();
+            service.fulfill_dsr(&dpo, id).await.map_err(service_err)?;
+            erase.push(millis(start));
+            erased += 1;
+        }
+
+        let verify_rate = if n + 1 == sizes.len() {
+            let start = Instant::now();
+            let report = service
+                .verify_audit_log()
+                .await
+                .map_err(|e| anyhow!("audit verify failed: {e}"))?;
+            Some(report.entries as f64 / start.elapsed().as_secs_f64())
+        } else {
+            None
+        };
+        for v in [&mut reads, &mut searches, &mut exports, &mut erase] {
+            v.sort_by(f64::total_cmp);
+        }
+        points.push(ScalePoint {
+            contacts: size - erased,
+            audit_entries: service.audit_size().await.map_err(service_err)?,
+            fill_rate,
+            read_p50_ms: percentile(&reads, 0.50),
+            read_p99_ms: percentile(&reads, 0.99),
+            search_p99_ms: percentile(&searches, 0.99),
+            erasure_p50_ms: percentile(&erase, 0.50),
+            erasure_p99_ms: percentile(&erase, 0.99),
+            export_build_ms,
+            export_p99_ms: percentile(&exports, 0.99),
+            access_log_ms,
+            verify_rate,
+            db_mib: db_mib(dir),
+            peak_rss_mib: peak_rss_mib(),
+        });
     }
-    erase.sort_by(f64::total_cmp);
     service.close().await;
-    Ok(DsrFigures {
-        stored,
-        erasure_p50_ms: percentile(&erase, 0.50),
-        erasure_p99_ms: percentile(&erase, 0.99),
-        export_p99_ms: percentile(&export, 0.99),
-    })
+    Ok(points)
 }

@@ -70,9 +70,9 @@ async fn run_with(service: &Arc<Service>, cmd: &ContactCommand) -> Result<ExitCo
 }
 
 /// One row's outcome, reported by line number and reason (never values).
-struct RowReport {
-    line: u64,
-    error: Option<String>,
+pub(crate) struct RowReport {
+    pub line: u64,
+    pub error: Option<String>,
 }
 
 fn describe(e: &ServiceError) -> String {
@@ -193,6 +193,30 @@ async fn import(
     file: &Path,
     default_purposes: &[String],
 ) -> Result<ExitCode> {
+    let reports = import_rows(service, ctx, file, default_purposes, true).await?;
+    let imported = reports.iter().filter(|r| r.error.is_none()).count();
+    let failed: Vec<&RowReport> = reports.iter().filter(|r| r.error.is_some()).collect();
+    for r in &failed {
+        eprintln!("line {}: {}", r.line, r.error.as_deref().unwrap_or(""));
+    }
+    println!("Imported {imported} contacts; {} rows refused.", failed.len());
+    Ok(if failed.is_empty() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    })
+}
+
+/// Imports the rows of a CSV file through the one door (the same
+/// validation, minimisation, encryption and audit as the API), in file
+/// order; returns a report per row, sorted by line.
+pub(crate) async fn import_rows(
+    service: &Arc<Service>,
+    ctx: RequestContext,
+    file: &Path,
+    default_purposes: &[String],
+    progress: bool,
+) -> Result<Vec<RowReport>> {
     if ctx.purpose.is_none() {
         bail!("the user's role has no purpose for personal data; pass --purpose");
     }
@@ -243,7 +267,12 @@ async fn import(
         }
     }
     let total = std::fs::metadata(file).map(|m| m.len()).unwrap_or(0);
-    let bar = ProgressBar::new(total).with_style(
+    let bar = if progress {
+        ProgressBar::new(total)
+    } else {
+        ProgressBar::hidden()
+    }
+    .with_style(
         ProgressStyle::with_template("{spinner} importing [{bar:30}] {percent}% {msg}")
             .unwrap_or_else(|_| ProgressStyle::default_bar()),
     );
@@ -345,17 +374,7 @@ async fn import(
     while in_flight.join_one(&mut reports).await {}
     bar.finish_and_clear();
     reports.sort_by_key(|r| r.line);
-    let imported = reports.iter().filter(|r| r.error.is_none()).count();
-    let failed: Vec<&RowReport> = reports.iter().filter(|r| r.error.is_some()).collect();
-    for r in &failed {
-        eprintln!("line {}: {}", r.line, r.error.as_deref().unwrap_or(""));
-    }
-    println!("Imported {imported} contacts; {} rows refused.", failed.len());
-    Ok(if failed.is_empty() {
-        ExitCode::SUCCESS
-    } else {
-        ExitCode::from(1)
-    })
+    Ok(reports)
 }
 
 pub(crate) fn create_private_file(path: &Path) -> Result<std::fs::File> {

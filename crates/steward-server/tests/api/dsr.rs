@@ -902,3 +902,132 @@ async fn subject_rows(app: &TestApp, table: &str, subject: uuid::Uuid) -> i64 {
             .get(0),
     }
 }
+
+/// A purpose under which the law obliges keeping records (tax law keeps
+/// invoices for ten years): an erasure is narrowed to it, not refused.
+const INVOICING: &str = r#"
+[purposes.invoicing]
+description = "Issuing invoices and keeping them as tax law requires"
+lawful_basis = "legal_obligation"
+collection = true
+recipients = ["accounting staff", "tax authority"]
+retention_days = 3650
+[purposes.invoicing.needs]
+contact = ["given_name", "family_name", "street", "city", "postal_code", "country"]
+"#;
+
+async fn erasure_is_narrowed_by_a_legal_obligation(app: &TestApp) {
+    let contact = app
+        .create_contact(
+            "sales",
+            json!({"given_name": "Ottilie", "family_name": "Narrowby", "email": "ottilie.narrow@example.org",
+                   "phone": "+442079460123", "street": "1 Ledger Row", "city": "Leeds", "country": "GB",
+                   "notes": "Prefers-Sealwax-Calls", "purposes": ["sales", "invoicing"]}),
+        )
+        .await;
+    let uuid: uuid::Uuid = contact.parse().unwrap();
+    let r = app
+        .post(
+            &format!("/api/v1/contacts/{contact}/interactions"),
+            "sales",
+            json!({"kind": "call", "summary": "Sealwax call"}),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.text);
+    let access = created(
+        app,
+        json!({"kind": "access", "regime": "gdpr", "subject": {"contact_id": contact}}),
+    )
+    .await;
+    carry_out(app, &access).await;
+    let sealed = app.raw_fields(&contact).await;
+
+    let id = created(
+        app,
+        json!({"kind": "erasure", "regime": "gdpr", "subject": {"email": "ottilie.narrow@example.org"}}),
+    )
+    .await;
+    let done = carry_out(app, &id).await;
+    let outcome = done["outcome"].as_str().unwrap();
+    assert!(
+        outcome.contains("narrowed") && outcome.contains("invoicing until"),
+        "{outcome}"
+    );
+    for kept in ["given_name", "family_name", "street", "city", "country"] {
+        assert!(outcome.contains(kept), "{kept} named as kept: {outcome}");
+    }
+    assert!(!outcome.contains("email"), "{outcome}");
+
+    // What the obligation needs stays, readable for compliance only.
+    let r = app.get(&format!("/api/v1/contacts/{contact}"), "dpo").await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    assert_eq!(r.body["given_name"], "Ottilie");
+    assert_eq!(r.body["street"], "1 Ledger Row");
+    for gone in ["email", "phone", "notes"] {
+        assert!(
+            r.body.get(gone).is_none_or(Value::is_null),
+            "{gone} was deleted: {}",
+            r.text
+        );
+    }
+    assert_eq!(r.body["purposes"], json!(["invoicing"]));
+    let r = app.get(&format!("/api/v1/contacts/{contact}"), "sales").await;
+    assert!(r.status.is_client_error(), "restricted for sales: {}", r.text);
+    let r = app
+        .get("/api/v1/contacts?email=ottilie.narrow@example.org", "dpo")
+        .await;
+    assert_eq!(r.body["items"].as_array().map(Vec::len), Some(0), "{}", r.text);
+    assert_eq!(subject_rows(app, "interactions", uuid).await, 0);
+    assert_eq!(subject_rows(app, "export_bundles", uuid).await, 0);
+    assert_eq!(
+        subject_rows(app, "subject_keys", uuid).await,
+        1,
+        "the key stays: what is kept stays readable"
+    );
+
+    // Not erased: no proof of erasure, so the person may be created again.
+    let r = app
+        .post(
+            "/api/v1/contacts",
+            "sales",
+            json!({"given_name": "O", "email": "ottilie.narrow@example.org", "purposes": ["sales"]}),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.text);
+    let actions = audit_actions(app, &contact).await;
+    assert!(actions.iter().any(|a| a == "subject.erase.narrowed"), "{actions:?}");
+
+    // On SQLite the old ciphertext of the deleted fields is in no page of
+    // the database or its WAL.
+    if app.backend == Backend::Sqlite {
+        for name in ["steward.db", "steward.db-wal"] {
+            let Ok(bytes) = std::fs::read(app.data_dir().join(name)) else {
+                continue;
+            };
+            assert!(
+                !bytes.windows(48).any(|w| w == &sealed[..48]),
+                "{name} still holds the old sealed fields"
+            );
+        }
+    }
+    app.service.verify_audit_log().await.expect("the audit log verifies");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn narrowed_erasure_on_sqlite() {
+    let app = crate::helpers::spawn_app_with_inventory(Backend::Sqlite, Some(INVOICING))
+        .await
+        .expect("sqlite");
+    erasure_is_narrowed_by_a_legal_obligation(&app).await;
+    app.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn narrowed_erasure_on_postgres() {
+    let Some(app) = crate::helpers::spawn_app_with_inventory(Backend::Postgres, Some(INVOICING)).await else {
+        eprintln!("skipped: STEWARD_TEST_DATABASE_URL is not set");
+        return;
+    };
+    erasure_is_narrowed_by_a_legal_obligation(&app).await;
+    app.stop().await;
+}

@@ -54,7 +54,18 @@ pub struct Resp {
 
 /// Starts an app on `backend`; `None` when that backend is not configured.
 pub async fn spawn_app(backend: Backend) -> Option<TestApp> {
+    spawn_app_with_inventory(backend, None).await
+}
+
+/// Like [`spawn_app`], with the shipped inventory plus `extra` TOML (more
+/// purposes, say) as the data dir's `inventory.toml`.
+pub async fn spawn_app_with_inventory(backend: Backend, extra: Option<&str>) -> Option<TestApp> {
     let dir = tempfile::tempdir().unwrap();
+    if let Some(extra) = extra {
+        std::fs::create_dir_all(dir.path().join("data")).unwrap();
+        let toml = format!("{}\n{extra}\n", steward_domain::inventory::DEFAULT_INVENTORY_TOML);
+        std::fs::write(dir.path().join("data").join("inventory.toml"), toml).unwrap();
+    }
     let (database_url, db) = match backend {
         Backend::Sqlite => (None, None),
         Backend::Postgres => {

@@ -31,6 +31,7 @@ use tokio_postgres::types::ToSql;
 
 use super::{copy_error, join_purposes, map_db_error, pool_error, CLOSED};
 use crate::{failures_to_db, fields, step_to_db, to_micros, AuditTip, IndexTerm, StoreError, StoreResult, WriteOp};
+use steward_audit::AuditRecord;
 
 /// Writer tasks, i.e. groups that can be in flight at once.
 const WRITERS: usize = 4;
@@ -187,20 +188,17 @@ async fn commit_group(pool: &Pool, jobs: &[Job]) -> Vec<Outcome> {
 async fn try_commit_group(pool: &Pool, jobs: &[Job]) -> StoreResult<Vec<Outcome>> {
     let mut client = pool.get().await.map_err(pool_error)?;
     let tx = client.transaction().await.map_err(|e| map_db_error(&e))?;
-    // Audit appends are serialised by one transaction-scoped lock, taken
-    // first so it cannot take part in a lock cycle; the tip is then read
-    // inside the transaction.
-    let audited = jobs
-        .iter()
-        .any(|j| j.ops.iter().any(|op| matches!(op, WriteOp::AppendAudit(_))));
-    if audited {
-        batch(&tx, AUDIT_LOCK).await?;
-    }
-    let mut tip: Option<AuditTip> = None;
+    // The audit entries of the jobs that succeed are appended last, in one
+    // statement, under the lock that serialises audit appends (see
+    // `append_audit`): the lock is held only for that statement and the
+    // commit, so the other writers' groups run their own statements
+    // meanwhile instead of queueing behind the whole transaction.
+    let mut audit: Vec<&AuditRecord> = Vec::new();
     if let [job] = jobs {
         // A group of one needs no savepoint: a failure rolls it all back.
-        return match apply(&tx, &job.ops, &mut tip).await {
+        return match apply(&tx, &job.ops, &mut audit).await {
             Ok(()) => {
+                append_audit(&tx, &audit).await?;
                 tx.commit().await.map_err(|e| map_db_error(&e))?;
                 Ok(vec![Outcome::Done(Ok(()))])
             }
@@ -220,22 +218,71 @@ async fn try_commit_group(pool: &Pool, jobs: &[Job]) -> StoreResult<Vec<Outcome>
         if savepoint_dirty {
             batch(&tx, "RELEASE SAVEPOINT job; SAVEPOINT job").await?;
         }
-        let before = tip;
-        match apply(&tx, &job.ops, &mut tip).await {
+        let before = audit.len();
+        match apply(&tx, &job.ops, &mut audit).await {
             Ok(()) => {
                 savepoint_dirty = true;
                 outcomes.push(Outcome::Done(Ok(())));
             }
             Err(failure) => {
                 batch(&tx, "ROLLBACK TO SAVEPOINT job").await?;
-                tip = before;
+                audit.truncate(before);
                 savepoint_dirty = false;
                 outcomes.push(failure.into_outcome());
             }
         }
     }
+    append_audit(&tx, &audit).await?;
     tx.commit().await.map_err(|e| map_db_error(&e))?;
     Ok(outcomes)
+}
+
+/// Seals `records` after the last audit entry and inserts them in one
+/// statement. Audit appends are serialised by one transaction-scoped lock,
+/// taken as the transaction's last step: a transaction holding it waits for
+/// nothing but its commit, so it cannot take part in a lock cycle (and it
+/// waits without the group's short lock timeout).
+async fn append_audit(tx: &Transaction<'_>, records: &[&AuditRecord]) -> StoreResult<()> {
+    if records.is_empty() {
+        return Ok(());
+    }
+    batch(tx, AUDIT_LOCK).await?;
+    let mut tip = load_tip(tx).await.map_err(|f| match f {
+        Failure::Store(e) => e,
+        Failure::Db(e) => map_db_error(&e),
+    })?;
+    let n = records.len();
+    let (mut idx, mut entry, mut leaf_hash, mut at) = (
+        Vec::with_capacity(n),
+        Vec::with_capacity(n),
+        Vec::with_capacity(n),
+        Vec::with_capacity(n),
+    );
+    let (mut subject, mut user, mut token, mut action) = (
+        Vec::with_capacity(n),
+        Vec::with_capacity(n),
+        Vec::with_capacity(n),
+        Vec::with_capacity(n),
+    );
+    for record in records {
+        let (index, bytes, leaf) = tip.seal(record);
+        idx.push(i64::try_from(index).map_err(|_| StoreError::Corrupt("audit index overflow".into()))?);
+        entry.push(bytes);
+        leaf_hash.push(leaf.to_vec());
+        at.push(to_micros(record.at));
+        subject.push(record.subject_id);
+        user.push(record.actor.user_id);
+        token.push(record.actor.token_id);
+        action.push(record.action.as_str());
+    }
+    let stmt = tx.prepare_cached(APPEND_AUDIT).await.map_err(|e| map_db_error(&e))?;
+    tx.execute(
+        &stmt,
+        &[&idx, &entry, &leaf_hash, &at, &subject, &user, &token, &action],
+    )
+    .await
+    .map_err(|e| map_db_error(&e))?;
+    Ok(())
 }
 
 async fn batch(tx: &Transaction<'_>, sql: &str) -> StoreResult<()> {
@@ -290,6 +337,8 @@ const UPDATE_CONTACT: &str = "UPDATE contacts \
     WHERE subject_id = $1 AND version = $6";
 const CONTACT_EXISTS: &str = "SELECT 1 FROM contacts WHERE subject_id = $1";
 const DELETE_CONTACT: &str = "DELETE FROM contacts WHERE subject_id = $1";
+const DELETE_INTERACTIONS_OF: &str = "DELETE FROM interactions WHERE subject_id = $1";
+const DELETE_BUNDLES_OF: &str = "DELETE FROM export_bundles WHERE subject_id = $1";
 const DELETE_TERMS: &str = "DELETE FROM contact_terms WHERE subject_id = $1";
 /// All of a contact's terms in one statement (one round trip).
 const INSERT_TERMS: &str = "INSERT INTO contact_terms (term, subject_id, is_unique) \
@@ -348,16 +397,21 @@ async fn exec_found(tx: &Transaction<'_>, sql: &str, params: &[&(dyn ToSql + Syn
     Ok(())
 }
 
-/// Applies one job's ops in order; the caller rolls back on `Err`.
-async fn apply(tx: &Transaction<'_>, ops: &[WriteOp], tip: &mut Option<AuditTip>) -> Result<(), Failure> {
+/// Applies one job's ops in order, collecting its audit records for
+/// [`append_audit`]; the caller rolls back on `Err`.
+async fn apply<'a>(tx: &Transaction<'_>, ops: &'a [WriteOp], audit: &mut Vec<&'a AuditRecord>) -> Result<(), Failure> {
     for op in ops {
-        apply_op(tx, op, tip).await?;
+        if let WriteOp::AppendAudit(record) = op {
+            audit.push(record);
+            continue;
+        }
+        apply_op(tx, op).await?;
     }
     Ok(())
 }
 
 /// The lock that serialises audit appends across writers and processes.
-const AUDIT_LOCK: &str = "SELECT pg_advisory_xact_lock(7365776172640001)";
+const AUDIT_LOCK: &str = "SET LOCAL lock_timeout = 0; SELECT pg_advisory_xact_lock(7365776172640001)";
 
 /// The position after the last audit entry, read in the current transaction.
 async fn load_tip(tx: &Transaction<'_>) -> Result<AuditTip, Failure> {
@@ -378,7 +432,7 @@ async fn load_tip(tx: &Transaction<'_>) -> Result<AuditTip, Failure> {
     }
 }
 
-async fn apply_op(tx: &Transaction<'_>, op: &WriteOp, tip: &mut Option<AuditTip>) -> Result<(), Failure> {
+async fn apply_op(tx: &Transaction<'_>, op: &WriteOp) -> Result<(), Failure> {
     match op {
         WriteOp::InsertContact { row, terms } => {
             let purposes = join_purposes(&row.purposes);
@@ -431,6 +485,14 @@ async fn apply_op(tx: &Transaction<'_>, op: &WriteOp, tip: &mut Option<AuditTip>
             }
             exec(tx, DELETE_TERMS, &[id]).await?;
             insert_terms(tx, id, terms).await
+        }
+        WriteOp::DeleteSubjectRecords { subject_id } => {
+            if exec(tx, CONTACT_EXISTS, &[subject_id.as_uuid()]).await? == 0 {
+                return Err(Failure::Store(StoreError::NotFound));
+            }
+            exec(tx, DELETE_INTERACTIONS_OF, &[subject_id.as_uuid()]).await?;
+            exec(tx, DELETE_BUNDLES_OF, &[subject_id.as_uuid()]).await?;
+            Ok(())
         }
         WriteOp::DeleteContact { subject_id } => {
             // Cascades to contact_terms and interactions; unlinks deals.
@@ -784,31 +846,8 @@ async fn apply_op(tx: &Transaction<'_>, op: &WriteOp, tip: &mut Option<AuditTip>
             }
             Ok(())
         }
-        WriteOp::AppendAudit(record) => {
-            let t = match tip {
-                Some(t) => t,
-                None => tip.insert(load_tip(tx).await?),
-            };
-            let (index, bytes, leaf) = t.seal(record);
-            let index =
-                i64::try_from(index).map_err(|_| Failure::Store(StoreError::Corrupt("audit index overflow".into())))?;
-            exec(
-                tx,
-                APPEND_AUDIT,
-                &[
-                    &index,
-                    &bytes,
-                    &leaf.as_slice(),
-                    &to_micros(record.at),
-                    &record.subject_id,
-                    &record.actor.user_id,
-                    &record.actor.token_id,
-                    &record.action,
-                ],
-            )
-            .await
-            .map(|_| ())
-        }
+        // Collected by `apply` and appended by `append_audit`.
+        WriteOp::AppendAudit(_) => Ok(()),
         WriteOp::PutTreeHead(h) => {
             let size = i64::try_from(h.tree_size)
                 .map_err(|_| Failure::Store(StoreError::Corrupt("tree size overflow".into())))?;
@@ -840,8 +879,10 @@ fn now_micros() -> i64 {
     chrono::Utc::now().timestamp_micros()
 }
 
+/// All of a group's audit entries in one statement (one round trip).
 const APPEND_AUDIT: &str = "INSERT INTO audit_log \
-    (idx, entry, leaf_hash, at, subject_id, actor_user, actor_token, action) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)";
+    (idx, entry, leaf_hash, at, subject_id, actor_user, actor_token, action) \
+    SELECT * FROM UNNEST($1::bigint[], $2::bytea[], $3::bytea[], $4::bigint[], $5::uuid[], $6::uuid[], $7::uuid[], $8::text[])";
 const PUT_TREE_HEAD: &str = "INSERT INTO audit_tree_heads (tree_size, timestamp_ms, root, signature, key_id) \
     VALUES ($1, $2, $3, $4, $5) ON CONFLICT (tree_size) DO NOTHING";
 const INSERT_SUBJECT_KEY: &str = "INSERT INTO subject_keys \

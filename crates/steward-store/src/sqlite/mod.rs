@@ -37,6 +37,11 @@ const MAX_GROUP: usize = 512;
 /// WAL size (in 4 KiB pages) at which the writer checkpoints: 16 MiB.
 /// Erasure checkpoints and truncates the WAL at once regardless.
 const WAL_PAGES: i64 = 4000;
+/// Spooled read entries waiting for the writer beyond which a read waits
+/// for them to be sealed (backpressure).
+const SPOOL_BACKLOG: usize = 8192;
+/// WAL size beyond which the writer truncates it: 64 MiB.
+const WAL_LIMIT: u64 = 64 << 20;
 /// Read connections kept open.
 const READ_POOL: usize = 8;
 
@@ -58,7 +63,7 @@ struct Job {
 
 /// How long the writer, woken only for spooled read entries (nobody waits
 /// on them), lets more gather before it commits.
-const SPOOL_LINGER: std::time::Duration = std::time::Duration::from_micros(500);
+const SPOOL_LINGER: std::time::Duration = std::time::Duration::from_millis(2);
 
 pub struct SqliteStore {
     path: PathBuf,
@@ -67,6 +72,7 @@ pub struct SqliteStore {
     readers: Mutex<Vec<Connection>>,
     closed: AtomicBool,
     spool: Arc<spool::Spool>,
+    durability: Durability,
 }
 
 fn backend_err(e: &rusqlite::Error) -> StoreError {
@@ -112,6 +118,10 @@ impl SqliteStore {
                 )));
             }
             configure(&conn, durability).map_err(|e| backend_err(&e))?;
+            // The writer touches the tail of the audit log and its indexes
+            // all the time: keep them in its page cache (64 MiB).
+            conn.pragma_update(None, "cache_size", -65_536)
+                .map_err(|e| backend_err(&e))?;
             migrations::run(&mut conn)?;
             let spool = spool::Spool::open(&p, &mut conn)?;
             Ok((conn, spool))
@@ -121,10 +131,13 @@ impl SqliteStore {
 
         let (tx, rx) = mpsc::channel::<Job>();
         let spool = Arc::new(spool);
+        let mut wal = path.clone().into_os_string();
+        wal.push("-wal");
+        let wal = PathBuf::from(wal);
         let writer_spool = Arc::clone(&spool);
         let writer = std::thread::Builder::new()
             .name("steward-sqlite-writer".into())
-            .spawn(move || writer_loop(conn, &rx, &writer_spool))
+            .spawn(move || writer_loop(conn, &wal, &rx, &writer_spool))
             .map_err(|e| StoreError::Backend(e.to_string()))?;
         Ok(Self {
             path,
@@ -133,6 +146,7 @@ impl SqliteStore {
             readers: Mutex::new(Vec::new()),
             closed: AtomicBool::new(false),
             spool,
+            durability,
         })
     }
 
@@ -191,8 +205,28 @@ fn create_private_file(path: &Path) -> StoreResult<()> {
     }
 }
 
-fn writer_loop(mut conn: Connection, rx: &mpsc::Receiver<Job>, spool: &spool::Spool) {
+/// Checkpoints the whole WAL into the database and truncates it, waiting
+/// for readers (the busy handler); logs when it could not complete.
+fn truncate_wal(conn: &Connection, why: &str) {
+    for _ in 0..3 {
+        match conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |r| r.get::<_, i64>(0)) {
+            Ok(0) => return,
+            Ok(_) => {}
+            Err(e) => {
+                tracing::warn!(error = %e, why, "WAL checkpoint failed");
+                return;
+            }
+        }
+    }
+    tracing::warn!(
+        why,
+        "the WAL could not be truncated: readers kept it busy; retrying later"
+    );
+}
+
+fn writer_loop(mut conn: Connection, wal: &Path, rx: &mpsc::Receiver<Job>, spool: &spool::Spool) {
     let mut group: Vec<Job> = Vec::with_capacity(MAX_GROUP);
+    let mut groups_since_check = 0u32;
     // Spooled read entries whose commit failed, retried with the next group.
     let mut carry = spool::Batch::default();
     while let Ok(first) = rx.recv() {
@@ -214,13 +248,25 @@ fn writer_loop(mut conn: Connection, rx: &mpsc::Receiver<Job>, spool: &spool::Sp
         // After an erasure, old versions of the subject's pages (their
         // wrapped data key among them) must not survive in the WAL:
         // checkpoint and truncate it before anyone hears "done".
-        let erased = group
-            .iter()
-            .zip(&results)
-            .any(|(job, r)| r.is_ok() && job.ops.iter().any(|op| matches!(op, WriteOp::DeleteContact { .. })));
+        let erased = group.iter().zip(&results).any(|(job, r)| {
+            r.is_ok()
+                && job
+                    .ops
+                    .iter()
+                    .any(|op| matches!(op, WriteOp::DeleteContact { .. } | WriteOp::DeleteSubjectRecords { .. }))
+        });
         if erased {
-            if let Err(e) = conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(())) {
-                tracing::warn!(error = %e, "WAL checkpoint after erasure failed");
+            truncate_wal(&conn, "after an erasure");
+            groups_since_check = 0;
+        }
+        // Under a steady stream of reads, SQLite's own (passive) checkpoints
+        // never get to restart the WAL, which then grows without bound:
+        // truncate it once it passes WAL_LIMIT.
+        groups_since_check += 1;
+        if groups_since_check >= 64 {
+            groups_since_check = 0;
+            if std::fs::metadata(wal).is_ok_and(|m| m.len() > WAL_LIMIT) {
+                truncate_wal(&conn, "to bound its size");
             }
         }
         for (job, result) in group.drain(..).zip(results) {
@@ -323,7 +369,20 @@ impl Store for SqliteStore {
         if self.closed.load(Ordering::Acquire) {
             return Err(StoreError::Backend("the store is closed".into()));
         }
-        if self.spool.append(&records)? {
+        if self.durability == Durability::Full {
+            // The spool is not fsynced: in durable mode a read's entries
+            // share the (fsynced) group commit instead.
+            return self
+                .write(records.into_iter().map(|r| WriteOp::AppendAudit(Box::new(r))).collect())
+                .await;
+        }
+        let (was_empty, queued) = self.spool.append(&records)?;
+        if queued >= SPOOL_BACKLOG {
+            // Reads are outrunning the writer: wait for it, so neither the
+            // queue nor the spool grows without bound.
+            return self.flush_audit().await;
+        }
+        if was_empty {
             // The queue was empty: wake the writer (later entries ride along).
             let guard = self
                 .sender

@@ -94,6 +94,19 @@ pub fn apply(conn: &Connection, op: &WriteOp, tip: &mut Option<AuditTip>) -> Sto
                 .map_err(e)?;
             insert_terms(conn, id, terms)
         }
+        WriteOp::DeleteSubjectRecords { subject_id } => {
+            let id = subject_id.as_bytes();
+            let exists = conn
+                .prepare_cached("SELECT 1 FROM contacts WHERE subject_id = ?1")
+                .map_err(e)?
+                .exists([id])
+                .map_err(e)?;
+            if !exists {
+                return Err(StoreError::NotFound);
+            }
+            exec(conn, "DELETE FROM interactions WHERE subject_id = ?1", [id], false)?;
+            exec(conn, "DELETE FROM export_bundles WHERE subject_id = ?1", [id], false)
+        }
         WriteOp::DeleteContact { subject_id } => {
             let n = conn
                 .prepare_cached("DELETE FROM contacts WHERE subject_id = ?1")

@@ -169,8 +169,9 @@ impl Spool {
     }
 
     /// Writes `records` to the spool file and queues them; returns whether
-    /// the queue was empty before (the writer then needs a nudge).
-    pub fn append(&self, records: &[AuditRecord]) -> StoreResult<bool> {
+    /// the queue was empty before (the writer then needs a nudge) and how
+    /// many records are queued now.
+    pub fn append(&self, records: &[AuditRecord]) -> StoreResult<(bool, usize)> {
         let mut bytes = Vec::with_capacity(records.len() * 512);
         for r in records {
             frame(r, &mut bytes)?;
@@ -186,7 +187,7 @@ impl Spool {
         current.len += bytes.len() as u64;
         let was_empty = current.queued.is_empty();
         current.queued.extend_from_slice(records);
-        Ok(was_empty)
+        Ok((was_empty, current.queued.len()))
     }
 
     /// Takes the queued records for the writer's next commit; starts a new
@@ -363,8 +364,8 @@ mod tests {
 
         // This process's own records: queued, written to its file, and
         // taken for the writer with the position they reach.
-        assert!(spool.append(&[record("contact.read")]).unwrap());
-        assert!(!spool.append(&[record("contact.read")]).unwrap());
+        assert_eq!(spool.append(&[record("contact.read")]).unwrap(), (true, 1));
+        assert_eq!(spool.append(&[record("contact.read")]).unwrap(), (false, 2));
         let batch = spool.take(false);
         assert_eq!(batch.records.len(), 2);
         let (name, end) = batch.marks[0].clone();

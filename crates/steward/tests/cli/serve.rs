@@ -236,3 +236,49 @@ async fn serve_refuses_an_address_in_use() {
     assert!(err.contains(&addr), "the error names the address: {err}");
     drop(server);
 }
+
+/// `steward bench` runs every stage end to end and reports each target as a
+/// ratio measured in the same run, in JSON (tiny sizes: a harness check, not
+/// a measurement).
+#[test]
+fn bench_reports_every_target_as_a_ratio_in_json() {
+    let s = Steward::new();
+    let mut cmd = s.command();
+    cmd.args(["bench", "--smoke", "--json", "--concurrency", "4"]);
+    if let Ok(url) = std::env::var("STEWARD_TEST_DATABASE_URL") {
+        cmd.args(["--postgres", &url]);
+    } else {
+        cmd.env_remove("STEWARD_BENCH_DATABASE_URL");
+    }
+    let out = crate::support::run(cmd, None);
+    out.ok();
+    let v: Value = serde_json::from_str(&out.stdout).expect("bench --json prints JSON");
+    let ratios = v["ratios"].as_array().expect("ratios");
+    let names: Vec<&str> = ratios.iter().filter_map(|r| r["name"].as_str()).collect();
+    for expected in [
+        "creates / raw SQLite insert",
+        "reads / bare axum GET",
+        "bulk import / raw batched insert",
+        "durable creates / fdatasync",
+        "audited / unaudited reads",
+        "audit verify, millions of entries/s",
+        "10 ms / erasure p99 (largest scale)",
+        "50 ms / access export p99 (largest scale)",
+    ] {
+        assert!(names.contains(&expected), "{expected} is reported: {names:?}");
+    }
+    if std::env::var("STEWARD_TEST_DATABASE_URL").is_ok() {
+        assert!(names.contains(&"PostgreSQL creates / raw prepared insert"), "{names:?}");
+    }
+    for r in ratios {
+        let ratio = r["ratio"].as_f64().unwrap();
+        assert!(ratio.is_finite() && ratio > 0.0, "{r}");
+        assert_eq!(r["pass"].as_bool(), Some(ratio >= r["target"].as_f64().unwrap()));
+    }
+    let scale = v["scale"].as_array().expect("scale");
+    assert_eq!(scale.len(), 1);
+    assert_eq!(scale[0]["contacts"], 295, "300 people created, 5 erased");
+    assert!(scale[0]["peak_rss_mib"].as_f64().unwrap() > 0.0);
+    assert!(scale[0]["audit_verify_entries_per_s"].as_f64().unwrap() > 0.0);
+    assert!(!out.stdout.contains("@example.org"), "no personal data in the report");
+}
