@@ -574,7 +574,11 @@ impl Service {
         let audit = self.audit_ok(ctx, "contact.delete", Some(id), &[*id.as_uuid()], vec![]);
         match self
             .store
-            .write(vec![WriteOp::DeleteContact { subject_id: id }, audit])
+            .write(vec![
+                WriteOp::RequireNoLegalHold { subject_id: id },
+                WriteOp::DeleteContact { subject_id: id },
+                audit,
+            ])
             .await
         {
             Ok(()) => {}
@@ -605,7 +609,11 @@ impl Service {
         let audit = self.audit_ok(ctx, "subject.shred", Some(id), &[*id.as_uuid()], vec![]);
         match self
             .store
-            .write(vec![WriteOp::DestroySubjectKey { subject_id: id }, audit])
+            .write(vec![
+                WriteOp::RequireNoLegalHold { subject_id: id },
+                WriteOp::DestroySubjectKey { subject_id: id },
+                audit,
+            ])
             .await
         {
             Ok(()) => {}

@@ -576,9 +576,14 @@ impl Service {
             return self.narrow_erasure(ctx, row, request, obligations).await;
         }
         let email = self.email_of(row)?;
-        let mut ops = vec![WriteOp::DeleteContact {
-            subject_id: row.subject_id,
-        }];
+        let mut ops = vec![
+            WriteOp::RequireNoLegalHold {
+                subject_id: row.subject_id,
+            },
+            WriteOp::DeleteContact {
+                subject_id: row.subject_id,
+            },
+        ];
         if let Some(e) = email {
             ops.push(WriteOp::InsertErasureProof {
                 identifier_hash: self.identifier_hash(&e),
@@ -635,6 +640,9 @@ impl Service {
         audit.fields = kept.clone();
         audit.reason = Some(format!("kept under a legal obligation: {}", purposes.join(", ")));
         let ops = vec![
+            WriteOp::RequireNoLegalHold {
+                subject_id: row.subject_id,
+            },
             WriteOp::UpdateContact {
                 terms: self.index_terms(&fields),
                 row: narrowed,

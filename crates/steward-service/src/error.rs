@@ -54,6 +54,10 @@ impl From<StoreError> for ServiceError {
             }
             StoreError::Duplicate => Self::Conflict("a record with the same unique value already exists".into()),
             StoreError::MissingReference => Self::BadRequest("a referenced record does not exist".into()),
+            StoreError::LegalHold => Self::Conflict(
+                "the contact's data is under a legal hold; it may not be erased or deleted until the hold is released"
+                    .into(),
+            ),
             StoreError::Corrupt(m) => Self::Internal(format!("corrupt data: {m}")),
             StoreError::Backend(m) => Self::Internal(m),
         }

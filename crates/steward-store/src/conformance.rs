@@ -47,7 +47,8 @@ macro_rules! all_conformance_tests {
             repeated_terms_collapse, audit_log_appends_atomically, token_revocation_and_use,
             user_updates_and_lockout, credentials_and_steps, recovery_codes, training_records, settings_upsert,
             consent_records_and_notices,
-            restriction_of_processing, data_subject_requests, read_audit_entries);
+            restriction_of_processing, data_subject_requests, read_audit_entries,
+            legal_hold_guard);
     };
 }
 
@@ -872,6 +873,62 @@ pub async fn repeated_terms_collapse(store: &dyn Store) {
         }])
         .await
         .expect("update with repeated terms");
+}
+
+fn legal_hold(subject: SubjectId, at: i64) -> crate::LegalHoldRow {
+    crate::LegalHoldRow {
+        id: uuid::Uuid::now_v7(),
+        subject_id: subject,
+        reason: "litigation".into(),
+        created_by: None,
+        created_at: t(at),
+        released_at: None,
+        released_by: None,
+    }
+}
+
+/// An active legal hold fails a batch that requires none, in the batch's own
+/// transaction: nothing of the batch is applied. A released hold does not.
+#[allow(clippy::unwrap_used)]
+pub async fn legal_hold_guard(store: &dyn Store) {
+    let c = contact(&[("email", b"sealed")]);
+    let subject = c.subject_id;
+    insert(store, &c, vec![]).await;
+    let guarded_delete = || {
+        vec![
+            WriteOp::RequireNoLegalHold { subject_id: subject },
+            WriteOp::DeleteContact { subject_id: subject },
+        ]
+    };
+    let mut hold = legal_hold(subject, 1);
+    store
+        .write(vec![WriteOp::PutLegalHold(Box::new(hold.clone()))])
+        .await
+        .unwrap();
+    let r = store.write(guarded_delete()).await;
+    assert!(matches!(r, Err(StoreError::LegalHold)), "{r:?}");
+    assert!(
+        store.get_contact(subject).await.unwrap().is_some(),
+        "nothing was deleted"
+    );
+    // No hold on another subject stands in the way of its own deletion.
+    let other = contact(&[]);
+    insert(store, &other, vec![]).await;
+    store
+        .write(vec![
+            WriteOp::RequireNoLegalHold {
+                subject_id: other.subject_id,
+            },
+            WriteOp::DeleteContact {
+                subject_id: other.subject_id,
+            },
+        ])
+        .await
+        .unwrap();
+    hold.released_at = Some(t(2));
+    store.write(vec![WriteOp::PutLegalHold(Box::new(hold))]).await.unwrap();
+    store.write(guarded_delete()).await.unwrap();
+    assert!(store.get_contact(subject).await.unwrap().is_none());
 }
 
 /// Entries of reads, recorded without waiting for a commit, are sealed into
@@ -1973,13 +2030,8 @@ pub async fn data_subject_requests(store: &dyn Store) {
     assert_eq!(store.get_contact(subject).await.unwrap(), None);
     // Legal holds round-trip and update in place; they outlive the contact.
     let mut hold = crate::LegalHoldRow {
-        id: uuid::Uuid::now_v7(),
-        subject_id: subject,
-        reason: "litigation".into(),
         created_by: Some(UserId::new()),
-        created_at: t(7),
-        released_at: None,
-        released_by: None,
+        ..legal_hold(subject, 7)
     };
     store
         .write(vec![WriteOp::PutLegalHold(Box::new(hold.clone()))])

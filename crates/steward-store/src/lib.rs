@@ -302,6 +302,13 @@ pub enum WriteOp {
         expected_version: i64,
         terms: Vec<IndexTerm>,
     },
+    /// Fails the batch with [`StoreError::LegalHold`] if the subject has an
+    /// active legal hold, checked in the batch's own transaction so that no
+    /// hold can be placed between the check and the deletion that follows
+    /// (placing a hold and this check serialise on the contact's row).
+    RequireNoLegalHold {
+        subject_id: SubjectId,
+    },
     /// Deletes the subject's interactions and stored export bundles; the
     /// contact itself stays (an erasure narrowed by a legal obligation).
     /// `NotFound` if the contact does not exist.
@@ -484,6 +491,10 @@ pub enum StoreError {
     /// A referenced record does not exist.
     #[error("a referenced record does not exist")]
     MissingReference,
+    /// The subject's data is under an active legal hold (see
+    /// [`WriteOp::RequireNoLegalHold`]).
+    #[error("the subject's data is under a legal hold")]
+    LegalHold,
     /// The stored data could not be interpreted.
     #[error("corrupt stored data: {0}")]
     Corrupt(String),

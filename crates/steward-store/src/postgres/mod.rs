@@ -959,6 +959,7 @@ fn copy_error(e: &StoreError) -> StoreError {
         StoreError::VersionConflict => StoreError::VersionConflict,
         StoreError::Duplicate => StoreError::Duplicate,
         StoreError::MissingReference => StoreError::MissingReference,
+        StoreError::LegalHold => StoreError::LegalHold,
         StoreError::Corrupt(m) => StoreError::Corrupt(m.clone()),
         StoreError::Backend(m) => StoreError::Backend(m.clone()),
     }

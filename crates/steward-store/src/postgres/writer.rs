@@ -337,6 +337,8 @@ const UPDATE_CONTACT: &str = "UPDATE contacts \
     WHERE subject_id = $1 AND version = $6";
 const CONTACT_EXISTS: &str = "SELECT 1 FROM contacts WHERE subject_id = $1";
 const DELETE_CONTACT: &str = "DELETE FROM contacts WHERE subject_id = $1";
+const LOCK_CONTACT: &str = "SELECT 1 FROM contacts WHERE subject_id = $1 FOR UPDATE";
+const ACTIVE_HOLD: &str = "SELECT 1 FROM legal_holds WHERE subject_id = $1 AND released_at IS NULL";
 const DELETE_INTERACTIONS_OF: &str = "DELETE FROM interactions WHERE subject_id = $1";
 const DELETE_BUNDLES_OF: &str = "DELETE FROM export_bundles WHERE subject_id = $1";
 const DELETE_TERMS: &str = "DELETE FROM contact_terms WHERE subject_id = $1";
@@ -395,6 +397,26 @@ async fn exec_found(tx: &Transaction<'_>, sql: &str, params: &[&(dyn ToSql + Syn
         return Err(Failure::Store(StoreError::NotFound));
     }
     Ok(())
+}
+
+async fn put_legal_hold(tx: &Transaction<'_>, h: &crate::LegalHoldRow) -> Result<(), Failure> {
+    exec(
+        tx,
+        "INSERT INTO legal_holds (id, subject_id, reason, created_by, created_at, released_at, released_by) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (id) DO UPDATE SET reason = EXCLUDED.reason, \
+         released_at = EXCLUDED.released_at, released_by = EXCLUDED.released_by",
+        &[
+            &h.id,
+            h.subject_id.as_uuid(),
+            &h.reason,
+            &h.created_by.map(|u| *u.as_uuid()),
+            &to_micros(h.created_at),
+            &h.released_at.map(to_micros),
+            &h.released_by.map(|u| *u.as_uuid()),
+        ],
+    )
+    .await
+    .map(|_| ())
 }
 
 /// Applies one job's ops in order, collecting its audit records for
@@ -485,6 +507,16 @@ async fn apply_op(tx: &Transaction<'_>, op: &WriteOp) -> Result<(), Failure> {
             }
             exec(tx, DELETE_TERMS, &[id]).await?;
             insert_terms(tx, id, terms).await
+        }
+        WriteOp::RequireNoLegalHold { subject_id } => {
+            // Locks the contact's row: a hold being placed waits for this
+            // transaction (and sees its deletion), or this one waits for the
+            // hold and then sees it.
+            exec(tx, LOCK_CONTACT, &[subject_id.as_uuid()]).await?;
+            if exec(tx, ACTIVE_HOLD, &[subject_id.as_uuid()]).await? > 0 {
+                return Err(Failure::Store(StoreError::LegalHold));
+            }
+            Ok(())
         }
         WriteOp::DeleteSubjectRecords { subject_id } => {
             if exec(tx, CONTACT_EXISTS, &[subject_id.as_uuid()]).await? == 0 {
@@ -750,23 +782,10 @@ async fn apply_op(tx: &Transaction<'_>, op: &WriteOp) -> Result<(), Failure> {
         )
         .await
         .map(|_| ()),
-        WriteOp::PutLegalHold(h) => exec(
-            tx,
-            "INSERT INTO legal_holds (id, subject_id, reason, created_by, created_at, released_at, released_by) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (id) DO UPDATE SET reason = EXCLUDED.reason, \
-             released_at = EXCLUDED.released_at, released_by = EXCLUDED.released_by",
-            &[
-                &h.id,
-                h.subject_id.as_uuid(),
-                &h.reason,
-                &h.created_by.map(|u| *u.as_uuid()),
-                &to_micros(h.created_at),
-                &h.released_at.map(to_micros),
-                &h.released_by.map(|u| *u.as_uuid()),
-            ],
-        )
-        .await
-        .map(|_| ()),
+        WriteOp::PutLegalHold(h) => {
+            exec(tx, LOCK_CONTACT, &[h.subject_id.as_uuid()]).await?;
+            put_legal_hold(tx, h).await
+        }
         WriteOp::PutExportBundle(b) => exec(
             tx,
             "INSERT INTO export_bundles (dsr_id, subject_id, sealed, created_at, expires_at) VALUES ($1, $2, $3, $4, $5) \

@@ -94,6 +94,19 @@ pub fn apply(conn: &Connection, op: &WriteOp, tip: &mut Option<AuditTip>) -> Sto
                 .map_err(e)?;
             insert_terms(conn, id, terms)
         }
+        WriteOp::RequireNoLegalHold { subject_id } => {
+            // The single writer serialises this check with every hold placed.
+            let held = conn
+                .prepare_cached("SELECT 1 FROM legal_holds WHERE subject_id = ?1 AND released_at IS NULL")
+                .map_err(e)?
+                .exists([subject_id.as_bytes()])
+                .map_err(e)?;
+            if held {
+                Err(StoreError::LegalHold)
+            } else {
+                Ok(())
+            }
+        }
         WriteOp::DeleteSubjectRecords { subject_id } => {
             let id = subject_id.as_bytes();
             let exists = conn
