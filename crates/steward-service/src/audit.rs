@@ -135,6 +135,20 @@ impl Service {
     }
 
     /// A successful operation's entry.
+    pub(crate) fn ok_record(
+        &self,
+        ctx: &RequestContext,
+        action: &str,
+        subject: Option<SubjectId>,
+        records: &[Uuid],
+        fields: Vec<String>,
+    ) -> AuditRecord {
+        let mut r = self.audit_record(ctx, action, Outcome::Ok, subject, records);
+        r.fields = fields;
+        r
+    }
+
+    /// A successful operation's entry, to write with the operation.
     pub(crate) fn audit_ok(
         &self,
         ctx: &RequestContext,
@@ -143,26 +157,17 @@ impl Service {
         records: &[Uuid],
         fields: Vec<String>,
     ) -> WriteOp {
-        let mut r = self.audit_record(ctx, action, Outcome::Ok, subject, records);
-        r.fields = fields;
-        WriteOp::AppendAudit(Box::new(r))
+        WriteOp::AppendAudit(Box::new(self.ok_record(ctx, action, subject, records, fields)))
     }
 
     /// Records the entries of a read before its result is returned: durable
     /// against a crash of the process and visible to every later audit
     /// query, sealed into the log by the store's next group commit (no
     /// fsync, no wait for a commit; see the store's read-audit spool).
-    pub(crate) async fn audit_reads(&self, ops: Vec<WriteOp>) -> ServiceResult<()> {
-        if ops.is_empty() || !self.audit.audit_reads {
+    pub(crate) async fn audit_reads(&self, records: Vec<AuditRecord>) -> ServiceResult<()> {
+        if records.is_empty() || !self.audit.audit_reads {
             return Ok(());
         }
-        let records = ops
-            .into_iter()
-            .filter_map(|op| match op {
-                WriteOp::AppendAudit(r) => Some(*r),
-                _ => None,
-            })
-            .collect();
         Ok(self.store.append_read_audit(records).await?)
     }
 
@@ -347,14 +352,14 @@ impl Service {
         Ok((size, tree.root()))
     }
 
-    /// Signs and stores a tree head for the current log if it has grown
-    /// since the latest head; returns the latest head either way.
     /// The number of entries in the audit log (every read already answered
     /// included).
     pub async fn audit_size(&self) -> ServiceResult<u64> {
         Ok(self.store.audit_size().await?)
     }
 
+    /// Signs and stores a tree head for the current log if it has grown
+    /// since the latest head; returns the latest head either way.
     pub async fn sign_tree_head(&self) -> ServiceResult<SignedTreeHead> {
         let (size, root) = self.root_at_current().await?;
         let heads = self.store.tree_heads().await?;

@@ -380,7 +380,7 @@ impl Service {
                 .map(|r| self.consent_view(r, &row, with_evidence))
                 .collect::<ServiceResult<Vec<_>>>()?;
             let state = current_state(&records, Utc::now());
-            let audit = self.audit_ok(ctx, "consent.read", Some(subject), &[*subject.as_uuid()], vec![]);
+            let audit = self.ok_record(ctx, "consent.read", Some(subject), &[*subject.as_uuid()], vec![]);
             self.audit_reads(vec![audit]).await?;
             Ok((views, state))
         })
@@ -417,7 +417,7 @@ impl Service {
             let (_, record) = self.consent_record(ctx, subject, id).await?;
             let receipt = self.build_receipt(&record);
             let jws = self.crypto.receipt_key().sign(receipt.to_string().as_bytes(), "JWT");
-            let audit = self.audit_ok(
+            let audit = self.ok_record(
                 ctx,
                 "consent.receipt",
                 Some(subject),

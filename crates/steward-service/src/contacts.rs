@@ -451,7 +451,7 @@ impl Service {
         let (row, key, purpose) = self.usable_contact(ctx, id).await?;
         let view = self.view(&row, &key, &purpose)?;
         let fields = view.fields.keys().cloned().collect();
-        self.audit_reads(vec![self.audit_ok(
+        self.audit_reads(vec![self.ok_record(
             ctx,
             "contact.read",
             Some(id),
@@ -866,7 +866,7 @@ impl Service {
         let audit = items
             .iter()
             .map(|v: &ContactView| {
-                self.audit_ok(
+                self.ok_record(
                     ctx,
                     action,
                     Some(v.id),
@@ -1036,7 +1036,7 @@ impl Service {
         } else {
             vec!["kind".into(), "occurred_at".into()]
         };
-        self.audit_reads(vec![self.audit_ok(
+        self.audit_reads(vec![self.ok_record(
             ctx,
             "interaction.read",
             Some(contact),

@@ -279,12 +279,12 @@ impl Service {
     }
 
     /// Reading a deal linked to a contact is an access to that person's data.
-    fn deal_read_audit(&self, ctx: &RequestContext, views: &[DealView]) -> Vec<WriteOp> {
+    fn deal_read_audit(&self, ctx: &RequestContext, views: &[DealView]) -> Vec<steward_audit::AuditRecord> {
         views
             .iter()
             .filter(|v| v.visible.iter().any(|f| f == "contact_id"))
             .filter_map(|v| v.deal.contact_id.map(|c| (c, v.deal.id)))
-            .map(|(c, d)| self.audit_ok(ctx, "deal.read", Some(c), &[*d.as_uuid()], vec!["contact_id".into()]))
+            .map(|(c, d)| self.ok_record(ctx, "deal.read", Some(c), &[*d.as_uuid()], vec!["contact_id".into()]))
             .collect()
     }
 

@@ -747,7 +747,7 @@ impl Service {
                 .and_then(Value::as_object)
                 .map(|o| o.keys().cloned().collect())
                 .unwrap_or_default();
-            let audit = self.audit_ok(ctx, "dsr.export", Some(row.subject_id), &[d.id], fields);
+            let audit = self.ok_record(ctx, "dsr.export", Some(row.subject_id), &[d.id], fields);
             self.audit_reads(vec![audit]).await?;
             Ok(bundle)
         })
@@ -867,7 +867,7 @@ impl Service {
                 "issued_at": now(),
             });
             let jws = self.crypto.receipt_key().sign(cert.to_string().as_bytes(), "JWT");
-            let audit = self.audit_ok(ctx, "dsr.certificate", d.subject_id, &[d.id], vec![]);
+            let audit = self.ok_record(ctx, "dsr.certificate", d.subject_id, &[d.id], vec![]);
             self.audit_reads(vec![audit]).await?;
             Ok((cert, jws))
         })

@@ -523,8 +523,7 @@ pub trait Store: Send + Sync + 'static {
     /// query; they may join the Merkle log a moment later (the SQLite
     /// backend spools them and seals them in its next group commit).
     async fn append_read_audit(&self, records: Vec<AuditRecord>) -> StoreResult<()> {
-        self.write(records.into_iter().map(|r| WriteOp::AppendAudit(Box::new(r))).collect())
-            .await
+        self.write(append_ops(records)).await
     }
 
     /// Waits until every read entry recorded so far is in the Merkle log.
@@ -656,6 +655,12 @@ pub fn dedup_terms(terms: &[IndexTerm]) -> Vec<IndexTerm> {
         .collect()
 }
 
+/// One [`WriteOp::AppendAudit`] per record.
+#[must_use]
+pub fn append_ops(records: Vec<AuditRecord>) -> Vec<WriteOp> {
+    records.into_iter().map(|r| WriteOp::AppendAudit(Box::new(r))).collect()
+}
+
 /// Splits `PATH[?synchronous=normal|full]` into the path and the durability:
 /// `full` makes every commit survive a power cut (an fsync per group commit).
 fn sqlite_durability(rest: &str) -> StoreResult<(&str, sqlite::Durability)> {
@@ -671,12 +676,8 @@ fn sqlite_durability(rest: &str) -> StoreResult<(&str, sqlite::Durability)> {
 
 /// Checks that `url` names a supported backend, before anything is created.
 pub fn check_url(url: &str) -> StoreResult<()> {
-    if let Some(rest) = url.strip_prefix("sqlite://") {
-        sqlite_durability(rest)?;
-    }
-    let ok = url
-        .strip_prefix("sqlite://")
-        .is_some_and(|p| !p.split('?').next().unwrap_or_default().is_empty())
+    let sqlite_path = url.strip_prefix("sqlite://").map(sqlite_durability).transpose()?;
+    let ok = sqlite_path.is_some_and(|(path, _)| !path.is_empty())
         || url.starts_with("postgres://")
         || url.starts_with("postgresql://");
     if ok {

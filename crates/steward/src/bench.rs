@@ -142,7 +142,8 @@ pub async fn run(_cli: &Cli, args: &BenchArgs) -> Result<ExitCode> {
     let sizes = Sizes::of(args);
     let (rows, creates, reads) = (sizes.rows, sizes.creates, sizes.reads);
     let c = args.concurrency.max(1);
-    let dir = tempfile_dir()?;
+    let scratch = Scratch(tempfile_dir()?);
+    let dir = &scratch.0;
     if let Some(mode) = &args.only_http {
         let options = OpenOptions {
             audit_reads: mode != "unaudited",
@@ -150,7 +151,6 @@ pub async fn run(_cli: &Cli, args: &BenchArgs) -> Result<ExitCode> {
         };
         let (create_rate, read_rate) =
             steward_http(&Config::new(dir.join("steward")), creates, reads, c, options).await?;
-        let _ = std::fs::remove_dir_all(&dir);
         println!("creates {create_rate:.0}/s, reads ({mode}) {read_rate:.0}/s");
         return Ok(ExitCode::SUCCESS);
     }
@@ -221,7 +221,6 @@ pub async fn run(_cli: &Cli, args: &BenchArgs) -> Result<ExitCode> {
     let erasures = sizes.erasures;
     let points = scale_bench(&dir.join("scale"), scale_max, erasures, audit_top).await?;
     stage(10, "done");
-    let _ = std::fs::remove_dir_all(&dir);
     let top = points.last().ok_or_else(|| anyhow!("no scale point was measured"))?;
 
     let mut figures = vec![
@@ -422,6 +421,15 @@ pub async fn run(_cli: &Cli, args: &BenchArgs) -> Result<ExitCode> {
         println!("total time: {elapsed:.0} s");
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// The run's scratch directory, removed however the run ends.
+struct Scratch(std::path::PathBuf);
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
 }
 
 fn tempfile_dir() -> Result<std::path::PathBuf> {

@@ -247,10 +247,7 @@ async fn append_audit(tx: &Transaction<'_>, records: &[&AuditRecord]) -> StoreRe
         return Ok(());
     }
     batch(tx, AUDIT_LOCK).await?;
-    let mut tip = load_tip(tx).await.map_err(|f| match f {
-        Failure::Store(e) => e,
-        Failure::Db(e) => map_db_error(&e),
-    })?;
+    let mut tip = load_tip(tx).await.map_err(Failure::into_error)?;
     let n = records.len();
     let (mut idx, mut entry, mut leaf_hash, mut at) = (
         Vec::with_capacity(n),
@@ -315,12 +312,16 @@ impl Failure {
         }
     }
 
-    fn into_outcome(self) -> Outcome {
-        let retry = self.is_retryable();
-        let error = match self {
+    fn into_error(self) -> StoreError {
+        match self {
             Self::Store(e) => e,
             Self::Db(e) => map_db_error(&e),
-        };
+        }
+    }
+
+    fn into_outcome(self) -> Outcome {
+        let retry = self.is_retryable();
+        let error = self.into_error();
         if retry {
             Outcome::Retry(error)
         } else {

@@ -87,8 +87,6 @@ fn configure(conn: &Connection, durability: Durability) -> rusqlite::Result<()> 
     conn.busy_timeout(std::time::Duration::from_secs(10))?;
     conn.pragma_update(None, "foreign_keys", "ON")?;
     conn.pragma_update(None, "secure_delete", "ON")?;
-    // Checkpoint every WAL_PAGES pages (SQLite's default, 1,000, copied the
-    // same hot audit and index pages over and over, with an fsync each time).
     conn.pragma_update(None, "wal_autocheckpoint", WAL_PAGES)?;
     conn.pragma_update(
         None,
@@ -229,10 +227,7 @@ fn truncate_wal(conn: &Connection, why: &str) {
             }
         }
     }
-    tracing::warn!(
-        why,
-        "the WAL could not be truncated: readers kept it busy; retrying later"
-    );
+    tracing::warn!(why, "the WAL could not be truncated: readers kept it busy");
 }
 
 fn writer_loop(mut conn: Connection, wal: &Path, rx: &mpsc::Receiver<Job>, spool: &spool::Spool) {
@@ -296,9 +291,7 @@ fn writer_loop(mut conn: Connection, wal: &Path, rx: &mpsc::Receiver<Job>, spool
             tracing::error!("audit entries of reads stay in the spool; they are sealed when the store next opens");
         }
     }
-    if let Err(e) = conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(())) {
-        tracing::warn!(error = %e, "final WAL checkpoint failed");
-    }
+    truncate_wal(&conn, "when the store closes");
 }
 
 /// Commits the spooled read entries of `spooled` (first) and every job of
@@ -383,9 +376,7 @@ impl Store for SqliteStore {
         if self.durability == Durability::Full {
             // The spool is not fsynced: in durable mode a read's entries
             // share the (fsynced) group commit instead.
-            return self
-                .write(records.into_iter().map(|r| WriteOp::AppendAudit(Box::new(r))).collect())
-                .await;
+            return self.write(crate::append_ops(records)).await;
         }
         let (was_empty, queued) = self.spool.append(&records)?;
         if queued >= SPOOL_BACKLOG {
