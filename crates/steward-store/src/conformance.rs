@@ -48,7 +48,7 @@ macro_rules! all_conformance_tests {
             user_updates_and_lockout, credentials_and_steps, recovery_codes, training_records, settings_upsert,
             consent_records_and_notices,
             restriction_of_processing, data_subject_requests, read_audit_entries,
-            legal_hold_guard);
+            legal_hold_guard, audit_queries_by_subject);
     };
 }
 
@@ -1008,6 +1008,77 @@ pub async fn read_audit_entries(store: &dyn Store) {
         steward_audit::decode_entry(&entries[43].bytes).unwrap().record.action,
         "contact.read"
     );
+}
+
+/// Queries by subject, actor and time over a log long enough that the
+/// SQLite backend's subject index (written in batches of 4,096) covers part
+/// of it and the rest is its unindexed tail: every page, compared with what
+/// a scan of the whole log finds.
+pub async fn audit_queries_by_subject(store: &dyn Store) {
+    let subjects = [SubjectId::new(), SubjectId::new(), SubjectId::new()];
+    let users = [UserId::new(), UserId::new()];
+    let record = |i: usize| {
+        // Every seventh entry has no subject.
+        let subject = (!i.is_multiple_of(7)).then(|| subjects[i % 3]);
+        match audit("contact.read", subject, Some(users[i % 2]), i as i64) {
+            WriteOp::AppendAudit(r) => *r,
+            _ => unreachable!(),
+        }
+    };
+    let total = 5_300usize;
+    // 5,000 entries and a flush (which indexes a batch), then 300 more
+    // that stay in the tail.
+    for range in [0..5_000, 5_000..total] {
+        for chunk in range.collect::<Vec<_>>().chunks(250) {
+            store
+                .append_read_audit(chunk.iter().map(|&i| record(i)).collect())
+                .await
+                .expect("read audit");
+        }
+        store.flush_audit().await.expect("flush");
+    }
+    assert_eq!(store.audit_size().await.expect("size"), total as u64);
+    let expected = |subject: usize, user: Option<usize>, from: i64, to: i64| -> Vec<u64> {
+        (0..total)
+            .filter(|&i| !i.is_multiple_of(7) && i % 3 == subject)
+            .filter(|&i| user.is_none_or(|u| i % 2 == u))
+            .filter(|&i| (from..to).contains(&(i as i64)))
+            .map(|i| i as u64)
+            .collect()
+    };
+    let cases = [
+        (0, None, 0, 1_000_000),
+        (1, Some(1), 0, 1_000_000),
+        (2, None, 4_000, 5_000),
+        (2, Some(0), 4_090, 4_110),
+    ];
+    for (subject, user, from, to) in cases {
+        let mut got = Vec::new();
+        let mut after = None;
+        loop {
+            let page = store
+                .query_audit(&AuditFilter {
+                    subject: Some(subjects[subject]),
+                    actor: user.map(|u: usize| *users[u].as_uuid()),
+                    from: Some(t(from)),
+                    to: Some(t(to)),
+                    after,
+                    limit: 97,
+                })
+                .await
+                .expect("query");
+            if page.is_empty() {
+                break;
+            }
+            after = page.last().map(|e| e.index);
+            got.extend(page.iter().map(|e| e.index));
+        }
+        assert_eq!(
+            got,
+            expected(subject, user, from, to),
+            "subject {subject}, user {user:?}, {from}..{to}"
+        );
+    }
 }
 
 fn audit(action: &str, subject: Option<SubjectId>, user: Option<UserId>, secs: i64) -> WriteOp {

@@ -28,6 +28,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "audit_spool",
         include_str!("../../migrations/sqlite/0010_audit_spool.sql"),
     ),
+    (
+        11,
+        "audit_subject_index",
+        include_str!("../../migrations/sqlite/0011_audit_subject_index.sql"),
+    ),
 ];
 
 pub fn run(conn: &mut Connection) -> StoreResult<()> {

@@ -542,6 +542,49 @@ pub(super) fn append_audit(conn: &Connection, record: &AuditRecord, tip: &mut Op
     Ok(())
 }
 
+/// Unindexed audit entries beyond which the writer adds them to the subject
+/// index (`audit_subject_index`, migration 11) in one sorted batch. A batch
+/// touches each index page once instead of once per commit; a query by
+/// subject scans at most about this many entries of the unindexed tail.
+pub(super) const SUBJECT_INDEX_BATCH: i64 = 4096;
+
+/// The first audit index not yet in the subject index.
+pub(super) fn indexed_upto(conn: &Connection) -> StoreResult<i64> {
+    conn.prepare_cached("SELECT indexed_upto FROM audit_index_state WHERE id = 1")
+        .map_err(|e| map_err(&e))?
+        .query_row([], |r| r.get(0))
+        .optional()
+        .map_err(|e| map_err(&e))
+        .map(Option::unwrap_or_default)
+}
+
+/// Adds the audit entries from `indexed_upto` up to the tip to the subject
+/// index, in subject order, once at least `min` of them have gathered (in
+/// the caller's transaction).
+pub(super) fn merge_subject_index(conn: &Connection, tip: Option<AuditTip>, min: i64) -> StoreResult<()> {
+    let Some(tip) = tip else { return Ok(()) };
+    let next = i64::try_from(tip.next).map_err(|_| StoreError::Corrupt("audit index overflow".into()))?;
+    let upto = indexed_upto(conn)?;
+    if next - upto < min {
+        return Ok(());
+    }
+    exec(
+        conn,
+        "INSERT OR IGNORE INTO audit_subject_index (subject_id, idx) \
+         SELECT subject_id, idx FROM audit_log WHERE idx >= ?1 AND idx < ?2 AND subject_id IS NOT NULL \
+         ORDER BY subject_id, idx",
+        params![upto, next],
+        false,
+    )?;
+    exec(
+        conn,
+        "INSERT INTO audit_index_state (id, indexed_upto) VALUES (1, ?1) \
+         ON CONFLICT(id) DO UPDATE SET indexed_upto = excluded.indexed_upto",
+        params![next],
+        false,
+    )
+}
+
 /// Runs one statement; with `must_touch`, touching no row is `NotFound`.
 fn exec(conn: &Connection, sql: &str, params: impl rusqlite::Params, must_touch: bool) -> StoreResult<()> {
     let n = conn

@@ -479,28 +479,66 @@ pub fn audit_leaf_hashes(conn: &Connection, from: u64, to: u64) -> StoreResult<V
 }
 
 pub fn query_audit(conn: &Connection, f: &crate::AuditFilter) -> StoreResult<Vec<crate::StoredAuditEntry>> {
-    let mut sql = String::from("SELECT idx, entry, leaf_hash FROM audit_log WHERE idx > ?1");
-    let mut values: Vec<rusqlite::types::Value> = vec![f.after.map_or(-1, idx).into()];
-    if let Some(s) = f.subject {
-        values.push(s.as_bytes().to_vec().into());
-        sql.push_str(&format!(" AND subject_id = ?{}", values.len()));
+    let Some(subject) = f.subject else {
+        let mut values = vec![f.after.map_or(-1, idx).into()];
+        let sql = format!(
+            "SELECT idx, entry, leaf_hash FROM audit_log WHERE idx > ?1{} ORDER BY idx LIMIT ?{}",
+            audit_conditions(f, "", &mut values),
+            values.len() + 1
+        );
+        values.push(i64::from(page(f.limit)).into());
+        return collect(conn, &sql, rusqlite::params_from_iter(values), audit_entry);
+    };
+    // Entries below `indexed_upto` are found through the subject index; the
+    // tail above it (at most a few thousand entries) is scanned. Both in one
+    // snapshot, so that a batch the writer indexes in between is neither
+    // missed nor counted twice.
+    let tx = conn.unchecked_transaction().map_err(|e| map_err(&e))?;
+    let upto = super::ops::indexed_upto(&tx)?;
+    let after = f.after.map_or(-1, idx);
+    let limit = i64::from(page(f.limit));
+    let subject = subject.as_bytes().to_vec();
+    let mut values: Vec<rusqlite::types::Value> = vec![subject.clone().into(), after.into()];
+    let sql = format!(
+        "SELECT a.idx, a.entry, a.leaf_hash FROM audit_subject_index s CROSS JOIN audit_log a ON a.idx = s.idx \
+         WHERE s.subject_id = ?1 AND s.idx > ?2{} ORDER BY s.idx LIMIT ?{}",
+        audit_conditions(f, "a.", &mut values),
+        values.len() + 1
+    );
+    values.push(limit.into());
+    let mut out = collect(&tx, &sql, rusqlite::params_from_iter(values), audit_entry)?;
+    let missing = limit - i64::try_from(out.len()).unwrap_or(limit);
+    if missing > 0 {
+        let mut values: Vec<rusqlite::types::Value> = vec![subject.into(), after.max(upto - 1).into()];
+        let sql = format!(
+            "SELECT idx, entry, leaf_hash FROM audit_log WHERE idx > ?2 AND subject_id = ?1{} ORDER BY idx LIMIT ?{}",
+            audit_conditions(f, "", &mut values),
+            values.len() + 1
+        );
+        values.push(missing.into());
+        out.extend(collect(&tx, &sql, rusqlite::params_from_iter(values), audit_entry)?);
     }
+    Ok(out)
+}
+
+/// The actor and time conditions of `f` on the audit log (columns prefixed
+/// with `table`), their values appended to `values`.
+fn audit_conditions(f: &crate::AuditFilter, table: &str, values: &mut Vec<rusqlite::types::Value>) -> String {
+    let mut sql = String::new();
     if let Some(a) = f.actor {
         values.push(a.as_bytes().to_vec().into());
         let n = values.len();
-        sql.push_str(&format!(" AND (actor_user = ?{n} OR actor_token = ?{n})"));
+        sql.push_str(&format!(" AND ({table}actor_user = ?{n} OR {table}actor_token = ?{n})"));
     }
     if let Some(from) = f.from {
         values.push(crate::to_micros(from).into());
-        sql.push_str(&format!(" AND at >= ?{}", values.len()));
+        sql.push_str(&format!(" AND {table}at >= ?{}", values.len()));
     }
     if let Some(to) = f.to {
         values.push(crate::to_micros(to).into());
-        sql.push_str(&format!(" AND at < ?{}", values.len()));
+        sql.push_str(&format!(" AND {table}at < ?{}", values.len()));
     }
-    values.push(i64::from(page(f.limit)).into());
-    sql.push_str(&format!(" ORDER BY idx LIMIT ?{}", values.len()));
-    collect(conn, &sql, rusqlite::params_from_iter(values), audit_entry)
+    sql
 }
 
 pub fn tree_heads(conn: &Connection) -> StoreResult<Vec<steward_audit::SignedTreeHead>> {
