@@ -21,6 +21,12 @@ pub fn keys_dir(data_dir: &Path) -> PathBuf {
     data_dir.join("keys")
 }
 
+/// Where the PostgreSQL backend keeps the subjects' wrapped data keys
+/// (`steward_store::vault`); unused with SQLite.
+pub fn subject_key_vault(data_dir: &Path) -> PathBuf {
+    keys_dir(data_dir).join("subject-keys.db")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -151,7 +151,7 @@ impl Service {
                 private(dir)?;
             }
         }
-        let store = steward_store::open(&url).await?;
+        let store = steward_store::open(&url, &keys::subject_key_vault(&config.data_dir)).await?;
         let crypto = match crypto::Crypto::load(&*store, &source, options.protection).await {
             Ok(c) => c,
             Err(e) => {

@@ -105,7 +105,7 @@ pub async fn rotate_master_key(
     let url = config.database_url();
     steward_store::check_url(&url)?;
     let _lock = lock_data_dir(&config.data_dir, true)?;
-    let store = steward_store::open(&url).await?;
+    let store = steward_store::open(&url, &crate::keys::subject_key_vault(&config.data_dir)).await?;
     let result = rotate(&*store, config, options, progress).await;
     store.close().await;
     result

@@ -17,6 +17,7 @@ pub mod conformance;
 pub mod fields;
 pub mod postgres;
 pub mod sqlite;
+pub mod vault;
 
 use std::sync::Arc;
 
@@ -622,8 +623,10 @@ pub trait Store: Send + Sync + 'static {
 }
 
 /// Opens the backend named by `url`: `sqlite://PATH` or `postgres://…`
-/// (also `postgresql://…`). Runs pending migrations.
-pub async fn open(url: &str) -> StoreResult<Arc<dyn Store>> {
+/// (also `postgresql://…`). Runs pending migrations. On PostgreSQL the
+/// subjects' data keys live in the vault at `key_vault` (see [`vault`]);
+/// SQLite keeps them in its own database file.
+pub async fn open(url: &str, key_vault: &std::path::Path) -> StoreResult<Arc<dyn Store>> {
     check_url(url)?;
     if let Some(rest) = url.strip_prefix("sqlite://") {
         let (path, durability) = sqlite_durability(rest)?;
@@ -631,7 +634,7 @@ pub async fn open(url: &str) -> StoreResult<Arc<dyn Store>> {
             sqlite::SqliteStore::open_with(std::path::Path::new(path), durability).await?,
         ))
     } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
-        Ok(Arc::new(postgres::PgStore::connect(url).await?))
+        Ok(Arc::new(postgres::PgStore::connect(url, key_vault).await?))
     } else {
         Err(StoreError::Backend(
             "the database URL must start with sqlite:// or postgres://".into(),

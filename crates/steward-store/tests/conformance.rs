@@ -48,7 +48,7 @@ mod postgres {
     async fn setup() -> Option<Fixture> {
         let admin = test_database_url()?;
         let (url, db) = fresh_test_database(&admin).await.expect("create test database");
-        let store = steward_store::postgres::PgStore::connect(&url)
+        let store = steward_store::postgres::PgStore::connect(&url, &db.vault_path())
             .await
             .expect("connect postgres");
         Some(Fixture {

@@ -16,7 +16,7 @@ async fn fixture() -> Option<(PgStore, TestDatabase)> {
         return None;
     };
     let (url, db) = fresh_test_database(&admin).await.expect("create test database");
-    let store = PgStore::connect(&url).await.expect("connect");
+    let store = PgStore::connect(&url, &db.vault_path()).await.expect("connect");
     Some((store, db))
 }
 
@@ -356,13 +356,14 @@ async fn migrations_are_idempotent_and_race_free() {
     let mut starts = Vec::new();
     for _ in 0..4 {
         let url = url.clone();
-        starts.push(tokio::spawn(async move { PgStore::connect(&url).await }));
+        let vault = db.vault_path();
+        starts.push(tokio::spawn(async move { PgStore::connect(&url, &vault).await }));
     }
     let mut stores = Vec::new();
     for s in starts {
         stores.push(s.await.expect("task").expect("connect"));
     }
-    let again = PgStore::connect(&url).await.expect("reconnect");
+    let again = PgStore::connect(&url, &db.vault_path()).await.expect("reconnect");
     let c = contact();
     again.write(insert(&c, vec![])).await.expect("insert");
     for s in &stores {
@@ -402,20 +403,168 @@ async fn migrations_are_idempotent_and_race_free() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn open_dispatches_and_bad_urls_fail_cleanly() {
-    let r = PgStore::connect("postgres://nobody:pw@127.0.0.1:1/none?connect_timeout=2").await;
+    let nowhere = std::env::temp_dir().join("steward-unused-vault.db");
+    let r = PgStore::connect("postgres://nobody:pw@127.0.0.1:1/none?connect_timeout=2", &nowhere).await;
     assert!(
         matches!(&r, Err(StoreError::Backend(m)) if !m.contains("pw")),
         "{:?}",
         r.err()
     );
-    let r = PgStore::connect("postgres://h/db?bogus_option=1").await;
+    let r = PgStore::connect("postgres://h/db?bogus_option=1", &nowhere).await;
     assert!(matches!(r, Err(StoreError::Backend(_))));
     let Some(admin) = test_database_url() else {
         return;
     };
     let (url, db) = fresh_test_database(&admin).await.expect("create test database");
-    let store = steward_store::open(&url).await.expect("open");
+    let store = steward_store::open(&url, &db.vault_path()).await.expect("open");
     assert_eq!(store.backend(), "postgres");
     store.close().await;
     drop(db); // the guard's Drop path
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn keys_kept_in_postgres_by_earlier_versions_move_into_the_vault() {
+    let Some((store, db)) = fixture().await else {
+        return;
+    };
+    let (kept, shredded) = (contact(), contact());
+    for c in [&kept, &shredded] {
+        store.write(insert(c, vec![])).await.expect("insert");
+    }
+    store.close().await;
+    // An earlier version kept the wrapped keys in PostgreSQL.
+    let (client, conn) = tokio_postgres::connect(db.url(), tokio_postgres::NoTls)
+        .await
+        .expect("raw client");
+    let conn = tokio::spawn(conn);
+    for (c, wrapped) in [(&kept, vec![7u8, 7, 7]), (&shredded, vec![9u8, 9, 9])] {
+        client
+            .execute(
+                "INSERT INTO subject_keys (subject_id, key_version, master_key_id, wrapped, created_at) \
+                 VALUES ($1, 3, 'm-old', $2, 0)",
+                &[c.subject_id.as_uuid(), &wrapped],
+            )
+            .await
+            .expect("legacy key");
+    }
+    let store = PgStore::connect(db.url(), &db.vault_path()).await.expect("reconnect");
+    let in_pg: i64 = client
+        .query_one("SELECT count(*) FROM subject_keys", &[])
+        .await
+        .expect("count")
+        .get(0);
+    assert_eq!(in_pg, 0, "the keys left PostgreSQL");
+    let key = store
+        .get_contact(kept.subject_id)
+        .await
+        .expect("get")
+        .and_then(|c| c.key);
+    assert_eq!(
+        key,
+        Some(steward_store::StoredKey {
+            master_key_id: "m-old".into(),
+            version: 3,
+            wrapped: vec![7, 7, 7],
+        })
+    );
+    assert_eq!(store.count_subject_keys_not_under("m-new").await.expect("count"), 2);
+    // Shredding works on a moved key, and is refused for a missing one.
+    store
+        .write(vec![WriteOp::DestroySubjectKey {
+            subject_id: shredded.subject_id,
+        }])
+        .await
+        .expect("shred");
+    let r = store
+        .write(vec![WriteOp::DestroySubjectKey {
+            subject_id: shredded.subject_id,
+        }])
+        .await;
+    assert!(matches!(r, Err(StoreError::NotFound)), "{r:?}");
+    assert_eq!(store.count_subject_keys_not_under("m-new").await.expect("count"), 1);
+    store.close().await;
+    drop(client);
+    let _ = conn.await;
+    db.drop_now().await.expect("drop database");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refused_erasure_keeps_the_key_and_a_failed_insert_takes_its_key_back() {
+    let Some((store, db)) = fixture().await else {
+        return;
+    };
+    let c = contact();
+    let key = |v: u8| steward_store::StoredKey {
+        master_key_id: "m1".into(),
+        version: 1,
+        wrapped: vec![v; 8],
+    };
+    store
+        .write(vec![
+            WriteOp::InsertContact {
+                row: c.clone(),
+                terms: vec![],
+            },
+            WriteOp::InsertSubjectKey {
+                subject_id: c.subject_id,
+                key: key(1),
+            },
+        ])
+        .await
+        .expect("insert with key");
+    // A hold makes the deleting transaction fail: the key stays.
+    store
+        .write(vec![WriteOp::PutLegalHold(Box::new(steward_store::LegalHoldRow {
+            id: uuid::Uuid::now_v7(),
+            subject_id: c.subject_id,
+            reason: "litigation".into(),
+            created_by: None,
+            created_at: t(1),
+            released_at: None,
+            released_by: None,
+        }))])
+        .await
+        .expect("hold");
+    let r = store
+        .write(vec![
+            WriteOp::RequireNoLegalHold {
+                subject_id: c.subject_id,
+            },
+            WriteOp::DeleteContact {
+                subject_id: c.subject_id,
+            },
+            WriteOp::DestroySubjectKey {
+                subject_id: c.subject_id,
+            },
+        ])
+        .await;
+    assert!(matches!(r, Err(StoreError::LegalHold)), "{r:?}");
+    let got = store.get_contact(c.subject_id).await.expect("get").expect("kept");
+    assert_eq!(got.key, Some(key(1)));
+    // A contact whose insert fails (its id is taken) leaves no key behind.
+    let other = steward_domain::SubjectId::new();
+    let r = store
+        .write(vec![
+            WriteOp::InsertContact {
+                row: ContactRow {
+                    subject_id: other,
+                    ..c.clone()
+                },
+                terms: vec![],
+            },
+            WriteOp::InsertSubjectKey {
+                subject_id: other,
+                key: key(2),
+            },
+            WriteOp::InsertContact {
+                row: c.clone(),
+                terms: vec![],
+            },
+        ])
+        .await;
+    assert!(r.is_err());
+    assert!(store.get_contact(other).await.expect("get").is_none());
+    assert_eq!(store.count_subject_keys_not_under("m2").await.expect("count"), 1);
+    store.close().await;
+    db.drop_now().await.expect("drop database");
 }

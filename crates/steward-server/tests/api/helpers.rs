@@ -138,6 +138,33 @@ impl TestApp {
         }
     }
 
+    /// The files that hold the subjects' wrapped data keys: the database
+    /// and its WAL on SQLite, the subject-key vault and its WAL on
+    /// PostgreSQL (which never holds them).
+    pub fn key_files(&self) -> Vec<std::path::PathBuf> {
+        let db = match self.backend {
+            Backend::Sqlite => self.data_dir().join("steward.db"),
+            Backend::Postgres => steward_service::keys::subject_key_vault(&self.data_dir()),
+        };
+        let mut wal = db.clone().into_os_string();
+        wal.push("-wal");
+        vec![db, wal.into()]
+    }
+
+    /// A subject's wrapped data key as stored, read behind the service's back.
+    pub fn raw_wrapped_key(&self, id: &str) -> Option<Vec<u8>> {
+        use rusqlite::OptionalExtension;
+        let uuid: uuid::Uuid = id.parse().unwrap();
+        let c = rusqlite::Connection::open(&self.key_files()[0]).unwrap();
+        c.query_row(
+            "SELECT wrapped FROM subject_keys WHERE subject_id = ?1",
+            [uuid.as_bytes()],
+            |r| r.get(0),
+        )
+        .optional()
+        .unwrap()
+    }
+
     /// Overwrites a contact's sealed field blob behind the service's back.
     pub async fn set_raw_fields(&self, id: &str, blob: &[u8]) {
         let uuid: uuid::Uuid = id.parse().unwrap();

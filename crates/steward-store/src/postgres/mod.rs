@@ -9,6 +9,8 @@
 //!   queued batch (up to a bound), run them in one transaction with one
 //!   savepoint per batch, commit once and answer every batch,
 //! - reads, which go straight to the pool and never wait for the writers,
+//! - the subjects' data keys, which live in the [`KeyVault`] in the data
+//!   dir, not in PostgreSQL (see [`crate::vault`] for why),
 //! - mapping PostgreSQL errors to [`StoreError`] without ever copying row
 //!   values (PostgreSQL's `DETAIL` lines quote them) into messages,
 //! - [`testing`]: throwaway databases for tests.
@@ -25,6 +27,8 @@ pub mod testing;
 pub mod tls;
 mod writer;
 
+use std::path::Path;
+use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -40,6 +44,7 @@ use uuid::Uuid;
 
 use steward_audit::{Hash as AuditHash, SignedTreeHead};
 
+use crate::vault::{KeyChanges, KeyVault};
 use crate::{
     failures_from_db, fields, from_micros, step_from_db, to_micros, AuditFilter, ContactRow, CredentialRow,
     InteractionRow, Store, StoreError, StoreResult, StoredAuditEntry, StoredKey, TokenKind, TokenRow, TrainingRow,
@@ -65,15 +70,18 @@ const CLOSED: &str = "the store is closed";
 pub struct PgStore {
     pool: Pool,
     writer: writer::Writer,
+    vault: Arc<KeyVault>,
 }
 
 impl PgStore {
     /// Connects to the database named by `url` (`postgres://…` or a
     /// key-value connection string), checks that it answers, applies pending
-    /// migrations and starts the group-commit writer tasks.
+    /// migrations, opens the subject-key vault at `vault` (moving into it any
+    /// key an earlier version kept in PostgreSQL) and starts the group-commit
+    /// writer tasks.
     ///
     /// Must be called inside a Tokio runtime.
-    pub async fn connect(url: &str) -> StoreResult<Self> {
+    pub async fn connect(url: &str, vault: &Path) -> StoreResult<Self> {
         let tls::ConnectSettings { mut config, tls } = tls::connect_settings(url)?;
         if config.get_connect_timeout().is_none() {
             config.connect_timeout(CONNECT_TIMEOUT);
@@ -107,8 +115,38 @@ impl PgStore {
             client.simple_query("SELECT 1").await.map_err(|e| map_db_error(&e))?;
             migrate::run(&mut client).await?;
         }
+        let vault_path = vault.to_path_buf();
+        let vault = Arc::new(
+            tokio::task::spawn_blocking(move || KeyVault::open(&vault_path))
+                .await
+                .map_err(|e| StoreError::Backend(format!("subject-key vault: {e}")))??,
+        );
+        {
+            let client = pool.get().await.map_err(pool_error)?;
+            move_keys_to_vault(&client, &vault).await?;
+        }
         let writer = writer::Writer::start(pool.clone());
-        Ok(Self { pool, writer })
+        Ok(Self { pool, writer, vault })
+    }
+
+    /// Runs `f` on the vault on a blocking thread (its writes fsync).
+    async fn in_vault<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&KeyVault) -> StoreResult<T> + Send + 'static,
+    ) -> StoreResult<T> {
+        let vault = Arc::clone(&self.vault);
+        tokio::task::spawn_blocking(move || f(&vault))
+            .await
+            .map_err(|e| StoreError::Backend(format!("subject-key vault: {e}")))?
+    }
+
+    /// Fills in each row's wrapped key from the vault.
+    fn with_keys(&self, mut rows: Vec<ContactRow>) -> StoreResult<Vec<ContactRow>> {
+        let ids: Vec<SubjectId> = rows.iter().map(|r| r.subject_id).collect();
+        for (row, key) in rows.iter_mut().zip(self.vault.get_many(&ids)?) {
+            row.key = key;
+        }
+        Ok(rows)
     }
 
     async fn client(&self) -> StoreResult<deadpool_postgres::Client> {
@@ -195,7 +233,28 @@ impl Store for PgStore {
     }
 
     async fn write(&self, ops: Vec<WriteOp>) -> StoreResult<()> {
-        self.writer.submit(ops).await
+        let changes = KeyChanges::of(&ops);
+        if changes.is_empty() {
+            return self.writer.submit(ops).await;
+        }
+        // Keys to store or rewrap go in first (a failed transaction takes
+        // new ones back); keys to destroy go only once the transaction that
+        // deletes or shreds the subject (with its legal-hold check and
+        // audit entry) has committed.
+        let changes = Arc::new(changes);
+        let c = Arc::clone(&changes);
+        self.in_vault(move |v| v.prepare(&c, to_micros(chrono::Utc::now())))
+            .await?;
+        if let Err(e) = self.writer.submit(ops).await {
+            let c = Arc::clone(&changes);
+            self.in_vault(move |v| {
+                v.undo(&c);
+                Ok(())
+            })
+            .await?;
+            return Err(e);
+        }
+        self.in_vault(move |v| v.finish(&changes)).await
     }
 
     async fn get_contact(&self, id: SubjectId) -> StoreResult<Option<ContactRow>> {
@@ -206,10 +265,12 @@ impl Store for PgStore {
             CONTACT_FROM,
             " WHERE c.subject_id = $1"
         );
-        self.query_opt(sql, &[id.as_uuid()])
+        let row = self
+            .query_opt(sql, &[id.as_uuid()])
             .await?
             .map(|r| contact_from_row(&r))
-            .transpose()
+            .transpose()?;
+        Ok(self.with_keys(row.into_iter().collect())?.pop())
     }
 
     async fn list_contacts(&self, after: Option<SubjectId>, limit: u32) -> StoreResult<Vec<ContactRow>> {
@@ -228,7 +289,7 @@ impl Store for PgStore {
             " WHERE c.subject_id > $1 ORDER BY c.subject_id LIMIT $2"
         );
         let rows = self.page(first, next, &[], after.map(|a| *a.as_uuid()), limit).await?;
-        rows.iter().map(contact_from_row).collect()
+        self.with_keys(rows.iter().map(contact_from_row).collect::<StoreResult<_>>()?)
     }
 
     async fn find_contacts_by_term(
@@ -254,7 +315,7 @@ impl Store for PgStore {
         let rows = self
             .page(first, next, &[&term], after.map(|a| *a.as_uuid()), limit)
             .await?;
-        rows.iter().map(contact_from_row).collect()
+        self.with_keys(rows.iter().map(contact_from_row).collect::<StoreResult<_>>()?)
     }
 
     async fn count_contacts(&self) -> StoreResult<u64> {
@@ -593,32 +654,11 @@ impl Store for PgStore {
         after: Option<SubjectId>,
         limit: u32,
     ) -> StoreResult<Vec<(SubjectId, StoredKey)>> {
-        let after = after.map_or(Uuid::nil(), |a| *a.as_uuid());
-        let rows = self
-            .query(
-                "SELECT subject_id, master_key_id, key_version, wrapped FROM subject_keys \
-                 WHERE master_key_id = $1 AND subject_id > $2 ORDER BY subject_id LIMIT $3",
-                &[&master_key_id, &after, &page_size(limit)],
-            )
-            .await?;
-        rows.iter()
-            .map(|r| {
-                let key = stored_key_from_row(r, 1)?.ok_or_else(|| StoreError::Corrupt("missing key".into()))?;
-                Ok((SubjectId::from_uuid(col(r, 0)?), key))
-            })
-            .collect()
+        self.vault.list_under(master_key_id, after, limit)
     }
 
     async fn count_subject_keys_not_under(&self, master_key_id: &str) -> StoreResult<u64> {
-        let row = self
-            .query_opt(
-                "SELECT count(*) FROM subject_keys WHERE master_key_id <> $1",
-                &[&master_key_id],
-            )
-            .await?
-            .ok_or_else(|| StoreError::Corrupt("no count".into()))?;
-        let n: i64 = col(&row, 0)?;
-        u64::try_from(n).map_err(|_| StoreError::Corrupt("negative count".into()))
+        self.vault.count_not_under(master_key_id)
     }
 
     async fn get_instance_keys(&self) -> StoreResult<Vec<(String, StoredKey)>> {
@@ -717,6 +757,44 @@ impl Store for PgStore {
     async fn close(&self) {
         self.writer.shutdown().await;
         self.pool.close();
+    }
+}
+
+/// Moves the keys an earlier version kept in PostgreSQL's `subject_keys`
+/// into the vault, a page at a time: stored (and fsynced) there first, then
+/// deleted here. Their old rows stay in PostgreSQL's dead tuples, WAL and
+/// backups, wrapped under the master key of the time: `steward keys
+/// rotate` retires that key.
+async fn move_keys_to_vault(client: &deadpool_postgres::Client, vault: &Arc<KeyVault>) -> StoreResult<()> {
+    loop {
+        let rows = client
+            .query(
+                "SELECT subject_id, master_key_id, key_version, wrapped, created_at FROM subject_keys \
+                 ORDER BY subject_id LIMIT 1000",
+                &[],
+            )
+            .await
+            .map_err(|e| map_db_error(&e))?;
+        if rows.is_empty() {
+            return Ok(());
+        }
+        let mut keys = Vec::with_capacity(rows.len());
+        let mut ids = Vec::with_capacity(rows.len());
+        for r in &rows {
+            let id: Uuid = col(r, 0)?;
+            let key = stored_key_from_row(r, 1)?.ok_or_else(|| StoreError::Corrupt("missing key".into()))?;
+            keys.push((SubjectId::from_uuid(id), key, col::<i64>(r, 4)?));
+            ids.push(id);
+        }
+        let v = Arc::clone(vault);
+        let n = tokio::task::spawn_blocking(move || v.import(&keys))
+            .await
+            .map_err(|e| StoreError::Backend(format!("subject-key vault: {e}")))??;
+        client
+            .execute("DELETE FROM subject_keys WHERE subject_id = ANY($1)", &[&ids])
+            .await
+            .map_err(|e| map_db_error(&e))?;
+        tracing::info!(moved = n, "subject keys moved from PostgreSQL into the vault");
     }
 }
 

@@ -47,10 +47,27 @@ impl TestDatabase {
         &self.name
     }
 
+    /// A subject-key vault file for this database (in the system's temp
+    /// dir, removed with the database).
+    #[must_use]
+    pub fn vault_path(&self) -> std::path::PathBuf {
+        std::env::temp_dir().join(format!("{}.vault.db", self.name))
+    }
+
+    fn remove_vault(&self) {
+        let path = self.vault_path();
+        for suffix in ["", "-wal", "-shm"] {
+            let mut p = path.clone().into_os_string();
+            p.push(suffix);
+            let _ = std::fs::remove_file(p);
+        }
+    }
+
     /// Drops the database now, from async code (preferred over relying on
     /// `Drop`, which has to run a small runtime on a helper thread).
     pub async fn drop_now(mut self) -> StoreResult<()> {
         self.dropped = true;
+        self.remove_vault();
         drop_database(&self.admin_url, &self.name).await
     }
 }
@@ -61,6 +78,7 @@ impl Drop for TestDatabase {
             return;
         }
         self.dropped = true;
+        self.remove_vault();
         let admin_url = self.admin_url.clone();
         let name = self.name.clone();
         // `Drop` cannot await, and blocking inside the caller's runtime is
@@ -115,7 +133,7 @@ pub async fn fixture() -> StoreResult<Option<PgFixture>> {
         return Ok(None);
     };
     let (url, database) = fresh_test_database(&admin).await?;
-    let store = PgStore::connect(&url).await?;
+    let store = PgStore::connect(&url, &database.vault_path()).await?;
     Ok(Some(PgFixture {
         store: Arc::new(store),
         database,

@@ -682,7 +682,8 @@ jKtS6ab7S4cwDwYDVR0TAQH/BAUwAwEB/zAKBggqhkjOPQQDAgNJADBGAiEAzdAG
         }
         // The same through the store, which names the failure once.
         let url = with_ssl(&admin, &format!("sslmode=verify-full&sslrootcert={}", ca.display()));
-        match PgStore::connect(&url).await {
+        let vault = tempfile::tempdir().expect("vault dir");
+        match PgStore::connect(&url, &vault.path().join("subject-keys.db")).await {
             Ok(_) => panic!("PgStore::connect accepted an unverifiable server"),
             Err(StoreError::Backend(m)) => {
                 assert!(m.starts_with("cannot connect to PostgreSQL: "), "{m}");
@@ -697,7 +698,9 @@ jKtS6ab7S4cwDwYDVR0TAQH/BAUwAwEB/zAKBggqhkjOPQQDAgNJADBGAiEAzdAG
         let Some(admin) = tls_server().await else { return };
         let (url, db) = fresh_test_database(&admin).await.expect("test database");
         let url = with_ssl(&with_database(&url, db.name()), "sslmode=require");
-        let store = PgStore::connect(&url).await.expect("PgStore over TLS");
+        let store = PgStore::connect(&url, &db.vault_path())
+            .await
+            .expect("PgStore over TLS");
         assert_eq!(store.count_users().await.expect("a query over TLS"), 0);
         store.close().await;
         db.drop_now().await.expect("drop test database");

@@ -825,47 +825,20 @@ async fn apply_op(tx: &Transaction<'_>, op: &WriteOp) -> Result<(), Failure> {
         WriteOp::SetRestricted { subject_id, restricted } => {
             exec_found(tx, SET_RESTRICTED, &[subject_id.as_uuid(), restricted]).await
         }
-        WriteOp::InsertSubjectKey { subject_id, key } => exec(
-            tx,
-            INSERT_SUBJECT_KEY,
-            &[
-                subject_id.as_uuid(),
-                &i64::from(key.version),
-                &key.master_key_id,
-                &key.wrapped,
-                &now_micros(),
-            ],
-        )
-        .await
-        .map(|_| ()),
-        WriteOp::RewrapSubjectKey {
-            subject_id,
-            from_master,
-            key,
-        } => {
-            let n = exec(
-                tx,
-                REWRAP_SUBJECT_KEY,
-                &[
-                    subject_id.as_uuid(),
-                    &i64::from(key.version),
-                    &key.master_key_id,
-                    &key.wrapped,
-                    from_master,
-                ],
-            )
-            .await?;
-            if n == 0 {
-                return Err(Failure::Store(StoreError::VersionConflict));
+        // Subject keys live in the vault (see `crate::vault`), which
+        // `PgStore::write` updates around this transaction. Here a new key
+        // only needs its contact, locked against deletion until the commit.
+        WriteOp::InsertSubjectKey { subject_id, .. } => {
+            let found = tx
+                .query_opt(CONTACT_FOR_KEY, &[subject_id.as_uuid()])
+                .await
+                .map_err(Failure::from)?;
+            if found.is_none() {
+                return Err(Failure::Store(StoreError::MissingReference));
             }
             Ok(())
         }
-        WriteOp::DestroySubjectKey { subject_id } => {
-            if exec(tx, DESTROY_SUBJECT_KEY, &[subject_id.as_uuid()]).await? == 0 {
-                return Err(Failure::Store(StoreError::NotFound));
-            }
-            Ok(())
-        }
+        WriteOp::RewrapSubjectKey { .. } | WriteOp::DestroySubjectKey { .. } => Ok(()),
         // Collected by `apply` and appended by `append_audit`.
         WriteOp::AppendAudit(_) => Ok(()),
         WriteOp::PutTreeHead(h) => {
@@ -905,11 +878,7 @@ const APPEND_AUDIT: &str = "INSERT INTO audit_log \
     SELECT * FROM UNNEST($1::bigint[], $2::bytea[], $3::bytea[], $4::bigint[], $5::uuid[], $6::uuid[], $7::uuid[], $8::text[])";
 const PUT_TREE_HEAD: &str = "INSERT INTO audit_tree_heads (tree_size, timestamp_ms, root, signature, key_id) \
     VALUES ($1, $2, $3, $4, $5) ON CONFLICT (tree_size) DO NOTHING";
-const INSERT_SUBJECT_KEY: &str = "INSERT INTO subject_keys \
-    (subject_id, key_version, master_key_id, wrapped, created_at) VALUES ($1, $2, $3, $4, $5)";
-const REWRAP_SUBJECT_KEY: &str = "UPDATE subject_keys SET key_version = $2, master_key_id = $3, wrapped = $4 \
-    WHERE subject_id = $1 AND master_key_id = $5";
-const DESTROY_SUBJECT_KEY: &str = "DELETE FROM subject_keys WHERE subject_id = $1";
+const CONTACT_FOR_KEY: &str = "SELECT 1 FROM contacts WHERE subject_id = $1 FOR KEY SHARE";
 const PUT_INSTANCE_KEY: &str = "INSERT INTO instance_keys (name, key_version, master_key_id, wrapped, created_at) \
     VALUES ($1, $2, $3, $4, $5) ON CONFLICT (name) DO UPDATE SET key_version = EXCLUDED.key_version, \
     master_key_id = EXCLUDED.master_key_id, wrapped = EXCLUDED.wrapped";

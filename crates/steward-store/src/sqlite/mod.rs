@@ -207,7 +207,7 @@ impl SqliteStore {
 
 /// Creates the database file with mode 0600 if it does not exist yet.
 /// SQLite gives the WAL and shared-memory files the same mode.
-fn create_private_file(path: &Path) -> StoreResult<()> {
+pub(crate) fn create_private_file(path: &Path) -> StoreResult<()> {
     let mut opts = std::fs::OpenOptions::new();
     opts.write(true).create_new(true);
     #[cfg(unix)]

@@ -1,0 +1,444 @@
+//! The subject-key vault: where the PostgreSQL backend keeps the subjects'
+//! wrapped data keys, outside the database.
+//!
+//! Crypto-shredding destroys a subject's data key so that every copy of the
+//! subject's ciphertext becomes unreadable. In PostgreSQL a deleted row is
+//! not gone: it stays in dead tuples until VACUUM, in the WAL until the
+//! segment is recycled, in WAL archives and base backups for as long as
+//! they are kept. Had the wrapped key lived there, its leftovers (still
+//! wrapped under a live master key) would have kept the ciphertext readable.
+//! So the keys live in this small SQLite file in the data dir instead
+//! (`DATA_DIR/subject-keys.db`, mode 0600, next to the master key), with
+//! `secure_delete` on and its WAL checkpointed and truncated after every
+//! destruction, as the SQLite backend does for its own database. PostgreSQL,
+//! its WAL and its backups then hold only ciphertext.
+//!
+//! Writes are durable (`synchronous=FULL`: a lost key would be lost data)
+//! and ordered around the PostgreSQL transaction by [`PgStore`]'s `write`:
+//! keys are stored (and rewrapped) before the transaction that needs them
+//! commits and taken back if it fails; keys are destroyed only after the
+//! transaction that deletes or shreds the subject has committed, so a
+//! legal hold or any other failure inside it keeps the key.
+//!
+//! [`PgStore`]: crate::postgres::PgStore
+
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+
+use rusqlite::{params, Connection, OpenFlags, OptionalExtension, TransactionBehavior};
+use steward_domain::SubjectId;
+
+use crate::{StoreError, StoreResult, StoredKey};
+
+/// Read connections kept open.
+const READ_POOL: usize = 4;
+
+const SCHEMA: &str = "
+CREATE TABLE IF NOT EXISTS subject_keys (
+    subject_id    BLOB PRIMARY KEY,
+    key_version   INTEGER NOT NULL,
+    master_key_id TEXT NOT NULL,
+    wrapped       BLOB NOT NULL,
+    created_at    INTEGER NOT NULL
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS subject_keys_master ON subject_keys(master_key_id, subject_id);
+PRAGMA user_version = 1;
+";
+
+fn err(what: &str, e: &rusqlite::Error) -> StoreError {
+    StoreError::Backend(format!("subject-key vault: {what}: {e}"))
+}
+
+/// The key changes one write makes, in the order they are applied.
+#[derive(Debug, Default)]
+pub(crate) struct KeyChanges {
+    /// Keys to store (`Duplicate` if the subject has one).
+    pub insert: Vec<(SubjectId, StoredKey)>,
+    /// Keys to rewrap: (subject, the master key it must be under now, new).
+    pub rewrap: Vec<(SubjectId, String, StoredKey)>,
+    /// Keys that must exist now and are destroyed after the commit.
+    pub shred: Vec<SubjectId>,
+    /// Keys destroyed after the commit if they exist (deleted contacts).
+    pub drop: Vec<SubjectId>,
+}
+
+impl KeyChanges {
+    pub fn of(ops: &[crate::WriteOp]) -> Self {
+        let mut c = Self::default();
+        for op in ops {
+            match op {
+                crate::WriteOp::InsertSubjectKey { subject_id, key } => c.insert.push((*subject_id, key.clone())),
+                crate::WriteOp::RewrapSubjectKey {
+                    subject_id,
+                    from_master,
+                    key,
+                } => c.rewrap.push((*subject_id, from_master.clone(), key.clone())),
+                crate::WriteOp::DestroySubjectKey { subject_id } => c.shred.push(*subject_id),
+                crate::WriteOp::DeleteContact { subject_id } => c.drop.push(*subject_id),
+                _ => {}
+            }
+        }
+        c
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.insert.is_empty() && self.rewrap.is_empty() && self.shred.is_empty() && self.drop.is_empty()
+    }
+}
+
+pub struct KeyVault {
+    path: PathBuf,
+    writer: Mutex<Connection>,
+    readers: Mutex<Vec<Connection>>,
+}
+
+impl KeyVault {
+    /// Opens (creating if needed, mode 0600) the vault at `path`.
+    pub fn open(path: &Path) -> StoreResult<Self> {
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            std::fs::create_dir_all(dir)
+                .map_err(|e| StoreError::Backend(format!("subject-key vault: cannot create {}: {e}", dir.display())))?;
+        }
+        crate::sqlite::create_private_file(path)?;
+        let conn = Connection::open(path).map_err(|e| err("cannot open", &e))?;
+        conn.busy_timeout(std::time::Duration::from_secs(10))
+            .map_err(|e| err("cannot configure", &e))?;
+        let mode: String = conn
+            .query_row("PRAGMA journal_mode=WAL", [], |r| r.get(0))
+            .map_err(|e| err("cannot enable WAL", &e))?;
+        if !mode.eq_ignore_ascii_case("wal") {
+            return Err(StoreError::Backend(format!(
+                "subject-key vault: could not enable WAL (journal mode is {mode})"
+            )));
+        }
+        conn.execute_batch("PRAGMA synchronous=FULL; PRAGMA secure_delete=ON;")
+            .map_err(|e| err("cannot configure", &e))?;
+        conn.execute_batch(SCHEMA)
+            .map_err(|e| err("cannot create the schema", &e))?;
+        Ok(Self {
+            path: path.to_path_buf(),
+            writer: Mutex::new(conn),
+            readers: Mutex::new(Vec::new()),
+        })
+    }
+
+    fn read<T>(&self, f: impl FnOnce(&Connection) -> rusqlite::Result<T>) -> StoreResult<T> {
+        let pooled = self
+            .readers
+            .lock()
+            .map_err(|_| StoreError::Backend("subject-key vault poisoned".into()))?
+            .pop();
+        let conn = match pooled {
+            Some(c) => c,
+            None => {
+                let c = Connection::open_with_flags(
+                    &self.path,
+                    OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+                )
+                .map_err(|e| err("cannot open", &e))?;
+                c.busy_timeout(std::time::Duration::from_secs(10))
+                    .map_err(|e| err("cannot configure", &e))?;
+                c
+            }
+        };
+        let out = f(&conn).map_err(|e| err("cannot read", &e));
+        if let Ok(mut p) = self.readers.lock() {
+            if p.len() < READ_POOL {
+                p.push(conn);
+            }
+        }
+        out
+    }
+
+    fn write<T>(&self, f: impl FnOnce(&rusqlite::Transaction<'_>) -> StoreResult<T>) -> StoreResult<T> {
+        let mut conn = self
+            .writer
+            .lock()
+            .map_err(|_| StoreError::Backend("subject-key vault poisoned".into()))?;
+        let tx = conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)
+            .map_err(|e| err("cannot begin", &e))?;
+        let out = f(&tx)?;
+        tx.commit().map_err(|e| err("cannot commit", &e))?;
+        Ok(out)
+    }
+
+    /// The wrapped key of each of `subjects` that has one, in their order.
+    pub fn get_many(&self, subjects: &[SubjectId]) -> StoreResult<Vec<Option<StoredKey>>> {
+        if subjects.is_empty() {
+            return Ok(Vec::new());
+        }
+        self.read(|conn| {
+            let mut stmt = conn
+                .prepare_cached("SELECT master_key_id, key_version, wrapped FROM subject_keys WHERE subject_id = ?1")?;
+            subjects
+                .iter()
+                .map(|s| {
+                    stmt.query_row(params![s.as_uuid().as_bytes().as_slice()], |r| {
+                        Ok(StoredKey {
+                            master_key_id: r.get(0)?,
+                            version: r.get(1)?,
+                            wrapped: r.get(2)?,
+                        })
+                    })
+                    .optional()
+                })
+                .collect()
+        })
+    }
+
+    /// Keys wrapped under `master_key_id`, by subject id, after `after`.
+    pub fn list_under(
+        &self,
+        master_key_id: &str,
+        after: Option<SubjectId>,
+        limit: u32,
+    ) -> StoreResult<Vec<(SubjectId, StoredKey)>> {
+        let after = after.map_or([0u8; 16], |s| *s.as_uuid().as_bytes());
+        self.read(|conn| {
+            let mut stmt = conn.prepare_cached(
+                "SELECT subject_id, master_key_id, key_version, wrapped FROM subject_keys \
+                 WHERE master_key_id = ?1 AND subject_id > ?2 ORDER BY subject_id LIMIT ?3",
+            )?;
+            let rows = stmt.query_map(
+                params![
+                    master_key_id,
+                    after.as_slice(),
+                    i64::from(limit.clamp(1, crate::MAX_PAGE))
+                ],
+                |r| {
+                    let id: Vec<u8> = r.get(0)?;
+                    let id = uuid::Uuid::from_slice(&id).map_err(|e| {
+                        rusqlite::Error::FromSqlConversionFailure(0, rusqlite::types::Type::Blob, e.into())
+                    })?;
+                    Ok((
+                        SubjectId::from_uuid(id),
+                        StoredKey {
+                            master_key_id: r.get(1)?,
+                            version: r.get(2)?,
+                            wrapped: r.get(3)?,
+                        },
+                    ))
+                },
+            )?;
+            rows.collect()
+        })
+    }
+
+    /// How many keys are wrapped under another master key than `master_key_id`.
+    pub fn count_not_under(&self, master_key_id: &str) -> StoreResult<u64> {
+        self.read(|conn| {
+            conn.query_row(
+                "SELECT count(*) FROM subject_keys WHERE master_key_id <> ?1",
+                params![master_key_id],
+                |r| r.get::<_, i64>(0),
+            )
+        })
+        .map(|n| u64::try_from(n).unwrap_or(0))
+    }
+
+    /// Before the database transaction: checks that the keys to shred
+    /// exist, rewraps and stores keys, all or nothing.
+    pub(crate) fn prepare(&self, c: &KeyChanges, now_micros: i64) -> StoreResult<()> {
+        if c.insert.is_empty() && c.rewrap.is_empty() && c.shred.is_empty() {
+            return Ok(());
+        }
+        self.write(|tx| {
+            for s in &c.shred {
+                let found: Option<i64> = tx
+                    .query_row(
+                        "SELECT 1 FROM subject_keys WHERE subject_id = ?1",
+                        params![s.as_uuid().as_bytes().as_slice()],
+                        |r| r.get(0),
+                    )
+                    .optional()
+                    .map_err(|e| err("cannot read", &e))?;
+                if found.is_none() {
+                    return Err(StoreError::NotFound);
+                }
+            }
+            for (s, from, key) in &c.rewrap {
+                let n = tx
+                    .execute(
+                        "UPDATE subject_keys SET key_version = ?2, master_key_id = ?3, wrapped = ?4 \
+                         WHERE subject_id = ?1 AND master_key_id = ?5",
+                        params![
+                            s.as_uuid().as_bytes().as_slice(),
+                            key.version,
+                            key.master_key_id,
+                            key.wrapped,
+                            from
+                        ],
+                    )
+                    .map_err(|e| err("cannot rewrap", &e))?;
+                if n == 0 {
+                    return Err(StoreError::VersionConflict);
+                }
+            }
+            for (s, key) in &c.insert {
+                let r = tx.execute(
+                    "INSERT INTO subject_keys (subject_id, key_version, master_key_id, wrapped, created_at) \
+                     VALUES (?1, ?2, ?3, ?4, ?5)",
+                    params![
+                        s.as_uuid().as_bytes().as_slice(),
+                        key.version,
+                        key.master_key_id,
+                        key.wrapped,
+                        now_micros
+                    ],
+                );
+                match r {
+                    Ok(_) => {}
+                    Err(rusqlite::Error::SqliteFailure(f, _)) if f.code == rusqlite::ErrorCode::ConstraintViolation => {
+                        return Err(StoreError::Duplicate)
+                    }
+                    Err(e) => return Err(err("cannot store a key", &e)),
+                }
+            }
+            Ok(())
+        })
+    }
+
+    /// After a failed database transaction: takes back the keys `prepare`
+    /// stored (a rewrap stays: the same key under the newer master key).
+    pub(crate) fn undo(&self, c: &KeyChanges) {
+        if c.insert.is_empty() {
+            return;
+        }
+        let ids: Vec<SubjectId> = c.insert.iter().map(|(s, _)| *s).collect();
+        if let Err(e) = self.destroy(&ids) {
+            tracing::warn!(error = %e, "could not take back the keys of a failed write");
+        }
+    }
+
+    /// After the committed database transaction: destroys the keys of
+    /// shredded and deleted subjects.
+    pub(crate) fn finish(&self, c: &KeyChanges) -> StoreResult<()> {
+        let ids: Vec<SubjectId> = c.shred.iter().chain(&c.drop).copied().collect();
+        self.destroy(&ids)
+    }
+
+    /// Deletes the keys of `subjects` (those that exist) and checkpoints and
+    /// truncates the WAL, so that no copy of them stays in the vault's files.
+    pub fn destroy(&self, subjects: &[SubjectId]) -> StoreResult<()> {
+        if subjects.is_empty() {
+            return Ok(());
+        }
+        let deleted = self.write(|tx| {
+            let mut n = 0;
+            for s in subjects {
+                n += tx
+                    .execute(
+                        "DELETE FROM subject_keys WHERE subject_id = ?1",
+                        params![s.as_uuid().as_bytes().as_slice()],
+                    )
+                    .map_err(|e| err("cannot destroy a key", &e))?;
+            }
+            Ok(n)
+        })?;
+        if deleted > 0 {
+            self.truncate_wal()?;
+        }
+        Ok(())
+    }
+
+    /// Stores keys that are not there yet (the move out of PostgreSQL);
+    /// returns how many were new.
+    pub fn import(&self, keys: &[(SubjectId, StoredKey, i64)]) -> StoreResult<usize> {
+        self.write(|tx| {
+            let mut n = 0;
+            for (s, key, created) in keys {
+                n += tx
+                    .execute(
+                        "INSERT OR IGNORE INTO subject_keys (subject_id, key_version, master_key_id, wrapped, created_at) \
+                         VALUES (?1, ?2, ?3, ?4, ?5)",
+                        params![
+                            s.as_uuid().as_bytes().as_slice(),
+                            key.version,
+                            key.master_key_id,
+                            key.wrapped,
+                            created
+                        ],
+                    )
+                    .map_err(|e| err("cannot import a key", &e))?;
+            }
+            Ok(n)
+        })
+    }
+
+    fn truncate_wal(&self) -> StoreResult<()> {
+        let conn = self
+            .writer
+            .lock()
+            .map_err(|_| StoreError::Backend("subject-key vault poisoned".into()))?;
+        for _ in 0..5 {
+            let busy: i64 = conn
+                .query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |r| r.get(0))
+                .map_err(|e| err("cannot checkpoint", &e))?;
+            if busy == 0 {
+                return Ok(());
+            }
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        }
+        Err(StoreError::Backend(
+            "subject-key vault: the WAL could not be truncated after a key was destroyed".into(),
+        ))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn key(m: &str, v: u8) -> StoredKey {
+        StoredKey {
+            master_key_id: m.into(),
+            version: u32::from(v),
+            wrapped: vec![0xA5, v, 0x5A, v, 0xC3, 0x3C, 0x99, 0x66],
+        }
+    }
+
+    #[test]
+    fn a_destroyed_key_leaves_no_copy_in_the_vault_files() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("subject-keys.db");
+        let vault = KeyVault::open(&path).unwrap();
+        let (a, b) = (SubjectId::new(), SubjectId::new());
+        let changes = KeyChanges {
+            insert: vec![(a, key("m1", 1)), (b, key("m1", 2))],
+            ..KeyChanges::default()
+        };
+        vault.prepare(&changes, 0).unwrap();
+        assert_eq!(
+            vault.get_many(&[a, b]).unwrap(),
+            vec![Some(key("m1", 1)), Some(key("m1", 2))]
+        );
+        let again = KeyChanges {
+            insert: vec![(a, key("m1", 3))],
+            ..KeyChanges::default()
+        };
+        assert!(matches!(vault.prepare(&again, 0), Err(StoreError::Duplicate)));
+
+        vault.destroy(&[a]).unwrap();
+        assert_eq!(vault.get_many(&[a, b]).unwrap(), vec![None, Some(key("m1", 2))]);
+        let needle = key("m1", 1).wrapped;
+        let kept = key("m1", 2).wrapped;
+        let mut seen_kept = false;
+        for entry in std::fs::read_dir(dir.path()).unwrap() {
+            let bytes = std::fs::read(entry.unwrap().path()).unwrap();
+            assert!(
+                !bytes.windows(needle.len()).any(|w| w == needle.as_slice()),
+                "a destroyed key survives in a vault file"
+            );
+            seen_kept |= bytes.windows(kept.len()).any(|w| w == kept.as_slice());
+        }
+        assert!(seen_kept, "the search would find a key that is there");
+
+        // A shred of a missing key is refused before anything happens.
+        let shred = KeyChanges {
+            shred: vec![a],
+            ..KeyChanges::default()
+        };
+        assert!(matches!(vault.prepare(&shred, 0), Err(StoreError::NotFound)));
+    }
+}
