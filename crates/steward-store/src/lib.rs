@@ -478,7 +478,7 @@ pub struct AuditFilter {
     pub limit: u32,
 }
 
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug, Clone, thiserror::Error)]
 pub enum StoreError {
     /// The record to update or delete does not exist.
     #[error("record not found")]

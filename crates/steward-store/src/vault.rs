@@ -23,7 +23,7 @@
 //! [`PgStore`]: crate::postgres::PgStore
 
 use std::path::{Path, PathBuf};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 use rusqlite::{params, Connection, OpenFlags, OptionalExtension, TransactionBehavior};
 use steward_domain::SubjectId;
@@ -86,14 +86,40 @@ impl KeyChanges {
     }
 }
 
+/// One write to the vault, run in a savepoint of a group commit; returns a
+/// count and whether it destroyed keys (the WAL is then truncated).
+type Work = Box<dyn FnOnce(&Connection) -> StoreResult<(usize, bool)> + Send>;
+
+struct Job {
+    work: Work,
+    reply: tokio::sync::oneshot::Sender<StoreResult<usize>>,
+}
+
+/// Most jobs one group commit takes.
+const MAX_GROUP: usize = 256;
+
 pub struct KeyVault {
     path: PathBuf,
-    writer: Mutex<Connection>,
+    sender: Mutex<Option<std::sync::mpsc::Sender<Job>>>,
+    writer: Mutex<Option<std::thread::JoinHandle<()>>>,
     readers: Mutex<Vec<Connection>>,
 }
 
+impl Drop for KeyVault {
+    fn drop(&mut self) {
+        if let Ok(mut s) = self.sender.lock() {
+            s.take();
+        }
+        if let Some(handle) = self.writer.lock().ok().and_then(|mut w| w.take()) {
+            let _ = handle.join();
+        }
+    }
+}
+
 impl KeyVault {
-    /// Opens (creating if needed, mode 0600) the vault at `path`.
+    /// Opens (creating if needed, mode 0600) the vault at `path` and starts
+    /// its writer thread, which group-commits concurrent writes (one fsync
+    /// for all of them).
     pub fn open(path: &Path) -> StoreResult<Self> {
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
             std::fs::create_dir_all(dir)
@@ -115,9 +141,15 @@ impl KeyVault {
             .map_err(|e| err("cannot configure", &e))?;
         conn.execute_batch(SCHEMA)
             .map_err(|e| err("cannot create the schema", &e))?;
+        let (sender, rx) = std::sync::mpsc::channel::<Job>();
+        let writer = std::thread::Builder::new()
+            .name("steward-key-vault".into())
+            .spawn(move || writer_loop(conn, &rx))
+            .map_err(|e| StoreError::Backend(format!("subject-key vault: cannot start its writer: {e}")))?;
         Ok(Self {
             path: path.to_path_buf(),
-            writer: Mutex::new(conn),
+            sender: Mutex::new(Some(sender)),
+            writer: Mutex::new(Some(writer)),
             readers: Mutex::new(Vec::new()),
         })
     }
@@ -150,17 +182,23 @@ impl KeyVault {
         out
     }
 
-    fn write<T>(&self, f: impl FnOnce(&rusqlite::Transaction<'_>) -> StoreResult<T>) -> StoreResult<T> {
-        let mut conn = self
-            .writer
-            .lock()
-            .map_err(|_| StoreError::Backend("subject-key vault poisoned".into()))?;
-        let tx = conn
-            .transaction_with_behavior(TransactionBehavior::Immediate)
-            .map_err(|e| err("cannot begin", &e))?;
-        let out = f(&tx)?;
-        tx.commit().map_err(|e| err("cannot commit", &e))?;
-        Ok(out)
+    /// Runs `work` in the writer's next group commit and waits for it.
+    async fn write(&self, work: Work) -> StoreResult<usize> {
+        let (reply, rx) = tokio::sync::oneshot::channel();
+        {
+            let guard = self
+                .sender
+                .lock()
+                .map_err(|_| StoreError::Backend("subject-key vault poisoned".into()))?;
+            let sender = guard
+                .as_ref()
+                .ok_or_else(|| StoreError::Backend("the subject-key vault is closed".into()))?;
+            sender
+                .send(Job { work, reply })
+                .map_err(|_| StoreError::Backend("the subject-key vault is closed".into()))?;
+        }
+        rx.await
+            .map_err(|_| StoreError::Backend("the subject-key vault's writer stopped".into()))?
     }
 
     /// The wrapped key of each of `subjects` that has one, in their order.
@@ -239,94 +277,44 @@ impl KeyVault {
 
     /// Before the database transaction: checks that the keys to shred
     /// exist, rewraps and stores keys, all or nothing.
-    pub(crate) fn prepare(&self, c: &KeyChanges, now_micros: i64) -> StoreResult<()> {
+    pub(crate) async fn prepare(&self, c: Arc<KeyChanges>, now_micros: i64) -> StoreResult<()> {
         if c.insert.is_empty() && c.rewrap.is_empty() && c.shred.is_empty() {
             return Ok(());
         }
-        self.write(|tx| {
-            for s in &c.shred {
-                let found: Option<i64> = tx
-                    .query_row(
-                        "SELECT 1 FROM subject_keys WHERE subject_id = ?1",
-                        params![s.as_uuid().as_bytes().as_slice()],
-                        |r| r.get(0),
-                    )
-                    .optional()
-                    .map_err(|e| err("cannot read", &e))?;
-                if found.is_none() {
-                    return Err(StoreError::NotFound);
-                }
-            }
-            for (s, from, key) in &c.rewrap {
-                let n = tx
-                    .execute(
-                        "UPDATE subject_keys SET key_version = ?2, master_key_id = ?3, wrapped = ?4 \
-                         WHERE subject_id = ?1 AND master_key_id = ?5",
-                        params![
-                            s.as_uuid().as_bytes().as_slice(),
-                            key.version,
-                            key.master_key_id,
-                            key.wrapped,
-                            from
-                        ],
-                    )
-                    .map_err(|e| err("cannot rewrap", &e))?;
-                if n == 0 {
-                    return Err(StoreError::VersionConflict);
-                }
-            }
-            for (s, key) in &c.insert {
-                let r = tx.execute(
-                    "INSERT INTO subject_keys (subject_id, key_version, master_key_id, wrapped, created_at) \
-                     VALUES (?1, ?2, ?3, ?4, ?5)",
-                    params![
-                        s.as_uuid().as_bytes().as_slice(),
-                        key.version,
-                        key.master_key_id,
-                        key.wrapped,
-                        now_micros
-                    ],
-                );
-                match r {
-                    Ok(_) => {}
-                    Err(rusqlite::Error::SqliteFailure(f, _)) if f.code == rusqlite::ErrorCode::ConstraintViolation => {
-                        return Err(StoreError::Duplicate)
-                    }
-                    Err(e) => return Err(err("cannot store a key", &e)),
-                }
-            }
-            Ok(())
-        })
+        self.write(Box::new(move |tx| prepare_in(tx, &c, now_micros).map(|()| (0, false))))
+            .await
+            .map(|_| ())
     }
 
     /// After a failed database transaction: takes back the keys `prepare`
     /// stored (a rewrap stays: the same key under the newer master key).
-    pub(crate) fn undo(&self, c: &KeyChanges) {
+    pub(crate) async fn undo(&self, c: &KeyChanges) {
         if c.insert.is_empty() {
             return;
         }
         let ids: Vec<SubjectId> = c.insert.iter().map(|(s, _)| *s).collect();
-        if let Err(e) = self.destroy(&ids) {
+        if let Err(e) = self.destroy(ids).await {
             tracing::warn!(error = %e, "could not take back the keys of a failed write");
         }
     }
 
     /// After the committed database transaction: destroys the keys of
     /// shredded and deleted subjects.
-    pub(crate) fn finish(&self, c: &KeyChanges) -> StoreResult<()> {
+    pub(crate) async fn finish(&self, c: &KeyChanges) -> StoreResult<()> {
         let ids: Vec<SubjectId> = c.shred.iter().chain(&c.drop).copied().collect();
-        self.destroy(&ids)
+        self.destroy(ids).await
     }
 
-    /// Deletes the keys of `subjects` (those that exist) and checkpoints and
-    /// truncates the WAL, so that no copy of them stays in the vault's files.
-    pub fn destroy(&self, subjects: &[SubjectId]) -> StoreResult<()> {
+    /// Deletes the keys of `subjects` (those that exist); once any is
+    /// deleted the WAL is checkpointed and truncated before this returns,
+    /// so that no copy of them stays in the vault's files.
+    pub async fn destroy(&self, subjects: Vec<SubjectId>) -> StoreResult<()> {
         if subjects.is_empty() {
             return Ok(());
         }
-        let deleted = self.write(|tx| {
+        self.write(Box::new(move |tx| {
             let mut n = 0;
-            for s in subjects {
+            for s in &subjects {
                 n += tx
                     .execute(
                         "DELETE FROM subject_keys WHERE subject_id = ?1",
@@ -334,20 +322,18 @@ impl KeyVault {
                     )
                     .map_err(|e| err("cannot destroy a key", &e))?;
             }
-            Ok(n)
-        })?;
-        if deleted > 0 {
-            self.truncate_wal()?;
-        }
-        Ok(())
+            Ok((n, n > 0))
+        }))
+        .await
+        .map(|_| ())
     }
 
     /// Stores keys that are not there yet (the move out of PostgreSQL);
     /// returns how many were new.
-    pub fn import(&self, keys: &[(SubjectId, StoredKey, i64)]) -> StoreResult<usize> {
-        self.write(|tx| {
+    pub async fn import(&self, keys: Vec<(SubjectId, StoredKey, i64)>) -> StoreResult<usize> {
+        self.write(Box::new(move |tx| {
             let mut n = 0;
-            for (s, key, created) in keys {
+            for (s, key, created) in &keys {
                 n += tx
                     .execute(
                         "INSERT OR IGNORE INTO subject_keys (subject_id, key_version, master_key_id, wrapped, created_at) \
@@ -362,28 +348,134 @@ impl KeyVault {
                     )
                     .map_err(|e| err("cannot import a key", &e))?;
             }
-            Ok(n)
-        })
+            Ok((n, false))
+        }))
+        .await
     }
+}
 
-    fn truncate_wal(&self) -> StoreResult<()> {
-        let conn = self
-            .writer
-            .lock()
-            .map_err(|_| StoreError::Backend("subject-key vault poisoned".into()))?;
-        for _ in 0..5 {
-            let busy: i64 = conn
-                .query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |r| r.get(0))
-                .map_err(|e| err("cannot checkpoint", &e))?;
-            if busy == 0 {
-                return Ok(());
-            }
-            std::thread::sleep(std::time::Duration::from_millis(10));
+fn prepare_in(tx: &Connection, c: &KeyChanges, now_micros: i64) -> StoreResult<()> {
+    for s in &c.shred {
+        let found: Option<i64> = tx
+            .query_row(
+                "SELECT 1 FROM subject_keys WHERE subject_id = ?1",
+                params![s.as_uuid().as_bytes().as_slice()],
+                |r| r.get(0),
+            )
+            .optional()
+            .map_err(|e| err("cannot read", &e))?;
+        if found.is_none() {
+            return Err(StoreError::NotFound);
         }
-        Err(StoreError::Backend(
-            "subject-key vault: the WAL could not be truncated after a key was destroyed".into(),
-        ))
     }
+    for (s, from, key) in &c.rewrap {
+        let n = tx
+            .execute(
+                "UPDATE subject_keys SET key_version = ?2, master_key_id = ?3, wrapped = ?4 \
+                 WHERE subject_id = ?1 AND master_key_id = ?5",
+                params![
+                    s.as_uuid().as_bytes().as_slice(),
+                    key.version,
+                    key.master_key_id,
+                    key.wrapped,
+                    from
+                ],
+            )
+            .map_err(|e| err("cannot rewrap", &e))?;
+        if n == 0 {
+            return Err(StoreError::VersionConflict);
+        }
+    }
+    for (s, key) in &c.insert {
+        let r = tx.execute(
+            "INSERT INTO subject_keys (subject_id, key_version, master_key_id, wrapped, created_at) \
+             VALUES (?1, ?2, ?3, ?4, ?5)",
+            params![
+                s.as_uuid().as_bytes().as_slice(),
+                key.version,
+                key.master_key_id,
+                key.wrapped,
+                now_micros
+            ],
+        );
+        match r {
+            Ok(_) => {}
+            Err(rusqlite::Error::SqliteFailure(f, _)) if f.code == rusqlite::ErrorCode::ConstraintViolation => {
+                return Err(StoreError::Duplicate)
+            }
+            Err(e) => return Err(err("cannot store a key", &e)),
+        }
+    }
+    Ok(())
+}
+
+/// The vault's writer: takes every queued job (up to [`MAX_GROUP`]), runs
+/// each in its own savepoint of one transaction, commits once (one fsync
+/// for all), truncates the WAL if any destroyed a key, then answers them.
+fn writer_loop(mut conn: Connection, rx: &std::sync::mpsc::Receiver<Job>) {
+    while let Ok(first) = rx.recv() {
+        let mut jobs = vec![first];
+        while jobs.len() < MAX_GROUP {
+            match rx.try_recv() {
+                Ok(job) => jobs.push(job),
+                Err(_) => break,
+            }
+        }
+        let mut replies = Vec::with_capacity(jobs.len());
+        let mut results: Vec<StoreResult<(usize, bool)>> = Vec::with_capacity(jobs.len());
+        let committed = (|| {
+            let mut tx = conn
+                .transaction_with_behavior(TransactionBehavior::Immediate)
+                .map_err(|e| err("cannot begin", &e))?;
+            for job in jobs {
+                replies.push(job.reply);
+                let result = match tx.savepoint() {
+                    Ok(sp) => {
+                        let r = (job.work)(&sp);
+                        match r {
+                            Ok(v) => sp.commit().map(|()| v).map_err(|e| err("cannot commit", &e)),
+                            // dropping the savepoint rolls it back
+                            Err(e) => Err(e),
+                        }
+                    }
+                    Err(e) => Err(err("cannot begin", &e)),
+                };
+                results.push(result);
+            }
+            tx.commit().map_err(|e| err("cannot commit", &e))
+        })();
+        let destroyed = results.iter().any(|r| matches!(r, Ok((_, true))));
+        let truncated = if committed.is_ok() && destroyed {
+            truncate_wal(&conn)
+        } else {
+            Ok(())
+        };
+        for (i, reply) in replies.into_iter().enumerate() {
+            let result = match (&committed, results.get(i)) {
+                (Err(e), _) => Err(StoreError::Backend(e.to_string())),
+                (Ok(()), Some(Ok((n, true)))) => truncated.clone().map(|()| *n),
+                (Ok(()), Some(Ok((n, false)))) => Ok(*n),
+                (Ok(()), Some(Err(e))) => Err(e.clone()),
+                (Ok(()), None) => Err(StoreError::Backend("subject-key vault: a write was lost".into())),
+            };
+            let _ = reply.send(result);
+        }
+    }
+}
+
+fn truncate_wal(conn: &Connection) -> StoreResult<()> {
+    for _ in 0..5 {
+        let busy: i64 = conn
+            .query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |r| r.get(0))
+            .map_err(|e| err("cannot checkpoint", &e))?;
+        if busy == 0 {
+            return Ok(());
+        }
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    Err(StoreError::Backend(
+        "subject-key vault: the WAL could not be truncated after a key was destroyed".into(),
+    ))
 }
 
 #[cfg(test)]
@@ -398,8 +490,8 @@ mod tests {
         }
     }
 
-    #[test]
-    fn a_destroyed_key_leaves_no_copy_in_the_vault_files() {
+    #[tokio::test]
+    async fn a_destroyed_key_leaves_no_copy_in_the_vault_files() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("subject-keys.db");
         let vault = KeyVault::open(&path).unwrap();
@@ -408,7 +500,7 @@ mod tests {
             insert: vec![(a, key("m1", 1)), (b, key("m1", 2))],
             ..KeyChanges::default()
         };
-        vault.prepare(&changes, 0).unwrap();
+        vault.prepare(Arc::new(changes), 0).await.unwrap();
         assert_eq!(
             vault.get_many(&[a, b]).unwrap(),
             vec![Some(key("m1", 1)), Some(key("m1", 2))]
@@ -417,9 +509,12 @@ mod tests {
             insert: vec![(a, key("m1", 3))],
             ..KeyChanges::default()
         };
-        assert!(matches!(vault.prepare(&again, 0), Err(StoreError::Duplicate)));
+        assert!(matches!(
+            vault.prepare(Arc::new(again), 0).await,
+            Err(StoreError::Duplicate)
+        ));
 
-        vault.destroy(&[a]).unwrap();
+        vault.destroy(vec![a]).await.unwrap();
         assert_eq!(vault.get_many(&[a, b]).unwrap(), vec![None, Some(key("m1", 2))]);
         let needle = key("m1", 1).wrapped;
         let kept = key("m1", 2).wrapped;
@@ -439,6 +534,9 @@ mod tests {
             shred: vec![a],
             ..KeyChanges::default()
         };
-        assert!(matches!(vault.prepare(&shred, 0), Err(StoreError::NotFound)));
+        assert!(matches!(
+            vault.prepare(Arc::new(shred), 0).await,
+            Err(StoreError::NotFound)
+        ));
     }
 }

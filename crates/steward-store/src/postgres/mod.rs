@@ -129,17 +129,6 @@ impl PgStore {
         Ok(Self { pool, writer, vault })
     }
 
-    /// Runs `f` on the vault on a blocking thread (its writes fsync).
-    async fn in_vault<T: Send + 'static>(
-        &self,
-        f: impl FnOnce(&KeyVault) -> StoreResult<T> + Send + 'static,
-    ) -> StoreResult<T> {
-        let vault = Arc::clone(&self.vault);
-        tokio::task::spawn_blocking(move || f(&vault))
-            .await
-            .map_err(|e| StoreError::Backend(format!("subject-key vault: {e}")))?
-    }
-
     /// Fills in each row's wrapped key from the vault.
     fn with_keys(&self, mut rows: Vec<ContactRow>) -> StoreResult<Vec<ContactRow>> {
         let ids: Vec<SubjectId> = rows.iter().map(|r| r.subject_id).collect();
@@ -242,19 +231,14 @@ impl Store for PgStore {
         // deletes or shreds the subject (with its legal-hold check and
         // audit entry) has committed.
         let changes = Arc::new(changes);
-        let c = Arc::clone(&changes);
-        self.in_vault(move |v| v.prepare(&c, to_micros(chrono::Utc::now())))
+        self.vault
+            .prepare(Arc::clone(&changes), to_micros(chrono::Utc::now()))
             .await?;
         if let Err(e) = self.writer.submit(ops).await {
-            let c = Arc::clone(&changes);
-            self.in_vault(move |v| {
-                v.undo(&c);
-                Ok(())
-            })
-            .await?;
+            self.vault.undo(&changes).await;
             return Err(e);
         }
-        self.in_vault(move |v| v.finish(&changes)).await
+        self.vault.finish(&changes).await
     }
 
     async fn get_contact(&self, id: SubjectId) -> StoreResult<Option<ContactRow>> {
@@ -786,10 +770,7 @@ async fn move_keys_to_vault(client: &deadpool_postgres::Client, vault: &Arc<KeyV
             keys.push((SubjectId::from_uuid(id), key, col::<i64>(r, 4)?));
             ids.push(id);
         }
-        let v = Arc::clone(vault);
-        let n = tokio::task::spawn_blocking(move || v.import(&keys))
-            .await
-            .map_err(|e| StoreError::Backend(format!("subject-key vault: {e}")))??;
+        let n = vault.import(keys).await?;
         client
             .execute("DELETE FROM subject_keys WHERE subject_id = ANY($1)", &[&ids])
             .await
