@@ -215,6 +215,9 @@ impl Service {
                     "must not be in the future",
                 ));
             }
+            // The address of a requester who is no contact: kept sealed, to
+            // tell them of an extension (GDPR Art. 12(3)).
+            let mut requester: Option<String> = None;
             let (row, identifier) = match &input.subject {
                 SubjectRef::ContactId(id) => match id.parse::<SubjectId>() {
                     Ok(id) => (self.store.get_contact(id).await?, None),
@@ -231,10 +234,13 @@ impl Service {
                     "email",
                     &Value::String(email.clone()),
                 ) {
-                    Ok(normal) => (
-                        self.contact_by_email(&normal).await?,
-                        Some(self.identifier_hash(&normal)),
-                    ),
+                    Ok(normal) => {
+                        requester = Some(normal.clone());
+                        (
+                            self.contact_by_email(&normal).await?,
+                            Some(self.identifier_hash(&normal)),
+                        )
+                    }
                     Err(e) => {
                         errors.push(steward_domain::FieldError::new("subject.email", e.message));
                         (None, None)
@@ -274,8 +280,9 @@ impl Service {
                 (None, Some(r)) => self.email_of(r)?.map(|e| self.identifier_hash(&e)),
                 _ => None,
             };
-            let details = match (&input.details, &row) {
-                (Some(d), Some(r)) => Some(self.seal_json(r, &self.key_of(r)?, DETAILS, id, d)?),
+            let details = match (&input.details, &row, &requester) {
+                (Some(d), Some(r), _) => Some(self.seal_json(r, &self.key_of(r)?, DETAILS, id, d)?),
+                (_, None, Some(address)) => Some(self.seal_requester(id, address)?),
                 _ => None,
             };
             let mut dsr = new_request(id, &input.kind, regime, received, t);
@@ -351,6 +358,33 @@ impl Service {
         }
     }
 
+    /// Where to write to the requester: the contact's address, or the
+    /// sealed address of a requester who is no contact.
+    async fn requester_email(&self, d: &DsrRow) -> ServiceResult<Option<String>> {
+        if let Some(r) = self.request_contact(d).await? {
+            return self.email_of(&r);
+        }
+        match (&d.subject_id, &d.details) {
+            (None, Some(sealed)) => {
+                let plain = self
+                    .crypto
+                    .open_requester(d.id.as_bytes(), sealed)
+                    .map_err(|_| ServiceError::Internal(format!("request {} could not be decrypted", d.id)))?;
+                String::from_utf8(plain)
+                    .map(Some)
+                    .map_err(|_| ServiceError::Internal(format!("request {} holds a bad address", d.id)))
+            }
+            _ => Ok(None),
+        }
+    }
+
+    /// Seals a requester's address (see [`Self::requester_email`]).
+    fn seal_requester(&self, id: uuid::Uuid, address: &str) -> ServiceResult<Vec<u8>> {
+        self.crypto
+            .seal_requester(id.as_bytes(), address.as_bytes())
+            .map_err(|e| ServiceError::Internal(e.to_string()))
+    }
+
     fn still_open(d: &DsrRow) -> ServiceResult<()> {
         if is_closed(&d.status) {
             return Err(ServiceError::Conflict(format!("the request is already {}", d.status)));
@@ -409,10 +443,7 @@ impl Service {
             d.due_at = deadlines::due_at(regime, d.received_at.with_timezone(&offset), d.extensions);
             // The subject is told of the extension and its reasons (GDPR Art. 12(3)).
             let mut ops = Vec::new();
-            let email = match self.request_contact(&d).await? {
-                Some(r) => self.email_of(&r)?,
-                None => None,
-            };
+            let email = self.requester_email(&d).await?;
             if let Some(to) = email {
                 let message = crate::outbox::Message {
                     to,
@@ -1021,6 +1052,9 @@ impl Service {
         let mut dsr = new_request(id, kind, regime, t.fixed_offset(), t);
         dsr.subject_id = row.as_ref().map(|r| r.subject_id);
         dsr.identifier_hash = Some(self.identifier_hash(&normal));
+        if row.is_none() {
+            dsr.details = Some(self.seal_requester(id, &normal)?);
+        }
         let mut secret = zeroize::Zeroizing::new([0u8; 32]);
         rand::RngCore::fill_bytes(&mut rand::rngs::OsRng, secret.as_mut());
         let token = zeroize::Zeroizing::new(base64::Engine::encode(

@@ -910,6 +910,47 @@ async fn public_intake_verified_by_emailed_code(app: &TestApp) {
             && actions.iter().any(|a| a == "dsr.access.received"),
         "{actions:?}"
     );
+
+    // The requester who is no contact is told of an extension too (GDPR
+    // Art. 12(3)): their address is kept sealed with the request.
+    let list = app.get("/api/v1/dsr?status=open", "dpo").await;
+    let stranger = list.body["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|i| i["kind"] == "erasure" && i["regime"] == "ccpa" && i["contact_id"].is_null())
+        .cloned()
+        .unwrap_or_else(|| panic!("the stranger's request is listed: {}", list.text));
+    assert!(!list.text.contains("nobody.public"), "the address is not listed");
+    let sid = stranger["id"].as_str().unwrap().to_string();
+    let r = step(
+        app,
+        &sid,
+        "extend",
+        json!({"reason": "the request covers archived systems"}),
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    assert!(!r.text.contains("nobody.public"), "{}", r.text);
+    let mail = app.service.outbox(true).await.unwrap();
+    let notice = mail
+        .iter()
+        .find(|m| m.kind == "dsr.extension" && m.message.to == "nobody.public@example.org")
+        .unwrap_or_else(|| panic!("an extension notice goes to the stranger"));
+    assert!(notice.message.body.contains("archived systems"));
+    assert!(notice.message.body.contains(&sid));
+    if app.backend == Backend::Sqlite {
+        let c = rusqlite::Connection::open(app.data_dir().join("steward.db")).unwrap();
+        let mut stmt = c.prepare("SELECT details FROM dsr WHERE details IS NOT NULL").unwrap();
+        let blobs: Vec<Vec<u8>> = stmt.query_map([], |r| r.get(0)).unwrap().map(Result::unwrap).collect();
+        assert!(!blobs.is_empty());
+        for b in blobs {
+            assert!(
+                !String::from_utf8_lossy(&b).contains("nobody.public"),
+                "the address is sealed"
+            );
+        }
+    }
 }
 
 async fn subject_rows(app: &TestApp, table: &str, subject: uuid::Uuid) -> i64 {
