@@ -228,6 +228,35 @@ impl Crypto {
         self.outbox.open(&requester_aad(id), sealed)
     }
 
+    /// Seals a staff note (a reason, a verification method, an outcome) of
+    /// record `id`'s `field`, as text for its column: `sealed:v1:` and the
+    /// base64url of the ciphertext (under the outbox key, bound to the
+    /// record and field, domain-separated from messages). Already sealed
+    /// text is returned as it is.
+    pub(crate) fn seal_note(&self, id: &[u8; 16], field: &str, text: &str) -> Result<String, CryptoError> {
+        if text.starts_with(NOTE_PREFIX) {
+            return Ok(text.to_string());
+        }
+        let mut out = Vec::new();
+        self.outbox.seal_into(&note_aad(id, field), text.as_bytes(), &mut out)?;
+        Ok(format!(
+            "{NOTE_PREFIX}{}",
+            base64::Engine::encode(&base64::engine::general_purpose::URL_SAFE_NO_PAD, out)
+        ))
+    }
+
+    /// Opens a note sealed by [`Self::seal_note`]; text without the prefix
+    /// (written before notes were sealed) is returned as it is.
+    pub(crate) fn open_note(&self, id: &[u8; 16], field: &str, stored: &str) -> Result<String, CryptoError> {
+        let Some(b64) = stored.strip_prefix(NOTE_PREFIX) else {
+            return Ok(stored.to_string());
+        };
+        let sealed = base64::Engine::decode(&base64::engine::general_purpose::URL_SAFE_NO_PAD, b64)
+            .map_err(|_| CryptoError::Malformed)?;
+        let plain = self.outbox.open(&note_aad(id, field), &sealed)?;
+        String::from_utf8(plain).map_err(|_| CryptoError::Malformed)
+    }
+
     /// Seals a second-factor secret for `owner` (a credential id).
     pub(crate) fn seal_credential(&self, owner: &[u8; 16], secret: &[u8]) -> Result<Vec<u8>, CryptoError> {
         let mut out = Vec::new();
@@ -306,6 +335,24 @@ fn requester_aad(id: &[u8; 16]) -> [u8; 16] {
     use sha2::Digest;
     let mut h = sha2::Sha256::new();
     h.update(b"steward dsr requester\0");
+    h.update(id);
+    let d = h.finalize();
+    let mut out = [0u8; 16];
+    out.copy_from_slice(&d[..16]);
+    out
+}
+
+/// How a sealed staff note starts in its text column.
+const NOTE_PREFIX: &str = "sealed:v1:";
+
+/// The associated data of a sealed staff note: 16 bytes of
+/// SHA-256("steward staff note" ‖ field ‖ record id).
+fn note_aad(id: &[u8; 16], field: &str) -> [u8; 16] {
+    use sha2::Digest;
+    let mut h = sha2::Sha256::new();
+    h.update(b"steward staff note\0");
+    h.update(field.as_bytes());
+    h.update([0]);
     h.update(id);
     let d = h.finalize();
     let mut out = [0u8; 16];

@@ -142,7 +142,75 @@ impl Service {
     }
 
     async fn dsr_row(&self, id: uuid::Uuid) -> ServiceResult<DsrRow> {
-        self.store.get_dsr(id).await?.ok_or(ServiceError::NotFound("request"))
+        let row = self.store.get_dsr(id).await?.ok_or(ServiceError::NotFound("request"))?;
+        self.open_notes(row)
+    }
+
+    /// Staff notes (extension reason, verification method, outcome) are
+    /// free text that may name people: they are stored sealed (see
+    /// `Crypto::seal_note`) and opened on the way out. Rows in memory hold
+    /// them in the clear; [`WriteOp::PutDsr`] always gets a sealed copy.
+    fn seal_notes(&self, mut d: DsrRow) -> ServiceResult<DsrRow> {
+        let id = *d.id.as_bytes();
+        for (field, v) in [
+            ("extension_reason", &mut d.extension_reason),
+            ("verification_method", &mut d.verification_method),
+            ("outcome", &mut d.outcome),
+        ] {
+            if let Some(text) = v.as_mut() {
+                *text = self
+                    .crypto
+                    .seal_note(&id, field, text)
+                    .map_err(|e| ServiceError::Internal(e.to_string()))?;
+            }
+        }
+        Ok(d)
+    }
+
+    fn open_notes(&self, mut d: DsrRow) -> ServiceResult<DsrRow> {
+        let id = *d.id.as_bytes();
+        for (field, v) in [
+            ("extension_reason", &mut d.extension_reason),
+            ("verification_method", &mut d.verification_method),
+            ("outcome", &mut d.outcome),
+        ] {
+            if let Some(text) = v.as_mut() {
+                *text = self
+                    .crypto
+                    .open_note(&id, field, text)
+                    .map_err(|_| ServiceError::Internal(format!("request {} could not be decrypted", d.id)))?;
+            }
+        }
+        Ok(d)
+    }
+
+    fn put_dsr(&self, d: &DsrRow) -> ServiceResult<WriteOp> {
+        Ok(WriteOp::PutDsr(Box::new(self.seal_notes(d.clone())?)))
+    }
+
+    /// A legal hold's reason, sealed like the notes of a request.
+    fn put_hold(&self, h: &LegalHoldRow) -> ServiceResult<WriteOp> {
+        let mut sealed = h.clone();
+        sealed.reason = self
+            .crypto
+            .seal_note(h.id.as_bytes(), "legal_hold.reason", &h.reason)
+            .map_err(|e| ServiceError::Internal(e.to_string()))?;
+        Ok(WriteOp::PutLegalHold(Box::new(sealed)))
+    }
+
+    async fn holds_of(&self, subject: SubjectId) -> ServiceResult<Vec<LegalHoldRow>> {
+        self.store
+            .legal_holds(subject)
+            .await?
+            .into_iter()
+            .map(|mut h| {
+                h.reason = self
+                    .crypto
+                    .open_note(h.id.as_bytes(), "legal_hold.reason", &h.reason)
+                    .map_err(|_| ServiceError::Internal(format!("legal hold {} could not be decrypted", h.id)))?;
+                Ok(h)
+            })
+            .collect()
     }
 
     /// Seals a JSON document about a request (its details, its export
@@ -297,9 +365,7 @@ impl Service {
                 &[id],
                 vec![],
             );
-            self.store
-                .write(vec![WriteOp::PutDsr(Box::new(dsr.clone())), audit])
-                .await?;
+            self.store.write(vec![self.put_dsr(&dsr)?, audit]).await?;
             Ok(Self::dsr_view(dsr))
         })
         .await
@@ -320,6 +386,10 @@ impl Service {
         }
         let open_only = filter.is_some_and(|f| f != "all");
         let rows = self.store.list_dsr(open_only).await?;
+        let rows = rows
+            .into_iter()
+            .map(|r| self.open_notes(r))
+            .collect::<ServiceResult<Vec<_>>>()?;
         Ok(rows
             .into_iter()
             .map(Self::dsr_view)
@@ -344,7 +414,7 @@ impl Service {
     ) -> ServiceResult<DsrView> {
         d.updated_at = now();
         let audit = self.audit_ok(ctx, action, d.subject_id, &[d.id], vec![]);
-        ops.insert(0, WriteOp::PutDsr(Box::new(d.clone())));
+        ops.insert(0, self.put_dsr(&d)?);
         ops.push(audit);
         self.store.write(ops).await?;
         Ok(Self::dsr_view(d))
@@ -910,7 +980,7 @@ impl Service {
     /// Refuses (409) while the subject's data is under an active legal hold
     /// (GDPR Art. 17(3)(b), (e)), stating the hold's reason and date.
     pub(crate) async fn ensure_no_legal_hold(&self, subject: SubjectId) -> ServiceResult<()> {
-        let holds = self.store.legal_holds(subject).await?;
+        let holds = self.holds_of(subject).await?;
         match holds.iter().find(|h| h.released_at.is_none()) {
             Some(h) => Err(ServiceError::Conflict(format!(
                 "the contact's data is under a legal hold since {} ({}); it may not be erased or deleted until the hold is released",
@@ -956,9 +1026,7 @@ impl Service {
                 &[*subject.as_uuid(), hold.id],
                 vec![],
             );
-            self.store
-                .write(vec![WriteOp::PutLegalHold(Box::new(hold.clone())), audit])
-                .await?;
+            self.store.write(vec![self.put_hold(&hold)?, audit]).await?;
             Ok(hold)
         })
         .await
@@ -974,8 +1042,7 @@ impl Service {
         self.guard(ctx, "legal_hold.release", Some(subject), async {
             self.require_compliance(ctx)?;
             let mut h = self
-                .store
-                .legal_holds(subject)
+                .holds_of(subject)
                 .await?
                 .into_iter()
                 .find(|h| h.id == hold)
@@ -992,9 +1059,7 @@ impl Service {
                 &[*subject.as_uuid(), h.id],
                 vec![],
             );
-            self.store
-                .write(vec![WriteOp::PutLegalHold(Box::new(h.clone())), audit])
-                .await?;
+            self.store.write(vec![self.put_hold(&h)?, audit]).await?;
             Ok(h)
         })
         .await
@@ -1004,7 +1069,7 @@ impl Service {
     pub async fn list_legal_holds(&self, ctx: &RequestContext, subject: SubjectId) -> ServiceResult<Vec<LegalHoldRow>> {
         self.guard(ctx, "legal_hold.list", Some(subject), async {
             self.require_compliance(ctx)?;
-            Ok(self.store.legal_holds(subject).await?)
+            self.holds_of(subject).await
         })
         .await
     }
@@ -1085,7 +1150,7 @@ impl Service {
         audit.client = client;
         self.store
             .write(vec![
-                WriteOp::PutDsr(Box::new(dsr)),
+                self.put_dsr(&dsr)?,
                 WriteOp::PutDsrVerification(Box::new(verification)),
                 self.queue_mail("dsr.verification", &message)?,
                 WriteOp::AppendAudit(Box::new(audit)),
@@ -1124,7 +1189,7 @@ impl Service {
         self.store
             .write(vec![
                 WriteOp::PutDsrVerification(Box::new(v)),
-                WriteOp::PutDsr(Box::new(d)),
+                self.put_dsr(&d)?,
                 WriteOp::AppendAudit(Box::new(audit)),
             ])
             .await?;

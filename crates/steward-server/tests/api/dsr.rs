@@ -112,6 +112,14 @@ async fn lifecycle_deadlines_and_refusal(app: &TestApp) {
     assert_eq!(r.status, StatusCode::OK, "{}", r.text);
     assert_eq!(ts(&r.body["due_at"]), ts(&json!("2026-04-30T08:00:00Z")));
     assert_eq!(r.body["extension_reason"], "many records across several systems");
+    assert_eq!(
+        app.get(&format!("/api/v1/dsr/{id}"), "dpo").await.body["extension_reason"],
+        "many records across several systems"
+    );
+    assert!(
+        !note_stored_in_clear(app, "many records across several systems").await,
+        "staff notes are sealed at rest"
+    );
     assert_problem(&step(app, &id, "extend", json!({"reason": "again"})).await, 409);
     // The subject is told, with the reason and the new date (sealed in the outbox).
     let notices: Vec<_> = app
@@ -712,6 +720,10 @@ async fn legal_hold_blocks_erasure_until_released(app: &TestApp) {
         "{}",
         blocked.text
     );
+    assert!(
+        !note_stored_in_clear(app, "case 2026-17").await,
+        "a hold's reason is sealed at rest"
+    );
     assert_eq!(
         app.get(&format!("/api/v1/contacts/{contact}"), "support").await.status,
         StatusCode::OK,
@@ -949,6 +961,31 @@ async fn public_intake_verified_by_emailed_code(app: &TestApp) {
                 !String::from_utf8_lossy(&b).contains("nobody.public"),
                 "the address is sealed"
             );
+        }
+    }
+}
+
+/// Whether `needle` is stored in the clear: in the SQLite database file or
+/// its WAL, or in PostgreSQL's staff-note columns.
+async fn note_stored_in_clear(app: &TestApp, needle: &str) -> bool {
+    match app.backend {
+        Backend::Sqlite => ["steward.db", "steward.db-wal"].iter().any(|name| {
+            std::fs::read(app.data_dir().join(name))
+                .is_ok_and(|b| b.windows(needle.len()).any(|w| w == needle.as_bytes()))
+        }),
+        Backend::Postgres => {
+            let client = app.pg_client().await;
+            let pattern = format!("%{needle}%");
+            let n: i64 = client
+                .query_one(
+                    "SELECT (SELECT count(*) FROM dsr WHERE extension_reason LIKE $1 OR outcome LIKE $1 \
+                     OR verification_method LIKE $1) + (SELECT count(*) FROM legal_holds WHERE reason LIKE $1)",
+                    &[&pattern],
+                )
+                .await
+                .unwrap()
+                .get(0);
+            n > 0
         }
     }
 }
