@@ -150,24 +150,25 @@ impl Service {
     /// free text that may name people: they are stored sealed (see
     /// `Crypto::seal_note`) and opened on the way out. Rows in memory hold
     /// them in the clear; [`WriteOp::PutDsr`] always gets a sealed copy.
-    fn seal_notes(&self, mut d: DsrRow) -> ServiceResult<DsrRow> {
-        let id = *d.id.as_bytes();
-        for (field, v) in [
-            ("extension_reason", &mut d.extension_reason),
-            ("verification_method", &mut d.verification_method),
-            ("outcome", &mut d.outcome),
-        ] {
-            if let Some(text) = v.as_mut() {
-                *text = self
-                    .crypto
-                    .seal_note(&id, field, text)
-                    .map_err(|e| ServiceError::Internal(e.to_string()))?;
-            }
-        }
-        Ok(d)
+    fn seal_notes(&self, d: DsrRow) -> ServiceResult<DsrRow> {
+        Self::map_notes(d, |id, field, text| {
+            self.crypto
+                .seal_note(id, field, text)
+                .map_err(|e| ServiceError::Internal(e.to_string()))
+        })
     }
 
-    fn open_notes(&self, mut d: DsrRow) -> ServiceResult<DsrRow> {
+    fn open_notes(&self, d: DsrRow) -> ServiceResult<DsrRow> {
+        let request = d.id;
+        Self::map_notes(d, |id, field, text| {
+            self.crypto
+                .open_note(id, field, text)
+                .map_err(|_| ServiceError::Internal(format!("request {request} could not be decrypted")))
+        })
+    }
+
+    /// Applies `f` (record id, field, text) to each staff note of `d`.
+    fn map_notes(mut d: DsrRow, f: impl Fn(&[u8; 16], &str, &str) -> ServiceResult<String>) -> ServiceResult<DsrRow> {
         let id = *d.id.as_bytes();
         for (field, v) in [
             ("extension_reason", &mut d.extension_reason),
@@ -175,10 +176,7 @@ impl Service {
             ("outcome", &mut d.outcome),
         ] {
             if let Some(text) = v.as_mut() {
-                *text = self
-                    .crypto
-                    .open_note(&id, field, text)
-                    .map_err(|_| ServiceError::Internal(format!("request {} could not be decrypted", d.id)))?;
+                *text = f(&id, field, text)?;
             }
         }
         Ok(d)
