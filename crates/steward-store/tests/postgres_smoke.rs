@@ -568,3 +568,83 @@ async fn a_refused_erasure_keeps_the_key_and_a_failed_insert_takes_its_key_back(
     store.close().await;
     db.drop_now().await.expect("drop database");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_job_whose_keys_the_vault_refuses_commits_nothing() {
+    let Some((store, db)) = fixture().await else {
+        return;
+    };
+    let store = std::sync::Arc::new(store);
+    let key = |v: u8| steward_store::StoredKey {
+        master_key_id: "m1".into(),
+        version: 1,
+        wrapped: vec![v; 8],
+    };
+    let existing = contact();
+    store
+        .write(vec![
+            WriteOp::InsertContact {
+                row: existing.clone(),
+                terms: vec![],
+            },
+            WriteOp::InsertSubjectKey {
+                subject_id: existing.subject_id,
+                key: key(1),
+            },
+        ])
+        .await
+        .expect("insert with key");
+    // Several writes at once (so some share a group): good ones, and one
+    // whose new contact comes with a second key for `existing`, which the
+    // vault refuses after the job's statements have run.
+    let mut tasks = Vec::new();
+    let mut good = Vec::new();
+    for i in 0..12u8 {
+        let c = contact();
+        let bad = i == 5;
+        if !bad {
+            good.push(c.subject_id);
+        }
+        let s = std::sync::Arc::clone(&store);
+        let target = if bad { existing.subject_id } else { c.subject_id };
+        tasks.push((
+            c.subject_id,
+            bad,
+            tokio::spawn(async move {
+                s.write(vec![
+                    WriteOp::InsertContact { row: c, terms: vec![] },
+                    WriteOp::InsertSubjectKey {
+                        subject_id: target,
+                        key: key(i + 2),
+                    },
+                ])
+                .await
+            }),
+        ));
+    }
+    for (id, bad, task) in tasks {
+        let r = task.await.expect("task");
+        if bad {
+            assert!(matches!(r, Err(StoreError::Duplicate)), "{r:?}");
+            assert!(
+                store.get_contact(id).await.expect("get").is_none(),
+                "nothing of it committed"
+            );
+        } else {
+            r.expect("a good write");
+            assert!(store.get_contact(id).await.expect("get").and_then(|c| c.key).is_some());
+        }
+    }
+    assert_eq!(
+        store
+            .get_contact(existing.subject_id)
+            .await
+            .expect("get")
+            .and_then(|c| c.key),
+        Some(key(1)),
+        "the existing key is untouched"
+    );
+    assert_eq!(good.len(), 11);
+    store.close().await;
+    db.drop_now().await.expect("drop database");
+}

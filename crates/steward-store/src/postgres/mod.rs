@@ -231,11 +231,20 @@ impl Store for PgStore {
         // deletes or shreds the subject (with its legal-hold check and
         // audit entry) has committed.
         let changes = Arc::new(changes);
-        self.vault
-            .prepare(Arc::clone(&changes), to_micros(chrono::Utc::now()))
-            .await?;
-        if let Err(e) = self.writer.submit(ops).await {
-            self.vault.undo(&changes).await;
+        // The vault's fsynced commit runs side by side with the job's
+        // statements; the job commits only once it has succeeded.
+        let (done, gate) = tokio::sync::watch::channel(None);
+        let vault = Arc::clone(&self.vault);
+        let c = Arc::clone(&changes);
+        tokio::spawn(async move {
+            let r = vault.prepare(c, to_micros(chrono::Utc::now())).await;
+            let _ = done.send(Some(r));
+        });
+        if let Err(e) = self.writer.submit_gated(ops, Some(gate.clone())).await {
+            // Take back what the vault stored, once it has finished.
+            if writer::passed(&gate).await.is_ok() {
+                self.vault.undo(&changes).await;
+            }
             return Err(e);
         }
         self.vault.finish(&changes).await

@@ -54,6 +54,25 @@ const MAX_ATTEMPTS: u32 = 5;
 struct Job {
     ops: Vec<WriteOp>,
     reply: oneshot::Sender<StoreResult<()>>,
+    /// Work elsewhere (the subject-key vault storing the job's keys) that
+    /// must have succeeded before the job's changes may commit: awaited
+    /// after the job's statements, before its savepoint is released (or the
+    /// lone job's COMMIT), so the two run side by side.
+    gate: Option<Gate>,
+}
+
+/// The outcome of a job's outside work, once known.
+pub(super) type Gate = tokio::sync::watch::Receiver<Option<StoreResult<()>>>;
+
+/// Waits for `gate`'s outcome.
+pub(super) async fn passed(gate: &Gate) -> StoreResult<()> {
+    let mut g = gate.clone();
+    let outcome = g
+        .wait_for(Option::is_some)
+        .await
+        .map_err(|_| StoreError::Backend("the subject-key vault did not answer".into()))?
+        .clone();
+    outcome.unwrap_or_else(|| Err(StoreError::Backend("the subject-key vault did not answer".into())))
 }
 
 type Queue = Arc<tokio::sync::Mutex<mpsc::Receiver<Job>>>;
@@ -82,6 +101,11 @@ impl Writer {
 
     /// Queues `ops` as one atomic job and waits for its outcome.
     pub(super) async fn submit(&self, ops: Vec<WriteOp>) -> StoreResult<()> {
+        self.submit_gated(ops, None).await
+    }
+
+    /// Like `submit`; the job commits only once `gate` has passed.
+    pub(super) async fn submit_gated(&self, ops: Vec<WriteOp>, gate: Option<Gate>) -> StoreResult<()> {
         let sender = self
             .sender
             .lock()
@@ -92,7 +116,7 @@ impl Writer {
             return Ok(());
         }
         let (reply, answer) = oneshot::channel();
-        sender.send(Job { ops, reply }).await.map_err(|_| closed())?;
+        sender.send(Job { ops, reply, gate }).await.map_err(|_| closed())?;
         drop(sender);
         answer
             .await
@@ -196,7 +220,14 @@ async fn try_commit_group(pool: &Pool, jobs: &[Job]) -> StoreResult<Vec<Outcome>
     let mut audit: Vec<&AuditRecord> = Vec::new();
     if let [job] = jobs {
         // A group of one needs no savepoint: a failure rolls it all back.
-        return match apply(&tx, &job.ops, &mut audit).await {
+        let applied = match apply(&tx, &job.ops, &mut audit).await {
+            Ok(()) => match &job.gate {
+                Some(gate) => passed(gate).await.map_err(Failure::Store),
+                None => Ok(()),
+            },
+            Err(failure) => Err(failure),
+        };
+        return match applied {
             Ok(()) => {
                 append_audit(&tx, &audit).await?;
                 tx.commit().await.map_err(|e| map_db_error(&e))?;
@@ -219,7 +250,14 @@ async fn try_commit_group(pool: &Pool, jobs: &[Job]) -> StoreResult<Vec<Outcome>
             batch(&tx, "RELEASE SAVEPOINT job; SAVEPOINT job").await?;
         }
         let before = audit.len();
-        match apply(&tx, &job.ops, &mut audit).await {
+        let applied = match apply(&tx, &job.ops, &mut audit).await {
+            Ok(()) => match &job.gate {
+                Some(gate) => passed(gate).await.map_err(Failure::Store),
+                None => Ok(()),
+            },
+            Err(failure) => Err(failure),
+        };
+        match applied {
             Ok(()) => {
                 savepoint_dirty = true;
                 outcomes.push(Outcome::Done(Ok(())));
