@@ -263,6 +263,25 @@ impl KeyVault {
         })
     }
 
+    /// Subjects whose key was stored before `before` (µs since the epoch),
+    /// by subject id, after `after`.
+    pub fn stored_before(&self, before: i64, after: Option<SubjectId>, limit: u32) -> StoreResult<Vec<SubjectId>> {
+        let after = after.map_or([0u8; 16], |s| *s.as_uuid().as_bytes());
+        self.read(|conn| {
+            let mut stmt = conn.prepare_cached(
+                "SELECT subject_id FROM subject_keys WHERE subject_id > ?1 AND created_at < ?2 \
+                 ORDER BY subject_id LIMIT ?3",
+            )?;
+            let rows = stmt.query_map(params![after.as_slice(), before, i64::from(limit)], |r| {
+                let id: Vec<u8> = r.get(0)?;
+                uuid::Uuid::from_slice(&id)
+                    .map(SubjectId::from_uuid)
+                    .map_err(|e| rusqlite::Error::FromSqlConversionFailure(0, rusqlite::types::Type::Blob, e.into()))
+            })?;
+            rows.collect()
+        })
+    }
+
     /// How many keys are wrapped under another master key than `master_key_id`.
     pub fn count_not_under(&self, master_key_id: &str) -> StoreResult<u64> {
         self.read(|conn| {

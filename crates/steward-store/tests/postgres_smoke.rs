@@ -648,3 +648,42 @@ async fn a_job_whose_keys_the_vault_refuses_commits_nothing() {
     store.close().await;
     db.drop_now().await.expect("drop database");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_key_left_behind_by_a_failed_destruction_is_destroyed_at_the_next_start() {
+    let Some((store, db)) = fixture().await else {
+        return;
+    };
+    let kept = contact();
+    store.write(insert(&kept, vec![])).await.expect("insert");
+    store.close().await;
+    drop(store);
+    // Keys stored two hours ago, of a contact that exists and of one that
+    // is gone, and a key of a contact that may still be on its way.
+    let vault = steward_store::vault::KeyVault::open(&db.vault_path()).expect("vault");
+    let key = |v: u8| steward_store::StoredKey {
+        master_key_id: "m1".into(),
+        version: 1,
+        wrapped: vec![v; 8],
+    };
+    let now = chrono::Utc::now().timestamp_micros();
+    let (orphan, young) = (steward_domain::SubjectId::new(), steward_domain::SubjectId::new());
+    vault
+        .import(vec![
+            (kept.subject_id, key(1), now - 7_200_000_000),
+            (orphan, key(2), now - 7_200_000_000),
+            (young, key(3), now),
+        ])
+        .await
+        .expect("import");
+    drop(vault);
+    let store = PgStore::connect(db.url(), &db.vault_path()).await.expect("reconnect");
+    assert_eq!(store.count_subject_keys_not_under("m2").await.expect("count"), 2);
+    let vault = steward_store::vault::KeyVault::open(&db.vault_path()).expect("vault");
+    assert_eq!(
+        vault.get_many(&[kept.subject_id, orphan, young]).expect("keys"),
+        vec![Some(key(1)), None, Some(key(3))]
+    );
+    store.close().await;
+    db.drop_now().await.expect("drop database");
+}

@@ -124,6 +124,7 @@ impl PgStore {
         {
             let client = pool.get().await.map_err(pool_error)?;
             move_keys_to_vault(&client, &vault).await?;
+            destroy_orphan_keys(&client, &vault).await?;
         }
         let writer = writer::Writer::start(pool.clone());
         Ok(Self { pool, writer, vault })
@@ -786,6 +787,37 @@ async fn move_keys_to_vault(client: &deadpool_postgres::Client, vault: &Arc<KeyV
             .map_err(|e| map_db_error(&e))?;
         tracing::info!(moved = n, "subject keys moved from PostgreSQL into the vault");
     }
+}
+
+/// Destroys vault keys whose contact is gone: left behind when the vault
+/// failed to destroy a key after the transaction that deleted its contact
+/// had committed (the caller was told the erasure failed). Keys younger
+/// than an hour are left alone: their contact's transaction may still be
+/// running in another process.
+async fn destroy_orphan_keys(client: &deadpool_postgres::Client, vault: &Arc<KeyVault>) -> StoreResult<()> {
+    let before = to_micros(chrono::Utc::now() - chrono::Duration::hours(1));
+    let mut after = None;
+    let mut destroyed = 0usize;
+    loop {
+        let page = vault.stored_before(before, after, 1000)?;
+        let Some(last) = page.last() else { break };
+        after = Some(*last);
+        let ids: Vec<Uuid> = page.iter().map(|s| *s.as_uuid()).collect();
+        let present: std::collections::HashSet<Uuid> = client
+            .query("SELECT subject_id FROM contacts WHERE subject_id = ANY($1)", &[&ids])
+            .await
+            .map_err(|e| map_db_error(&e))?
+            .iter()
+            .map(|r| col::<Uuid>(r, 0))
+            .collect::<StoreResult<_>>()?;
+        let orphans: Vec<SubjectId> = page.into_iter().filter(|s| !present.contains(s.as_uuid())).collect();
+        destroyed += orphans.len();
+        vault.destroy(orphans).await?;
+    }
+    if destroyed > 0 {
+        tracing::warn!(destroyed, "destroyed data keys whose contacts were already deleted");
+    }
+    Ok(())
 }
 
 /// The page size actually used: `limit` clamped to `1..=MAX_PAGE` (as in
