@@ -408,15 +408,18 @@ impl Service {
         if !errors.is_empty() {
             return Err(ServiceError::Invalid(errors));
         }
-        if let Some(email) = fields.get("email") {
-            if let Some((request, at)) = self.erased_before(email).await? {
-                return Err(ServiceError::Conflict(format!(
-                    "this person's data was erased on {} at their request ({request}); do not re-import it without a new lawful basis",
-                    at.date_naive()
-                )));
-            }
-        }
         let (row, _, mut ops) = self.new_contact_ops(purposes, &fields)?;
+        // A person erased before is not silently re-created: the writer
+        // checks the proof of erasure in the creating transaction (its
+        // cache is warm; a reader's is emptied by every commit).
+        if let Some(email) = fields.get("email") {
+            ops.insert(
+                0,
+                WriteOp::RequireNotErased {
+                    identifier_hash: self.identifier_hash(email),
+                },
+            );
+        }
         let id = row.subject_id;
         ops.push(self.audit_ok(
             ctx,

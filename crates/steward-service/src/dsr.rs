@@ -127,13 +127,8 @@ impl Service {
         Ok(())
     }
 
-    fn identifier_hash(&self, email: &str) -> Vec<u8> {
+    pub(crate) fn identifier_hash(&self, email: &str) -> Vec<u8> {
         self.crypto.labelled_hash("identifier", email.to_lowercase().as_bytes())
-    }
-
-    /// Whether an identity was erased before: (request id, when).
-    pub(crate) async fn erased_before(&self, email: &str) -> ServiceResult<Option<(uuid::Uuid, DateTime<Utc>)>> {
-        Ok(self.store.erasure_proof(&self.identifier_hash(email)).await?)
     }
 
     fn dsr_view(row: DsrRow) -> DsrView {

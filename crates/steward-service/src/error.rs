@@ -58,6 +58,10 @@ impl From<StoreError> for ServiceError {
                 "the contact's data is under a legal hold; it may not be erased or deleted until the hold is released"
                     .into(),
             ),
+            StoreError::Erased { request_id, at } => Self::Conflict(format!(
+                "this person's data was erased on {} at their request ({request_id}); do not re-import it without a new lawful basis",
+                at.date_naive()
+            )),
             StoreError::Corrupt(m) => Self::Internal(format!("corrupt data: {m}")),
             StoreError::Backend(m) => Self::Internal(m),
         }

@@ -48,7 +48,7 @@ macro_rules! all_conformance_tests {
             user_updates_and_lockout, credentials_and_steps, recovery_codes, training_records, settings_upsert,
             consent_records_and_notices,
             restriction_of_processing, data_subject_requests, read_audit_entries,
-            legal_hold_guard, audit_queries_by_subject);
+            legal_hold_guard, audit_queries_by_subject, erasure_proof_guard);
     };
 }
 
@@ -1008,6 +1008,53 @@ pub async fn read_audit_entries(store: &dyn Store) {
         steward_audit::decode_entry(&entries[43].bytes).unwrap().record.action,
         "contact.read"
     );
+}
+
+/// A batch that requires an identity not to have been erased fails, with
+/// the erasure's request and date, once a proof exists, and writes nothing.
+pub async fn erasure_proof_guard(store: &dyn Store) {
+    let request = uuid::Uuid::now_v7();
+    store
+        .write(vec![WriteOp::InsertErasureProof {
+            identifier_hash: b"erased-hash".to_vec(),
+            request_id: request,
+            at: t(5),
+        }])
+        .await
+        .expect("proof");
+    let c = contact(&[]);
+    let r = store
+        .write(vec![
+            WriteOp::RequireNotErased {
+                identifier_hash: b"erased-hash".to_vec(),
+            },
+            WriteOp::InsertContact {
+                row: c.clone(),
+                terms: vec![],
+            },
+        ])
+        .await;
+    match r {
+        Err(StoreError::Erased { request_id, at }) => {
+            assert_eq!(request_id, request);
+            assert_eq!(at, t(5));
+        }
+        other => panic!("expected Erased, got {other:?}"),
+    }
+    assert!(store.get_contact(c.subject_id).await.expect("get").is_none());
+    store
+        .write(vec![
+            WriteOp::RequireNotErased {
+                identifier_hash: b"another-hash".to_vec(),
+            },
+            WriteOp::InsertContact {
+                row: c.clone(),
+                terms: vec![],
+            },
+        ])
+        .await
+        .expect("a never-erased identity");
+    assert!(store.get_contact(c.subject_id).await.expect("get").is_some());
 }
 
 /// Queries by subject, actor and time over a log long enough that the

@@ -303,6 +303,12 @@ pub enum WriteOp {
         expected_version: i64,
         terms: Vec<IndexTerm>,
     },
+    /// Fails the batch with [`StoreError::Erased`] if `identifier_hash` has
+    /// a proof of erasure (checked by the writer, in the batch's
+    /// transaction, so no erasure slips in between).
+    RequireNotErased {
+        identifier_hash: Vec<u8>,
+    },
     /// Fails the batch with [`StoreError::LegalHold`] if the subject has an
     /// active legal hold, checked in the batch's own transaction so that no
     /// hold can be placed between the check and the deletion that follows
@@ -496,6 +502,10 @@ pub enum StoreError {
     /// [`WriteOp::RequireNoLegalHold`]).
     #[error("the subject's data is under a legal hold")]
     LegalHold,
+    /// The identity was erased at the person's request (see
+    /// [`WriteOp::RequireNotErased`]): the erasure request and when.
+    #[error("the identity was erased before")]
+    Erased { request_id: uuid::Uuid, at: DateTime<Utc> },
     /// The stored data could not be interpreted.
     #[error("corrupt stored data: {0}")]
     Corrupt(String),

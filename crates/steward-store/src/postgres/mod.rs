@@ -1052,17 +1052,8 @@ fn pool_error(e: PoolError) -> StoreError {
 }
 
 /// A copy of `e` (for answering every batch of a failed group).
-/// [`StoreError`] is not `Clone`, so this lives here.
 fn copy_error(e: &StoreError) -> StoreError {
-    match e {
-        StoreError::NotFound => StoreError::NotFound,
-        StoreError::VersionConflict => StoreError::VersionConflict,
-        StoreError::Duplicate => StoreError::Duplicate,
-        StoreError::MissingReference => StoreError::MissingReference,
-        StoreError::LegalHold => StoreError::LegalHold,
-        StoreError::Corrupt(m) => StoreError::Corrupt(m.clone()),
-        StoreError::Backend(m) => StoreError::Backend(m.clone()),
-    }
+    e.clone()
 }
 
 const CONSENT_COLS: &str =

@@ -547,6 +547,25 @@ async fn apply_op(tx: &Transaction<'_>, op: &WriteOp) -> Result<(), Failure> {
             exec(tx, DELETE_TERMS, &[id]).await?;
             insert_terms(tx, id, terms).await
         }
+        WriteOp::RequireNotErased { identifier_hash } => {
+            let proof = tx
+                .query_opt(ERASURE_PROOF, &[identifier_hash])
+                .await
+                .map_err(Failure::from)?;
+            match proof {
+                None => Ok(()),
+                Some(r) => Err(Failure::Store(StoreError::Erased {
+                    request_id: r
+                        .try_get(0)
+                        .map_err(|_| Failure::Store(StoreError::Corrupt("bad erasure proof".into())))?,
+                    at: crate::from_micros(
+                        r.try_get(1)
+                            .map_err(|_| Failure::Store(StoreError::Corrupt("bad erasure proof".into())))?,
+                    )
+                    .map_err(Failure::Store)?,
+                })),
+            }
+        }
         WriteOp::RequireNoLegalHold { subject_id } => {
             // Locks the contact's row: a hold being placed waits for this
             // transaction (and sees its deletion), or this one waits for the
@@ -916,6 +935,7 @@ const APPEND_AUDIT: &str = "INSERT INTO audit_log \
     SELECT * FROM UNNEST($1::bigint[], $2::bytea[], $3::bytea[], $4::bigint[], $5::uuid[], $6::uuid[], $7::uuid[], $8::text[])";
 const PUT_TREE_HEAD: &str = "INSERT INTO audit_tree_heads (tree_size, timestamp_ms, root, signature, key_id) \
     VALUES ($1, $2, $3, $4, $5) ON CONFLICT (tree_size) DO NOTHING";
+const ERASURE_PROOF: &str = "SELECT request_id, erased_at FROM erasure_proofs WHERE identifier_hash = $1";
 const CONTACT_FOR_KEY: &str = "SELECT 1 FROM contacts WHERE subject_id = $1 FOR KEY SHARE";
 const PUT_INSTANCE_KEY: &str = "INSERT INTO instance_keys (name, key_version, master_key_id, wrapped, created_at) \
     VALUES ($1, $2, $3, $4, $5) ON CONFLICT (name) DO UPDATE SET key_version = EXCLUDED.key_version, \

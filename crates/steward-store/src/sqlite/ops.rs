@@ -94,6 +94,22 @@ pub fn apply(conn: &Connection, op: &WriteOp, tip: &mut Option<AuditTip>) -> Sto
                 .map_err(e)?;
             insert_terms(conn, id, terms)
         }
+        WriteOp::RequireNotErased { identifier_hash } => {
+            let proof: Option<(Vec<u8>, i64)> = conn
+                .prepare_cached("SELECT request_id, erased_at FROM erasure_proofs WHERE identifier_hash = ?1")
+                .map_err(e)?
+                .query_row([identifier_hash], |r| Ok((r.get(0)?, r.get(1)?)))
+                .optional()
+                .map_err(e)?;
+            match proof {
+                None => Ok(()),
+                Some((request, at)) => Err(StoreError::Erased {
+                    request_id: uuid::Uuid::from_slice(&request)
+                        .map_err(|_| StoreError::Corrupt("bad erasure proof".into()))?,
+                    at: crate::from_micros(at)?,
+                }),
+            }
+        }
         WriteOp::RequireNoLegalHold { subject_id } => {
             // The single writer serialises this check with every hold placed.
             let held = conn
