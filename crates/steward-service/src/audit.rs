@@ -162,7 +162,7 @@ impl Service {
 
     /// Records the entries of a read before its result is returned: durable
     /// against a crash of the process and visible to every later audit
-    /// query, sealed into the log by the store's next group commit (no
+    /// query, sealed into the log by the store later, in batches (no
     /// fsync, no wait for a commit; see the store's read-audit spool).
     pub(crate) async fn audit_reads(&self, records: Vec<AuditRecord>) -> ServiceResult<()> {
         if records.is_empty() || !self.audit.audit_reads {

@@ -216,19 +216,8 @@ impl Crypto {
         self.outbox.open(id, sealed)
     }
 
-    /// Seals the address of a requester who is not a contact, bound to the
-    /// request `id` (under the outbox key, domain-separated from messages).
-    pub(crate) fn seal_requester(&self, id: &[u8; 16], address: &[u8]) -> Result<Vec<u8>, CryptoError> {
-        let mut out = Vec::new();
-        self.outbox.seal_into(&requester_aad(id), address, &mut out)?;
-        Ok(out)
-    }
-
-    pub(crate) fn open_requester(&self, id: &[u8; 16], sealed: &[u8]) -> Result<Vec<u8>, CryptoError> {
-        self.outbox.open(&requester_aad(id), sealed)
-    }
-
-    /// Seals a staff note (a reason, a verification method, an outcome) of
+    /// Seals a note (a staff reason, a verification method, an outcome, a
+    /// requester's address) of
     /// record `id`'s `field`, as text for its column: `sealed:v1:` and the
     /// base64url of the ciphertext (under the outbox key, bound to the
     /// record and field, domain-separated from messages). Already sealed
@@ -327,19 +316,6 @@ impl Crypto {
         };
         String::from_utf8(bytes).map_err(|_| CryptoError::Malformed)
     }
-}
-
-/// The associated data of a sealed requester address: 16 bytes of
-/// SHA-256("steward dsr requester" ‖ request id), never an outbox id.
-fn requester_aad(id: &[u8; 16]) -> [u8; 16] {
-    use sha2::Digest;
-    let mut h = sha2::Sha256::new();
-    h.update(b"steward dsr requester\0");
-    h.update(id);
-    let d = h.finalize();
-    let mut out = [0u8; 16];
-    out.copy_from_slice(&d[..16]);
-    out
 }
 
 /// How a sealed staff note starts in its text column.

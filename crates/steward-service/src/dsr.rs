@@ -35,6 +35,8 @@ pub const KINDS: [&str; 7] = [
     "objection",
     "opt_out_of_sale",
 ];
+/// The note field a requester who is no contact has their address sealed as.
+const REQUESTER: &str = "dsr.requester";
 /// What request details and export bundles are sealed as (record type, field).
 const DETAILS: (&str, &str) = ("dsr", "details");
 const BUNDLE: (&str, &str) = ("export", "bundle");
@@ -428,23 +430,21 @@ impl Service {
             return self.email_of(&r);
         }
         match (&d.subject_id, &d.details) {
-            (None, Some(sealed)) => {
-                let plain = self
-                    .crypto
-                    .open_requester(d.id.as_bytes(), sealed)
-                    .map_err(|_| ServiceError::Internal(format!("request {} could not be decrypted", d.id)))?;
-                String::from_utf8(plain)
-                    .map(Some)
-                    .map_err(|_| ServiceError::Internal(format!("request {} holds a bad address", d.id)))
-            }
+            (None, Some(sealed)) => std::str::from_utf8(sealed)
+                .ok()
+                .and_then(|text| self.crypto.open_note(d.id.as_bytes(), REQUESTER, text).ok())
+                .map(Some)
+                .ok_or_else(|| ServiceError::Internal(format!("request {} could not be decrypted", d.id))),
             _ => Ok(None),
         }
     }
 
-    /// Seals a requester's address (see [`Self::requester_email`]).
+    /// Seals a requester's address as a note of the request (see
+    /// [`Self::requester_email`]).
     fn seal_requester(&self, id: uuid::Uuid, address: &str) -> ServiceResult<Vec<u8>> {
         self.crypto
-            .seal_requester(id.as_bytes(), address.as_bytes())
+            .seal_note(id.as_bytes(), REQUESTER, address)
+            .map(String::into_bytes)
             .map_err(|e| ServiceError::Internal(e.to_string()))
     }
 

@@ -163,7 +163,9 @@ pub struct DsrRow {
     pub verification_method: Option<String>,
     pub completed_at: Option<DateTime<Utc>>,
     pub outcome: Option<String>,
-    /// Sealed under the subject's key (e.g. rectification changes).
+    /// With a subject: request details sealed under the subject's key
+    /// (e.g. rectification changes). Without one: the requester's address,
+    /// sealed under an instance key (to notify them).
     pub details: Option<Vec<u8>>,
     pub created_by: Option<UserId>,
     pub created_at: DateTime<Utc>,
@@ -532,7 +534,7 @@ pub trait Store: Send + Sync + 'static {
     /// Records the audit entries of a read. When this returns the entries
     /// survive a crash of the process and are visible to every later audit
     /// query; they may join the Merkle log a moment later (the SQLite
-    /// backend spools them and seals them in its next group commit).
+    /// backend spools them and seals them in batches).
     async fn append_read_audit(&self, records: Vec<AuditRecord>) -> StoreResult<()> {
         self.write(append_ops(records)).await
     }

@@ -22,12 +22,13 @@
 //!
 //! [`PgStore`]: crate::postgres::PgStore
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::{Arc, Mutex};
 
-use rusqlite::{params, Connection, OpenFlags, OptionalExtension, TransactionBehavior};
+use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
 use steward_domain::SubjectId;
 
+use crate::sqlite::ReadPool;
 use crate::{StoreError, StoreResult, StoredKey};
 
 /// Read connections kept open.
@@ -82,7 +83,12 @@ impl KeyChanges {
     }
 
     pub fn is_empty(&self) -> bool {
-        self.insert.is_empty() && self.rewrap.is_empty() && self.shred.is_empty() && self.drop.is_empty()
+        !self.needs_prepare() && self.drop.is_empty()
+    }
+
+    /// Whether anything must happen in the vault before the transaction.
+    pub fn needs_prepare(&self) -> bool {
+        !(self.insert.is_empty() && self.rewrap.is_empty() && self.shred.is_empty())
     }
 }
 
@@ -99,10 +105,9 @@ struct Job {
 const MAX_GROUP: usize = 256;
 
 pub struct KeyVault {
-    path: PathBuf,
     sender: Mutex<Option<std::sync::mpsc::Sender<Job>>>,
     writer: Mutex<Option<std::thread::JoinHandle<()>>>,
-    readers: Mutex<Vec<Connection>>,
+    readers: ReadPool,
 }
 
 impl Drop for KeyVault {
@@ -147,39 +152,14 @@ impl KeyVault {
             .spawn(move || writer_loop(conn, &rx))
             .map_err(|e| StoreError::Backend(format!("subject-key vault: cannot start its writer: {e}")))?;
         Ok(Self {
-            path: path.to_path_buf(),
             sender: Mutex::new(Some(sender)),
             writer: Mutex::new(Some(writer)),
-            readers: Mutex::new(Vec::new()),
+            readers: ReadPool::new(path, READ_POOL),
         })
     }
 
     fn read<T>(&self, f: impl FnOnce(&Connection) -> rusqlite::Result<T>) -> StoreResult<T> {
-        let pooled = self
-            .readers
-            .lock()
-            .map_err(|_| StoreError::Backend("subject-key vault poisoned".into()))?
-            .pop();
-        let conn = match pooled {
-            Some(c) => c,
-            None => {
-                let c = Connection::open_with_flags(
-                    &self.path,
-                    OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
-                )
-                .map_err(|e| err("cannot open", &e))?;
-                c.busy_timeout(std::time::Duration::from_secs(10))
-                    .map_err(|e| err("cannot configure", &e))?;
-                c
-            }
-        };
-        let out = f(&conn).map_err(|e| err("cannot read", &e));
-        if let Ok(mut p) = self.readers.lock() {
-            if p.len() < READ_POOL {
-                p.push(conn);
-            }
-        }
-        out
+        self.readers.with(|conn| f(conn).map_err(|e| err("cannot read", &e)))
     }
 
     /// Runs `work` in the writer's next group commit and waits for it.
@@ -297,7 +277,7 @@ impl KeyVault {
     /// Before the database transaction: checks that the keys to shred
     /// exist, rewraps and stores keys, all or nothing.
     pub(crate) async fn prepare(&self, c: Arc<KeyChanges>, now_micros: i64) -> StoreResult<()> {
-        if c.insert.is_empty() && c.rewrap.is_empty() && c.shred.is_empty() {
+        if !c.needs_prepare() {
             return Ok(());
         }
         self.write(Box::new(move |tx| prepare_in(tx, &c, now_micros).map(|()| (0, false))))
@@ -353,24 +333,27 @@ impl KeyVault {
         self.write(Box::new(move |tx| {
             let mut n = 0;
             for (s, key, created) in &keys {
-                n += tx
-                    .execute(
-                        "INSERT OR IGNORE INTO subject_keys (subject_id, key_version, master_key_id, wrapped, created_at) \
-                         VALUES (?1, ?2, ?3, ?4, ?5)",
-                        params![
-                            s.as_uuid().as_bytes().as_slice(),
-                            key.version,
-                            key.master_key_id,
-                            key.wrapped,
-                            created
-                        ],
-                    )
+                n += insert_key(tx, "INSERT OR IGNORE", *s, key, *created)
                     .map_err(|e| err("cannot import a key", &e))?;
             }
             Ok((n, false))
         }))
         .await
     }
+}
+
+/// Stores one key; `verb` is `INSERT` or `INSERT OR IGNORE`.
+fn insert_key(tx: &Connection, verb: &str, s: SubjectId, key: &StoredKey, created: i64) -> rusqlite::Result<usize> {
+    tx.prepare_cached(&format!(
+        "{verb} INTO subject_keys (subject_id, key_version, master_key_id, wrapped, created_at) VALUES (?1, ?2, ?3, ?4, ?5)"
+    ))?
+    .execute(params![
+        s.as_uuid().as_bytes().as_slice(),
+        key.version,
+        key.master_key_id,
+        key.wrapped,
+        created
+    ])
 }
 
 fn prepare_in(tx: &Connection, c: &KeyChanges, now_micros: i64) -> StoreResult<()> {
@@ -406,18 +389,7 @@ fn prepare_in(tx: &Connection, c: &KeyChanges, now_micros: i64) -> StoreResult<(
         }
     }
     for (s, key) in &c.insert {
-        let r = tx.execute(
-            "INSERT INTO subject_keys (subject_id, key_version, master_key_id, wrapped, created_at) \
-             VALUES (?1, ?2, ?3, ?4, ?5)",
-            params![
-                s.as_uuid().as_bytes().as_slice(),
-                key.version,
-                key.master_key_id,
-                key.wrapped,
-                now_micros
-            ],
-        );
-        match r {
+        match insert_key(tx, "INSERT", *s, key, now_micros) {
             Ok(_) => {}
             Err(rusqlite::Error::SqliteFailure(f, _)) if f.code == rusqlite::ErrorCode::ConstraintViolation => {
                 return Err(StoreError::Duplicate)
@@ -483,18 +455,13 @@ fn writer_loop(mut conn: Connection, rx: &std::sync::mpsc::Receiver<Job>) {
 }
 
 fn truncate_wal(conn: &Connection) -> StoreResult<()> {
-    for _ in 0..5 {
-        let busy: i64 = conn
-            .query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |r| r.get(0))
-            .map_err(|e| err("cannot checkpoint", &e))?;
-        if busy == 0 {
-            return Ok(());
-        }
-        std::thread::sleep(std::time::Duration::from_millis(10));
+    match crate::sqlite::try_truncate_wal(conn) {
+        Ok(true) => Ok(()),
+        Ok(false) => Err(StoreError::Backend(
+            "subject-key vault: the WAL could not be truncated after a key was destroyed".into(),
+        )),
+        Err(e) => Err(err("cannot checkpoint", &e)),
     }
-    Err(StoreError::Backend(
-        "subject-key vault: the WAL could not be truncated after a key was destroyed".into(),
-    ))
 }
 
 #[cfg(test)]

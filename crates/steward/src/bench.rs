@@ -870,6 +870,25 @@ fn progress(len: u64, what: &'static str) -> indicatif::ProgressBar {
         .with_message(what)
 }
 
+/// Files a GDPR request of `kind` about `subject` and verifies it; its id.
+async fn verified_request(
+    service: &Service,
+    dpo: &steward_service::RequestContext,
+    subject: steward_domain::SubjectId,
+    kind: &str,
+) -> Result<uuid::Uuid> {
+    let input = steward_service::dsr::DsrInput {
+        kind: kind.into(),
+        regime: "gdpr".into(),
+        subject: steward_service::dsr::SubjectRef::ContactId(subject.to_string()),
+        details: None,
+        received_at: None,
+    };
+    let id = service.create_dsr(dpo, input).await.map_err(service_err)?.row.id;
+    service.verify_dsr(dpo, id, None).await.map_err(service_err)?;
+    Ok(id)
+}
+
 pub(crate) async fn bench_context(
     service: &Service,
     name: &str,
@@ -1030,20 +1049,12 @@ fn db_mib(dir: &std::path::Path) -> f64 {
 /// subjects. In process, so the figures are the service's own cost.
 async fn scale_bench(dir: &std::path::Path, max: usize, erasures: usize, audit_top: u64) -> Result<Vec<ScalePoint>> {
     use steward_service::contacts::{ContactQuery, InteractionInput};
-    use steward_service::dsr::{DsrInput, SubjectRef};
 
     let mut sizes: Vec<usize> = [10_000, 100_000, 1_000_000].into_iter().filter(|s| *s < max).collect();
     sizes.push(max.max(erasures + 2));
     let service = Arc::new(Service::open(&Config::new(dir)).await?);
     let sales = Arc::new(bench_context(&service, "bench-sales", "sales").await?);
     let dpo = bench_context(&service, "bench-dpo", "dpo").await?;
-    let request = |subject: steward_domain::SubjectId, kind: &str| DsrInput {
-        kind: kind.into(),
-        regime: "gdpr".into(),
-        subject: SubjectRef::ContactId(subject.to_string()),
-        details: None,
-        received_at: None,
-    };
 
     // ids[i] is person i; erased people are taken from the end of each fill.
     let mut ids: Vec<Option<steward_domain::SubjectId>> = Vec::new();
@@ -1155,13 +1166,7 @@ async fn scale_bench(dir: &std::path::Path, max: usize, erasures: usize, audit_t
         }
 
         // Access export of the subject with 1,000 interactions.
-        let access = service
-            .create_dsr(&dpo, request(subject, "access"))
-            .await
-            .map_err(service_err)?
-            .row
-            .id;
-        service.verify_dsr(&dpo, access, None).await.map_err(service_err)?;
+        let access = verified_request(&service, &dpo, subject, "access").await?;
         let start = Instant::now();
         service.fulfill_dsr(&dpo, access).await.map_err(service_err)?;
         let export_build_ms = millis(start);
@@ -1183,13 +1188,7 @@ async fn scale_bench(dir: &std::path::Path, max: usize, erasures: usize, audit_t
         for k in 0..erasures {
             let slot = size - 1 - k;
             let Some(person) = ids[slot].take() else { continue };
-            let id = service
-                .create_dsr(&dpo, request(person, "erasure"))
-                .await
-                .map_err(service_err)?
-                .row
-                .id;
-            service.verify_dsr(&dpo, id, None).await.map_err(service_err)?;
+            let id = verified_request(&service, &dpo, person, "erasure").await?;
             let start = Instant::now();
             service.fulfill_dsr(&dpo, id).await.map_err(service_err)?;
             erase.push(millis(start));

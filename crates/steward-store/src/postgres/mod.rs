@@ -232,6 +232,11 @@ impl Store for PgStore {
         // deletes or shreds the subject (with its legal-hold check and
         // audit entry) has committed.
         let changes = Arc::new(changes);
+        if !changes.needs_prepare() {
+            // Only keys to destroy (a deleted contact): after the commit.
+            self.writer.submit(ops).await?;
+            return self.vault.finish(&changes).await;
+        }
         // The vault's fsynced commit runs side by side with the job's
         // statements; the job commits only once it has succeeded.
         let (done, gate) = tokio::sync::watch::channel(None);
@@ -1049,11 +1054,6 @@ fn pool_error(e: PoolError) -> StoreError {
         PoolError::Timeout(_) => StoreError::Backend("timed out waiting for a PostgreSQL connection".into()),
         other => StoreError::Backend(format!("PostgreSQL connection pool: {other}")),
     }
-}
-
-/// A copy of `e` (for answering every batch of a failed group).
-fn copy_error(e: &StoreError) -> StoreError {
-    e.clone()
 }
 
 const CONSENT_COLS: &str =

@@ -181,10 +181,20 @@ async fn drop_database(admin_url: &str, name: &str) -> StoreResult<()> {
         return Err(StoreError::Backend("refusing to drop a non-test database".into()));
     }
     let client = admin_client(admin_url).await?;
-    client
+    // FORCE fails when a backend the test role may not terminate is on the
+    // database (an autovacuum worker, running as the superuser); a plain
+    // DROP cancels autovacuum itself, so retry that for a moment.
+    let mut result = client
         .batch_execute(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
-        .await
-        .map_err(|e| map_db_error(&e))
+        .await;
+    for _ in 0..10 {
+        if result.is_ok() {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+        result = client.batch_execute(&format!("DROP DATABASE IF EXISTS {name}")).await;
+    }
+    result.map_err(|e| map_db_error(&e))
 }
 
 /// Only names this module made (so they are safe to splice into SQL).

@@ -29,7 +29,7 @@ use tokio::task::JoinHandle;
 use tokio_postgres::error::SqlState;
 use tokio_postgres::types::ToSql;
 
-use super::{copy_error, join_purposes, map_db_error, pool_error, CLOSED};
+use super::{join_purposes, map_db_error, pool_error, CLOSED};
 use crate::{failures_to_db, fields, step_to_db, to_micros, AuditTip, IndexTerm, StoreError, StoreResult, WriteOp};
 use steward_audit::AuditRecord;
 
@@ -202,7 +202,7 @@ async fn commit_group(pool: &Pool, jobs: &[Job]) -> Vec<Outcome> {
         Ok(outcomes) => outcomes,
         Err(e) => {
             tracing::warn!(jobs = jobs.len(), error = %e, "PostgreSQL group commit failed");
-            jobs.iter().map(|_| Outcome::Done(Err(copy_error(&e)))).collect()
+            jobs.iter().map(|_| Outcome::Done(Err(e.clone()))).collect()
         }
     }
 }
@@ -220,14 +220,7 @@ async fn try_commit_group(pool: &Pool, jobs: &[Job]) -> StoreResult<Vec<Outcome>
     let mut audit: Vec<&AuditRecord> = Vec::new();
     if let [job] = jobs {
         // A group of one needs no savepoint: a failure rolls it all back.
-        let applied = match apply(&tx, &job.ops, &mut audit).await {
-            Ok(()) => match &job.gate {
-                Some(gate) => passed(gate).await.map_err(Failure::Store),
-                None => Ok(()),
-            },
-            Err(failure) => Err(failure),
-        };
-        return match applied {
+        return match run_job(&tx, job, &mut audit).await {
             Ok(()) => {
                 append_audit(&tx, &audit).await?;
                 tx.commit().await.map_err(|e| map_db_error(&e))?;
@@ -250,14 +243,7 @@ async fn try_commit_group(pool: &Pool, jobs: &[Job]) -> StoreResult<Vec<Outcome>
             batch(&tx, "RELEASE SAVEPOINT job; SAVEPOINT job").await?;
         }
         let before = audit.len();
-        let applied = match apply(&tx, &job.ops, &mut audit).await {
-            Ok(()) => match &job.gate {
-                Some(gate) => passed(gate).await.map_err(Failure::Store),
-                None => Ok(()),
-            },
-            Err(failure) => Err(failure),
-        };
-        match applied {
+        match run_job(&tx, job, &mut audit).await {
             Ok(()) => {
                 savepoint_dirty = true;
                 outcomes.push(Outcome::Done(Ok(())));
@@ -456,6 +442,15 @@ async fn put_legal_hold(tx: &Transaction<'_>, h: &crate::LegalHoldRow) -> Result
     )
     .await
     .map(|_| ())
+}
+
+/// Applies `job`'s ops, then waits for its gate (if any) to pass.
+async fn run_job<'a>(tx: &Transaction<'_>, job: &'a Job, audit: &mut Vec<&'a AuditRecord>) -> Result<(), Failure> {
+    apply(tx, &job.ops, audit).await?;
+    match &job.gate {
+        Some(gate) => passed(gate).await.map_err(Failure::Store),
+        None => Ok(()),
+    }
 }
 
 /// Applies one job's ops in order, collecting its audit records for

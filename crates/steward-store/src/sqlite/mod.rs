@@ -76,10 +76,9 @@ struct Job {
 }
 
 pub struct SqliteStore {
-    path: PathBuf,
     sender: Mutex<Option<mpsc::Sender<Job>>>,
     writer: Mutex<Option<JoinHandle<()>>>,
-    readers: Mutex<Vec<Connection>>,
+    readers: ReadPool,
     closed: AtomicBool,
     spool: Arc<spool::Spool>,
     durability: Durability,
@@ -155,10 +154,9 @@ impl SqliteStore {
             .spawn(move || writer_loop(conn, &wal, &rx, &writer_spool))
             .map_err(|e| StoreError::Backend(e.to_string()))?;
         Ok(Self {
-            path,
             sender: Mutex::new(Some(tx)),
             writer: Mutex::new(Some(writer)),
-            readers: Mutex::new(Vec::new()),
+            readers: ReadPool::new(&path, READ_POOL),
             closed: AtomicBool::new(false),
             spool,
             durability,
@@ -178,31 +176,7 @@ impl SqliteStore {
         if self.closed.load(Ordering::Acquire) {
             return Err(StoreError::Backend("the store is closed".into()));
         }
-        let pooled = self
-            .readers
-            .lock()
-            .map_err(|_| StoreError::Backend("reader pool poisoned".into()))?
-            .pop();
-        let conn = match pooled {
-            Some(c) => c,
-            None => {
-                let c = Connection::open_with_flags(
-                    &self.path,
-                    OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX | OpenFlags::SQLITE_OPEN_URI,
-                )
-                .map_err(|e| backend_err(&e))?;
-                c.busy_timeout(std::time::Duration::from_secs(10))
-                    .map_err(|e| backend_err(&e))?;
-                c
-            }
-        };
-        let out = f(&conn);
-        if let Ok(mut p) = self.readers.lock() {
-            if p.len() < READ_POOL {
-                p.push(conn);
-            }
-        }
-        out
+        self.readers.with(f)
     }
 }
 
@@ -220,20 +194,81 @@ pub(crate) fn create_private_file(path: &Path) -> StoreResult<()> {
     }
 }
 
-/// Checkpoints the whole WAL into the database and truncates it, waiting
-/// for readers (the busy handler); logs when it could not complete.
-fn truncate_wal(conn: &Connection, why: &str) {
-    for _ in 0..3 {
-        match conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |r| r.get::<_, i64>(0)) {
-            Ok(0) => return,
-            Ok(_) => {}
-            Err(e) => {
-                tracing::warn!(error = %e, why, "WAL checkpoint failed");
-                return;
-            }
+/// A pool of read-only connections to one database file, used inline on
+/// the calling thread (also by the subject-key vault).
+pub(crate) struct ReadPool {
+    path: PathBuf,
+    max: usize,
+    conns: Mutex<Vec<Connection>>,
+}
+
+impl ReadPool {
+    pub(crate) fn new(path: &Path, max: usize) -> Self {
+        Self {
+            path: path.to_path_buf(),
+            max,
+            conns: Mutex::new(Vec::new()),
         }
     }
-    tracing::warn!(why, "the WAL could not be truncated: readers kept it busy");
+
+    /// Runs `f` on a pooled connection (opened on first need).
+    pub(crate) fn with<T>(&self, f: impl FnOnce(&Connection) -> StoreResult<T>) -> StoreResult<T> {
+        let pooled = self
+            .conns
+            .lock()
+            .map_err(|_| StoreError::Backend("reader pool poisoned".into()))?
+            .pop();
+        let conn = match pooled {
+            Some(c) => c,
+            None => {
+                let c = Connection::open_with_flags(
+                    &self.path,
+                    OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX | OpenFlags::SQLITE_OPEN_URI,
+                )
+                .map_err(|e| backend_err(&e))?;
+                c.busy_timeout(std::time::Duration::from_secs(10))
+                    .map_err(|e| backend_err(&e))?;
+                c
+            }
+        };
+        let out = f(&conn);
+        if let Ok(mut p) = self.conns.lock() {
+            if p.len() < self.max {
+                p.push(conn);
+            }
+        }
+        out
+    }
+
+    fn clear(&self) {
+        if let Ok(mut p) = self.conns.lock() {
+            p.clear();
+        }
+    }
+}
+
+/// Checkpoints the whole WAL into the database and truncates it, waiting
+/// for readers (the busy handler, then a few short retries); `Ok(false)`
+/// if readers kept it busy throughout.
+pub(crate) fn try_truncate_wal(conn: &Connection) -> rusqlite::Result<bool> {
+    for attempt in 0..5 {
+        if conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |r| r.get::<_, i64>(0))? == 0 {
+            return Ok(true);
+        }
+        if attempt < 4 {
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        }
+    }
+    Ok(false)
+}
+
+/// [`try_truncate_wal`], logging when it could not complete.
+fn truncate_wal(conn: &Connection, why: &str) {
+    match try_truncate_wal(conn) {
+        Ok(true) => {}
+        Ok(false) => tracing::warn!(why, "the WAL could not be truncated: readers kept it busy"),
+        Err(e) => tracing::warn!(error = %e, why, "WAL checkpoint failed"),
+    }
 }
 
 fn writer_loop(mut conn: Connection, wal: &Path, rx: &mpsc::Receiver<Job>, spool: &spool::Spool) {
@@ -597,8 +632,6 @@ impl Store for SqliteStore {
         if let Some(handle) = handle {
             let _ = tokio::task::spawn_blocking(move || handle.join()).await;
         }
-        if let Ok(mut readers) = self.readers.lock() {
-            readers.clear();
-        }
+        self.readers.clear();
     }
 }
