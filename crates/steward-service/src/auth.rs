@@ -82,6 +82,8 @@ pub(crate) struct AuthState {
     phantom: Mutex<HashMap<String, Failures>>,
     settings: Mutex<Option<(Instant, crate::settings::Settings)>>,
     training: Mutex<HashMap<UserId, (Instant, bool)>>,
+    /// The store's access epoch when the caches were last known valid.
+    epoch: std::sync::atomic::AtomicU64,
 }
 
 impl AuthState {
@@ -96,6 +98,15 @@ impl AuthState {
         }
         if let Ok(mut t) = self.training.lock() {
             t.clear();
+        }
+    }
+
+    /// Drops every cache if the store's access epoch moved: another process
+    /// (e.g. `steward settings set`, `steward user disable`) changed
+    /// settings, users, tokens or training.
+    pub(crate) fn sync_epoch(&self, current: u64) {
+        if self.epoch.swap(current, std::sync::atomic::Ordering::AcqRel) != current {
+            self.forget_tokens();
         }
     }
 
@@ -619,6 +630,7 @@ impl Service {
             return Err(ServiceError::Unauthenticated);
         }
         let hash = self.token_hash(token);
+        self.auth.sync_epoch(self.store.access_epoch());
         if let Ok(cache) = self.auth.cache.lock() {
             if let Some((at, p)) = cache.get(&hash) {
                 if at.elapsed() < TOKEN_CACHE_TTL {

@@ -123,9 +123,12 @@ impl Settings {
 }
 
 impl Service {
-    /// The settings in force (cached for a moment; changes in this process
-    /// take effect at once, changes by other processes within seconds).
+    /// The settings in force (cached for a moment; changes take effect at
+    /// once, in this process and — through the store's access epoch — in
+    /// every other process on the same database, e.g. a running server
+    /// when the CLI changes a setting).
     pub async fn settings(&self) -> ServiceResult<Settings> {
+        self.auth.sync_epoch(self.store.access_epoch());
         if let Some(s) = self.auth.cached_settings() {
             return Ok(s);
         }
@@ -137,6 +140,7 @@ impl Service {
 
     /// Whether the user has current data-protection training (cached briefly).
     pub(crate) async fn trained(&self, user: steward_domain::UserId) -> ServiceResult<bool> {
+        self.auth.sync_epoch(self.store.access_epoch());
         if let Some(t) = self.auth.cached_training(user) {
             return Ok(t);
         }

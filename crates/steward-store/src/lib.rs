@@ -465,6 +465,25 @@ pub enum WriteOp {
     },
 }
 
+impl WriteOp {
+    /// Whether the op changes who may do what — settings, users, their
+    /// tokens and second factors, training records — so that every process
+    /// holding cached access decisions must drop them (see
+    /// [`Store::access_epoch`]).
+    #[must_use]
+    pub fn changes_access(&self) -> bool {
+        matches!(
+            self,
+            Self::PutSetting { .. }
+                | Self::InsertTraining(_)
+                | Self::UpdateUser { .. }
+                | Self::RevokeToken { .. }
+                | Self::RevokeUserTokens { .. }
+                | Self::DeleteCredentials { .. }
+        )
+    }
+}
+
 /// An audit entry as stored: its position, canonical bytes and leaf hash.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct StoredAuditEntry {
@@ -537,6 +556,16 @@ pub trait Store: Send + Sync + 'static {
     /// backend spools them and seals them in batches).
     async fn append_read_audit(&self, records: Vec<AuditRecord>) -> StoreResult<()> {
         self.write(append_ops(records)).await
+    }
+
+    /// A number that changes whenever a write that
+    /// [`changes access`](WriteOp::changes_access) commits, in this process
+    /// or in any other using the same database (e.g. `steward settings set`
+    /// next to a running server). Cheap enough to call on every request:
+    /// caches of tokens, settings and training are valid only while it
+    /// stays the same. A backend that cannot tell returns a constant.
+    fn access_epoch(&self) -> u64 {
+        0
     }
 
     /// Waits until every read entry recorded so far is in the Merkle log.

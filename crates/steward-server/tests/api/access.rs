@@ -7,6 +7,7 @@ use serde_json::{json, Value};
 use steward_crypto::totp::{self, TotpParams, TotpSecret};
 
 use crate::helpers::{assert_problem, Resp, TestApp};
+use steward_service::Service;
 
 crate::stories!(
     second_factor_enrolment_and_sign_in,
@@ -14,6 +15,7 @@ crate::stories!(
     tokens_sessions_scope_and_expiry,
     user_management_by_admin,
     training_requirement,
+    changes_by_another_process_apply_at_once,
     restriction_of_processing,
     cookie_sessions_need_csrf,
     endpoint_role_purpose_table,
@@ -499,6 +501,60 @@ async fn training_requirement(app: &TestApp) {
         .await,
         403,
     );
+}
+
+/// `steward settings set` and `steward user disable` run in another
+/// process than the server: what they change applies to the running server
+/// at once, not after its caches expire.
+async fn changes_by_another_process_apply_at_once(app: &TestApp) {
+    let cli = Service::open(&app.config)
+        .await
+        .expect("a second process opens the same state");
+    // Warm the server's caches of the token, the settings and the training state.
+    for _ in 0..3 {
+        assert_eq!(app.get("/api/v1/contacts", "sales").await.status, StatusCode::OK);
+    }
+    assert_eq!(app.get("/api/v1/contacts", "support").await.status, StatusCode::OK);
+    // SQLite: by the time the command returns. PostgreSQL: its
+    // notification reaches the server a moment after the commit (well under
+    // the caches' lifetime of two seconds).
+    let settle = || async {
+        if app.backend == crate::helpers::Backend::Postgres {
+            tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+        }
+    };
+    cli.set_setting_locally("require_training", "true").await.unwrap();
+    settle().await;
+    let r = app.get("/api/v1/contacts", "sales").await;
+    assert_eq!(
+        r.status,
+        StatusCode::FORBIDDEN,
+        "the server applies the CLI's setting at once: {}",
+        r.text
+    );
+    assert!(r.text.contains("training"), "{}", r.text);
+    cli.set_setting_locally("require_training", "false").await.unwrap();
+    settle().await;
+    assert_eq!(app.get("/api/v1/contacts", "sales").await.status, StatusCode::OK);
+    // Disabling a user from the CLI shuts their token out at once.
+    assert_eq!(app.get("/api/v1/contacts", "support").await.status, StatusCode::OK);
+    let support = cli.user_by_name("support-user").await.unwrap();
+    cli.update_user(
+        None,
+        support.id,
+        steward_service::admin::UserChange {
+            role: None,
+            disabled: Some(true),
+        },
+    )
+    .await
+    .unwrap();
+    settle().await;
+    assert_eq!(
+        app.get("/api/v1/contacts", "support").await.status,
+        StatusCode::UNAUTHORIZED
+    );
+    cli.close().await;
 }
 
 async fn restriction_of_processing(app: &TestApp) {

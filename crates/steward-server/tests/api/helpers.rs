@@ -23,6 +23,8 @@ pub struct TestApp {
     pub addr: SocketAddr,
     pub client: reqwest::Client,
     pub service: Arc<Service>,
+    /// How the service was opened (a second process opens the same state with it).
+    pub config: Config,
     pub tokens: HashMap<&'static str, String>,
     shutdown: Option<oneshot::Sender<()>>,
     server: Option<tokio::task::JoinHandle<std::io::Result<()>>>,
@@ -100,6 +102,7 @@ pub async fn spawn_app_with_inventory(backend: Backend, extra: Option<&str>) -> 
         addr,
         client: reqwest::Client::new(),
         service,
+        config,
         tokens,
         shutdown: Some(tx),
         server: Some(server),

@@ -28,7 +28,8 @@ pub mod tls;
 mod writer;
 
 use std::path::Path;
-use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -71,6 +72,53 @@ pub struct PgStore {
     pool: Pool,
     writer: writer::Writer,
     vault: Arc<KeyVault>,
+    /// Bumped by the access listener (see [`listen_for_access`]).
+    access: Arc<AtomicU64>,
+    listener: Mutex<Option<tokio::task::JoinHandle<()>>>,
+}
+
+/// The channel on which commits that change access notify every process.
+pub(crate) const ACCESS_CHANNEL: &str = "steward_access";
+
+/// Keeps one connection that `LISTEN`s on [`ACCESS_CHANNEL`] and bumps
+/// `epoch` on every notification — and whenever the connection is lost or
+/// re-established, since a change may have been missed meanwhile — so that
+/// caches of access decisions (tokens, settings, training) in this process
+/// are dropped as soon as any process commits such a change.
+async fn listen_for_access(
+    config: tokio_postgres::Config,
+    tls: tokio_postgres_rustls::MakeRustlsConnect,
+    epoch: Arc<AtomicU64>,
+) {
+    loop {
+        match config.connect(tls.clone()).await {
+            Ok((client, mut connection)) => {
+                let bump = Arc::clone(&epoch);
+                let driver = tokio::spawn(async move {
+                    loop {
+                        match std::future::poll_fn(|cx| connection.poll_message(cx)).await {
+                            Some(Ok(tokio_postgres::AsyncMessage::Notification(_))) => {
+                                bump.fetch_add(1, Ordering::AcqRel);
+                            }
+                            Some(Ok(_)) => {}
+                            Some(Err(_)) | None => break,
+                        }
+                    }
+                });
+                if client.batch_execute(&format!("LISTEN {ACCESS_CHANNEL}")).await.is_ok() {
+                    epoch.fetch_add(1, Ordering::AcqRel);
+                    let _ = driver.await;
+                } else {
+                    driver.abort();
+                }
+                drop(client);
+                epoch.fetch_add(1, Ordering::AcqRel);
+                tracing::debug!("the access listener's connection ended; reconnecting");
+            }
+            Err(e) => tracing::debug!(error = %map_db_error(&e), "the access listener cannot connect yet"),
+        }
+        tokio::time::sleep(Duration::from_secs(1)).await;
+    }
 }
 
 impl PgStore {
@@ -89,6 +137,7 @@ impl PgStore {
         if config.get_application_name().is_none() {
             config.application_name("steward");
         }
+        let listen_with = (config.clone(), tls.clone());
         let manager = Manager::from_config(
             config,
             tls,
@@ -127,7 +176,15 @@ impl PgStore {
             destroy_orphan_keys(&client, &vault).await?;
         }
         let writer = writer::Writer::start(pool.clone());
-        Ok(Self { pool, writer, vault })
+        let access = Arc::new(AtomicU64::new(0));
+        let listener = tokio::spawn(listen_for_access(listen_with.0, listen_with.1, Arc::clone(&access)));
+        Ok(Self {
+            pool,
+            writer,
+            vault,
+            access,
+            listener: Mutex::new(Some(listener)),
+        })
     }
 
     /// Fills in each row's wrapped key from the vault.
@@ -753,7 +810,14 @@ impl Store for PgStore {
             .map_err(|e| map_db_error(&e))
     }
 
+    fn access_epoch(&self) -> u64 {
+        self.access.load(Ordering::Acquire)
+    }
+
     async fn close(&self) {
+        if let Some(l) = self.listener.lock().ok().and_then(|mut l| l.take()) {
+            l.abort();
+        }
         self.writer.shutdown().await;
         self.pool.close();
     }

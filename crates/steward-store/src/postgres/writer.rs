@@ -447,6 +447,11 @@ async fn put_legal_hold(tx: &Transaction<'_>, h: &crate::LegalHoldRow) -> Result
 /// Applies `job`'s ops, then waits for its gate (if any) to pass.
 async fn run_job<'a>(tx: &Transaction<'_>, job: &'a Job, audit: &mut Vec<&'a AuditRecord>) -> Result<(), Failure> {
     apply(tx, &job.ops, audit).await?;
+    if job.ops.iter().any(WriteOp::changes_access) {
+        // Delivered at COMMIT (and dropped with a rolled-back savepoint) to
+        // every Steward process listening: see `super::listen_for_access`.
+        tx.batch_execute(&format!("NOTIFY {}", super::ACCESS_CHANNEL)).await?;
+    }
     match &job.gate {
         Some(gate) => passed(gate).await.map_err(Failure::Store),
         None => Ok(()),

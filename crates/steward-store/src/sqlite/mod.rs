@@ -82,6 +82,10 @@ pub struct SqliteStore {
     closed: AtomicBool,
     spool: Arc<spool::Spool>,
     durability: Durability,
+    /// `<database>-access`: replaced (a new inode each time) after every
+    /// commit that changes access, so every process on this database sees
+    /// it change with one `stat` (see [`Store::access_epoch`]).
+    access_stamp: PathBuf,
 }
 
 fn backend_err(e: &rusqlite::Error) -> StoreError {
@@ -149,9 +153,11 @@ impl SqliteStore {
         wal.push("-wal");
         let wal = PathBuf::from(wal);
         let writer_spool = Arc::clone(&spool);
+        let access_stamp = suffixed(&path, "-access");
+        let stamp = access_stamp.clone();
         let writer = std::thread::Builder::new()
             .name("steward-sqlite-writer".into())
-            .spawn(move || writer_loop(conn, &wal, &rx, &writer_spool))
+            .spawn(move || writer_loop(conn, &wal, &stamp, &rx, &writer_spool))
             .map_err(|e| StoreError::Backend(e.to_string()))?;
         Ok(Self {
             sender: Mutex::new(Some(tx)),
@@ -160,6 +166,7 @@ impl SqliteStore {
             closed: AtomicBool::new(false),
             spool,
             durability,
+            access_stamp,
         })
     }
 
@@ -178,6 +185,42 @@ impl SqliteStore {
         }
         self.readers.with(f)
     }
+}
+
+fn suffixed(path: &Path, suffix: &str) -> PathBuf {
+    let mut p = path.as_os_str().to_owned();
+    p.push(suffix);
+    PathBuf::from(p)
+}
+
+/// Replaces the access stamp by a new file (write, then rename), so that
+/// its inode changes even when two changes fall in one clock tick.
+fn replace_access_stamp(stamp: &Path) {
+    let tmp = suffixed(stamp, ".tmp");
+    let _ = std::fs::remove_file(&tmp);
+    let written = create_private_file(&tmp).is_ok() && std::fs::rename(&tmp, stamp).is_ok();
+    if !written {
+        tracing::warn!("the access stamp could not be replaced; other processes notice the change within seconds");
+    }
+}
+
+/// The identity of the access stamp's current file (0 if there is none).
+#[cfg(unix)]
+#[allow(clippy::cast_sign_loss)]
+fn access_stamp_epoch(stamp: &Path) -> u64 {
+    use std::os::unix::fs::MetadataExt;
+    std::fs::metadata(stamp).map_or(0, |m| {
+        m.ino().rotate_left(32) ^ (m.mtime_nsec() as u64) ^ (m.mtime() as u64).rotate_left(17) ^ m.dev()
+    })
+}
+
+#[cfg(not(unix))]
+fn access_stamp_epoch(stamp: &Path) -> u64 {
+    std::fs::metadata(stamp)
+        .and_then(|m| m.modified())
+        .ok()
+        .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+        .map_or(0, |d| d.as_nanos() as u64)
 }
 
 /// Creates the database file with mode 0600 if it does not exist yet.
@@ -271,7 +314,7 @@ fn truncate_wal(conn: &Connection, why: &str) {
     }
 }
 
-fn writer_loop(mut conn: Connection, wal: &Path, rx: &mpsc::Receiver<Job>, spool: &spool::Spool) {
+fn writer_loop(mut conn: Connection, wal: &Path, stamp: &Path, rx: &mpsc::Receiver<Job>, spool: &spool::Spool) {
     let mut group: Vec<Job> = Vec::with_capacity(MAX_GROUP);
     let mut groups_since_check = 0u32;
     // Spooled read entries whose commit failed, retried with the next group.
@@ -307,6 +350,15 @@ fn writer_loop(mut conn: Connection, wal: &Path, rx: &mpsc::Receiver<Job>, spool
         if erased {
             truncate_wal(&conn, "after an erasure");
             groups_since_check = 0;
+        }
+        // Before anyone hears "done", so that a CLI change is visible to a
+        // running server by the time the command returns.
+        let access = group
+            .iter()
+            .zip(&results)
+            .any(|(job, r)| r.is_ok() && job.ops.iter().any(WriteOp::changes_access));
+        if access {
+            replace_access_stamp(stamp);
         }
         // Under a steady stream of reads, SQLite's own (passive) checkpoints
         // never get to restart the WAL, which then grows without bound:
@@ -411,6 +463,10 @@ fn commit_group(conn: &mut Connection, group: &[Job], spooled: &spool::Batch) ->
 impl Store for SqliteStore {
     fn backend(&self) -> &'static str {
         "sqlite"
+    }
+
+    fn access_epoch(&self) -> u64 {
+        access_stamp_epoch(&self.access_stamp)
     }
 
     async fn append_read_audit(&self, records: Vec<AuditRecord>) -> StoreResult<()> {
