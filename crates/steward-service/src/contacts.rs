@@ -412,14 +412,7 @@ impl Service {
         // A person erased before is not silently re-created: the writer
         // checks the proof of erasure in the creating transaction (its
         // cache is warm; a reader's is emptied by every commit).
-        if let Some(email) = fields.get("email") {
-            ops.insert(
-                0,
-                WriteOp::RequireNotErased {
-                    identifier_hash: self.identifier_hash(email),
-                },
-            );
-        }
+        ops.splice(0..0, self.erasure_guards(fields.iter()));
         let id = row.subject_id;
         ops.push(self.audit_ok(
             ctx,
@@ -544,7 +537,18 @@ impl Service {
             expected_version: row.version,
             terms,
         };
-        match self.store.write(vec![update, audit]).await {
+        // Setting an identifier to an erased person's (PATCH, rectification)
+        // must not bring them back any more than a create may.
+        let old_fields = self.open_fields(&row, &key, |f| changes.contains_key(f))?;
+        let set: Vec<(&String, &String)> = changes
+            .iter()
+            .filter_map(|(k, v)| v.as_ref().map(|v| (k, v)))
+            .filter(|(k, v)| old_fields.get(*k) != Some(*v))
+            .collect();
+        let mut ops = self.erasure_guards(set.into_iter());
+        ops.push(update);
+        ops.push(audit);
+        match self.store.write(ops).await {
             Ok(()) => {}
             Err(StoreError::Duplicate) => return Err(Self::conflict_for(self.duplicate_field(id, &fields).await?)),
             Err(StoreError::NotFound) => return Err(ServiceError::NotFound("contact")),
@@ -661,6 +665,20 @@ impl Service {
         .await
     }
 
+    /// The ops that refuse a write (in its own transaction, with
+    /// [`StoreError::Erased`]) if it sets an identifier of a person whose
+    /// data was erased: every write that sets one — create, update, import,
+    /// rectification, public consent — goes through here. Erasure keeps a
+    /// proof of the e-mail address, so that is the identifier checked.
+    pub(crate) fn erasure_guards<'a>(&self, fields: impl Iterator<Item = (&'a String, &'a String)>) -> Vec<WriteOp> {
+        fields
+            .filter(|(name, _)| name.as_str() == "email")
+            .map(|(_, value)| WriteOp::RequireNotErased {
+                identifier_hash: self.identifier_hash(value),
+            })
+            .collect()
+    }
+
     /// A new contact with its own data key: the row (fields sealed), its
     /// stored key, and the ops that insert both with the index terms.
     fn new_contact_ops(
@@ -706,6 +724,7 @@ impl Service {
             return Err(ServiceError::Invalid(errors));
         }
         let (row, stored_key, mut ops) = self.new_contact_ops(purposes, &fields)?;
+        ops.splice(0..0, self.erasure_guards(fields.iter()));
         let id = row.subject_id;
         let mut audit = steward_audit::AuditRecord::new(
             row.created_at,

@@ -538,6 +538,52 @@ async fn erasure_leaves_nothing_to_read_or_decrypt(app: &TestApp) {
         "the refusal does not echo the address: {}",
         r.text
     );
+    // Nor brought back by giving another contact the erased address: not
+    // with PATCH, not through a rectification request.
+    let other = app
+        .create_contact(
+            "support",
+            json!({"given_name": "Other", "email": "other.zx@example.org", "purposes": ["customer_service"]}),
+        )
+        .await;
+    let other_path = format!("/api/v1/contacts/{other}");
+    let r = app
+        .call(
+            reqwest::Method::PATCH,
+            &other_path,
+            Some("support"),
+            None,
+            Some(json!({"email": "ERASE.ME.ZX@example.org"})),
+        )
+        .await;
+    assert_problem(&r, 409);
+    assert!(!r.text.to_lowercase().contains("erase.me.zx"), "{}", r.text);
+    let rect = created(
+        app,
+        json!({"kind": "rectification", "regime": "gdpr", "subject": {"contact_id": other},
+               "details": {"changes": {"email": "erase.me.zx@example.org"}}}),
+    )
+    .await;
+    step(app, &rect, "verify", json!({})).await;
+    let r = step(app, &rect, "fulfill", json!({})).await;
+    assert_problem(&r, 409);
+    assert!(!r.text.to_lowercase().contains("erase.me.zx"), "{}", r.text);
+    assert_eq!(
+        app.get(&other_path, "support").await.body["email"],
+        "other.zx@example.org",
+        "the refused writes changed nothing"
+    );
+    // Other changes to that contact, and keeping its own address, still work.
+    let r = app
+        .call(
+            reqwest::Method::PATCH,
+            &other_path,
+            Some("support"),
+            None,
+            Some(json!({"email": "other.zx@example.org", "given_name": "Otto"})),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
 
     // The audit trail keeps the (pseudonymous) history and still verifies.
     let actions = audit_actions(app, &contact).await;
