@@ -179,12 +179,18 @@ fn schemas(inv: &Inventory) -> Value {
             "status": {"type": "string", "enum": ["granted", "withdrawn", "pending"]}, "granted": {"type": "boolean"},
             "recorded_at": {"type": "string", "format": "date-time"}, "source": {"type": "string"},
             "notice_version": {"type": ["string", "null"]}, "expires_at": {"type": ["string", "null"]},
-            "confirmation_token": {"type": "string"}}},
+            "confirmation_token": {"type": "string", "description": "only when the server runs with --dev-return-tokens"}}},
         "ConsentList": {"type": "object", "properties": {"items": {"type": "array", "items": {"$ref": "#/components/schemas/Consent"}},
             "current": {"type": "object", "additionalProperties": {"type": "object"}}}},
         "PublicConsent": {"type": "object", "required": ["email", "purpose", "granted"], "additionalProperties": false, "properties": {
             "email": {"type": "string", "format": "email"}, "purpose": {"type": "string"}, "granted": {"type": "boolean"},
             "notice_version": {"type": "string"}}},
+        "PublicConsentAccepted": {"type": "object", "required": ["status", "gpc"], "properties": {
+            "status": {"type": "string", "enum": ["pending_confirmation", "accepted"]}, "gpc": {"type": "boolean"},
+            "confirmation_token": {"type": "string", "description": "only when the server runs with --dev-return-tokens"}}},
+        "ConsentConfirmation": {"type": "object", "required": ["token"], "additionalProperties": false, "properties": {
+            "token": {"type": "string", "minLength": 1}}},
+        "ConsentConfirmed": {"type": "object", "required": ["confirmed"], "properties": {"confirmed": {"type": "boolean"}}},
         "Health": {"type": "object", "properties": {"status": {"type": "string"}}},
         "OpenApi": {"type": "object"},
         "Problem": {"type": "object", "required": ["type", "title", "status", "detail"], "properties": {

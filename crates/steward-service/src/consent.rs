@@ -17,12 +17,12 @@ use chrono::{DateTime, Duration, Utc};
 use rand::RngCore;
 use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
-use steward_audit::{Actor, AuditRecord, Outcome};
 use steward_crypto::FieldAad;
 use steward_domain::inventory::{LawfulBasis, CONTACT};
 use steward_domain::{SubjectId, Verb};
 pub use steward_store::NoticeRow;
 use steward_store::{ConsentRow, ContactRow, StoreError, WriteOp};
+use zeroize::Zeroizing;
 
 use crate::auth::Principal;
 use crate::context::RequestContext;
@@ -33,8 +33,6 @@ use crate::Service;
 /// sharing of personal information (and of Global Privacy Control).
 pub const SALE_SHARING: &str = "sale_sharing";
 const CONSENT_RECORD: &str = "consent";
-/// How long a double opt-in confirmation token stays valid.
-const CONFIRMATION_DAYS: i64 = 7;
 /// Public endpoint: requests per address per minute.
 const PUBLIC_LIMIT: usize = 20;
 
@@ -80,15 +78,6 @@ pub struct ConsentState {
     pub expires_at: Option<DateTime<Utc>>,
 }
 
-/// What the public endpoint answers: the same shape whether or not the
-/// e-mail address was known, so it reveals nothing.
-#[derive(Debug, Clone)]
-pub struct PublicConsentOutcome {
-    pub status: &'static str,
-    pub gpc_opt_out: bool,
-    pub confirmation_token: Option<String>,
-}
-
 #[derive(Default)]
 pub(crate) struct PublicLimiter(Mutex<HashMap<String, VecDeque<Instant>>>);
 
@@ -125,6 +114,13 @@ impl PublicLimiter {
         q.push_back(now);
         true
     }
+}
+
+/// A new one-time code: 32 random bytes, base64url.
+pub(crate) fn one_time_code() -> Zeroizing<String> {
+    let mut secret = Zeroizing::new([0u8; 32]);
+    rand::rngs::OsRng.fill_bytes(secret.as_mut());
+    Zeroizing::new(base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(secret.as_ref()))
 }
 
 fn hex(b: &[u8]) -> String {
@@ -178,7 +174,7 @@ pub fn current_state(records: &[ConsentRow], now: DateTime<Utc>) -> Vec<ConsentS
 }
 
 /// The denormalised state kept on the contact: purposes with a grant.
-fn consented(records: &[ConsentRow], now: DateTime<Utc>) -> Vec<(String, Option<DateTime<Utc>>)> {
+pub(crate) fn consented(records: &[ConsentRow], now: DateTime<Utc>) -> Vec<(String, Option<DateTime<Utc>>)> {
     current_state(records, now)
         .into_iter()
         .filter(|s| s.status == "granted")
@@ -209,7 +205,7 @@ impl Service {
         Ok(())
     }
 
-    async fn notice_of(&self, version: Option<&str>) -> ServiceResult<Option<NoticeRow>> {
+    pub(crate) async fn notice_of(&self, version: Option<&str>) -> ServiceResult<Option<NoticeRow>> {
         let Some(v) = version else { return Ok(None) };
         let notice = self.store.list_notices().await?.into_iter().find(|n| n.version == v);
         notice
@@ -217,14 +213,16 @@ impl Service {
             .ok_or_else(|| ServiceError::invalid("notice_version", "is not a published privacy-notice version"))
     }
 
-    /// Builds a consent record for `row` (sealing the evidence) and the ops
-    /// that store it with the recomputed consent state.
-    async fn consent_ops(
+    /// Builds a consent record for `row`, sealing its evidence. A grant
+    /// with double opt-in is pending, with the hash of the returned
+    /// one-time token, for `confirmation_days`.
+    pub(crate) async fn consent_row(
         &self,
         row: &ContactRow,
         input: &ConsentInput,
         recorded_by: Option<&Principal>,
-    ) -> ServiceResult<(ConsentRow, Option<String>, Vec<WriteOp>)> {
+        confirmation_days: i64,
+    ) -> ServiceResult<(ConsentRow, Option<Zeroizing<String>>)> {
         self.validate_consent(row, input)?;
         let source = input.source.as_deref().unwrap_or("api").trim().to_string();
         if source.is_empty() || source.chars().count() > 100 || source.chars().any(char::is_control) {
@@ -254,12 +252,10 @@ impl Service {
             .and_then(|p| p.consent_valid_days);
         let mut token = None;
         let (status, confirmation_hash, confirmation_expires_at) = if input.granted && input.double_opt_in {
-            let mut secret = [0u8; 32];
-            rand::rngs::OsRng.fill_bytes(&mut secret);
-            let t = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(secret);
+            let t = one_time_code();
             let hash = self.crypto.labelled_hash("consent-confirmation", t.as_bytes());
             token = Some(t);
-            ("pending", Some(hash), Some(now + Duration::days(CONFIRMATION_DAYS)))
+            ("pending", Some(hash), Some(now + Duration::days(confirmation_days)))
         } else if input.granted {
             ("granted", None, None)
         } else {
@@ -283,16 +279,27 @@ impl Service {
             confirmation_expires_at,
             confirmed_at: None,
         };
+        Ok((record, token))
+    }
+
+    /// The ops that store `records` of `row`'s subject with the consent
+    /// state recomputed over its whole history.
+    pub(crate) async fn consent_write_ops(
+        &self,
+        row: &ContactRow,
+        records: Vec<ConsentRow>,
+    ) -> ServiceResult<Vec<WriteOp>> {
         let mut history = self.store.list_consents(row.subject_id).await?;
-        history.push(record.clone());
-        let ops = vec![
-            WriteOp::InsertConsent(Box::new(record.clone())),
-            WriteOp::SetConsentState {
-                subject_id: row.subject_id,
-                consented: consented(&history, now),
-            },
-        ];
-        Ok((record, token, ops))
+        history.extend(records.iter().cloned());
+        let mut ops: Vec<WriteOp> = records
+            .into_iter()
+            .map(|r| WriteOp::InsertConsent(Box::new(r)))
+            .collect();
+        ops.push(WriteOp::SetConsentState {
+            subject_id: row.subject_id,
+            consented: consented(&history, Utc::now()),
+        });
+        Ok(ops)
     }
 
     fn consent_view(&self, r: &ConsentRow, row: &ContactRow, with_evidence: bool) -> ServiceResult<ConsentView> {
@@ -342,8 +349,10 @@ impl Service {
     }
 
     /// Records a consent (granted or withdrawn) given to staff. Withdrawal
-    /// takes effect on the next request. With double opt-in, the grant waits
-    /// for the returned one-time token to be confirmed.
+    /// takes effect on the next request. With double opt-in the grant is
+    /// pending: a one-time code is e-mailed (through the sealed outbox) to
+    /// the contact's address, and the grant counts once the subject
+    /// confirms it. The code is returned only with development tokens on.
     pub async fn record_consent(
         &self,
         ctx: &RequestContext,
@@ -352,14 +361,34 @@ impl Service {
     ) -> ServiceResult<(ConsentView, Option<String>)> {
         self.guard(ctx, "consent.record", Some(subject), async {
             let row = self.consent_subject(ctx, subject, Verb::Write).await?;
-            let (record, token, mut ops) = self.consent_ops(&row, &input, Some(&ctx.principal)).await?;
+            let days = self.settings().await?.consent_confirmation_days;
+            let (record, token) = self.consent_row(&row, &input, Some(&ctx.principal), days).await?;
+            let mail = match &token {
+                Some(code) => {
+                    let key = self.key_of(&row)?;
+                    let email = self.open_fields_pub(&row, &key, "email")?.ok_or_else(|| {
+                        ServiceError::invalid(
+                            "double_opt_in",
+                            "the contact has no e-mail address to send the confirmation to",
+                        )
+                    })?;
+                    Some(self.queue_mail(
+                        "consent.confirmation",
+                        &crate::optin::confirmation_message(&self.inventory, email, &input.purpose, code, days),
+                    )?)
+                }
+                None => None,
+            };
             let action = if input.granted {
                 "consent.grant"
             } else {
                 "consent.withdraw"
             };
+            let mut ops = self.consent_write_ops(&row, vec![record.clone()]).await?;
+            ops.extend(mail);
             ops.push(self.audit_ok(ctx, action, Some(subject), &[record.id], vec![input.purpose.clone()]));
             self.store.write(ops).await?;
+            let token = token.filter(|_| self.development_tokens()).map(|t| t.to_string());
             Ok((self.consent_view(&record, &row, false)?, token))
         })
         .await
@@ -505,172 +534,6 @@ impl Service {
             public_key: Some(self.crypto.receipt_key().jwk_thumbprint()),
         };
         build_receipt(&input)
-    }
-
-    /// Confirms a double opt-in with its one-time token (no staff login).
-    pub async fn confirm_consent(&self, token: &str, client: Option<String>) -> ServiceResult<()> {
-        self.public.check(client.as_deref())?;
-        let hash = self
-            .crypto
-            .labelled_hash("consent-confirmation", token.trim().as_bytes());
-        let invalid = || ServiceError::NotFound("confirmation");
-        let pending = self
-            .store
-            .find_consent_by_confirmation(&hash)
-            .await?
-            .ok_or_else(invalid)?;
-        let now = Utc::now();
-        if pending.confirmation_expires_at.is_some_and(|e| e <= now) {
-            return Err(invalid());
-        }
-        let row = self.store.get_contact(pending.subject_id).await?.ok_or_else(invalid)?;
-        let valid_days = self
-            .inventory
-            .purpose(&pending.purpose)
-            .and_then(|p| p.consent_valid_days);
-        let id = uuid::Uuid::now_v7();
-        // Evidence of the confirmation itself, sealed for the new record.
-        let key = self.key_of(&row)?;
-        let aad = FieldAad {
-            record_type: CONSENT_RECORD,
-            record_id: id.as_bytes(),
-            field: "evidence",
-            subject_id: row.subject_id.as_bytes(),
-        };
-        let evidence =
-            json!({"ip": client, "user_agent": null, "note": format!("confirms pending consent {}", pending.id)});
-        let sealed = self
-            .crypto
-            .seal(&key, &aad, &evidence.to_string())
-            .map_err(|e| ServiceError::Internal(e.to_string()))?;
-        let granted = ConsentRow {
-            id,
-            evidence: Some(sealed),
-            status: "granted".into(),
-            recorded_at: now,
-            source: "double opt-in confirmation".into(),
-            expires_at: valid_days.map(|d| now + Duration::days(i64::from(d))),
-            confirmation_hash: None,
-            confirmation_expires_at: None,
-            confirmed_at: Some(now),
-            recorded_by: None,
-            ..pending.clone()
-        };
-        let mut history = self.store.list_consents(row.subject_id).await?;
-        history.push(granted.clone());
-        let mut audit = AuditRecord::new(now, Actor::anonymous(), "consent.confirm", Outcome::Ok);
-        audit.subject_id = Some(*row.subject_id.as_uuid());
-        audit.record_ids = vec![pending.id, granted.id];
-        audit.purpose = Some(pending.purpose.clone());
-        audit.client = client;
-        match self
-            .store
-            .write(vec![
-                WriteOp::UseConsentConfirmation { hash, at: now },
-                WriteOp::InsertConsent(Box::new(granted)),
-                WriteOp::SetConsentState {
-                    subject_id: row.subject_id,
-                    consented: consented(&history, now),
-                },
-                WriteOp::AppendAudit(Box::new(audit)),
-            ])
-            .await
-        {
-            Err(StoreError::NotFound) => Err(invalid()),
-            other => other.map_err(ServiceError::from),
-        }
-    }
-
-    /// The public consent endpoint (web forms; no staff login; rate
-    /// limited). Finds the contact by e-mail address, or — for a grant —
-    /// creates one collected for that purpose; records the consent with its
-    /// evidence; and with Global Privacy Control (`Sec-GPC: 1`) also records
-    /// an opt-out of sale and sharing.
-    pub async fn public_consent(
-        &self,
-        email: &str,
-        mut input: ConsentInput,
-        gpc: bool,
-    ) -> ServiceResult<PublicConsentOutcome> {
-        self.public.check(input.ip.as_deref())?;
-        let normal = steward_domain::records::normalise_contact_field(
-            &self.inventory,
-            "email",
-            &Value::String(email.to_string()),
-        )
-        .map_err(|e| ServiceError::Invalid(vec![e]))?;
-        if input.purpose != SALE_SHARING {
-            let basis = self.inventory.purpose(&input.purpose).map(|p| p.lawful_basis);
-            if basis != Some(LawfulBasis::Consent) {
-                return Err(ServiceError::invalid("purpose", "is not a consent-based purpose"));
-            }
-        }
-        input.source.get_or_insert_with(|| "web form".to_string());
-        let existing = self.contact_by_email(&normal).await?;
-        let row = match existing {
-            Some(r) => Some(r),
-            None if input.granted && input.purpose != SALE_SHARING => {
-                Some(self.create_public_contact(&normal, &input.purpose).await?)
-            }
-            None => None,
-        };
-        let Some(mut row) = row else {
-            // A withdrawal for an unknown address: nothing to record, same answer.
-            return Ok(PublicConsentOutcome {
-                status: "accepted",
-                gpc_opt_out: gpc,
-                confirmation_token: None,
-            });
-        };
-        if input.granted && input.purpose != SALE_SHARING && !row.purposes.contains(&input.purpose) {
-            row = self.add_collection_purpose(row, &input.purpose).await?;
-        }
-        let mut ops = Vec::new();
-        let (record, token, consent_ops) = self.consent_ops(&row, &input, None).await?;
-        ops.extend(consent_ops);
-        let mut ids = vec![record.id];
-        if gpc && (input.purpose != SALE_SHARING || input.granted) {
-            let opt_out = ConsentInput {
-                purpose: SALE_SHARING.into(),
-                granted: false,
-                source: Some("global privacy control".into()),
-                ..input.clone()
-            };
-            let (r2, _, more) = self.consent_ops(&row, &opt_out, None).await?;
-            ids.push(r2.id);
-            // The second state op supersedes the first: recompute over both.
-            ops.retain(|op| !matches!(op, WriteOp::SetConsentState { .. }));
-            ops.extend(more.into_iter().filter(|op| matches!(op, WriteOp::InsertConsent(_))));
-            let mut history = self.store.list_consents(row.subject_id).await?;
-            history.push(record.clone());
-            history.push(r2);
-            ops.push(WriteOp::SetConsentState {
-                subject_id: row.subject_id,
-                consented: consented(&history, Utc::now()),
-            });
-        }
-        let mut audit = AuditRecord::new(
-            Utc::now(),
-            Actor::anonymous(),
-            if input.granted {
-                "consent.grant"
-            } else {
-                "consent.withdraw"
-            },
-            Outcome::Ok,
-        );
-        audit.subject_id = Some(*row.subject_id.as_uuid());
-        audit.record_ids = ids;
-        audit.purpose = Some(input.purpose.clone());
-        audit.client = input.ip.clone();
-        audit.reason = gpc.then(|| "Sec-GPC: 1 honoured as an opt-out of sale and sharing".into());
-        ops.push(WriteOp::AppendAudit(Box::new(audit)));
-        self.store.write(ops).await?;
-        Ok(PublicConsentOutcome {
-            status: "accepted",
-            gpc_opt_out: gpc,
-            confirmation_token: token,
-        })
     }
 
     pub(crate) async fn contact_by_email(&self, normal: &str) -> ServiceResult<Option<ContactRow>> {

@@ -167,7 +167,7 @@ impl Service {
 
     /// Data minimisation: every stored field must be needed by at least one
     /// collection purpose.
-    fn check_minimal<'a>(
+    pub(crate) fn check_minimal<'a>(
         &self,
         record_type: &str,
         fields: impl Iterator<Item = &'a String>,
@@ -681,7 +681,7 @@ impl Service {
 
     /// A new contact with its own data key: the row (fields sealed), its
     /// stored key, and the ops that insert both with the index terms.
-    fn new_contact_ops(
+    pub(crate) fn new_contact_ops(
         &self,
         purposes: Vec<String>,
         fields: &BTreeMap<String, String>,
@@ -711,56 +711,6 @@ impl Service {
             ops.push(WriteOp::InsertSubjectKey { subject_id: id, key: k });
         }
         Ok((row, stored_key, ops))
-    }
-
-    /// Creates a contact from a data subject's own request (public consent
-    /// endpoint): only the e-mail address, collected for `purpose`.
-    pub(crate) async fn create_public_contact(&self, email: &str, purpose: &str) -> ServiceResult<ContactRow> {
-        let mut fields = BTreeMap::new();
-        fields.insert("email".to_string(), email.to_string());
-        let purposes = vec![purpose.to_string()];
-        let errors = self.check_minimal(CONTACT, fields.keys(), &purposes);
-        if !errors.is_empty() {
-            return Err(ServiceError::Invalid(errors));
-        }
-        let (row, stored_key, mut ops) = self.new_contact_ops(purposes, &fields)?;
-        ops.splice(0..0, self.erasure_guards(fields.iter()));
-        let id = row.subject_id;
-        let mut audit = steward_audit::AuditRecord::new(
-            row.created_at,
-            steward_audit::Actor::anonymous(),
-            "contact.create",
-            steward_audit::Outcome::Ok,
-        );
-        audit.subject_id = Some(*id.as_uuid());
-        audit.record_ids = vec![*id.as_uuid()];
-        audit.fields = vec!["email".into()];
-        audit.purpose = Some(purpose.to_string());
-        audit.reason = Some("created by the data subject through the public consent endpoint".into());
-        ops.push(WriteOp::AppendAudit(Box::new(audit)));
-        self.store.write(ops).await?;
-        Ok(ContactRow { key: stored_key, ..row })
-    }
-
-    /// Adds a collection purpose to a contact (the subject consented to it).
-    pub(crate) async fn add_collection_purpose(&self, row: ContactRow, purpose: &str) -> ServiceResult<ContactRow> {
-        let key = self.key_of(&row)?;
-        let fields = self.open_fields(&row, &key, |_| true)?;
-        let mut purposes = row.purposes.clone();
-        purposes.push(purpose.to_string());
-        let new_row = ContactRow {
-            purposes,
-            updated_at: Utc::now().max(row.updated_at),
-            version: row.version + 1,
-            ..row.clone()
-        };
-        let op = WriteOp::UpdateContact {
-            row: new_row.clone(),
-            expected_version: row.version,
-            terms: self.index_terms(&fields),
-        };
-        self.store.write(vec![op]).await?;
-        Ok(new_row)
     }
 
     /// One decrypted field of a stored contact, if present.

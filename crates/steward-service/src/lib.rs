@@ -16,6 +16,7 @@ pub mod dsr;
 pub mod error;
 pub mod keys;
 pub mod mfa;
+pub mod optin;
 pub mod outbox;
 pub mod rotation;
 pub mod settings;
@@ -103,6 +104,9 @@ pub struct Service {
     pub(crate) auth: auth::AuthState,
     pub(crate) public: consent::PublicLimiter,
     pub(crate) hash_permits: Semaphore,
+    /// Development only: return double opt-in codes to the caller as well
+    /// as e-mailing them (see [`Service::set_development_tokens`]).
+    development_tokens: std::sync::atomic::AtomicBool,
 }
 
 /// How a service is opened. The defaults are the only settings for real
@@ -180,7 +184,21 @@ impl Service {
             auth: auth::AuthState::default(),
             public: consent::PublicLimiter::default(),
             hash_permits: Semaphore::new(hashers),
+            development_tokens: std::sync::atomic::AtomicBool::new(false),
         })
+    }
+
+    /// For development only (`steward serve --dev-return-tokens`): the
+    /// one-time codes of double opt-in, which are always e-mailed through
+    /// the outbox, are also returned to the caller, so a developer without
+    /// a mail relay can confirm. Never in production: whoever submits a
+    /// form could then confirm a stranger's consent.
+    pub fn set_development_tokens(&self, on: bool) {
+        self.development_tokens.store(on, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    pub(crate) fn development_tokens(&self) -> bool {
+        self.development_tokens.load(std::sync::atomic::Ordering::Relaxed)
     }
 
     #[must_use]

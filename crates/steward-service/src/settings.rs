@@ -58,6 +58,12 @@ pub const SETTINGS: &[SettingSpec] = &[
         kind: Kind::Int(1, 100),
     },
     SettingSpec {
+        name: "consent_confirmation_days",
+        default: "7",
+        description: "How long the one-time code of a double opt-in stays valid",
+        kind: Kind::Int(1, 30),
+    },
+    SettingSpec {
         name: "lockout_minutes",
         default: "15",
         description: "How long a locked account stays locked",
@@ -74,6 +80,7 @@ pub struct Settings {
     pub session_absolute_hours: i64,
     pub lockout_threshold: u32,
     pub lockout_minutes: i64,
+    pub consent_confirmation_days: i64,
 }
 
 impl Default for Settings {
@@ -118,6 +125,7 @@ impl Settings {
             session_absolute_hours: int("session_absolute_hours"),
             lockout_threshold: u32::try_from(int("lockout_threshold")).unwrap_or(5),
             lockout_minutes: int("lockout_minutes"),
+            consent_confirmation_days: int("consent_confirmation_days"),
         }
     }
 }

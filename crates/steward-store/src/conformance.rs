@@ -48,7 +48,7 @@ macro_rules! all_conformance_tests {
             user_updates_and_lockout, credentials_and_steps, recovery_codes, training_records, settings_upsert,
             consent_records_and_notices,
             restriction_of_processing, data_subject_requests, read_audit_entries,
-            legal_hold_guard, audit_queries_by_subject, erasure_proof_guard);
+            legal_hold_guard, audit_queries_by_subject, erasure_proof_guard, pending_consents_are_used_once);
     };
 }
 
@@ -1055,6 +1055,66 @@ pub async fn erasure_proof_guard(store: &dyn Store) {
         .await
         .expect("a never-erased identity");
     assert!(store.get_contact(c.subject_id).await.expect("get").is_some());
+}
+
+/// A pending public consent is found by its code's hash, can be used once
+/// and only before it expires, and expired ones are purged.
+pub async fn pending_consents_are_used_once(store: &dyn Store) {
+    let pending = |hash: &[u8], expires: i64| crate::PendingConsentRow {
+        token_hash: hash.to_vec(),
+        id: uuid::Uuid::now_v7(),
+        sealed: "sealed:v1:opaque".into(),
+        created_at: t(0),
+        expires_at: t(expires),
+        used_at: None,
+    };
+    let a = pending(b"code-a", 100);
+    let b = pending(b"code-b", 10);
+    for p in [&a, &b] {
+        store
+            .write(vec![WriteOp::PutPendingConsent(Box::new(p.clone()))])
+            .await
+            .expect("put");
+    }
+    assert_eq!(
+        store.get_pending_consent(b"code-a").await.expect("get"),
+        Some(a.clone())
+    );
+    assert_eq!(store.get_pending_consent(b"nope").await.expect("get"), None);
+    let use_at = |hash: &[u8], at: i64| WriteOp::UsePendingConsent {
+        token_hash: hash.to_vec(),
+        at: t(at),
+    };
+    // Expired: refused, and nothing else of the batch is written.
+    let c = contact(&[]);
+    let r = store
+        .write(vec![
+            use_at(b"code-b", 20),
+            WriteOp::InsertContact {
+                row: c.clone(),
+                terms: vec![],
+            },
+        ])
+        .await;
+    assert!(matches!(r, Err(StoreError::NotFound)), "{r:?}");
+    assert!(store.get_contact(c.subject_id).await.expect("get").is_none());
+    store.write(vec![use_at(b"code-a", 50)]).await.expect("first use");
+    let used = store.get_pending_consent(b"code-a").await.expect("get").expect("row");
+    assert_eq!(used.used_at, Some(t(50)));
+    assert!(matches!(
+        store.write(vec![use_at(b"code-a", 51)]).await,
+        Err(StoreError::NotFound)
+    ));
+    assert!(matches!(
+        store.write(vec![use_at(b"unknown", 51)]).await,
+        Err(StoreError::NotFound)
+    ));
+    store
+        .write(vec![WriteOp::PurgePendingConsents { before: t(50) }])
+        .await
+        .expect("purge");
+    assert_eq!(store.get_pending_consent(b"code-b").await.expect("get"), None);
+    assert!(store.get_pending_consent(b"code-a").await.expect("get").is_some());
 }
 
 /// Queries by subject, actor and time over a log long enough that the

@@ -141,6 +141,20 @@ pub struct DsrVerificationRow {
     pub used_at: Option<DateTime<Utc>>,
 }
 
+/// A grant made through the public consent endpoint, waiting for the
+/// person to confirm it with the one-time code e-mailed to them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PendingConsentRow {
+    /// The keyed hash of the one-time code.
+    pub token_hash: Vec<u8>,
+    pub id: uuid::Uuid,
+    /// The request (address, purpose, evidence), sealed by the service.
+    pub sealed: String,
+    pub created_at: DateTime<Utc>,
+    pub expires_at: DateTime<Utc>,
+    pub used_at: Option<DateTime<Utc>>,
+}
+
 /// A data-subject request.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DsrRow {
@@ -452,6 +466,18 @@ pub enum WriteOp {
     PutExportBundle(Box<ExportBundleRow>),
     /// Inserts or replaces a verification link (replacing marks it used).
     PutDsrVerification(Box<DsrVerificationRow>),
+    PutPendingConsent(Box<PendingConsentRow>),
+    /// Marks a pending consent used: [`StoreError::NotFound`] unless it
+    /// exists, is unused and has not expired at `at` (so a code works once,
+    /// even when two confirmations race).
+    UsePendingConsent {
+        token_hash: Vec<u8>,
+        at: DateTime<Utc>,
+    },
+    /// Deletes pending consents that expired before `before`.
+    PurgePendingConsents {
+        before: DateTime<Utc>,
+    },
     /// Records that an identifier was erased (kept once; later erasures of
     /// the same identifier keep the first proof).
     InsertErasureProof {
@@ -639,6 +665,7 @@ pub trait Store: Send + Sync + 'static {
     async fn list_outbox(&self, unsent_only: bool) -> StoreResult<Vec<OutboxRow>>;
     async fn get_export_bundle(&self, dsr_id: uuid::Uuid) -> StoreResult<Option<ExportBundleRow>>;
     async fn get_dsr_verification(&self, token_hash: &[u8]) -> StoreResult<Option<DsrVerificationRow>>;
+    async fn get_pending_consent(&self, token_hash: &[u8]) -> StoreResult<Option<PendingConsentRow>>;
     /// The proof of an earlier erasure of this identifier: (request, when).
     async fn erasure_proof(&self, identifier_hash: &[u8]) -> StoreResult<Option<(uuid::Uuid, DateTime<Utc>)>>;
     /// A subject's consent records, oldest first.

@@ -392,7 +392,8 @@ async fn migrations_are_idempotent_and_race_free() {
             (6, "dsr"),
             (7, "legal_holds"),
             (8, "outbox"),
-            (9, "export_bundles")
+            (9, "export_bundles"),
+            (10, "pending_consents")
         ]
         .map(|(v, n)| (v, n.to_string())),
         "each migration applied once"

@@ -83,6 +83,10 @@ pub struct ServeArgs {
     /// PEM private key for HTTPS.
     #[arg(long, requires = "tls_cert")]
     pub tls_key: Option<PathBuf>,
+    /// Development only: also return double opt-in codes to the caller (they
+    /// are always e-mailed through the outbox). Never in production.
+    #[arg(long, env = "STEWARD_DEV_RETURN_TOKENS", value_parser = clap::builder::FalseyValueParser::new())]
+    pub dev_return_tokens: bool,
 }
 
 #[derive(Debug, Subcommand)]
@@ -570,6 +574,13 @@ async fn serve(cli: &Cli, args: &ServeArgs) -> Result<ExitCode> {
     // Held while serving, so that `keys rotate` refuses to run meanwhile.
     let _lock = steward_service::rotation::lock_data_dir(&cli.data_dir, false)?;
     let service = open(cli).await?;
+    if args.dev_return_tokens {
+        service.set_development_tokens(true);
+        eprintln!(
+            "Warning: --dev-return-tokens is on: double opt-in codes are returned to whoever submits a consent; \
+             never use this in production."
+        );
+    }
     let listener = tokio::net::TcpListener::bind(args.listen)
         .await
         .with_context(|| format!("cannot listen on {}", args.listen))?;

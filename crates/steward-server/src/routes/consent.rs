@@ -171,12 +171,8 @@ pub async fn public_consent(
             .get(header::USER_AGENT)
             .and_then(|v| v.to_str().ok())
             .map(|s| s.chars().take(300).collect()),
-        double_opt_in: false,
+        double_opt_in: true,
     };
-    let double_opt_in = headers
-        .get("steward-double-opt-in")
-        .is_some_and(|v| v.as_bytes() == b"1");
-    let input = ConsentInput { double_opt_in, ..input };
     let out = s.service.public_consent(&b.email, input, gpc(&headers)).await?;
     let mut body = json!({ "status": out.status, "gpc": out.gpc_opt_out });
     if let (Some(t), Some(obj)) = (out.confirmation_token, body.as_object_mut()) {

@@ -11,6 +11,7 @@ crate::stories!(
     receipts_validate_and_verify,
     global_privacy_control,
     double_opt_in,
+    public_grant_waits_for_the_emailed_confirmation,
     notice_renewal,
     art30_record_lists_the_inventory,
 );
@@ -216,6 +217,12 @@ async fn global_privacy_control(app: &TestApp) {
         let r = send(email, header).await;
         assert_eq!(r.body["gpc"], false, "only the exact value 1 counts ({header:?})");
     }
+    // Each grant waits for its double opt-in; GPC's opt-out goes with it.
+    for email in ["gina@example.org", "nora@example.org"] {
+        let code = app.mailed_consent_code(email).await.expect("a code is mailed");
+        let r = app.confirm_consent(&code).await;
+        assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    }
     let find = |email: &str| {
         let path = format!("/api/v1/contacts?email={email}");
         async move {
@@ -287,7 +294,12 @@ async fn double_opt_in(app: &TestApp) {
     )
     .await;
     assert_eq!(r.body["status"], "pending", "{}", r.text);
-    let token = r.body["confirmation_token"].as_str().unwrap().to_string();
+    assert!(
+        r.body.get("confirmation_token").is_none(),
+        "the code goes to the subject's address, not to the caller: {}",
+        r.text
+    );
+    let token = app.mailed_consent_code("dora@example.org").await.expect("mailed");
     assert_problem(&app.get(&format!("/api/v1/contacts/{id}"), "marketing").await, 403);
     let confirm = |t: String| {
         let req = app
@@ -313,6 +325,168 @@ async fn double_opt_in(app: &TestApp) {
         .collect();
     assert_eq!(statuses, ["pending", "granted"]);
     assert_eq!(h.body["items"][1]["source"], "double opt-in confirmation");
+    // A contact without an address cannot be asked to confirm.
+    let bare = app
+        .create_contact(
+            "marketing",
+            json!({"given_name": "Nomail", "purposes": ["marketing_email"]}),
+        )
+        .await;
+    let r = consent(
+        app,
+        "marketing",
+        &bare,
+        json!({"purpose": "marketing_email", "granted": true, "double_opt_in": true}),
+    )
+    .await;
+    assert_problem(&r, 422);
+    // Development tokens (serve --dev-return-tokens) also return the code.
+    app.service.set_development_tokens(true);
+    let again = app
+        .create_contact(
+            "marketing",
+            json!({"email": "dev@example.org", "purposes": ["marketing_email"]}),
+        )
+        .await;
+    let r = consent(
+        app,
+        "marketing",
+        &again,
+        json!({"purpose": "marketing_email", "granted": true, "double_opt_in": true}),
+    )
+    .await;
+    app.service.set_development_tokens(false);
+    let returned = r.body["confirmation_token"]
+        .as_str()
+        .expect("returned in development")
+        .to_string();
+    assert_eq!(Some(returned.clone()), app.mailed_consent_code("dev@example.org").await);
+    assert_eq!(app.confirm_consent(&returned).await.status, StatusCode::OK);
+}
+
+async fn public(app: &TestApp, body: Value) -> crate::helpers::Resp {
+    app.call(Method::POST, "/api/v1/public/consents", None, None, Some(body))
+        .await
+}
+
+/// A consent given through the public endpoint is double opt-in: nothing
+/// is granted — for a known or an unknown address — until the person
+/// confirms with the code e-mailed to the address; the code works once and
+/// expires; the answers reveal nothing; a public withdrawal only narrows.
+async fn public_grant_waits_for_the_emailed_confirmation(app: &TestApp) {
+    let known = app
+        .create_contact(
+            "marketing",
+            json!({"given_name": "Kim", "email": "kim@example.org", "purposes": ["marketing_email"]}),
+        )
+        .await;
+    let known_path = format!("/api/v1/contacts/{known}");
+    let grant = |email: &str| json!({"email": email, "purpose": "marketing_email", "granted": true});
+    let a = public(app, grant("pat@example.org")).await;
+    let b = public(app, grant("kim@example.org")).await;
+    for r in [&a, &b] {
+        assert_eq!(r.status, StatusCode::ACCEPTED, "{}", r.text);
+        assert_eq!(r.body["status"], "pending_confirmation");
+        assert!(r.body.get("confirmation_token").is_none(), "{}", r.text);
+    }
+    assert_eq!(a.body, b.body, "known and unknown addresses get the same answer");
+    // Nothing is granted, and nobody is created, before confirmation.
+    assert_problem(&app.get(&known_path, "marketing").await, 403);
+    let h = app.get(&format!("{known_path}/consents"), "dpo").await;
+    assert!(h.body["current"].get("marketing_email").is_none(), "{}", h.text);
+    let pat = app.get("/api/v1/contacts?email=pat@example.org", "dpo").await;
+    assert_eq!(pat.body["items"].as_array().unwrap().len(), 0, "{}", pat.text);
+    // The codes went to the addresses, sealed in the outbox.
+    let pat_code = app.mailed_consent_code("pat@example.org").await.expect("mailed to pat");
+    let kim_code = app.mailed_consent_code("kim@example.org").await.expect("mailed to kim");
+    assert_ne!(pat_code, kim_code);
+    // Wrong codes are refused alike.
+    assert_problem(&app.confirm_consent("not-a-code").await, 404);
+    // Confirming makes the consent, and for an unknown address the contact.
+    let r = app.confirm_consent(&pat_code).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    let pat = app.get("/api/v1/contacts?email=pat@example.org", "dpo").await;
+    let pat_id = pat.body["items"][0]["id"]
+        .as_str()
+        .expect("created on confirmation")
+        .to_string();
+    assert_eq!(
+        app.get(&format!("/api/v1/contacts/{pat_id}"), "marketing").await.status,
+        StatusCode::OK
+    );
+    let h = app.get(&format!("/api/v1/contacts/{pat_id}/consents"), "dpo").await;
+    let items = h.body["items"].as_array().unwrap();
+    assert_eq!(items.len(), 1, "{}", h.text);
+    assert_eq!(items[0]["status"], "granted");
+    assert_eq!(items[0]["source"], "web form (double opt-in)");
+    assert!(items[0]["confirmed_at"].is_string());
+    assert!(
+        items[0]["evidence"]["note"].as_str().unwrap().contains("one-time code"),
+        "the evidence records the confirmation: {}",
+        h.text
+    );
+    // A code works once.
+    assert_problem(&app.confirm_consent(&pat_code).await, 404);
+    // An expired code does not work.
+    app.exec_sql(
+        "UPDATE pending_consents SET expires_at = 1",
+        "UPDATE pending_consents SET expires_at = 1",
+    )
+    .await;
+    assert_problem(&app.confirm_consent(&kim_code).await, 404);
+    assert_problem(&app.get(&known_path, "marketing").await, 403);
+    // A fresh request, confirmed, grants for the known contact.
+    public(app, grant("kim@example.org")).await;
+    let code = app.mailed_consent_code("kim@example.org").await.unwrap();
+    assert_ne!(code, kim_code);
+    assert_eq!(app.confirm_consent(&code).await.status, StatusCode::OK);
+    assert_eq!(app.get(&known_path, "marketing").await.status, StatusCode::OK);
+    // A public withdrawal needs no code: it can only narrow processing.
+    let r = public(
+        app,
+        json!({"email": "kim@example.org", "purpose": "marketing_email", "granted": false}),
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::ACCEPTED, "{}", r.text);
+    assert_eq!(r.body["status"], "accepted");
+    assert_problem(&app.get(&known_path, "marketing").await, 403);
+    // The confirmation expiry is a setting.
+    let r = app
+        .call(
+            Method::PUT,
+            "/api/v1/settings",
+            Some("admin"),
+            None,
+            Some(json!({"consent_confirmation_days": 2})),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    public(app, grant("lee@example.org")).await;
+    let mail = app.service.outbox(true).await.unwrap();
+    let last = mail.iter().rev().find(|m| m.message.to == "lee@example.org").unwrap();
+    assert!(last.message.body.contains("within 2 days"), "{}", last.message.body);
+    // Development tokens return the code to the form too.
+    app.service.set_development_tokens(true);
+    let r = public(app, grant("dev2@example.org")).await;
+    app.service.set_development_tokens(false);
+    let code = r.body["confirmation_token"]
+        .as_str()
+        .expect("returned in development")
+        .to_string();
+    assert_eq!(app.confirm_consent(&code).await.status, StatusCode::OK);
+    // Nothing of the address rests in plaintext in the pending table.
+    if app.backend == crate::helpers::Backend::Sqlite {
+        let c = rusqlite::Connection::open(app.data_dir().join("steward.db")).unwrap();
+        let sealed: Vec<String> = c
+            .prepare("SELECT sealed FROM pending_consents")
+            .unwrap()
+            .query_map([], |r| r.get(0))
+            .unwrap()
+            .map(Result::unwrap)
+            .collect();
+        assert!(!sealed.is_empty());
+        assert!(sealed.iter().all(|s| !s.contains("example.org")));
+    }
 }
 
 async fn notice_renewal(app: &TestApp) {

@@ -573,6 +573,20 @@ async fn erasure_leaves_nothing_to_read_or_decrypt(app: &TestApp) {
         "other.zx@example.org",
         "the refused writes changed nothing"
     );
+    // Nor through the public consent endpoint: the same answer as for
+    // anyone, but nothing is recorded and no mail goes to the erased person.
+    let r = app
+        .call(
+            reqwest::Method::POST,
+            "/api/v1/public/consents",
+            None,
+            None,
+            Some(json!({"email": "erase.me.zx@example.org", "purpose": "marketing_email", "granted": true})),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::ACCEPTED, "{}", r.text);
+    assert_eq!(r.body["status"], "pending_confirmation");
+    assert_eq!(app.mailed_consent_code("erase.me.zx@example.org").await, None);
     // Other changes to that contact, and keeping its own address, still work.
     let r = app
         .call(

@@ -346,6 +346,31 @@ impl TestApp {
     }
 
     /// Stops the server gracefully and waits for it.
+    /// The one-time code of the latest double opt-in mail queued to `to`.
+    pub async fn mailed_consent_code(&self, to: &str) -> Option<String> {
+        let mail = self.service.outbox(true).await.unwrap();
+        let m = mail
+            .iter()
+            .rev()
+            .find(|m| m.kind == "consent.confirmation" && m.message.to == to)?;
+        let body = &m.message.body;
+        let start = body.find("{\"token\": \"")? + "{\"token\": \"".len();
+        let len = body[start..].find('"')?;
+        Some(body[start..start + len].to_string())
+    }
+
+    /// `POST /api/v1/public/consents/confirm` with `code`.
+    pub async fn confirm_consent(&self, code: &str) -> Resp {
+        self.call(
+            Method::POST,
+            "/api/v1/public/consents/confirm",
+            None,
+            None,
+            Some(serde_json::json!({ "token": code })),
+        )
+        .await
+    }
+
     pub async fn stop(mut self) {
         if let Some(tx) = self.shutdown.take() {
             let _ = tx.send(());

@@ -32,6 +32,11 @@ pub(super) const MIGRATIONS: &[(i64, &str, &str)] = &[
         "export_bundles",
         include_str!("../../migrations/postgres/0009_export_bundles.sql"),
     ),
+    (
+        10,
+        "pending_consents",
+        include_str!("../../migrations/postgres/0010_pending_consents.sql"),
+    ),
 ];
 
 /// Advisory lock key serialising migration runs ("STEWARD1" in ASCII).

@@ -625,6 +625,25 @@ impl Store for PgStore {
         .transpose()
     }
 
+    async fn get_pending_consent(&self, hash: &[u8]) -> StoreResult<Option<crate::PendingConsentRow>> {
+        self.query_opt(
+            "SELECT token_hash, id, sealed, created_at, expires_at, used_at FROM pending_consents WHERE token_hash = $1",
+            &[&hash],
+        )
+        .await?
+        .map(|r| {
+            Ok(crate::PendingConsentRow {
+                token_hash: col(&r, 0)?,
+                id: col(&r, 1)?,
+                sealed: col(&r, 2)?,
+                created_at: time(&r, 3)?,
+                expires_at: time(&r, 4)?,
+                used_at: col::<Option<i64>>(&r, 5)?.map(from_micros).transpose()?,
+            })
+        })
+        .transpose()
+    }
+
     async fn erasure_proof(&self, hash: &[u8]) -> StoreResult<Option<(uuid::Uuid, chrono::DateTime<chrono::Utc>)>> {
         self.query_opt(
             "SELECT request_id, erased_at FROM erasure_proofs WHERE identifier_hash = $1",

@@ -872,6 +872,36 @@ async fn apply_op(tx: &Transaction<'_>, op: &WriteOp) -> Result<(), Failure> {
         )
         .await
         .map(|_| ()),
+        WriteOp::PutPendingConsent(p) => exec(
+            tx,
+            "INSERT INTO pending_consents (token_hash, id, sealed, created_at, expires_at, used_at) \
+             VALUES ($1, $2, $3, $4, $5, $6)",
+            &[
+                &p.token_hash,
+                &p.id,
+                &p.sealed,
+                &to_micros(p.created_at),
+                &to_micros(p.expires_at),
+                &p.used_at.map(to_micros),
+            ],
+        )
+        .await
+        .map(|_| ()),
+        WriteOp::UsePendingConsent { token_hash, at } => {
+            exec_found(
+                tx,
+                "UPDATE pending_consents SET used_at = $2 WHERE token_hash = $1 AND used_at IS NULL AND expires_at > $2",
+                &[token_hash, &to_micros(*at)],
+            )
+            .await
+        }
+        WriteOp::PurgePendingConsents { before } => exec(
+            tx,
+            "DELETE FROM pending_consents WHERE expires_at < $1",
+            &[&to_micros(*before)],
+        )
+        .await
+        .map(|_| ()),
         WriteOp::InsertErasureProof { identifier_hash, request_id, at } => exec(
             tx,
             "INSERT INTO erasure_proofs (identifier_hash, request_id, erased_at) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING",

@@ -33,6 +33,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "audit_subject_index",
         include_str!("../../migrations/sqlite/0011_audit_subject_index.sql"),
     ),
+    (
+        12,
+        "pending_consents",
+        include_str!("../../migrations/sqlite/0012_pending_consents.sql"),
+    ),
 ];
 
 pub fn run(conn: &mut Connection) -> StoreResult<()> {

@@ -638,6 +638,10 @@ impl Store for SqliteStore {
     async fn get_dsr_verification(&self, hash: &[u8]) -> StoreResult<Option<crate::DsrVerificationRow>> {
         self.read(|c| read::get_dsr_verification(c, hash)).await
     }
+
+    async fn get_pending_consent(&self, hash: &[u8]) -> StoreResult<Option<crate::PendingConsentRow>> {
+        self.read(|c| read::get_pending_consent(c, hash)).await
+    }
     async fn erasure_proof(&self, hash: &[u8]) -> StoreResult<Option<(uuid::Uuid, DateTime<Utc>)>> {
         self.read(|c| read::erasure_proof(c, hash)).await
     }

@@ -500,6 +500,31 @@ pub fn apply(conn: &Connection, op: &WriteOp, tip: &mut Option<AuditTip>) -> Sto
             params![v.token_hash, v.dsr_id.as_bytes(), to_micros(v.expires_at), v.used_at.map(to_micros)],
             false,
         ),
+        WriteOp::PutPendingConsent(p) => exec(
+            conn,
+            "INSERT INTO pending_consents (token_hash, id, sealed, created_at, expires_at, used_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+            params![
+                p.token_hash,
+                p.id.as_bytes(),
+                p.sealed,
+                to_micros(p.created_at),
+                to_micros(p.expires_at),
+                p.used_at.map(to_micros)
+            ],
+            false,
+        ),
+        WriteOp::UsePendingConsent { token_hash, at } => exec(
+            conn,
+            "UPDATE pending_consents SET used_at = ?2 WHERE token_hash = ?1 AND used_at IS NULL AND expires_at > ?2",
+            params![token_hash, to_micros(*at)],
+            true,
+        ),
+        WriteOp::PurgePendingConsents { before } => exec(
+            conn,
+            "DELETE FROM pending_consents WHERE expires_at < ?1",
+            params![to_micros(*before)],
+            false,
+        ),
         WriteOp::InsertErasureProof { identifier_hash, request_id, at } => exec(
             conn,
             "INSERT OR IGNORE INTO erasure_proofs (identifier_hash, request_id, erased_at) VALUES (?1, ?2, ?3)",

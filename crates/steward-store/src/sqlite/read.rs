@@ -764,6 +764,24 @@ pub fn get_dsr_verification(conn: &Connection, hash: &[u8]) -> StoreResult<Optio
     )
 }
 
+pub fn get_pending_consent(conn: &Connection, hash: &[u8]) -> StoreResult<Option<crate::PendingConsentRow>> {
+    one(
+        conn,
+        "SELECT token_hash, id, sealed, created_at, expires_at, used_at FROM pending_consents WHERE token_hash = ?1",
+        [hash],
+        |r| {
+            Ok(crate::PendingConsentRow {
+                token_hash: get(r, 0)?,
+                id: uuid_at(r, 1)?,
+                sealed: get(r, 2)?,
+                created_at: from_micros(get(r, 3)?)?,
+                expires_at: from_micros(get(r, 4)?)?,
+                used_at: get::<Option<i64>>(r, 5)?.map(from_micros).transpose()?,
+            })
+        },
+    )
+}
+
 pub fn erasure_proof(
     conn: &Connection,
     hash: &[u8],
