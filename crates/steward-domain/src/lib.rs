@@ -6,6 +6,7 @@
 pub mod deadlines;
 pub mod export;
 pub mod ids;
+pub mod incident;
 pub mod inventory;
 pub mod receipt;
 pub mod records;

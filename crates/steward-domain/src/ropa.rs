@@ -321,101 +321,14 @@ impl RecordOfProcessing {
     /// The record as a Markdown (GitHub-flavoured) document; inventory text is escaped.
     #[must_use]
     pub fn to_markdown(&self) -> String {
-        let mut out = String::new();
-        for block in self.blocks() {
-            match block {
-                Block::Heading { level, content, .. } => {
-                    out.push_str(&"#".repeat(usize::from(level)));
-                    out.push(' ');
-                    out.push_str(&md_inlines(&content));
-                    out.push_str("\n\n");
-                }
-                Block::Para(content) => {
-                    out.push_str(&md_inlines(&content));
-                    out.push_str("\n\n");
-                }
-                Block::Warning(text) => {
-                    out.push_str("> **Warning:** ");
-                    out.push_str(&md_text(&text));
-                    out.push_str("\n\n");
-                }
-                Block::List(items) => {
-                    for item in items {
-                        out.push_str("- ");
-                        out.push_str(&md_inlines(&item));
-                        out.push('\n');
-                    }
-                    out.push('\n');
-                }
-                Block::Table { head, rows } => {
-                    out.push_str(&format!("| {} |\n", head.join(" | ")));
-                    out.push_str(&format!("|{}\n", "---|".repeat(head.len())));
-                    for row in rows {
-                        let cells: Vec<String> = row.iter().map(|c| md_inlines(c)).collect();
-                        out.push_str(&format!("| {} |\n", cells.join(" | ")));
-                    }
-                    out.push('\n');
-                }
-            }
-        }
-        out.truncate(out.trim_end().len());
-        out.push('\n');
-        out
+        render_markdown(self.blocks())
     }
 
     /// The record as a standalone HTML document (inline CSS, no scripts);
     /// all text is HTML-escaped.
     #[must_use]
     pub fn to_html(&self) -> String {
-        let mut out = String::from(
-            "<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n\
-             <meta http-equiv=\"Content-Security-Policy\" content=\"default-src 'none'; style-src 'unsafe-inline'\">\n\
-             <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\n",
-        );
-        out.push_str(&format!(
-            "<title>{} — {}</title>\n<style>\n{CSS}</style>\n</head>\n<body>\n",
-            html(TITLE),
-            html(&self.controller.name)
-        ));
-        for block in self.blocks() {
-            match block {
-                Block::Heading { level, id, content } => {
-                    let id = id.map(|id| format!(" id=\"{}\"", html(&id))).unwrap_or_default();
-                    out.push_str(&format!("<h{level}{id}>{}</h{level}>\n", html_inlines(&content)));
-                }
-                Block::Para(content) => out.push_str(&format!("<p>{}</p>\n", html_inlines(&content))),
-                Block::Warning(text) => out.push_str(&format!(
-                    "<p class=\"warning\"><strong>Warning:</strong> {}</p>\n",
-                    html(&text)
-                )),
-                Block::List(items) => {
-                    out.push_str("<ul>\n");
-                    for item in items {
-                        out.push_str(&format!("<li>{}</li>\n", html_inlines(&item)));
-                    }
-                    out.push_str("</ul>\n");
-                }
-                Block::Table { head, rows } => {
-                    out.push_str("<table>\n<thead><tr>");
-                    for h in head {
-                        out.push_str(&format!("<th scope=\"col\">{}</th>", html(h)));
-                    }
-                    out.push_str("</tr></thead>\n<tbody>\n");
-                    for row in rows {
-                        out.push_str("<tr>");
-                        for (i, cell) in row.iter().enumerate() {
-                            let tag = if i == 0 { "th scope=\"row\"" } else { "td" };
-                            let close = if i == 0 { "th" } else { "td" };
-                            out.push_str(&format!("<{tag}>{}</{close}>", html_inlines(cell)));
-                        }
-                        out.push_str("</tr>\n");
-                    }
-                    out.push_str("</tbody>\n</table>\n");
-                }
-            }
-        }
-        out.push_str("</body>\n</html>\n");
-        out
+        render_html(TITLE, &self.controller.name, self.blocks())
     }
 
     /// The document both renderings are made from.
@@ -645,8 +558,106 @@ fn code_list(items: &[String], none: &str) -> Vec<Inline> {
     out
 }
 
+/// Renders a document as Markdown (GitHub-flavoured); all text is escaped.
+pub(crate) fn render_markdown(blocks: Vec<Block>) -> String {
+    let mut out = String::new();
+    for block in blocks {
+        match block {
+            Block::Heading { level, content, .. } => {
+                out.push_str(&"#".repeat(usize::from(level)));
+                out.push(' ');
+                out.push_str(&md_inlines(&content));
+                out.push_str("\n\n");
+            }
+            Block::Para(content) => {
+                out.push_str(&md_inlines(&content));
+                out.push_str("\n\n");
+            }
+            Block::Warning(text) => {
+                out.push_str("> **Warning:** ");
+                out.push_str(&md_text(&text));
+                out.push_str("\n\n");
+            }
+            Block::List(items) => {
+                for item in items {
+                    out.push_str("- ");
+                    out.push_str(&md_inlines(&item));
+                    out.push('\n');
+                }
+                out.push('\n');
+            }
+            Block::Table { head, rows } => {
+                out.push_str(&format!("| {} |\n", head.join(" | ")));
+                out.push_str(&format!("|{}\n", "---|".repeat(head.len())));
+                for row in rows {
+                    let cells: Vec<String> = row.iter().map(|c| md_inlines(c)).collect();
+                    out.push_str(&format!("| {} |\n", cells.join(" | ")));
+                }
+                out.push('\n');
+            }
+        }
+    }
+    out.truncate(out.trim_end().len());
+    out.push('\n');
+    out
+}
+
+/// Renders a document as standalone HTML titled `title — subtitle` (inline
+/// CSS, no scripts); all text is HTML-escaped.
+pub(crate) fn render_html(title: &str, subtitle: &str, blocks: Vec<Block>) -> String {
+    let mut out = String::from(
+        "<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n\
+             <meta http-equiv=\"Content-Security-Policy\" content=\"default-src 'none'; style-src 'unsafe-inline'\">\n\
+             <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\n",
+    );
+    out.push_str(&format!(
+        "<title>{} — {}</title>\n<style>\n{CSS}</style>\n</head>\n<body>\n",
+        html(title),
+        html(subtitle)
+    ));
+    for block in blocks {
+        match block {
+            Block::Heading { level, id, content } => {
+                let id = id.map(|id| format!(" id=\"{}\"", html(&id))).unwrap_or_default();
+                out.push_str(&format!("<h{level}{id}>{}</h{level}>\n", html_inlines(&content)));
+            }
+            Block::Para(content) => out.push_str(&format!("<p>{}</p>\n", html_inlines(&content))),
+            Block::Warning(text) => out.push_str(&format!(
+                "<p class=\"warning\"><strong>Warning:</strong> {}</p>\n",
+                html(&text)
+            )),
+            Block::List(items) => {
+                out.push_str("<ul>\n");
+                for item in items {
+                    out.push_str(&format!("<li>{}</li>\n", html_inlines(&item)));
+                }
+                out.push_str("</ul>\n");
+            }
+            Block::Table { head, rows } => {
+                out.push_str("<table>\n<thead><tr>");
+                for h in head {
+                    out.push_str(&format!("<th scope=\"col\">{}</th>", html(h)));
+                }
+                out.push_str("</tr></thead>\n<tbody>\n");
+                for row in rows {
+                    out.push_str("<tr>");
+                    for (i, cell) in row.iter().enumerate() {
+                        let tag = if i == 0 { "th scope=\"row\"" } else { "td" };
+                        let close = if i == 0 { "th" } else { "td" };
+                        out.push_str(&format!("<{tag}>{}</{close}>", html_inlines(cell)));
+                    }
+                    out.push_str("</tr>\n");
+                }
+                out.push_str("</tbody>\n</table>\n");
+            }
+        }
+    }
+    out.push_str("</body>\n</html>\n");
+    out
+}
+
 /// A rendering-neutral document: renderers escape all text.
-enum Block {
+pub(crate) enum Block {
     Heading {
         level: u8,
         id: Option<String>,
@@ -661,7 +672,7 @@ enum Block {
     },
 }
 
-enum Inline {
+pub(crate) enum Inline {
     Text(String),
     Code(String),
     Strong(String),
@@ -669,7 +680,7 @@ enum Inline {
     Url(String),
 }
 
-fn text(s: impl Into<String>) -> Inline {
+pub(crate) fn text(s: impl Into<String>) -> Inline {
     Inline::Text(s.into())
 }
 

@@ -29,7 +29,7 @@ use tower_http::set_header::SetResponseHeaderLayer;
 use tower_http::trace::TraceLayer;
 
 use crate::openapi::Op;
-use crate::routes::{audit, auth, consent, contacts, crm, dsr, meta, users};
+use crate::routes::{audit, auth, consent, contacts, crm, dsr, incidents, meta, users};
 
 #[derive(Clone)]
 pub struct AppState {
@@ -82,6 +82,8 @@ const Q_CONSISTENCY: &[(&str, &str, &str)] = &[
 ];
 
 const Q_DSR: &[(&str, &str, &str)] = &[("status", "string", "open, overdue, due_soon or all (default)")];
+
+const Q_INCIDENTS: &[(&str, &str, &str)] = &[("overdue", "boolean", "only incidents past an open legal deadline")];
 
 const Q_EXPORT: &[(&str, &str, &str)] = &[("format", "string", "json (default), csv or vcard")];
 
@@ -413,6 +415,22 @@ fn endpoints() -> Vec<(Method, &'static str, MethodRouter<AppState>, Op)> {
         (M::POST, "/api/v1/dsr/{id}/fulfill", post(dsr::fulfill), op("fulfillDsr", "Carry out a verified request: access/portability export, rectification, erasure (crypto-shredding), restriction, objection, opt-out of sale", "dsr", true, None, (200, Some("Dsr")), &[403, 404, 409, 422])),
         (M::GET, "/api/v1/dsr/{id}/certificate", get(dsr::certificate), op("dsrCertificate", "Signed certificate of completion for the data subject (what was done, when); compact JWS (EdDSA) in the Steward-Certificate-JWS header, verifiable with /.well-known/jwks.json", "dsr", true, None, (200, Some("Object")), &[403, 404, 409])),
         (M::GET, "/api/v1/dsr/{id}/export", get(dsr::export), Op { query: Q_EXPORT, ..op("exportDsr", "Everything held about the subject of an access or portability request: JSON (default), CSV (section,record_id,field,value) or vCard 4.0 of the contact", "dsr", true, None, (200, Some("Object")), &[400, 403, 404, 409, 422]) }),
+        (M::POST, "/api/v1/incidents", post(incidents::create), op("openIncident", "Open a personal-data breach incident (dpo, compliance): title, description, category, source, started/ended, aware_at (the legal clocks start there), regime gdpr|us_state", "incidents", true, Some("IncidentInput"), (201, Some("Incident")), &[400, 403, 413, 415, 422])),
+        (M::GET, "/api/v1/incidents", get(incidents::list), Op { query: Q_INCIDENTS, ..op("listIncidents", "The breach register (dpo, auditor), newest first, with each legal clock; overdue=true keeps those past an open deadline", "incidents", false, None, (200, Some("IncidentList")), &[400, 403]) }),
+        (M::GET, "/api/v1/incidents/{id}", get(incidents::get), op("getIncident", "One incident with its clocks (remaining time, overdue)", "incidents", false, None, (200, Some("Incident")), &[403, 404])),
+        (M::PATCH, "/api/v1/incidents/{id}", patch(incidents::update), op("updateIncident", "Change an incident's description or move its status forward (open, assessed, contained, notified, closed)", "incidents", true, Some("IncidentChange"), (200, Some("Incident")), &[400, 403, 404, 409, 413, 415, 422])),
+        (M::GET, "/api/v1/incidents/{id}/timeline", get(incidents::timeline), op("incidentTimeline", "The incident's timeline: who did what when", "incidents", false, None, (200, Some("Object")), &[403, 404])),
+        (M::POST, "/api/v1/incidents/{id}/timeline", post(incidents::add_note), op("addIncidentNote", "Add a note to the timeline", "incidents", true, Some("Object"), (201, Some("Object")), &[400, 403, 404, 413, 415, 422])),
+        (M::POST, "/api/v1/incidents/{id}/evidence", post(incidents::add_evidence), op("addIncidentEvidence", "Attach evidence (name, media_type, content_base64 up to 512 KiB), sealed at rest", "incidents", true, Some("Object"), (201, Some("Object")), &[400, 403, 404, 413, 415, 422])),
+        (M::GET, "/api/v1/incidents/{id}/evidence/{evidence_id}", get(incidents::evidence), op("getIncidentEvidence", "One piece of evidence with its content and SHA-256", "incidents", false, None, (200, Some("Object")), &[403, 404])),
+        (M::POST, "/api/v1/incidents/{id}/scope", post(incidents::scope), op("scopeIncident", "Scope the breach from the tamper-evident audit log: which people, fields and purposes a user, token, session and/or client address touched in a window (at most 366 days); stored with the signed tree head it was computed against", "incidents", true, Some("ScopeCriteria"), (201, Some("Object")), &[400, 403, 404, 413, 415, 422])),
+        (M::GET, "/api/v1/incidents/{id}/scope", get(incidents::get_scope), op("getIncidentScope", "The latest stored scope", "incidents", false, None, (200, Some("Object")), &[403, 404])),
+        (M::GET, "/api/v1/incidents/{id}/scope/verify", get(incidents::verify_scope), op("verifyIncidentScope", "Recompute the latest scope from the same prefix of the log and check its digest, the head's signature and the log", "incidents", false, None, (200, Some("Object")), &[403, 404])),
+        (M::POST, "/api/v1/incidents/{id}/risk", post(incidents::risk), op("assessIncidentRisk", "Record the risk assessment: Steward proposes a level from the scope (EDPB 9/2022 criteria); confirm it or override it with a reason", "incidents", true, Some("Object"), (200, Some("Object")), &[400, 403, 404, 409, 413, 415, 422])),
+        (M::GET, "/api/v1/incidents/{id}/notification", get(incidents::notification), Op { query: Q_FORMAT, ..op("incidentNotification", "The GDPR Art. 33(3) notification to the supervisory authority (format=json|markdown|html)", "incidents", false, None, (200, Some("Object")), &[400, 403, 404]) }),
+        (M::POST, "/api/v1/incidents/{id}/notify-regulator", post(incidents::notify_regulator), op("notifyRegulator", "Record that the supervisory authority was notified; later than 72 hours needs delay_reason (Art. 33(1))", "incidents", true, Some("Object"), (200, Some("Incident")), &[400, 403, 404, 409, 413, 415, 422])),
+        (M::POST, "/api/v1/incidents/{id}/notify-subjects", post(incidents::notify_subjects), op("notifyIncidentSubjects", "Queue the Art. 34 notice, in clear language, to every affected person still held (sealed outbox); erased people get nothing", "incidents", true, Some("Object"), (200, Some("Object")), &[400, 403, 404, 409, 413, 415, 422])),
+        (M::POST, "/api/v1/incidents/{id}/containment", post(incidents::contain), op("containIncident", "Containment from the incident: revoke_token, revoke_sessions, disable_user, reset_password or reset_mfa; recorded on the timeline and audited", "incidents", true, Some("Object"), (201, Some("Object")), &[400, 403, 404, 409, 413, 415, 422])),
         (M::GET, "/api/v1/reports/art30", get(consent::art30), Op { query: Q_FORMAT, ..op("art30", "GDPR Art. 30 record of processing activities, from the data inventory (format=json|markdown|html)", "reports", false, None, (200, Some("Object")), &[400]) }),
         (
             M::POST,

@@ -191,6 +191,32 @@ fn schemas(inv: &Inventory) -> Value {
         "ConsentConfirmation": {"type": "object", "required": ["token"], "additionalProperties": false, "properties": {
             "token": {"type": "string", "minLength": 1}}},
         "ConsentConfirmed": {"type": "object", "required": ["confirmed"], "properties": {"confirmed": {"type": "boolean"}}},
+        "IncidentInput": {"type": "object", "required": ["title", "description", "category", "source", "aware_at"], "additionalProperties": false, "properties": {
+            "title": {"type": "string", "minLength": 1, "maxLength": 200}, "description": {"type": "string", "minLength": 1, "maxLength": 20000},
+            "category": {"type": "string", "enum": ["confidentiality", "integrity", "availability"]},
+            "source": {"type": "string", "enum": ["lost_device", "compromised_account", "misdirected_email", "vendor", "malware", "insider", "unauthorised_access", "other"]},
+            "started_at": {"type": "string", "format": "date-time"}, "ended_at": {"type": "string", "format": "date-time"},
+            "aware_at": {"type": "string", "format": "date-time"}, "regime": {"type": "string", "enum": ["gdpr", "us_state"]},
+            "notification_days": {"type": "integer", "minimum": 1, "maximum": 365}, "owner": {"type": "string"}, "measures": {"type": "string"}}},
+        "IncidentChange": {"type": "object", "additionalProperties": false, "properties": {
+            "title": {"type": "string"}, "description": {"type": "string"}, "category": {"type": "string"}, "source": {"type": "string"},
+            "started_at": {"type": "string", "format": "date-time"}, "ended_at": {"type": "string", "format": "date-time"},
+            "aware_at": {"type": "string", "format": "date-time"}, "regime": {"type": "string"}, "notification_days": {"type": "integer"},
+            "owner": {"type": "string"}, "measures": {"type": "string"}, "consequences": {"type": "string"},
+            "status": {"type": "string", "enum": ["open", "assessed", "contained", "notified", "closed"]}}},
+        "Incident": {"type": "object", "required": ["id", "status", "title", "aware_at", "clocks"], "properties": {
+            "id": {"type": "string", "format": "uuid"}, "status": {"type": "string", "enum": ["open", "assessed", "contained", "notified", "closed"]},
+            "title": {"type": "string"}, "description": {"type": "string"}, "category": {"type": "string"}, "source": {"type": "string"},
+            "aware_at": {"type": "string", "format": "date-time"}, "due_at": {"type": ["string", "null"]}, "overdue": {"type": "boolean"},
+            "clocks": {"type": "array", "items": {"type": "object", "properties": {
+                "audience": {"type": "string", "enum": ["regulator", "subjects"]}, "law": {"type": "string"},
+                "due_at": {"type": ["string", "null"]}, "remaining_seconds": {"type": ["integer", "null"]},
+                "state": {"type": "string", "enum": ["on_time", "due_soon", "overdue", "met", "late", "not_required", "without_undue_delay"]},
+                "required": {"type": ["boolean", "null"]}, "done_at": {"type": ["string", "null"]}}}}}},
+        "IncidentList": {"type": "object", "properties": {"items": {"type": "array", "items": {"$ref": "#/components/schemas/Incident"}}}},
+        "ScopeCriteria": {"type": "object", "additionalProperties": false, "properties": {
+            "user": {"type": "string"}, "token": {"type": "string", "format": "uuid"}, "session": {"type": "string", "format": "uuid"},
+            "client": {"type": "string"}, "from": {"type": "string", "format": "date-time"}, "to": {"type": "string", "format": "date-time"}}},
         "Health": {"type": "object", "properties": {"status": {"type": "string"}}},
         "OpenApi": {"type": "object"},
         "Problem": {"type": "object", "required": ["type", "title", "status", "detail"], "properties": {

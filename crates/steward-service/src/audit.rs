@@ -208,12 +208,16 @@ impl Service {
         result
     }
 
-    fn require_audit_reader(&self, ctx: &RequestContext) -> ServiceResult<()> {
-        let allowed = self
-            .inventory
+    /// Whether the caller's role may read the audit log (and with it the
+    /// breach register).
+    pub(crate) fn may_read_audit(&self, ctx: &RequestContext) -> bool {
+        self.inventory
             .role(&ctx.principal.role)
-            .is_some_and(|r| r.actions.iter().any(|a| a == AUDIT_READ));
-        if allowed {
+            .is_some_and(|r| r.actions.iter().any(|a| a == AUDIT_READ))
+    }
+
+    fn require_audit_reader(&self, ctx: &RequestContext) -> ServiceResult<()> {
+        if self.may_read_audit(ctx) {
             Ok(())
         } else {
             Err(ServiceError::Forbidden(format!(
@@ -271,6 +275,7 @@ impl Service {
                 to: query.to,
                 after,
                 limit,
+                ..AuditFilter::default()
             };
             let rows = self.store.query_audit(&filter).await?;
             let next_cursor = (rows.len() == limit as usize)

@@ -246,6 +246,19 @@ impl Crypto {
         String::from_utf8(plain).map_err(|_| CryptoError::Malformed)
     }
 
+    /// Seals a record's bytes under the instance key, bound to `id` and
+    /// the record's `field` (incident register entries).
+    pub(crate) fn seal_record(&self, id: &[u8; 16], field: &str, plain: &[u8]) -> Result<Vec<u8>, CryptoError> {
+        let mut out = Vec::new();
+        self.outbox.seal_into(&note_aad(id, field), plain, &mut out)?;
+        Ok(out)
+    }
+
+    /// Opens bytes sealed by [`Self::seal_record`].
+    pub(crate) fn open_record(&self, id: &[u8; 16], field: &str, sealed: &[u8]) -> Result<Vec<u8>, CryptoError> {
+        self.outbox.open(&note_aad(id, field), sealed)
+    }
+
     /// Seals a second-factor secret for `owner` (a credential id).
     pub(crate) fn seal_credential(&self, owner: &[u8; 16], secret: &[u8]) -> Result<Vec<u8>, CryptoError> {
         let mut out = Vec::new();

@@ -48,7 +48,8 @@ macro_rules! all_conformance_tests {
             user_updates_and_lockout, credentials_and_steps, recovery_codes, training_records, settings_upsert,
             consent_records_and_notices,
             restriction_of_processing, data_subject_requests, read_audit_entries,
-            legal_hold_guard, audit_queries_by_subject, erasure_proof_guard, pending_consents_are_used_once);
+            legal_hold_guard, audit_queries_by_subject, erasure_proof_guard, pending_consents_are_used_once,
+            audit_queries_by_user_and_token, incidents_register_and_entries);
     };
 }
 
@@ -1171,6 +1172,7 @@ pub async fn audit_queries_by_subject(store: &dyn Store) {
                     to: Some(t(to)),
                     after,
                     limit: 97,
+                    ..Default::default()
                 })
                 .await
                 .expect("query");
@@ -1186,6 +1188,380 @@ pub async fn audit_queries_by_subject(store: &dyn Store) {
             "subject {subject}, user {user:?}, {from}..{to}"
         );
     }
+}
+
+/// One query of `audit_queries_by_user_and_token`: indexes into its users,
+/// tokens and subjects, entry numbers for times.
+#[derive(Debug, Clone, Copy, Default)]
+struct ActorCase {
+    user: Option<usize>,
+    token: Option<usize>,
+    /// An actor id: `Ok(user)` or `Err(token)`.
+    actor: Option<Result<usize, usize>>,
+    subject: Option<usize>,
+    from: Option<i64>,
+    to: Option<i64>,
+    after: Option<u64>,
+    before: Option<u64>,
+    limit: u32,
+}
+
+/// Queries by actor user, actor token and index bound (`before`), alone
+/// and with subject, time, cursor and page size, over a log of entries
+/// recorded both as reads (the spool) and through `write`, long enough
+/// that the SQLite backend's subject and token indexes (written in batches
+/// of 4,096) cover its first part and the rest is their unindexed tail:
+/// every page, compared with what a scan of the whole log finds.
+pub async fn audit_queries_by_user_and_token(store: &dyn Store) {
+    let users = [UserId::new(), UserId::new()];
+    let tokens = [TokenId::new(), TokenId::new(), TokenId::new()];
+    let subjects = [SubjectId::new(), SubjectId::new(), SubjectId::new()];
+    // Entry i: no subject every fifth, no user every eleventh, no token
+    // every fourth; the rest cycle (tokens out of step with subjects).
+    let subject_of = |i: usize| (!i.is_multiple_of(5)).then_some(i % 3);
+    let user_of = |i: usize| (!i.is_multiple_of(11)).then_some(i % 2);
+    let token_of = |i: usize| (!i.is_multiple_of(4)).then_some((i / 7) % 3);
+    let record = |i: usize| {
+        let mut actor = steward_audit::Actor::system();
+        actor.user_id = user_of(i).map(|u| *users[u].as_uuid());
+        actor.token_id = token_of(i).map(|k| *tokens[k].as_uuid());
+        let mut r = steward_audit::AuditRecord::new(t(i as i64), actor, "contact.read", steward_audit::Outcome::Ok);
+        r.subject_id = subject_of(i).map(|s| *subjects[s].as_uuid());
+        r
+    };
+    // 4,200 entries and a flush: the SQLite writer indexes one batch
+    // (somewhere from entry 4,096 on), the rest stays in the tail with the
+    // 300 that follow. A chunk in four goes through `write`.
+    let total = 4_500usize;
+    for (range, chunk_size) in [(0..4_200, 200), (4_200..total, 50)] {
+        for (n, chunk) in range.collect::<Vec<_>>().chunks(chunk_size).enumerate() {
+            let records: Vec<_> = chunk.iter().map(|&i| record(i)).collect();
+            if n % 4 == 1 {
+                store.write(crate::append_ops(records)).await.expect("write audit");
+            } else {
+                store.append_read_audit(records).await.expect("read audit");
+            }
+        }
+        store.flush_audit().await.expect("flush");
+    }
+    assert_eq!(store.audit_size().await.expect("size"), total as u64);
+
+    let expected = |c: &ActorCase| -> Vec<u64> {
+        (0..total)
+            .filter(|&i| c.user.is_none_or(|u| user_of(i) == Some(u)))
+            .filter(|&i| c.token.is_none_or(|k| token_of(i) == Some(k)))
+            .filter(|&i| match c.actor {
+                None => true,
+                Some(Ok(u)) => user_of(i) == Some(u),
+                Some(Err(k)) => token_of(i) == Some(k),
+            })
+            .filter(|&i| c.subject.is_none_or(|s| subject_of(i) == Some(s)))
+            .filter(|&i| c.from.is_none_or(|f| i as i64 >= f) && c.to.is_none_or(|to| (i as i64) < to))
+            .filter(|&i| c.after.is_none_or(|a| i as u64 > a) && c.before.is_none_or(|b| (i as u64) < b))
+            .map(|i| i as u64)
+            .collect()
+    };
+    let filter = |c: &ActorCase, after: Option<u64>| AuditFilter {
+        subject: c.subject.map(|s| subjects[s]),
+        actor: c.actor.map(|a| match a {
+            Ok(u) => *users[u].as_uuid(),
+            Err(k) => *tokens[k].as_uuid(),
+        }),
+        from: c.from.map(t),
+        to: c.to.map(t),
+        after,
+        limit: c.limit,
+        user: c.user.map(|u| *users[u].as_uuid()),
+        token: c.token.map(|k| *tokens[k].as_uuid()),
+        before: c.before,
+    };
+    let all = ActorCase {
+        limit: 1000,
+        ..ActorCase::default()
+    };
+    let cases = [
+        ActorCase { user: Some(0), ..all },
+        ActorCase { token: Some(1), ..all },
+        ActorCase {
+            token: Some(2),
+            user: Some(1),
+            ..all
+        },
+        ActorCase {
+            token: Some(0),
+            before: Some(4_300),
+            ..all
+        },
+        ActorCase {
+            token: Some(0),
+            before: Some(4_000),
+            ..all
+        },
+        ActorCase {
+            token: Some(1),
+            from: Some(4_000),
+            to: Some(4_400),
+            limit: 13,
+            ..all
+        },
+        ActorCase {
+            token: Some(2),
+            subject: Some(1),
+            ..all
+        },
+        ActorCase {
+            token: Some(1),
+            subject: Some(2),
+            user: Some(0),
+            before: Some(4_350),
+            ..all
+        },
+        ActorCase {
+            user: Some(1),
+            subject: Some(0),
+            from: Some(100),
+            to: Some(4_450),
+            limit: 97,
+            ..all
+        },
+        ActorCase {
+            token: Some(0),
+            after: Some(4_150),
+            limit: 7,
+            ..all
+        },
+        ActorCase {
+            token: Some(2),
+            after: Some(3_000),
+            before: Some(4_480),
+            limit: 250,
+            ..all
+        },
+        ActorCase {
+            user: Some(0),
+            before: Some(50),
+            ..all
+        },
+        ActorCase {
+            user: Some(1),
+            before: Some(4_420),
+            after: Some(4_090),
+            limit: 9,
+            ..all
+        },
+        ActorCase {
+            before: Some(4_100),
+            after: Some(4_000),
+            limit: 33,
+            ..all
+        },
+        ActorCase { before: Some(0), ..all },
+        ActorCase {
+            actor: Some(Err(2)),
+            ..all
+        },
+        ActorCase {
+            actor: Some(Ok(1)),
+            token: Some(0),
+            ..all
+        },
+        ActorCase {
+            actor: Some(Err(1)),
+            subject: Some(1),
+            user: Some(1),
+            from: Some(4_000),
+            ..all
+        },
+    ];
+    for case in &cases {
+        let want = expected(case);
+        let first = store.query_audit(&filter(case, case.after)).await.expect("query");
+        assert_eq!(
+            first.iter().map(|e| e.index).collect::<Vec<_>>(),
+            want.iter().copied().take(case.limit as usize).collect::<Vec<_>>(),
+            "first page of {case:?}"
+        );
+        let mut got = Vec::new();
+        let mut after = case.after;
+        loop {
+            let page = store.query_audit(&filter(case, after)).await.expect("query");
+            let Some(last) = page.last() else { break };
+            after = Some(last.index);
+            got.extend(page.iter().map(|e| e.index));
+        }
+        assert!(
+            !want.is_empty() || case.before == Some(0),
+            "a case that finds nothing: {case:?}"
+        );
+        assert_eq!(got, want, "{case:?}");
+    }
+    // An unknown user or token finds nothing, below and above the index.
+    for unknown in [
+        AuditFilter {
+            token: Some(*TokenId::new().as_uuid()),
+            limit: 1000,
+            ..Default::default()
+        },
+        AuditFilter {
+            user: Some(*UserId::new().as_uuid()),
+            limit: 1000,
+            ..Default::default()
+        },
+        AuditFilter {
+            user: Some(*users[0].as_uuid()),
+            token: Some(*tokens[0].as_uuid()),
+            subject: Some(SubjectId::new()),
+            limit: 1000,
+            ..Default::default()
+        },
+    ] {
+        assert!(
+            store.query_audit(&unknown).await.expect("query").is_empty(),
+            "{unknown:?}"
+        );
+    }
+    // Entries appended after the queries are found too (the tail grows).
+    let late = total + 1;
+    store.append_read_audit(vec![record(late)]).await.expect("read audit");
+    let latest = store
+        .query_audit(&AuditFilter {
+            token: Some(*tokens[token_of(late).expect("a token")].as_uuid()),
+            after: Some(total as u64 - 1),
+            limit: 10,
+            ..Default::default()
+        })
+        .await
+        .expect("query");
+    assert_eq!(latest.iter().map(|e| e.index).collect::<Vec<_>>(), vec![total as u64]);
+}
+
+fn incident(created: i64) -> crate::IncidentRow {
+    crate::IncidentRow {
+        id: uuid::Uuid::now_v7(),
+        status: "open".into(),
+        aware_at: t(created - 5),
+        due_at: Some(t(created + 72 * 3600)),
+        created_at: t(created),
+        updated_at: t(created),
+        sealed: vec![1, 0, 255, created as u8],
+    }
+}
+
+fn incident_entry(incident: uuid::Uuid, kind: &str, at: i64) -> crate::IncidentEntryRow {
+    crate::IncidentEntryRow {
+        id: uuid::Uuid::now_v7(),
+        incident_id: incident,
+        kind: kind.into(),
+        at: t(at),
+        sealed: vec![9, at as u8, 0],
+    }
+}
+
+/// Incidents round-trip, are replaced in place (keeping their entries) and
+/// listed newest first; entries are listed by id whatever order they were
+/// appended in, refuse an unknown incident and a repeated id, and a refused
+/// entry takes its whole batch with it.
+pub async fn incidents_register_and_entries(store: &dyn Store) {
+    let put = |i: &crate::IncidentRow| WriteOp::PutIncident(Box::new(i.clone()));
+    let append = |e: &crate::IncidentEntryRow| WriteOp::AppendIncidentEntry(Box::new(e.clone()));
+    assert!(store.list_incidents().await.expect("list").is_empty());
+    let a = incident(10);
+    let b = incident(20);
+    // The same creation instant as `b`, a later id.
+    let c = crate::IncidentRow {
+        created_at: b.created_at,
+        due_at: None,
+        ..incident(20)
+    };
+    for i in [&b, &a, &c] {
+        store.write(vec![put(i)]).await.expect("put incident");
+    }
+    assert_eq!(store.get_incident(a.id).await.expect("get"), Some(a.clone()));
+    assert_eq!(store.get_incident(c.id).await.expect("get"), Some(c.clone()));
+    assert_eq!(store.get_incident(uuid::Uuid::now_v7()).await.expect("get"), None);
+    let ids = |rows: Vec<crate::IncidentRow>| rows.into_iter().map(|r| r.id).collect::<Vec<_>>();
+    assert_eq!(
+        ids(store.list_incidents().await.expect("list")),
+        vec![c.id, b.id, a.id],
+        "newest first, ties by id (higher first)"
+    );
+
+    // Entries: listed by id, whatever order they were appended in; the
+    // incident and its first entry can go in one batch.
+    let a1 = incident_entry(a.id, "timeline", 11);
+    let a2 = incident_entry(a.id, "evidence", 12);
+    let a3 = incident_entry(a.id, "risk_assessment", 13);
+    store.write(vec![append(&a2)]).await.expect("append");
+    store.write(vec![append(&a3), append(&a1)]).await.expect("append");
+    let d = incident(30);
+    let d1 = incident_entry(d.id, "timeline", 30);
+    store
+        .write(vec![put(&d), append(&d1)])
+        .await
+        .expect("incident with its entry");
+    assert_eq!(
+        store.incident_entries(a.id).await.expect("entries"),
+        vec![a1.clone(), a2.clone(), a3.clone()]
+    );
+    assert_eq!(store.incident_entries(d.id).await.expect("entries"), vec![d1.clone()]);
+    assert!(store.incident_entries(b.id).await.expect("entries").is_empty());
+    assert!(store
+        .incident_entries(uuid::Uuid::now_v7())
+        .await
+        .expect("entries")
+        .is_empty());
+
+    // An unknown incident: refused, and nothing else of the batch stays.
+    let e = incident(40);
+    let orphan = incident_entry(uuid::Uuid::now_v7(), "timeline", 41);
+    let r = store.write(vec![put(&e), append(&orphan)]).await;
+    assert!(matches!(r, Err(StoreError::MissingReference)), "{r:?}");
+    assert_eq!(store.get_incident(e.id).await.expect("get"), None);
+    assert!(store
+        .incident_entries(orphan.incident_id)
+        .await
+        .expect("entries")
+        .is_empty());
+    // A repeated entry id: refused, even for another incident; the entry
+    // stays as it was.
+    let r = store.write(vec![append(&a1)]).await;
+    assert!(matches!(r, Err(StoreError::Duplicate)), "{r:?}");
+    let moved = crate::IncidentEntryRow {
+        incident_id: b.id,
+        kind: "notification".into(),
+        ..a2.clone()
+    };
+    let r = store.write(vec![append(&moved)]).await;
+    assert!(matches!(r, Err(StoreError::Duplicate)), "{r:?}");
+    assert_eq!(store.incident_entries(a.id).await.expect("entries").len(), 3);
+    assert!(store.incident_entries(b.id).await.expect("entries").is_empty());
+
+    // Replacing: every column, in place; the entries stay.
+    let replaced = crate::IncidentRow {
+        status: "notified".into(),
+        aware_at: t(7),
+        due_at: None,
+        created_at: t(50),
+        updated_at: t(60),
+        sealed: vec![42; 300],
+        ..a.clone()
+    };
+    store.write(vec![put(&replaced)]).await.expect("replace");
+    assert_eq!(store.get_incident(a.id).await.expect("get"), Some(replaced.clone()));
+    let mut again = replaced.clone();
+    again.due_at = Some(t(99));
+    again.status = "closed".into();
+    store.write(vec![put(&again)]).await.expect("replace again");
+    assert_eq!(store.get_incident(a.id).await.expect("get"), Some(again.clone()));
+    assert_eq!(
+        store.incident_entries(a.id).await.expect("entries"),
+        vec![a1, a2, a3],
+        "entries outlive a replacement"
+    );
+    let listed = store.list_incidents().await.expect("list");
+    assert_eq!(listed.len(), 4);
+    assert_eq!(listed[0], again, "a new creation instant moves it");
+    assert_eq!(ids(listed), vec![a.id, d.id, c.id, b.id]);
 }
 
 fn audit(action: &str, subject: Option<SubjectId>, user: Option<UserId>, secs: i64) -> WriteOp {

@@ -155,6 +155,35 @@ pub struct PendingConsentRow {
     pub used_at: Option<DateTime<Utc>>,
 }
 
+/// A personal-data breach incident (GDPR Art. 33(5) register). Everything
+/// but the columns needed to list and sort is sealed by the service.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IncidentRow {
+    pub id: uuid::Uuid,
+    /// open | assessed | contained | notified | closed (checked by the service)
+    pub status: String,
+    /// When the controller became aware (the legal clocks start here).
+    pub aware_at: DateTime<Utc>,
+    /// The earliest legal deadline still open, if any (for "overdue" lists).
+    pub due_at: Option<DateTime<Utc>>,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+    /// Title, description, risk assessment ... sealed under an instance key.
+    pub sealed: Vec<u8>,
+}
+
+/// One append-only entry of an incident: timeline, evidence, scope snapshot,
+/// risk assessment, notification or containment action (sealed body).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IncidentEntryRow {
+    /// A UUIDv7: entries are listed in id order.
+    pub id: uuid::Uuid,
+    pub incident_id: uuid::Uuid,
+    pub kind: String,
+    pub at: DateTime<Utc>,
+    pub sealed: Vec<u8>,
+}
+
 /// A data-subject request.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DsrRow {
@@ -478,6 +507,12 @@ pub enum WriteOp {
     PurgePendingConsents {
         before: DateTime<Utc>,
     },
+    /// Inserts or replaces an incident (by id); its entries stay.
+    PutIncident(Box<IncidentRow>),
+    /// Appends an entry to an incident: [`StoreError::MissingReference`] if
+    /// the incident does not exist, [`StoreError::Duplicate`] if the entry's
+    /// id is taken (entries are never replaced).
+    AppendIncidentEntry(Box<IncidentEntryRow>),
     /// Records that an identifier was erased (kept once; later erasures of
     /// the same identifier keep the first proof).
     InsertErasureProof {
@@ -529,6 +564,12 @@ pub struct AuditFilter {
     /// Entries after this index (cursor).
     pub after: Option<u64>,
     pub limit: u32,
+    /// Only entries whose actor user id is this (the `actor_user` column).
+    pub user: Option<uuid::Uuid>,
+    /// Only entries whose actor token id (API token or session) is this.
+    pub token: Option<uuid::Uuid>,
+    /// Only entries with an index below this (a tree size).
+    pub before: Option<u64>,
 }
 
 #[derive(Debug, Clone, thiserror::Error)]
@@ -666,6 +707,11 @@ pub trait Store: Send + Sync + 'static {
     async fn get_export_bundle(&self, dsr_id: uuid::Uuid) -> StoreResult<Option<ExportBundleRow>>;
     async fn get_dsr_verification(&self, token_hash: &[u8]) -> StoreResult<Option<DsrVerificationRow>>;
     async fn get_pending_consent(&self, token_hash: &[u8]) -> StoreResult<Option<PendingConsentRow>>;
+    async fn get_incident(&self, id: uuid::Uuid) -> StoreResult<Option<IncidentRow>>;
+    /// Every incident, newest `created_at` first (ties: higher id first).
+    async fn list_incidents(&self) -> StoreResult<Vec<IncidentRow>>;
+    /// An incident's entries, by id (so in the order they were appended).
+    async fn incident_entries(&self, incident_id: uuid::Uuid) -> StoreResult<Vec<IncidentEntryRow>>;
     /// The proof of an earlier erasure of this identifier: (request, when).
     async fn erasure_proof(&self, identifier_hash: &[u8]) -> StoreResult<Option<(uuid::Uuid, DateTime<Utc>)>>;
     /// A subject's consent records, oldest first.

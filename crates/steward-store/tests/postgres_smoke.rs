@@ -393,7 +393,8 @@ async fn migrations_are_idempotent_and_race_free() {
             (7, "legal_holds"),
             (8, "outbox"),
             (9, "export_bundles"),
-            (10, "pending_consents")
+            (10, "pending_consents"),
+            (11, "incidents")
         ]
         .map(|(v, n)| (v, n.to_string())),
         "each migration applied once"

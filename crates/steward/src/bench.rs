@@ -374,6 +374,11 @@ pub async fn run(_cli: &Cli, args: &BenchArgs) -> Result<ExitCode> {
             target: 1.0,
         },
         Ratio {
+            name: "2 s / breach scope, a token's 30 days (largest)",
+            ratio: top.scope_ms.map_or(0.0, |ms| 2_000.0 / ms),
+            target: 1.0,
+        },
+        Ratio {
             name: "creates / peer CRM (~20/s, PERFORMANCE.md)",
             ratio: create_rate / 20.0,
             target: 200.0,
@@ -975,6 +980,8 @@ struct ScalePoint {
     export_p99_ms: f64,
     access_log_ms: f64,
     verify_rate: Option<f64>,
+    /// Breach scoping of one token's 30 days (largest point only).
+    scope_ms: Option<f64>,
     db_mib: f64,
     peak_rss_mib: f64,
 }
@@ -987,13 +994,13 @@ impl ScalePoint {
             "erasure_p50_ms": self.erasure_p50_ms, "erasure_p99_ms": self.erasure_p99_ms,
             "access_export_build_ms": self.export_build_ms, "access_export_p99_ms": self.export_p99_ms,
             "access_log_ms": self.access_log_ms, "audit_verify_entries_per_s": self.verify_rate,
-            "database_mib": self.db_mib, "peak_rss_mib": self.peak_rss_mib,
+            "breach_scope_ms": self.scope_ms, "database_mib": self.db_mib, "peak_rss_mib": self.peak_rss_mib,
         })
     }
 
     fn print_table(points: &[Self]) {
         println!(
-            "{:>9} {:>10} {:>8} {:>8} {:>8} {:>8} {:>8} {:>8} {:>8} {:>8} {:>9} {:>8} {:>8}",
+            "{:>9} {:>10} {:>8} {:>8} {:>8} {:>8} {:>8} {:>8} {:>8} {:>8} {:>9} {:>8} {:>8} {:>8}",
             "contacts",
             "audit",
             "fill/s",
@@ -1005,12 +1012,13 @@ impl ScalePoint {
             "build",
             "export99",
             "verify/s",
+            "scope",
             "db MiB",
             "RSS MiB"
         );
         for p in points {
             println!(
-                "{:>9} {:>10} {:>8.0} {:>8.3} {:>8.3} {:>8.3} {:>8.2} {:>8.2} {:>8.2} {:>8.2} {:>9} {:>8.0} {:>8.0}",
+                "{:>9} {:>10} {:>8.0} {:>8.3} {:>8.3} {:>8.3} {:>8.2} {:>8.2} {:>8.2} {:>8.2} {:>9} {:>8} {:>8.0} {:>8.0}",
                 p.contacts,
                 p.audit_entries,
                 p.fill_rate,
@@ -1023,15 +1031,88 @@ impl ScalePoint {
                 p.export_p99_ms,
                 p.verify_rate
                     .map_or_else(|| "-".to_string(), |v| format!("{:.2}M", v / 1e6)),
+                p.scope_ms.map_or_else(|| "-".to_string(), |v| format!("{v:.0}")),
                 p.db_mib,
                 p.peak_rss_mib
             );
         }
         println!("(latencies in ms, in process; read = audited contact read; search = exact e-mail search;");
         println!(
-            " build = access bundle of a subject with 1,000 interactions built at fulfilment; export99 = serving it)"
+            " build = access bundle of a subject with 1,000 interactions built at fulfilment; export99 = serving it;"
+        );
+        println!(" scope = breach scoping of one token's 30 days (2,000 reads) from the audit log, target < 2,000 ms)");
+    }
+}
+
+/// A compromised token reads 2,000 people; the time to scope its last 30
+/// days from the audit log (among all the other entries) is returned.
+async fn breach_scope(
+    service: &Service,
+    dpo: &steward_service::RequestContext,
+    live: &[(usize, steward_domain::SubjectId)],
+) -> Result<f64> {
+    use steward_service::incident::{IncidentInput, ScopeCriteria};
+    let token = service
+        .create_api_token("bench-sales", None, None)
+        .await
+        .map_err(service_err)?;
+    let principal = service.authenticate(&token).await.map_err(service_err)?;
+    let token_id = principal.token_id.map(|t| *t.as_uuid());
+    let attacker = service
+        .context(principal, None, None, None)
+        .await
+        .map_err(service_err)?;
+    let mut read = std::collections::BTreeSet::new();
+    for k in 0..2_000usize {
+        let (_, id) = live[(k.wrapping_mul(7_919)) % live.len()];
+        // People erased by the erasure measure are gone: skip them.
+        match service.get_contact(&attacker, id).await {
+            Ok(_) => {
+                read.insert(id);
+            }
+            Err(steward_service::ServiceError::NotFound(_)) => {}
+            Err(e) => return Err(service_err(e)),
+        }
+    }
+    let now = chrono::Utc::now();
+    let incident = service
+        .open_incident(
+            dpo,
+            IncidentInput {
+                title: "bench: leaked token".into(),
+                description: "a token of the bench user was leaked".into(),
+                category: "confidentiality".into(),
+                source: "compromised_account".into(),
+                started_at: Some(now - chrono::Duration::days(30)),
+                ended_at: None,
+                aware_at: now,
+                regime: None,
+                notification_days: None,
+                owner: None,
+                measures: None,
+            },
+        )
+        .await
+        .map_err(service_err)?;
+    let criteria = ScopeCriteria {
+        token: token_id,
+        from: Some(now - chrono::Duration::days(30)),
+        ..ScopeCriteria::default()
+    };
+    let start = Instant::now();
+    let scope = service
+        .scope_incident(dpo, incident.id, criteria)
+        .await
+        .map_err(service_err)?;
+    let ms = millis(start);
+    if scope.result.totals.subjects != read.len() as u64 {
+        bail!(
+            "the breach scope found {} people, the token read {}",
+            scope.result.totals.subjects,
+            read.len()
         );
     }
+    Ok(ms)
 }
 
 fn db_mib(dir: &std::path::Path) -> f64 {
@@ -1205,6 +1286,11 @@ async fn scale_bench(dir: &std::path::Path, max: usize, erasures: usize, audit_t
         } else {
             None
         };
+        let scope_ms = if n + 1 == sizes.len() {
+            Some(breach_scope(&service, &dpo, &live).await?)
+        } else {
+            None
+        };
         for v in [&mut reads, &mut searches, &mut exports, &mut erase] {
             v.sort_by(f64::total_cmp);
         }
@@ -1221,6 +1307,7 @@ async fn scale_bench(dir: &std::path::Path, max: usize, erasures: usize, audit_t
             export_p99_ms: percentile(&exports, 0.99),
             access_log_ms,
             verify_rate,
+            scope_ms,
             db_mib: db_mib(dir),
             peak_rss_mib: peak_rss_mib(),
         });

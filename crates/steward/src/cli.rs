@@ -61,6 +61,9 @@ pub enum Command {
     /// Data-subject requests: what is open, due soon or overdue.
     #[command(subcommand)]
     Dsr(DsrCommand),
+    /// The breach register: incidents and their legal clocks.
+    #[command(subcommand)]
+    Breach(BreachCommand),
     /// The e-mail outbox (messages to data subjects), for development or a
     /// relay without SMTP.
     #[command(subcommand)]
@@ -192,6 +195,29 @@ pub enum DsrCommand {
         /// One JSON object per line instead of a table.
         #[arg(long)]
         json: bool,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum BreachCommand {
+    /// List incidents, newest first, with their legal deadlines.
+    List {
+        /// Only incidents past an open legal deadline.
+        #[arg(long)]
+        overdue: bool,
+        /// One JSON object per line instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
+    /// The GDPR Art. 33(3) notification to the supervisory authority.
+    Notification {
+        /// The incident's id.
+        id: String,
+        #[arg(long, value_enum, default_value = "markdown")]
+        format: ReportFormat,
+        /// Write to this file instead of standard output.
+        #[arg(long, short)]
+        output: Option<PathBuf>,
     },
 }
 
@@ -539,6 +565,7 @@ pub async fn run(cli: Cli) -> Result<ExitCode> {
             }
             Ok(ExitCode::SUCCESS)
         }
+        Command::Breach(cmd) => breach(&cli, cmd).await,
         Command::Settings(cmd) => {
             let service = open(&cli).await?;
             let result = match cmd {
@@ -655,4 +682,57 @@ async fn shutdown_signal() {
         () = term => {},
     }
     tracing::info!("shutting down");
+}
+
+async fn breach(cli: &Cli, cmd: &BreachCommand) -> Result<ExitCode> {
+    let service = open(cli).await?;
+    match cmd {
+        BreachCommand::List { overdue, json } => {
+            let result = service.incident_register(*overdue).await;
+            service.close().await;
+            let list = result.map_err(service_err)?;
+            for v in &list {
+                let regulator = v.clocks.first().map_or("", |c| c.state);
+                if *json {
+                    println!("{}", serde_json::to_string(v)?);
+                } else {
+                    println!(
+                        "{}  {:<9} {:<8} aware {}  due {}  {:<12} {}{}",
+                        v.id,
+                        v.status.as_str(),
+                        v.regime.as_str(),
+                        v.aware_at.format("%Y-%m-%d %H:%M UTC"),
+                        v.due_at
+                            .map_or_else(|| "-".to_string(), |d| d.format("%Y-%m-%d %H:%M UTC").to_string()),
+                        regulator,
+                        if v.overdue { "OVERDUE " } else { "" },
+                        v.title
+                    );
+                }
+            }
+            if !*json {
+                eprintln!("{} incident(s)", list.len());
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        BreachCommand::Notification { id, format, output } => {
+            let Ok(id) = id.parse::<uuid::Uuid>() else {
+                service.close().await;
+                bail!("'{id}' is not an incident id");
+            };
+            let result = service.incident_notification_for_operator(id).await;
+            service.close().await;
+            let n = result.map_err(service_err)?;
+            let text = match format {
+                ReportFormat::Markdown => n.to_markdown(),
+                ReportFormat::Json => serde_json::to_string_pretty(&n.to_json())?,
+                ReportFormat::Html => n.to_html(),
+            };
+            match output {
+                Some(path) => std::fs::write(path, text).with_context(|| format!("cannot write {}", path.display()))?,
+                None => println!("{text}"),
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+    }
 }

@@ -7,5 +7,6 @@ pub mod consent;
 pub mod contacts;
 pub mod crm;
 pub mod dsr;
+pub mod incidents;
 pub mod meta;
 pub mod users;

@@ -4,6 +4,7 @@
 
 mod access;
 mod audit;
+mod breach;
 mod consent;
 mod dsr;
 mod encryption;

@@ -37,6 +37,11 @@ pub(super) const MIGRATIONS: &[(i64, &str, &str)] = &[
         "pending_consents",
         include_str!("../../migrations/postgres/0010_pending_consents.sql"),
     ),
+    (
+        11,
+        "incidents",
+        include_str!("../../migrations/postgres/0011_incidents.sql"),
+    ),
 ];
 
 /// Advisory lock key serialising migration runs ("STEWARD1" in ASCII).

@@ -644,6 +644,47 @@ impl Store for PgStore {
         .transpose()
     }
 
+    async fn get_incident(&self, id: uuid::Uuid) -> StoreResult<Option<crate::IncidentRow>> {
+        self.query_opt(sql!("SELECT ", INCIDENT_COLS, " FROM incidents WHERE id = $1"), &[&id])
+            .await?
+            .map(|r| incident_from_row(&r))
+            .transpose()
+    }
+
+    async fn list_incidents(&self) -> StoreResult<Vec<crate::IncidentRow>> {
+        let rows = self
+            .query(
+                sql!(
+                    "SELECT ",
+                    INCIDENT_COLS,
+                    " FROM incidents ORDER BY created_at DESC, id DESC"
+                ),
+                &[],
+            )
+            .await?;
+        rows.iter().map(incident_from_row).collect()
+    }
+
+    async fn incident_entries(&self, incident_id: uuid::Uuid) -> StoreResult<Vec<crate::IncidentEntryRow>> {
+        let rows = self
+            .query(
+                "SELECT id, incident_id, kind, at, sealed FROM incident_entries WHERE incident_id = $1 ORDER BY id",
+                &[&incident_id],
+            )
+            .await?;
+        rows.iter()
+            .map(|r| {
+                Ok(crate::IncidentEntryRow {
+                    id: col(r, 0)?,
+                    incident_id: col(r, 1)?,
+                    kind: col(r, 2)?,
+                    at: time(r, 3)?,
+                    sealed: col(r, 4)?,
+                })
+            })
+            .collect()
+    }
+
     async fn erasure_proof(&self, hash: &[u8]) -> StoreResult<Option<(uuid::Uuid, chrono::DateTime<chrono::Utc>)>> {
         self.query_opt(
             "SELECT request_id, erased_at FROM erasure_proofs WHERE identifier_hash = $1",
@@ -781,21 +822,9 @@ impl Store for PgStore {
     }
 
     async fn query_audit(&self, f: &AuditFilter) -> StoreResult<Vec<StoredAuditEntry>> {
-        let after = f.after.map_or(-1, audit_index);
-        let subject = f.subject.map(|s| *s.as_uuid());
-        let from = f.from.map(to_micros);
-        let to = f.to.map(to_micros);
-        let limit = page_size(f.limit);
-        let rows = self
-            .query(
-                "SELECT idx, entry, leaf_hash FROM audit_log WHERE idx > $1 \
-                 AND ($2::uuid IS NULL OR subject_id = $2) \
-                 AND ($3::uuid IS NULL OR actor_user = $3 OR actor_token = $3) \
-                 AND ($4::bigint IS NULL OR at >= $4) AND ($5::bigint IS NULL OR at < $5) \
-                 ORDER BY idx LIMIT $6",
-                &[&after, &subject, &f.actor, &from, &to, &limit],
-            )
-            .await?;
+        let q = audit_query(f);
+        let params: Vec<&(dyn ToSql + Sync)> = q.params.iter().map(|p| p.as_ref() as &(dyn ToSql + Sync)).collect();
+        let rows = self.query(&q.sql, &params).await?;
         rows.iter().map(audit_entry_from_row).collect()
     }
 
@@ -952,6 +981,50 @@ fn contact_from_row(row: &Row) -> StoreResult<ContactRow> {
 
 fn audit_index(i: u64) -> i64 {
     i64::try_from(i).unwrap_or(i64::MAX)
+}
+
+/// An audit query and its parameters.
+struct AuditQuery {
+    sql: String,
+    params: Vec<Box<dyn ToSql + Sync + Send>>,
+}
+
+/// The statement for `f`, with only the conditions it sets: each shape is
+/// its own cached statement, so that its plan can use the index that fits
+/// (`audit_subject`, `audit_actor_user`, the partial `audit_actor_token`),
+/// which a generic plan over `$n IS NULL OR ...` conditions could not.
+fn audit_query(f: &AuditFilter) -> AuditQuery {
+    let mut sql = String::from("SELECT idx, entry, leaf_hash FROM audit_log WHERE idx > $1");
+    let mut params: Vec<Box<dyn ToSql + Sync + Send>> = vec![Box::new(f.after.map_or(-1, audit_index))];
+    let mut condition = |sql: &mut String, param: Box<dyn ToSql + Sync + Send>, condition: &str| {
+        params.push(param);
+        let n = params.len();
+        sql.push_str(&format!(" AND {}", condition.replace("$n", &format!("${n}"))));
+    };
+    if let Some(before) = f.before {
+        condition(&mut sql, Box::new(audit_index(before)), "idx < $n");
+    }
+    if let Some(subject) = f.subject {
+        condition(&mut sql, Box::new(*subject.as_uuid()), "subject_id = $n");
+    }
+    if let Some(actor) = f.actor {
+        condition(&mut sql, Box::new(actor), "(actor_user = $n OR actor_token = $n)");
+    }
+    if let Some(user) = f.user {
+        condition(&mut sql, Box::new(user), "actor_user = $n");
+    }
+    if let Some(token) = f.token {
+        condition(&mut sql, Box::new(token), "actor_token = $n");
+    }
+    if let Some(from) = f.from {
+        condition(&mut sql, Box::new(to_micros(from)), "at >= $n");
+    }
+    if let Some(to) = f.to {
+        condition(&mut sql, Box::new(to_micros(to)), "at < $n");
+    }
+    params.push(Box::new(page_size(f.limit)));
+    sql.push_str(&format!(" ORDER BY idx LIMIT ${}", params.len()));
+    AuditQuery { sql, params }
 }
 
 fn hash_col(row: &Row, idx: usize) -> StoreResult<AuditHash> {
@@ -1163,6 +1236,20 @@ fn consent_from_row(r: &Row) -> StoreResult<crate::ConsentRow> {
     })
 }
 
+const INCIDENT_COLS: &str = "id, status, aware_at, due_at, created_at, updated_at, sealed";
+
+fn incident_from_row(r: &Row) -> StoreResult<crate::IncidentRow> {
+    Ok(crate::IncidentRow {
+        id: col(r, 0)?,
+        status: col(r, 1)?,
+        aware_at: time(r, 2)?,
+        due_at: opt_time(r, 3)?,
+        created_at: time(r, 4)?,
+        updated_at: time(r, 5)?,
+        sealed: col(r, 6)?,
+    })
+}
+
 const DSR_COLS: &str = "id, kind, regime, subject_id, identifier_hash, status, received_at, received_offset, due_at, extensions, \
     extension_reason, verified_at, verified_by, verification_method, completed_at, outcome, details, created_by, created_at, updated_at";
 
@@ -1205,6 +1292,130 @@ mod tests {
         for p in [vec![], vec!["sales".to_string()], vec!["a".into(), "b".into()]] {
             assert_eq!(split_purposes(&join_purposes(&p)), p);
         }
+    }
+
+    /// Literal arguments for `EXECUTE` of [`audit_query`]'s statement, in
+    /// the order it numbers its parameters.
+    fn audit_query_args(f: &AuditFilter) -> String {
+        let uuid = |u: &Uuid| format!("'{u}'::uuid");
+        let mut args = vec![f.after.map_or(-1, audit_index).to_string()];
+        args.extend(f.before.map(|b| audit_index(b).to_string()));
+        args.extend(f.subject.map(|s| uuid(s.as_uuid())));
+        args.extend(f.actor.as_ref().map(uuid));
+        args.extend(f.user.as_ref().map(uuid));
+        args.extend(f.token.as_ref().map(uuid));
+        args.extend(f.from.map(|t| to_micros(t).to_string()));
+        args.extend(f.to.map(|t| to_micros(t).to_string()));
+        args.push(page_size(f.limit).to_string());
+        args.join(", ")
+    }
+
+    /// Queries by token and by user use their indexes (the partial
+    /// `audit_actor_token`, `audit_actor_user`) in both the custom and the
+    /// generic plan of their cached statement, alone and with time, cursor
+    /// and `before` conditions: no sequential scan of the log.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn audit_queries_by_token_and_user_use_their_indexes() {
+        let Some(admin) = testing::test_database_url() else {
+            eprintln!("skipped: STEWARD_TEST_DATABASE_URL is not set");
+            return;
+        };
+        let (url, db) = testing::fresh_test_database(&admin).await.expect("database");
+        let store = PgStore::connect(&url, &db.vault_path()).await.expect("connect");
+        // 20,000 entries: 100 users, one entry in four by one of 50 tokens.
+        // (For a user with a large share of the log, the planner rightly
+        // prefers the primary key's order, stopping at the page's end.)
+        let users: Vec<Uuid> = (0..100).map(|_| Uuid::now_v7()).collect();
+        let tokens: Vec<Uuid> = (0..50).map(|_| Uuid::now_v7()).collect();
+        for chunk in (0..20_000usize).collect::<Vec<_>>().chunks(2_000) {
+            let records = chunk
+                .iter()
+                .map(|&i| {
+                    let mut actor = steward_audit::Actor::system();
+                    actor.user_id = Some(users[i % users.len()]);
+                    actor.token_id = i.is_multiple_of(4).then(|| tokens[(i / 4) % tokens.len()]);
+                    let mut r = steward_audit::AuditRecord::new(
+                        chrono::Utc::now(),
+                        actor,
+                        "contact.read",
+                        steward_audit::Outcome::Ok,
+                    );
+                    r.subject_id = Some(Uuid::now_v7());
+                    r
+                })
+                .collect();
+            store.append_read_audit(records).await.expect("audit");
+        }
+        store.close().await;
+        let client = testing::connect_client(&url).await.expect("client");
+        client.batch_execute("ANALYZE audit_log").await.expect("analyze");
+        let now = chrono::Utc::now();
+        let token_filters = [
+            AuditFilter {
+                token: Some(tokens[3]),
+                limit: 100,
+                ..AuditFilter::default()
+            },
+            AuditFilter {
+                token: Some(tokens[7]),
+                from: Some(now - chrono::Duration::hours(1)),
+                to: Some(now),
+                after: Some(1_000),
+                before: Some(19_000),
+                limit: 1000,
+                ..AuditFilter::default()
+            },
+            AuditFilter {
+                token: Some(tokens[7]),
+                user: Some(users[2]),
+                limit: 1000,
+                ..AuditFilter::default()
+            },
+        ];
+        let user_filters = [
+            AuditFilter {
+                user: Some(users[1]),
+                limit: 100,
+                ..AuditFilter::default()
+            },
+            AuditFilter {
+                user: Some(users[1]),
+                from: Some(now - chrono::Duration::hours(1)),
+                before: Some(15_000),
+                after: Some(200),
+                limit: 100,
+                ..AuditFilter::default()
+            },
+        ];
+        let cases = token_filters
+            .iter()
+            .map(|f| (f, "audit_actor_token"))
+            .chain(user_filters.iter().map(|f| (f, "audit_actor_user")));
+        for (n, (f, index)) in cases.enumerate() {
+            let q = audit_query(f);
+            let args = audit_query_args(f);
+            for mode in ["force_custom_plan", "force_generic_plan"] {
+                client
+                    .batch_execute(&format!(
+                        "SET plan_cache_mode = {mode}; PREPARE q{n}_{mode} AS {}",
+                        q.sql
+                    ))
+                    .await
+                    .expect("prepare");
+                let plan: Vec<String> = client
+                    .query(&format!("EXPLAIN EXECUTE q{n}_{mode}({args})"), &[])
+                    .await
+                    .expect("explain")
+                    .iter()
+                    .map(|r| r.get(0))
+                    .collect();
+                let plan = plan.join("\n");
+                assert!(plan.contains(index), "{mode} for {f:?} uses {index}:\n{plan}");
+                assert!(!plan.contains("Seq Scan"), "{mode} for {f:?}:\n{plan}");
+            }
+        }
+        drop(client);
+        db.drop_now().await.expect("drop");
     }
 
     #[test]

@@ -902,6 +902,33 @@ async fn apply_op(tx: &Transaction<'_>, op: &WriteOp) -> Result<(), Failure> {
         )
         .await
         .map(|_| ()),
+        WriteOp::PutIncident(i) => exec(
+            tx,
+            "INSERT INTO incidents (id, status, aware_at, due_at, created_at, updated_at, sealed) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7) \
+             ON CONFLICT (id) DO UPDATE SET status = EXCLUDED.status, aware_at = EXCLUDED.aware_at, \
+             due_at = EXCLUDED.due_at, created_at = EXCLUDED.created_at, updated_at = EXCLUDED.updated_at, \
+             sealed = EXCLUDED.sealed",
+            &[
+                &i.id,
+                &i.status,
+                &to_micros(i.aware_at),
+                &i.due_at.map(to_micros),
+                &to_micros(i.created_at),
+                &to_micros(i.updated_at),
+                &i.sealed,
+            ],
+        )
+        .await
+        .map(|_| ()),
+        // The foreign key refuses an entry of an unknown incident.
+        WriteOp::AppendIncidentEntry(e) => exec(
+            tx,
+            "INSERT INTO incident_entries (id, incident_id, kind, at, sealed) VALUES ($1, $2, $3, $4, $5)",
+            &[&e.id, &e.incident_id, &e.kind, &to_micros(e.at), &e.sealed],
+        )
+        .await
+        .map(|_| ()),
         WriteOp::InsertErasureProof { identifier_hash, request_id, at } => exec(
             tx,
             "INSERT INTO erasure_proofs (identifier_hash, request_id, erased_at) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING",

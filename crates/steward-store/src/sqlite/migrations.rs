@@ -38,6 +38,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "pending_consents",
         include_str!("../../migrations/sqlite/0012_pending_consents.sql"),
     ),
+    (
+        13,
+        "incidents",
+        include_str!("../../migrations/sqlite/0013_incidents.sql"),
+    ),
 ];
 
 pub fn run(conn: &mut Connection) -> StoreResult<()> {
@@ -69,4 +74,55 @@ pub fn run(conn: &mut Connection) -> StoreResult<()> {
         .map_err(err)?;
     }
     tx.commit().map_err(err)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Migration 13 fills the token index with the entries already in the
+    /// log below `indexed_upto` (those above it are the tail, which the
+    /// writer's next merge adds to both indexes).
+    #[test]
+    fn the_token_index_starts_with_the_indexed_part_of_the_log() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut conn = Connection::open(dir.path().join("steward.db")).expect("open");
+        conn.execute_batch(
+            "CREATE TABLE schema_migrations (version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at INTEGER NOT NULL)",
+        )
+        .expect("bookkeeping");
+        for (version, name, sql) in MIGRATIONS.iter().filter(|m| m.0 <= 12) {
+            conn.execute_batch(sql).expect("migration");
+            conn.execute(
+                "INSERT INTO schema_migrations (version, name, applied_at) VALUES (?1, ?2, 0)",
+                params![version, name],
+            )
+            .expect("record");
+        }
+        let (a, b) = ([1u8; 16], [2u8; 16]);
+        let tokens: [Option<[u8; 16]>; 6] = [Some(b), None, Some(a), Some(b), Some(a), None];
+        for (idx, token) in tokens.iter().enumerate() {
+            conn.execute(
+                "INSERT INTO audit_log (idx, entry, leaf_hash, at, actor_token, action) VALUES (?1, x'00', x'00', 0, ?2, 'x')",
+                params![idx as i64, token],
+            )
+            .expect("entry");
+        }
+        conn.execute("UPDATE audit_index_state SET indexed_upto = 4 WHERE id = 1", [])
+            .expect("indexed upto");
+        run(&mut conn).expect("migrate");
+        let mut stmt = conn
+            .prepare("SELECT token_id, idx FROM audit_token_index ORDER BY token_id, idx")
+            .expect("prepare");
+        let indexed: Vec<(Vec<u8>, i64)> = stmt
+            .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+            .expect("query")
+            .map(|r| r.expect("row"))
+            .collect();
+        assert_eq!(indexed, vec![(a.to_vec(), 2), (b.to_vec(), 0), (b.to_vec(), 3)]);
+        let latest: i64 = conn
+            .query_row("SELECT MAX(version) FROM schema_migrations", [], |r| r.get(0))
+            .expect("version");
+        assert_eq!(latest, MIGRATIONS.last().map_or(0, |m| m.0));
+    }
 }

@@ -642,6 +642,15 @@ impl Store for SqliteStore {
     async fn get_pending_consent(&self, hash: &[u8]) -> StoreResult<Option<crate::PendingConsentRow>> {
         self.read(|c| read::get_pending_consent(c, hash)).await
     }
+    async fn get_incident(&self, id: uuid::Uuid) -> StoreResult<Option<crate::IncidentRow>> {
+        self.read(|c| read::get_incident(c, id)).await
+    }
+    async fn list_incidents(&self) -> StoreResult<Vec<crate::IncidentRow>> {
+        self.read(read::list_incidents).await
+    }
+    async fn incident_entries(&self, incident_id: uuid::Uuid) -> StoreResult<Vec<crate::IncidentEntryRow>> {
+        self.read(|c| read::incident_entries(c, incident_id)).await
+    }
     async fn erasure_proof(&self, hash: &[u8]) -> StoreResult<Option<(uuid::Uuid, DateTime<Utc>)>> {
         self.read(|c| read::erasure_proof(c, hash)).await
     }

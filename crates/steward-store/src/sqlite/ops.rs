@@ -525,6 +525,31 @@ pub fn apply(conn: &Connection, op: &WriteOp, tip: &mut Option<AuditTip>) -> Sto
             params![to_micros(*before)],
             false,
         ),
+        WriteOp::PutIncident(i) => exec(
+            conn,
+            "INSERT INTO incidents (id, status, aware_at, due_at, created_at, updated_at, sealed) \
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7) \
+             ON CONFLICT (id) DO UPDATE SET status = excluded.status, aware_at = excluded.aware_at, \
+             due_at = excluded.due_at, created_at = excluded.created_at, updated_at = excluded.updated_at, \
+             sealed = excluded.sealed",
+            params![
+                i.id.as_bytes(),
+                i.status,
+                to_micros(i.aware_at),
+                i.due_at.map(to_micros),
+                to_micros(i.created_at),
+                to_micros(i.updated_at),
+                i.sealed
+            ],
+            false,
+        ),
+        // The foreign key refuses an entry of an unknown incident.
+        WriteOp::AppendIncidentEntry(e) => exec(
+            conn,
+            "INSERT INTO incident_entries (id, incident_id, kind, at, sealed) VALUES (?1, ?2, ?3, ?4, ?5)",
+            params![e.id.as_bytes(), e.incident_id.as_bytes(), e.kind, to_micros(e.at), e.sealed],
+            false,
+        ),
         WriteOp::InsertErasureProof { identifier_hash, request_id, at } => exec(
             conn,
             "INSERT OR IGNORE INTO erasure_proofs (identifier_hash, request_id, erased_at) VALUES (?1, ?2, ?3)",
@@ -584,12 +609,13 @@ pub(super) fn append_audit(conn: &Connection, record: &AuditRecord, tip: &mut Op
 }
 
 /// Unindexed audit entries beyond which the writer adds them to the subject
-/// index (`audit_subject_index`, migration 11) in one sorted batch. A batch
-/// touches each index page once instead of once per commit; a query by
-/// subject scans at most about this many entries of the unindexed tail.
+/// and token indexes (`audit_subject_index`, migration 11, and
+/// `audit_token_index`, migration 13) in one sorted batch. A batch touches
+/// each index page once instead of once per commit; a query by subject or
+/// token scans at most about this many entries of the unindexed tail.
 pub(super) const SUBJECT_INDEX_BATCH: i64 = 4096;
 
-/// The first audit index not yet in the subject index.
+/// The first audit index not yet in the subject and token indexes.
 pub(super) fn indexed_upto(conn: &Connection) -> StoreResult<i64> {
     conn.prepare_cached("SELECT indexed_upto FROM audit_index_state WHERE id = 1")
         .map_err(|e| map_err(&e))?
@@ -600,8 +626,10 @@ pub(super) fn indexed_upto(conn: &Connection) -> StoreResult<i64> {
 }
 
 /// Adds the audit entries from `indexed_upto` up to the tip to the subject
-/// index, in subject order, once at least `min` of them have gathered (in
-/// the caller's transaction).
+/// index (in subject order) and to the token index (in token order), once
+/// at least `min` of them have gathered, and moves `indexed_upto` past
+/// them: all in the caller's transaction, so that `indexed_upto` always
+/// holds for both indexes.
 pub(super) fn merge_subject_index(conn: &Connection, tip: Option<AuditTip>, min: i64) -> StoreResult<()> {
     let Some(tip) = tip else { return Ok(()) };
     let next = i64::try_from(tip.next).map_err(|_| StoreError::Corrupt("audit index overflow".into()))?;
@@ -609,11 +637,36 @@ pub(super) fn merge_subject_index(conn: &Connection, tip: Option<AuditTip>, min:
     if next - upto < min {
         return Ok(());
     }
+    // All or nothing: a half-extended index would hold entries at or above
+    // `indexed_upto`, which queries also find in the tail.
+    conn.execute_batch("SAVEPOINT merge_audit_index")
+        .map_err(|e| map_err(&e))?;
+    let merged = extend_audit_indexes(conn, upto, next);
+    let end = if merged.is_ok() {
+        "RELEASE merge_audit_index"
+    } else {
+        "ROLLBACK TO merge_audit_index; RELEASE merge_audit_index"
+    };
+    conn.execute_batch(end).map_err(|e| map_err(&e))?;
+    merged
+}
+
+/// Adds the audit entries `upto..next` to both indexes and sets
+/// `indexed_upto` to `next`.
+fn extend_audit_indexes(conn: &Connection, upto: i64, next: i64) -> StoreResult<()> {
     exec(
         conn,
         "INSERT OR IGNORE INTO audit_subject_index (subject_id, idx) \
          SELECT subject_id, idx FROM audit_log WHERE idx >= ?1 AND idx < ?2 AND subject_id IS NOT NULL \
          ORDER BY subject_id, idx",
+        params![upto, next],
+        false,
+    )?;
+    exec(
+        conn,
+        "INSERT OR IGNORE INTO audit_token_index (token_id, idx) \
+         SELECT actor_token, idx FROM audit_log WHERE idx >= ?1 AND idx < ?2 AND actor_token IS NOT NULL \
+         ORDER BY actor_token, idx",
         params![upto, next],
         false,
     )?;
@@ -656,5 +709,53 @@ pub fn load_tip(conn: &Connection) -> StoreResult<AuditTip> {
                 .try_into()
                 .map_err(|_| StoreError::Corrupt("bad leaf hash".into()))?,
         }),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use steward_audit::{Actor, AuditRecord, Outcome};
+
+    fn rows(conn: &Connection, sql: &str) -> Vec<(Vec<u8>, i64)> {
+        let mut stmt = conn.prepare(sql).expect("prepare");
+        let out = stmt
+            .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+            .expect("query")
+            .map(|r| r.expect("row"))
+            .collect();
+        out
+    }
+
+    /// A merge adds the same range of entries to the subject and the token
+    /// index and moves `indexed_upto` past it, once enough have gathered.
+    #[test]
+    fn a_merge_extends_both_indexes_over_the_same_range() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut conn = Connection::open(dir.path().join("steward.db")).expect("open");
+        super::super::migrations::run(&mut conn).expect("migrate");
+        let (subject, token) = (uuid::Uuid::now_v7(), uuid::Uuid::now_v7());
+        let mut tip = None;
+        for i in 0..5 {
+            let mut actor = Actor::system();
+            actor.token_id = (i % 2 == 0).then_some(token);
+            let mut r = AuditRecord::new(chrono::Utc::now(), actor, "contact.read", Outcome::Ok);
+            r.subject_id = (i != 2).then_some(subject);
+            append_audit(&conn, &r, &mut tip).expect("append");
+        }
+        merge_subject_index(&conn, tip, 6).expect("too few: nothing");
+        assert_eq!(indexed_upto(&conn).expect("upto"), 0);
+        merge_subject_index(&conn, tip, 5).expect("merge");
+        assert_eq!(indexed_upto(&conn).expect("upto"), 5);
+        let s = subject.as_bytes().to_vec();
+        let t = token.as_bytes().to_vec();
+        assert_eq!(
+            rows(&conn, "SELECT subject_id, idx FROM audit_subject_index ORDER BY idx"),
+            vec![(s.clone(), 0), (s.clone(), 1), (s.clone(), 3), (s, 4)]
+        );
+        assert_eq!(
+            rows(&conn, "SELECT token_id, idx FROM audit_token_index ORDER BY idx"),
+            vec![(t.clone(), 0), (t.clone(), 2), (t, 4)]
+        );
     }
 }

@@ -479,64 +479,151 @@ pub fn audit_leaf_hashes(conn: &Connection, from: u64, to: u64) -> StoreResult<V
 }
 
 pub fn query_audit(conn: &Connection, f: &crate::AuditFilter) -> StoreResult<Vec<crate::StoredAuditEntry>> {
-    let Some(subject) = f.subject else {
-        let mut values = vec![f.after.map_or(-1, idx).into()];
-        let sql = format!(
-            "SELECT idx, entry, leaf_hash FROM audit_log WHERE idx > ?1{} ORDER BY idx LIMIT ?{}",
-            audit_conditions(f, "", &mut values),
-            values.len() + 1
-        );
-        values.push(i64::from(page(f.limit)).into());
-        return collect(conn, &sql, rusqlite::params_from_iter(values), audit_entry);
+    // The access path: an index table when one fits (a subject's entries
+    // are the fewer, as a rule), else audit_log itself, where SQLite picks
+    // the `audit_actor_user` index for `user` or `actor` by itself.
+    let indexed = if let Some(subject) = f.subject {
+        Some((&SUBJECT_INDEX, subject.as_bytes().to_vec()))
+    } else {
+        f.token.map(|token| (&TOKEN_INDEX, token.as_bytes().to_vec()))
     };
-    // Entries below `indexed_upto` are found through the subject index; the
-    // tail above it (at most a few thousand entries) is scanned. Both in one
-    // snapshot, so that a batch the writer indexes in between is neither
-    // missed nor counted twice.
+    let Some((index, key)) = indexed else {
+        let q = plain_audit_query(f);
+        return collect(conn, &q.sql, rusqlite::params_from_iter(q.values), audit_entry);
+    };
+    // Entries below `indexed_upto` are found through the index table; the
+    // tail above it (at most a few thousand entries) is scanned. Both in
+    // one snapshot, so that a batch the writer indexes in between is
+    // neither missed nor counted twice.
     let tx = conn.unchecked_transaction().map_err(|e| map_err(&e))?;
     let upto = super::ops::indexed_upto(&tx)?;
-    let after = f.after.map_or(-1, idx);
     let limit = i64::from(page(f.limit));
-    let subject = subject.as_bytes().to_vec();
-    let mut values: Vec<rusqlite::types::Value> = vec![subject.clone().into(), after.into()];
-    let sql = format!(
-        "SELECT a.idx, a.entry, a.leaf_hash FROM audit_subject_index s CROSS JOIN audit_log a ON a.idx = s.idx \
-         WHERE s.subject_id = ?1 AND s.idx > ?2{} ORDER BY s.idx LIMIT ?{}",
-        audit_conditions(f, "a.", &mut values),
-        values.len() + 1
-    );
-    values.push(limit.into());
-    let mut out = collect(&tx, &sql, rusqlite::params_from_iter(values), audit_entry)?;
+    let q = indexed_audit_query(f, index, &key, upto, limit);
+    let mut out = collect(&tx, &q.sql, rusqlite::params_from_iter(q.values), audit_entry)?;
     let missing = limit - i64::try_from(out.len()).unwrap_or(limit);
     if missing > 0 {
-        let mut values: Vec<rusqlite::types::Value> = vec![subject.into(), after.max(upto - 1).into()];
-        let sql = format!(
-            "SELECT idx, entry, leaf_hash FROM audit_log WHERE idx > ?2 AND subject_id = ?1{} ORDER BY idx LIMIT ?{}",
-            audit_conditions(f, "", &mut values),
-            values.len() + 1
-        );
-        values.push(missing.into());
-        out.extend(collect(&tx, &sql, rusqlite::params_from_iter(values), audit_entry)?);
+        let q = tail_audit_query(f, index, &key, upto, missing);
+        out.extend(collect(&tx, &q.sql, rusqlite::params_from_iter(q.values), audit_entry)?);
     }
     Ok(out)
 }
 
-/// The actor and time conditions of `f` on the audit log (columns prefixed
-/// with `table`), their values appended to `values`.
-fn audit_conditions(f: &crate::AuditFilter, table: &str, values: &mut Vec<rusqlite::types::Value>) -> String {
+/// A table that indexes one column of audit_log by `(key, idx)`, complete
+/// below `audit_index_state.indexed_upto` (see `ops::merge_subject_index`).
+struct AuditIndex {
+    table: &'static str,
+    key: &'static str,
+    /// The audit_log column it copies.
+    column: &'static str,
+}
+
+const SUBJECT_INDEX: AuditIndex = AuditIndex {
+    table: "audit_subject_index",
+    key: "subject_id",
+    column: "subject_id",
+};
+const TOKEN_INDEX: AuditIndex = AuditIndex {
+    table: "audit_token_index",
+    key: "token_id",
+    column: "actor_token",
+};
+
+/// One statement of an audit query and its parameters.
+struct AuditQuery {
+    sql: String,
+    values: Vec<rusqlite::types::Value>,
+}
+
+/// The cursor as a lower bound (`idx > after`).
+fn audit_after(f: &crate::AuditFilter) -> i64 {
+    f.after.map_or(-1, idx)
+}
+
+/// `before` as an upper bound (`idx < before`).
+fn audit_before(f: &crate::AuditFilter) -> i64 {
+    f.before.map_or(i64::MAX, idx)
+}
+
+/// The whole query on audit_log, without an index table.
+fn plain_audit_query(f: &crate::AuditFilter) -> AuditQuery {
+    let mut values = vec![audit_after(f).into()];
+    let mut sql = String::from("SELECT idx, entry, leaf_hash FROM audit_log WHERE idx > ?1");
+    if f.before.is_some() {
+        values.push(audit_before(f).into());
+        sql.push_str(&format!(" AND idx < ?{}", values.len()));
+    }
+    sql.push_str(&audit_conditions(f, "", "", &mut values));
+    values.push(i64::from(page(f.limit)).into());
+    sql.push_str(&format!(" ORDER BY idx LIMIT ?{}", values.len()));
+    AuditQuery { sql, values }
+}
+
+/// The part of the query below `upto`, through `index` for `key`.
+fn indexed_audit_query(f: &crate::AuditFilter, index: &AuditIndex, key: &[u8], upto: i64, limit: i64) -> AuditQuery {
+    let AuditIndex {
+        table,
+        key: key_col,
+        column,
+    } = index;
+    let mut values: Vec<rusqlite::types::Value> = vec![
+        key.to_vec().into(),
+        audit_after(f).into(),
+        audit_before(f).min(upto).into(),
+    ];
+    // CROSS JOIN: the index table first, whatever the planner would guess.
+    let mut sql = format!(
+        "SELECT a.idx, a.entry, a.leaf_hash FROM {table} s CROSS JOIN audit_log a ON a.idx = s.idx \
+         WHERE s.{key_col} = ?1 AND s.idx > ?2 AND s.idx < ?3"
+    );
+    sql.push_str(&audit_conditions(f, "a.", column, &mut values));
+    values.push(limit.into());
+    sql.push_str(&format!(" ORDER BY s.idx LIMIT ?{}", values.len()));
+    AuditQuery { sql, values }
+}
+
+/// The part of the query from `upto` on: a scan of the unindexed tail.
+fn tail_audit_query(f: &crate::AuditFilter, index: &AuditIndex, key: &[u8], upto: i64, limit: i64) -> AuditQuery {
+    let column = index.column;
+    let mut values: Vec<rusqlite::types::Value> = vec![
+        key.to_vec().into(),
+        audit_after(f).max(upto - 1).into(),
+        audit_before(f).into(),
+    ];
+    let mut sql = format!("SELECT idx, entry, leaf_hash FROM audit_log WHERE idx > ?2 AND idx < ?3 AND {column} = ?1");
+    sql.push_str(&audit_conditions(f, "", column, &mut values));
+    values.push(limit.into());
+    sql.push_str(&format!(" ORDER BY idx LIMIT ?{}", values.len()));
+    AuditQuery { sql, values }
+}
+
+/// The subject, actor and time conditions of `f` on the audit log (columns
+/// prefixed with `table`) but the one on `skip` (the column the access path
+/// already matches), their values appended to `values`.
+fn audit_conditions(
+    f: &crate::AuditFilter,
+    table: &str,
+    skip: &str,
+    values: &mut Vec<rusqlite::types::Value>,
+) -> String {
     let mut sql = String::new();
+    let id = |u: &uuid::Uuid| rusqlite::types::Value::from(u.as_bytes().to_vec());
     if let Some(a) = f.actor {
-        values.push(a.as_bytes().to_vec().into());
+        values.push(id(&a));
         let n = values.len();
         sql.push_str(&format!(" AND ({table}actor_user = ?{n} OR {table}actor_token = ?{n})"));
     }
-    if let Some(from) = f.from {
-        values.push(crate::to_micros(from).into());
-        sql.push_str(&format!(" AND {table}at >= ?{}", values.len()));
-    }
-    if let Some(to) = f.to {
-        values.push(crate::to_micros(to).into());
-        sql.push_str(&format!(" AND {table}at < ?{}", values.len()));
+    let conditions = [
+        ("subject_id", "=", f.subject.map(|s| id(s.as_uuid()))),
+        ("actor_user", "=", f.user.as_ref().map(id)),
+        ("actor_token", "=", f.token.as_ref().map(id)),
+        ("at", ">=", f.from.map(|t| crate::to_micros(t).into())),
+        ("at", "<", f.to.map(|t| crate::to_micros(t).into())),
+    ];
+    for (column, op, value) in conditions {
+        if let Some(value) = value.filter(|_| column != skip) {
+            values.push(value);
+            sql.push_str(&format!(" AND {table}{column} {op} ?{}", values.len()));
+        }
     }
     sql
 }
@@ -792,4 +879,220 @@ pub fn erasure_proof(
         [hash],
         |r| Ok((uuid_at(r, 0)?, from_micros(get(r, 1)?)?)),
     )
+}
+
+const INCIDENT_COLS: &str = "id, status, aware_at, due_at, created_at, updated_at, sealed";
+
+fn incident_at(r: &Row<'_>) -> StoreResult<crate::IncidentRow> {
+    Ok(crate::IncidentRow {
+        id: uuid_at(r, 0)?,
+        status: get(r, 1)?,
+        aware_at: from_micros(get(r, 2)?)?,
+        due_at: get::<Option<i64>>(r, 3)?.map(from_micros).transpose()?,
+        created_at: from_micros(get(r, 4)?)?,
+        updated_at: from_micros(get(r, 5)?)?,
+        sealed: get(r, 6)?,
+    })
+}
+
+pub fn get_incident(conn: &Connection, id: uuid::Uuid) -> StoreResult<Option<crate::IncidentRow>> {
+    one(
+        conn,
+        &format!("SELECT {INCIDENT_COLS} FROM incidents WHERE id = ?1"),
+        [id.as_bytes()],
+        incident_at,
+    )
+}
+
+pub fn list_incidents(conn: &Connection) -> StoreResult<Vec<crate::IncidentRow>> {
+    collect(
+        conn,
+        &format!("SELECT {INCIDENT_COLS} FROM incidents ORDER BY created_at DESC, id DESC"),
+        [],
+        incident_at,
+    )
+}
+
+pub fn incident_entries(conn: &Connection, incident: uuid::Uuid) -> StoreResult<Vec<crate::IncidentEntryRow>> {
+    collect(
+        conn,
+        "SELECT id, incident_id, kind, at, sealed FROM incident_entries WHERE incident_id = ?1 ORDER BY id",
+        [incident.as_bytes()],
+        |r| {
+            Ok(crate::IncidentEntryRow {
+                id: uuid_at(r, 0)?,
+                incident_id: uuid_at(r, 1)?,
+                kind: get(r, 2)?,
+                at: from_micros(get(r, 3)?)?,
+                sealed: get(r, 4)?,
+            })
+        },
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::AuditFilter;
+
+    fn migrated() -> (tempfile::TempDir, Connection) {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut conn = Connection::open(dir.path().join("steward.db")).expect("open");
+        super::super::migrations::run(&mut conn).expect("migrate");
+        (dir, conn)
+    }
+
+    /// The plan's steps (`EXPLAIN QUERY PLAN`'s detail column).
+    fn plan(conn: &Connection, q: &AuditQuery) -> Vec<String> {
+        let mut stmt = conn.prepare(&format!("EXPLAIN QUERY PLAN {}", q.sql)).expect("explain");
+        let rows = stmt
+            .query_map(rusqlite::params_from_iter(q.values.iter()), |r| r.get::<_, String>(3))
+            .expect("plan");
+        rows.map(|r| r.expect("step")).collect()
+    }
+
+    fn id() -> uuid::Uuid {
+        uuid::Uuid::now_v7()
+    }
+
+    /// A query by token reads the token index below `indexed_upto` and the
+    /// log by index range above it: never a scan of audit_log, nor a sort.
+    #[test]
+    fn token_queries_use_the_token_index_and_never_scan_the_log() {
+        let (_dir, conn) = migrated();
+        let token = id();
+        let filters = [
+            AuditFilter {
+                token: Some(token),
+                limit: 100,
+                ..AuditFilter::default()
+            },
+            AuditFilter {
+                token: Some(token),
+                user: Some(id()),
+                actor: Some(id()),
+                from: Some(chrono::Utc::now()),
+                to: Some(chrono::Utc::now()),
+                after: Some(10),
+                before: Some(5000),
+                limit: 100,
+                ..AuditFilter::default()
+            },
+        ];
+        for f in &filters {
+            let indexed = plan(
+                &conn,
+                &indexed_audit_query(f, &TOKEN_INDEX, token.as_bytes(), 4096, 100),
+            );
+            assert!(
+                indexed
+                    .iter()
+                    .any(|s| s.contains("SEARCH s USING PRIMARY KEY (token_id=?")),
+                "{indexed:?}"
+            );
+            assert!(
+                indexed
+                    .iter()
+                    .any(|s| s.contains("SEARCH a USING INTEGER PRIMARY KEY (rowid=?)")),
+                "{indexed:?}"
+            );
+            let tail = plan(&conn, &tail_audit_query(f, &TOKEN_INDEX, token.as_bytes(), 4096, 100));
+            for steps in [&indexed, &tail] {
+                assert!(steps.iter().all(|s| s.starts_with("SEARCH")), "{steps:?}");
+                assert!(!steps.iter().any(|s| s.contains("TEMP B-TREE")), "{steps:?}");
+            }
+            assert!(
+                tail.iter()
+                    .any(|s| s.contains("rowid>? AND rowid<?") || s.contains("audit_actor_user")),
+                "{tail:?}"
+            );
+        }
+        // The same shape for a subject.
+        let subject = steward_domain::SubjectId::new();
+        let f = AuditFilter {
+            subject: Some(subject),
+            token: Some(token),
+            limit: 100,
+            ..AuditFilter::default()
+        };
+        let steps = plan(
+            &conn,
+            &indexed_audit_query(&f, &SUBJECT_INDEX, subject.as_bytes(), 4096, 100),
+        );
+        assert!(
+            steps
+                .iter()
+                .any(|s| s.contains("SEARCH s USING PRIMARY KEY (subject_id=?")),
+            "{steps:?}"
+        );
+        assert!(steps.iter().all(|s| s.starts_with("SEARCH")), "{steps:?}");
+    }
+
+    /// A query by user (and no subject or token) goes through
+    /// `audit_actor_user`.
+    #[test]
+    fn user_queries_use_the_actor_user_index() {
+        let (_dir, conn) = migrated();
+        let filters = [
+            AuditFilter {
+                user: Some(id()),
+                limit: 100,
+                ..AuditFilter::default()
+            },
+            AuditFilter {
+                user: Some(id()),
+                from: Some(chrono::Utc::now()),
+                to: Some(chrono::Utc::now()),
+                after: Some(3),
+                before: Some(900),
+                limit: 100,
+                ..AuditFilter::default()
+            },
+        ];
+        for f in &filters {
+            let steps = plan(&conn, &plain_audit_query(f));
+            assert!(
+                steps
+                    .iter()
+                    .any(|s| s.starts_with("SEARCH audit_log USING INDEX audit_actor_user (actor_user=?")),
+                "{steps:?}"
+            );
+            assert!(!steps.iter().any(|s| s.contains("TEMP B-TREE")), "{steps:?}");
+        }
+    }
+
+    /// The query takes the index that fits: subject, else token, else none.
+    #[test]
+    fn the_access_path_is_the_subject_then_the_token_index() {
+        let token = id();
+        let subject = steward_domain::SubjectId::new();
+        let both = AuditFilter {
+            subject: Some(subject),
+            token: Some(token),
+            limit: 10,
+            ..AuditFilter::default()
+        };
+        let q = indexed_audit_query(&both, &SUBJECT_INDEX, subject.as_bytes(), 0, 10);
+        assert!(q.sql.contains("FROM audit_subject_index s"), "{}", q.sql);
+        assert!(
+            q.sql.contains("a.actor_token = ?"),
+            "the token still applies: {}",
+            q.sql
+        );
+        let q = tail_audit_query(&both, &TOKEN_INDEX, token.as_bytes(), 0, 10);
+        assert!(
+            q.sql.contains("actor_token = ?1") && q.sql.contains("subject_id = ?4"),
+            "{}",
+            q.sql
+        );
+        assert_eq!(q.sql.matches("actor_token").count(), 1, "{}", q.sql);
+        let q = plain_audit_query(&AuditFilter {
+            actor: Some(token),
+            before: Some(7),
+            limit: 10,
+            ..AuditFilter::default()
+        });
+        assert!(q.sql.contains("(actor_user = ?3 OR actor_token = ?3)"), "{}", q.sql);
+        assert!(q.sql.contains("idx < ?2"), "{}", q.sql);
+    }
 }

@@ -311,3 +311,55 @@ async fn outbox_send_delivers_over_smtp() {
     );
     assert!(!out.stderr.contains("smtp.person"), "no address in the logs");
 }
+
+#[tokio::test]
+async fn breach_list_and_notification_from_the_cli() {
+    let s = Steward::initialised();
+    s.create_user("dee", "dpo");
+    let token = s.create_token("dee");
+    let server = Server::start(&s).await;
+    let client = reqwest::Client::new();
+    let mut ids = Vec::new();
+    for aware in ["2026-03-27T10:00:00+01:00", &chrono::Utc::now().to_rfc3339()] {
+        let r = client
+            .post(server.url("/api/v1/incidents"))
+            .bearer_auth(&token)
+            .json(
+                &serde_json::json!({"title": "Misdirected export", "description": "Sent to the wrong customer.",
+                "category": "confidentiality", "source": "misdirected_email", "aware_at": aware}),
+            )
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status().as_u16(), 201);
+        let body: serde_json::Value = r.json().await.unwrap();
+        ids.push(body["id"].as_str().unwrap().to_string());
+    }
+    let overdue = s.run(["breach", "list", "--overdue"]);
+    overdue.ok();
+    assert!(
+        overdue.stdout.contains(&ids[0]) && !overdue.stdout.contains(&ids[1]),
+        "{}",
+        overdue.stdout
+    );
+    assert!(overdue.stdout.contains("OVERDUE"));
+    let all = s.run(["breach", "list", "--json"]);
+    all.ok();
+    let lines: Vec<serde_json::Value> = all.stdout.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    assert_eq!(lines.len(), 2);
+    assert_eq!(lines[0]["id"], ids[1].as_str(), "newest first");
+    assert_eq!(lines[1]["clocks"][0]["due_at"], "2026-03-30T09:00:00Z");
+    let md = s.run(["breach", "notification", &ids[0]]);
+    md.ok();
+    assert!(
+        md.stdout.contains("Art. 33") && md.stdout.contains("Misdirected export"),
+        "{}",
+        md.stdout
+    );
+    let json = s.run(["breach", "notification", &ids[0], "--format", "json"]);
+    let v: serde_json::Value = serde_json::from_str(&json.stdout).unwrap();
+    assert_eq!(v["nature"]["source"], "misdirected_email");
+    s.run(["breach", "notification", "not-an-id"]).refused();
+    s.run(["breach", "notification", &uuid::Uuid::now_v7().to_string()])
+        .refused();
+}

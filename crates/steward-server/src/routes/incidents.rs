@@ -1,0 +1,206 @@
+//! Breach register endpoints (privacy officer for changes, compliance
+//! purpose; dpo and auditor read).
+
+use axum::extract::{Path, State};
+use axum::http::{header, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use serde::Deserialize;
+use serde_json::{json, Value};
+use steward_service::incident::{
+    ContainmentInput, EvidenceInput, IncidentChange, IncidentInput, RegulatorInput, RiskInput, ScopeCriteria,
+    SubjectNoticeInput,
+};
+
+use crate::extract::{path_id, ApiJson, ApiQuery, Ctx};
+use crate::problem::{ApiError, ApiResult};
+use crate::AppState;
+
+fn incident_id(raw: &str) -> ApiResult<uuid::Uuid> {
+    path_id(raw, "incident")
+}
+
+fn to_json<T: serde::Serialize>(v: &T) -> Value {
+    serde_json::to_value(v).unwrap_or(Value::Null)
+}
+
+pub async fn create(
+    State(s): State<AppState>,
+    Ctx(ctx): Ctx,
+    ApiJson(b): ApiJson<IncidentInput>,
+) -> ApiResult<impl IntoResponse> {
+    let v = s.service.open_incident(&ctx, b).await?;
+    Ok((StatusCode::CREATED, Json(to_json(&v))))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ListParams {
+    #[serde(default)]
+    overdue: Option<bool>,
+}
+
+/// `GET /api/v1/incidents[?overdue=true]`.
+pub async fn list(
+    State(s): State<AppState>,
+    Ctx(ctx): Ctx,
+    ApiQuery(p): ApiQuery<ListParams>,
+) -> ApiResult<Json<Value>> {
+    let items = s.service.list_incidents(&ctx, p.overdue.unwrap_or(false)).await?;
+    Ok(Json(json!({ "items": to_json(&items) })))
+}
+
+pub async fn get(State(s): State<AppState>, Ctx(ctx): Ctx, Path(id): Path<String>) -> ApiResult<Json<Value>> {
+    let id = incident_id(&id)?;
+    Ok(Json(to_json(&s.service.get_incident(&ctx, id).await?)))
+}
+
+pub async fn update(
+    State(s): State<AppState>,
+    Ctx(ctx): Ctx,
+    Path(id): Path<String>,
+    ApiJson(b): ApiJson<IncidentChange>,
+) -> ApiResult<Json<Value>> {
+    let id = incident_id(&id)?;
+    Ok(Json(to_json(&s.service.update_incident(&ctx, id, b).await?)))
+}
+
+pub async fn timeline(State(s): State<AppState>, Ctx(ctx): Ctx, Path(id): Path<String>) -> ApiResult<Json<Value>> {
+    let id = incident_id(&id)?;
+    let items = s.service.incident_timeline(&ctx, id).await?;
+    Ok(Json(json!({ "items": to_json(&items) })))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NoteBody {
+    text: String,
+}
+
+pub async fn add_note(
+    State(s): State<AppState>,
+    Ctx(ctx): Ctx,
+    Path(id): Path<String>,
+    ApiJson(b): ApiJson<NoteBody>,
+) -> ApiResult<impl IntoResponse> {
+    let id = incident_id(&id)?;
+    let item = s.service.add_incident_note(&ctx, id, &b.text).await?;
+    Ok((StatusCode::CREATED, Json(to_json(&item))))
+}
+
+pub async fn add_evidence(
+    State(s): State<AppState>,
+    Ctx(ctx): Ctx,
+    Path(id): Path<String>,
+    ApiJson(b): ApiJson<EvidenceInput>,
+) -> ApiResult<impl IntoResponse> {
+    let id = incident_id(&id)?;
+    let mut e = to_json(&s.service.add_incident_evidence(&ctx, id, b).await?);
+    if let Some(o) = e.as_object_mut() {
+        o.remove("content_base64");
+    }
+    Ok((StatusCode::CREATED, Json(e)))
+}
+
+pub async fn evidence(
+    State(s): State<AppState>,
+    Ctx(ctx): Ctx,
+    Path((id, evidence)): Path<(String, String)>,
+) -> ApiResult<Json<Value>> {
+    let id = incident_id(&id)?;
+    let evidence: uuid::Uuid = path_id(&evidence, "evidence")?;
+    Ok(Json(to_json(&s.service.incident_evidence(&ctx, id, evidence).await?)))
+}
+
+pub async fn scope(
+    State(s): State<AppState>,
+    Ctx(ctx): Ctx,
+    Path(id): Path<String>,
+    ApiJson(b): ApiJson<ScopeCriteria>,
+) -> ApiResult<impl IntoResponse> {
+    let id = incident_id(&id)?;
+    let snapshot = s.service.scope_incident(&ctx, id, b).await?;
+    Ok((StatusCode::CREATED, Json(to_json(&snapshot))))
+}
+
+pub async fn get_scope(State(s): State<AppState>, Ctx(ctx): Ctx, Path(id): Path<String>) -> ApiResult<Json<Value>> {
+    let id = incident_id(&id)?;
+    Ok(Json(to_json(&s.service.incident_scope(&ctx, id).await?)))
+}
+
+pub async fn verify_scope(State(s): State<AppState>, Ctx(ctx): Ctx, Path(id): Path<String>) -> ApiResult<Json<Value>> {
+    let id = incident_id(&id)?;
+    Ok(Json(to_json(&s.service.verify_incident_scope(&ctx, id).await?)))
+}
+
+pub async fn risk(
+    State(s): State<AppState>,
+    Ctx(ctx): Ctx,
+    Path(id): Path<String>,
+    ApiJson(b): ApiJson<RiskInput>,
+) -> ApiResult<Json<Value>> {
+    let id = incident_id(&id)?;
+    Ok(Json(to_json(&s.service.assess_incident_risk(&ctx, id, b).await?)))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FormatParams {
+    #[serde(default)]
+    format: Option<String>,
+}
+
+/// `GET /api/v1/incidents/{id}/notification?format=json|markdown|html`.
+pub async fn notification(
+    State(s): State<AppState>,
+    Ctx(ctx): Ctx,
+    Path(id): Path<String>,
+    ApiQuery(q): ApiQuery<FormatParams>,
+) -> ApiResult<Response> {
+    let id = incident_id(&id)?;
+    let format = q.format.as_deref().unwrap_or("json");
+    if !matches!(format, "json" | "markdown" | "md" | "html") {
+        return Err(ApiError::BadRequest("format must be json, markdown or html".into()));
+    }
+    let n = s.service.incident_notification(&ctx, id).await?;
+    Ok(match format {
+        "json" => Json(n.to_json()).into_response(),
+        "html" => ([(header::CONTENT_TYPE, "text/html; charset=utf-8")], n.to_html()).into_response(),
+        _ => (
+            [(header::CONTENT_TYPE, "text/markdown; charset=utf-8")],
+            n.to_markdown(),
+        )
+            .into_response(),
+    })
+}
+
+pub async fn notify_regulator(
+    State(s): State<AppState>,
+    Ctx(ctx): Ctx,
+    Path(id): Path<String>,
+    ApiJson(b): ApiJson<RegulatorInput>,
+) -> ApiResult<Json<Value>> {
+    let id = incident_id(&id)?;
+    Ok(Json(to_json(&s.service.notify_regulator(&ctx, id, b).await?)))
+}
+
+pub async fn notify_subjects(
+    State(s): State<AppState>,
+    Ctx(ctx): Ctx,
+    Path(id): Path<String>,
+    ApiJson(b): ApiJson<SubjectNoticeInput>,
+) -> ApiResult<Json<Value>> {
+    let id = incident_id(&id)?;
+    Ok(Json(to_json(&s.service.notify_incident_subjects(&ctx, id, b).await?)))
+}
+
+pub async fn contain(
+    State(s): State<AppState>,
+    Ctx(ctx): Ctx,
+    Path(id): Path<String>,
+    ApiJson(b): ApiJson<ContainmentInput>,
+) -> ApiResult<impl IntoResponse> {
+    let id = incident_id(&id)?;
+    let item = s.service.contain_incident(&ctx, id, b).await?;
+    Ok((StatusCode::CREATED, Json(to_json(&item))))
+}
