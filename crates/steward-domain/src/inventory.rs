@@ -48,6 +48,11 @@ pub struct Inventory {
     /// default ([`default_security_measures`]) describes what Steward does.
     #[serde(default = "default_security_measures")]
     pub security_measures: Vec<String>,
+    /// Retention schedules (`[[retention]]`); none declared: derived from
+    /// the record types' and purposes' `retention_days` (see
+    /// [`crate::retention::rules_in_force`]).
+    #[serde(default)]
+    pub retention: Vec<crate::retention::RetentionRule>,
 }
 
 /// The controller's identity and contact details (GDPR Art. 30(1)(a)),
@@ -518,6 +523,7 @@ impl Inventory {
                 }
             }
         }
+        crate::retention::validate_rules(self, &mut p);
         if p.is_empty() {
             Ok(())
         } else {

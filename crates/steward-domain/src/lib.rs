@@ -10,6 +10,7 @@ pub mod incident;
 pub mod inventory;
 pub mod receipt;
 pub mod records;
+pub mod retention;
 pub mod ropa;
 pub mod values;
 

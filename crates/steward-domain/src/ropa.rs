@@ -34,6 +34,8 @@ pub struct RecordOfProcessing {
     pub activities: Vec<ProcessingActivity>,
     /// Every data category of the inventory, with the purposes using it.
     pub data_categories: Vec<DataCategorySummary>,
+    /// Art. 30(1)(f): the retention schedules in force (declared or derived).
+    pub retention_schedules: Vec<crate::retention::RetentionRule>,
     /// Art. 30(1)(g): the general description of the security measures (Art. 32).
     pub security_measures: Vec<String>,
     /// Gaps in the inventory that make the record incomplete.
@@ -225,6 +227,7 @@ pub fn record_of_processing(inv: &Inventory, generated_at: DateTime<Utc>) -> Rec
         controller: inv.controller.clone(),
         activities,
         data_categories,
+        retention_schedules: crate::retention::rules_in_force(inv),
         security_measures: inv.security_measures.clone(),
         warnings,
     }
@@ -397,6 +400,36 @@ impl RecordOfProcessing {
                         special_cell(d.special, d.condition.as_deref()),
                         code_list(&d.personal_fields, "none (no personal data)"),
                         code_list(&d.purposes, "none"),
+                    ]
+                })
+                .collect(),
+        });
+
+        b.push(heading(
+            2,
+            "retention-schedules",
+            vec![text("Retention schedules (Art. 30(1)(f))")],
+        ));
+        b.push(Block::Table {
+            head: vec!["Rule", "Record", "Purpose", "Kept for", "Counted from", "At the end"],
+            rows: self
+                .retention_schedules
+                .iter()
+                .map(|r| {
+                    vec![
+                        vec![Inline::Code(r.name.clone())],
+                        vec![Inline::Code(r.record.as_str().to_string())],
+                        vec![r
+                            .purpose
+                            .as_ref()
+                            .map_or_else(|| text("every purpose"), |p| Inline::Code(p.clone()))],
+                        vec![text(format!("{} days", r.days))],
+                        vec![text(r.from.as_str().replace('_', " "))],
+                        vec![text(format!(
+                            "{}{}",
+                            r.action.as_str(),
+                            if r.keep_proof { " (proof of erasure kept)" } else { "" }
+                        ))],
                     ]
                 })
                 .collect(),
