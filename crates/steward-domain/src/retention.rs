@@ -304,6 +304,8 @@ pub struct ContactEnd {
     /// until `at`.
     pub narrowed_by: Vec<String>,
     pub narrow_at: Option<DateTime<Utc>>,
+    /// The rule whose end starts the narrowing (the last of the others).
+    pub narrow_rule: Option<String>,
 }
 
 fn event_time(rule: &RetentionRule, f: &ContactFacts) -> Option<DateTime<Utc>> {
@@ -348,7 +350,11 @@ pub fn contact_end(inv: &Inventory, rules: &[RetentionRule], f: &ContactFacts) -
             .is_some_and(|p| p.lawful_basis == LawfulBasis::LegalObligation)
     };
     let (at, last) = ends.iter().max_by_key(|(t, r)| (*t, r.name.clone()))?;
-    let others = ends.iter().filter(|(_, r)| !legal(r)).map(|(t, _)| *t).max();
+    let other = ends
+        .iter()
+        .filter(|(_, r)| !legal(r))
+        .max_by_key(|(t, r)| (*t, r.name.clone()));
+    let others = other.map(|(t, _)| *t);
     let narrowed_by: Vec<String> = ends
         .iter()
         .filter(|(t, r)| legal(r) && others.is_some_and(|o| *t > o))
@@ -360,6 +366,7 @@ pub fn contact_end(inv: &Inventory, rules: &[RetentionRule], f: &ContactFacts) -
         action: last.action,
         keep_proof: last.keep_proof,
         narrow_at: (!narrowed_by.is_empty()).then_some(others).flatten(),
+        narrow_rule: other.filter(|_| !narrowed_by.is_empty()).map(|(_, r)| r.name.clone()),
         narrowed_by,
     })
 }
@@ -503,5 +510,6 @@ mod tests {
         assert_eq!(end.at, day(3650));
         assert_eq!(end.narrowed_by, ["invoicing"]);
         assert_eq!(end.narrow_at, Some(day(100)));
+        assert_eq!(end.narrow_rule.as_deref(), Some("sales"));
     }
 }

@@ -29,7 +29,7 @@ use tower_http::set_header::SetResponseHeaderLayer;
 use tower_http::trace::TraceLayer;
 
 use crate::openapi::Op;
-use crate::routes::{audit, auth, consent, contacts, crm, dsr, incidents, meta, users};
+use crate::routes::{audit, auth, consent, contacts, crm, dsr, incidents, meta, retention, users};
 
 #[derive(Clone)]
 pub struct AppState {
@@ -84,6 +84,8 @@ const Q_CONSISTENCY: &[(&str, &str, &str)] = &[
 const Q_DSR: &[(&str, &str, &str)] = &[("status", "string", "open, overdue, due_soon or all (default)")];
 
 const Q_INCIDENTS: &[(&str, &str, &str)] = &[("overdue", "boolean", "only incidents past an open legal deadline")];
+
+const Q_RETENTION: &[(&str, &str, &str)] = &[("days", "integer", "how far ahead to look, 0 to 3660 (default 30)")];
 
 const Q_EXPORT: &[(&str, &str, &str)] = &[("format", "string", "json (default), csv or vcard")];
 
@@ -431,6 +433,9 @@ fn endpoints() -> Vec<(Method, &'static str, MethodRouter<AppState>, Op)> {
         (M::POST, "/api/v1/incidents/{id}/notify-regulator", post(incidents::notify_regulator), op("notifyRegulator", "Record that the supervisory authority was notified; later than 72 hours needs delay_reason (Art. 33(1))", "incidents", true, Some("Object"), (200, Some("Incident")), &[400, 403, 404, 409, 413, 415, 422])),
         (M::POST, "/api/v1/incidents/{id}/notify-subjects", post(incidents::notify_subjects), op("notifyIncidentSubjects", "Queue the Art. 34 notice, in clear language, to every affected person still held (sealed outbox); erased people get nothing", "incidents", true, Some("Object"), (200, Some("Object")), &[400, 403, 404, 409, 413, 415, 422])),
         (M::POST, "/api/v1/incidents/{id}/containment", post(incidents::contain), op("containIncident", "Containment from the incident: revoke_token, revoke_sessions, disable_user, reset_password or reset_mfa; recorded on the timeline and audited", "incidents", true, Some("Object"), (201, Some("Object")), &[400, 403, 404, 409, 413, 415, 422])),
+        (M::GET, "/api/v1/retention/preview", get(retention::preview), Op { query: Q_RETENTION, ..op("retentionPreview", "What the retention schedules will delete or put on review in the next N days (default 30), by rule and action, with counts (dpo, compliance)", "retention", true, None, (200, Some("Object")), &[400, 403, 422]) }),
+        (M::POST, "/api/v1/retention/run", post(retention::run), op("retentionRun", "Carry out what the retention schedules make due now (a bounded batch; dry_run reports without changing anything)", "retention", true, Some("Object"), (200, Some("Object")), &[400, 403, 413, 415, 422])),
+        (M::GET, "/api/v1/retention/review", get(retention::review), op("retentionReview", "Contacts whose review period has ended: the privacy officer's review list", "retention", true, None, (200, Some("Object")), &[403])),
         (M::GET, "/api/v1/reports/art30", get(consent::art30), Op { query: Q_FORMAT, ..op("art30", "GDPR Art. 30 record of processing activities, from the data inventory (format=json|markdown|html)", "reports", false, None, (200, Some("Object")), &[400]) }),
         (
             M::POST,

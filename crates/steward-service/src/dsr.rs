@@ -698,41 +698,28 @@ impl Service {
         }
     }
 
-    /// GDPR Art. 17(3)(b): keeps only the fields the obligation purposes
-    /// need, under those purposes alone and with processing restricted;
-    /// deletes every other field, the interactions and stored exports. The
-    /// data key stays (what is kept must stay readable); the last-update
-    /// time is kept so the retention period is not extended.
-    async fn narrow_erasure(
+    /// The writes that keep only the fields `purposes` (legal obligations)
+    /// need, under those purposes alone and with processing restricted, and
+    /// delete every other field, the interactions and stored exports; the
+    /// data key and the last-update time stay. Also the fields kept.
+    pub(crate) fn narrowing_ops(
         &self,
-        ctx: &RequestContext,
         row: &ContactRow,
-        request: uuid::Uuid,
-        obligations: Vec<(String, chrono::DateTime<Utc>)>,
-    ) -> ServiceResult<Erasure> {
-        let purposes: Vec<String> = obligations.iter().map(|(p, _)| p.clone()).collect();
-        let needed = self.inventory.fields_for_purposes(CONTACT, &purposes);
+        purposes: &[String],
+    ) -> ServiceResult<(Vec<WriteOp>, Vec<String>)> {
+        let needed = self.inventory.fields_for_purposes(CONTACT, purposes);
         let key = self.key_of(row)?;
         let mut fields = self.open_all_fields(row, &key)?;
         fields.retain(|name, _| needed.contains(name.as_str()));
         let kept: Vec<String> = fields.keys().cloned().collect();
         let narrowed = ContactRow {
-            purposes: purposes.clone(),
+            purposes: purposes.to_vec(),
             fields: self.seal_fields(&key, row.subject_id, &fields)?,
             version: row.version + 1,
             key: None,
             restricted: true,
             ..row.clone()
         };
-        let mut audit = self.audit_record(
-            ctx,
-            "subject.erase.narrowed",
-            steward_audit::Outcome::Ok,
-            Some(row.subject_id),
-            &[*row.subject_id.as_uuid(), request],
-        );
-        audit.fields = kept.clone();
-        audit.reason = Some(format!("kept under a legal obligation: {}", purposes.join(", ")));
         let ops = vec![
             WriteOp::RequireNoLegalHold {
                 subject_id: row.subject_id,
@@ -749,8 +736,34 @@ impl Service {
             WriteOp::DeleteSubjectRecords {
                 subject_id: row.subject_id,
             },
-            WriteOp::AppendAudit(Box::new(audit)),
         ];
+        Ok((ops, kept))
+    }
+
+    /// GDPR Art. 17(3)(b): keeps only the fields the obligation purposes
+    /// need, under those purposes alone and with processing restricted;
+    /// deletes every other field, the interactions and stored exports. The
+    /// data key stays (what is kept must stay readable); the last-update
+    /// time is kept so the retention period is not extended.
+    async fn narrow_erasure(
+        &self,
+        ctx: &RequestContext,
+        row: &ContactRow,
+        request: uuid::Uuid,
+        obligations: Vec<(String, chrono::DateTime<Utc>)>,
+    ) -> ServiceResult<Erasure> {
+        let purposes: Vec<String> = obligations.iter().map(|(p, _)| p.clone()).collect();
+        let (mut ops, kept) = self.narrowing_ops(row, &purposes)?;
+        let mut audit = self.audit_record(
+            ctx,
+            "subject.erase.narrowed",
+            steward_audit::Outcome::Ok,
+            Some(row.subject_id),
+            &[*row.subject_id.as_uuid(), request],
+        );
+        audit.fields = kept.clone();
+        audit.reason = Some(format!("kept under a legal obligation: {}", purposes.join(", ")));
+        ops.push(WriteOp::AppendAudit(Box::new(audit)));
         match self.store.write(ops).await {
             Err(StoreError::NotFound) => Err(ServiceError::NotFound("contact")),
             Err(StoreError::VersionConflict) => Err(ServiceError::Conflict(

@@ -548,14 +548,30 @@ impl Service {
     }
 
     fn incident_manager(&self, ctx: &RequestContext) -> ServiceResult<()> {
-        self.incident_reader(ctx)?;
+        self.require_privacy_officer(ctx, "breaches")
+    }
+
+    /// The privacy officer acting for the compliance purpose (`what` names
+    /// the work in the refusal).
+    pub(crate) fn require_privacy_officer(&self, ctx: &RequestContext, what: &str) -> ServiceResult<()> {
+        if ctx.principal.mfa_pending {
+            return Err(ServiceError::Forbidden(
+                "a second factor is required first: POST /api/v1/auth/totp/enroll".into(),
+            ));
+        }
+        if !self.may_read_audit(ctx) {
+            return Err(ServiceError::Forbidden(format!(
+                "role '{}' may not manage {what}",
+                ctx.principal.role
+            )));
+        }
         if let Some(block) = &ctx.personal_data_block {
             return Err(ServiceError::Forbidden(block.clone()));
         }
         if ctx.purpose.as_deref() != Some(COMPLIANCE) {
-            return Err(ServiceError::Forbidden(
-                "breaches are managed for the compliance purpose (dpo)".into(),
-            ));
+            return Err(ServiceError::Forbidden(format!(
+                "{what} are managed for the compliance purpose (dpo)"
+            )));
         }
         Ok(())
     }

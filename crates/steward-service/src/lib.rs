@@ -19,6 +19,7 @@ pub mod keys;
 pub mod mfa;
 pub mod optin;
 pub mod outbox;
+pub mod retention;
 pub mod rotation;
 pub mod settings;
 

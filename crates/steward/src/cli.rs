@@ -64,6 +64,9 @@ pub enum Command {
     /// The breach register: incidents and their legal clocks.
     #[command(subcommand)]
     Breach(BreachCommand),
+    /// Retention schedules: preview what will be deleted, run them now.
+    #[command(subcommand)]
+    Retention(RetentionCommand),
     /// The e-mail outbox (messages to data subjects), for development or a
     /// relay without SMTP.
     #[command(subcommand)]
@@ -90,6 +93,9 @@ pub struct ServeArgs {
     /// are always e-mailed through the outbox). Never in production.
     #[arg(long, env = "STEWARD_DEV_RETURN_TOKENS", value_parser = clap::builder::FalseyValueParser::new())]
     pub dev_return_tokens: bool,
+    /// Minutes between runs of the retention schedules (0: never).
+    #[arg(long, env = "STEWARD_RETENTION_INTERVAL_MINUTES", default_value_t = 60)]
+    pub retention_interval_minutes: u64,
 }
 
 #[derive(Debug, Subcommand)]
@@ -193,6 +199,30 @@ pub enum DsrCommand {
         #[arg(long, value_enum, default_value = "open")]
         status: DsrStatus,
         /// One JSON object per line instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum RetentionCommand {
+    /// What the schedules will delete or put on review in the next N days.
+    Preview {
+        #[arg(long, default_value_t = 30)]
+        days: u32,
+        /// One JSON object per line instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Carry out what is due now (a bounded batch).
+    Run {
+        /// Report what would be done and change nothing.
+        #[arg(long)]
+        dry_run: bool,
+        /// At most this many contacts.
+        #[arg(long, default_value_t = steward_service::retention::DEFAULT_BATCH)]
+        batch: usize,
+        /// The report as JSON.
         #[arg(long)]
         json: bool,
     },
@@ -566,6 +596,7 @@ pub async fn run(cli: Cli) -> Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Breach(cmd) => breach(&cli, cmd).await,
+        Command::Retention(cmd) => retention(&cli, cmd).await,
         Command::Settings(cmd) => {
             let service = open(&cli).await?;
             let result = match cmd {
@@ -647,6 +678,26 @@ async fn serve(cli: &Cli, args: &ServeArgs) -> Result<ExitCode> {
             }
         })
     };
+    // The retention schedules, in bounded batches (each contact one atomic
+    // write, so a stop in the middle leaves nothing half-deleted).
+    let retention = (args.retention_interval_minutes > 0).then(|| {
+        let service = Arc::clone(&service);
+        let every = std::time::Duration::from_secs(args.retention_interval_minutes.saturating_mul(60));
+        tokio::spawn(async move {
+            let mut every = tokio::time::interval(every);
+            loop {
+                every.tick().await;
+                match service
+                    .retention_run(chrono::Utc::now(), false, steward_service::retention::DEFAULT_BATCH)
+                    .await
+                {
+                    Ok(r) if r.remaining > 0 => every.reset_immediately(),
+                    Ok(_) => {}
+                    Err(e) => tracing::warn!(error = %e, "a retention run failed"),
+                }
+            }
+        })
+    });
     // Queued e-mail to data subjects, when an SMTP relay is configured.
     let relay = crate::mail::Relay::from_env()?.map(|r| r.spawn(Arc::clone(&service)));
     let served = match tls {
@@ -654,6 +705,9 @@ async fn serve(cli: &Cli, args: &ServeArgs) -> Result<ExitCode> {
         None => steward_server::serve(listener, Arc::clone(&service), shutdown_signal()).await,
     };
     signer.abort();
+    if let Some(r) = retention {
+        r.abort();
+    }
     if let Some(r) = relay {
         r.abort();
     }
@@ -731,6 +785,52 @@ async fn breach(cli: &Cli, cmd: &BreachCommand) -> Result<ExitCode> {
             match output {
                 Some(path) => std::fs::write(path, text).with_context(|| format!("cannot write {}", path.display()))?,
                 None => println!("{text}"),
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}
+
+async fn retention(cli: &Cli, cmd: &RetentionCommand) -> Result<ExitCode> {
+    let service = open(cli).await?;
+    let now = chrono::Utc::now();
+    match cmd {
+        RetentionCommand::Preview { days, json } => {
+            let result = service.retention_preview(now, *days).await;
+            service.close().await;
+            let items = result.map_err(service_err)?;
+            for c in &items {
+                if *json {
+                    println!("{}", serde_json::to_string(c)?);
+                } else {
+                    println!(
+                        "{:<14} {:<24} {:<10} {:>8}{}",
+                        c.record,
+                        c.rule,
+                        c.action,
+                        c.count,
+                        if c.enforced { "" } else { "  (not enforced yet)" }
+                    );
+                }
+            }
+            if !*json {
+                let total: u64 = items.iter().map(|c| c.count).sum();
+                eprintln!("{total} record(s) due in the next {days} days");
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        RetentionCommand::Run { dry_run, batch, json } => {
+            let result = service.retention_run(now, *dry_run, *batch).await;
+            service.close().await;
+            let r = result.map_err(service_err)?;
+            if *json {
+                println!("{}", serde_json::to_string(&r)?);
+            } else {
+                let verb = if r.dry_run { "would be" } else { "were" };
+                println!(
+                    "{} erased, {} anonymised, {} narrowed {verb}; {} due for review, {} under a legal hold, {} left for the next run",
+                    r.erased, r.anonymised, r.narrowed, r.review, r.held, r.remaining
+                );
             }
             Ok(ExitCode::SUCCESS)
         }

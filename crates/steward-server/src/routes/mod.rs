@@ -9,4 +9,5 @@ pub mod crm;
 pub mod dsr;
 pub mod incidents;
 pub mod meta;
+pub mod retention;
 pub mod users;

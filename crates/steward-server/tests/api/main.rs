@@ -9,4 +9,5 @@ mod consent;
 mod dsr;
 mod encryption;
 mod helpers;
+mod retention;
 mod stories;

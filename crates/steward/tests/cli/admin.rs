@@ -363,3 +363,28 @@ async fn breach_list_and_notification_from_the_cli() {
     s.run(["breach", "notification", &uuid::Uuid::now_v7().to_string()])
         .refused();
 }
+
+#[test]
+fn retention_preview_and_run_from_the_cli() {
+    let s = Steward::initialised();
+    // The shipped inventory declares no rules: they are derived.
+    let preview = s.run(["retention", "preview", "--days", "30"]);
+    preview.ok();
+    assert!(preview.stdout.contains("contact-default"), "{}", preview.stdout);
+    let json = s.run(["retention", "preview", "--json"]);
+    json.ok();
+    for line in json.stdout.lines() {
+        let v: serde_json::Value = serde_json::from_str(line).unwrap();
+        assert_eq!(v["count"], 0, "nothing is due in a new installation");
+    }
+    let dry = s.run(["retention", "run", "--dry-run", "--json"]);
+    dry.ok();
+    let v: serde_json::Value = serde_json::from_str(dry.stdout.trim()).unwrap();
+    assert_eq!(v["dry_run"], true);
+    assert_eq!(v["erased"], 0);
+    let run = s.run(["retention", "run"]);
+    run.ok();
+    assert!(run.stdout.contains("0 erased"), "{}", run.stdout);
+    s.run(["retention", "preview", "--days", "99999"]).refused();
+    s.run(["retention", "preview", "--days", "soon"]).expect_code(2);
+}

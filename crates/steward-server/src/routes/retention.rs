@@ -1,0 +1,51 @@
+//! Retention endpoints (privacy officer, compliance purpose).
+
+use axum::extract::State;
+use axum::Json;
+use serde::Deserialize;
+use serde_json::{json, Value};
+
+use crate::extract::{ApiJson, ApiQuery, Ctx};
+use crate::problem::ApiResult;
+use crate::AppState;
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PreviewParams {
+    #[serde(default)]
+    days: Option<u32>,
+}
+
+/// `GET /api/v1/retention/preview?days=N` (default 30).
+pub async fn preview(
+    State(s): State<AppState>,
+    Ctx(ctx): Ctx,
+    ApiQuery(p): ApiQuery<PreviewParams>,
+) -> ApiResult<Json<Value>> {
+    let days = p.days.unwrap_or(30);
+    let items = s.service.retention_preview_for(&ctx, days).await?;
+    Ok(Json(
+        json!({ "days": days, "items": serde_json::to_value(items).unwrap_or_default() }),
+    ))
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct RunBody {
+    #[serde(default)]
+    dry_run: bool,
+}
+
+/// `POST /api/v1/retention/run {"dry_run": bool}`.
+pub async fn run(State(s): State<AppState>, Ctx(ctx): Ctx, ApiJson(b): ApiJson<RunBody>) -> ApiResult<Json<Value>> {
+    let report = s.service.retention_run_for(&ctx, b.dry_run).await?;
+    Ok(Json(serde_json::to_value(report).unwrap_or_default()))
+}
+
+/// `GET /api/v1/retention/review`: contacts whose review period has ended.
+pub async fn review(State(s): State<AppState>, Ctx(ctx): Ctx) -> ApiResult<Json<Value>> {
+    let items = s.service.retention_review_for(&ctx).await?;
+    Ok(Json(
+        json!({ "items": serde_json::to_value(items).unwrap_or_default() }),
+    ))
+}

@@ -1,0 +1,237 @@
+//! Retention schedules enforced on contacts, with time driven as an input
+//! (no sleeps): each rule kind and edge — erase with a proof, review only,
+//! a hold blocks, a legal-obligation purpose narrows, a later interaction
+//! extends, a dry run changes nothing, a bounded batch resumes.
+
+use chrono::{Duration, Utc};
+use reqwest::StatusCode;
+use serde_json::json;
+
+use crate::helpers::{assert_problem, spawn_app_with_inventory, Backend, TestApp};
+
+const SCHEDULES: &str = r#"
+[purposes.invoicing]
+description = "Invoices kept for tax law"
+lawful_basis = "legal_obligation"
+collection = true
+[purposes.invoicing.needs]
+contact = ["given_name", "family_name"]
+
+[[retention]]
+name = "sales-contacts"
+record = "contact"
+purpose = "sales"
+days = 100
+from = "last_interaction"
+action = "erase"
+keep_proof = true
+
+[[retention]]
+name = "support-review"
+record = "contact"
+purpose = "customer_service"
+days = 50
+from = "created"
+action = "review"
+
+[[retention]]
+name = "tax"
+record = "contact"
+purpose = "invoicing"
+days = 3650
+from = "created"
+action = "erase"
+"#;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sqlite_schedules_are_enforced() {
+    let app = spawn_app_with_inventory(Backend::Sqlite, Some(SCHEDULES))
+        .await
+        .unwrap();
+    schedules_are_enforced(&app).await;
+    app.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_schedules_are_enforced() {
+    let Some(app) = spawn_app_with_inventory(Backend::Postgres, Some(SCHEDULES)).await else {
+        eprintln!("skipped: STEWARD_TEST_DATABASE_URL is not set");
+        return;
+    };
+    schedules_are_enforced(&app).await;
+    app.stop().await;
+}
+
+async fn contact(app: &TestApp, name: &str, purposes: &[&str]) -> String {
+    app.create_contact(
+        "sales",
+        json!({"given_name": name, "family_name": "Retained", "email": format!("{name}@retention.example.org"),
+               "purposes": purposes}),
+    )
+    .await
+}
+
+async fn schedules_are_enforced(app: &TestApp) {
+    let t0 = Utc::now();
+    let a = contact(app, "alma", &["sales"]).await;
+    let b = contact(app, "bert", &["sales"]).await;
+    let c = contact(app, "cleo", &["sales"]).await;
+    let d = contact(app, "dora", &["sales", "invoicing"]).await;
+    let e = contact(app, "emil", &["customer_service"]).await;
+    // A meeting planned in 40 days extends Bert's period.
+    let r = app
+        .post(
+            &format!("/api/v1/contacts/{b}/interactions"),
+            "sales",
+            json!({"kind": "meeting", "summary": "renewal", "occurred_at": (t0 + Duration::days(40)).to_rfc3339()}),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.text);
+    // Cleo is under a legal hold.
+    let r = app
+        .post(
+            &format!("/api/v1/contacts/{c}/legal-holds"),
+            "dpo",
+            json!({"reason": "litigation"}),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.text);
+    let hold = r.body["id"].as_str().unwrap().to_string();
+
+    let svc = &app.service;
+    // Nothing is due today.
+    let now = svc.retention_run(Utc::now(), false, 100).await.unwrap();
+    assert_eq!((now.erased, now.narrowed, now.review, now.held), (0, 0, 0, 0));
+
+    // The preview for the next 101 days, by rule.
+    let preview = svc.retention_preview(Utc::now(), 101).await.unwrap();
+    let count = |rule: &str, action: &str| {
+        preview
+            .iter()
+            .find(|c| c.rule == rule && c.action == action)
+            .map_or(0, |c| c.count)
+    };
+    assert_eq!(count("sales-contacts", "erase"), 2, "{preview:?}"); // Alma and Cleo (held, but due)
+    assert_eq!(count("sales-contacts", "narrow"), 1, "{preview:?}"); // Dora
+    assert_eq!(count("support-review", "review"), 1, "{preview:?}"); // Emil
+    assert!(svc.retention_preview(Utc::now(), 100_000).await.is_err());
+
+    let day101 = t0 + Duration::days(101);
+    // A dry run reports and changes nothing.
+    let dry = svc.retention_run(day101, true, 100).await.unwrap();
+    assert_eq!(
+        (dry.erased, dry.narrowed, dry.review, dry.held),
+        (1, 1, 1, 1),
+        "{dry:?}"
+    );
+    assert_eq!(
+        app.get(&format!("/api/v1/contacts/{a}"), "sales").await.status,
+        StatusCode::OK
+    );
+    let audit_before = app.audit_rows().await.len();
+
+    // A bounded batch: one contact now, the rest on the next run.
+    let first = svc.retention_run(day101, false, 1).await.unwrap();
+    assert_eq!(first.erased + first.narrowed, 1, "{first:?}");
+    assert_eq!(first.remaining, 1, "{first:?}");
+    let second = svc.retention_run(day101, false, 100).await.unwrap();
+    assert_eq!(second.erased + second.narrowed, 1, "{second:?}");
+    assert_eq!((second.held, second.review, second.remaining), (1, 1, 0), "{second:?}");
+    // Run again: nothing more happens.
+    let again = svc.retention_run(day101, false, 100).await.unwrap();
+    assert_eq!((again.erased, again.narrowed), (0, 0), "{again:?}");
+
+    // Alma is gone, with a proof of erasure: she is not re-created silently.
+    assert_problem(&app.get(&format!("/api/v1/contacts/{a}"), "sales").await, 404);
+    let r = app
+        .post(
+            "/api/v1/contacts",
+            "sales",
+            json!({"given_name": "Alma", "email": "alma@retention.example.org"}),
+        )
+        .await;
+    assert_problem(&r, 409);
+    // Dora keeps only what tax law needs, restricted.
+    let r = app.get(&format!("/api/v1/contacts/{d}"), "dpo").await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    assert_eq!(r.body["given_name"], "dora");
+    assert!(r.body.get("email").is_none_or(serde_json::Value::is_null), "{}", r.text);
+    assert_eq!(r.body["purposes"], json!(["invoicing"]));
+    // Bert (extended), Cleo (held) and Emil (review) stay.
+    for id in [&b, &c] {
+        assert_eq!(
+            app.get(&format!("/api/v1/contacts/{id}"), "sales").await.status,
+            StatusCode::OK
+        );
+    }
+    assert_eq!(
+        app.get(&format!("/api/v1/contacts/{e}"), "support").await.status,
+        StatusCode::OK
+    );
+    let review = svc.retention_review_list(day101).await.unwrap();
+    assert_eq!(review.len(), 1);
+    assert_eq!(review[0].subject_id.to_string(), e);
+
+    // Every deletion is audited, pseudonymously, with its rule.
+    let rows = app.audit_rows().await;
+    let new: Vec<_> = rows[audit_before..].iter().collect();
+    let erase = new
+        .iter()
+        .find(|r| r.action == "retention.erase")
+        .expect("erase audited");
+    assert_eq!(erase.subject.unwrap().to_string(), a);
+    let text = String::from_utf8_lossy(&erase.entry);
+    assert!(
+        text.contains("retention rule sales-contacts") && text.contains("\"kind\":\"system\""),
+        "{text}"
+    );
+    assert!(new.iter().any(|r| r.action == "retention.narrow"));
+    for r in &new {
+        assert!(!String::from_utf8_lossy(&r.entry).contains("retention.example.org"));
+    }
+
+    // Bert's period ends 100 days after his meeting.
+    let later = svc.retention_run(t0 + Duration::days(141), false, 100).await.unwrap();
+    assert_eq!(later.erased, 1, "{later:?}");
+    assert_problem(&app.get(&format!("/api/v1/contacts/{b}"), "sales").await, 404);
+
+    // Released, Cleo goes at the next run.
+    let r = app
+        .call(
+            reqwest::Method::DELETE,
+            &format!("/api/v1/contacts/{c}/legal-holds/{hold}"),
+            Some("dpo"),
+            None,
+            None,
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    let released = svc.retention_run(t0 + Duration::days(141), false, 100).await.unwrap();
+    assert_eq!((released.erased, released.held), (1, 0), "{released:?}");
+
+    // After ten years Dora's tax records go too.
+    let tax = svc.retention_run(t0 + Duration::days(3651), false, 100).await.unwrap();
+    assert_eq!(tax.erased, 1, "{tax:?}");
+    assert_problem(&app.get(&format!("/api/v1/contacts/{d}"), "dpo").await, 404);
+    assert!(svc.verify_audit_log().await.is_ok());
+
+    // The same over the API, for the privacy officer only.
+    let r = app.get("/api/v1/retention/preview?days=60", "dpo").await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    assert!(r.body["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|i| i["rule"] == "support-review" && i["action"] == "review" && i["count"] == 1));
+    assert_problem(&app.get("/api/v1/retention/preview", "sales").await, 403);
+    assert_problem(&app.get("/api/v1/retention/preview", "auditor").await, 403);
+    assert_problem(&app.get("/api/v1/retention/preview?days=100000", "dpo").await, 422);
+    let r = app.post("/api/v1/retention/run", "dpo", json!({"dry_run": true})).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    assert_eq!(r.body["dry_run"], true);
+    assert_eq!(r.body["erased"], 0, "nothing is due today: {}", r.text);
+    assert_problem(&app.post("/api/v1/retention/run", "support", json!({})).await, 403);
+    let r = app.get("/api/v1/retention/review", "dpo").await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    assert_eq!(r.body["items"], json!([]), "Emil's review is not due today");
+}
