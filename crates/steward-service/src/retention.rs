@@ -8,8 +8,9 @@
 //! short leaves nothing half-deleted and the next run picks up the rest.
 //! Legal holds block a deletion (checked in the writing transaction).
 //!
-//! Only contact rules are enforced so far; rules for other record kinds are
-//! declared, validated and reported (`enforced: false` in a preview).
+//! Contact rules and outbox-mail erase rules are enforced so far; rules for
+//! other record kinds are declared, validated and reported (`enforced:
+//! false` in a preview).
 
 use std::collections::BTreeMap;
 
@@ -63,6 +64,8 @@ pub struct RetentionReport {
     pub held: u64,
     /// Left for the next run (the batch was full).
     pub remaining: u64,
+    /// Sent outbox mail deleted (outbox_mail rules).
+    pub outbox_purged: u64,
     pub by_rule: Vec<RuleCount>,
 }
 
@@ -196,9 +199,20 @@ impl Service {
         }
         let due = self.due_contacts(at + Duration::days(i64::from(days))).await?;
         let mut counts = Self::counts(&due);
+        let until = at + Duration::days(i64::from(days));
+        for r in self.outbox_rules() {
+            let count = self.sent_mail_before(until - Duration::days(i64::from(r.days))).await?;
+            counts.push(RuleCount {
+                record: r.record.as_str(),
+                rule: r.name.clone(),
+                action: action_name(r.action),
+                count,
+                enforced: true,
+            });
+        }
         // Every rule in force is listed, with nothing due or not enforced yet.
         for r in rules_in_force(&self.inventory) {
-            let enforced = r.record == RetainedRecord::Contact;
+            let enforced = r.record == RetainedRecord::Contact || self.outbox_rules().iter().any(|o| o.name == r.name);
             let listed = counts
                 .iter()
                 .any(|c| c.rule == r.name && c.action == action_name(r.action));
@@ -244,8 +258,10 @@ impl Service {
             review: 0,
             held: 0,
             remaining: 0,
+            outbox_purged: 0,
             by_rule: Self::counts(&due),
         };
+        self.purge_outbox(at, dry_run, &mut report).await?;
         let run = uuid::Uuid::now_v7();
         let mut done = 0usize;
         for (d, row) in &due {
@@ -366,6 +382,50 @@ impl Service {
             Err(StoreError::LegalHold) => Err(ServiceError::Conflict("legal hold".into())),
             other => Ok(other?),
         }
+    }
+}
+
+impl Service {
+    /// The outbox rules carried out: sent mail erased some days after it
+    /// was queued.
+    fn outbox_rules(&self) -> Vec<steward_domain::retention::RetentionRule> {
+        rules_in_force(&self.inventory)
+            .into_iter()
+            .filter(|r| r.record == RetainedRecord::OutboxMail && r.action == RetentionAction::Erase)
+            .collect()
+    }
+
+    async fn sent_mail_before(&self, before: DateTime<Utc>) -> ServiceResult<u64> {
+        Ok(self
+            .store
+            .list_outbox(false)
+            .await?
+            .iter()
+            .filter(|m| m.sent_at.is_some() && m.created_at < before)
+            .count() as u64)
+    }
+
+    /// Deletes sent mail past the outbox rules (the shortest period wins:
+    /// mail has no purpose of its own once delivered).
+    async fn purge_outbox(&self, at: DateTime<Utc>, dry_run: bool, report: &mut RetentionReport) -> ServiceResult<()> {
+        let Some(rule) = self.outbox_rules().into_iter().min_by_key(|r| r.days) else {
+            return Ok(());
+        };
+        let before = at - Duration::days(i64::from(rule.days));
+        let count = self.sent_mail_before(before).await?;
+        report.outbox_purged = count;
+        if dry_run || count == 0 {
+            return Ok(());
+        }
+        let mut audit = AuditRecord::new(Utc::now(), Actor::system(), "retention.purge_outbox", Outcome::Ok);
+        audit.reason = Some(format!("retention rule {}: {count} sent message(s)", rule.name));
+        self.store
+            .write(vec![
+                WriteOp::PurgeSentOutbox { before },
+                WriteOp::AppendAudit(Box::new(audit)),
+            ])
+            .await?;
+        Ok(())
     }
 }
 

@@ -2634,6 +2634,7 @@ pub async fn data_subject_requests(store: &dyn Store) {
         .await
         .unwrap();
     assert!(store.list_outbox(true).await.unwrap().is_empty());
+    let mail_id = mail.id;
     assert_eq!(store.list_outbox(false).await.unwrap(), vec![mail]);
     assert_eq!(store.get_dsr_verification(&[9; 32]).await.unwrap(), Some(link));
     let mut second = crate::OutboxRow {
@@ -2656,6 +2657,25 @@ pub async fn data_subject_requests(store: &dyn Store) {
         .unwrap();
     second.sent_at = Some(t(5));
     assert_eq!(store.list_outbox(false).await.unwrap().last(), Some(&second));
+    // Sent mail created before the cut-off is purged; newer and unsent mail stays.
+    let unsent = crate::OutboxRow {
+        id: uuid::Uuid::now_v7(),
+        kind: "k".into(),
+        message: vec![5],
+        created_at: t(0),
+        sent_at: None,
+    };
+    store
+        .write(vec![WriteOp::PutOutbox(Box::new(unsent.clone()))])
+        .await
+        .unwrap();
+    store
+        .write(vec![WriteOp::PurgeSentOutbox { before: t(4) }])
+        .await
+        .unwrap();
+    let left: Vec<uuid::Uuid> = store.list_outbox(false).await.unwrap().iter().map(|m| m.id).collect();
+    assert!(!left.contains(&mail_id), "the old sent message is purged");
+    assert!(left.contains(&second.id) && left.contains(&unsent.id), "{left:?}");
     let again = store
         .write(vec![WriteOp::MarkOutboxSent {
             id: second.id,

@@ -503,6 +503,11 @@ pub enum WriteOp {
         token_hash: Vec<u8>,
         at: DateTime<Utc>,
     },
+    /// Deletes outbox messages that were sent and created before `before`
+    /// (unsent mail stays until it is delivered).
+    PurgeSentOutbox {
+        before: DateTime<Utc>,
+    },
     /// Deletes pending consents that expired before `before`.
     PurgePendingConsents {
         before: DateTime<Utc>,

@@ -35,6 +35,13 @@ from = "created"
 action = "review"
 
 [[retention]]
+name = "sent-mail"
+record = "outbox_mail"
+days = 30
+from = "created"
+action = "erase"
+
+[[retention]]
 name = "tax"
 record = "contact"
 purpose = "invoicing"
@@ -234,4 +241,42 @@ async fn schedules_are_enforced(app: &TestApp) {
     let r = app.get("/api/v1/retention/review", "dpo").await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.text);
     assert_eq!(r.body["items"], json!([]), "Emil's review is not due today");
+
+    // Sent mail goes 30 days after it was queued; unsent mail stays.
+    for email in ["first@retention.example.org", "second@retention.example.org"] {
+        let r = app
+            .call(
+                reqwest::Method::POST,
+                "/api/v1/public/dsr",
+                None,
+                None,
+                Some(json!({"kind": "access", "regime": "gdpr", "email": email})),
+            )
+            .await;
+        assert_eq!(r.status, StatusCode::ACCEPTED, "{}", r.text);
+    }
+    let mail = svc.outbox(false).await.unwrap();
+    let sent = mail.iter().find(|m| m.message.to.starts_with("first@")).unwrap().id;
+    let unsent = mail.iter().find(|m| m.message.to.starts_with("second@")).unwrap().id;
+    svc.mark_sent(sent).await.unwrap();
+    let preview = svc.retention_preview(Utc::now(), 31).await.unwrap();
+    let p = preview.iter().find(|c| c.rule == "sent-mail").unwrap();
+    assert_eq!((p.count, p.enforced), (1, true), "{preview:?}");
+    let early = svc
+        .retention_run(Utc::now() + Duration::days(29), false, 100)
+        .await
+        .unwrap();
+    assert_eq!(early.outbox_purged, 0);
+    let month = svc
+        .retention_run(Utc::now() + Duration::days(31), false, 100)
+        .await
+        .unwrap();
+    assert_eq!(month.outbox_purged, 1, "{month:?}");
+    let left: Vec<_> = svc.outbox(false).await.unwrap().iter().map(|m| m.id).collect();
+    assert!(!left.contains(&sent) && left.contains(&unsent), "{left:?}");
+    assert!(app
+        .audit_rows()
+        .await
+        .iter()
+        .any(|r| r.action == "retention.purge_outbox"));
 }

@@ -895,6 +895,13 @@ async fn apply_op(tx: &Transaction<'_>, op: &WriteOp) -> Result<(), Failure> {
             )
             .await
         }
+        WriteOp::PurgeSentOutbox { before } => exec(
+            tx,
+            "DELETE FROM outbox WHERE sent_at IS NOT NULL AND created_at < $1",
+            &[&to_micros(*before)],
+        )
+        .await
+        .map(|_| ()),
         WriteOp::PurgePendingConsents { before } => exec(
             tx,
             "DELETE FROM pending_consents WHERE expires_at < $1",

@@ -519,6 +519,12 @@ pub fn apply(conn: &Connection, op: &WriteOp, tip: &mut Option<AuditTip>) -> Sto
             params![token_hash, to_micros(*at)],
             true,
         ),
+        WriteOp::PurgeSentOutbox { before } => exec(
+            conn,
+            "DELETE FROM outbox WHERE sent_at IS NOT NULL AND created_at < ?1",
+            params![to_micros(*before)],
+            false,
+        ),
         WriteOp::PurgePendingConsents { before } => exec(
             conn,
             "DELETE FROM pending_consents WHERE expires_at < ?1",
