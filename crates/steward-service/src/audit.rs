@@ -306,7 +306,7 @@ impl Service {
     /// the entries appended since. Whenever the frontier passes the size of
     /// a stored tree head, its root must equal the head's: a log changed
     /// under a signed head is never signed again.
-    async fn root_at_current(&self) -> ServiceResult<(u64, Hash)> {
+    pub(crate) async fn root_at_current(&self) -> ServiceResult<(u64, Hash)> {
         let size = self.store.audit_size().await?;
         let heads = self.store.tree_heads().await?;
         let lock = || {
@@ -472,33 +472,45 @@ impl Service {
         .await
     }
 
+    /// Calls `f` with every record matching `filter` (its `after` and
+    /// `limit` are the paging's own), oldest first, a page at a time.
+    pub(crate) async fn each_audit_record(
+        &self,
+        mut filter: AuditFilter,
+        mut f: impl FnMut(AuditRecord),
+    ) -> ServiceResult<()> {
+        filter.limit = steward_store::MAX_PAGE;
+        filter.after = None;
+        loop {
+            let rows = self.store.query_audit(&filter).await?;
+            let Some(last) = rows.last() else { break };
+            filter.after = Some(last.index);
+            for row in rows {
+                f(Self::view_entry(row)?.entry.record);
+            }
+        }
+        Ok(())
+    }
+
     /// Who accessed `subject`'s data, when, how and for what purpose.
     pub async fn subject_access_log(&self, subject: SubjectId) -> ServiceResult<Vec<AccessLogItem>> {
         let mut items = Vec::new();
-        let mut after = None;
-        loop {
-            let filter = AuditFilter {
-                subject: Some(subject),
-                after,
-                limit: steward_store::MAX_PAGE,
-                ..AuditFilter::default()
-            };
-            let rows = self.store.query_audit(&filter).await?;
-            let Some(last) = rows.last() else { break };
-            after = Some(last.index);
-            for row in rows {
-                let e = Self::view_entry(row)?.entry.record;
-                items.push(AccessLogItem {
-                    at: e.at,
-                    action: e.action,
-                    outcome: e.outcome.as_str().to_string(),
-                    purpose: e.purpose,
-                    actor_role: e.actor.role,
-                    actor_kind: e.actor.kind.as_str().to_string(),
-                    fields: e.fields,
-                });
-            }
-        }
+        let filter = AuditFilter {
+            subject: Some(subject),
+            ..AuditFilter::default()
+        };
+        self.each_audit_record(filter, |e| {
+            items.push(AccessLogItem {
+                at: e.at,
+                action: e.action,
+                outcome: e.outcome.as_str().to_string(),
+                purpose: e.purpose,
+                actor_role: e.actor.role,
+                actor_kind: e.actor.kind.as_str().to_string(),
+                fields: e.fields,
+            });
+        })
+        .await?;
         Ok(items)
     }
 

@@ -23,7 +23,7 @@ use chrono::{DateTime, Duration, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use sha2::{Digest, Sha256};
-use steward_audit::{decode_entry, Outcome, SignedTreeHead};
+use steward_audit::{Outcome, SignedTreeHead};
 use steward_domain::incident::{
     likely_consequences, notification_due, propose_risk, regulator_notification_required,
     subject_notification_required, BreachCategory, BreachNature, BreachRegime, BreachSource, CategoryCount, ClockState,
@@ -655,13 +655,13 @@ impl Service {
         }
     }
 
-    /// The earliest open legal deadline (for the overdue list).
-    fn open_deadline(row: &IncidentRow, doc: &IncidentDoc, status: IncidentStatus) -> Option<DateTime<Utc>> {
+    /// The earliest open legal deadline among `clocks` (for the overdue list).
+    fn open_deadline(clocks: &[Clock], status: IncidentStatus) -> Option<DateTime<Utc>> {
         if status == IncidentStatus::Closed {
             return None;
         }
-        Self::clocks(row, doc, now())
-            .into_iter()
+        clocks
+            .iter()
             .filter(|c| c.done_at.is_none() && c.required != Some(false))
             .filter_map(|c| c.due_at)
             .min()
@@ -671,7 +671,7 @@ impl Service {
         let at = now();
         let status = IncidentStatus::parse(&row.status).unwrap_or(IncidentStatus::Open);
         let clocks = Self::clocks(row, &doc, at);
-        let due_at = Self::open_deadline(row, &doc, status);
+        let due_at = Self::open_deadline(&clocks, status);
         IncidentView {
             id: row.id,
             status,
@@ -701,30 +701,49 @@ impl Service {
         }
     }
 
-    /// The row op that stores `doc` with its listing columns.
-    fn put_incident(&self, row: &IncidentRow, status: IncidentStatus, doc: &IncidentDoc) -> ServiceResult<WriteOp> {
+    /// `row` as it stores `doc`, with its listing columns.
+    fn incident_row(&self, row: &IncidentRow, status: IncidentStatus, doc: &IncidentDoc) -> ServiceResult<IncidentRow> {
         let mut next = row.clone();
         next.status = status.as_str().into();
         next.updated_at = now();
-        next.due_at = Self::open_deadline(&next, doc, status);
+        next.due_at = Self::open_deadline(&Self::clocks(&next, doc, next.updated_at), status);
         next.sealed = self.seal_incident(&next.id, DOC_FIELD, doc)?;
-        Ok(WriteOp::PutIncident(Box::new(next)))
+        Ok(next)
     }
 
-    fn entry_op(&self, incident: Uuid, kind: &str, actor: &str, text: String, data: Value) -> ServiceResult<WriteOp> {
+    /// The op that stores `doc` (see [`Self::incident_row`]).
+    fn put_incident(&self, row: &IncidentRow, status: IncidentStatus, doc: &IncidentDoc) -> ServiceResult<WriteOp> {
+        Ok(WriteOp::PutIncident(Box::new(self.incident_row(row, status, doc)?)))
+    }
+
+    /// A new timeline entry, sealed.
+    fn entry_row(
+        &self,
+        incident: Uuid,
+        kind: &str,
+        actor: &str,
+        text: String,
+        data: Value,
+    ) -> ServiceResult<IncidentEntryRow> {
         let id = Uuid::now_v7();
         let body = EntryBody {
             actor: actor.to_string(),
             text,
             data,
         };
-        Ok(WriteOp::AppendIncidentEntry(Box::new(IncidentEntryRow {
+        Ok(IncidentEntryRow {
             id,
             incident_id: incident,
             kind: kind.into(),
             at: now(),
             sealed: self.seal_incident(&id, ENTRY_FIELD, &body)?,
-        })))
+        })
+    }
+
+    fn entry_op(&self, incident: Uuid, kind: &str, actor: &str, text: String, data: Value) -> ServiceResult<WriteOp> {
+        Ok(WriteOp::AppendIncidentEntry(Box::new(
+            self.entry_row(incident, kind, actor, text, data)?,
+        )))
     }
 
     async fn entries(&self, incident: Uuid) -> ServiceResult<Vec<(IncidentEntryRow, EntryBody)>> {
@@ -813,13 +832,9 @@ impl Service {
                 updated_at: t,
                 sealed: Vec::new(),
             };
-            let put = self.put_incident(&row, IncidentStatus::Open, &doc)?;
-            let WriteOp::PutIncident(stored) = &put else {
-                return Err(ServiceError::Internal("incident op".into()));
-            };
-            let stored = (**stored).clone();
+            let stored = self.incident_row(&row, IncidentStatus::Open, &doc)?;
             let ops = vec![
-                put,
+                WriteOp::PutIncident(Box::new(stored.clone())),
                 self.entry_op(
                     id,
                     "opened",
@@ -1053,11 +1068,9 @@ impl Service {
             self.incident_manager(ctx)?;
             let text = text_field("text", text, 10_000, true)?;
             self.load_incident(id).await?;
-            let op = self.entry_op(id, "note", &ctx.principal.username, text.clone(), Value::Null)?;
-            let WriteOp::AppendIncidentEntry(row) = &op else {
-                return Err(ServiceError::Internal("entry op".into()));
-            };
+            let row = self.entry_row(id, "note", &ctx.principal.username, text.clone(), Value::Null)?;
             let (eid, at) = (row.id, row.at);
+            let op = WriteOp::AppendIncidentEntry(Box::new(row));
             self.write_incident(vec![op, self.audit_ok(ctx, "incident.note", None, &[id, eid], vec![])])
                 .await?;
             Ok(TimelineItem {
@@ -1100,19 +1113,16 @@ impl Service {
                 "name": name, "media_type": media_type, "sha256": sha256, "size": content.len(),
                 "description": description, "content_base64": input.content_base64.trim(),
             });
-            let op = self.entry_op(
+            let row = self.entry_row(
                 id,
                 "evidence",
                 &ctx.principal.username,
                 format!("evidence attached: {name}"),
                 data,
             )?;
-            let WriteOp::AppendIncidentEntry(row) = &op else {
-                return Err(ServiceError::Internal("entry op".into()));
-            };
             let eid = row.id;
             self.write_incident(vec![
-                op,
+                WriteOp::AppendIncidentEntry(Box::new(row)),
                 self.audit_ok(ctx, "incident.evidence", None, &[id, eid], vec![]),
             ])
             .await?;
@@ -1221,44 +1231,34 @@ impl Service {
         let mut subjects: BTreeMap<Uuid, Acc> = BTreeMap::new();
         let mut records: BTreeSet<Uuid> = BTreeSet::new();
         let mut totals = ScopeTotals::default();
-        let mut after = None;
-        loop {
-            let filter = AuditFilter {
-                user: criteria.user_id,
-                token: criteria.token_id,
-                from: Some(criteria.from),
-                to: Some(criteria.to),
-                before: Some(tree_size),
-                after,
-                limit: steward_store::MAX_PAGE,
-                ..AuditFilter::default()
-            };
-            let rows = self.store.query_audit(&filter).await?;
-            let Some(last) = rows.last() else { break };
-            after = Some(last.index);
-            for row in rows {
-                let entry = decode_entry(&row.bytes)
-                    .map_err(|e| ServiceError::Internal(format!("audit entry {} does not decode: {e}", row.index)))?;
-                let r = entry.record;
-                if criteria.client.is_some() && r.client != criteria.client {
-                    continue;
-                }
-                totals.entries += 1;
-                if r.outcome != Outcome::Ok {
-                    totals.denied += 1;
-                    continue;
-                }
-                let Some(subject) = r.subject_id else { continue };
-                let acc = subjects.entry(subject).or_default();
-                acc.entries += 1;
-                acc.actions.insert(access_class(&r.action));
-                acc.fields.extend(r.fields);
-                if let Some(p) = r.purpose {
-                    acc.purposes.insert(p);
-                }
-                records.extend(r.record_ids);
+        let filter = AuditFilter {
+            user: criteria.user_id,
+            token: criteria.token_id,
+            from: Some(criteria.from),
+            to: Some(criteria.to),
+            before: Some(tree_size),
+            ..AuditFilter::default()
+        };
+        self.each_audit_record(filter, |r| {
+            if criteria.client.is_some() && r.client != criteria.client {
+                return;
             }
-        }
+            totals.entries += 1;
+            if r.outcome != Outcome::Ok {
+                totals.denied += 1;
+                return;
+            }
+            let Some(subject) = r.subject_id else { return };
+            let acc = subjects.entry(subject).or_default();
+            acc.entries += 1;
+            acc.actions.insert(access_class(&r.action));
+            acc.fields.extend(r.fields);
+            if let Some(p) = r.purpose {
+                acc.purposes.insert(p);
+            }
+            records.extend(r.record_ids);
+        })
+        .await?;
         let category_of = |f: &str| {
             self.inventory
                 .record_types
@@ -1346,13 +1346,17 @@ impl Service {
     }
 
     async fn latest_scope(&self, id: Uuid) -> ServiceResult<Option<ScopeSnapshot>> {
-        let entries = self.entries(id).await?;
+        Self::latest_scope_in(&self.entries(id).await?)
+    }
+
+    /// The latest scope among opened entries.
+    fn latest_scope_in(entries: &[(IncidentEntryRow, EntryBody)]) -> ServiceResult<Option<ScopeSnapshot>> {
         entries
-            .into_iter()
+            .iter()
             .rev()
             .find(|(r, _)| r.kind == "scope")
             .map(|(_, body)| {
-                serde_json::from_value(body.data)
+                ScopeSnapshot::deserialize(&body.data)
                     .map_err(|e| ServiceError::Internal(format!("a stored scope is corrupt: {e}")))
             })
             .transpose()
@@ -1392,7 +1396,7 @@ impl Service {
             let log_consistent = stored
                 .iter()
                 .any(|h| h.tree_size == head.tree_size && h.root == head.root)
-                && self.sign_tree_head().await.is_ok();
+                && self.root_at_current().await.is_ok();
             let recomputed = self.compute_scope(&scope.result.criteria, head.tree_size).await?;
             let recomputed_digest = digest_of(&recomputed)?;
             let digest_matches = recomputed_digest == scope.digest && digest_of(&scope.result)? == scope.digest;
@@ -1552,7 +1556,7 @@ impl Service {
     async fn regulator_document(&self, id: Uuid) -> ServiceResult<RegulatorNotification> {
         let (row, doc) = self.load_incident(id).await?;
         let entries = self.entries(id).await?;
-        let scope = self.latest_scope(id).await?;
+        let scope = Self::latest_scope_in(&entries)?;
         let data_categories: Vec<CategoryCount> = match &scope {
             Some(s) => s
                 .result
@@ -1776,18 +1780,19 @@ impl Service {
             if let Some(w) = &input.what_to_do {
                 text_field("what_to_do", w, 5_000, false)?;
             }
-            let (row, doc) = self.load_incident(id).await?;
+            let (row, opened) = self.load_incident(id).await?;
             let status = IncidentStatus::parse(&row.status).unwrap_or(IncidentStatus::Open);
             if status == IncidentStatus::Closed {
                 return Err(ServiceError::Conflict("the incident is closed".into()));
             }
-            let scope = self.latest_scope(id).await?.ok_or_else(|| {
+            let entries = self.entries(id).await?;
+            let scope = Self::latest_scope_in(&entries)?.ok_or_else(|| {
                 ServiceError::BadRequest(
                     "scope the incident first (POST …/scope): the notices go to the people in it".into(),
                 )
             })?;
             let mut notified: BTreeSet<Uuid> = BTreeSet::new();
-            for (r, b) in self.entries(id).await? {
+            for (r, b) in &entries {
                 if r.kind == "subjects_notified" {
                     if let Some(ids) = b.data.get("subject_ids").and_then(Value::as_array) {
                         notified.extend(ids.iter().filter_map(|v| v.as_str()?.parse::<Uuid>().ok()));
@@ -1824,19 +1829,26 @@ impl Service {
                     out.without_email += 1;
                     continue;
                 };
-                let message = self.subject_notice(email, &doc, person, &input, &what_happened);
+                let message = self.subject_notice(email, &opened, person, &input, &what_happened);
                 ops.push(self.queue_mail("incident.notice", &message)?);
                 ops.push(self.audit_ok(ctx, "incident.notice", Some(subject), &[id], vec!["email".into()]));
                 sent.push(person.subject_id);
                 out.queued += 1;
                 if ops.len() >= NOTICE_BATCH {
+                    // Each batch records whom it notified with its mail, so
+                    // a run cut short never notifies them a second time.
+                    let batch = std::mem::take(&mut sent);
+                    ops.push(self.entry_op(
+                        id,
+                        "subjects_notified",
+                        &ctx.principal.username,
+                        format!("{} people notified (GDPR Art. 34), first part", batch.len()),
+                        serde_json::json!({ "subject_ids": batch }),
+                    )?);
                     self.write_incident(std::mem::take(&mut ops)).await?;
                 }
             }
-            let mut doc = doc;
-            let (row, fresh) = self.load_incident(id).await?;
-            doc.regulator = fresh.regulator;
-            doc.risk = fresh.risk;
+            let (row, mut doc) = self.load_incident(id).await?;
             doc.subjects_notified += out.queued;
             if out.queued > 0 && doc.subjects_notified_at.is_none() {
                 doc.subjects_notified_at = Some(now());
@@ -1969,11 +1981,9 @@ impl Service {
                 None => text,
             };
             let data = serde_json::json!({ "action": input.action, "target": target });
-            let entry = self.entry_op(id, "containment", &ctx.principal.username, text.clone(), data.clone())?;
-            let WriteOp::AppendIncidentEntry(entry_row) = &entry else {
-                return Err(ServiceError::Internal("entry op".into()));
-            };
-            let eid = entry_row.id;
+            let entry = self.entry_row(id, "containment", &ctx.principal.username, text.clone(), data.clone())?;
+            let eid = entry.id;
+            let entry = WriteOp::AppendIncidentEntry(Box::new(entry));
             let mut audit = self.ok_record(ctx, "incident.contain", None, &[id, target], vec![]);
             audit.reason = Some(input.action.clone());
             ops.push(entry);

@@ -37,6 +37,9 @@ pub struct DueContact {
     /// erase, anonymise, review or narrow
     pub action: &'static str,
     pub due_at: DateTime<Utc>,
+    /// An erasure keeps a proof of erasure (the rule's `keep_proof`).
+    #[serde(skip)]
+    pub keep_proof: bool,
 }
 
 /// Counts per rule and action.
@@ -71,6 +74,11 @@ pub struct RetentionReport {
 
 fn action_name(a: RetentionAction) -> &'static str {
     a.as_str()
+}
+
+/// An outbox rule that is carried out: sent mail erased.
+fn is_outbox_erase(r: &steward_domain::retention::RetentionRule) -> bool {
+    r.record == RetainedRecord::OutboxMail && r.action == RetentionAction::Erase
 }
 
 fn system_record(action: &str, subject: SubjectId, run: uuid::Uuid, rule: &str, at: DateTime<Utc>) -> AuditRecord {
@@ -158,6 +166,7 @@ impl Service {
                             rule,
                             action,
                             due_at,
+                            keep_proof: end.keep_proof,
                         },
                         row,
                     ));
@@ -212,7 +221,7 @@ impl Service {
         }
         // Every rule in force is listed, with nothing due or not enforced yet.
         for r in rules_in_force(&self.inventory) {
-            let enforced = r.record == RetainedRecord::Contact || self.outbox_rules().iter().any(|o| o.name == r.name);
+            let enforced = r.record == RetainedRecord::Contact || is_outbox_erase(&r);
             let listed = counts
                 .iter()
                 .any(|c| c.rule == r.name && c.action == action_name(r.action));
@@ -292,14 +301,10 @@ impl Service {
                     .retention_delete(row, d, run, at, false, "retention.anonymise")
                     .await
                     .map(|()| &mut report.anonymised),
-                _ => {
-                    let proof = rules_in_force(&self.inventory)
-                        .iter()
-                        .any(|r| r.name == d.rule && r.keep_proof);
-                    self.retention_delete(row, d, run, at, proof, "retention.erase")
-                        .await
-                        .map(|()| &mut report.erased)
-                }
+                _ => self
+                    .retention_delete(row, d, run, at, d.keep_proof, "retention.erase")
+                    .await
+                    .map(|()| &mut report.erased),
             };
             match result {
                 Ok(counter) => *counter += 1,
@@ -391,7 +396,7 @@ impl Service {
     fn outbox_rules(&self) -> Vec<steward_domain::retention::RetentionRule> {
         rules_in_force(&self.inventory)
             .into_iter()
-            .filter(|r| r.record == RetainedRecord::OutboxMail && r.action == RetentionAction::Erase)
+            .filter(is_outbox_erase)
             .collect()
     }
 
