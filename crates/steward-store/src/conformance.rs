@@ -49,7 +49,7 @@ macro_rules! all_conformance_tests {
             consent_records_and_notices,
             restriction_of_processing, data_subject_requests, read_audit_entries,
             legal_hold_guard, audit_queries_by_subject, erasure_proof_guard, pending_consents_are_used_once,
-            audit_queries_by_user_and_token, incidents_register_and_entries);
+            audit_queries_by_user_and_token, incidents_register_and_entries, retention_reads_and_purges);
     };
 }
 
@@ -2696,4 +2696,319 @@ pub async fn data_subject_requests(store: &dyn Store) {
         .await
         .unwrap();
     assert_eq!(store.erasure_proof(&[7; 32]).await.unwrap(), Some((late.id, t(6))));
+}
+
+/// The retention reads and writes: a page of contact facts (interactions,
+/// deals, each purpose's latest consent, holds), candidate records per kind
+/// and event (held subjects and open requests never), purges and unlinks
+/// that re-check the hold, and the run counts and aggregates that add up.
+#[allow(clippy::unwrap_used, clippy::too_many_lines)]
+pub async fn retention_reads_and_purges(store: &dyn Store) {
+    use crate::retention::{AggregateRow, PurgeKind, RetentionLogRow, RetentionQuery};
+    use steward_domain::retention::RetentionEvent;
+    let a = contact(&[("email", b"a")]);
+    let mut b = contact(&[("email", b"b")]);
+    b.created_at = t(5);
+    b.updated_at = t(50);
+    insert(store, &a, vec![]).await;
+    insert(store, &b, vec![]).await;
+    let interaction = |s: SubjectId, occurred: i64, created: i64| InteractionRow {
+        id: InteractionId::new(),
+        subject_id: s,
+        kind: InteractionKind::Call,
+        occurred_at: t(occurred),
+        created_at: t(created),
+        summary: b"sealed".to_vec(),
+    };
+    let i1 = interaction(a.subject_id, 100, 10);
+    let i2 = interaction(a.subject_id, 20, 30);
+    let deal = |s: SubjectId, stage: DealStage, updated: i64| Deal {
+        id: DealId::new(),
+        title: "Renewal".into(),
+        stage,
+        amount: Some(Amount::from_minor(100)),
+        currency: CurrencyCode::parse("EUR").ok(),
+        organization_id: None,
+        contact_id: Some(s),
+        created_at: t(1),
+        updated_at: t(updated),
+    };
+    let won = deal(a.subject_id, DealStage::Won, 40);
+    let open = deal(b.subject_id, DealStage::Proposal, 41);
+    let consent = |s: SubjectId, purpose: &str, status: &str, secs: i64| crate::ConsentRow {
+        id: uuid::Uuid::now_v7(),
+        subject_id: s,
+        purpose: purpose.into(),
+        status: status.into(),
+        recorded_at: t(secs),
+        source: "api".into(),
+        notice_version: None,
+        notice_hash: None,
+        evidence: None,
+        recorded_by: None,
+        expires_at: None,
+        confirmation_hash: None,
+        confirmation_expires_at: None,
+        confirmed_at: None,
+    };
+    let g1 = consent(a.subject_id, "marketing_email", "granted", 10);
+    let w1 = consent(a.subject_id, "marketing_email", "withdrawn", 20);
+    let g2 = consent(a.subject_id, "analytics", "granted", 30);
+    let mut ops = vec![
+        WriteOp::InsertInteraction(i1.clone()),
+        WriteOp::InsertInteraction(i2.clone()),
+        WriteOp::InsertDeal(won.clone()),
+        WriteOp::InsertDeal(open.clone()),
+    ];
+    for c in [&g1, &w1, &g2] {
+        ops.push(WriteOp::InsertConsent(Box::new(c.clone())));
+    }
+    store.write(ops).await.unwrap();
+
+    let mut facts = store.retention_facts(None, 10).await.unwrap();
+    facts.sort_by_key(|f| f.subject_id);
+    assert_eq!(facts.len(), 2);
+    let fa = facts.iter().find(|f| f.subject_id == a.subject_id).unwrap();
+    assert_eq!(fa.last_interaction, Some(t(100)), "the latest of occurred and created");
+    assert!(!fa.open_deal);
+    assert_eq!(fa.last_deal_closed, Some(t(40)));
+    let mut latest = fa.latest_consents.clone();
+    latest.sort();
+    assert_eq!(
+        latest,
+        vec![
+            ("analytics".to_string(), "granted".to_string(), t(30)),
+            ("marketing_email".to_string(), "withdrawn".to_string(), t(20)),
+        ]
+    );
+    assert!(!fa.held);
+    let fb = facts.iter().find(|f| f.subject_id == b.subject_id).unwrap();
+    assert_eq!((fb.created_at, fb.updated_at), (t(5), t(50)));
+    assert!(fb.open_deal && fb.last_deal_closed.is_none() && fb.last_interaction.is_none());
+    assert_eq!(fb.purposes, b.purposes);
+    // Paging: one at a time, in subject order.
+    let first = store.retention_facts(None, 1).await.unwrap();
+    let second = store.retention_facts(Some(first[0].subject_id), 1).await.unwrap();
+    assert_eq!(
+        vec![first[0].subject_id, second[0].subject_id],
+        facts.iter().map(|f| f.subject_id).collect::<Vec<_>>()
+    );
+
+    let q = |kind, from, before: i64| RetentionQuery {
+        kind,
+        from,
+        purpose: None,
+        before: t(before),
+        anonymise: false,
+        limit: 100,
+    };
+    let ids = |c: Vec<crate::retention::RetentionCandidate>| {
+        let mut v: Vec<uuid::Uuid> = c.into_iter().map(|c| c.id).collect();
+        v.sort();
+        v
+    };
+    // Interactions by creation, with their kind and month kept for aggregates.
+    let found = store
+        .retention_candidates(&q(PurgeKind::Interaction, RetentionEvent::Created, 20))
+        .await
+        .unwrap();
+    assert_eq!(found.len(), 1);
+    assert_eq!(found[0].id, *i1.id.as_uuid());
+    assert_eq!(found[0].subject_id, Some(a.subject_id));
+    assert_eq!(found[0].attribute, Some(("call".to_string(), t(100))));
+    // Deals closed (won/lost) only; anonymised ones are not picked again.
+    let closed = q(PurgeKind::Deal, RetentionEvent::DealClosed, 1_000);
+    assert_eq!(ids(store.retention_candidates(&closed).await.unwrap()), vec![*won.id.as_uuid()]);
+    let by_update = q(PurgeKind::Deal, RetentionEvent::LastUpdate, 41);
+    assert_eq!(ids(store.retention_candidates(&by_update).await.unwrap()), vec![*won.id.as_uuid()]);
+    // Consent records: superseded by creation; a withdrawn purpose's records.
+    let superseded = q(PurgeKind::ConsentRecord, RetentionEvent::Created, 1_000);
+    assert_eq!(ids(store.retention_candidates(&superseded).await.unwrap()), vec![g1.id]);
+    let mut after_withdrawal = q(PurgeKind::ConsentRecord, RetentionEvent::ConsentWithdrawn, 21);
+    after_withdrawal.purpose = Some("marketing_email".into());
+    let mut both = vec![g1.id, w1.id];
+    both.sort();
+    assert_eq!(ids(store.retention_candidates(&after_withdrawal).await.unwrap()), both);
+    after_withdrawal.before = t(20);
+    assert!(store.retention_candidates(&after_withdrawal).await.unwrap().is_empty());
+    after_withdrawal.before = t(21);
+    after_withdrawal.purpose = Some("analytics".into());
+    assert!(store.retention_candidates(&after_withdrawal).await.unwrap().is_empty());
+
+    // A hold keeps everything of its subject out of the candidates and
+    // makes a purge skip it even when asked.
+    let hold = legal_hold(a.subject_id, 1);
+    store
+        .write(vec![WriteOp::PutLegalHold(Box::new(hold.clone()))])
+        .await
+        .unwrap();
+    assert!(store.retention_facts(None, 10).await.unwrap().iter().any(|f| f.held));
+    assert!(store
+        .retention_candidates(&q(PurgeKind::Interaction, RetentionEvent::Created, 1_000))
+        .await
+        .unwrap()
+        .is_empty());
+    store
+        .write(vec![
+            WriteOp::PurgeRecords {
+                kind: PurgeKind::Interaction,
+                ids: vec![*i1.id.as_uuid()],
+            },
+            WriteOp::UnlinkDeals {
+                ids: vec![*won.id.as_uuid()],
+            },
+        ])
+        .await
+        .unwrap();
+    assert_eq!(store.list_interactions(a.subject_id, None, 10).await.unwrap().len(), 2);
+    assert_eq!(store.get_deal(won.id).await.unwrap().unwrap().contact_id, Some(a.subject_id));
+    let mut released = hold;
+    released.released_at = Some(t(2));
+    store
+        .write(vec![WriteOp::PutLegalHold(Box::new(released))])
+        .await
+        .unwrap();
+    store
+        .write(vec![
+            WriteOp::PurgeRecords {
+                kind: PurgeKind::Interaction,
+                ids: vec![*i1.id.as_uuid(), uuid::Uuid::now_v7()],
+            },
+            WriteOp::PurgeRecords {
+                kind: PurgeKind::ConsentRecord,
+                ids: vec![g1.id],
+            },
+            WriteOp::UnlinkDeals {
+                ids: vec![*won.id.as_uuid()],
+            },
+        ])
+        .await
+        .unwrap();
+    let left = store.list_interactions(a.subject_id, None, 10).await.unwrap();
+    assert_eq!(left.iter().map(|i| i.id).collect::<Vec<_>>(), vec![i2.id]);
+    assert_eq!(store.list_consents(a.subject_id).await.unwrap().len(), 2);
+    let unlinked = store.get_deal(won.id).await.unwrap().unwrap();
+    assert_eq!(unlinked.contact_id, None);
+    assert_eq!((unlinked.amount, unlinked.stage), (won.amount, DealStage::Won));
+    let mut anonymise = closed.clone();
+    anonymise.anonymise = true;
+    assert!(store.retention_candidates(&anonymise).await.unwrap().is_empty());
+    store
+        .write(vec![WriteOp::PurgeRecords {
+            kind: PurgeKind::Deal,
+            ids: vec![*won.id.as_uuid()],
+        }])
+        .await
+        .unwrap();
+    assert!(store.get_deal(won.id).await.unwrap().is_none());
+
+    // Requests: only closed ones, by creation or closing; the purge takes
+    // the export bundle and verification codes with it.
+    let open_case = dsr("access", "verified", 100);
+    let mut closed_case = dsr("access", "fulfilled", 100);
+    closed_case.subject_id = Some(b.subject_id);
+    closed_case.completed_at = Some(t(60));
+    let bundle = crate::ExportBundleRow {
+        dsr_id: closed_case.id,
+        subject_id: b.subject_id,
+        sealed: vec![1, 2],
+        created_at: t(60),
+        expires_at: t(1_000),
+    };
+    store
+        .write(vec![
+            WriteOp::PutDsr(Box::new(open_case.clone())),
+            WriteOp::PutDsr(Box::new(closed_case.clone())),
+            WriteOp::PutExportBundle(Box::new(bundle.clone())),
+        ])
+        .await
+        .unwrap();
+    let cases = q(PurgeKind::DsrCase, RetentionEvent::Created, 1_000);
+    assert_eq!(ids(store.retention_candidates(&cases).await.unwrap()), vec![closed_case.id]);
+    let since_closed = q(PurgeKind::DsrCase, RetentionEvent::RequestClosed, 60);
+    assert!(store.retention_candidates(&since_closed).await.unwrap().is_empty());
+    let bundles = q(PurgeKind::ExportBundle, RetentionEvent::Created, 61);
+    assert_eq!(ids(store.retention_candidates(&bundles).await.unwrap()), vec![closed_case.id]);
+    store
+        .write(vec![WriteOp::PurgeRecords {
+            kind: PurgeKind::DsrCase,
+            ids: vec![closed_case.id, open_case.id],
+        }])
+        .await
+        .unwrap();
+    assert!(store.get_dsr(closed_case.id).await.unwrap().is_none());
+    assert!(store.get_export_bundle(closed_case.id).await.unwrap().is_none());
+    assert!(store.get_dsr(open_case.id).await.unwrap().is_some(), "open requests stay");
+
+    // Incidents: closed ones only, with their entries.
+    let open_incident = incident(10);
+    let mut closed_incident = incident(20);
+    closed_incident.status = "closed".into();
+    closed_incident.updated_at = t(90);
+    let entry = crate::IncidentEntryRow {
+        id: uuid::Uuid::now_v7(),
+        incident_id: closed_incident.id,
+        kind: "timeline".into(),
+        at: t(21),
+        sealed: vec![3],
+    };
+    store
+        .write(vec![
+            WriteOp::PutIncident(Box::new(open_incident.clone())),
+            WriteOp::PutIncident(Box::new(closed_incident.clone())),
+            WriteOp::AppendIncidentEntry(Box::new(entry)),
+        ])
+        .await
+        .unwrap();
+    let incidents = q(PurgeKind::Incident, RetentionEvent::RequestClosed, 91);
+    let found = store.retention_candidates(&incidents).await.unwrap();
+    assert_eq!(ids(found.clone()), vec![closed_incident.id]);
+    assert_eq!(found[0].subject_id, None);
+    store
+        .write(vec![WriteOp::PurgeRecords {
+            kind: PurgeKind::Incident,
+            ids: vec![closed_incident.id, open_incident.id],
+        }])
+        .await
+        .unwrap();
+    assert!(store.get_incident(closed_incident.id).await.unwrap().is_none());
+    assert!(store.incident_entries(closed_incident.id).await.unwrap().is_empty());
+    assert!(store.get_incident(open_incident.id).await.unwrap().is_some());
+
+    // Counts add up within a run and stay apart across runs.
+    let run = uuid::Uuid::now_v7();
+    let log = |run_id, count| RetentionLogRow {
+        run_id,
+        rule: "contacts-3y".into(),
+        record: "contact".into(),
+        action: "erase".into(),
+        at: t(500),
+        count,
+    };
+    let agg = |count| AggregateRow {
+        record: "contact".into(),
+        period: "2026-01".into(),
+        attribute: "country".into(),
+        value: "DE".into(),
+        count,
+    };
+    for n in [2, 3] {
+        store
+            .write(vec![
+                WriteOp::CountRetention(Box::new(log(run, n))),
+                WriteOp::AddAggregate(Box::new(agg(n))),
+            ])
+            .await
+            .unwrap();
+    }
+    let other = uuid::Uuid::now_v7();
+    store
+        .write(vec![WriteOp::CountRetention(Box::new(log(other, 1)))])
+        .await
+        .unwrap();
+    let mut logged = store.retention_log(t(0)).await.unwrap();
+    logged.sort_by_key(|r| r.run_id);
+    assert_eq!(logged, vec![log(run, 5), log(other, 1)]);
+    assert!(store.retention_log(t(501)).await.unwrap().is_empty());
+    assert_eq!(store.retention_aggregates().await.unwrap(), vec![agg(5)]);
 }

@@ -16,6 +16,7 @@
 pub mod conformance;
 pub mod fields;
 pub mod postgres;
+pub mod retention;
 pub mod sqlite;
 pub mod vault;
 
@@ -529,6 +530,23 @@ pub enum WriteOp {
         subject_id: SubjectId,
         restricted: bool,
     },
+    /// Deletes records of one kind by id (a DSR case with its verification
+    /// codes and export bundle, an incident with its entries), skipping
+    /// those of a subject under a legal hold; ids that are gone are skipped.
+    PurgeRecords {
+        kind: retention::PurgeKind,
+        ids: Vec<uuid::Uuid>,
+    },
+    /// Anonymises deals: drops the link to their contact (title, stage,
+    /// amount and organisation are not personal and stay), skipping those
+    /// of a subject under a legal hold.
+    UnlinkDeals {
+        ids: Vec<uuid::Uuid>,
+    },
+    /// Adds to a run's count for one rule (created on first use).
+    CountRetention(Box<retention::RetentionLogRow>),
+    /// Adds to an anonymised aggregate (created on first use).
+    AddAggregate(Box<retention::AggregateRow>),
 }
 
 impl WriteOp {
@@ -724,6 +742,22 @@ pub trait Store: Send + Sync + 'static {
     async fn find_consent_by_confirmation(&self, hash: &[u8]) -> StoreResult<Option<ConsentRow>>;
     /// Every consent record without evidence, oldest first (notice renewal).
     async fn consent_summaries(&self) -> StoreResult<Vec<ConsentSummary>>;
+    /// The retention facts of up to `limit` contacts after `after`, in
+    /// subject-id order (a few range queries per page, not one per contact).
+    async fn retention_facts(
+        &self,
+        after: Option<SubjectId>,
+        limit: u32,
+    ) -> StoreResult<Vec<retention::RetentionFactsRow>>;
+    /// Records whose retention period has ended (see [`retention::candidates_sql`]).
+    async fn retention_candidates(
+        &self,
+        q: &retention::RetentionQuery,
+    ) -> StoreResult<Vec<retention::RetentionCandidate>>;
+    /// What retention runs deleted since `since`, oldest first.
+    async fn retention_log(&self, since: DateTime<Utc>) -> StoreResult<Vec<retention::RetentionLogRow>>;
+    /// What anonymisation kept.
+    async fn retention_aggregates(&self) -> StoreResult<Vec<retention::AggregateRow>>;
 
     /// The number of audit entries.
     async fn audit_size(&self) -> StoreResult<u64>;

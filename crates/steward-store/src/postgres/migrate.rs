@@ -42,6 +42,11 @@ pub(super) const MIGRATIONS: &[(i64, &str, &str)] = &[
         "incidents",
         include_str!("../../migrations/postgres/0011_incidents.sql"),
     ),
+    (
+        12,
+        "retention",
+        include_str!("../../migrations/postgres/0012_retention.sql"),
+    ),
 ];
 
 /// Advisory lock key serialising migration runs ("STEWARD1" in ASCII).

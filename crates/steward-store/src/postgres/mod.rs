@@ -757,6 +757,154 @@ impl Store for PgStore {
             .collect()
     }
 
+    async fn retention_facts(
+        &self,
+        after: Option<SubjectId>,
+        limit: u32,
+    ) -> StoreResult<Vec<crate::retention::RetentionFactsRow>> {
+        let lo = after.map_or(Uuid::nil(), |a| *a.as_uuid());
+        let rows = self
+            .query(
+                "SELECT c.subject_id, c.purposes, c.created_at, c.updated_at, \
+                 EXISTS (SELECT 1 FROM legal_holds h WHERE h.subject_id = c.subject_id AND h.released_at IS NULL) \
+                 FROM contacts c WHERE c.subject_id > $1 ORDER BY c.subject_id LIMIT $2",
+                &[&lo, &page_size(limit)],
+            )
+            .await?;
+        let rows = rows
+            .iter()
+            .map(|r| {
+                Ok(crate::retention::RetentionFactsRow {
+                    subject_id: SubjectId::from_uuid(col(r, 0)?),
+                    purposes: split_purposes(col(r, 1)?),
+                    created_at: time(r, 2)?,
+                    updated_at: time(r, 3)?,
+                    last_interaction: None,
+                    open_deal: false,
+                    last_deal_closed: None,
+                    latest_consents: Vec::new(),
+                    held: col(r, 4)?,
+                })
+            })
+            .collect::<StoreResult<Vec<_>>>()?;
+        let Some(hi) = rows.last().map(|r| *r.subject_id.as_uuid()) else {
+            return Ok(rows);
+        };
+        let mut facts = crate::retention::FactsPage::new(rows);
+        for r in self
+            .query(
+                "SELECT subject_id, max(GREATEST(occurred_at, created_at)) FROM interactions \
+                 WHERE subject_id > $1 AND subject_id <= $2 GROUP BY subject_id",
+                &[&lo, &hi],
+            )
+            .await?
+        {
+            facts.interaction(SubjectId::from_uuid(col(&r, 0)?), time(&r, 1)?);
+        }
+        for r in self
+            .query(
+                "SELECT subject_id, stage IN ('won', 'lost'), updated_at FROM deals \
+                 WHERE subject_id > $1 AND subject_id <= $2",
+                &[&lo, &hi],
+            )
+            .await?
+        {
+            facts.deal(SubjectId::from_uuid(col(&r, 0)?), col(&r, 1)?, time(&r, 2)?);
+        }
+        for r in self
+            .query(
+                "SELECT subject_id, purpose, status, recorded_at FROM consents \
+                 WHERE subject_id > $1 AND subject_id <= $2 AND status IN ('granted', 'withdrawn') \
+                 ORDER BY subject_id, recorded_at, id",
+                &[&lo, &hi],
+            )
+            .await?
+        {
+            facts.consent(SubjectId::from_uuid(col(&r, 0)?), col(&r, 1)?, col(&r, 2)?, time(&r, 3)?);
+        }
+        Ok(facts.finish())
+    }
+
+    async fn retention_candidates(
+        &self,
+        q: &crate::retention::RetentionQuery,
+    ) -> StoreResult<Vec<crate::retention::RetentionCandidate>> {
+        let Some(sql) = crate::retention::candidates_sql(q, |n| format!("${n}"), |t| format!("NULL::{t}")) else {
+            return Ok(Vec::new());
+        };
+        let before = crate::to_micros(q.before);
+        let limit = page_size(q.limit);
+        let rows = match &q.purpose {
+            Some(p) if q.kind == crate::retention::PurgeKind::ConsentRecord => {
+                self.query(&sql, &[&before, &limit, p]).await?
+            }
+            _ => self.query(&sql, &[&before, &limit]).await?,
+        };
+        rows.iter()
+            .map(|r| {
+                let attr: Option<String> = col(r, 3)?;
+                let period: Option<i64> = col(r, 4)?;
+                Ok(crate::retention::RetentionCandidate {
+                    id: col(r, 0)?,
+                    subject_id: col::<Option<Uuid>>(r, 1)?.map(SubjectId::from_uuid),
+                    from_at: time(r, 2)?,
+                    attribute: match (attr, period) {
+                        (Some(a), Some(p)) => Some((a, from_micros(p)?)),
+                        _ => None,
+                    },
+                })
+            })
+            .collect()
+    }
+
+    async fn retention_log(
+        &self,
+        since: chrono::DateTime<chrono::Utc>,
+    ) -> StoreResult<Vec<crate::retention::RetentionLogRow>> {
+        let rows = self
+            .query(
+                "SELECT run_id, rule, record, action, at, count FROM retention_log WHERE at >= $1 \
+                 ORDER BY at, run_id, rule, record, action",
+                &[&crate::to_micros(since)],
+            )
+            .await?;
+        rows.iter()
+            .map(|r| {
+                Ok(crate::retention::RetentionLogRow {
+                    run_id: col(r, 0)?,
+                    rule: col(r, 1)?,
+                    record: col(r, 2)?,
+                    action: col(r, 3)?,
+                    at: time(r, 4)?,
+                    count: u64::try_from(col::<i64>(r, 5)?)
+                        .map_err(|_| StoreError::Corrupt("bad count".into()))?,
+                })
+            })
+            .collect()
+    }
+
+    async fn retention_aggregates(&self) -> StoreResult<Vec<crate::retention::AggregateRow>> {
+        let rows = self
+            .query(
+                "SELECT record, period, attribute, value, count FROM retention_aggregates \
+                 ORDER BY record, period, attribute, value",
+                &[],
+            )
+            .await?;
+        rows.iter()
+            .map(|r| {
+                Ok(crate::retention::AggregateRow {
+                    record: col(r, 0)?,
+                    period: col(r, 1)?,
+                    attribute: col(r, 2)?,
+                    value: col(r, 3)?,
+                    count: u64::try_from(col::<i64>(r, 4)?)
+                        .map_err(|_| StoreError::Corrupt("bad count".into()))?,
+                })
+            })
+            .collect()
+    }
+
     async fn get_settings(&self) -> StoreResult<Vec<(String, String)>> {
         let rows = self
             .query("SELECT name, value FROM settings ORDER BY name COLLATE \"C\"", &[])

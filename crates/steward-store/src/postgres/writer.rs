@@ -946,6 +946,42 @@ async fn apply_op(tx: &Transaction<'_>, op: &WriteOp) -> Result<(), Failure> {
         WriteOp::SetRestricted { subject_id, restricted } => {
             exec_found(tx, SET_RESTRICTED, &[subject_id.as_uuid(), restricted]).await
         }
+        WriteOp::PurgeRecords { kind, ids } => {
+            let stmts = crate::retention::purge_sql(*kind, |n| format!("${n}"));
+            for id in ids {
+                for sql in &stmts {
+                    exec(tx, sql, &[id]).await?;
+                }
+            }
+            Ok(())
+        }
+        WriteOp::UnlinkDeals { ids } => {
+            let sql = crate::retention::unlink_deal_sql(|n| format!("${n}"));
+            for id in ids {
+                exec(tx, &sql, &[id]).await?;
+            }
+            Ok(())
+        }
+        WriteOp::CountRetention(r) => {
+            let count = crate::retention::count_to_db(r.count).map_err(Failure::Store)?;
+            exec(
+                tx,
+                &crate::retention::count_retention_sql(|n| format!("${n}")),
+                &[&r.run_id, &r.rule, &r.record, &r.action, &to_micros(r.at), &count],
+            )
+            .await
+            .map(|_| ())
+        }
+        WriteOp::AddAggregate(a) => {
+            let count = crate::retention::count_to_db(a.count).map_err(Failure::Store)?;
+            exec(
+                tx,
+                &crate::retention::add_aggregate_sql(|n| format!("${n}")),
+                &[&a.record, &a.period, &a.attribute, &a.value, &count],
+            )
+            .await
+            .map(|_| ())
+        }
         // Subject keys live in the vault (see `crate::vault`), which
         // `PgStore::write` updates around this transaction. Here a new key
         // only needs its contact, locked against deletion until the commit.

@@ -43,6 +43,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "incidents",
         include_str!("../../migrations/sqlite/0013_incidents.sql"),
     ),
+    (
+        14,
+        "retention",
+        include_str!("../../migrations/sqlite/0014_retention.sql"),
+    ),
 ];
 
 pub fn run(conn: &mut Connection) -> StoreResult<()> {

@@ -666,6 +666,25 @@ impl Store for SqliteStore {
     async fn consent_summaries(&self) -> StoreResult<Vec<crate::ConsentSummary>> {
         self.read(read::consent_summaries).await
     }
+    async fn retention_facts(
+        &self,
+        after: Option<SubjectId>,
+        limit: u32,
+    ) -> StoreResult<Vec<crate::retention::RetentionFactsRow>> {
+        self.read(move |c| read::retention_facts(c, after, limit)).await
+    }
+    async fn retention_candidates(
+        &self,
+        q: &crate::retention::RetentionQuery,
+    ) -> StoreResult<Vec<crate::retention::RetentionCandidate>> {
+        self.read(|c| read::retention_candidates(c, q)).await
+    }
+    async fn retention_log(&self, since: DateTime<Utc>) -> StoreResult<Vec<crate::retention::RetentionLogRow>> {
+        self.read(move |c| read::retention_log(c, since)).await
+    }
+    async fn retention_aggregates(&self) -> StoreResult<Vec<crate::retention::AggregateRow>> {
+        self.read(read::retention_aggregates).await
+    }
     async fn audit_size(&self) -> StoreResult<u64> {
         self.flush_audit().await?;
         self.read(|c| ops::load_tip(c).map(|t| t.next)).await

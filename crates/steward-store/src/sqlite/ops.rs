@@ -568,6 +568,41 @@ pub fn apply(conn: &Connection, op: &WriteOp, tip: &mut Option<AuditTip>) -> Sto
             params![subject_id.as_bytes(), restricted],
             true,
         ),
+        WriteOp::PurgeRecords { kind, ids } => {
+            let stmts = crate::retention::purge_sql(*kind, |n| format!("?{n}"));
+            for id in ids {
+                for sql in &stmts {
+                    exec(conn, sql, [id.as_bytes()], false)?;
+                }
+            }
+            Ok(())
+        }
+        WriteOp::UnlinkDeals { ids } => {
+            let sql = crate::retention::unlink_deal_sql(|n| format!("?{n}"));
+            for id in ids {
+                exec(conn, &sql, [id.as_bytes()], false)?;
+            }
+            Ok(())
+        }
+        WriteOp::CountRetention(r) => exec(
+            conn,
+            &crate::retention::count_retention_sql(|n| format!("?{n}")),
+            params![
+                r.run_id.as_bytes(),
+                r.rule,
+                r.record,
+                r.action,
+                to_micros(r.at),
+                crate::retention::count_to_db(r.count)?
+            ],
+            false,
+        ),
+        WriteOp::AddAggregate(a) => exec(
+            conn,
+            &crate::retention::add_aggregate_sql(|n| format!("?{n}")),
+            params![a.record, a.period, a.attribute, a.value, crate::retention::count_to_db(a.count)?],
+            false,
+        ),
         WriteOp::AppendAudit(record) => append_audit(conn, record, tip),
         WriteOp::PutTreeHead(h) => {
             conn.prepare_cached(
