@@ -2800,6 +2800,7 @@ pub async fn retention_reads_and_purges(store: &dyn Store) {
         purpose: None,
         before: t(before),
         anonymise: false,
+        after: None,
         limit: 100,
     };
     let ids = |c: Vec<crate::retention::RetentionCandidate>| {
@@ -2819,6 +2820,17 @@ pub async fn retention_reads_and_purges(store: &dyn Store) {
     // Deals closed (won/lost) only; anonymised ones are not picked again.
     let closed = q(PurgeKind::Deal, RetentionEvent::DealClosed, 1_000);
     assert_eq!(ids(store.retention_candidates(&closed).await.unwrap()), vec![*won.id.as_uuid()]);
+    // Paging in id order.
+    let mut every = q(PurgeKind::Deal, RetentionEvent::Created, 1_000);
+    every.limit = 1;
+    let page1 = store.retention_candidates(&every).await.unwrap();
+    every.after = Some(page1[0].id);
+    let page2 = store.retention_candidates(&every).await.unwrap();
+    every.after = Some(page2[0].id);
+    assert!(store.retention_candidates(&every).await.unwrap().is_empty());
+    let mut two = vec![*won.id.as_uuid(), *open.id.as_uuid()];
+    two.sort();
+    assert_eq!(vec![page1[0].id, page2[0].id], two);
     let by_update = q(PurgeKind::Deal, RetentionEvent::LastUpdate, 41);
     assert_eq!(ids(store.retention_candidates(&by_update).await.unwrap()), vec![*won.id.as_uuid()]);
     // Consent records: superseded by creation; a withdrawn purpose's records.

@@ -70,6 +70,8 @@ pub struct RetentionQuery {
     pub before: DateTime<Utc>,
     /// Deals already unlinked from their contact are not anonymised again.
     pub anonymise: bool,
+    /// Ids after this one (paging in id order).
+    pub after: Option<uuid::Uuid>,
     pub limit: u32,
 }
 
@@ -114,8 +116,8 @@ const NOT_HELD: &str =
 
 /// The candidate query for `q`: columns id, subject_id, from_at (micros),
 /// attribute (text or NULL), attribute period (micros or NULL); parameter 1
-/// is `before` (micros), 2 the limit, 3 the purpose when `q.purpose` is
-/// set. `ph(n)` writes placeholder `n`; `typed_null(t)` a NULL of SQL type
+/// is `before` (micros), 2 the limit, 3 the id to page after (the nil UUID
+/// for the first page), 4 the purpose when `q.purpose` is set. `ph(n)` writes placeholder `n`; `typed_null(t)` a NULL of SQL type
 /// `t`. `None` when the kind cannot run from that event (validated away).
 #[must_use]
 pub fn candidates_sql(q: &RetentionQuery, ph: fn(usize) -> String, typed_null: fn(&str) -> String) -> Option<String> {
@@ -189,12 +191,13 @@ pub fn candidates_sql(q: &RetentionQuery, ph: fn(usize) -> String, typed_null: f
         _ => return None,
     };
     let purpose = match (&q.purpose, q.kind) {
-        (Some(_), PurgeKind::ConsentRecord) => format!(" AND x.purpose = {}", ph(3)),
+        (Some(_), PurgeKind::ConsentRecord) => format!(" AND x.purpose = {}", ph(4)),
         _ => String::new(),
     };
     let id = if q.kind == PurgeKind::ExportBundle { "x.dsr_id" } else { "x.id" };
     Some(format!(
-        "SELECT {cols} FROM {from} WHERE {cond}{purpose} ORDER BY {id} LIMIT {}",
+        "SELECT {cols} FROM {from} WHERE {cond}{purpose} AND {id} > {} ORDER BY {id} LIMIT {}",
+        ph(3),
         ph(2)
     ))
 }

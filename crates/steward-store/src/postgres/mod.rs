@@ -834,11 +834,12 @@ impl Store for PgStore {
         };
         let before = crate::to_micros(q.before);
         let limit = page_size(q.limit);
+        let after = q.after.unwrap_or(Uuid::nil());
         let rows = match &q.purpose {
             Some(p) if q.kind == crate::retention::PurgeKind::ConsentRecord => {
-                self.query(&sql, &[&before, &limit, p]).await?
+                self.query(&sql, &[&before, &limit, &after, p]).await?
             }
-            _ => self.query(&sql, &[&before, &limit]).await?,
+            _ => self.query(&sql, &[&before, &limit, &after]).await?,
         };
         rows.iter()
             .map(|r| {

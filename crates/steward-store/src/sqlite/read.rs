@@ -930,6 +930,135 @@ pub fn incident_entries(conn: &Connection, incident: uuid::Uuid) -> StoreResult<
     )
 }
 
+// ---- retention -------------------------------------------------------------
+
+use crate::retention::{
+    candidates_sql, split_purposes, AggregateRow, FactsPage, RetentionCandidate, RetentionFactsRow, RetentionLogRow,
+    RetentionQuery,
+};
+
+fn subject_at(row: &Row<'_>, i: usize) -> StoreResult<SubjectId> {
+    Ok(SubjectId::from_uuid(uuid_at(row, i)?))
+}
+
+pub fn retention_facts(conn: &Connection, after: Option<SubjectId>, limit: u32) -> StoreResult<Vec<RetentionFactsRow>> {
+    let lo = after_bytes(after.as_ref().map(SubjectId::as_bytes));
+    let rows = collect(
+        conn,
+        "SELECT c.subject_id, c.purposes, c.created_at, c.updated_at, \
+         EXISTS (SELECT 1 FROM legal_holds h WHERE h.subject_id = c.subject_id AND h.released_at IS NULL) \
+         FROM contacts c WHERE c.subject_id > ?1 ORDER BY c.subject_id LIMIT ?2",
+        params![lo, page(limit)],
+        |r| {
+            Ok(RetentionFactsRow {
+                subject_id: subject_at(r, 0)?,
+                purposes: split_purposes(&get::<String>(r, 1)?),
+                created_at: from_micros(get(r, 2)?)?,
+                updated_at: from_micros(get(r, 3)?)?,
+                last_interaction: None,
+                open_deal: false,
+                last_deal_closed: None,
+                latest_consents: Vec::new(),
+                held: get(r, 4)?,
+            })
+        },
+    )?;
+    let Some(hi) = rows.last().map(|r| *r.subject_id.as_bytes()) else {
+        return Ok(rows);
+    };
+    let mut facts = FactsPage::new(rows);
+    for (s, t) in collect(
+        conn,
+        "SELECT subject_id, max(max(occurred_at, created_at)) FROM interactions \
+         WHERE subject_id > ?1 AND subject_id <= ?2 GROUP BY subject_id",
+        params![lo, hi],
+        |r| Ok((subject_at(r, 0)?, from_micros(get(r, 1)?)?)),
+    )? {
+        facts.interaction(s, t);
+    }
+    for (s, closed, t) in collect(
+        conn,
+        "SELECT subject_id, stage IN ('won', 'lost'), updated_at FROM deals WHERE subject_id > ?1 AND subject_id <= ?2",
+        params![lo, hi],
+        |r| Ok((subject_at(r, 0)?, get::<bool>(r, 1)?, from_micros(get(r, 2)?)?)),
+    )? {
+        facts.deal(s, closed, t);
+    }
+    for (s, p, st, t) in collect(
+        conn,
+        "SELECT subject_id, purpose, status, recorded_at FROM consents \
+         WHERE subject_id > ?1 AND subject_id <= ?2 AND status IN ('granted', 'withdrawn') \
+         ORDER BY subject_id, recorded_at, id",
+        params![lo, hi],
+        |r| Ok((subject_at(r, 0)?, get(r, 1)?, get(r, 2)?, from_micros(get(r, 3)?)?)),
+    )? {
+        facts.consent(s, p, st, t);
+    }
+    Ok(facts.finish())
+}
+
+pub fn retention_candidates(conn: &Connection, q: &RetentionQuery) -> StoreResult<Vec<RetentionCandidate>> {
+    let Some(sql) = candidates_sql(q, |n| format!("?{n}"), |_| "NULL".into()) else {
+        return Ok(Vec::new());
+    };
+    let map = |r: &Row<'_>| -> StoreResult<RetentionCandidate> {
+        let attr: Option<String> = get(r, 3)?;
+        let period: Option<i64> = get(r, 4)?;
+        Ok(RetentionCandidate {
+            id: uuid_at(r, 0)?,
+            subject_id: opt_uuid_at(r, 1)?.map(SubjectId::from_uuid),
+            from_at: from_micros(get(r, 2)?)?,
+            attribute: match (attr, period) {
+                (Some(a), Some(p)) => Some((a, from_micros(p)?)),
+                _ => None,
+            },
+        })
+    };
+    let before = crate::to_micros(q.before);
+    let after = after_bytes(q.after.as_ref().map(Uuid::as_bytes));
+    match &q.purpose {
+        Some(p) if q.kind == crate::retention::PurgeKind::ConsentRecord => {
+            collect(conn, &sql, params![before, page(q.limit), after, p], map)
+        }
+        _ => collect(conn, &sql, params![before, page(q.limit), after], map),
+    }
+}
+
+pub fn retention_log(conn: &Connection, since: chrono::DateTime<chrono::Utc>) -> StoreResult<Vec<RetentionLogRow>> {
+    collect(
+        conn,
+        "SELECT run_id, rule, record, action, at, count FROM retention_log WHERE at >= ?1 ORDER BY at, run_id, rule, record, action",
+        [crate::to_micros(since)],
+        |r| {
+            Ok(RetentionLogRow {
+                run_id: uuid_at(r, 0)?,
+                rule: get(r, 1)?,
+                record: get(r, 2)?,
+                action: get(r, 3)?,
+                at: from_micros(get(r, 4)?)?,
+                count: u64::try_from(get::<i64>(r, 5)?).map_err(|_| corrupt("bad count"))?,
+            })
+        },
+    )
+}
+
+pub fn retention_aggregates(conn: &Connection) -> StoreResult<Vec<AggregateRow>> {
+    collect(
+        conn,
+        "SELECT record, period, attribute, value, count FROM retention_aggregates ORDER BY record, period, attribute, value",
+        [],
+        |r| {
+            Ok(AggregateRow {
+                record: get(r, 0)?,
+                period: get(r, 1)?,
+                attribute: get(r, 2)?,
+                value: get(r, 3)?,
+                count: u64::try_from(get::<i64>(r, 4)?).map_err(|_| corrupt("bad count"))?,
+            })
+        },
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -1095,132 +1224,4 @@ mod tests {
         assert!(q.sql.contains("(actor_user = ?3 OR actor_token = ?3)"), "{}", q.sql);
         assert!(q.sql.contains("idx < ?2"), "{}", q.sql);
     }
-}
-
-// ---- retention -------------------------------------------------------------
-
-use crate::retention::{
-    candidates_sql, split_purposes, AggregateRow, FactsPage, RetentionCandidate, RetentionFactsRow, RetentionLogRow,
-    RetentionQuery,
-};
-
-fn subject_at(row: &Row<'_>, i: usize) -> StoreResult<SubjectId> {
-    Ok(SubjectId::from_uuid(uuid_at(row, i)?))
-}
-
-pub fn retention_facts(conn: &Connection, after: Option<SubjectId>, limit: u32) -> StoreResult<Vec<RetentionFactsRow>> {
-    let lo = after_bytes(after.as_ref().map(SubjectId::as_bytes));
-    let rows = collect(
-        conn,
-        "SELECT c.subject_id, c.purposes, c.created_at, c.updated_at, \
-         EXISTS (SELECT 1 FROM legal_holds h WHERE h.subject_id = c.subject_id AND h.released_at IS NULL) \
-         FROM contacts c WHERE c.subject_id > ?1 ORDER BY c.subject_id LIMIT ?2",
-        params![lo, page(limit)],
-        |r| {
-            Ok(RetentionFactsRow {
-                subject_id: subject_at(r, 0)?,
-                purposes: split_purposes(&get::<String>(r, 1)?),
-                created_at: from_micros(get(r, 2)?)?,
-                updated_at: from_micros(get(r, 3)?)?,
-                last_interaction: None,
-                open_deal: false,
-                last_deal_closed: None,
-                latest_consents: Vec::new(),
-                held: get(r, 4)?,
-            })
-        },
-    )?;
-    let Some(hi) = rows.last().map(|r| *r.subject_id.as_bytes()) else {
-        return Ok(rows);
-    };
-    let mut facts = FactsPage::new(rows);
-    for (s, t) in collect(
-        conn,
-        "SELECT subject_id, max(max(occurred_at, created_at)) FROM interactions \
-         WHERE subject_id > ?1 AND subject_id <= ?2 GROUP BY subject_id",
-        params![lo, hi],
-        |r| Ok((subject_at(r, 0)?, from_micros(get(r, 1)?)?)),
-    )? {
-        facts.interaction(s, t);
-    }
-    for (s, closed, t) in collect(
-        conn,
-        "SELECT subject_id, stage IN ('won', 'lost'), updated_at FROM deals WHERE subject_id > ?1 AND subject_id <= ?2",
-        params![lo, hi],
-        |r| Ok((subject_at(r, 0)?, get::<bool>(r, 1)?, from_micros(get(r, 2)?)?)),
-    )? {
-        facts.deal(s, closed, t);
-    }
-    for (s, p, st, t) in collect(
-        conn,
-        "SELECT subject_id, purpose, status, recorded_at FROM consents \
-         WHERE subject_id > ?1 AND subject_id <= ?2 AND status IN ('granted', 'withdrawn') \
-         ORDER BY subject_id, recorded_at, id",
-        params![lo, hi],
-        |r| Ok((subject_at(r, 0)?, get(r, 1)?, get(r, 2)?, from_micros(get(r, 3)?)?)),
-    )? {
-        facts.consent(s, p, st, t);
-    }
-    Ok(facts.finish())
-}
-
-pub fn retention_candidates(conn: &Connection, q: &RetentionQuery) -> StoreResult<Vec<RetentionCandidate>> {
-    let Some(sql) = candidates_sql(q, |n| format!("?{n}"), |_| "NULL".into()) else {
-        return Ok(Vec::new());
-    };
-    let map = |r: &Row<'_>| -> StoreResult<RetentionCandidate> {
-        let attr: Option<String> = get(r, 3)?;
-        let period: Option<i64> = get(r, 4)?;
-        Ok(RetentionCandidate {
-            id: uuid_at(r, 0)?,
-            subject_id: opt_uuid_at(r, 1)?.map(SubjectId::from_uuid),
-            from_at: from_micros(get(r, 2)?)?,
-            attribute: match (attr, period) {
-                (Some(a), Some(p)) => Some((a, from_micros(p)?)),
-                _ => None,
-            },
-        })
-    };
-    let before = crate::to_micros(q.before);
-    match &q.purpose {
-        Some(p) if q.kind == crate::retention::PurgeKind::ConsentRecord => {
-            collect(conn, &sql, params![before, page(q.limit), p], map)
-        }
-        _ => collect(conn, &sql, params![before, page(q.limit)], map),
-    }
-}
-
-pub fn retention_log(conn: &Connection, since: chrono::DateTime<chrono::Utc>) -> StoreResult<Vec<RetentionLogRow>> {
-    collect(
-        conn,
-        "SELECT run_id, rule, record, action, at, count FROM retention_log WHERE at >= ?1 ORDER BY at, run_id, rule, record, action",
-        [crate::to_micros(since)],
-        |r| {
-            Ok(RetentionLogRow {
-                run_id: uuid_at(r, 0)?,
-                rule: get(r, 1)?,
-                record: get(r, 2)?,
-                action: get(r, 3)?,
-                at: from_micros(get(r, 4)?)?,
-                count: u64::try_from(get::<i64>(r, 5)?).map_err(|_| corrupt("bad count"))?,
-            })
-        },
-    )
-}
-
-pub fn retention_aggregates(conn: &Connection) -> StoreResult<Vec<AggregateRow>> {
-    collect(
-        conn,
-        "SELECT record, period, attribute, value, count FROM retention_aggregates ORDER BY record, period, attribute, value",
-        [],
-        |r| {
-            Ok(AggregateRow {
-                record: get(r, 0)?,
-                period: get(r, 1)?,
-                attribute: get(r, 2)?,
-                value: get(r, 3)?,
-                count: u64::try_from(get::<i64>(r, 4)?).map_err(|_| corrupt("bad count"))?,
-            })
-        },
-    )
 }
