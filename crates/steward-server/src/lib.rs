@@ -87,6 +87,12 @@ const Q_INCIDENTS: &[(&str, &str, &str)] = &[("overdue", "boolean", "only incide
 
 const Q_RETENTION: &[(&str, &str, &str)] = &[("days", "integer", "how far ahead to look, 0 to 3660 (default 30)")];
 
+const Q_RETENTION_REPORT: &[(&str, &str, &str)] = &[(
+    "since",
+    "string",
+    "first day reported, YYYY-MM-DD (UTC; default a year ago)",
+)];
+
 const Q_EXPORT: &[(&str, &str, &str)] = &[("format", "string", "json (default), csv or vcard")];
 
 const Q_FORMAT: &[(&str, &str, &str)] = &[("format", "string", "json (default), markdown or html")];
@@ -435,7 +441,8 @@ fn endpoints() -> Vec<(Method, &'static str, MethodRouter<AppState>, Op)> {
         (M::POST, "/api/v1/incidents/{id}/containment", post(incidents::contain), op("containIncident", "Containment from the incident: revoke_token, revoke_sessions, disable_user, reset_password or reset_mfa; recorded on the timeline and audited", "incidents", true, Some("Object"), (201, Some("Object")), &[400, 403, 404, 409, 413, 415, 422])),
         (M::GET, "/api/v1/retention/preview", get(retention::preview), Op { query: Q_RETENTION, ..op("retentionPreview", "What the retention schedules will delete or put on review in the next N days (default 30), by rule and action, with counts (dpo, compliance)", "retention", true, None, (200, Some("Object")), &[400, 403, 422]) }),
         (M::POST, "/api/v1/retention/run", post(retention::run), op("retentionRun", "Carry out what the retention schedules make due now (a bounded batch; dry_run reports without changing anything)", "retention", true, Some("Object"), (200, Some("Object")), &[400, 403, 413, 415, 422])),
-        (M::GET, "/api/v1/retention/review", get(retention::review), op("retentionReview", "Contacts whose review period has ended: the privacy officer's review list", "retention", true, None, (200, Some("Object")), &[403])),
+        (M::GET, "/api/v1/retention/report", get(retention::report), Op { query: Q_RETENTION_REPORT, ..op("retentionReport", "What the retention runs deleted since a date, per run and rule, totals per rule, and the counts anonymisation kept (dpo, compliance)", "retention", true, None, (200, Some("Object")), &[400, 403]) }),
+        (M::GET, "/api/v1/retention/review", get(retention::review), op("retentionReview", "Contacts and records whose review period has ended: the privacy officer's review list", "retention", true, None, (200, Some("Object")), &[403])),
         (M::GET, "/api/v1/reports/art30", get(consent::art30), Op { query: Q_FORMAT, ..op("art30", "GDPR Art. 30 record of processing activities, from the data inventory (format=json|markdown|html)", "reports", false, None, (200, Some("Object")), &[400]) }),
         (
             M::POST,

@@ -847,6 +847,12 @@ impl Service {
                     )))
                 }
                 Some(b) => self.open_json(&row, &key, BUNDLE, d.id, &b.sealed)?,
+                // Fulfilled, and its bundle deleted by a retention schedule.
+                None if d.completed_at.is_some() => {
+                    return Err(ServiceError::Gone(
+                        "the export of this request is no longer kept (retention schedule); file a new request".into(),
+                    ))
+                }
                 None => self.build_bundle(&d, &row, &key).await?,
             };
             let fields: Vec<String> = bundle

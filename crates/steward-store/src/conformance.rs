@@ -2819,7 +2819,10 @@ pub async fn retention_reads_and_purges(store: &dyn Store) {
     assert_eq!(found[0].attribute, Some(("call".to_string(), t(100))));
     // Deals closed (won/lost) only; anonymised ones are not picked again.
     let closed = q(PurgeKind::Deal, RetentionEvent::DealClosed, 1_000);
-    assert_eq!(ids(store.retention_candidates(&closed).await.unwrap()), vec![*won.id.as_uuid()]);
+    assert_eq!(
+        ids(store.retention_candidates(&closed).await.unwrap()),
+        vec![*won.id.as_uuid()]
+    );
     // Paging in id order.
     let mut every = q(PurgeKind::Deal, RetentionEvent::Created, 1_000);
     every.limit = 1;
@@ -2832,7 +2835,10 @@ pub async fn retention_reads_and_purges(store: &dyn Store) {
     two.sort();
     assert_eq!(vec![page1[0].id, page2[0].id], two);
     let by_update = q(PurgeKind::Deal, RetentionEvent::LastUpdate, 41);
-    assert_eq!(ids(store.retention_candidates(&by_update).await.unwrap()), vec![*won.id.as_uuid()]);
+    assert_eq!(
+        ids(store.retention_candidates(&by_update).await.unwrap()),
+        vec![*won.id.as_uuid()]
+    );
     // Consent records: superseded by creation; a withdrawn purpose's records.
     let superseded = q(PurgeKind::ConsentRecord, RetentionEvent::Created, 1_000);
     assert_eq!(ids(store.retention_candidates(&superseded).await.unwrap()), vec![g1.id]);
@@ -2873,7 +2879,10 @@ pub async fn retention_reads_and_purges(store: &dyn Store) {
         .await
         .unwrap();
     assert_eq!(store.list_interactions(a.subject_id, None, 10).await.unwrap().len(), 2);
-    assert_eq!(store.get_deal(won.id).await.unwrap().unwrap().contact_id, Some(a.subject_id));
+    assert_eq!(
+        store.get_deal(won.id).await.unwrap().unwrap().contact_id,
+        Some(a.subject_id)
+    );
     let mut released = hold;
     released.released_at = Some(t(2));
     store
@@ -2936,11 +2945,17 @@ pub async fn retention_reads_and_purges(store: &dyn Store) {
         .await
         .unwrap();
     let cases = q(PurgeKind::DsrCase, RetentionEvent::Created, 1_000);
-    assert_eq!(ids(store.retention_candidates(&cases).await.unwrap()), vec![closed_case.id]);
+    assert_eq!(
+        ids(store.retention_candidates(&cases).await.unwrap()),
+        vec![closed_case.id]
+    );
     let since_closed = q(PurgeKind::DsrCase, RetentionEvent::RequestClosed, 60);
     assert!(store.retention_candidates(&since_closed).await.unwrap().is_empty());
     let bundles = q(PurgeKind::ExportBundle, RetentionEvent::Created, 61);
-    assert_eq!(ids(store.retention_candidates(&bundles).await.unwrap()), vec![closed_case.id]);
+    assert_eq!(
+        ids(store.retention_candidates(&bundles).await.unwrap()),
+        vec![closed_case.id]
+    );
     store
         .write(vec![WriteOp::PurgeRecords {
             kind: PurgeKind::DsrCase,
@@ -2950,7 +2965,10 @@ pub async fn retention_reads_and_purges(store: &dyn Store) {
         .unwrap();
     assert!(store.get_dsr(closed_case.id).await.unwrap().is_none());
     assert!(store.get_export_bundle(closed_case.id).await.unwrap().is_none());
-    assert!(store.get_dsr(open_case.id).await.unwrap().is_some(), "open requests stay");
+    assert!(
+        store.get_dsr(open_case.id).await.unwrap().is_some(),
+        "open requests stay"
+    );
 
     // Incidents: closed ones only, with their entries.
     let open_incident = incident(10);

@@ -131,7 +131,11 @@ pub fn candidates_sql(q: &RetentionQuery, ph: fn(usize) -> String, typed_null: f
             format!("x.created_at < {b} AND {NOT_HELD}"),
         ),
         (PurgeKind::Deal, E::Created | E::LastUpdate | E::DealClosed) => {
-            let col = if q.from == E::Created { "x.created_at" } else { "x.updated_at" };
+            let col = if q.from == E::Created {
+                "x.created_at"
+            } else {
+                "x.updated_at"
+            };
             let mut cond = format!("{col} < {b} AND (x.subject_id IS NULL OR {NOT_HELD})");
             if q.from == E::DealClosed {
                 cond.push_str(" AND x.stage IN ('won', 'lost')");
@@ -167,7 +171,11 @@ pub fn candidates_sql(q: &RetentionQuery, ph: fn(usize) -> String, typed_null: f
             ),
         ),
         (PurgeKind::DsrCase, E::Created | E::RequestClosed) => {
-            let col = if q.from == E::Created { "x.created_at" } else { "x.completed_at" };
+            let col = if q.from == E::Created {
+                "x.created_at"
+            } else {
+                "x.completed_at"
+            };
             (
                 format!("x.id, x.subject_id, {col}, {none}"),
                 "dsr x",
@@ -181,7 +189,11 @@ pub fn candidates_sql(q: &RetentionQuery, ph: fn(usize) -> String, typed_null: f
             format!("x.created_at < {b} AND {NOT_HELD}"),
         ),
         (PurgeKind::Incident, E::Created | E::RequestClosed) => {
-            let col = if q.from == E::Created { "x.created_at" } else { "x.updated_at" };
+            let col = if q.from == E::Created {
+                "x.created_at"
+            } else {
+                "x.updated_at"
+            };
             (
                 format!("x.id, {}, {col}, {none}", typed_null("UUID")),
                 "incidents x",
@@ -194,7 +206,11 @@ pub fn candidates_sql(q: &RetentionQuery, ph: fn(usize) -> String, typed_null: f
         (Some(_), PurgeKind::ConsentRecord) => format!(" AND x.purpose = {}", ph(4)),
         _ => String::new(),
     };
-    let id = if q.kind == PurgeKind::ExportBundle { "x.dsr_id" } else { "x.id" };
+    let id = if q.kind == PurgeKind::ExportBundle {
+        "x.dsr_id"
+    } else {
+        "x.id"
+    };
     Some(format!(
         "SELECT {cols} FROM {from} WHERE {cond}{purpose} AND {id} > {} ORDER BY {id} LIMIT {}",
         ph(3),

@@ -219,9 +219,19 @@ pub enum RetentionCommand {
         /// Report what would be done and change nothing.
         #[arg(long)]
         dry_run: bool,
-        /// At most this many contacts.
+        /// At most this many contacts, and this many records of other kinds.
         #[arg(long, default_value_t = steward_service::retention::DEFAULT_BATCH)]
         batch: usize,
+        /// The report as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// What the retention runs deleted since a date, per rule, and the
+    /// counts anonymisation kept.
+    Report {
+        /// First day reported, YYYY-MM-DD (UTC); default: a year ago.
+        #[arg(long)]
+        since: Option<chrono::NaiveDate>,
         /// The report as JSON.
         #[arg(long)]
         json: bool,
@@ -809,7 +819,11 @@ async fn retention(cli: &Cli, cmd: &RetentionCommand) -> Result<ExitCode> {
                         c.rule,
                         c.action,
                         c.count,
-                        if c.enforced { "" } else { "  (not enforced yet)" }
+                        if c.enforced {
+                            ""
+                        } else {
+                            "  (reported, not carried out)"
+                        }
                     );
                 }
             }
@@ -827,10 +841,55 @@ async fn retention(cli: &Cli, cmd: &RetentionCommand) -> Result<ExitCode> {
                 println!("{}", serde_json::to_string(&r)?);
             } else {
                 let verb = if r.dry_run { "would be" } else { "were" };
+                let records: Vec<String> = r.records.iter().map(|(k, n)| format!("{n} {k}")).collect();
                 println!(
-                    "{} erased, {} anonymised, {} narrowed {verb}; {} due for review, {} under a legal hold, {} left for the next run",
-                    r.erased, r.anonymised, r.narrowed, r.review, r.held, r.remaining
+                    "contacts: {} erased, {} anonymised, {} narrowed {verb}; records: {} {verb} erased or anonymised; {} due for review, {} under a legal hold, {} left for the next run",
+                    r.erased,
+                    r.anonymised,
+                    r.narrowed,
+                    if records.is_empty() { "none".to_string() } else { records.join(", ") },
+                    r.review,
+                    r.held,
+                    r.remaining
                 );
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        RetentionCommand::Report { since, json } => {
+            let since = since.map_or_else(
+                || now - chrono::Duration::days(365),
+                |d| d.and_time(chrono::NaiveTime::MIN).and_utc(),
+            );
+            let result = service.retention_history(since).await;
+            service.close().await;
+            let h = result.map_err(service_err)?;
+            if *json {
+                println!("{}", serde_json::to_string_pretty(&h)?);
+                return Ok(ExitCode::SUCCESS);
+            }
+            println!("Retention since {}", since.format("%Y-%m-%d"));
+            for r in &h.runs {
+                println!(
+                    "{}  {:<24} {:<14} {:<10} {:>8}",
+                    r.at.format("%Y-%m-%d %H:%M"),
+                    r.rule,
+                    r.record,
+                    r.action,
+                    r.count
+                );
+            }
+            println!("Totals");
+            for t in &h.totals {
+                println!("  {:<24} {:<14} {:<10} {:>8}", t.rule, t.record, t.action, t.count);
+            }
+            if !h.aggregates.is_empty() {
+                println!("Kept by anonymisation (linked to no one)");
+                for a in &h.aggregates {
+                    println!(
+                        "  {:<12} {}  {}={}  {:>8}",
+                        a.record, a.period, a.attribute, a.value, a.count
+                    );
+                }
             }
             Ok(ExitCode::SUCCESS)
         }

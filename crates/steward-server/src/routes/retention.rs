@@ -49,3 +49,26 @@ pub async fn review(State(s): State<AppState>, Ctx(ctx): Ctx) -> ApiResult<Json<
         json!({ "items": serde_json::to_value(items).unwrap_or_default() }),
     ))
 }
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ReportParams {
+    /// First day reported (UTC); default: a year ago.
+    #[serde(default)]
+    since: Option<chrono::NaiveDate>,
+}
+
+/// `GET /api/v1/retention/report?since=YYYY-MM-DD`: per run and rule what
+/// the schedules deleted, totals per rule, and the anonymised aggregates.
+pub async fn report(
+    State(s): State<AppState>,
+    Ctx(ctx): Ctx,
+    ApiQuery(p): ApiQuery<ReportParams>,
+) -> ApiResult<Json<Value>> {
+    let since = p.since.map_or_else(
+        || chrono::Utc::now() - chrono::Duration::days(365),
+        |d| d.and_time(chrono::NaiveTime::MIN).and_utc(),
+    );
+    let history = s.service.retention_history_for(&ctx, since).await?;
+    Ok(Json(serde_json::to_value(history).unwrap_or_default()))
+}

@@ -177,7 +177,8 @@ async fn schedules_are_enforced(app: &TestApp) {
     );
     let review = svc.retention_review_list(day101).await.unwrap();
     assert_eq!(review.len(), 1);
-    assert_eq!(review[0].subject_id.to_string(), e);
+    assert_eq!(review[0].subject_id.unwrap().to_string(), e);
+    assert_eq!(review[0].record, "contact");
 
     // Every deletion is audited, pseudonymously, with its rule.
     let rows = app.audit_rows().await;
@@ -279,4 +280,296 @@ async fn schedules_are_enforced(app: &TestApp) {
         .await
         .iter()
         .any(|r| r.action == "retention.purge_outbox"));
+}
+
+const RECORD_SCHEDULES: &str = r#"
+[[retention]]
+name = "leads"
+record = "contact"
+purpose = "sales"
+days = 90
+from = "created"
+action = "anonymise"
+
+[[retention]]
+name = "calls"
+record = "interaction"
+days = 30
+from = "created"
+action = "anonymise"
+
+[[retention]]
+name = "closed-deals"
+record = "deal"
+days = 60
+from = "deal_closed"
+action = "anonymise"
+
+[[retention]]
+name = "withdrawn-consent"
+record = "consent_record"
+purpose = "marketing_email"
+days = 20
+from = "consent_withdrawn"
+action = "erase"
+
+[[retention]]
+name = "closed-requests"
+record = "dsr_case"
+days = 40
+from = "request_closed"
+action = "erase"
+
+[[retention]]
+name = "bundles"
+record = "export_bundle"
+days = 10
+from = "created"
+action = "erase"
+
+[[retention]]
+name = "incidents"
+record = "incident"
+days = 50
+from = "request_closed"
+action = "review"
+"#;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sqlite_record_schedules_are_enforced() {
+    let app = spawn_app_with_inventory(Backend::Sqlite, Some(RECORD_SCHEDULES))
+        .await
+        .unwrap();
+    record_schedules_are_enforced(&app).await;
+    app.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_record_schedules_are_enforced() {
+    let Some(app) = spawn_app_with_inventory(Backend::Postgres, Some(RECORD_SCHEDULES)).await else {
+        eprintln!("skipped: STEWARD_TEST_DATABASE_URL is not set");
+        return;
+    };
+    record_schedules_are_enforced(&app).await;
+    app.stop().await;
+}
+
+/// Interactions, deals, consent records, closed requests, export bundles
+/// and incidents by their own rules; anonymisation keeps counts linked to
+/// no one; the report lists per rule what each run did.
+async fn record_schedules_are_enforced(app: &TestApp) {
+    let t0 = Utc::now();
+    let svc = &app.service;
+    let lena = app
+        .create_contact(
+            "sales",
+            json!({"given_name": "Lena", "email": "lena@records.example.org", "country": "DE",
+                   "purposes": ["sales", "marketing_email"]}),
+        )
+        .await;
+    let r = app
+        .post(
+            &format!("/api/v1/contacts/{lena}/interactions"),
+            "sales",
+            json!({"kind": "call", "summary": "asked about prices", "occurred_at": t0.to_rfc3339()}),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.text);
+    let r = app
+        .post(
+            "/api/v1/deals",
+            "sales",
+            json!({"title": "Pilot", "stage": "won", "amount": "1200.00", "currency": "EUR", "contact_id": lena}),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.text);
+    let deal = r.body["id"].as_str().unwrap().to_string();
+    for granted in [true, false] {
+        let r = app
+            .post(
+                &format!("/api/v1/contacts/{lena}/consents"),
+                "marketing",
+                json!({"purpose": "marketing_email", "granted": granted, "source": "phone"}),
+            )
+            .await;
+        assert_eq!(r.status, StatusCode::CREATED, "{}", r.text);
+    }
+    // An access request fulfilled today (with its export bundle).
+    let r = app
+        .post(
+            "/api/v1/dsr",
+            "dpo",
+            json!({"kind": "access", "regime": "gdpr", "subject": {"email": "lena@records.example.org"}}),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.text);
+    let request = r.body["id"].as_str().unwrap().to_string();
+    for (step, body) in [("verify", json!({"method": "signed letter"})), ("fulfill", json!({}))] {
+        let r = app.post(&format!("/api/v1/dsr/{request}/{step}"), "dpo", body).await;
+        assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    }
+    // A closed incident.
+    let r = app
+        .post(
+            "/api/v1/incidents",
+            "dpo",
+            json!({"title": "Misdirected mail", "description": "One letter.", "category": "confidentiality",
+                   "source": "other", "aware_at": t0.to_rfc3339()}),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.text);
+    let incident = r.body["id"].as_str().unwrap().to_string();
+    let r = app
+        .call(
+            reqwest::Method::PATCH,
+            &format!("/api/v1/incidents/{incident}"),
+            Some("dpo"),
+            None,
+            Some(json!({"status": "closed"})),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+
+    let count = |items: &[steward_service::retention::RuleCount], rule: &str| {
+        items.iter().find(|c| c.rule == rule).map_or(0, |c| c.count)
+    };
+    let preview = svc.retention_preview(t0, 45).await.unwrap();
+    for (rule, n) in [
+        ("calls", 1),
+        ("withdrawn-consent", 2),
+        ("closed-requests", 1),
+        ("bundles", 1),
+        ("closed-deals", 0),
+        ("incidents", 0),
+        ("leads", 0),
+    ] {
+        assert_eq!(count(&preview, rule), n, "{rule}: {preview:?}");
+    }
+    assert!(preview.iter().all(|c| c.enforced), "{preview:?}");
+
+    // Day 11: the export bundle goes; the request stays.
+    let d11 = svc.retention_run(t0 + Duration::days(11), false, 100).await.unwrap();
+    assert_eq!(d11.records.get("export_bundle"), Some(&1), "{d11:?}");
+    let r = app.get(&format!("/api/v1/dsr/{request}"), "dpo").await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    assert_problem(&app.get(&format!("/api/v1/dsr/{request}/export"), "dpo").await, 410);
+
+    // Day 31: the call is counted by kind and month, then deleted; the
+    // withdrawn consent's records go (the contact stays, still without it).
+    let d31 = svc.retention_run(t0 + Duration::days(31), false, 100).await.unwrap();
+    assert_eq!(d31.records.get("interaction"), Some(&1), "{d31:?}");
+    assert_eq!(d31.records.get("consent_record"), Some(&2), "{d31:?}");
+    let r = app.get(&format!("/api/v1/contacts/{lena}/interactions"), "sales").await;
+    assert_eq!(r.body["items"], json!([]), "{}", r.text);
+    let r = app.get(&format!("/api/v1/contacts/{lena}/consents"), "dpo").await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    assert_eq!(r.body["items"], json!([]), "{}", r.text);
+    assert_problem(&app.get(&format!("/api/v1/contacts/{lena}"), "marketing").await, 403);
+
+    // Day 41: the closed request goes. Day 51: the incident is listed for review.
+    let d41 = svc.retention_run(t0 + Duration::days(41), false, 100).await.unwrap();
+    assert_eq!(d41.records.get("dsr_case"), Some(&1), "{d41:?}");
+    assert_problem(&app.get(&format!("/api/v1/dsr/{request}"), "dpo").await, 404);
+    let review = svc.retention_review_list(t0 + Duration::days(51)).await.unwrap();
+    assert_eq!(review.len(), 1, "{review:?}");
+    assert_eq!(
+        (review[0].record, review[0].id.to_string()),
+        ("incident", incident.clone())
+    );
+    let d51 = svc.retention_run(t0 + Duration::days(51), false, 100).await.unwrap();
+    assert_eq!(d51.review, 1, "{d51:?}");
+    assert_eq!(
+        app.get(&format!("/api/v1/incidents/{incident}"), "dpo").await.status,
+        StatusCode::OK
+    );
+
+    // Day 61: the won deal loses its contact link, keeps its amount.
+    let d61 = svc.retention_run(t0 + Duration::days(61), false, 100).await.unwrap();
+    assert_eq!(d61.records.get("deal"), Some(&1), "{d61:?}");
+    let r = app.get(&format!("/api/v1/deals/{deal}"), "sales").await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    assert!(r.body["contact_id"].is_null(), "{}", r.text);
+    assert_eq!(r.body["amount"], json!(1200), "the amount stays");
+
+    // Day 91: Lena is anonymised: gone, her country counted.
+    let d91 = svc.retention_run(t0 + Duration::days(91), false, 100).await.unwrap();
+    assert_eq!(d91.anonymised, 1, "{d91:?}");
+    assert_problem(&app.get(&format!("/api/v1/contacts/{lena}"), "sales").await, 404);
+
+    // The report: per run and rule, totals, and the aggregates kept.
+    let history = svc.retention_history(t0 - Duration::days(1)).await.unwrap();
+    let total = |rule: &str, action: &str| {
+        history
+            .totals
+            .iter()
+            .find(|c| c.rule == rule && c.action == action)
+            .map_or(0, |c| c.count)
+    };
+    assert_eq!(total("bundles", "erase"), 1, "{history:?}");
+    assert_eq!(total("calls", "anonymise"), 1);
+    assert_eq!(total("withdrawn-consent", "erase"), 2);
+    assert_eq!(total("closed-requests", "erase"), 1);
+    assert_eq!(total("closed-deals", "anonymise"), 1);
+    assert_eq!(total("leads", "anonymise"), 1);
+    assert_eq!(history.runs.len(), 6, "{history:?}");
+    let month = t0.format("%Y-%m").to_string();
+    let agg: Vec<(String, String, String, u64)> = history
+        .aggregates
+        .iter()
+        .map(|a| (a.record.clone(), a.attribute.clone(), a.value.clone(), a.count))
+        .collect();
+    assert!(
+        agg.contains(&("interaction".into(), "kind".into(), "call".into(), 1)),
+        "{agg:?}"
+    );
+    assert!(
+        agg.contains(&("contact".into(), "country".into(), "DE".into(), 1)),
+        "{agg:?}"
+    );
+    assert!(history
+        .aggregates
+        .iter()
+        .any(|a| a.record == "interaction" && a.period == month));
+
+    // Every deletion is audited by the system with its rule, naming no one.
+    let rows = app.audit_rows().await;
+    for action in [
+        "retention.erase_export_bundle",
+        "retention.anonymise_interaction",
+        "retention.erase_consent_record",
+        "retention.erase_dsr_case",
+        "retention.anonymise_deal",
+        "retention.anonymise",
+    ] {
+        let row = rows
+            .iter()
+            .find(|r| r.action == action)
+            .unwrap_or_else(|| panic!("{action} audited"));
+        let text = String::from_utf8_lossy(&row.entry);
+        assert!(
+            text.contains("retention rule") && text.contains("\"kind\":\"system\""),
+            "{text}"
+        );
+    }
+    for r in &rows {
+        let text = String::from_utf8_lossy(&r.entry);
+        assert!(
+            !text.contains("records.example.org") && !text.contains("Lena"),
+            "{text}"
+        );
+    }
+    assert!(svc.verify_audit_log().await.is_ok());
+
+    // Over the API, for the privacy officer only.
+    let since = (t0 - Duration::days(1)).format("%Y-%m-%d").to_string();
+    let r = app.get(&format!("/api/v1/retention/report?since={since}"), "dpo").await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    assert!(r.body["totals"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|t| t["rule"] == "leads" && t["count"] == 1));
+    assert!(r.body["aggregates"].as_array().unwrap().len() >= 2, "{}", r.text);
+    assert_problem(&app.get("/api/v1/retention/report", "sales").await, 403);
+    assert_problem(&app.get("/api/v1/retention/report?since=yesterday", "dpo").await, 400);
 }

@@ -820,7 +820,12 @@ impl Store for PgStore {
             )
             .await?
         {
-            facts.consent(SubjectId::from_uuid(col(&r, 0)?), col(&r, 1)?, col(&r, 2)?, time(&r, 3)?);
+            facts.consent(
+                SubjectId::from_uuid(col(&r, 0)?),
+                col(&r, 1)?,
+                col(&r, 2)?,
+                time(&r, 3)?,
+            );
         }
         Ok(facts.finish())
     }
@@ -877,8 +882,7 @@ impl Store for PgStore {
                     record: col(r, 2)?,
                     action: col(r, 3)?,
                     at: time(r, 4)?,
-                    count: u64::try_from(col::<i64>(r, 5)?)
-                        .map_err(|_| StoreError::Corrupt("bad count".into()))?,
+                    count: u64::try_from(col::<i64>(r, 5)?).map_err(|_| StoreError::Corrupt("bad count".into()))?,
                 })
             })
             .collect()
@@ -899,8 +903,7 @@ impl Store for PgStore {
                     period: col(r, 1)?,
                     attribute: col(r, 2)?,
                     value: col(r, 3)?,
-                    count: u64::try_from(col::<i64>(r, 4)?)
-                        .map_err(|_| StoreError::Corrupt("bad count".into()))?,
+                    count: u64::try_from(col::<i64>(r, 4)?).map_err(|_| StoreError::Corrupt("bad count".into()))?,
                 })
             })
             .collect()

@@ -387,4 +387,14 @@ fn retention_preview_and_run_from_the_cli() {
     assert!(run.stdout.contains("0 erased"), "{}", run.stdout);
     s.run(["retention", "preview", "--days", "99999"]).refused();
     s.run(["retention", "preview", "--days", "soon"]).expect_code(2);
+    // The report: nothing deleted yet in a new installation.
+    let report = s.run(["retention", "report", "--since", "2026-01-01", "--json"]);
+    report.ok();
+    let v: serde_json::Value = serde_json::from_str(&report.stdout).unwrap();
+    assert_eq!(v["totals"], serde_json::json!([]), "{}", report.stdout);
+    assert_eq!(v["since"], "2026-01-01T00:00:00Z");
+    let text = s.run(["retention", "report"]);
+    text.ok();
+    assert!(text.stdout.contains("Retention since"), "{}", text.stdout);
+    s.run(["retention", "report", "--since", "last week"]).expect_code(2);
 }
