@@ -17,6 +17,7 @@ use chrono::{DateTime, Duration, Utc};
 use rand::RngCore;
 use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
+use steward_audit::{Actor, AuditRecord, Outcome};
 use steward_crypto::FieldAad;
 use steward_domain::inventory::{LawfulBasis, CONTACT};
 use steward_domain::{SubjectId, Verb};
@@ -76,6 +77,46 @@ pub struct ConsentState {
     pub status: &'static str,
     pub since: Option<DateTime<Utc>>,
     pub expires_at: Option<DateTime<Utc>>,
+    /// Given under a notice older than the latest material version: the
+    /// grant ends on this date unless it is renewed under the new notice.
+    pub renew_by: Option<DateTime<Utc>>,
+}
+
+/// The re-consent campaign a material privacy-notice version starts:
+/// grants given under an older version end `reconsent_grace_days` after it
+/// was published, unless renewed under it (or a later version).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Renewal {
+    /// The material version.
+    pub version: String,
+    /// It and the versions published after it: grants under these stand.
+    pub current: Vec<String>,
+    pub published_at: DateTime<Utc>,
+    pub deadline: DateTime<Utc>,
+}
+
+impl Renewal {
+    /// The campaign of the latest material notice, if any.
+    #[must_use]
+    pub fn from_notices(notices: &[NoticeRow], grace_days: i64) -> Option<Self> {
+        let material = notices.iter().filter(|n| n.material).max_by_key(|n| n.published_at)?;
+        Some(Self {
+            version: material.version.clone(),
+            current: notices
+                .iter()
+                .filter(|n| n.published_at >= material.published_at)
+                .map(|n| n.version.clone())
+                .collect(),
+            published_at: material.published_at,
+            deadline: material.published_at + Duration::days(grace_days),
+        })
+    }
+
+    /// Whether a grant recorded under `version` must be renewed.
+    #[must_use]
+    pub fn applies_to(&self, version: Option<&str>) -> bool {
+        !version.is_some_and(|v| self.current.iter().any(|c| c == v))
+    }
 }
 
 #[derive(Default)]
@@ -131,7 +172,7 @@ fn hex(b: &[u8]) -> String {
 /// the latest granted/withdrawn record decides; pending records do not
 /// count until confirmed; a grant past its expiry is expired.
 #[must_use]
-pub fn current_state(records: &[ConsentRow], now: DateTime<Utc>) -> Vec<ConsentState> {
+pub fn current_state(records: &[ConsentRow], now: DateTime<Utc>, renewal: Option<&Renewal>) -> Vec<ConsentState> {
     let mut latest: BTreeMap<&str, &ConsentRow> = BTreeMap::new();
     let mut pending: BTreeMap<&str, &ConsentRow> = BTreeMap::new();
     for r in records {
@@ -147,8 +188,15 @@ pub fn current_state(records: &[ConsentRow], now: DateTime<Utc>) -> Vec<ConsentS
     let mut out: Vec<ConsentState> = latest
         .values()
         .map(|r| {
+            let renew_by = renewal
+                .filter(|c| r.status == "granted" && c.applies_to(r.notice_version.as_deref()))
+                .map(|c| c.deadline);
+            let expires_at = match (r.expires_at, renew_by) {
+                (Some(e), Some(d)) => Some(e.min(d)),
+                (e, d) => e.or(d),
+            };
             let status = match r.status.as_str() {
-                "granted" if r.expires_at.is_some_and(|e| e <= now) => "expired",
+                "granted" if expires_at.is_some_and(|e| e <= now) => "expired",
                 "granted" => "granted",
                 _ => "withdrawn",
             };
@@ -156,7 +204,8 @@ pub fn current_state(records: &[ConsentRow], now: DateTime<Utc>) -> Vec<ConsentS
                 purpose: r.purpose.clone(),
                 status,
                 since: Some(r.recorded_at),
-                expires_at: r.expires_at,
+                expires_at,
+                renew_by,
             }
         })
         .collect();
@@ -167,6 +216,7 @@ pub fn current_state(records: &[ConsentRow], now: DateTime<Utc>) -> Vec<ConsentS
                 status: "pending",
                 since: Some(r.recorded_at),
                 expires_at: None,
+                renew_by: None,
             });
         }
     }
@@ -174,8 +224,12 @@ pub fn current_state(records: &[ConsentRow], now: DateTime<Utc>) -> Vec<ConsentS
 }
 
 /// The denormalised state kept on the contact: purposes with a grant.
-pub(crate) fn consented(records: &[ConsentRow], now: DateTime<Utc>) -> Vec<(String, Option<DateTime<Utc>>)> {
-    current_state(records, now)
+pub(crate) fn consented(
+    records: &[ConsentRow],
+    now: DateTime<Utc>,
+    renewal: Option<&Renewal>,
+) -> Vec<(String, Option<DateTime<Utc>>)> {
+    current_state(records, now, renewal)
         .into_iter()
         .filter(|s| s.status == "granted")
         .map(|s| (s.purpose, s.expires_at))
@@ -297,7 +351,7 @@ impl Service {
             .collect();
         ops.push(WriteOp::SetConsentState {
             subject_id: row.subject_id,
-            consented: consented(&history, Utc::now()),
+            consented: self.consent_state_of(row, &history).await?,
         });
         Ok(ops)
     }
@@ -408,7 +462,8 @@ impl Service {
                 .iter()
                 .map(|r| self.consent_view(r, &row, with_evidence))
                 .collect::<ServiceResult<Vec<_>>>()?;
-            let state = current_state(&records, Utc::now());
+            let renewal = self.renewal().await?;
+            let state = current_state(&records, Utc::now(), renewal.as_ref());
             let audit = self.ok_record(ctx, "consent.read", Some(subject), &[*subject.as_uuid()], vec![]);
             self.audit_reads(vec![audit]).await?;
             Ok((views, state))
@@ -620,6 +675,11 @@ impl Service {
             )),
             other => other.map_err(ServiceError::from),
         }?;
+        if material {
+            // The campaign starts now: grants under older versions end at
+            // its deadline (re-applied by every retention run).
+            self.apply_renewals().await?;
+        }
         Ok(notice)
     }
 
@@ -633,8 +693,15 @@ impl Service {
         &self,
         p: &Principal,
     ) -> ServiceResult<Vec<(SubjectId, String, Option<String>)>> {
-        if !self
-            .inventory
+        Self::may_read_consent_reports(&self.inventory, p)?;
+        let Some(renewal) = self.renewal().await? else {
+            return Ok(vec![]);
+        };
+        self.renewal_candidates(&renewal).await
+    }
+
+    fn may_read_consent_reports(inv: &steward_domain::Inventory, p: &Principal) -> ServiceResult<()> {
+        if !inv
             .role(&p.role)
             .is_some_and(|r| r.actions.iter().any(|a| a == "audit.read" || a == "users.manage"))
             || p.mfa_pending
@@ -644,15 +711,20 @@ impl Service {
                 p.role
             )));
         }
+        Ok(())
+    }
+
+    /// The campaign in force: the latest material notice and its deadline.
+    pub async fn renewal(&self) -> ServiceResult<Option<Renewal>> {
         let notices = self.store.list_notices().await?;
-        let Some(material) = notices.iter().filter(|n| n.material).max_by_key(|n| n.published_at) else {
-            return Ok(vec![]);
-        };
-        let current_or_newer: Vec<&str> = notices
-            .iter()
-            .filter(|n| n.published_at >= material.published_at)
-            .map(|n| n.version.as_str())
-            .collect();
+        if !notices.iter().any(|n| n.material) {
+            return Ok(None);
+        }
+        let grace = self.settings().await?.reconsent_grace_days;
+        Ok(Renewal::from_notices(&notices, grace))
+    }
+
+    async fn renewal_candidates(&self, renewal: &Renewal) -> ServiceResult<Vec<(SubjectId, String, Option<String>)>> {
         let mut latest: BTreeMap<(SubjectId, String), (String, Option<String>)> = BTreeMap::new();
         for s in self.store.consent_summaries().await? {
             if s.status != "pending" {
@@ -661,11 +733,140 @@ impl Service {
         }
         Ok(latest
             .into_iter()
-            .filter(|(_, (status, version))| {
-                status == "granted" && !version.as_deref().is_some_and(|v| current_or_newer.contains(&v))
-            })
+            .filter(|(_, (status, version))| status == "granted" && renewal.applies_to(version.as_deref()))
             .map(|((subject, purpose), (_, version))| (subject, purpose, version))
             .collect())
+    }
+
+    /// The consent state kept on `row` for its `history`: the purposes
+    /// granted (ending at a renewal deadline where one applies), and the
+    /// objections recorded, which no consent changes.
+    pub(crate) async fn consent_state_of(
+        &self,
+        row: &ContactRow,
+        history: &[ConsentRow],
+    ) -> ServiceResult<Vec<(String, Option<DateTime<Utc>>)>> {
+        let renewal = self.renewal().await?;
+        let mut state = consented(history, Utc::now(), renewal.as_ref());
+        state.extend(
+            row.consented
+                .iter()
+                .filter(|(p, _)| p.starts_with(crate::dsr::OBJECTED))
+                .cloned(),
+        );
+        Ok(state)
+    }
+
+    /// Brings the consent state of every contact the campaign concerns up
+    /// to date (its grants end at the deadline), so the purpose check of
+    /// every read stops them then; idempotent. Returns how many contacts
+    /// changed.
+    pub async fn apply_renewals(&self) -> ServiceResult<u64> {
+        let Some(renewal) = self.renewal().await? else {
+            return Ok(0);
+        };
+        let mut subjects: Vec<SubjectId> = self
+            .renewal_candidates(&renewal)
+            .await?
+            .into_iter()
+            .map(|(s, _, _)| s)
+            .collect();
+        subjects.dedup();
+        let mut changed = 0;
+        for subject in subjects {
+            let Some(row) = self.store.get_contact(subject).await? else {
+                continue;
+            };
+            let history = self.store.list_consents(subject).await?;
+            let state = self.consent_state_of(&row, &history).await?;
+            if state == row.consented {
+                continue;
+            }
+            let mut audit = AuditRecord::new(Utc::now(), Actor::system(), "consent.renewal_required", Outcome::Ok);
+            audit.subject_id = Some(*subject.as_uuid());
+            audit.record_ids = vec![*subject.as_uuid()];
+            audit.reason = Some(format!(
+                "privacy notice {} is material: grants under older versions end on {}",
+                renewal.version,
+                renewal.deadline.format("%Y-%m-%d")
+            ));
+            self.store
+                .write(vec![
+                    WriteOp::SetConsentState {
+                        subject_id: subject,
+                        consented: state,
+                    },
+                    WriteOp::AppendAudit(Box::new(audit)),
+                ])
+                .await?;
+            changed += 1;
+        }
+        Ok(changed)
+    }
+
+    /// Queues a renewal e-mail to every contact (with an address) whose
+    /// consent needs renewal under the campaign in force: what changed, the
+    /// deadline, and where to renew. Returns how many were queued.
+    pub async fn queue_renewal_mail(&self, p: &Principal) -> ServiceResult<u64> {
+        let allowed = self.inventory.role(&p.role).is_some_and(|r| {
+            r.actions.iter().any(|a| a == "users.manage" || a == "audit.read") && (p.role != "auditor")
+        });
+        if !allowed || p.mfa_pending {
+            return Err(ServiceError::Forbidden(format!(
+                "role '{}' may not e-mail data subjects about notice changes",
+                p.role
+            )));
+        }
+        let Some(renewal) = self.renewal().await? else {
+            return Ok(0);
+        };
+        let portal = format!("our privacy page ({})", self.inventory.controller.policy_url);
+        let mut by_subject: BTreeMap<SubjectId, Vec<String>> = BTreeMap::new();
+        for (s, purpose, _) in self.renewal_candidates(&renewal).await? {
+            by_subject.entry(s).or_default().push(purpose);
+        }
+        let mut queued = 0;
+        for (subject, purposes) in by_subject {
+            let Some(row) = self.store.get_contact(subject).await? else {
+                continue;
+            };
+            let key = self.key_of(&row)?;
+            let Some(email) = self.open_fields_pub(&row, &key, "email")? else {
+                continue;
+            };
+            let described: Vec<String> = purposes
+                .iter()
+                .map(|p| {
+                    self.inventory
+                        .purpose(p)
+                        .map_or_else(|| p.clone(), |d| format!("{} ({p})", d.description))
+                })
+                .collect();
+            let message = crate::outbox::Message {
+                to: email,
+                subject: format!("{}: our privacy notice has changed", self.inventory.controller.name),
+                body: format!(
+                    "Our privacy notice changed materially (version {}, published {}).\n\n\
+                     You agreed to the following under an earlier version:\n  - {}\n\n\
+                     We will stop this processing on {} unless you agree again under the new notice. \
+                     You can read it and renew or withdraw your consent on {portal}.\n",
+                    renewal.version,
+                    renewal.published_at.format("%Y-%m-%d"),
+                    described.join("\n  - "),
+                    renewal.deadline.format("%Y-%m-%d"),
+                ),
+            };
+            let mut audit = self.principal_entry(p, "consent.renewal_mail", &[*subject.as_uuid()]);
+            if let WriteOp::AppendAudit(a) = &mut audit {
+                a.subject_id = Some(*subject.as_uuid());
+                a.fields = purposes.clone();
+            }
+            self.store
+                .write(vec![self.queue_mail("consent.renewal", &message)?, audit])
+                .await?;
+            queued += 1;
+        }
+        Ok(queued)
     }
 }
 
@@ -702,14 +903,20 @@ mod tests {
             rec("m", "withdrawn", 2, None),
             rec("m", "granted", 3, None),
         ];
-        assert_eq!(current_state(&grant_withdraw_grant, now)[0].status, "granted");
-        assert_eq!(current_state(&grant_withdraw_grant[..2], now)[0].status, "withdrawn");
+        assert_eq!(current_state(&grant_withdraw_grant, now, None)[0].status, "granted");
         assert_eq!(
-            current_state(&[rec("m", "granted", 1, Some(50))], now)[0].status,
+            current_state(&grant_withdraw_grant[..2], now, None)[0].status,
+            "withdrawn"
+        );
+        assert_eq!(
+            current_state(&[rec("m", "granted", 1, Some(50))], now, None)[0].status,
             "expired"
         );
-        assert_eq!(current_state(&[rec("m", "pending", 1, None)], now)[0].status, "pending");
-        assert_eq!(consented(&grant_withdraw_grant, now).len(), 1);
-        assert!(consented(&grant_withdraw_grant[..2], now).is_empty());
+        assert_eq!(
+            current_state(&[rec("m", "pending", 1, None)], now, None)[0].status,
+            "pending"
+        );
+        assert_eq!(consented(&grant_withdraw_grant, now, None).len(), 1);
+        assert!(consented(&grant_withdraw_grant[..2], now, None).is_empty());
     }
 }

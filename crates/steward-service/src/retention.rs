@@ -95,6 +95,9 @@ pub struct RetentionReport {
     pub remaining: u64,
     /// Sent outbox mail deleted (outbox_mail rules).
     pub outbox_purged: u64,
+    /// Contacts whose consent state the re-consent campaign of a material
+    /// privacy notice brought up to date (grants ending at its deadline).
+    pub renewals_applied: u64,
     /// Records of other kinds erased or anonymised, by kind.
     pub records: BTreeMap<&'static str, u64>,
     /// Per rule: what was done (contacts: what was due).
@@ -415,6 +418,7 @@ impl Service {
             held: 0,
             remaining: 0,
             outbox_purged: 0,
+            renewals_applied: 0,
             records: BTreeMap::new(),
             by_rule: Self::counts(&plan.due),
         };
@@ -441,6 +445,9 @@ impl Service {
             }
         }
         self.retention_records(at, dry_run, batch, run, &mut report).await?;
+        if !dry_run {
+            report.renewals_applied = self.apply_renewals().await?;
+        }
         if !dry_run {
             tracing::info!(
                 erased = report.erased,

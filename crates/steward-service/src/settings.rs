@@ -64,6 +64,12 @@ pub const SETTINGS: &[SettingSpec] = &[
         kind: Kind::Int(1, 30),
     },
     SettingSpec {
+        name: "reconsent_grace_days",
+        default: "30",
+        description: "After a material privacy-notice version, consents given under older versions end this many days after its publication unless renewed",
+        kind: Kind::Int(0, 365),
+    },
+    SettingSpec {
         name: "lockout_minutes",
         default: "15",
         description: "How long a locked account stays locked",
@@ -81,6 +87,7 @@ pub struct Settings {
     pub lockout_threshold: u32,
     pub lockout_minutes: i64,
     pub consent_confirmation_days: i64,
+    pub reconsent_grace_days: i64,
 }
 
 impl Default for Settings {
@@ -126,6 +133,7 @@ impl Settings {
             lockout_threshold: u32::try_from(int("lockout_threshold")).unwrap_or(5),
             lockout_minutes: int("lockout_minutes"),
             consent_confirmation_days: int("consent_confirmation_days"),
+            reconsent_grace_days: int("reconsent_grace_days"),
         }
     }
 }

@@ -87,7 +87,7 @@ pub async fn list(State(s): State<AppState>, Ctx(ctx): Ctx, Path(id): Path<Strin
     let (items, state) = s.service.list_consents(&ctx, id).await?;
     let mut current = serde_json::Map::new();
     for st in state {
-        current.insert(st.purpose.clone(), json!({"status": st.status, "granted": st.status == "granted", "since": st.since, "expires_at": st.expires_at}));
+        current.insert(st.purpose.clone(), json!({"status": st.status, "granted": st.status == "granted", "since": st.since, "expires_at": st.expires_at, "renew_by": st.renew_by}));
     }
     Ok(Json(
         json!({ "items": items.iter().map(view_json).collect::<Vec<_>>(), "current": current }),
@@ -242,9 +242,17 @@ pub async fn renewals(
     ApiQuery(_page): ApiQuery<PageParams>,
 ) -> ApiResult<Json<Value>> {
     let rows = s.service.consents_needing_renewal(&p).await?;
+    let deadline = s.service.renewal().await?.map(|r| r.deadline);
     Ok(Json(
-        json!({ "items": rows.iter().map(|(c, p, v)| json!({"contact_id": c.to_string(), "purpose": p, "notice_version": v})).collect::<Vec<_>>() }),
+        json!({ "items": rows.iter().map(|(c, p, v)| json!({"contact_id": c.to_string(), "purpose": p, "notice_version": v, "renew_by": deadline})).collect::<Vec<_>>() }),
     ))
+}
+
+/// `POST /api/v1/notices/renewals/mail`: queue a renewal e-mail to each
+/// contact whose consent needs renewal under the latest material notice.
+pub async fn renewal_mail(State(s): State<AppState>, Authed(p): Authed) -> ApiResult<(StatusCode, Json<Value>)> {
+    let queued = s.service.queue_renewal_mail(&p).await?;
+    Ok((StatusCode::ACCEPTED, Json(json!({ "queued": queued }))))
 }
 
 #[derive(Deserialize)]

@@ -543,6 +543,92 @@ async fn notice_renewal(app: &TestApp) {
     assert_eq!(items[0]["notice_version"], "v1");
     let list = app.call(Method::GET, "/api/v1/notices", None, None, None).await;
     assert_eq!(list.body["items"].as_array().unwrap().len(), 2);
+
+    // The campaign: Ann's grant ends 30 days (reconsent_grace_days) after
+    // v2 was published unless she renews; until then it stands.
+    let v2_published: chrono::DateTime<chrono::Utc> =
+        list.body["items"][1]["published_at"].as_str().unwrap().parse().unwrap();
+    let deadline = v2_published + chrono::Duration::days(30);
+    let renew_by = |v: &Value| -> chrono::DateTime<chrono::Utc> { v.as_str().unwrap().parse().unwrap() };
+    assert_eq!(renew_by(&items[0]["renew_by"]), deadline, "{}", renewals.text);
+    let h = app.get(&format!("/api/v1/contacts/{a}/consents"), "dpo").await;
+    let current = &h.body["current"]["marketing_email"];
+    assert_eq!(current["status"], "granted", "{}", h.text);
+    assert_eq!(renew_by(&current["renew_by"]), deadline);
+    assert_eq!(
+        renew_by(&current["expires_at"]),
+        deadline,
+        "the deadline comes before the grant's own expiry"
+    );
+    let h = app.get(&format!("/api/v1/contacts/{b}/consents"), "dpo").await;
+    assert!(h.body["current"]["marketing_email"]["renew_by"].is_null(), "{}", h.text);
+    assert_eq!(
+        app.get(&format!("/api/v1/contacts/{a}"), "marketing").await.status,
+        StatusCode::OK
+    );
+
+    // Renewal e-mails, for the privacy officer to send: Ann only.
+    assert_problem(
+        &app.post("/api/v1/notices/renewals/mail", "marketing", json!({})).await,
+        403,
+    );
+    assert_problem(
+        &app.post("/api/v1/notices/renewals/mail", "auditor", json!({})).await,
+        403,
+    );
+    let before = app.service.outbox(false).await.unwrap().len();
+    let r = app.post("/api/v1/notices/renewals/mail", "dpo", json!({})).await;
+    assert_eq!(r.status, StatusCode::ACCEPTED, "{}", r.text);
+    assert_eq!(r.body["queued"], 1);
+    let mail = app.service.outbox(false).await.unwrap();
+    assert_eq!(mail.len(), before + 1);
+    let last = mail.last().unwrap();
+    assert_eq!(last.message.to, "ann@example.org");
+    assert!(
+        last.message.body.contains("version v2")
+            && last.message.body.contains(&deadline.format("%Y-%m-%d").to_string())
+    );
+
+    // With no grace left, the purpose check of every read stops the old
+    // grant once a run (or the next consent change) applies it.
+    let r = app
+        .call(
+            Method::PUT,
+            "/api/v1/settings",
+            Some("admin"),
+            None,
+            Some(json!({"reconsent_grace_days": 0})),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    let run = app.service.retention_run(chrono::Utc::now(), false, 100).await.unwrap();
+    assert_eq!(run.renewals_applied, 1, "{run:?}");
+    assert_problem(&app.get(&format!("/api/v1/contacts/{a}"), "marketing").await, 403);
+    assert_eq!(
+        app.get(&format!("/api/v1/contacts/{b}"), "marketing").await.status,
+        StatusCode::OK
+    );
+    let h = app.get(&format!("/api/v1/contacts/{a}/consents"), "dpo").await;
+    assert_eq!(h.body["current"]["marketing_email"]["status"], "expired", "{}", h.text);
+    assert!(app
+        .audit_rows()
+        .await
+        .iter()
+        .any(|r| r.action == "consent.renewal_required"));
+    // Renewed under v2, Ann is back and off the list.
+    consent(
+        app,
+        "marketing",
+        &a,
+        json!({"purpose": "marketing_email", "granted": true, "notice_version": "v2"}),
+    )
+    .await;
+    assert_eq!(
+        app.get(&format!("/api/v1/contacts/{a}"), "marketing").await.status,
+        StatusCode::OK
+    );
+    let renewals = app.get("/api/v1/notices/renewals", "dpo").await;
+    assert_eq!(renewals.body["items"], json!([]), "{}", renewals.text);
 }
 
 async fn art30_record_lists_the_inventory(app: &TestApp) {

@@ -723,6 +723,7 @@ async fn rectification_restriction_objection_and_opt_out(app: &TestApp) {
         "{}",
         consents.text
     );
+    assert_problem(&app.get(&path, "sales").await, 403); // the objection outlives a later consent change
 
     // Restriction: only the privacy officer may use the data from now on.
     let id = created(
