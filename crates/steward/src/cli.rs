@@ -801,9 +801,24 @@ async fn breach(cli: &Cli, cmd: &BreachCommand) -> Result<ExitCode> {
     }
 }
 
+/// The retention clock. Debug (test) builds only: the environment variable
+/// `STEWARD_TEST_CLOCK_OFFSET_DAYS` moves it forward, so the crash tests can
+/// make records due without waiting; release builds ignore it.
+fn retention_now() -> chrono::DateTime<chrono::Utc> {
+    let now = chrono::Utc::now();
+    #[cfg(debug_assertions)]
+    if let Some(days) = std::env::var("STEWARD_TEST_CLOCK_OFFSET_DAYS")
+        .ok()
+        .and_then(|v| v.parse::<i64>().ok())
+    {
+        return now + chrono::Duration::days(days);
+    }
+    now
+}
+
 async fn retention(cli: &Cli, cmd: &RetentionCommand) -> Result<ExitCode> {
     let service = open(cli).await?;
-    let now = chrono::Utc::now();
+    let now = retention_now();
     match cmd {
         RetentionCommand::Preview { days, json } => {
             let result = service.retention_preview(now, *days).await;

@@ -19,6 +19,8 @@ mod contacts;
 mod init;
 #[path = "cli/keys.rs"]
 mod keys;
+#[path = "cli/retention.rs"]
+mod retention;
 #[path = "cli/serve.rs"]
 mod serve;
 #[path = "cli/tls.rs"]
