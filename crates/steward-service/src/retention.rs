@@ -511,6 +511,17 @@ impl Service {
     /// and the count in the retention log.
     async fn contact_ops(&self, d: &DueRecord, run: uuid::Uuid, at: DateTime<Utc>) -> ServiceResult<Vec<WriteOp>> {
         let subject = SubjectId::from_uuid(d.id);
+        if d.action == "erase" && !d.keep_proof {
+            // Nothing of the contact is needed: its deletion destroys its
+            // key with it (crypto-shredding); a contact gone meanwhile
+            // fails the write (NotFound), as below.
+            return Ok(vec![
+                WriteOp::RequireNoLegalHold { subject_id: subject },
+                WriteOp::DeleteContact { subject_id: subject },
+                WriteOp::AppendAudit(Box::new(system_record("retention.erase", Some(subject), run, &d.rule))),
+                count_op(run, at, &d.rule, d.record, d.action, 1),
+            ]);
+        }
         let row = self
             .store
             .get_contact(subject)
@@ -537,8 +548,8 @@ impl Service {
                 WriteOp::RequireNoLegalHold { subject_id: subject },
                 WriteOp::DeleteContact { subject_id: subject },
             ];
-            let key = self.key_of(&row)?;
             if d.action == "anonymise" {
+                let key = self.key_of(&row)?;
                 // What stays: the country, counted by month, linked to no one.
                 for (name, spec) in self
                     .inventory
@@ -561,6 +572,7 @@ impl Service {
                     }
                 }
             } else if d.keep_proof {
+                let key = self.key_of(&row)?;
                 if let Some(email) = self.open_fields_pub(&row, &key, "email")? {
                     ops.push(WriteOp::InsertErasureProof {
                         identifier_hash: self.identifier_hash(&email),

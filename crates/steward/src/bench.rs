@@ -369,6 +369,19 @@ pub async fn run(_cli: &Cli, args: &BenchArgs) -> Result<ExitCode> {
             target: 1.0,
         },
         Ratio {
+            name: "retention deletions/s / DSR erasures/s (largest)",
+            ratio: top
+                .retention
+                .as_ref()
+                .map_or(0.0, |r| r.per_s / (1_000.0 / top.erasure_p50_ms.max(1e-6))),
+            target: 1.0,
+        },
+        Ratio {
+            name: "5 ms / read p99 during a retention run (largest)",
+            ratio: top.retention.as_ref().map_or(0.0, |r| 5.0 / r.read_p99_ms.max(1e-6)),
+            target: 1.0,
+        },
+        Ratio {
             name: "50 ms / access export p99 (largest scale)",
             ratio: 50.0 / top.export_p99_ms,
             target: 1.0,
@@ -982,6 +995,9 @@ struct ScalePoint {
     verify_rate: Option<f64>,
     /// Breach scoping of one token's 30 days (largest point only).
     scope_ms: Option<f64>,
+    /// A retention run deleting the contacts of the earlier points (about
+    /// 10 %) while reads go on (largest point only).
+    retention: Option<RetentionMeasure>,
     db_mib: f64,
     peak_rss_mib: f64,
 }
@@ -995,6 +1011,10 @@ impl ScalePoint {
             "access_export_build_ms": self.export_build_ms, "access_export_p99_ms": self.export_p99_ms,
             "access_log_ms": self.access_log_ms, "audit_verify_entries_per_s": self.verify_rate,
             "breach_scope_ms": self.scope_ms, "database_mib": self.db_mib, "peak_rss_mib": self.peak_rss_mib,
+            "retention": self.retention.as_ref().map(|r| json!({
+                "contacts_deleted": r.deleted, "records_deleted": r.records, "seconds": r.seconds,
+                "contacts_per_s": r.per_s, "reads_during_run": r.reads, "read_p99_during_run_ms": r.read_p99_ms,
+            })),
         })
     }
 
@@ -1041,7 +1061,87 @@ impl ScalePoint {
             " build = access bundle of a subject with 1,000 interactions built at fulfilment; export99 = serving it;"
         );
         println!(" scope = breach scoping of one token's 30 days (2,000 reads) from the audit log, target < 2,000 ms)");
+        for p in points {
+            if let Some(r) = &p.retention {
+                println!(
+                    "retention run at the largest point: {} contacts (and {} other records) deleted in {:.1} s = {:.0} contacts/s; \
+                     {} audited reads meanwhile, p99 {:.2} ms (target < 5 ms)",
+                    r.deleted, r.records, r.seconds, r.per_s, r.reads, r.read_p99_ms
+                );
+            }
+        }
     }
+}
+
+struct RetentionMeasure {
+    deleted: u64,
+    records: u64,
+    seconds: f64,
+    per_s: f64,
+    reads: usize,
+    read_p99_ms: f64,
+}
+
+/// Runs the retention schedules at the instant the contacts created before
+/// `cutoff` are due (the earlier points' fills, about 10 % at the largest
+/// point), in one unbounded run, while audited reads of the others go on at
+/// 1,000/s;
+/// returns the deletion rate and the read latencies meanwhile.
+async fn retention_measure(
+    service: &Arc<Service>,
+    sales: &Arc<steward_service::RequestContext>,
+    cutoff: chrono::DateTime<chrono::Utc>,
+    kept: &[steward_domain::SubjectId],
+) -> Result<RetentionMeasure> {
+    use steward_domain::retention::{rules_in_force, RetainedRecord};
+    // The bench's contacts are collected for sales: their end is the
+    // latest of the contact rules that apply to them.
+    let days = rules_in_force(service.inventory())
+        .iter()
+        .filter(|r| r.record == RetainedRecord::Contact && r.purpose.as_deref().is_none_or(|p| p == "sales"))
+        .map(|r| r.days)
+        .max()
+        .ok_or_else(|| anyhow!("no contact retention rule in force"))?;
+    let at = cutoff + chrono::Duration::days(i64::from(days));
+    let done = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let reader = {
+        let (service, sales, done) = (Arc::clone(service), Arc::clone(sales), Arc::clone(&done));
+        let kept = kept.to_vec();
+        tokio::spawn(async move {
+            let mut rng = People(7);
+            let mut lat = Vec::new();
+            // A steady 1,000 reads/s, as staff working meanwhile would make.
+            let mut tick = tokio::time::interval(std::time::Duration::from_millis(1));
+            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            while !done.load(std::sync::atomic::Ordering::Acquire) {
+                tick.tick().await;
+                let id = kept[(rng.next() % kept.len() as u64) as usize];
+                let start = Instant::now();
+                service.get_contact(&sales, id).await.map_err(service_err)?;
+                lat.push(millis(start));
+            }
+            Ok::<Vec<f64>, anyhow::Error>(lat)
+        })
+    };
+    let start = Instant::now();
+    let report = service.retention_run(at, false, usize::MAX).await;
+    let seconds = start.elapsed().as_secs_f64();
+    done.store(true, std::sync::atomic::Ordering::Release);
+    let mut lat = reader.await??;
+    let report = report.map_err(service_err)?;
+    lat.sort_by(f64::total_cmp);
+    let deleted = report.erased + report.anonymised + report.narrowed;
+    if deleted == 0 {
+        bail!("the retention run deleted no one");
+    }
+    Ok(RetentionMeasure {
+        deleted,
+        records: report.records.values().sum(),
+        seconds,
+        per_s: deleted as f64 / seconds,
+        reads: lat.len(),
+        read_p99_ms: percentile(&lat, 0.99),
+    })
 }
 
 /// A compromised token reads 2,000 people; the time to scope its last 30
@@ -1136,6 +1236,10 @@ async fn scale_bench(dir: &std::path::Path, max: usize, erasures: usize, audit_t
     use steward_service::contacts::{ContactQuery, InteractionInput};
 
     let mut sizes: Vec<usize> = [10_000, 100_000, 1_000_000].into_iter().filter(|s| *s < max).collect();
+    if sizes.is_empty() && max >= 10 * (erasures + 2) {
+        // A point at a tenth, so the retention run has earlier contacts to delete.
+        sizes.push(max / 10);
+    }
     sizes.push(max.max(erasures + 2));
     let service = Arc::new(Service::open(&Config::new(dir)).await?);
     let sales = Arc::new(bench_context(&service, "bench-sales", "sales").await?);
@@ -1146,9 +1250,14 @@ async fn scale_bench(dir: &std::path::Path, max: usize, erasures: usize, audit_t
     let mut points = Vec::new();
     let mut heavy = None;
     let mut erased = 0usize;
+    let mut cutoff = chrono::Utc::now();
     for (n, &size) in sizes.iter().enumerate() {
         reset_peak_rss();
         let from = ids.len();
+        if n + 1 == sizes.len() {
+            // The contacts of the earlier points are created before this.
+            cutoff = chrono::Utc::now();
+        }
         let bar = progress((size - from) as u64, "creating contacts");
         let start = Instant::now();
         let mut set = tokio::task::JoinSet::new();
@@ -1295,6 +1404,14 @@ async fn scale_bench(dir: &std::path::Path, max: usize, erasures: usize, audit_t
         } else {
             None
         };
+        let retention = if n + 1 == sizes.len() && from > 0 {
+            let kept: Vec<_> = ids[from..].iter().flatten().copied().collect();
+            let m = retention_measure(&service, &sales, cutoff, &kept).await?;
+            erased += usize::try_from(m.deleted).unwrap_or(0);
+            Some(m)
+        } else {
+            None
+        };
         for v in [&mut reads, &mut searches, &mut exports, &mut erase] {
             v.sort_by(f64::total_cmp);
         }
@@ -1312,6 +1429,7 @@ async fn scale_bench(dir: &std::path::Path, max: usize, erasures: usize, audit_t
             access_log_ms,
             verify_rate,
             scope_ms,
+            retention,
             db_mib: db_mib(dir),
             peak_rss_mib: peak_rss_mib(),
         });
