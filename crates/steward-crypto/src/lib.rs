@@ -26,6 +26,7 @@ pub mod field;
 pub mod jws;
 pub mod keys;
 pub mod master;
+pub mod ratchet;
 pub mod totp;
 
 pub use aead::CryptoError;

@@ -46,6 +46,9 @@ pub struct AuditEntryView {
     pub leaf_hash: Hash,
     pub bytes: Vec<u8>,
     pub entry: AuditEntry,
+    /// The client address the entry records, opened while its month's key
+    /// is kept (`None` once anonymised by a retention rule, or if none).
+    pub client_address: Option<String>,
 }
 
 /// Filters of `GET /api/v1/audit`.
@@ -115,6 +118,19 @@ fn actor_of(ctx: &RequestContext) -> Actor {
 }
 
 impl Service {
+    /// A client address as the audit log records it: sealed under the key
+    /// of its month (see `steward_crypto::ratchet`), so an `audit_metadata`
+    /// retention rule can anonymise it later without changing the log.
+    pub(crate) fn audit_client(&self, client: Option<&str>, at: chrono::DateTime<Utc>) -> Option<String> {
+        client.and_then(|c| self.crypto.seal_client(at, c))
+    }
+
+    /// The address behind a recorded client field, while its month's key
+    /// is kept.
+    pub(crate) fn open_audit_client(&self, recorded: Option<&str>, at: chrono::DateTime<Utc>) -> Option<String> {
+        recorded.and_then(|c| self.crypto.open_client(at, c))
+    }
+
     /// The audit record of an operation made in `ctx` (fields and reason
     /// are filled in by the caller).
     pub(crate) fn audit_record(
@@ -130,7 +146,7 @@ impl Service {
         r.subject_id = subject.map(|s| *s.as_uuid());
         r.record_ids = records.to_vec();
         r.request_id = ctx.request_id.clone();
-        r.client = ctx.client.clone();
+        r.client = self.audit_client(ctx.client.as_deref(), r.at);
         r
     }
 
@@ -181,7 +197,7 @@ impl Service {
         reason: Option<&str>,
     ) -> ServiceResult<()> {
         let mut r = AuditRecord::new(Utc::now(), actor, action, outcome);
-        r.client = client;
+        r.client = self.audit_client(client.as_deref(), r.at);
         r.reason = reason.map(str::to_string);
         Ok(self.store.write(vec![WriteOp::AppendAudit(Box::new(r))]).await?)
     }
@@ -227,16 +243,18 @@ impl Service {
         }
     }
 
-    fn view_entry(e: StoredAuditEntry) -> ServiceResult<AuditEntryView> {
+    fn view_entry(&self, e: StoredAuditEntry) -> ServiceResult<AuditEntryView> {
         let entry = decode_entry(&e.bytes).map_err(|err| {
             tracing::error!(index = e.index, error = %err, "an audit entry does not decode");
             ServiceError::Internal(format!("audit entry {} does not decode", e.index))
         })?;
+        let client_address = self.open_audit_client(entry.record.client.as_deref(), entry.record.at);
         Ok(AuditEntryView {
             index: e.index,
             leaf_hash: e.leaf_hash,
             bytes: e.bytes,
             entry,
+            client_address,
         })
     }
 
@@ -281,7 +299,10 @@ impl Service {
             let next_cursor = (rows.len() == limit as usize)
                 .then(|| rows.last().map(|r| r.index.to_string()))
                 .flatten();
-            let items = rows.into_iter().map(Self::view_entry).collect::<ServiceResult<_>>()?;
+            let items = rows
+                .into_iter()
+                .map(|e| self.view_entry(e))
+                .collect::<ServiceResult<_>>()?;
             Ok(Page { items, next_cursor })
         })
         .await
@@ -297,7 +318,7 @@ impl Service {
                 .await?
                 .into_iter()
                 .find(|e| e.index == index);
-            Self::view_entry(e.ok_or(ServiceError::NotFound("audit entry"))?)
+            self.view_entry(e.ok_or(ServiceError::NotFound("audit entry"))?)
         })
         .await
     }
@@ -486,7 +507,7 @@ impl Service {
             let Some(last) = rows.last() else { break };
             filter.after = Some(last.index);
             for row in rows {
-                f(Self::view_entry(row)?.entry.record);
+                f(self.view_entry(row)?.entry.record);
             }
         }
         Ok(())
@@ -520,7 +541,7 @@ impl Service {
             .audit_entries(from, limit)
             .await?
             .into_iter()
-            .map(Self::view_entry)
+            .map(|e| self.view_entry(e))
             .collect()
     }
 

@@ -495,7 +495,7 @@ impl Service {
                     role: Some(role),
                 };
                 let mut r = AuditRecord::new(Utc::now(), actor, "auth.login", Outcome::Ok);
-                r.client = client;
+                r.client = self.audit_client(client.as_deref(), r.at);
                 r.reason = Some(
                     if second_factor {
                         "password and second factor"

@@ -24,6 +24,9 @@ const TOKEN_KEY: &str = "token_hash";
 const CREDENTIAL_KEY: &str = "credential_seal";
 const RECEIPT_KEY: &str = "receipt_signing";
 const OUTBOX_KEY: &str = "outbox_seal";
+/// The oldest kept key of the client-address ratchet; its wrap version is
+/// the month it belongs to (see [`month_index`]).
+pub(crate) const AUDIT_CLIENT_KEY: &str = "audit_client";
 /// The version of newly generated subject data keys.
 const DATA_KEY_VERSION: u32 = 1;
 
@@ -69,7 +72,45 @@ pub(crate) struct Crypto {
     receipts: steward_crypto::jws::JwsKey,
     /// Seals queued e-mail (recipient and text) at rest.
     outbox: steward_crypto::aead::AeadKey,
+    /// Client addresses in the audit log (see `steward_crypto::ratchet`).
+    clients: ClientKeys,
     protection: FieldProtection,
+}
+
+/// The month an instant falls in, counted from year 0 (UTC).
+#[must_use]
+pub(crate) fn month_index(t: chrono::DateTime<chrono::Utc>) -> u32 {
+    use chrono::Datelike;
+    u32::try_from(t.year()).unwrap_or(0) * 12 + t.month0()
+}
+
+/// The client-address ratchet: the oldest month whose key is kept, that
+/// key, and the sealed strings of recent (month, address) pairs.
+pub(crate) struct ClientKeys {
+    oldest: std::sync::RwLock<(u32, KeyMaterial)>,
+    cache: std::sync::Mutex<std::collections::HashMap<(u32, String), String>>,
+}
+
+const CLIENT_CACHE: usize = 4_096;
+
+impl ClientKeys {
+    fn new(month: u32, key: KeyMaterial) -> Self {
+        Self {
+            oldest: std::sync::RwLock::new((month, key)),
+            cache: std::sync::Mutex::new(std::collections::HashMap::new()),
+        }
+    }
+
+    /// Month `m`'s key, unless it was ratcheted away.
+    fn key_of(&self, m: u32) -> Option<KeyMaterial> {
+        let guard = self.oldest.read().ok()?;
+        let (oldest, key) = &*guard;
+        (m >= *oldest).then(|| steward_crypto::ratchet::advance(key, *oldest, m))
+    }
+
+    pub(crate) fn oldest_month(&self) -> u32 {
+        self.oldest.read().map_or(0, |g| g.0)
+    }
 }
 
 fn to_stored(w: WrappedKey) -> StoredKey {
@@ -163,6 +204,28 @@ impl Crypto {
         let credential = key(CREDENTIAL_KEY)?;
         let receipt_seed = key(RECEIPT_KEY)?;
         let outbox = key(OUTBOX_KEY)?;
+        let clients = match find(AUDIT_CLIENT_KEY) {
+            Some(k) => ClientKeys::new(
+                k.version,
+                unwrap_with(&masters, INSTANCE_KEY_LABEL, AUDIT_CLIENT_KEY.as_bytes(), k)?,
+            ),
+            None => {
+                let month = month_index(chrono::Utc::now());
+                let k = KeyMaterial::generate()?;
+                let wrapped = wrap_with(
+                    masters.for_wrapping(),
+                    INSTANCE_KEY_LABEL,
+                    AUDIT_CLIENT_KEY.as_bytes(),
+                    month,
+                    &k,
+                )?;
+                created.push(WriteOp::PutInstanceKey {
+                    name: AUDIT_CLIENT_KEY.into(),
+                    key: wrapped,
+                });
+                ClientKeys::new(month, k)
+            }
+        };
         if !created.is_empty() {
             store.write(created).await?;
         }
@@ -177,8 +240,94 @@ impl Crypto {
             credential,
             receipts,
             outbox,
+            clients,
             protection,
         })
+    }
+
+    /// A client address as the audit log records it at `at`: sealed under
+    /// its month's key; `None` if that month's key is gone.
+    pub(crate) fn seal_client(&self, at: chrono::DateTime<chrono::Utc>, address: &str) -> Option<String> {
+        let m = month_index(at);
+        let cache_key = (m, address.to_string());
+        if let Some(s) = self.clients.cache.lock().ok().and_then(|c| c.get(&cache_key).cloned()) {
+            return Some(s);
+        }
+        let key = self.clients.key_of(m)?;
+        let sealed = steward_crypto::ratchet::seal(&key, m, address).ok()?;
+        if let Ok(mut c) = self.clients.cache.lock() {
+            if c.len() >= CLIENT_CACHE {
+                c.clear();
+            }
+            c.insert(cache_key, sealed.clone());
+        }
+        Some(sealed)
+    }
+
+    /// The address behind what [`Self::seal_client`] recorded at `at`, while
+    /// its month's key is kept; an address recorded in the clear (before
+    /// sealing) as it is.
+    pub(crate) fn open_client(&self, at: chrono::DateTime<chrono::Utc>, recorded: &str) -> Option<String> {
+        if !recorded.starts_with(steward_crypto::ratchet::PREFIX) {
+            return Some(recorded.to_string());
+        }
+        let m = month_index(at);
+        steward_crypto::ratchet::open(&self.clients.key_of(m)?, m, recorded).ok()
+    }
+
+    /// The oldest month whose client addresses can still be opened.
+    pub(crate) fn oldest_client_month(&self) -> u32 {
+        self.clients.oldest_month()
+    }
+
+    /// Ratchets the client-address key forward to `month` (the months
+    /// before it can no longer be opened or matched): returns the write
+    /// that stores the new oldest key; [`Self::adopt_client_key`] it once
+    /// written. `None` if `month` is not later than the oldest kept.
+    pub(crate) fn ratchet_clients(&self, month: u32) -> Result<Option<(WriteOp, KeyMaterial)>, KeyringError> {
+        let guard = self
+            .clients
+            .oldest
+            .read()
+            .map_err(|_| KeyringError::Crypto(CryptoError::Malformed))?;
+        let (oldest, key) = &*guard;
+        if month <= *oldest {
+            return Ok(None);
+        }
+        let next = steward_crypto::ratchet::advance(key, *oldest, month);
+        let wrapped = wrap_with(
+            self.masters.for_wrapping(),
+            INSTANCE_KEY_LABEL,
+            AUDIT_CLIENT_KEY.as_bytes(),
+            month,
+            &next,
+        )?;
+        let op = WriteOp::PutInstanceKey {
+            name: AUDIT_CLIENT_KEY.into(),
+            key: wrapped,
+        };
+        Ok(Some((op, next)))
+    }
+
+    /// Makes `key` (of `month`) the oldest kept, forgetting the earlier ones.
+    pub(crate) fn adopt_client_key(&self, month: u32, key: KeyMaterial) {
+        if let Ok(mut g) = self.clients.oldest.write() {
+            if month > g.0 {
+                *g = (month, key);
+            }
+        }
+        if let Ok(mut c) = self.clients.cache.lock() {
+            c.retain(|(m, _), _| *m >= month);
+        }
+    }
+
+    /// Adopts a ratchet step another process stored.
+    pub(crate) fn reload_client_key(&self, stored: &StoredKey) -> Result<(), KeyringError> {
+        if stored.version > self.oldest_client_month() {
+            let key = unwrap_with(&self.masters, INSTANCE_KEY_LABEL, AUDIT_CLIENT_KEY.as_bytes(), stored)?;
+            self.adopt_client_key(stored.version, key);
+        }
+        Ok(())
     }
 
     pub(crate) fn receipt_key(&self) -> &steward_crypto::jws::JwsKey {

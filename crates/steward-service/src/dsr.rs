@@ -1159,7 +1159,7 @@ impl Service {
         let mut audit = AuditRecord::new(t, Actor::anonymous(), format!("dsr.{kind}.received"), Outcome::Ok);
         audit.subject_id = dsr.subject_id.map(|s| *s.as_uuid());
         audit.record_ids = vec![id];
-        audit.client = client;
+        audit.client = self.audit_client(client.as_deref(), audit.at);
         self.store
             .write(vec![
                 self.put_dsr(&dsr)?,
@@ -1196,7 +1196,7 @@ impl Service {
         let mut audit = AuditRecord::new(t, Actor::anonymous(), "dsr.verify", Outcome::Ok);
         audit.subject_id = d.subject_id.map(|s| *s.as_uuid());
         audit.record_ids = vec![d.id];
-        audit.client = client;
+        audit.client = self.audit_client(client.as_deref(), audit.at);
         let id = d.id;
         self.store
             .write(vec![

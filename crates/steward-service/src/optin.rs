@@ -159,7 +159,7 @@ impl Service {
         audit.subject_id = Some(*row.subject_id.as_uuid());
         audit.record_ids = ids;
         audit.purpose = inputs.first().map(|i| i.purpose.clone());
-        audit.client = client;
+        audit.client = self.audit_client(client.as_deref(), audit.at);
         audit.reason = Some(if gpc {
             "opt-out through the public endpoint (Sec-GPC: 1 honoured as an opt-out of sale and sharing)".into()
         } else {
@@ -209,7 +209,7 @@ impl Service {
             let mut a = AuditRecord::new(now, Actor::anonymous(), "consent.request", outcome);
             a.record_ids = vec![id];
             a.purpose = Some(input.purpose.clone());
-            a.client = input.ip.clone();
+            a.client = self.audit_client(input.ip.as_deref(), a.at);
             a.reason = reason.map(str::to_string);
             WriteOp::AppendAudit(Box::new(a))
         };
@@ -306,7 +306,7 @@ impl Service {
                 let mut audit = AuditRecord::new(now, Actor::anonymous(), "consent.confirm", Outcome::Ok);
                 audit.record_ids = vec![pending.id];
                 audit.purpose = Some(request.purpose.clone());
-                audit.client = client;
+                audit.client = self.audit_client(client.as_deref(), audit.at);
                 audit.reason = Some("no contact holds the address; nothing recorded".into());
                 ops.push(WriteOp::AppendAudit(Box::new(audit)));
                 return self.finish_confirmation(ops).await;
@@ -370,7 +370,7 @@ impl Service {
         audit.subject_id = Some(*row.subject_id.as_uuid());
         audit.record_ids = ids;
         audit.purpose = Some(request.purpose.clone());
-        audit.client = client;
+        audit.client = self.audit_client(client.as_deref(), audit.at);
         ops.push(WriteOp::AppendAudit(Box::new(audit)));
         self.finish_confirmation(ops).await
     }
@@ -425,7 +425,7 @@ impl Service {
         audit.subject_id = Some(*row.subject_id.as_uuid());
         audit.record_ids = ids;
         audit.purpose = Some(pending.purpose.clone());
-        audit.client = client;
+        audit.client = self.audit_client(client.as_deref(), audit.at);
         ops.push(WriteOp::AppendAudit(Box::new(audit)));
         self.finish_confirmation(ops).await
     }

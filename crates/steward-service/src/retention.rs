@@ -347,6 +347,16 @@ impl Service {
                 enforced: true,
             });
         }
+        self.reload_client_key().await?;
+        for r in self.audit_rules() {
+            counts.push(RuleCount {
+                record: r.record.as_str(),
+                rule: r.name.clone(),
+                action: action_name(r.action),
+                count: self.audit_months_due(&r, until),
+                enforced: true,
+            });
+        }
         // Every rule in force is listed, with nothing due.
         for r in rules_in_force(&self.inventory) {
             let listed = counts
@@ -358,9 +368,7 @@ impl Service {
                     rule: r.name.clone(),
                     action: action_name(r.action),
                     count: 0,
-                    // Audit entries are evidence in a hash tree: they are
-                    // kept whole; their rules are reported, not carried out.
-                    enforced: r.record != RetainedRecord::AuditMetadata,
+                    enforced: true,
                 });
             }
         }
@@ -445,6 +453,7 @@ impl Service {
             }
         }
         self.retention_records(at, dry_run, batch, run, &mut report).await?;
+        self.retention_audit_metadata(at, dry_run, run, &mut report).await?;
         if !dry_run {
             report.renewals_applied = self.apply_renewals().await?;
         }
@@ -709,6 +718,123 @@ impl Service {
             page.len() as u64,
         ));
         ops
+    }
+
+    fn audit_rules(&self) -> Vec<RetentionRule> {
+        rules_in_force(&self.inventory)
+            .into_iter()
+            .filter(|r| r.record == RetainedRecord::AuditMetadata)
+            .collect()
+    }
+
+    /// The month whose key becomes the oldest kept under `rule` at `at`:
+    /// every month that ended more than the rule's days ago is anonymised.
+    fn audit_target_month(rule: &RetentionRule, at: DateTime<Utc>) -> u32 {
+        crate::crypto::month_index(at - Duration::days(i64::from(rule.days)))
+    }
+
+    /// How many months of client addresses `rule` anonymises by `until`.
+    fn audit_months_due(&self, rule: &RetentionRule, until: DateTime<Utc>) -> u64 {
+        u64::from(Self::audit_target_month(rule, until).saturating_sub(self.crypto.oldest_client_month()))
+    }
+
+    /// Adopts a ratchet step another process (the server, the CLI) stored.
+    async fn reload_client_key(&self) -> ServiceResult<()> {
+        for (name, stored) in self.store.get_instance_keys().await? {
+            if name == crate::crypto::AUDIT_CLIENT_KEY {
+                self.crypto
+                    .reload_client_key(&stored)
+                    .map_err(|e| ServiceError::Internal(e.to_string()))?;
+            }
+        }
+        Ok(())
+    }
+
+    /// `audit_metadata` rules: the client addresses the audit log recorded
+    /// are sealed under one key per month on a one-way ratchet; anonymising
+    /// a month ratchets the stored key past it, so its addresses can no
+    /// longer be opened or matched while every entry (and the hash tree)
+    /// stays as it was. `review` rules count the months due.
+    async fn retention_audit_metadata(
+        &self,
+        at: DateTime<Utc>,
+        dry_run: bool,
+        run: uuid::Uuid,
+        report: &mut RetentionReport,
+    ) -> ServiceResult<()> {
+        let rules = self.audit_rules();
+        if rules.is_empty() {
+            return Ok(());
+        }
+        self.reload_client_key().await?;
+        // The shortest anonymise period wins: the latest target month.
+        let mut target: Option<(u32, &RetentionRule)> = None;
+        for r in &rules {
+            let months = self.audit_months_due(r, at);
+            if r.action == RetentionAction::Review {
+                report.review += months;
+                continue;
+            }
+            let m = Self::audit_target_month(r, at);
+            if target.is_none_or(|(t, _)| m > t) {
+                target = Some((m, r));
+            }
+        }
+        let Some((month, rule)) = target else { return Ok(()) };
+        let months = self.audit_months_due(rule, at);
+        if months == 0 {
+            return Ok(());
+        }
+        *report
+            .records
+            .entry(RetainedRecord::AuditMetadata.as_str())
+            .or_default() += months;
+        report.by_rule.push(RuleCount {
+            record: RetainedRecord::AuditMetadata.as_str(),
+            rule: rule.name.clone(),
+            action: "anonymise",
+            count: months,
+            enforced: true,
+        });
+        if dry_run {
+            return Ok(());
+        }
+        let Some((op, key)) = self
+            .crypto
+            .ratchet_clients(month)
+            .map_err(|e| ServiceError::Internal(e.to_string()))?
+        else {
+            return Ok(());
+        };
+        let mut audit = AuditRecord::new(
+            Utc::now(),
+            Actor::system(),
+            "retention.anonymise_audit_metadata",
+            Outcome::Ok,
+        );
+        audit.record_ids = vec![run];
+        audit.reason = Some(format!(
+            "retention rule {}: client addresses of {months} month(s) before {:04}-{:02} anonymised",
+            rule.name,
+            month / 12,
+            month % 12 + 1
+        ));
+        self.store
+            .write(vec![
+                op,
+                WriteOp::AppendAudit(Box::new(audit)),
+                count_op(
+                    run,
+                    at,
+                    &rule.name,
+                    RetainedRecord::AuditMetadata.as_str(),
+                    "anonymise",
+                    months,
+                ),
+            ])
+            .await?;
+        self.crypto.adopt_client_key(month, key);
+        Ok(())
     }
 
     /// What the retention runs did since `since`, per run and rule, with

@@ -47,6 +47,7 @@ fn entry_json(e: &AuditEntryView) -> Value {
         "index": e.index,
         "leaf_hash": B64.encode(e.leaf_hash),
         "entry": serde_json::from_slice::<Value>(&e.bytes).unwrap_or(Value::Null),
+        "client_address": e.client_address,
     })
 }
 
