@@ -264,6 +264,8 @@ fn bench_reports_every_target_as_a_ratio_in_json() {
         "audit verify, millions of entries/s",
         "10 ms / erasure p99 (largest scale)",
         "50 ms / access export p99 (largest scale)",
+        "retention deletions/s / DSR erasures/s (largest)",
+        "5 ms / read p99 during a retention run (largest)",
     ] {
         assert!(names.contains(&expected), "{expected} is reported: {names:?}");
     }
@@ -276,9 +278,14 @@ fn bench_reports_every_target_as_a_ratio_in_json() {
         assert_eq!(r["pass"].as_bool(), Some(ratio >= r["target"].as_f64().unwrap()));
     }
     let scale = v["scale"].as_array().expect("scale");
-    assert_eq!(scale.len(), 1);
-    assert_eq!(scale[0]["contacts"], 295, "300 people created, 5 erased");
-    assert!(scale[0]["peak_rss_mib"].as_f64().unwrap() > 0.0);
-    assert!(scale[0]["audit_verify_entries_per_s"].as_f64().unwrap() > 0.0);
+    // A point at a tenth (30 people, 5 erased), then the largest: 300
+    // people, 5 more erased, and the retention run deletes the first 25.
+    assert_eq!(scale.len(), 2);
+    assert_eq!(scale[0]["contacts"], 25, "30 people created, 5 erased");
+    let top = &scale[1];
+    assert_eq!(top["contacts"], 265, "300 created, 10 erased, 25 deleted by retention");
+    assert_eq!(top["retention"]["contacts_deleted"], 25);
+    assert!(top["peak_rss_mib"].as_f64().unwrap() > 0.0);
+    assert!(top["audit_verify_entries_per_s"].as_f64().unwrap() > 0.0);
     assert!(!out.stdout.contains("@example.org"), "no personal data in the report");
 }
