@@ -394,7 +394,8 @@ async fn migrations_are_idempotent_and_race_free() {
             (8, "outbox"),
             (9, "export_bundles"),
             (10, "pending_consents"),
-            (11, "incidents")
+            (11, "incidents"),
+            (12, "retention")
         ]
         .map(|(v, n)| (v, n.to_string())),
         "each migration applied once"
