@@ -196,7 +196,7 @@ pub const SESSION_COOKIE: &str = "steward_session";
 pub const CSRF_COOKIE: &str = "steward_csrf";
 pub const CSRF_HEADER: &str = "x-csrf-token";
 
-fn cookie<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
+pub(crate) fn cookie<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
     headers
         .get_all(header::COOKIE)
         .iter()

@@ -12,6 +12,7 @@ pub mod problem;
 pub mod routes;
 pub mod tls;
 pub mod views;
+pub mod web;
 
 pub use tls::{load_tls_config, serve_tls, TlsConfigError};
 
@@ -34,6 +35,8 @@ use crate::routes::{audit, auth, consent, contacts, crm, dsr, incidents, meta, r
 #[derive(Clone)]
 pub struct AppState {
     pub service: Arc<Service>,
+    /// Cookies the console sets carry `Secure` (served over HTTPS).
+    pub secure_cookies: bool,
 }
 
 /// Request ids are UUIDv7, so they sort by arrival.
@@ -585,8 +588,12 @@ pub fn router_with(service: Arc<Service>, options: RouterOptions) -> Router {
         app = app.route(path, handler.fallback(meta::method_not_allowed));
     }
     let app = app
+        .merge(web::routes())
         .fallback(meta::not_found)
-        .with_state(AppState { service })
+        .with_state(AppState {
+            service,
+            secure_cookies: options.hsts,
+        })
         .layer(DefaultBodyLimit::max(extract::BODY_LIMIT))
         .layer(
             // Spans carry the route template, never the raw URI: query

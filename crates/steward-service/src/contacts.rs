@@ -29,6 +29,8 @@ pub struct ContactView {
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
     pub version: i64,
+    /// Processing is restricted (GDPR Art. 18): only compliance reads it.
+    pub restricted: bool,
 }
 
 /// A page of results and the cursor for the next page, if any.
@@ -350,6 +352,7 @@ impl Service {
             created_at: row.created_at,
             updated_at: row.updated_at,
             version: row.version,
+            restricted: row.restricted,
         })
     }
 
@@ -434,6 +437,7 @@ impl Service {
             created_at: row.created_at,
             updated_at: row.updated_at,
             version: 1,
+            restricted: false,
         })
     }
 
@@ -564,6 +568,7 @@ impl Service {
             created_at: row.created_at,
             updated_at: now,
             version: new_row.version,
+            restricted: new_row.restricted,
         })
     }
 

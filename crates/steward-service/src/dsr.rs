@@ -574,6 +574,13 @@ impl Service {
                         expires_at,
                     };
                     ops.push(WriteOp::PutExportBundle(Box::new(row)));
+                    // A request filed in the privacy portal: the person gets a
+                    // time-limited download code by e-mail.
+                    if d.identifier_hash.is_some() {
+                        if let Some(to) = self.open_fields_pub(&r, &key, "email")? {
+                            ops.extend(self.download_code_ops(d.id, &d.kind, to, expires_at)?);
+                        }
+                    }
                     format!(
                         "the export is available until {} at GET /api/v1/dsr/{}/export",
                         expires_at.format("%Y-%m-%d"),
@@ -1206,6 +1213,134 @@ impl Service {
             ])
             .await?;
         Ok(id)
+    }
+}
+
+/// The label under which download codes are hashed (verification codes
+/// use another, so neither works as the other).
+const DOWNLOAD: &str = "dsr-download";
+
+/// What the privacy portal shows of a request.
+#[derive(Debug, Clone)]
+pub struct PublicStatus {
+    pub id: uuid::Uuid,
+    pub kind: String,
+    pub status: String,
+    pub received_at: DateTime<Utc>,
+    pub due_at: DateTime<Utc>,
+    pub completed_at: Option<DateTime<Utc>>,
+}
+
+impl Service {
+    /// A download code for the export of public request `id`, e-mailed to
+    /// `to` through the sealed outbox; it works until `expires_at`.
+    fn download_code_ops(
+        &self,
+        id: uuid::Uuid,
+        kind: &str,
+        to: String,
+        expires_at: DateTime<Utc>,
+    ) -> ServiceResult<Vec<WriteOp>> {
+        let mut secret = zeroize::Zeroizing::new([0u8; 32]);
+        rand::RngCore::fill_bytes(&mut rand::rngs::OsRng, secret.as_mut());
+        let code = zeroize::Zeroizing::new(base64::Engine::encode(
+            &base64::engine::general_purpose::URL_SAFE_NO_PAD,
+            secret.as_ref(),
+        ));
+        let row = steward_store::DsrVerificationRow {
+            token_hash: self.crypto.labelled_hash(DOWNLOAD, code.as_bytes()),
+            dsr_id: id,
+            expires_at,
+            used_at: None,
+        };
+        let message = crate::outbox::Message {
+            to,
+            subject: "Your personal data is ready to download".into(),
+            body: format!(
+                "Your request ({kind}) is fulfilled. Download your data on our privacy page (/privacy) with this code \
+                 until {}:\n{}\nRequest reference: {id}\n",
+                expires_at.format("%Y-%m-%d"),
+                code.as_str()
+            ),
+        };
+        Ok(vec![
+            WriteOp::PutDsrVerification(Box::new(row)),
+            self.queue_mail("dsr.download", &message)?,
+        ])
+    }
+
+    /// The status of a request filed in the privacy portal, for its
+    /// reference and the address it was filed with; `None` alike for an
+    /// unknown reference and a wrong address. Rate limited.
+    pub async fn public_dsr_status(
+        &self,
+        reference: &str,
+        email: &str,
+        client: Option<String>,
+    ) -> ServiceResult<Option<PublicStatus>> {
+        self.public.check(client.as_deref())?;
+        let Ok(id) = reference.trim().parse::<uuid::Uuid>() else {
+            return Ok(None);
+        };
+        let normal = steward_domain::records::normalise_contact_field(
+            &self.inventory,
+            "email",
+            &Value::String(email.to_string()),
+        )
+        .map_err(|e| ServiceError::Invalid(vec![e]))?;
+        let want = self.identifier_hash(&normal);
+        let Some(d) = self.store.get_dsr(id).await? else {
+            return Ok(None);
+        };
+        if d.identifier_hash
+            .as_deref()
+            .map(|h| subtle::ConstantTimeEq::ct_eq(h, want.as_slice()).into())
+            != Some(true)
+        {
+            return Ok(None);
+        }
+        Ok(Some(PublicStatus {
+            id: d.id,
+            kind: d.kind,
+            status: d.status,
+            received_at: d.received_at.with_timezone(&Utc),
+            due_at: d.due_at.with_timezone(&Utc),
+            completed_at: d.completed_at,
+        }))
+    }
+
+    /// The export of a fulfilled portal request, for the download code
+    /// e-mailed at fulfilment (until it expires). Audited as an export to
+    /// the data subject. Rate limited.
+    pub async fn public_download(&self, code: &str, client: Option<String>) -> ServiceResult<(uuid::Uuid, Value)> {
+        self.public.check(client.as_deref())?;
+        let hash = self.crypto.labelled_hash(DOWNLOAD, code.trim().as_bytes());
+        let t = now();
+        let Some(v) = self
+            .store
+            .get_dsr_verification(&hash)
+            .await?
+            .filter(|v| v.expires_at > t)
+        else {
+            return Err(ServiceError::NotFound("download code"));
+        };
+        let d = self.dsr_row(v.dsr_id).await?;
+        let Some(row) = self.request_contact(&d).await? else {
+            return Err(ServiceError::Gone("the data of this request is no longer held".into()));
+        };
+        let Some(b) = self.store.get_export_bundle(d.id).await?.filter(|b| b.expires_at > t) else {
+            return Err(ServiceError::Gone(
+                "this export is no longer available; file a new request".into(),
+            ));
+        };
+        let key = self.key_of(&row)?;
+        let bundle = self.open_json(&row, &key, BUNDLE, d.id, &b.sealed)?;
+        let mut audit = AuditRecord::new(t, Actor::anonymous(), "dsr.export.download", Outcome::Ok);
+        audit.subject_id = Some(*row.subject_id.as_uuid());
+        audit.record_ids = vec![d.id];
+        audit.client = self.audit_client(client.as_deref(), audit.at);
+        self.store.write(vec![WriteOp::AppendAudit(Box::new(audit))]).await?;
+        Ok((d.id, bundle))
     }
 }
 

@@ -1,0 +1,648 @@
+//! The privacy officer's pages: the request queue and request actions,
+//! consent and notices, the breach register, retention, the audit viewer
+//! and the Art. 30 record. They call the API's own handlers, so that input
+//! is parsed, checked and audited exactly as over the API.
+
+use axum::body::Bytes;
+use axum::extract::{Path, Query, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Redirect, Response};
+use axum::Json;
+use maud::{html, Markup};
+use serde_json::{json, Value};
+
+use super::html::{cell, csrf, dl, error_page, input, notice, page, respond, sentence, trusted, Errors, Form, Staff};
+use super::text as t;
+use crate::extract::{parse_json, ApiJson, ApiQuery, Authed, Ctx};
+use crate::problem::ApiError;
+use crate::routes;
+use crate::AppState;
+
+fn ok_page(s: &AppState, staff: &Staff, title: &str, here: &str, body: Markup) -> Response {
+    respond(StatusCode::OK, page(s, Some(staff), title, here, body))
+}
+
+/// Builds a handler argument from JSON, with the API's own validation.
+fn body<T: serde::de::DeserializeOwned>(v: &Value) -> Result<T, ApiError> {
+    parse_json(&serde_json::to_vec(v).unwrap_or_default())
+}
+
+fn badge(state: &str) -> Markup {
+    let label = match state {
+        "overdue" => t::OVERDUE,
+        "due_soon" => t::DUE_SOON,
+        "on_time" => t::ON_TIME,
+        other => other,
+    };
+    html! { span class={"badge " (state)} { (label) } }
+}
+
+fn short_time(v: &Value) -> String {
+    v.as_str()
+        .and_then(|s| chrono::DateTime::parse_from_rfc3339(s).ok())
+        .map_or_else(|| cell(v), |d| super::html::when(d.with_timezone(&chrono::Utc)))
+}
+
+#[derive(serde::Deserialize, Default)]
+pub struct Flash {
+    done: Option<String>,
+}
+
+pub async fn requests(State(s): State<AppState>, staff: Staff) -> Response {
+    let ctx = match staff.ctx(&s).await {
+        Ok(c) => c,
+        Err(e) => return error_page(&s, Some(&staff), e),
+    };
+    let list = match s.service.list_dsr(Some(&ctx.0), Some("all")).await {
+        Ok(l) => l,
+        Err(e) => return error_page(&s, Some(&staff), e.into()),
+    };
+    let mut items: Vec<Value> = list.iter().map(routes::dsr::view_json).collect();
+    // Open requests first, by due date; then closed ones, newest first.
+    items.sort_by(|a, b| {
+        let open = |v: &Value| v["deadline"].is_string();
+        open(b)
+            .cmp(&open(a))
+            .then_with(|| cell(&a["due_at"]).cmp(&cell(&b["due_at"])))
+    });
+    let body = html! {
+        @if items.is_empty() { p { (t::NO_REQUESTS) } }
+        @else {
+            table #requests {
+                thead { tr { th { (t::DUE) } th { "State" } th { "Kind" } th { "Regime" } th { "Status" } th { "Received" } th { span.sr { "Open" } } } }
+                tbody {
+                    @for d in &items {
+                        tr {
+                            td { (short_time(&d["due_at"])) }
+                            td { @if let Some(state) = d["deadline"].as_str() { (badge(state)) } }
+                            td { (cell(&d["kind"])) }
+                            td { (cell(&d["regime"]).to_uppercase()) }
+                            td.status { (cell(&d["status"])) }
+                            td { (short_time(&d["received_at"])) }
+                            td { a href={"/requests/" (cell(&d["id"]))} { "Open" } }
+                        }
+                    }
+                }
+            }
+        }
+    };
+    ok_page(&s, &staff, t::REQUESTS, "/requests", body)
+}
+
+pub async fn request(
+    State(s): State<AppState>,
+    staff: Staff,
+    Path(id): Path<String>,
+    Query(f): Query<Flash>,
+) -> Response {
+    let ctx = match staff.ctx(&s).await {
+        Ok(c) => c,
+        Err(e) => return error_page(&s, Some(&staff), e),
+    };
+    let d = match routes::dsr::get(State(s.clone()), ctx, Path(id.clone())).await {
+        Ok(Json(v)) => v,
+        Err(e) => return error_page(&s, Some(&staff), e),
+    };
+    let status = cell(&d["status"]);
+    let open = matches!(status.as_str(), "received" | "in_progress");
+    let kind = cell(&d["kind"]);
+    let done_msg = match f.done.as_deref() {
+        Some("verify") => Some("Identity verified; the request is in progress."),
+        Some("extend") => Some("Deadline extended."),
+        Some("refuse") => Some("Request refused."),
+        Some("fulfill") => Some("Request fulfilled."),
+        _ => None,
+    };
+    let body = html! {
+        @if let Some(m) = done_msg { (notice(m)) }
+        @if let Some(state) = d["deadline"].as_str() { p { (t::DUE) " " (short_time(&d["due_at"])) " " (badge(state)) } }
+        (dl(&d, &["id"]))
+        @if let Some(c) = d["contact_id"].as_str() { p { a href={"/contacts/" (c)} { "The contact" } } }
+        @if open {
+            div.actions {
+                @if status == "received" {
+                    form method="post" action={"/requests/" (id) "/verify"} {
+                        (csrf(&staff))
+                        (input("method", "How identity was checked", "text", "", None))
+                        button type="submit" { (t::VERIFY) }
+                    }
+                } @else {
+                    form method="post" action={"/requests/" (id) "/fulfill"} {
+                        (csrf(&staff))
+                        button #fulfil type="submit" { (t::FULFIL) }
+                    }
+                }
+            }
+            details {
+                summary { (t::EXTEND) " / " (t::REFUSE) }
+                form method="post" action={"/requests/" (id) "/extend"} {
+                    (csrf(&staff))
+                    (input("reason", t::REASON, "text", "", None))
+                    button type="submit" { (t::EXTEND) }
+                }
+                form method="post" action={"/requests/" (id) "/refuse"} {
+                    (csrf(&staff))
+                    (input("reason", t::REASON, "text", "", None))
+                    button.danger type="submit" { (t::REFUSE) }
+                }
+            }
+        }
+        @if status == "completed" {
+            p { a href={"/requests/" (id) "/certificate"} { (t::CERTIFICATE) } }
+            @if matches!(kind.as_str(), "access" | "portability") {
+                p {
+                    (t::EXPORT) ": "
+                    a href={"/requests/" (id) "/export?format=json"} download { "JSON" } " · "
+                    a href={"/requests/" (id) "/export?format=csv"} download { "CSV" } " · "
+                    a href={"/requests/" (id) "/export?format=vcard"} download { "vCard" }
+                }
+            }
+        }
+    };
+    ok_page(&s, &staff, "Request", "/requests", body)
+}
+
+pub async fn request_action(
+    State(s): State<AppState>,
+    staff: Staff,
+    Path((id, action)): Path<(String, String)>,
+    form: Form,
+) -> Response {
+    if let Err(r) = staff.check(&s, &form) {
+        return r;
+    }
+    let ctx = match staff.ctx(&s).await {
+        Ok(c) => c,
+        Err(e) => return error_page(&s, Some(&staff), e),
+    };
+    let st = State(s.clone());
+    let reason = json!({ "reason": form.get("reason").unwrap_or("").trim() });
+    let result = match action.as_str() {
+        "verify" => {
+            let b = form
+                .text("method")
+                .map(|m| serde_json::to_vec(&json!({ "method": m })).unwrap_or_default())
+                .unwrap_or_default();
+            routes::dsr::verify(st, ctx, Path(id.clone()), Bytes::from(b)).await
+        }
+        "extend" => match body(&reason) {
+            Ok(b) => routes::dsr::extend(st, ctx, Path(id.clone()), ApiJson(b)).await,
+            Err(e) => Err(e),
+        },
+        "refuse" => match body(&reason) {
+            Ok(b) => routes::dsr::refuse(st, ctx, Path(id.clone()), ApiJson(b)).await,
+            Err(e) => Err(e),
+        },
+        "fulfill" => routes::dsr::fulfill(st, ctx, Path(id.clone())).await,
+        _ => Err(ApiError::NotFound("no such action".into())),
+    };
+    match result {
+        Ok(_) => Redirect::to(&format!("/requests/{id}?done={action}")).into_response(),
+        Err(e) => error_page(&s, Some(&staff), e),
+    }
+}
+
+pub async fn certificate(State(s): State<AppState>, staff: Staff, Path(id): Path<String>) -> Response {
+    let ctx = match staff.ctx(&s).await {
+        Ok(c) => c,
+        Err(e) => return error_page(&s, Some(&staff), e),
+    };
+    let uuid: uuid::Uuid = match crate::extract::path_id(&id, "request") {
+        Ok(u) => u,
+        Err(e) => return error_page(&s, Some(&staff), e),
+    };
+    match s.service.dsr_certificate(&ctx.0, uuid).await {
+        Ok((cert, jws)) => {
+            let body = html! {
+                (dl(&cert, &[]))
+                h2 { "Signed (compact JWS, EdDSA)" }
+                p.hint { "Verify it with the key at /.well-known/jwks.json." }
+                pre.jws { (jws) }
+            };
+            ok_page(&s, &staff, t::CERTIFICATE, "/requests", body)
+        }
+        Err(e) => error_page(&s, Some(&staff), e.into()),
+    }
+}
+
+#[derive(serde::Deserialize)]
+pub struct ExportQuery {
+    format: Option<String>,
+}
+
+pub async fn export(
+    State(s): State<AppState>,
+    staff: Staff,
+    Path(id): Path<String>,
+    Query(q): Query<ExportQuery>,
+) -> Response {
+    let ctx = match staff.ctx(&s).await {
+        Ok(c) => c,
+        Err(e) => return error_page(&s, Some(&staff), e),
+    };
+    let params = match body(&json!({ "format": q.format })) {
+        Ok(p) => p,
+        Err(e) => return error_page(&s, Some(&staff), e),
+    };
+    match routes::dsr::export(State(s.clone()), ctx, Path(id), ApiQuery(params)).await {
+        Ok(mut r) => {
+            if !r.headers().contains_key(axum::http::header::CONTENT_DISPOSITION) {
+                r.headers_mut().insert(
+                    axum::http::header::CONTENT_DISPOSITION,
+                    axum::http::HeaderValue::from_static("attachment; filename=\"steward-export.json\""),
+                );
+            }
+            r
+        }
+        Err(e) => error_page(&s, Some(&staff), e),
+    }
+}
+
+pub async fn notices(State(s): State<AppState>, staff: Staff, Query(f): Query<Flash>) -> Response {
+    notices_page(&s, &staff, f.done.as_deref(), &Errors::none()).await
+}
+
+async fn notices_page(s: &AppState, staff: &Staff, done: Option<&str>, errors: &Errors) -> Response {
+    let list = match s.service.list_notices().await {
+        Ok(l) => l,
+        Err(e) => return error_page(s, Some(staff), e.into()),
+    };
+    let renewals = s.service.consents_needing_renewal(&staff.principal).await.ok();
+    let deadline = s.service.renewal().await.ok().flatten().map(|r| r.deadline);
+    let body = html! {
+        @match done {
+            Some("published") => (notice("Notice version published.")),
+            Some(n) if n.starts_with("mail") => (notice("Renewal e-mails queued.")),
+            _ => {}
+        }
+        table #notices {
+            thead { tr { th { "Version" } th { "Language" } th { "Material" } th { "Published" } } }
+            tbody { @for n in list.iter().rev() { tr { td { (n.version) } td { (n.language) } td { (if n.material { "yes" } else { "no" }) } td { (super::html::when(n.published_at)) } } } }
+        }
+        h2 { "Publish a new version" }
+        @if !errors.is_empty() { div.alert.error role="alert" { @for m in &errors.general { p { (m) } } } }
+        form.card method="post" action="/notices" {
+            (csrf(staff))
+            (input("version", "Version", "text", "", errors.field("version")))
+            div.field { label for="f-text" { "Text" } textarea id="f-text" name="text" rows="8" {} @if let Some(e) = errors.field("text") { p.error { (e) } } }
+            label.check { input type="checkbox" name="material" value="true"; " Material change (consents under older versions need renewal)" }
+            button type="submit" { "Publish" }
+        }
+        @if let Some(r) = &renewals {
+            h2 { "Consents needing renewal" }
+            @if let Some(d) = deadline { p { "They end on " (super::html::when(d)) " unless renewed." } }
+            p { (r.len()) " consent(s)." }
+            @if !r.is_empty() {
+                form method="post" action="/notices/renewals/mail" { (csrf(staff)) button type="submit" { "Queue renewal e-mails" } }
+            }
+        }
+    };
+    respond(StatusCode::OK, page(s, Some(staff), t::CONSENT, "/notices", body))
+}
+
+pub async fn publish_notice(State(s): State<AppState>, staff: Staff, form: Form) -> Response {
+    if let Err(r) = staff.check(&s, &form) {
+        return r;
+    }
+    let v = json!({
+        "version": form.get("version").unwrap_or("").trim(),
+        "text": form.get("text").unwrap_or(""),
+        "material": form.get("material") == Some("true"),
+    });
+    let result = match body(&v) {
+        Ok(b) => routes::consent::publish_notice(State(s.clone()), Authed(staff.principal.clone()), ApiJson(b))
+            .await
+            .map(|_| ()),
+        Err(e) => Err(e),
+    };
+    match result {
+        Ok(()) => Redirect::to("/notices?done=published").into_response(),
+        Err(e @ (ApiError::Validation(_) | ApiError::Conflict(_))) => {
+            let errors = Errors::from_api(&e, &["version", "text"]);
+            let mut r = notices_page(&s, &staff, None, &errors).await;
+            *r.status_mut() = StatusCode::UNPROCESSABLE_ENTITY;
+            r
+        }
+        Err(e) => error_page(&s, Some(&staff), e),
+    }
+}
+
+pub async fn renewal_mail(State(s): State<AppState>, staff: Staff, form: Form) -> Response {
+    if let Err(r) = staff.check(&s, &form) {
+        return r;
+    }
+    match s.service.queue_renewal_mail(&staff.principal).await {
+        Ok(n) => Redirect::to(&format!("/notices?done=mail{n}")).into_response(),
+        Err(e) => error_page(&s, Some(&staff), e.into()),
+    }
+}
+
+fn clocks(v: &Value) -> Markup {
+    html! {
+        table.clocks {
+            thead { tr { th { "Who is told" } th { "Law" } th { "Due" } th { "Time left" } th { "State" } } }
+            tbody {
+                @for c in v["clocks"].as_array().cloned().unwrap_or_default() {
+                    tr {
+                        td { (cell(&c["audience"])) }
+                        td { (cell(&c["law"])) }
+                        td { (short_time(&c["due_at"])) }
+                        td {
+                            @if let (Some(due), true) = (c["due_at"].as_str(), c["done_at"].is_null()) {
+                                time.countdown data-deadline=(due) datetime=(due) { (remaining(&c["remaining_seconds"])) }
+                            } @else { "—" }
+                        }
+                        td { (badge(&cell(&c["state"]))) }
+                    }
+                }
+            }
+        }
+    }
+}
+
+fn remaining(v: &Value) -> String {
+    match v.as_i64() {
+        Some(s) if s >= 0 => format!("{} h {} min left", s / 3600, (s % 3600) / 60),
+        Some(s) => format!("overdue by {} h {} min", -s / 3600, (-s % 3600) / 60),
+        None => String::new(),
+    }
+}
+
+pub async fn incidents(State(s): State<AppState>, staff: Staff) -> Response {
+    incidents_page(&s, &staff, &Errors::none()).await
+}
+
+async fn incidents_page(s: &AppState, staff: &Staff, errors: &Errors) -> Response {
+    let ctx = match staff.ctx(s).await {
+        Ok(c) => c,
+        Err(e) => return error_page(s, Some(staff), e),
+    };
+    let list = match s.service.list_incidents(&ctx.0, false).await {
+        Ok(l) => serde_json::to_value(l).unwrap_or_default(),
+        Err(e) => return error_page(s, Some(staff), e.into()),
+    };
+    let body = html! {
+        table #incidents {
+            thead { tr { th { "Title" } th { "Status" } th { "Aware" } th { "Regulator clock" } } }
+            tbody {
+                @for i in list.as_array().cloned().unwrap_or_default() {
+                    tr {
+                        td { a href={"/incidents/" (cell(&i["id"]))} { (cell(&i["title"])) } }
+                        td { (cell(&i["status"])) }
+                        td { (short_time(&i["aware_at"])) }
+                        td { @if let Some(c) = i["clocks"].get(0) { (badge(&cell(&c["state"]))) } }
+                    }
+                }
+            }
+        }
+        @if staff.is(&["dpo"]) {
+            h2 { "Open an incident" }
+            @if !errors.is_empty() { div.alert.error role="alert" { @for m in &errors.general { p { (m) } } } }
+            form.card method="post" action="/incidents" {
+                (csrf(staff))
+                (input("title", "Title", "text", "", errors.field("title")))
+                div.field { label for="f-description" { "Description" } textarea id="f-description" name="description" rows="3" {} }
+                (input("aware_at", "Became aware at (RFC 3339, e.g. 2026-12-06T09:00:00Z)", "text", "", errors.field("aware_at")))
+                div.field { label for="f-category" { "Category" }
+                    select id="f-category" name="category" { @for c in ["confidentiality", "integrity", "availability"] { option { (c) } } } }
+                div.field { label for="f-source" { "Source" }
+                    select id="f-source" name="source" { @for c in ["internal", "external", "processor", "unknown"] { option { (c) } } } }
+                button type="submit" { "Open" }
+            }
+        }
+    };
+    respond(StatusCode::OK, page(s, Some(staff), t::INCIDENTS, "/incidents", body))
+}
+
+pub async fn open_incident(State(s): State<AppState>, staff: Staff, form: Form) -> Response {
+    if let Err(r) = staff.check(&s, &form) {
+        return r;
+    }
+    let ctx = match staff.ctx(&s).await {
+        Ok(c) => c,
+        Err(e) => return error_page(&s, Some(&staff), e),
+    };
+    let mut v = serde_json::Map::new();
+    for k in ["title", "description", "aware_at", "category", "source"] {
+        if let Some(x) = form.text(k) {
+            v.insert(k.into(), Value::String(x.into()));
+        }
+    }
+    let result = match body(&Value::Object(v)) {
+        Ok(b) => s.service.open_incident(&ctx.0, b).await.map_err(ApiError::from),
+        Err(e) => Err(e),
+    };
+    match result {
+        Ok(i) => Redirect::to(&format!("/incidents/{}", i.id)).into_response(),
+        Err(e @ ApiError::Validation(_)) => {
+            let errors = Errors::from_api(&e, &["title", "aware_at"]);
+            let mut r = incidents_page(&s, &staff, &errors).await;
+            *r.status_mut() = StatusCode::UNPROCESSABLE_ENTITY;
+            r
+        }
+        Err(e) => error_page(&s, Some(&staff), e),
+    }
+}
+
+pub async fn incident(State(s): State<AppState>, staff: Staff, Path(id): Path<String>) -> Response {
+    let ctx = match staff.ctx(&s).await {
+        Ok(c) => c,
+        Err(e) => return error_page(&s, Some(&staff), e),
+    };
+    let v = match routes::incidents::get(State(s.clone()), Ctx(ctx.0.clone()), Path(id.clone())).await {
+        Ok(Json(v)) => v,
+        Err(e) => return error_page(&s, Some(&staff), e),
+    };
+    let timeline = routes::incidents::timeline(State(s.clone()), Ctx(ctx.0.clone()), Path(id.clone()))
+        .await
+        .map(|j| j.0)
+        .ok();
+    let scope = routes::incidents::get_scope(State(s.clone()), Ctx(ctx.0.clone()), Path(id.clone()))
+        .await
+        .map(|j| j.0)
+        .ok();
+    let body = html! {
+        h2 { "Legal clocks" }
+        (clocks(&v))
+        h2 { "Incident" }
+        (dl(&v, &["id", "clocks"]))
+        @if let Some(sc) = &scope {
+            h2 { "Scope (from the audit log)" }
+            (dl(sc, &["subjects", "entries"]))
+        }
+        @if let Some(tl) = &timeline {
+            h2 { "Timeline" }
+            ul.timeline {
+                @for item in tl["items"].as_array().cloned().unwrap_or_default() {
+                    li { (short_time(&item["at"])) " · " (cell(&item["kind"])) " — " (cell(&item["text"])) }
+                }
+            }
+        }
+        p { a href={"/api/v1/incidents/" (id) "/notification?format=html"} { "Notification to the supervisory authority (Art. 33(3))" } }
+    };
+    ok_page(&s, &staff, "Incident", "/incidents", body)
+}
+
+#[derive(serde::Deserialize)]
+pub struct RetentionQuery {
+    days: Option<u32>,
+}
+
+pub async fn retention(State(s): State<AppState>, staff: Staff, Query(q): Query<RetentionQuery>) -> Response {
+    let ctx = match staff.ctx(&s).await {
+        Ok(c) => c,
+        Err(e) => return error_page(&s, Some(&staff), e),
+    };
+    let days = q.days.unwrap_or(30).min(3660);
+    let preview = match s.service.retention_preview_for(&ctx.0, days).await {
+        Ok(p) => p,
+        Err(e) => return error_page(&s, Some(&staff), e.into()),
+    };
+    let review = s.service.retention_review_for(&ctx.0).await.unwrap_or_default();
+    let body = html! {
+        form.search method="get" action="/retention" {
+            label for="days" { "Days ahead" }
+            input id="days" name="days" type="number" min="0" max="3660" value=(days);
+            button type="submit" { "Preview" }
+        }
+        table #retention-preview {
+            thead { tr { th { "Record" } th { "Rule" } th { "Action" } th { "Count" } } }
+            tbody { @for r in &preview { tr { td { (r.record) } td { (r.rule) } td { (r.action) } td { (r.count) } } } }
+        }
+        h2 { "Review list" }
+        @if review.is_empty() { p { "Nothing to review." } }
+        @else {
+            table {
+                thead { tr { th { "Record" } th { "Rule" } th { "Due" } th { span.sr { "Open" } } } }
+                tbody { @for r in &review { tr { td { (r.record) } td { (r.rule) } td { (super::html::when(r.due_at)) }
+                    td { @if let Some(sub) = r.subject_id { a href={"/contacts/" (sub)} { "Open" } } } } } }
+            }
+        }
+    };
+    ok_page(&s, &staff, t::RETENTION, "/retention", body)
+}
+
+#[derive(serde::Deserialize, Default)]
+pub struct AuditFilter {
+    subject_id: Option<String>,
+    actor: Option<String>,
+    from: Option<String>,
+    to: Option<String>,
+    cursor: Option<String>,
+}
+
+pub async fn audit(State(s): State<AppState>, staff: Staff, Query(f): Query<AuditFilter>) -> Response {
+    let ctx = match staff.ctx(&s).await {
+        Ok(c) => c,
+        Err(e) => return error_page(&s, Some(&staff), e),
+    };
+    let mut q = serde_json::Map::new();
+    for (k, v) in [
+        ("subject_id", &f.subject_id),
+        ("actor", &f.actor),
+        ("from", &f.from),
+        ("to", &f.to),
+        ("cursor", &f.cursor),
+    ] {
+        if let Some(v) = v.as_deref().map(str::trim).filter(|v| !v.is_empty()) {
+            q.insert(k.into(), Value::String(v.into()));
+        }
+    }
+    let head = routes::audit::tree_head(State(s.clone()), Ctx(ctx.0.clone()))
+        .await
+        .map(|j| j.0);
+    let (entries, errors) = match body(&Value::Object(q)) {
+        Ok(p) => match routes::audit::list(State(s.clone()), ctx, ApiQuery(p)).await {
+            Ok(Json(v)) => (v, Errors::none()),
+            Err(e @ ApiError::Validation(_)) => (
+                Value::Null,
+                Errors::from_api(&e, &["subject_id", "actor", "from", "to"]),
+            ),
+            Err(e) => return error_page(&s, Some(&staff), e),
+        },
+        Err(e) => (
+            Value::Null,
+            Errors::from_api(&e, &["subject_id", "actor", "from", "to"]),
+        ),
+    };
+    let value = |o: &Option<String>| o.clone().unwrap_or_default();
+    let body = html! {
+        @match &head {
+            Ok(h) => { h2 { (t::TREE_HEAD) } (dl(h, &["signature", "public_key"])) }
+            Err(_) => {}
+        }
+        form method="post" action="/audit/verify" { (csrf(&staff)) button #verify type="submit" { (t::VERIFY_LOG) } }
+        h2 { "Entries" }
+        form.search method="get" action="/audit" {
+            (input("subject_id", "Contact id", "text", &value(&f.subject_id), errors.field("subject_id")))
+            (input("actor", "Actor (user id, token id or username)", "text", &value(&f.actor), errors.field("actor")))
+            (input("from", "From (RFC 3339)", "text", &value(&f.from), errors.field("from")))
+            (input("to", "To (RFC 3339)", "text", &value(&f.to), errors.field("to")))
+            button type="submit" { (t::FILTER) }
+        }
+        @for m in &errors.general { div.alert.error { p { (m) } } }
+        table #audit {
+            thead { tr { th { "#" } th { "When" } th { "Action" } th { "Outcome" } th { "Actor" } th { (t::PURPOSE) } th { "Contact" } } }
+            tbody {
+                @for e in entries["items"].as_array().cloned().unwrap_or_default() {
+                    @let r = &e["entry"];
+                    tr {
+                        td { (cell(&e["index"])) }
+                        td { (short_time(&r["at"])) }
+                        td { (cell(&r["action"])) }
+                        td { (cell(&r["outcome"])) }
+                        td { (cell(&r["actor"]["role"])) " " (cell(&r["actor"]["kind"])) }
+                        td { (cell(&r["purpose"])) }
+                        td { @if let Some(sid) = r["subject_id"].as_str() { a href={"/audit?subject_id=" (sid)} { (sid.get(..8).unwrap_or(sid)) "…" } } }
+                    }
+                }
+            }
+        }
+        @if let Some(n) = entries["next_cursor"].as_str() { p { a rel="next" href={"/audit?cursor=" (n)} { (t::NEXT_PAGE) } } }
+    };
+    ok_page(&s, &staff, t::AUDIT, "/audit", body)
+}
+
+pub async fn audit_verify(State(s): State<AppState>, staff: Staff, form: Form) -> Response {
+    if let Err(r) = staff.check(&s, &form) {
+        return r;
+    }
+    if !staff.is(&["dpo", "auditor", "admin"]) {
+        return error_page(
+            &s,
+            Some(&staff),
+            ApiError::Forbidden("only the privacy officer, auditors and administrators verify the log".into()),
+        );
+    }
+    let body = match s.service.verify_audit_log().await {
+        Ok(r) => html! {
+            div.alert.ok #verify-result role="status" {
+                p { "The audit log verifies: " (r.entries) " entries, " (r.heads_checked) " signed tree head(s) checked." }
+                p { "Root: " code { (r.root.iter().map(|b| format!("{b:02x}")).collect::<String>()) } }
+            }
+        },
+        Err(e) => html! {
+            div.alert.error #verify-result role="alert" { p { "The audit log does NOT verify: " (sentence(&e.to_string())) } }
+        },
+    };
+    ok_page(&s, &staff, t::VERIFY_LOG, "/audit", body)
+}
+
+pub async fn art30(State(s): State<AppState>, staff: Staff) -> Response {
+    match s.service.record_of_processing(&staff.principal) {
+        Ok(r) => {
+            let doc = r.to_html();
+            let inner = doc
+                .find("<body>")
+                .and_then(|a| doc.rfind("</body>").map(|b| doc[a + 6..b].to_string()))
+                .unwrap_or(doc);
+            let body = html! {
+                p { a href="/api/v1/reports/art30?format=html" { "Printable document" } " · "
+                    a href="/api/v1/reports/art30?format=markdown" { "Markdown" } }
+                div.report { (trusted(inner)) }
+            };
+            ok_page(&s, &staff, t::ART30, "/reports/art30", body)
+        }
+        Err(e) => error_page(&s, Some(&staff), e.into()),
+    }
+}
