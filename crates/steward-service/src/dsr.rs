@@ -1156,8 +1156,8 @@ impl Service {
             subject: "Please confirm your request about your personal data".into(),
             body: format!(
                 "We received a request ({kind}) about the personal data we hold about you.\n\
-                 To confirm that it was you, use this code within {VERIFICATION_DAYS} days on our privacy page \
-                 (POST /api/v1/public/dsr/verify {{\"token\": \"{}\"}}).\n\
+                 To confirm that it was you, enter this code within {VERIFICATION_DAYS} days on our privacy page \
+                 (/privacy), or send it with POST /api/v1/public/dsr/verify {{\"token\": \"{}\"}}.\n\
                  If you did not make this request, ignore this message; nothing will be done.\n\
                  Request reference: {id}\n",
                 token.as_str()

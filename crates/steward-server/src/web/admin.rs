@@ -84,7 +84,7 @@ async fn users_page(s: &AppState, staff: &Staff, done: Option<&str>, errors: &Er
 }
 
 pub async fn create_user(State(s): State<AppState>, staff: Staff, form: Form) -> Response {
-    if let Err(r) = staff.check(&s, &form) {
+    if let Some(r) = staff.refuse_forged(&s, &form) {
         return r;
     }
     let v = json!({
@@ -111,7 +111,7 @@ pub async fn create_user(State(s): State<AppState>, staff: Staff, form: Form) ->
 }
 
 pub async fn update_user(State(s): State<AppState>, staff: Staff, Path(id): Path<String>, form: Form) -> Response {
-    if let Err(r) = staff.check(&s, &form) {
+    if let Some(r) = staff.refuse_forged(&s, &form) {
         return r;
     }
     let v = json!({ "role": form.get("role"), "disabled": form.get("disabled") == Some("true") });
@@ -128,7 +128,7 @@ pub async fn update_user(State(s): State<AppState>, staff: Staff, Path(id): Path
 }
 
 pub async fn add_training(State(s): State<AppState>, staff: Staff, Path(id): Path<String>, form: Form) -> Response {
-    if let Err(r) = staff.check(&s, &form) {
+    if let Some(r) = staff.refuse_forged(&s, &form) {
         return r;
     }
     let v = json!({ "course": form.get("course").unwrap_or("").trim(), "completed_on": form.get("completed_on").unwrap_or("") });
@@ -179,7 +179,7 @@ pub async fn settings(State(s): State<AppState>, staff: Staff, Query(f): Query<F
 }
 
 pub async fn put_setting(State(s): State<AppState>, staff: Staff, form: Form) -> Response {
-    if let Err(r) = staff.check(&s, &form) {
+    if let Some(r) = staff.refuse_forged(&s, &form) {
         return r;
     }
     let name = form.get("name").unwrap_or("");

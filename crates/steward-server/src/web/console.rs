@@ -121,7 +121,7 @@ pub async fn login(State(s): State<AppState>, parts: axum::http::request::Parts,
 }
 
 pub async fn logout(State(s): State<AppState>, staff: Staff, form: Form) -> Response {
-    if let Err(r) = staff.check(&s, &form) {
+    if let Some(r) = staff.refuse_forged(&s, &form) {
         return r;
     }
     let _ = s.service.logout(&staff.principal).await;
@@ -131,7 +131,7 @@ pub async fn logout(State(s): State<AppState>, staff: Staff, form: Form) -> Resp
 }
 
 pub async fn choose_purpose(State(s): State<AppState>, staff: Staff, form: Form) -> Response {
-    if let Err(r) = staff.check(&s, &form) {
+    if let Some(r) = staff.refuse_forged(&s, &form) {
         return r;
     }
     let purpose = form.get("purpose").unwrap_or("");
@@ -208,7 +208,7 @@ pub async fn security(State(s): State<AppState>, staff: Staff) -> Response {
 }
 
 pub async fn revoke_session(State(s): State<AppState>, staff: Staff, Path(id): Path<String>, form: Form) -> Response {
-    if let Err(r) = staff.check(&s, &form) {
+    if let Some(r) = staff.refuse_forged(&s, &form) {
         return r;
     }
     let result = match path_id(&id, "session") {
@@ -237,7 +237,7 @@ pub async fn mfa_page(State(s): State<AppState>, staff: Staff) -> Response {
 }
 
 pub async fn mfa_enroll(State(s): State<AppState>, staff: Staff, form: Form) -> Response {
-    if let Err(r) = staff.check(&s, &form) {
+    if let Some(r) = staff.refuse_forged(&s, &form) {
         return r;
     }
     let e = match s.service.totp_enroll(&staff.principal).await {
@@ -264,7 +264,7 @@ fn confirm_form(staff: &Staff, error: Option<&str>) -> Markup {
 }
 
 pub async fn mfa_confirm(State(s): State<AppState>, staff: Staff, form: Form) -> Response {
-    if let Err(r) = staff.check(&s, &form) {
+    if let Some(r) = staff.refuse_forged(&s, &form) {
         return r;
     }
     let code = form.get("code").unwrap_or("").trim().to_string();
@@ -392,7 +392,7 @@ pub async fn contacts(State(s): State<AppState>, staff: Staff, Query(f): Query<F
 
 /// Searches are posted, so that addresses and names never reach a URL.
 pub async fn search(State(s): State<AppState>, staff: Staff, form: Form) -> Response {
-    if let Err(r) = staff.check(&s, &form) {
+    if let Some(r) = staff.refuse_forged(&s, &form) {
         return r;
     }
     let q = form.get("q").unwrap_or("").trim().to_string();
@@ -500,7 +500,7 @@ pub async fn new_contact(State(s): State<AppState>, staff: Staff) -> Response {
 }
 
 pub async fn create_contact(State(s): State<AppState>, staff: Staff, form: Form) -> Response {
-    if let Err(r) = staff.check(&s, &form) {
+    if let Some(r) = staff.refuse_forged(&s, &form) {
         return r;
     }
     let fields = all_contact_fields(&s);
@@ -708,7 +708,7 @@ pub async fn edit_contact(State(s): State<AppState>, staff: Staff, Path(id): Pat
 }
 
 pub async fn update_contact(State(s): State<AppState>, staff: Staff, Path(id): Path<String>, form: Form) -> Response {
-    if let Err(r) = staff.check(&s, &form) {
+    if let Some(r) = staff.refuse_forged(&s, &form) {
         return r;
     }
     let (ctx, id) = match (staff.ctx(&s).await, contact_id(&id)) {
@@ -771,7 +771,7 @@ pub async fn update_contact(State(s): State<AppState>, staff: Staff, Path(id): P
 }
 
 pub async fn add_interaction(State(s): State<AppState>, staff: Staff, Path(id): Path<String>, form: Form) -> Response {
-    if let Err(r) = staff.check(&s, &form) {
+    if let Some(r) = staff.refuse_forged(&s, &form) {
         return r;
     }
     let (ctx, id) = match (staff.ctx(&s).await, contact_id(&id)) {

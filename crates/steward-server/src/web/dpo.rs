@@ -168,7 +168,7 @@ pub async fn request_action(
     Path((id, action)): Path<(String, String)>,
     form: Form,
 ) -> Response {
-    if let Err(r) = staff.check(&s, &form) {
+    if let Some(r) = staff.refuse_forged(&s, &form) {
         return r;
     }
     let ctx = match staff.ctx(&s).await {
@@ -301,7 +301,7 @@ async fn notices_page(s: &AppState, staff: &Staff, done: Option<&str>, errors: &
 }
 
 pub async fn publish_notice(State(s): State<AppState>, staff: Staff, form: Form) -> Response {
-    if let Err(r) = staff.check(&s, &form) {
+    if let Some(r) = staff.refuse_forged(&s, &form) {
         return r;
     }
     let v = json!({
@@ -328,7 +328,7 @@ pub async fn publish_notice(State(s): State<AppState>, staff: Staff, form: Form)
 }
 
 pub async fn renewal_mail(State(s): State<AppState>, staff: Staff, form: Form) -> Response {
-    if let Err(r) = staff.check(&s, &form) {
+    if let Some(r) = staff.refuse_forged(&s, &form) {
         return r;
     }
     match s.service.queue_renewal_mail(&staff.principal).await {
@@ -415,7 +415,7 @@ async fn incidents_page(s: &AppState, staff: &Staff, errors: &Errors) -> Respons
 }
 
 pub async fn open_incident(State(s): State<AppState>, staff: Staff, form: Form) -> Response {
-    if let Err(r) = staff.check(&s, &form) {
+    if let Some(r) = staff.refuse_forged(&s, &form) {
         return r;
     }
     let ctx = match staff.ctx(&s).await {
@@ -604,7 +604,7 @@ pub async fn audit(State(s): State<AppState>, staff: Staff, Query(f): Query<Audi
 }
 
 pub async fn audit_verify(State(s): State<AppState>, staff: Staff, form: Form) -> Response {
-    if let Err(r) = staff.check(&s, &form) {
+    if let Some(r) = staff.refuse_forged(&s, &form) {
         return r;
     }
     if !staff.is(&["dpo", "auditor", "admin"]) {

@@ -32,6 +32,9 @@ pub struct Staff {
     pub purpose: Option<String>,
     request_id: Option<String>,
     client: Option<String>,
+    /// The path of the page being shown (ids only, never personal data),
+    /// so the purpose selector returns to it.
+    path: String,
 }
 
 impl FromRequestParts<AppState> for Staff {
@@ -66,6 +69,7 @@ impl FromRequestParts<AppState> for Staff {
             purpose,
             request_id: request_id(&parts.headers),
             client: client_address(parts),
+            path: parts.uri.path().to_string(),
         })
     }
 }
@@ -85,12 +89,13 @@ impl Staff {
         Ok(Ctx(ctx))
     }
 
-    /// Checks the form's CSRF token (bound to this session).
-    pub fn check(&self, s: &AppState, form: &Form) -> Result<(), Response> {
+    /// Checks the form's CSRF token (bound to this session): `Some` holds
+    /// the refusal page when it does not match.
+    pub fn refuse_forged(&self, s: &AppState, form: &Form) -> Option<Response> {
         if s.service.csrf_matches(&self.token, form.get("_csrf").unwrap_or("")) {
-            Ok(())
+            None
         } else {
-            Err(error_page(
+            Some(error_page(
                 s,
                 Some(self),
                 ApiError::Forbidden("the form is out of date; reload the page and try again".into()),
@@ -233,7 +238,7 @@ pub fn page(s: &AppState, staff: Option<&Staff>, title: &str, here: &str, body: 
                     a.brand href="/" { (t::PRODUCT) }
                     @if let Some(staff) = staff {
                         (nav(staff, here))
-                        (purpose_selector(s, staff, here))
+                        (purpose_selector(s, staff))
                         div.who {
                             span { (t::SIGNED_IN_AS) " " strong { (staff.principal.username) } " (" (staff.principal.role) ")" }
                             " "
@@ -295,7 +300,7 @@ fn nav(staff: &Staff, here: &str) -> Markup {
     }
 }
 
-fn purpose_selector(s: &AppState, staff: &Staff, here: &str) -> Markup {
+fn purpose_selector(s: &AppState, staff: &Staff) -> Markup {
     let inventory = s.service.inventory();
     let purposes = inventory
         .role(&staff.principal.role)
@@ -318,7 +323,7 @@ fn purpose_selector(s: &AppState, staff: &Staff, here: &str) -> Markup {
     html! {
         form.purpose method="post" action="/purpose" {
             (csrf(staff))
-            input type="hidden" name="back" value=(here);
+            input type="hidden" name="back" value=(staff.path);
             label for="purpose" { (t::PURPOSE) }
             select id="purpose" name="purpose" {
                 @for p in &purposes {

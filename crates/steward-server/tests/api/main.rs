@@ -5,6 +5,7 @@
 mod access;
 mod audit;
 mod breach;
+mod browser;
 mod consent;
 mod dsr;
 mod encryption;

@@ -1,0 +1,586 @@
+//! The console and the portal in a real browser: Debian's Chromium,
+//! headless, driven through chromedriver (W3C WebDriver) by a small client
+//! of our own. Enabled when `STEWARD_TEST_WEBDRIVER` names a running
+//! chromedriver (e.g. `http://127.0.0.1:9515`), like the PostgreSQL tests
+//! are by `STEWARD_TEST_DATABASE_URL`. Screenshots of the main pages go to
+//! `docs/screenshots/` when `STEWARD_UPDATE_SCREENSHOTS=1`.
+
+use std::time::Duration;
+
+use serde_json::{json, Value};
+use steward_crypto::totp::{self, TotpParams, TotpSecret};
+use zeroize::Zeroizing;
+
+use crate::helpers::{spawn_app_with_inventory, Backend, TestApp};
+
+/// A role that acts for two purposes with different fields (sales sees the
+/// job title, customer service the street), for the purpose switch.
+const REP_ROLE: &str = r#"
+[roles.rep]
+description = "Account manager: sales and customer service"
+default_purpose = "sales"
+purposes = ["sales", "customer_service"]
+actions = ["contact.read", "contact.write", "interaction.read", "interaction.write", "deal.read", "organization.read"]
+"#;
+
+const ELEMENT: &str = "element-6066-11e4-a5e7-4ae0-4a07a93ec8c7";
+
+struct Browser {
+    http: reqwest::Client,
+    session: String,
+    base: String,
+    app: String,
+}
+
+impl Browser {
+    async fn start(driver: &str, app: &str) -> Self {
+        let http = reqwest::Client::new();
+        let caps = json!({"capabilities": {"alwaysMatch": {
+            "browserName": "chrome",
+            "goog:chromeOptions": {
+                "binary": std::env::var("STEWARD_TEST_CHROMIUM").unwrap_or_else(|_| "/usr/bin/chromium".into()),
+                "args": ["--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--window-size=1280,1000"]
+            }
+        }}});
+        let r: Value = http
+            .post(format!("{driver}/session"))
+            .json(&caps)
+            .send()
+            .await
+            .expect("chromedriver answers")
+            .json()
+            .await
+            .unwrap();
+        let session = r["value"]["sessionId"]
+            .as_str()
+            .unwrap_or_else(|| panic!("no session: {r}"))
+            .to_string();
+        Self {
+            http,
+            base: format!("{driver}/session/{session}"),
+            session,
+            app: app.to_string(),
+        }
+    }
+
+    async fn cmd(&self, method: reqwest::Method, path: &str, body: Option<Value>) -> Value {
+        let mut req = self.http.request(method, format!("{}{path}", self.base));
+        if let Some(b) = body {
+            req = req.json(&b);
+        }
+        let v: Value = req.send().await.unwrap().json().await.unwrap();
+        if v["value"].get("error").is_some() {
+            panic!("webdriver {path}: {}", v["value"]);
+        }
+        v["value"].clone()
+    }
+
+    async fn post(&self, path: &str, body: Value) -> Value {
+        self.cmd(reqwest::Method::POST, path, Some(body)).await
+    }
+
+    async fn get(&self, path: &str) -> Value {
+        self.cmd(reqwest::Method::GET, path, None).await
+    }
+
+    async fn open(&self, path: &str) {
+        self.post("/url", json!({"url": format!("{}{path}", self.app)})).await;
+    }
+
+    async fn path(&self) -> String {
+        let url = self.get("/url").await.as_str().unwrap().to_string();
+        url.strip_prefix(&self.app).unwrap_or(&url).to_string()
+    }
+
+    async fn find_all(&self, css: &str) -> Vec<String> {
+        let v = self
+            .post("/elements", json!({"using": "css selector", "value": css}))
+            .await;
+        v.as_array()
+            .unwrap_or_else(|| panic!("elements {css}: {v}"))
+            .iter()
+            .map(|e| {
+                let o = e.as_object().unwrap();
+                o.get(ELEMENT)
+                    .or_else(|| o.values().next())
+                    .and_then(Value::as_str)
+                    .unwrap()
+                    .to_string()
+            })
+            .collect()
+    }
+
+    async fn find(&self, css: &str) -> String {
+        for _ in 0..50 {
+            if let Some(e) = self.find_all(css).await.into_iter().next() {
+                return e;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        let source = self.get("/source").await;
+        panic!(
+            "no element {css} on {}:\n{}",
+            self.path().await,
+            source.as_str().unwrap_or("")
+        );
+    }
+
+    async fn text(&self, css: &str) -> String {
+        let e = self.find(css).await;
+        self.get(&format!("/element/{e}/text"))
+            .await
+            .as_str()
+            .unwrap()
+            .to_string()
+    }
+
+    async fn visible_text(&self) -> String {
+        self.text("main").await
+    }
+
+    async fn fill(&self, css: &str, value: &str) {
+        let e = self.find(css).await;
+        self.post(&format!("/element/{e}/clear"), json!({})).await;
+        self.post(&format!("/element/{e}/value"), json!({"text": value})).await;
+    }
+
+    async fn click(&self, css: &str) {
+        let e = self.find(css).await;
+        self.post(&format!("/element/{e}/click"), json!({})).await;
+    }
+
+    /// Clicks a button or link that loads a new page and waits until the
+    /// new page has replaced the old one (the old document is marked first,
+    /// so a slow answer is never mistaken for the page it replaces).
+    async fn submit(&self, css: &str) {
+        let e = self.find(css).await;
+        self.script("window.__stewardOld = true; return true;").await;
+        self.post(&format!("/element/{e}/click"), json!({})).await;
+        for _ in 0..200 {
+            let fresh = self
+                .http
+                .post(format!("{}/execute/sync", self.base))
+                .json(&json!({"script": "return window.__stewardOld === undefined && document.readyState === 'complete';", "args": []}))
+                .send()
+                .await
+                .ok();
+            if let Some(r) = fresh {
+                if let Ok(v) = r.json::<Value>().await {
+                    if v["value"] == Value::Bool(true) {
+                        return;
+                    }
+                }
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        panic!("clicking {css} on {} loaded no new page", self.path().await);
+    }
+
+    async fn script(&self, js: &str) -> Value {
+        self.post("/execute/sync", json!({"script": js, "args": []})).await
+    }
+
+    /// Sends `Sec-GPC: 1` with every request from now on (DevTools).
+    async fn send_gpc(&self) {
+        self.post("/goog/cdp/execute", json!({"cmd": "Network.enable", "params": {}}))
+            .await;
+        self.post(
+            "/goog/cdp/execute",
+            json!({"cmd": "Network.setExtraHTTPHeaders", "params": {"headers": {"Sec-GPC": "1"}}}),
+        )
+        .await;
+    }
+
+    async fn cookies(&self) -> Value {
+        self.get("/cookie").await
+    }
+
+    async fn local_storage_len(&self) -> u64 {
+        self.post(
+            "/execute/sync",
+            json!({"script": "return window.localStorage.length + window.sessionStorage.length;", "args": []}),
+        )
+        .await
+        .as_u64()
+        .unwrap_or(99)
+    }
+
+    async fn screenshot(&self, name: &str) {
+        use base64::Engine;
+        let png = self.get("/screenshot").await;
+        let bytes = base64::engine::general_purpose::STANDARD
+            .decode(png.as_str().unwrap())
+            .unwrap();
+        assert!(bytes.starts_with(b"\x89PNG"), "a PNG screenshot");
+        if std::env::var("STEWARD_UPDATE_SCREENSHOTS").as_deref() == Ok("1") {
+            let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../docs/screenshots");
+            std::fs::create_dir_all(&dir).unwrap();
+            std::fs::write(dir.join(format!("{name}.png")), bytes).unwrap();
+        }
+    }
+
+    async fn quit(self) {
+        let _ = self.http.delete(self.base.to_string()).send().await;
+        let _ = self.session;
+    }
+}
+
+fn now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+}
+
+/// A code for the next 30-second step not used yet (TOTP codes work once).
+async fn fresh_code(secret: &TotpSecret, used: &mut u64) -> String {
+    loop {
+        let step = now() / 30;
+        if step > *used {
+            *used = step;
+            return totp::totp(secret, now(), &TotpParams::default());
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+}
+
+/// Signs in, enrols TOTP from the page (as a person would from the QR
+/// code's secret), signs out and in again with a code.
+async fn sign_in_with_totp(b: &Browser, user: &str, password: &str) {
+    b.open("/login").await;
+    b.fill("#username", user).await;
+    b.fill("#password", password).await;
+    b.submit("button[type=submit]").await;
+    assert_eq!(
+        b.path().await,
+        "/security/mfa",
+        "a role with personal data must enrol first"
+    );
+    b.submit("main button[type=submit]").await;
+    b.find("figure.qr svg").await;
+    let secret = TotpSecret::from_base32(&b.text("#totp-secret").await).expect("base32 secret on the page");
+    let mut used = 0;
+    let code = fresh_code(&secret, &mut used).await;
+    b.fill("#f-code", &code).await;
+    b.submit("main form button[type=submit]").await;
+    let codes = b.find_all("#recovery-codes li").await;
+    assert_eq!(codes.len(), 10, "recovery codes shown once");
+    b.submit("main form button[type=submit]").await; // sign out
+    assert_eq!(b.path().await, "/login");
+    b.fill("#username", user).await;
+    b.fill("#password", password).await;
+    b.fill("#code", "000000").await;
+    b.submit("button[type=submit]").await;
+    assert!(b.visible_text().await.contains("wrong"), "a wrong code is refused");
+    let code = fresh_code(&secret, &mut used).await;
+    b.fill("#username", user).await;
+    b.fill("#password", password).await;
+    b.fill("#code", &code).await;
+    b.submit("button[type=submit]").await;
+    assert_eq!(b.path().await, "/");
+    assert!(b.text("header").await.contains(user));
+}
+
+async fn sign_out(b: &Browser) {
+    b.submit("header form.inline button").await;
+    assert_eq!(b.path().await, "/login");
+}
+
+async fn app_with_rep(backend: Backend) -> Option<TestApp> {
+    let app = spawn_app_with_inventory(backend, Some(REP_ROLE)).await?;
+    app.service
+        .create_user("rep-user", "rep", Zeroizing::new("rep-password-long".into()))
+        .await
+        .unwrap();
+    Some(app)
+}
+
+fn driver() -> Option<String> {
+    let d = std::env::var("STEWARD_TEST_WEBDRIVER").ok();
+    if d.is_none() {
+        eprintln!("skipped: STEWARD_TEST_WEBDRIVER is not set");
+    }
+    d
+}
+
+/// Sign-in with TOTP; a contact refused for minimisation, then fixed;
+/// search; the purpose switch hides and shows fields; nothing personal in
+/// URLs, titles or client-side storage.
+async fn staff_console(app: &TestApp, driver: &str) {
+    let b = Browser::start(driver, &format!("http://{}", app.addr)).await;
+    b.open("/login").await;
+    b.screenshot("sign-in").await;
+    sign_in_with_totp(&b, "rep-user", "rep-password-long").await;
+    // The purpose selector: the role's default, and the fields it allows.
+    assert!(b.text("#purpose-fields").await.contains("job_title"));
+    assert!(!b.text("#purpose-fields").await.contains("street"));
+
+    b.open("/contacts/new").await;
+    b.fill("#f-given_name", "Grace").await;
+    b.fill("#f-family_name", "Hopper").await;
+    b.fill("#f-email", "grace.hopper@example.org").await;
+    b.fill("#f-job_title", "Rear admiral").await;
+    b.fill("#f-street", "1 Navy Yard").await;
+    b.submit("main form.card button[type=submit]").await;
+    let error = b.text(".field.invalid .error").await;
+    assert!(
+        error.contains("not needed"),
+        "minimisation refusal on the street field: {error}"
+    );
+    assert_eq!(b.find_all(".field.invalid").await.len(), 1, "only the street is marked");
+    b.screenshot("contact-minimisation-error").await;
+    // Fixed: the street is collected for customer service as well.
+    b.click("input[name=purposes][value=customer_service]").await;
+    b.submit("main form.card button[type=submit]").await;
+    let path = b.path().await;
+    assert!(
+        path.starts_with("/contacts/") && path.ends_with("?done=created"),
+        "{path}"
+    );
+    assert!(b.visible_text().await.contains("Contact created."));
+    assert_eq!(b.text("dd[data-field=job_title]").await, "Rear admiral");
+    assert!(
+        b.find_all("dd[data-field=street]").await.is_empty(),
+        "sales does not see the street"
+    );
+    b.screenshot("contact").await;
+
+    // Search by exact e-mail: posted, so the address never reaches the URL.
+    b.open("/contacts").await;
+    b.fill("#q", "grace.hopper@example.org").await;
+    b.submit("form.search button").await;
+    assert_eq!(b.path().await, "/contacts");
+    let rows = b.find_all("#contacts tbody tr").await;
+    assert_eq!(rows.len(), 1);
+    assert!(b.text("#contacts").await.contains("Hopper"));
+    b.fill("#q", "hopper").await;
+    b.submit("form.search button").await;
+    assert_eq!(b.find_all("#contacts tbody tr").await.len(), 1, "word search");
+    b.screenshot("contacts").await;
+    b.submit("#contacts a").await;
+    let contact_path = b.path().await;
+
+    // Switch to customer service: the street appears, the job title goes.
+    b.click("#purpose option[value=customer_service]").await;
+    b.submit("form.purpose button").await;
+    assert_eq!(b.path().await, contact_path, "back to the same page");
+    assert_eq!(b.text("dd[data-field=street]").await, "1 Navy Yard");
+    assert!(b.find_all("dd[data-field=job_title]").await.is_empty());
+    assert!(b.text("#purpose-fields").await.contains("street"));
+
+    // Nothing personal in titles, URLs or storage; the session cookie is HttpOnly.
+    let title = b.get("/title").await;
+    assert!(!title.as_str().unwrap().contains("Hopper"), "{title}");
+    assert!(!b.path().await.contains("grace"));
+    assert_eq!(b.local_storage_len().await, 0);
+    for c in b.cookies().await.as_array().unwrap() {
+        if c["name"] == "steward_session" {
+            assert_eq!(c["httpOnly"], true);
+            assert_eq!(c["sameSite"], "Strict");
+        }
+        assert!(!c["value"].as_str().unwrap().contains("grace"));
+    }
+    sign_out(&b).await;
+    b.quit().await;
+}
+
+/// A person withdraws consent and files an erasure request in the portal
+/// (with GPC on); the privacy officer sees the withdrawal, verifies and
+/// fulfils the request in the console; the contact is gone.
+async fn portal_to_console(app: &TestApp, driver: &str) {
+    let id = app
+        .create_contact(
+            "marketing",
+            json!({"given_name": "Erin", "family_name": "Example", "email": "erin@example.org", "purposes": ["marketing_email"]}),
+        )
+        .await;
+    let r = app
+        .post(
+            &format!("/api/v1/contacts/{id}/consents"),
+            "marketing",
+            json!({"purpose": "marketing_email", "granted": true}),
+        )
+        .await;
+    assert_eq!(r.status, 201, "{}", r.text);
+
+    let person = Browser::start(driver, &format!("http://{}", app.addr)).await;
+    person.send_gpc().await;
+    person.open("/privacy").await;
+    assert!(person
+        .text("#gpc")
+        .await
+        .contains("Global Privacy Control signal was applied"));
+    person.screenshot("privacy-portal").await;
+    person.fill("#consent-form input[name=email]", "erin@example.org").await;
+    person.click("#consent-form option[value=marketing_email]").await;
+    person.submit("#consent-form button[value=withdraw]").await;
+    assert!(person.visible_text().await.contains("withdrawal is recorded"));
+
+    // Same answer for an unknown address.
+    person.open("/privacy").await;
+    person
+        .fill("#request-form input[name=email]", "nobody@example.org")
+        .await;
+    person.click("#request-form input[value=erasure]").await;
+    person.submit("#request-form button").await;
+    let unknown = person.visible_text().await;
+    person.open("/privacy").await;
+    person.fill("#request-form input[name=email]", "erin@example.org").await;
+    person.click("#request-form input[value=erasure]").await;
+    person.submit("#request-form button").await;
+    assert_eq!(
+        person.visible_text().await,
+        unknown,
+        "same answer for known and unknown addresses"
+    );
+    let mail = app.service.outbox(true).await.unwrap();
+    let body = &mail
+        .iter()
+        .rev()
+        .find(|m| m.kind == "dsr.verification" && m.message.to == "erin@example.org")
+        .expect("code mailed")
+        .message
+        .body;
+    let code = body.split("\"token\": \"").nth(1).unwrap().split('"').next().unwrap();
+    person.fill("input[name=code]", code).await;
+    person.submit("main form button").await;
+    let reference = person.text("#reference").await;
+    // Status, with the reference and the address.
+    person.open("/privacy").await;
+    person
+        .fill("form[action='/privacy/status'] input[name=reference]", &reference)
+        .await;
+    person
+        .fill("form[action='/privacy/status'] input[name=email]", "erin@example.org")
+        .await;
+    person.submit("form[action='/privacy/status'] button").await;
+    assert_eq!(person.text("#request-status dd.status").await, "in_progress");
+    person.quit().await;
+
+    // The privacy officer.
+    let dpo = Browser::start(driver, &format!("http://{}", app.addr)).await;
+    sign_in_with_totp(&dpo, "dpo-user", "dpo-password-long").await;
+    dpo.open(&format!("/contacts/{id}")).await;
+    assert_eq!(
+        dpo.text("#consents tr[data-purpose=marketing_email] td.status").await,
+        "withdrawn",
+        "the portal's withdrawal is visible in the console"
+    );
+    dpo.open("/requests").await;
+    assert!(dpo.text("#requests").await.contains("erasure"));
+    assert!(dpo.find_all("#requests .badge").await.len() >= 2);
+    dpo.screenshot("request-queue").await;
+    dpo.open(&format!("/requests/{reference}")).await;
+    dpo.submit("#fulfil").await;
+    assert!(dpo.visible_text().await.contains("Request fulfilled."));
+    assert!(dpo.visible_text().await.contains("completed"));
+    dpo.open(&format!("/contacts/{id}")).await;
+    assert!(
+        dpo.visible_text().await.contains("contact with this id"),
+        "the contact is gone"
+    );
+    let r = app.get(&format!("/api/v1/contacts/{id}"), "dpo").await;
+    assert_eq!(r.status, 404);
+
+    // The audit viewer verifies the log.
+    dpo.open("/audit").await;
+    dpo.find("#audit tbody tr").await;
+    dpo.screenshot("audit").await;
+    dpo.submit("#verify").await;
+    assert!(dpo.text("#verify-result").await.contains("The audit log verifies"));
+    dpo.quit().await;
+}
+
+/// Every page of the console answers for its roles (no 5xx, no panic), and
+/// carries the security headers.
+async fn pages_answer(app: &TestApp) {
+    let client = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let url = |p: &str| format!("http://{}{p}", app.addr);
+    let r = client.get(url("/privacy")).send().await.unwrap();
+    assert_eq!(r.status(), 200);
+    let csp = r.headers()["content-security-policy"].to_str().unwrap().to_string();
+    assert!(
+        csp.contains("frame-ancestors 'none'") && csp.contains("script-src 'self'"),
+        "{csp}"
+    );
+    assert_eq!(r.headers()["referrer-policy"], "no-referrer");
+    let r = client.get(url("/contacts")).send().await.unwrap();
+    assert_eq!(r.status(), 303, "no session: to the sign-in page");
+    assert_eq!(r.headers()["location"], "/login");
+    // A form without its CSRF token is refused.
+    let r = client
+        .post(url("/login"))
+        .form(&[("username", "admin-user"), ("password", "admin-password-long")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 303);
+    let cookie = r.headers()["set-cookie"]
+        .to_str()
+        .unwrap()
+        .split(';')
+        .next()
+        .unwrap()
+        .to_string();
+    let r = client
+        .post(url("/logout"))
+        .header("cookie", &cookie)
+        .form(&[("_csrf", "forged")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 403);
+    for page in ["/", "/admin/users", "/admin/settings", "/reports/art30", "/security"] {
+        let r = client.get(url(page)).header("cookie", &cookie).send().await.unwrap();
+        assert_eq!(r.status(), 200, "{page}");
+        let text = r.text().await.unwrap();
+        assert!(text.contains("<main id=\"main\">"), "{page}");
+    }
+    // The audit log is for the privacy officer and the auditor; an admin
+    // gets the console's refusal page, not the log.
+    let r = client
+        .get(url("/audit"))
+        .header("cookie", &cookie)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 403);
+    assert!(r.text().await.unwrap().contains("<main id=\"main\">"));
+}
+
+macro_rules! browser_tests {
+    ($($name:ident),*) => {
+        mod sqlite_browser {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    let Some(driver) = super::driver() else { return };
+                    let app = super::app_with_rep(super::Backend::Sqlite).await.expect("sqlite");
+                    super::$name(&app, &driver).await;
+                    app.stop().await;
+                }
+            )*
+        }
+        mod postgres_browser {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    let Some(driver) = super::driver() else { return };
+                    let Some(app) = super::app_with_rep(super::Backend::Postgres).await else {
+                        eprintln!("skipped: STEWARD_TEST_DATABASE_URL is not set");
+                        return;
+                    };
+                    super::$name(&app, &driver).await;
+                    app.stop().await;
+                }
+            )*
+        }
+    };
+}
+
+browser_tests!(staff_console, portal_to_console);
+
+crate::stories!(pages_answer);
