@@ -14,6 +14,7 @@ pub mod crm;
 pub mod crypto;
 pub mod dsr;
 pub mod error;
+pub mod import;
 pub mod incident;
 pub mod keys;
 pub mod mfa;

@@ -665,15 +665,24 @@ async fn serve(cli: &Cli, args: &ServeArgs) -> Result<ExitCode> {
             .next()
             .filter(|p| p.contains('/'))
             .map_or_else(|| "steward".to_string(), |p| shell_quote(&p));
-        println!("No users yet. Create one and an API token with:");
+        println!("No users yet. Create the first one (in another terminal):");
         println!(
             "  echo 'a-long-password' | {program} --data-dir {dir} user create alice --role sales --password-stdin"
         );
+        println!(
+            "then open {scheme}://{addr}/ and sign in as alice with that password \
+             (a role that sees personal data sets up its authenticator app at the first sign-in)."
+        );
+        println!("For the API, create a token with:");
         println!("  {program} --data-dir {dir} token create alice");
-        println!("then call the API with: curl -H \"Authorization: Bearer TOKEN\" {scheme}://{addr}/api/v1/contacts");
+        println!("and call it with: curl -H \"Authorization: Bearer TOKEN\" {scheme}://{addr}/api/v1/contacts");
     } else {
-        println!("Sign in with POST /api/v1/auth/login, or create an API token with: steward token create USERNAME");
+        println!(
+            "Open {scheme}://{addr}/ to sign in to the console; \
+             for the API, sign in with POST /api/v1/auth/login or create a token with: steward token create USERNAME"
+        );
     }
+    println!("The privacy portal for the people whose data is held: {scheme}://{addr}/privacy");
     // Signed tree heads, regularly (and on demand through the API).
     let signer = {
         let service = Arc::clone(&service);

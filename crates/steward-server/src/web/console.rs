@@ -362,6 +362,8 @@ async fn contact_list(s: &AppState, staff: &Staff, query: ContactQuery, q: &str,
             a.button href="/contacts/new" { (t::NEW_CONTACT) }
             " "
             a href="/contacts/export.csv" download { (t::EXPORT_CSV) }
+            " "
+            a href="/contacts/import" { (t::IMPORT_CSV) }
         }
         (search_form(staff, q))
         (contact_table(&fields, &items))

@@ -222,12 +222,28 @@ pub fn input(name: &str, label: &str, kind: &str, value: &str, error: Option<&st
 /// A page: the layout with the navigation for the staff member's role and
 /// the purpose selector.
 pub fn page(s: &AppState, staff: Option<&Staff>, title: &str, here: &str, body: Markup) -> Markup {
+    layout(s, staff, title, here, None, body)
+}
+
+/// A page that reloads itself every `refresh` seconds (progress without
+/// JavaScript), or the plain page.
+pub fn layout(
+    s: &AppState,
+    staff: Option<&Staff>,
+    title: &str,
+    here: &str,
+    refresh: Option<u32>,
+    body: Markup,
+) -> Markup {
     html! {
         (DOCTYPE)
         html lang="en" {
             head {
                 meta charset="utf-8";
                 meta name="viewport" content="width=device-width, initial-scale=1";
+                @if let Some(secs) = refresh {
+                    meta http-equiv="refresh" content=(secs);
+                }
                 title { (title) " · " (t::PRODUCT) }
                 link rel="stylesheet" href="/assets/steward.css";
                 script src="/assets/steward.js" defer {}

@@ -14,6 +14,7 @@ mod admin;
 mod console;
 mod dpo;
 mod html;
+mod import;
 mod portal;
 mod qr;
 pub mod text;
@@ -70,6 +71,13 @@ pub fn routes() -> Router<AppState> {
         .route("/contacts", get(console::contacts).post(console::search))
         .route("/contacts/new", get(console::new_contact).post(console::create_contact))
         .route("/contacts/export.csv", get(console::export_csv))
+        .route(
+            "/contacts/import",
+            get(import::form)
+                .post(import::start)
+                .layer(axum::extract::DefaultBodyLimit::max(import::MAX_IMPORT_BYTES)),
+        )
+        .route("/contacts/import/{id}", get(import::status))
         .route("/contacts/{id}", get(console::contact))
         .route(
             "/contacts/{id}/edit",

@@ -129,3 +129,18 @@ pub const NOTICE: &str = "Privacy notice";
 pub const NOTICE_HISTORY: &str = "Earlier versions";
 pub const NO_NOTICE: &str = "No privacy notice has been published yet.";
 pub const UNDER_NOTICE: &str = "Under privacy notice version";
+
+// CSV import
+pub const IMPORT_TITLE: &str = "Import contacts from CSV";
+pub const IMPORT_HELP: &str = "The first line must be a header naming contact fields of the data inventory (for example given_name,family_name,email), and optionally a purposes column (purposes separated by semicolons). Every row goes through the same checks as a contact created by hand: fields no purpose needs are refused, duplicates are refused, and each row's outcome is reported by line number.";
+pub const IMPORT_FILE: &str = "CSV file";
+pub const IMPORT_PURPOSES: &str = "Purposes for rows without a purposes column";
+pub const IMPORT_START: &str = "Import";
+pub const IMPORT_RUNNING: &str = "Importing…";
+pub const IMPORT_DONE: &str = "Import finished";
+pub const IMPORT_LINE: &str = "Line";
+pub const IMPORT_REASON: &str = "Why it was refused";
+pub const IMPORT_NO_FILE: &str = "choose a CSV file to import";
+pub const IMPORT_NOT_ALLOWED: &str = "your role may not create contacts";
+pub const IMPORT_GONE: &str = "import not found (results are kept for an hour)";
+pub const IMPORT_MORE: &str = "Import another file";

@@ -368,6 +368,40 @@ async fn staff_console(app: &TestApp, driver: &str) {
     assert!(b.find_all("dd[data-field=job_title]").await.is_empty());
     assert!(b.text("#purpose-fields").await.contains("street"));
 
+    // CSV import: a file chosen in the browser, progress, then the report
+    // per line (a field no purpose needs, a duplicate), never values.
+    let dir = tempfile::tempdir().unwrap();
+    let csv = dir.path().join("people.csv");
+    std::fs::write(
+        &csv,
+        "given_name,family_name,email,street,purposes\n\
+         Katherine,Johnson,katherine@example.org,,sales\n\
+         Dorothy,Vaughan,dorothy@example.org,1 Langley Way,sales\n\
+         Kathy,Johnson,katherine@example.org,,sales\n",
+    )
+    .unwrap();
+    b.open("/contacts").await;
+    b.submit("a[href='/contacts/import']").await;
+    let file = b.find("#f-file").await;
+    b.post(
+        &format!("/element/{file}/value"),
+        json!({"text": csv.display().to_string()}),
+    )
+    .await;
+    b.submit("#import-form button[type=submit]").await;
+    let summary = b.text("#import-summary").await;
+    assert_eq!(summary, "Imported 1 contacts; 2 rows refused.");
+    let report = b.text("#import-errors").await;
+    assert!(report.contains("Street is not needed"), "{report}");
+    assert!(report.contains("already has this email"), "{report}");
+    assert!(
+        !report.contains("Langley") && !report.contains("katherine@"),
+        "{report}"
+    );
+    assert_eq!(b.find_all("#import-errors tr[data-line='3']").await.len(), 1);
+    assert_eq!(b.find_all("#import-errors tr[data-line='4']").await.len(), 1);
+    b.screenshot("contact-import").await;
+
     // Nothing personal in titles, URLs or storage; the session cookie is HttpOnly.
     let title = b.get("/title").await;
     assert!(!title.as_str().unwrap().contains("Hopper"), "{title}");
@@ -583,4 +617,111 @@ macro_rules! browser_tests {
 
 browser_tests!(staff_console, portal_to_console);
 
-crate::stories!(pages_answer);
+/// The import page over plain HTTP, as a browser posts it (multipart):
+/// progress page, then the per-line report; the CSRF token is checked and
+/// another user cannot see the report.
+async fn import_reports_per_line(app: &TestApp) {
+    // Sign-in without a second factor, so plain HTTP can hold the session.
+    let r = app
+        .call(
+            reqwest::Method::PUT,
+            "/api/v1/settings",
+            Some("admin"),
+            None,
+            Some(json!({"require_mfa": false})),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    let client = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let url = |p: &str| format!("http://{}{p}", app.addr);
+    let session = |user: &'static str, password: &'static str| {
+        let client = client.clone();
+        let login = url("/login");
+        async move {
+            let r = client
+                .post(login)
+                .form(&[("username", user), ("password", password)])
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(r.status(), 303);
+            r.headers()["set-cookie"]
+                .to_str()
+                .unwrap()
+                .split(';')
+                .next()
+                .unwrap()
+                .to_string()
+        }
+    };
+    let cookie = session("sales-user", "sales-password-long").await;
+    let page = client
+        .get(url("/contacts/import"))
+        .header("cookie", &cookie)
+        .send()
+        .await
+        .unwrap();
+    let status = page.status();
+    let html = page.text().await.unwrap();
+    assert_eq!(status, 200, "{html}");
+    let csrf = html
+        .split("name=\"_csrf\" value=\"")
+        .nth(1)
+        .and_then(|r| r.split('"').next())
+        .unwrap()
+        .to_string();
+    let csv = "given_name,email\nAda,ada@example.org\nBob\nAda2,ada@example.org\n";
+    let body = |csrf: &str| {
+        format!(
+            "--XyZ\r\nContent-Disposition: form-data; name=\"_csrf\"\r\n\r\n{csrf}\r\n\
+             --XyZ\r\nContent-Disposition: form-data; name=\"file\"; filename=\"p.csv\"\r\nContent-Type: text/csv\r\n\r\n{csv}\r\n\
+             --XyZ\r\nContent-Disposition: form-data; name=\"purposes\"\r\n\r\nsales\r\n\
+             --XyZ--\r\n"
+        )
+    };
+    let post = |b: String| {
+        client
+            .post(url("/contacts/import"))
+            .header("cookie", &cookie)
+            .header("content-type", "multipart/form-data; boundary=XyZ")
+            .body(b)
+            .send()
+    };
+    assert_eq!(post(body("forged")).await.unwrap().status(), 403, "CSRF checked");
+    let r = post(body(&csrf)).await.unwrap();
+    assert_eq!(r.status(), 303);
+    let job = r.headers()["location"].to_str().unwrap().to_string();
+    assert!(job.starts_with("/contacts/import/"), "{job}");
+    let mut done = String::new();
+    for _ in 0..100 {
+        let page = client.get(url(&job)).header("cookie", &cookie).send().await.unwrap();
+        assert_eq!(page.status(), 200);
+        let text = page.text().await.unwrap();
+        if text.contains("id=\"import-summary\"") {
+            done = text;
+            break;
+        }
+        assert!(
+            text.contains("http-equiv=\"refresh\""),
+            "the progress page reloads itself"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(done.contains("Imported 1 contacts; 2 rows refused."), "{done}");
+    assert!(
+        done.contains("data-line=\"3\"") && done.contains("data-line=\"4\""),
+        "{done}"
+    );
+    assert!(!done.contains("ada@example.org"), "no values in the report");
+    let r = app.get("/api/v1/contacts?email=ada@example.org", "sales").await;
+    assert_eq!(r.body["items"].as_array().unwrap().len(), 1, "{}", r.text);
+    // Someone else's session does not see the report.
+    let other = session("marketing-user", "marketing-password-long").await;
+    let page = client.get(url(&job)).header("cookie", &other).send().await.unwrap();
+    assert_eq!(page.status(), 404);
+}
+
+crate::stories!(pages_answer, import_reports_per_line);

@@ -25,6 +25,52 @@ async fn first_run_serves_health_and_prints_how_to_log_in() {
     );
     assert!(server.stdout().contains("user create"), "{}", server.stdout());
 
+    // The first sign-in works as printed: run the printed command, then sign
+    // in to the console at the printed address with the printed password.
+    let out = server.stdout();
+    let create = out
+        .lines()
+        .map(str::trim)
+        .find(|l| l.contains("user create"))
+        .unwrap()
+        .to_string();
+    let status = std::process::Command::new("sh")
+        .arg("-c")
+        .arg(&create)
+        .status()
+        .unwrap();
+    assert!(status.success(), "the printed command runs: {create}");
+    let open = out
+        .lines()
+        .find(|l| l.starts_with("then open "))
+        .unwrap_or_else(|| panic!("{out}"));
+    let console = open.split_whitespace().nth(2).unwrap().to_string();
+    assert_eq!(console, server.url("/"), "{open}");
+    assert!(
+        out.contains(&server.url("/privacy")),
+        "the portal's address is printed:\n{out}"
+    );
+    let client = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let page = client.get(&console).send().await.unwrap();
+    assert_eq!(page.status(), 303, "the console sends a visitor to its sign-in page");
+    assert_eq!(page.headers()["location"], "/login");
+    let r = client
+        .post(server.url("/login"))
+        .form(&[("username", "alice"), ("password", "a-long-password")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 303, "the printed sign-in works");
+    assert_eq!(
+        r.headers()["location"],
+        "/security/mfa",
+        "a sales user sets up a second factor first"
+    );
+    assert!(r.headers()["set-cookie"].to_str().unwrap().contains("HttpOnly"));
+
     let client = reqwest::Client::new();
     let r = client.get(server.url("/healthz")).send().await.unwrap();
     assert_eq!(r.status(), 200);
