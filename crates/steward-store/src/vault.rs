@@ -134,9 +134,22 @@ impl KeyVault {
         let conn = Connection::open(path).map_err(|e| err("cannot open", &e))?;
         conn.busy_timeout(std::time::Duration::from_secs(10))
             .map_err(|e| err("cannot configure", &e))?;
-        let mode: String = conn
-            .query_row("PRAGMA journal_mode=WAL", [], |r| r.get(0))
-            .map_err(|e| err("cannot enable WAL", &e))?;
+        // Switching to WAL needs the file to itself for a moment: when
+        // several processes open the vault at once, SQLite may answer "busy"
+        // without waiting (to avoid a deadlock), so the switch is retried.
+        let mut attempt = 0;
+        let mode: String = loop {
+            match conn.query_row("PRAGMA journal_mode=WAL", [], |r| r.get(0)) {
+                Ok(mode) => break mode,
+                Err(rusqlite::Error::SqliteFailure(e, _))
+                    if e.code == rusqlite::ErrorCode::DatabaseBusy && attempt < 200 =>
+                {
+                    attempt += 1;
+                    std::thread::sleep(std::time::Duration::from_millis(10 + attempt % 7));
+                }
+                Err(e) => return Err(err("cannot enable WAL", &e)),
+            }
+        };
         if !mode.eq_ignore_ascii_case("wal") {
             return Err(StoreError::Backend(format!(
                 "subject-key vault: could not enable WAL (journal mode is {mode})"
