@@ -91,6 +91,8 @@ struct Sizes {
     pg_creates: usize,
     scale_max: usize,
     erasures: usize,
+    page_contacts: usize,
+    page_samples: usize,
 }
 
 impl Sizes {
@@ -107,6 +109,8 @@ impl Sizes {
                 pg_creates: 100,
                 scale_max: 300,
                 erasures: 5,
+                page_contacts: 200,
+                page_samples: 3,
             };
         }
         if args.quick {
@@ -121,6 +125,8 @@ impl Sizes {
                 pg_creates: 5_000,
                 scale_max: 10_000,
                 erasures: 200,
+                page_contacts: 10_000,
+                page_samples: 20,
             };
         }
         Self {
@@ -134,6 +140,8 @@ impl Sizes {
             pg_creates: 50_000,
             scale_max: 1_000_000,
             erasures: 500,
+            page_contacts: 10_000,
+            page_samples: 100,
         }
     }
 }
@@ -199,6 +207,9 @@ pub async fn run(_cli: &Cli, args: &BenchArgs) -> Result<ExitCode> {
     stage(6, "bulk import of a CSV file through the full pipeline…");
     let import_rows = sizes.import_rows;
     let import_rate = bulk_import(&dir.join("import"), import_rows).await?;
+    eprintln!("      console and portal pages with {} contacts…", sizes.page_contacts);
+    let pages = crate::bench_pages::console_pages(&dir.join("pages"), sizes.page_contacts, sizes.page_samples).await?;
+    let slowest_page = pages.iter().map(|p| p.p99_ms).fold(0.0, f64::max);
     stage(7, "audit verification and token authentication…");
     let verify_rate = steward_audit::bench_verify(verify_entries);
     let (auth_us, read_us) = auth_vs_read(&dir.join("auth"), sizes.auth_calls).await?;
@@ -392,6 +403,11 @@ pub async fn run(_cli: &Cli, args: &BenchArgs) -> Result<ExitCode> {
             target: 1.0,
         },
         Ratio {
+            name: "50 ms / slowest console page p99 (10k contacts)",
+            ratio: 50.0 / slowest_page.max(1e-6),
+            target: 1.0,
+        },
+        Ratio {
             name: "creates / peer CRM (~20/s, PERFORMANCE.md)",
             ratio: create_rate / 20.0,
             target: 200.0,
@@ -419,6 +435,7 @@ pub async fn run(_cli: &Cli, args: &BenchArgs) -> Result<ExitCode> {
             "figures": figures.iter().map(|f| json!({"name": f.name, "value": f.value, "unit": f.unit})).collect::<Vec<_>>(),
             "ratios": ratios.iter().map(|r| json!({"name": r.name, "ratio": r.ratio, "target": r.target, "pass": r.ratio >= r.target})).collect::<Vec<_>>(),
             "scale": points.iter().map(ScalePoint::to_json).collect::<Vec<_>>(),
+            "pages": pages.iter().map(crate::bench_pages::PageTiming::to_json).collect::<Vec<_>>(),
         });
         println!("{}", serde_json::to_string_pretty(&out)?);
     } else {
@@ -435,6 +452,23 @@ pub async fn run(_cli: &Cli, args: &BenchArgs) -> Result<ExitCode> {
         }
         println!();
         ScalePoint::print_table(&points);
+        println!();
+        println!(
+            "{:<46} {:>8} {:>8} {:>9}",
+            format!("page ({} contacts, loopback round trip)", sizes.page_contacts),
+            "p50 ms",
+            "p99 ms",
+            "KiB"
+        );
+        for p in &pages {
+            println!(
+                "{:<46} {:>8.2} {:>8.2} {:>9.1}",
+                p.page,
+                p.p50_ms,
+                p.p99_ms,
+                p.bytes as f64 / 1024.0
+            );
+        }
         println!();
         println!("total time: {elapsed:.0} s");
     }
@@ -637,7 +671,7 @@ async fn load(addr: std::net::SocketAddr, total: usize, concurrency: usize, make
 
 /// Runs `total` requests over `concurrency` keep-alive connections; every
 /// response must be 2xx. With `ids`, collects the `"id"` of each response.
-async fn load_collect(
+pub(crate) async fn load_collect(
     addr: std::net::SocketAddr,
     total: usize,
     concurrency: usize,
@@ -698,7 +732,7 @@ async fn load_collect(
     Ok(total as f64 / start.elapsed().as_secs_f64())
 }
 
-async fn read_response(conn: &mut TcpStream, buf: &mut Vec<u8>) -> Result<(u16, Vec<u8>)> {
+pub(crate) async fn read_response(conn: &mut TcpStream, buf: &mut Vec<u8>) -> Result<(u16, Vec<u8>)> {
     loop {
         if let Some(end) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
             let head = std::str::from_utf8(&buf[..end])?.to_string();
@@ -785,7 +819,7 @@ async fn auth_vs_read(dir: &std::path::Path, n: usize) -> Result<(f64, f64)> {
     Ok((auth, read))
 }
 
-fn percentile(sorted: &[f64], p: f64) -> f64 {
+pub(crate) fn percentile(sorted: &[f64], p: f64) -> f64 {
     if sorted.is_empty() {
         return 0.0;
     }

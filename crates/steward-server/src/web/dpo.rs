@@ -444,7 +444,12 @@ pub async fn open_incident(State(s): State<AppState>, staff: Staff, form: Form) 
     }
 }
 
-pub async fn incident(State(s): State<AppState>, staff: Staff, Path(id): Path<String>) -> Response {
+pub async fn incident(
+    State(s): State<AppState>,
+    staff: Staff,
+    Path(id): Path<String>,
+    Query(f): Query<Flash>,
+) -> Response {
     let ctx = match staff.ctx(&s).await {
         Ok(c) => c,
         Err(e) => return error_page(&s, Some(&staff), e),
@@ -461,26 +466,194 @@ pub async fn incident(State(s): State<AppState>, staff: Staff, Path(id): Path<St
         .await
         .map(|j| j.0)
         .ok();
+    let done = f
+        .done
+        .as_deref()
+        .and_then(|d| INCIDENT_ACTIONS.iter().find(|(a, _)| *a == d))
+        .map(|(_, m)| *m);
+    let action = |a: &str| format!("/incidents/{id}/{a}");
     let body = html! {
+        @if let Some(m) = done { (notice(m)) }
         h2 { "Legal clocks" }
         (clocks(&v))
         h2 { "Incident" }
         (dl(&v, &["id", "clocks"]))
+        h2 { "Scope (from the audit log)" }
         @if let Some(sc) = &scope {
-            h2 { "Scope (from the audit log)" }
-            (dl(sc, &["subjects", "entries"]))
+            div #incident-scope { (dl(sc, &["subjects", "entries"])) }
+        } @else {
+            p { "Not scoped yet." }
         }
+        form.card #scope-form method="post" action=(action("scope")) {
+            (csrf(&staff))
+            p.hint { "Who or what to trace in the audit log (any of them), and the window (UTC, e.g. 2026-12-01T07:00:00Z; by default the incident's start to its end or now)." }
+            (input("user", "User (name or id)", "text", "", None))
+            (input("token", "API token id", "text", "", None))
+            (input("session", "Session id", "text", "", None))
+            (input("client", "Client address", "text", "", None))
+            (input("from", "From", "text", "", None))
+            (input("to", "To", "text", "", None))
+            button type="submit" { "Scope from the audit log" }
+        }
+        h2 { "Risk" }
+        form.card #risk-form method="post" action=(action("risk")) {
+            (csrf(&staff))
+            div.field {
+                label for="f-level" { "Level" }
+                select id="f-level" name="level" {
+                    option value="" { "Confirm Steward's proposal" }
+                    @for l in ["low", "medium", "high"] { option value=(l) { (l) } }
+                }
+            }
+            (input("reason", "Reason (needed to override the proposal)", "text", "", None))
+            button type="submit" { "Record the risk assessment" }
+        }
+        h2 { "Containment" }
+        form.card #containment-form method="post" action=(action("containment")) {
+            (csrf(&staff))
+            div.field {
+                label for="f-action" { "Action" }
+                select id="f-action" name="action" {
+                    @for a in ["revoke_token", "revoke_sessions", "disable_user", "reset_password", "reset_mfa"] { option value=(a) { (a) } }
+                }
+            }
+            (input("user", "User (name or id)", "text", "", None))
+            (input("token", "API token id (for revoke_token)", "text", "", None))
+            (input("note", "Note", "text", "", None))
+            button type="submit" { "Contain" }
+        }
+        h2 { "Notifications" }
+        p { a href={"/api/v1/incidents/" (id) "/notification?format=html"} { "Notification to the supervisory authority (Art. 33(3))" } }
+        form.card #regulator-form method="post" action=(action("notify-regulator")) {
+            (csrf(&staff))
+            (input("reference", "The authority's case reference", "text", "", None))
+            (input("delay_reason", "Reason for the delay (needed after 72 hours)", "text", "", None))
+            button type="submit" { "Record that the authority was notified" }
+        }
+        form.card #subjects-form method="post" action=(action("notify-subjects")) {
+            (csrf(&staff))
+            div.field {
+                label for="f-what_happened" { "What happened, in clear language" }
+                textarea id="f-what_happened" name="what_happened" rows="3" required {}
+            }
+            div.field {
+                label for="f-what_to_do" { "What they can do (optional; advice per data category by default)" }
+                textarea id="f-what_to_do" name="what_to_do" rows="2" {}
+            }
+            button type="submit" { "Notify the people affected (Art. 34)" }
+        }
+        h2 { "Timeline" }
         @if let Some(tl) = &timeline {
-            h2 { "Timeline" }
-            ul.timeline {
+            ul.timeline #timeline {
                 @for item in tl["items"].as_array().cloned().unwrap_or_default() {
                     li { (short_time(&item["at"])) " · " (cell(&item["kind"])) " — " (cell(&item["text"])) }
                 }
             }
         }
-        p { a href={"/api/v1/incidents/" (id) "/notification?format=html"} { "Notification to the supervisory authority (Art. 33(3))" } }
+        form.card #note-form method="post" action=(action("note")) {
+            (csrf(&staff))
+            div.field {
+                label for="f-text" { "Note" }
+                textarea id="f-text" name="text" rows="2" required {}
+            }
+            button type="submit" { "Add to the timeline" }
+        }
     };
     ok_page(&s, &staff, "Incident", "/incidents", body)
+}
+
+/// The incident page's actions and what the page says once done.
+const INCIDENT_ACTIONS: [(&str, &str); 6] = [
+    ("scope", "The scope was computed from the audit log and stored."),
+    ("risk", "The risk assessment is recorded."),
+    ("containment", "The containment step was carried out and recorded."),
+    ("notify-regulator", "The notification of the authority is recorded."),
+    (
+        "notify-subjects",
+        "Notices to the people affected are queued in the outbox.",
+    ),
+    ("note", "The note was added to the timeline."),
+];
+
+/// A timestamp field of a form as RFC 3339 (a bare date-time is UTC).
+fn form_time(form: &Form, name: &str) -> Option<Value> {
+    form.text(name).map(|v| {
+        let v = if v.len() == 16 || v.len() == 19 && !v.ends_with('Z') {
+            format!("{v}{}Z", if v.len() == 16 { ":00" } else { "" })
+        } else {
+            v.to_string()
+        };
+        Value::String(v)
+    })
+}
+
+pub async fn incident_action(
+    State(s): State<AppState>,
+    staff: Staff,
+    Path((id, action)): Path<(String, String)>,
+    form: Form,
+) -> Response {
+    if let Some(r) = staff.refuse_forged(&s, &form) {
+        return r;
+    }
+    let ctx = match staff.ctx(&s).await {
+        Ok(c) => c,
+        Err(e) => return error_page(&s, Some(&staff), e),
+    };
+    let st = State(s.clone());
+    let fields = |names: &[&str]| -> Value {
+        let mut m = serde_json::Map::new();
+        for n in names {
+            if let Some(v) = form.text(n) {
+                m.insert((*n).into(), Value::String(v.into()));
+            }
+        }
+        Value::Object(m)
+    };
+    let p = || Path(id.clone());
+    let result: Result<(), ApiError> = match action.as_str() {
+        "scope" => {
+            let mut b = fields(&["user", "token", "session", "client"]);
+            for n in ["from", "to"] {
+                if let Some(v) = form_time(&form, n) {
+                    b[n] = v;
+                }
+            }
+            match body(&b) {
+                Ok(b) => routes::incidents::scope(st, ctx, p(), ApiJson(b)).await.map(|_| ()),
+                Err(e) => Err(e),
+            }
+        }
+        "risk" => match body(&fields(&["level", "reason"])) {
+            Ok(b) => routes::incidents::risk(st, ctx, p(), ApiJson(b)).await.map(|_| ()),
+            Err(e) => Err(e),
+        },
+        "containment" => match body(&fields(&["action", "user", "token", "note"])) {
+            Ok(b) => routes::incidents::contain(st, ctx, p(), ApiJson(b)).await.map(|_| ()),
+            Err(e) => Err(e),
+        },
+        "notify-regulator" => match body(&fields(&["reference", "delay_reason"])) {
+            Ok(b) => routes::incidents::notify_regulator(st, ctx, p(), ApiJson(b))
+                .await
+                .map(|_| ()),
+            Err(e) => Err(e),
+        },
+        "notify-subjects" => match body(&fields(&["what_happened", "what_to_do"])) {
+            Ok(b) => routes::incidents::notify_subjects(st, ctx, p(), ApiJson(b))
+                .await
+                .map(|_| ()),
+            Err(e) => Err(e),
+        },
+        "note" => match body(&fields(&["text"])) {
+            Ok(b) => routes::incidents::add_note(st, ctx, p(), ApiJson(b)).await.map(|_| ()),
+            Err(e) => Err(e),
+        },
+        _ => Err(ApiError::NotFound("no such action".into())),
+    };
+    match result {
+        Ok(()) => Redirect::to(&format!("/incidents/{id}?done={action}")).into_response(),
+        Err(e) => error_page(&s, Some(&staff), e),
+    }
 }
 
 #[derive(serde::Deserialize)]

@@ -32,9 +32,9 @@ pub struct Staff {
     pub purpose: Option<String>,
     request_id: Option<String>,
     client: Option<String>,
-    /// The path of the page being shown (ids only, never personal data),
-    /// so the purpose selector returns to it.
-    path: String,
+    /// The path of the page being shown when it was a GET (ids only, never
+    /// personal data), so the purpose selector returns to it.
+    path: Option<String>,
 }
 
 impl FromRequestParts<AppState> for Staff {
@@ -69,7 +69,7 @@ impl FromRequestParts<AppState> for Staff {
             purpose,
             request_id: request_id(&parts.headers),
             client: client_address(parts),
-            path: parts.uri.path().to_string(),
+            path: (parts.method == axum::http::Method::GET).then(|| parts.uri.path().to_string()),
         })
     }
 }
@@ -254,7 +254,7 @@ pub fn layout(
                     a.brand href="/" { (t::PRODUCT) }
                     @if let Some(staff) = staff {
                         (nav(staff, here))
-                        (purpose_selector(s, staff))
+                        (purpose_selector(s, staff, here))
                         div.who {
                             span { (t::SIGNED_IN_AS) " " strong { (staff.principal.username) } " (" (staff.principal.role) ")" }
                             " "
@@ -316,7 +316,7 @@ fn nav(staff: &Staff, here: &str) -> Markup {
     }
 }
 
-fn purpose_selector(s: &AppState, staff: &Staff) -> Markup {
+fn purpose_selector(s: &AppState, staff: &Staff, here: &str) -> Markup {
     let inventory = s.service.inventory();
     let purposes = inventory
         .role(&staff.principal.role)
@@ -339,7 +339,7 @@ fn purpose_selector(s: &AppState, staff: &Staff) -> Markup {
     html! {
         form.purpose method="post" action="/purpose" {
             (csrf(staff))
-            input type="hidden" name="back" value=(staff.path);
+            input type="hidden" name="back" value=(staff.path.as_deref().unwrap_or(here));
             label for="purpose" { (t::PURPOSE) }
             select id="purpose" name="purpose" {
                 @for p in &purposes {

@@ -97,6 +97,7 @@ pub fn routes() -> Router<AppState> {
         .route("/notices/renewals/mail", post(dpo::renewal_mail))
         .route("/incidents", get(dpo::incidents).post(dpo::open_incident))
         .route("/incidents/{id}", get(dpo::incident))
+        .route("/incidents/{id}/{action}", post(dpo::incident_action))
         .route("/retention", get(dpo::retention))
         .route("/audit", get(dpo::audit))
         .route("/audit/verify", post(dpo::audit_verify))

@@ -724,4 +724,167 @@ async fn import_reports_per_line(app: &TestApp) {
     assert_eq!(page.status(), 404);
 }
 
-crate::stories!(pages_answer, import_reports_per_line);
+/// A console session over plain HTTP (second factors switched off so a
+/// test without a browser can hold one): the client and its cookie.
+async fn http_session(app: &TestApp, user: &str) -> (reqwest::Client, String) {
+    let r = app
+        .call(
+            reqwest::Method::PUT,
+            "/api/v1/settings",
+            Some("admin"),
+            None,
+            Some(json!({"require_mfa": false})),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    let client = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let password = format!("{}-password-long", user.trim_end_matches("-user"));
+    let r = client
+        .post(format!("http://{}/login", app.addr))
+        .form(&[("username", user), ("password", password.as_str())])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 303);
+    let cookie = r.headers()["set-cookie"]
+        .to_str()
+        .unwrap()
+        .split(';')
+        .next()
+        .unwrap()
+        .to_string();
+    (client, cookie)
+}
+
+fn csrf_of(html: &str) -> String {
+    html.split("name=\"_csrf\" value=\"")
+        .nth(1)
+        .and_then(|r| r.split('"').next())
+        .unwrap_or_else(|| panic!("no CSRF token in {html}"))
+        .to_string()
+}
+
+/// The breach register's incident page: scope from the audit log, risk,
+/// containment, both notifications and a note, each through its form.
+async fn incident_page_actions(app: &TestApp) {
+    let contact = app
+        .create_contact(
+            "sales",
+            json!({"given_name": "Ida", "email": "ida@example.org", "purposes": ["sales"]}),
+        )
+        .await;
+    assert_eq!(
+        app.get(&format!("/api/v1/contacts/{contact}"), "sales").await.status,
+        200
+    );
+    let r = app
+        .post(
+            "/api/v1/incidents",
+            "dpo",
+            json!({"title": "Sales token leaked", "description": "Pushed to a public repository.",
+                   "category": "confidentiality", "source": "compromised_account",
+                   "started_at": (chrono::Utc::now() - chrono::Duration::hours(1)).to_rfc3339(),
+                   "aware_at": chrono::Utc::now().to_rfc3339()}),
+        )
+        .await;
+    assert_eq!(r.status, 201, "{}", r.text);
+    let id = r.body["id"].as_str().unwrap().to_string();
+    let (client, cookie) = http_session(app, "dpo-user").await;
+    let url = |p: &str| format!("http://{}{p}", app.addr);
+    let page = client
+        .get(url(&format!("/incidents/{id}")))
+        .header("cookie", &cookie)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(page.status(), 200);
+    let html = page.text().await.unwrap();
+    assert!(html.contains("Not scoped yet."));
+    assert!(html.contains("data-deadline="), "the 72-hour clock counts down");
+    let csrf = csrf_of(&html);
+    let act = |action: &'static str, fields: Vec<(&'static str, &'static str)>| {
+        let client = client.clone();
+        let cookie = cookie.clone();
+        let csrf = csrf.clone();
+        let to = url(&format!("/incidents/{id}/{action}"));
+        async move {
+            let mut form = vec![("_csrf", csrf.as_str())];
+            form.extend(fields.iter().copied());
+            let r = client
+                .post(to)
+                .header("cookie", &cookie)
+                .form(&form)
+                .send()
+                .await
+                .unwrap();
+            let status = r.status();
+            let text = r.text().await.unwrap();
+            (status, text)
+        }
+    };
+    let (status, text) = act("scope", vec![("user", "sales-user")]).await;
+    assert_eq!(status, 303, "{text}");
+    let (status, _) = act("risk", vec![]).await;
+    assert_eq!(status, 303, "the proposal confirmed");
+    let (status, text) = act("risk", vec![("level", "catastrophic")]).await;
+    assert_eq!(status, 422, "a bad level is refused with the API's reason: {text}");
+    let (status, _) = act(
+        "containment",
+        vec![("action", "revoke_sessions"), ("user", "sales-user")],
+    )
+    .await;
+    assert_eq!(status, 303);
+    let (status, _) = act("notify-regulator", vec![("reference", "ICO-123")]).await;
+    assert_eq!(status, 303);
+    let (status, _) = act(
+        "notify-subjects",
+        vec![("what_happened", "A token that can read your record was exposed.")],
+    )
+    .await;
+    assert_eq!(status, 303);
+    let (status, _) = act("note", vec![("text", "Token rotated by the sales team")]).await;
+    assert_eq!(status, 303);
+    let (status, _) = act("note", vec![("text", "forged"), ("_csrf", "x")]).await;
+    assert_eq!(status, 303, "the first _csrf value counts");
+    let r = client
+        .post(url(&format!("/incidents/{id}/note")))
+        .header("cookie", &cookie)
+        .form(&[("_csrf", "forged"), ("text", "x")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 403, "CSRF checked");
+
+    let html = client
+        .get(url(&format!("/incidents/{id}?done=note")))
+        .header("cookie", &cookie)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(html.contains("The note was added to the timeline."));
+    assert!(html.contains("id=\"incident-scope\""), "the scope is shown");
+    assert!(!html.contains("ida@example.org"), "the page names no person");
+    let scope = app.get(&format!("/api/v1/incidents/{id}/scope"), "dpo").await;
+    assert_eq!(scope.status, 200, "{}", scope.text);
+    assert!(
+        scope.text.contains(&contact),
+        "the read contact is in scope: {}",
+        scope.text
+    );
+    let timeline = app.get(&format!("/api/v1/incidents/{id}/timeline"), "dpo").await;
+    assert!(
+        timeline.text.contains("Token rotated by the sales team"),
+        "{}",
+        timeline.text
+    );
+    let got = app.get(&format!("/api/v1/incidents/{id}"), "dpo").await;
+    assert!(got.text.contains("ICO-123"), "{}", got.text);
+}
+
+crate::stories!(pages_answer, import_reports_per_line, incident_page_actions);

@@ -312,6 +312,7 @@ fn bench_reports_every_target_as_a_ratio_in_json() {
         "50 ms / access export p99 (largest scale)",
         "retention deletions/s / DSR erasures/s (largest)",
         "5 ms / read p99 during a retention run (largest)",
+        "50 ms / slowest console page p99 (10k contacts)",
     ] {
         assert!(names.contains(&expected), "{expected} is reported: {names:?}");
     }
@@ -334,4 +335,18 @@ fn bench_reports_every_target_as_a_ratio_in_json() {
     assert!(top["peak_rss_mib"].as_f64().unwrap() > 0.0);
     assert!(top["audit_verify_entries_per_s"].as_f64().unwrap() > 0.0);
     assert!(!out.stdout.contains("@example.org"), "no personal data in the report");
+    let pages = v["pages"].as_array().expect("pages");
+    let names: Vec<&str> = pages.iter().filter_map(|p| p["page"].as_str()).collect();
+    for expected in [
+        "GET /contacts",
+        "GET /contacts/{id}",
+        "GET /requests",
+        "GET /audit",
+        "GET /privacy",
+    ] {
+        assert!(names.contains(&expected), "{expected} is measured: {names:?}");
+    }
+    assert!(pages
+        .iter()
+        .all(|p| p["p99_ms"].as_f64().unwrap() > 0.0 && p["bytes"].as_u64().unwrap() > 0));
 }
