@@ -55,6 +55,10 @@ async fn users_page(s: &AppState, staff: &Staff, done: Option<&str>, errors: &Er
                                 label.check { input type="checkbox" name="disabled" value="true" checked[u["disabled"] == true]; " disabled" }
                                 button type="submit" { (t::SAVE) }
                             }
+                            form.inline method="post" action={"/admin/users/" (id) "/revoke-tokens"} {
+                                (csrf(staff))
+                                button type="submit" { "Sign out everywhere" }
+                            }
                         }
                         td {
                             form.inline method="post" action={"/admin/users/" (id) "/training"} {
@@ -123,6 +127,16 @@ pub async fn update_user(State(s): State<AppState>, staff: Staff, Path(id): Path
     };
     match result {
         Ok(()) => Redirect::to("/admin/users?done=saved").into_response(),
+        Err(e) => error_page(&s, Some(&staff), e),
+    }
+}
+
+pub async fn revoke_tokens(State(s): State<AppState>, staff: Staff, Path(id): Path<String>, form: Form) -> Response {
+    if let Some(r) = staff.refuse_forged(&s, &form) {
+        return r;
+    }
+    match users::revoke_tokens(State(s.clone()), Authed(staff.principal.clone()), Path(id)).await {
+        Ok(_) => Redirect::to("/admin/users?done=revoked").into_response(),
         Err(e) => error_page(&s, Some(&staff), e),
     }
 }

@@ -204,7 +204,75 @@ pub async fn security(State(s): State<AppState>, staff: Staff) -> Response {
             }
         }
     };
+    let purposes = s
+        .service
+        .inventory()
+        .role(&staff.principal.role)
+        .map(|r| r.purposes.clone())
+        .unwrap_or_default();
+    let body = html! {
+        (body)
+        section aria-labelledby="new-token-h" {
+            h2 id="new-token-h" { "New API token" }
+            form.card #token-form method="post" action="/security/tokens" {
+                (csrf(&staff))
+                (input("name", "Name (what it is for)", "text", "", None))
+                (input("expires_in_days", "Expires after (days)", "number", "90", None))
+                @if !purposes.is_empty() {
+                    div.field {
+                        label for="f-purpose" { "Limited to the purpose" }
+                        select id="f-purpose" name="purpose" {
+                            option value="" { "any of my role's purposes" }
+                            @for p in &purposes { option value=(p) { (p) } }
+                        }
+                    }
+                }
+                button type="submit" { "Create token" }
+            }
+        }
+    };
     ok_page(&s, &staff, t::SECURITY, "/security", body)
+}
+
+/// Creates an API token for the signed-in user and shows its secret once.
+pub async fn create_token(State(s): State<AppState>, staff: Staff, form: Form) -> Response {
+    if let Some(r) = staff.refuse_forged(&s, &form) {
+        return r;
+    }
+    let days = match form.text("expires_in_days").map(str::parse::<u32>) {
+        None => None,
+        Some(Ok(d)) if (1..=3660).contains(&d) => Some(d),
+        Some(_) => {
+            return error_page(
+                &s,
+                Some(&staff),
+                ApiError::BadRequest("the expiry must be a whole number of days from 1 to 3660".into()),
+            )
+        }
+    };
+    let created = s
+        .service
+        .create_own_token(
+            &staff.principal,
+            form.text("name").map(str::to_string),
+            days,
+            form.text("purpose").map(str::to_string),
+        )
+        .await;
+    match created {
+        Ok((view, secret)) => {
+            let body = html! {
+                div.alert.warn role="status" {
+                    p { "Copy the token now: it is shown only this once, and only a keyed hash of it is stored." }
+                }
+                p { code #new-token { (secret.as_str()) } }
+                p.hint { "Use it as: Authorization: Bearer <token>. It expires " (view.expires_at.map(when).unwrap_or_else(|| "never".into())) "." }
+                p { a href="/security" { (t::SECURITY) } }
+            };
+            ok_page(&s, &staff, "API token created", "/security", body)
+        }
+        Err(e) => error_page(&s, Some(&staff), e.into()),
+    }
 }
 
 pub async fn revoke_session(State(s): State<AppState>, staff: Staff, Path(id): Path<String>, form: Form) -> Response {

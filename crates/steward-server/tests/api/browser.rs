@@ -583,6 +583,89 @@ async fn pages_answer(app: &TestApp) {
         .unwrap();
     assert_eq!(r.status(), 403);
     assert!(r.text().await.unwrap().contains("<main id=\"main\">"));
+
+    // A token made on the security page works on the API and is shown once.
+    let html = client
+        .get(url("/security"))
+        .header("cookie", &cookie)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let csrf = csrf_of(&html);
+    let r = client
+        .post(url("/security/tokens"))
+        .header("cookie", &cookie)
+        .form(&[
+            ("_csrf", csrf.as_str()),
+            ("name", "backup job"),
+            ("expires_in_days", "30"),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let html = r.text().await.unwrap();
+    let secret = html
+        .split("id=\"new-token\">")
+        .nth(1)
+        .and_then(|r| r.split('<').next())
+        .unwrap()
+        .to_string();
+    assert!(secret.starts_with("stw_"), "{secret}");
+    let r = client
+        .get(url("/api/v1/tokens"))
+        .bearer_auth(&secret)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    assert!(r.text().await.unwrap().contains("backup job"));
+    let html = client
+        .get(url("/security"))
+        .header("cookie", &cookie)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        html.contains("backup job") && !html.contains(&secret),
+        "listed, never shown again"
+    );
+    let r = client
+        .post(url("/security/tokens"))
+        .header("cookie", &cookie)
+        .form(&[("_csrf", csrf.as_str()), ("expires_in_days", "-3")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 400);
+
+    // Signing a user out everywhere from the users page revokes their tokens.
+    let users = app.get("/api/v1/users", "admin").await;
+    let sales = users.body["items"]
+        .as_array()
+        .unwrap_or_else(|| panic!("{}", users.text))
+        .iter()
+        .find(|u| u["username"] == "sales-user")
+        .unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert_eq!(app.get("/api/v1/contacts", "sales").await.status, 200);
+    let r = client
+        .post(url(&format!("/admin/users/{sales}/revoke-tokens")))
+        .header("cookie", &cookie)
+        .form(&[("_csrf", csrf.as_str())])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 303);
+    assert_eq!(app.get("/api/v1/contacts", "sales").await.status, 401);
 }
 
 macro_rules! browser_tests {
