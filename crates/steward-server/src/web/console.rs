@@ -35,6 +35,10 @@ fn flash(done: Option<&str>) -> Option<&'static str> {
         "created" => Some(t::CREATED),
         "saved" => Some(t::SAVED),
         "mfa" => Some(t::MFA_AGAIN),
+        "hold" => Some("The legal hold is placed: the contact cannot be erased or deleted while it is active."),
+        "released" => Some("The legal hold is released (and kept on record)."),
+        "restricted" => Some("Processing is restricted: only the compliance purpose can read this contact now."),
+        "unrestricted" => Some("The restriction is lifted."),
         _ => None,
     }
 }
@@ -649,6 +653,7 @@ pub async fn contact(
         .ok();
     let deals = s.service.list_deals(&ctx.0, None, Some(200)).await.ok();
     let restricted = c.restricted;
+    let compliance = ctx.0.purpose.as_deref() == Some(steward_domain::inventory::COMPLIANCE);
     let org = match c
         .fields
         .get("organization_id")
@@ -728,7 +733,38 @@ pub async fn contact(
             section aria-labelledby="holds-h" {
                 h2 id="holds-h" { (t::LEGAL_HOLDS) }
                 @if holds.is_empty() { p { "None." } }
-                ul { @for h in holds { li { (when(h.created_at)) " — " (h.reason) @if h.released_at.is_some() { " (released)" } } } }
+                ul #holds {
+                    @for h in holds {
+                        li {
+                            (when(h.created_at)) " — " (h.reason)
+                            @if h.released_at.is_some() { " (released)" }
+                            @else if compliance {
+                                " "
+                                form.inline method="post" action={"/contacts/" (c.id) "/holds/" (h.id) "/release"} {
+                                    (csrf(&staff))
+                                    button type="submit" { "Release" }
+                                }
+                            }
+                        }
+                    }
+                }
+                @if compliance {
+                    form.card #hold-form method="post" action={"/contacts/" (c.id) "/holds"} {
+                        (csrf(&staff))
+                        (input("reason", "Reason for a new legal hold (GDPR Art. 17(3))", "text", "", None))
+                        button type="submit" { "Place a legal hold" }
+                    }
+                }
+            }
+        }
+        @if compliance {
+            section aria-labelledby="restrict-h" {
+                h2 id="restrict-h" { "Restriction of processing (Art. 18)" }
+                form.card #restriction-form method="post" action={"/contacts/" (c.id) "/restriction"} {
+                    (csrf(&staff))
+                    input type="hidden" name="restricted" value=(if restricted { "false" } else { "true" });
+                    button type="submit" { @if restricted { "Lift the restriction" } @else { "Restrict processing" } }
+                }
             }
         }
         @if let Some(log) = &log {
@@ -1012,4 +1048,59 @@ pub async fn deal(State(s): State<AppState>, staff: Staff, Path(id): Path<String
         }
         Err(e) => error_page(&s, Some(&staff), e.into()),
     }
+}
+
+/// Legal holds and restriction, from the contact page (compliance purpose).
+pub async fn contact_action(
+    State(s): State<AppState>,
+    staff: Staff,
+    Path(params): Path<Vec<(String, String)>>,
+    form: Form,
+) -> Response {
+    if let Some(r) = staff.refuse_forged(&s, &form) {
+        return r;
+    }
+    let ctx = match staff.ctx(&s).await {
+        Ok(c) => c,
+        Err(e) => return error_page(&s, Some(&staff), e),
+    };
+    let get = |k: &str| {
+        params
+            .iter()
+            .find(|(n, _)| n == k)
+            .map(|(_, v)| v.clone())
+            .unwrap_or_default()
+    };
+    let (id, action, hold) = (get("id"), get("action"), get("hold"));
+    let st = State(s.clone());
+    let result: Result<&str, ApiError> = match (action.as_str(), hold.is_empty()) {
+        ("holds", true) => match json_body(serde_json::json!({ "reason": form.get("reason").unwrap_or("").trim() })) {
+            Ok(b) => crate::routes::dsr::place_hold(st, ctx, Path(id.clone()), crate::extract::ApiJson(b))
+                .await
+                .map(|_| "hold"),
+            Err(e) => Err(e),
+        },
+        ("release", false) => crate::routes::dsr::release_hold(st, ctx, Path((id.clone(), hold)))
+            .await
+            .map(|_| "released"),
+        ("restriction", true) => {
+            let restricted = form.get("restricted") == Some("true");
+            match json_body(serde_json::json!({ "restricted": restricted })) {
+                Ok(b) => crate::routes::contacts::restriction(st, ctx, Path(id.clone()), crate::extract::ApiJson(b))
+                    .await
+                    .map(|_| if restricted { "restricted" } else { "unrestricted" }),
+                Err(e) => Err(e),
+            }
+        }
+        _ => Err(ApiError::NotFound("no such action".into())),
+    };
+    match result {
+        Ok(done) => Redirect::to(&format!("/contacts/{id}?done={done}")).into_response(),
+        Err(e) => error_page(&s, Some(&staff), e),
+    }
+}
+
+/// A handler argument built from JSON, with the API's own validation.
+fn json_body<T: serde::de::DeserializeOwned>(v: Value) -> Result<T, ApiError> {
+    crate::extract::parse_json(&serde_json::to_vec(&v).unwrap_or_default())
 }

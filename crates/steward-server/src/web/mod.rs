@@ -85,6 +85,8 @@ pub fn routes() -> Router<AppState> {
             get(console::edit_contact).post(console::update_contact),
         )
         .route("/contacts/{id}/interactions", post(console::add_interaction))
+        .route("/contacts/{id}/{action}", post(console::contact_action))
+        .route("/contacts/{id}/holds/{hold}/{action}", post(console::contact_action))
         .route("/organizations", get(console::organizations))
         .route("/organizations/{id}", get(console::organization))
         .route("/deals", get(console::deals))

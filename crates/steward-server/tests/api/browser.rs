@@ -970,4 +970,129 @@ async fn incident_page_actions(app: &TestApp) {
     assert!(got.text.contains("ICO-123"), "{}", got.text);
 }
 
-crate::stories!(pages_answer, import_reports_per_line, incident_page_actions);
+/// Legal holds and restriction from the contact page, for the compliance
+/// purpose only.
+async fn contact_compliance_actions(app: &TestApp) {
+    let id = app
+        .create_contact(
+            "sales",
+            json!({"given_name": "Hal", "email": "hal@example.org", "purposes": ["sales"]}),
+        )
+        .await;
+    let url = |p: &str| format!("http://{}{p}", app.addr);
+    let (client, cookie) = http_session(app, "dpo-user").await;
+    let page = |client: reqwest::Client, cookie: String, path: String| async move {
+        let r = client.get(path).header("cookie", &cookie).send().await.unwrap();
+        assert_eq!(r.status(), 200);
+        r.text().await.unwrap()
+    };
+    let html = page(client.clone(), cookie.clone(), url(&format!("/contacts/{id}"))).await;
+    assert!(html.contains("id=\"hold-form\"") && html.contains("id=\"restriction-form\""));
+    let csrf = csrf_of(&html);
+    let post = |path: String, form: Vec<(&'static str, String)>| {
+        let client = client.clone();
+        let cookie = cookie.clone();
+        let csrf = csrf.clone();
+        async move {
+            let mut f = vec![("_csrf", csrf)];
+            f.extend(form);
+            let r = client
+                .post(path)
+                .header("cookie", &cookie)
+                .form(&f)
+                .send()
+                .await
+                .unwrap();
+            (
+                r.status(),
+                r.headers().get("location").map(|l| l.to_str().unwrap().to_string()),
+            )
+        }
+    };
+    let (status, to) = post(
+        url(&format!("/contacts/{id}/holds")),
+        vec![("reason", "Pending litigation".into())],
+    )
+    .await;
+    assert_eq!(status, 303);
+    assert_eq!(to.as_deref(), Some(format!("/contacts/{id}?done=hold").as_str()));
+    let r = app
+        .call(
+            reqwest::Method::DELETE,
+            &format!("/api/v1/contacts/{id}"),
+            Some("sales"),
+            None,
+            None,
+        )
+        .await;
+    assert_eq!(r.status, 409, "the hold blocks deletion: {}", r.text);
+    let holds = app.get(&format!("/api/v1/contacts/{id}/legal-holds"), "dpo").await;
+    let hold = holds
+        .text
+        .split("\"id\":\"")
+        .nth(1)
+        .unwrap()
+        .split('"')
+        .next()
+        .unwrap()
+        .to_string();
+    let (status, _) = post(url(&format!("/contacts/{id}/holds/{hold}/release")), vec![]).await;
+    assert_eq!(status, 303);
+    let html = page(
+        client.clone(),
+        cookie.clone(),
+        url(&format!("/contacts/{id}?done=released")),
+    )
+    .await;
+    assert!(html.contains("(released)"), "kept on record");
+
+    let (status, _) = post(
+        url(&format!("/contacts/{id}/restriction")),
+        vec![("restricted", "true".into())],
+    )
+    .await;
+    assert_eq!(status, 303);
+    assert_eq!(
+        app.get(&format!("/api/v1/contacts/{id}"), "sales").await.status,
+        403,
+        "restricted"
+    );
+    let html = page(client.clone(), cookie.clone(), url(&format!("/contacts/{id}"))).await;
+    assert!(html.contains("Lift the restriction"));
+    let (status, _) = post(
+        url(&format!("/contacts/{id}/restriction")),
+        vec![("restricted", "false".into())],
+    )
+    .await;
+    assert_eq!(status, 303);
+    assert_eq!(
+        app.get(&format!("/api/v1/contacts/{id}"), "sales").await.status,
+        200,
+        "lifted"
+    );
+
+    // A sales session sees no such forms, and posting them is refused.
+    let (sales_client, sales_cookie) = http_session(app, "sales-user").await;
+    let html = page(
+        sales_client.clone(),
+        sales_cookie.clone(),
+        url(&format!("/contacts/{id}")),
+    )
+    .await;
+    assert!(!html.contains("hold-form") && !html.contains("restriction-form"));
+    let r = sales_client
+        .post(url(&format!("/contacts/{id}/restriction")))
+        .header("cookie", &sales_cookie)
+        .form(&[("_csrf", csrf_of(&html).as_str()), ("restricted", "true")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 403);
+}
+
+crate::stories!(
+    pages_answer,
+    import_reports_per_line,
+    incident_page_actions,
+    contact_compliance_actions
+);
