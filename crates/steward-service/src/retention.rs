@@ -320,6 +320,16 @@ impl Service {
     /// What the schedules will delete (or put on review) in the next
     /// `days` days from `at`, by rule; every rule in force is listed.
     pub async fn retention_preview(&self, at: DateTime<Utc>, days: u32) -> ServiceResult<Vec<RuleCount>> {
+        Ok(self.retention_preview_plan(at, days).await?.0)
+    }
+
+    /// The preview's counts, and the contacts due by `at + days` they were
+    /// counted from (one scan of the contacts serves both).
+    async fn retention_preview_plan(
+        &self,
+        at: DateTime<Utc>,
+        days: u32,
+    ) -> ServiceResult<(Vec<RuleCount>, Vec<DueRecord>)> {
         if days > MAX_PREVIEW_DAYS {
             return Err(ServiceError::invalid(
                 "days",
@@ -327,7 +337,8 @@ impl Service {
             ));
         }
         let until = at + Duration::days(i64::from(days));
-        let mut counts = Self::counts(&self.due_contacts(until).await?.due);
+        let due = self.due_contacts(until).await?.due;
+        let mut counts = Self::counts(&due);
         for r in self.outbox_rules() {
             let count = self.sent_mail_before(until - Duration::days(i64::from(r.days))).await?;
             counts.push(RuleCount {
@@ -372,18 +383,22 @@ impl Service {
                 });
             }
         }
-        Ok(counts)
+        Ok((counts, due))
     }
 
     /// What is due for the privacy officer's review at `at`: contacts, and
     /// up to a page of records per review rule.
     pub async fn retention_review_list(&self, at: DateTime<Utc>) -> ServiceResult<Vec<DueRecord>> {
-        let mut out: Vec<DueRecord> = self
-            .due_contacts(at)
-            .await?
-            .due
+        let due = self.due_contacts(at).await?.due;
+        self.review_from(at, due).await
+    }
+
+    /// The review list from the contacts due by `at` or later (those due
+    /// after `at` are left out), plus the other record types' candidates.
+    async fn review_from(&self, at: DateTime<Utc>, due: Vec<DueRecord>) -> ServiceResult<Vec<DueRecord>> {
+        let mut out: Vec<DueRecord> = due
             .into_iter()
-            .filter(|d| d.action == "review")
+            .filter(|d| d.action == "review" && d.due_at <= at)
             .collect();
         for (r, kind) in self.record_rules() {
             if r.action != RetentionAction::Review {
@@ -975,6 +990,31 @@ impl Service {
             audit.reason = Some(if dry_run { "dry run" } else { "run" }.into());
             self.store.write(vec![WriteOp::AppendAudit(Box::new(audit))]).await?;
             self.retention_run(Utc::now(), dry_run, DEFAULT_BATCH).await
+        })
+        .await
+    }
+
+    /// The preview of the next `days` days and the review list, now, for
+    /// the privacy officer's retention page: one scan of the contacts, both
+    /// audited as their own calls are.
+    pub async fn retention_overview_for(
+        &self,
+        ctx: &crate::RequestContext,
+        days: u32,
+    ) -> ServiceResult<(Vec<RuleCount>, Vec<DueRecord>)> {
+        self.guard(ctx, "retention.preview", None, async {
+            self.require_privacy_officer(ctx, "retention schedules")?;
+            let now = Utc::now();
+            let (counts, due) = self.retention_preview_plan(now, days).await?;
+            let review = self.review_from(now, due).await?;
+            let ids: Vec<uuid::Uuid> = review.iter().map(|d| d.id).collect();
+            self.store
+                .write(vec![
+                    self.audit_ok(ctx, "retention.preview", None, &[], vec![]),
+                    self.audit_ok(ctx, "retention.review", None, &ids, vec![]),
+                ])
+                .await?;
+            Ok((counts, review))
         })
         .await
     }

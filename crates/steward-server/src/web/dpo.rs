@@ -398,15 +398,15 @@ async fn incidents_page(s: &AppState, staff: &Staff, errors: &Errors) -> Respons
         @if staff.is(&["dpo"]) {
             h2 { "Open an incident" }
             @if !errors.is_empty() { div.alert.error role="alert" { @for m in &errors.general { p { (m) } } } }
-            form.card method="post" action="/incidents" {
+            form.card #incident-form method="post" action="/incidents" {
                 (csrf(staff))
                 (input("title", "Title", "text", "", errors.field("title")))
                 div.field { label for="f-description" { "Description" } textarea id="f-description" name="description" rows="3" {} }
                 (input("aware_at", "Became aware at (RFC 3339, e.g. 2026-12-06T09:00:00Z)", "text", "", errors.field("aware_at")))
                 div.field { label for="f-category" { "Category" }
-                    select id="f-category" name="category" { @for c in ["confidentiality", "integrity", "availability"] { option { (c) } } } }
+                    select id="f-category" name="category" { @for c in steward_domain::incident::BreachCategory::ALL { option { (c.as_str()) } } } }
                 div.field { label for="f-source" { "Source" }
-                    select id="f-source" name="source" { @for c in ["internal", "external", "processor", "unknown"] { option { (c) } } } }
+                    select id="f-source" name="source" { @for c in steward_domain::incident::BreachSource::ALL { option { (c.as_str()) } } } }
                 button type="submit" { "Open" }
             }
         }
@@ -435,7 +435,7 @@ pub async fn open_incident(State(s): State<AppState>, staff: Staff, form: Form) 
     match result {
         Ok(i) => Redirect::to(&format!("/incidents/{}", i.id)).into_response(),
         Err(e @ ApiError::Validation(_)) => {
-            let errors = Errors::from_api(&e, &["title", "aware_at"]);
+            let errors = Errors::from_api(&e, &["title", "description", "aware_at"]);
             let mut r = incidents_page(&s, &staff, &errors).await;
             *r.status_mut() = StatusCode::UNPROCESSABLE_ENTITY;
             r
@@ -667,11 +667,10 @@ pub async fn retention(State(s): State<AppState>, staff: Staff, Query(q): Query<
         Err(e) => return error_page(&s, Some(&staff), e),
     };
     let days = q.days.unwrap_or(30).min(3660);
-    let preview = match s.service.retention_preview_for(&ctx.0, days).await {
+    let (preview, review) = match s.service.retention_overview_for(&ctx.0, days).await {
         Ok(p) => p,
         Err(e) => return error_page(&s, Some(&staff), e.into()),
     };
-    let review = s.service.retention_review_for(&ctx.0).await.unwrap_or_default();
     let body = html! {
         form.search method="get" action="/retention" {
             label for="days" { "Days ahead" }

@@ -176,6 +176,45 @@ impl Browser {
         panic!("clicking {css} on {} loaded no new page", self.path().await);
     }
 
+    /// Checks the page for what a screen-reader or keyboard user needs:
+    /// every control labelled, a main landmark, a language, buttons with
+    /// names, images with alternatives; panics naming what is missing.
+    async fn check_accessible(&self) {
+        let bad = self
+            .script(
+                "const bad = [];
+                 for (const el of document.querySelectorAll('input:not([type=hidden]), select, textarea')) {
+                   let ok = el.closest('label') || el.getAttribute('aria-label') || el.getAttribute('aria-labelledby');
+                   if (!ok && el.id) ok = document.querySelector('label[for=\"' + CSS.escape(el.id) + '\"]');
+                   if (!ok) bad.push('unlabelled ' + (el.name || el.tagName));
+                 }
+                 if (!document.querySelector('main')) bad.push('no main landmark');
+                 if (!document.documentElement.lang) bad.push('no language');
+                 if (!document.title.trim()) bad.push('no title');
+                 for (const i of document.querySelectorAll('img')) if (!i.hasAttribute('alt')) bad.push('image without alt');
+                 for (const b of document.querySelectorAll('button')) if (!b.textContent.trim() && !b.getAttribute('aria-label')) bad.push('button without a name');
+                 const ids = new Set();
+                 for (const e of document.querySelectorAll('[id]')) { if (ids.has(e.id)) bad.push('duplicate id ' + e.id); ids.add(e.id); }
+                 return bad;",
+            )
+            .await;
+        let path = self.path().await;
+        assert_eq!(bad, json!([]), "accessibility problems on {path}");
+    }
+
+    /// Presses Tab once and names the element that has the focus then.
+    async fn tab(&self) -> Value {
+        self.post(
+            "/actions",
+            json!({"actions": [{"type": "key", "id": "keyboard", "actions": [
+                {"type": "keyDown", "value": "\u{E004}"}, {"type": "keyUp", "value": "\u{E004}"}
+            ]}]}),
+        )
+        .await;
+        self.script("const a = document.activeElement; return a.tagName + '.' + a.className + ' ' + (a.getAttribute('href') || a.id || '');")
+            .await
+    }
+
     async fn script(&self, js: &str) -> Value {
         self.post("/execute/sync", json!({"script": js, "args": []})).await
     }
@@ -205,8 +244,11 @@ impl Browser {
         .unwrap_or(99)
     }
 
+    /// Saves a screenshot of the page (with STEWARD_UPDATE_SCREENSHOTS=1)
+    /// after checking it for accessibility.
     async fn screenshot(&self, name: &str) {
         use base64::Engine;
+        self.check_accessible().await;
         let png = self.get("/screenshot").await;
         let bytes = base64::engine::general_purpose::STANDARD
             .decode(png.as_str().unwrap())
@@ -310,6 +352,10 @@ async fn staff_console(app: &TestApp, driver: &str) {
     let b = Browser::start(driver, &format!("http://{}", app.addr)).await;
     b.open("/login").await;
     b.screenshot("sign-in").await;
+    // Keyboard: the first Tab reaches the skip link, the next the form.
+    assert_eq!(b.tab().await, "A.skip #main");
+    assert_eq!(b.tab().await, "A.brand /");
+    assert_eq!(b.tab().await, "INPUT. username");
     sign_in_with_totp(&b, "rep-user", "rep-password-long").await;
     // The purpose selector: the role's default, and the fields it allows.
     assert!(b.text("#purpose-fields").await.contains("job_title"));
@@ -522,6 +568,29 @@ async fn portal_to_console(app: &TestApp, driver: &str) {
     dpo.screenshot("audit").await;
     dpo.submit("#verify").await;
     assert!(dpo.text("#verify-result").await.contains("The audit log verifies"));
+
+    // A breach: opened from the register, its clock counting down in the page.
+    dpo.open("/incidents").await;
+    dpo.screenshot("incidents").await;
+    dpo.fill("#f-title", "Laptop left on a train").await;
+    dpo.fill("#f-description", "An unencrypted export may have been on it.")
+        .await;
+    dpo.submit("#incident-form button[type=submit]").await;
+    assert!(dpo.path().await.starts_with("/incidents/"), "{}", dpo.path().await);
+    let before = dpo.text("time.countdown").await;
+    tokio::time::sleep(Duration::from_millis(1_500)).await;
+    let after = dpo.text("time.countdown").await;
+    assert!(after.contains("left"), "{after}");
+    assert_ne!(before, after, "the countdown is live (the page's script ticks it)");
+    dpo.screenshot("incident").await;
+    for (path, name) in [
+        ("/retention", "retention"),
+        ("/notices", "notices"),
+        ("/reports/art30", "art30"),
+    ] {
+        dpo.open(path).await;
+        dpo.screenshot(name).await;
+    }
     dpo.quit().await;
 }
 
