@@ -11,7 +11,9 @@ use axum::Json;
 use maud::{html, Markup};
 use serde_json::{json, Value};
 
-use super::html::{cell, csrf, dl, error_page, input, notice, page, respond, sentence, trusted, Errors, Form, Staff};
+use super::html::{
+    cell, csrf, dl, error_page, input, input_with_id, notice, page, respond, sentence, trusted, Errors, Form, Staff,
+};
 use super::text as t;
 use crate::extract::{parse_json, ApiJson, ApiQuery, Authed, Ctx};
 use crate::problem::ApiError;
@@ -397,12 +399,12 @@ async fn incidents_page(s: &AppState, staff: &Staff, errors: &Errors) -> Respons
         }
         @if staff.is(&["dpo"]) {
             h2 { "Open an incident" }
-            @if !errors.is_empty() { div.alert.error role="alert" { @for m in &errors.general { p { (m) } } } }
+            @if !errors.general.is_empty() { div.alert.error role="alert" { @for m in &errors.general { p { (m) } } } }
             form.card #incident-form method="post" action="/incidents" {
                 (csrf(staff))
                 (input("title", "Title", "text", "", errors.field("title")))
                 div.field { label for="f-description" { "Description" } textarea id="f-description" name="description" rows="3" {} }
-                (input("aware_at", "Became aware at (RFC 3339, e.g. 2026-12-06T09:00:00Z)", "text", "", errors.field("aware_at")))
+                (input("aware_at", "Became aware at (RFC 3339; the 72-hour clock starts here)", "text", &chrono::Utc::now().format("%Y-%m-%dT%H:%M:%SZ").to_string(), errors.field("aware_at")))
                 div.field { label for="f-category" { "Category" }
                     select id="f-category" name="category" { @for c in steward_domain::incident::BreachCategory::ALL { option { (c.as_str()) } } } }
                 div.field { label for="f-source" { "Source" }
@@ -435,7 +437,7 @@ pub async fn open_incident(State(s): State<AppState>, staff: Staff, form: Form) 
     match result {
         Ok(i) => Redirect::to(&format!("/incidents/{}", i.id)).into_response(),
         Err(e @ ApiError::Validation(_)) => {
-            let errors = Errors::from_api(&e, &["title", "description", "aware_at"]);
+            let errors = Errors::from_api(&e, &["title", "aware_at"]);
             let mut r = incidents_page(&s, &staff, &errors).await;
             *r.status_mut() = StatusCode::UNPROCESSABLE_ENTITY;
             r
@@ -487,12 +489,12 @@ pub async fn incident(
         form.card #scope-form method="post" action=(action("scope")) {
             (csrf(&staff))
             p.hint { "Who or what to trace in the audit log (any of them), and the window (UTC, e.g. 2026-12-01T07:00:00Z; by default the incident's start to its end or now)." }
-            (input("user", "User (name or id)", "text", "", None))
-            (input("token", "API token id", "text", "", None))
-            (input("session", "Session id", "text", "", None))
-            (input("client", "Client address", "text", "", None))
-            (input("from", "From", "text", "", None))
-            (input("to", "To", "text", "", None))
+            (input_with_id("scope-user", "user", "User (name or id)", "text", "", None))
+            (input_with_id("scope-token", "token", "API token id", "text", "", None))
+            (input_with_id("scope-session", "session", "Session id", "text", "", None))
+            (input_with_id("scope-client", "client", "Client address", "text", "", None))
+            (input_with_id("scope-from", "from", "From", "text", "", None))
+            (input_with_id("scope-to", "to", "To", "text", "", None))
             button type="submit" { "Scope from the audit log" }
         }
         h2 { "Risk" }
@@ -517,9 +519,9 @@ pub async fn incident(
                     @for a in ["revoke_token", "revoke_sessions", "disable_user", "reset_password", "reset_mfa"] { option value=(a) { (a) } }
                 }
             }
-            (input("user", "User (name or id)", "text", "", None))
-            (input("token", "API token id (for revoke_token)", "text", "", None))
-            (input("note", "Note", "text", "", None))
+            (input_with_id("contain-user", "user", "User (name or id)", "text", "", None))
+            (input_with_id("contain-token", "token", "API token id (for revoke_token)", "text", "", None))
+            (input_with_id("contain-note", "note", "Note", "text", "", None))
             button type="submit" { "Contain" }
         }
         h2 { "Notifications" }

@@ -204,8 +204,13 @@ pub fn csrf(staff: &Staff) -> Markup {
 
 /// A labelled text input with its inline error.
 pub fn input(name: &str, label: &str, kind: &str, value: &str, error: Option<&str>) -> Markup {
-    let id = format!("f-{name}");
-    let err_id = format!("e-{name}");
+    input_with_id(&format!("f-{name}"), name, label, kind, value, error)
+}
+
+/// [`input`] with its own id, for a page with several forms asking for the
+/// same field (ids must be unique for labels to point at their input).
+pub fn input_with_id(id: &str, name: &str, label: &str, kind: &str, value: &str, error: Option<&str>) -> Markup {
+    let err_id = format!("e-{id}");
     html! {
         div.field.invalid[error.is_some()] {
             label for=(id) { (label) }
@@ -253,7 +258,7 @@ pub fn layout(
                 header.top {
                     a.brand href="/" { (t::PRODUCT) }
                     @if let Some(staff) = staff {
-                        (nav(staff, here))
+                        (nav(s, staff, here))
                         (purpose_selector(s, staff, here))
                         div.who {
                             span { (t::SIGNED_IN_AS) " " strong { (staff.principal.username) } " (" (staff.principal.role) ")" }
@@ -275,15 +280,21 @@ pub fn layout(
     }
 }
 
-fn nav(staff: &Staff, here: &str) -> Markup {
+fn nav(s: &AppState, staff: &Staff, here: &str) -> Markup {
     let mut links: Vec<(&str, &str)> = vec![("/", t::HOME)];
-    let crm = ["admin", "dpo", "sales", "support", "marketing"];
-    if staff.is(&crm) && !staff.is(&["admin"]) {
-        links.extend([
-            ("/contacts", t::CONTACTS),
-            ("/organizations", t::ORGANIZATIONS),
-            ("/deals", t::DEALS),
-        ]);
+    // The records the role may read, as the inventory grants them (custom
+    // roles included).
+    let inventory = s.service.inventory();
+    let role = inventory.role(&staff.principal.role);
+    let may = |action: &str| role.is_some_and(|r| r.actions.iter().any(|a| a == action));
+    if may("contact.read") && role.is_some_and(|r| !r.purposes.is_empty()) {
+        links.push(("/contacts", t::CONTACTS));
+    }
+    if may("organization.read") {
+        links.push(("/organizations", t::ORGANIZATIONS));
+    }
+    if may("deal.read") {
+        links.push(("/deals", t::DEALS));
     }
     if staff.is(&["dpo", "compliance"]) {
         links.extend([

@@ -12,7 +12,7 @@ use steward_domain::inventory::LawfulBasis;
 use steward_service::consent::{ConsentInput, SALE_SHARING};
 use steward_service::ServiceError;
 
-use super::html::{input, notice, page, respond, sentence, when, Errors, Form};
+use super::html::{input, input_with_id, notice, page, respond, sentence, when, Errors, Form};
 use super::text as t;
 use crate::extract::client_address;
 use crate::problem::ApiError;
@@ -69,7 +69,7 @@ fn consent_purposes(s: &AppState) -> Vec<String> {
 fn request_form(errors: &Errors) -> Markup {
     html! {
         form.card #request-form method="post" action="/privacy/request" {
-            (input("email", t::YOUR_EMAIL, "email", "", errors.field("email")))
+            (input_with_id("request-email", "email", t::YOUR_EMAIL, "email", "", errors.field("email")))
             fieldset.field {
                 legend { (t::REQUEST_KIND) }
                 @for (i, (k, label)) in KINDS.iter().enumerate() {
@@ -90,10 +90,10 @@ fn request_form(errors: &Errors) -> Markup {
     }
 }
 
-fn code_form(action: &str, label: &str) -> Markup {
+fn code_form(id: &str, action: &str, label: &str) -> Markup {
     html! {
         form.card method="post" action=(action) {
-            (input("code", label, "text", "", None))
+            (input_with_id(id, "code", label, "text", "", None))
             button type="submit" { (t::SEND) }
         }
     }
@@ -102,7 +102,7 @@ fn code_form(action: &str, label: &str) -> Markup {
 fn consent_form(s: &AppState, version: Option<&str>) -> Markup {
     html! {
         form.card #consent-form method="post" action="/privacy/consent" {
-            (input("email", t::YOUR_EMAIL, "email", "", None))
+            (input_with_id("consent-email", "email", t::YOUR_EMAIL, "email", "", None))
             div.field {
                 label for="f-purpose" { (t::PURPOSE) }
                 select id="f-purpose" name="purpose" { @for p in consent_purposes(s) { option value=(p) { (p.replace('_', " ")) } } }
@@ -125,20 +125,20 @@ pub async fn home(State(s): State<AppState>, headers: HeaderMap) -> Response {
         p { (t::PORTAL_INTRO) }
         p { a href="/privacy/notice" { (t::NOTICE) } @if let Some(n) = current { " (version " (n.version) ")" } }
         section aria-labelledby="req-h" { h2 id="req-h" { (t::MAKE_REQUEST) } (request_form(&Errors::none())) }
-        section aria-labelledby="verify-h" { h2 id="verify-h" { (t::VERIFY_CODE) } (code_form("/privacy/verify", t::THE_CODE)) }
+        section aria-labelledby="verify-h" { h2 id="verify-h" { (t::VERIFY_CODE) } (code_form("verify-code", "/privacy/verify", t::THE_CODE)) }
         section aria-labelledby="consent-h" { h2 id="consent-h" { (t::MANAGE_CONSENT) } (consent_form(&s, current.map(|n| n.version.as_str()))) }
         section aria-labelledby="status-h" {
             h2 id="status-h" { (t::STATUS) }
             form.card method="post" action="/privacy/status" {
                 (input("reference", t::REFERENCE, "text", "", None))
-                (input("email", t::YOUR_EMAIL, "email", "", None))
+                (input_with_id("status-email", "email", t::YOUR_EMAIL, "email", "", None))
                 button type="submit" { (t::SEND) }
             }
         }
         section aria-labelledby="dl-h" {
             h2 id="dl-h" { (t::DOWNLOAD) }
             p.hint { (t::DOWNLOAD_HINT) }
-            (code_form("/privacy/download", t::THE_CODE))
+            (code_form("download-code", "/privacy/download", t::THE_CODE))
         }
     };
     respond(StatusCode::OK, portal(&s, t::PORTAL, &headers, body))
@@ -157,7 +157,7 @@ pub async fn request(
         Ok(()) => {
             let body = html! {
                 (notice(t::CHECK_MAIL))
-                (code_form("/privacy/verify", t::VERIFY_CODE))
+                (code_form("verify-code", "/privacy/verify", t::VERIFY_CODE))
             };
             respond(StatusCode::ACCEPTED, portal(&s, t::MAKE_REQUEST, &headers, body))
         }
@@ -202,7 +202,7 @@ fn code_error(s: &AppState, headers: &HeaderMap, e: ServiceError, action: &str, 
     };
     let body = html! {
         div.alert.error role="alert" { p { (message) } }
-        (code_form(action, t::THE_CODE))
+        (code_form("code", action, t::THE_CODE))
     };
     respond(status, portal(s, title, headers, body))
 }
@@ -294,7 +294,7 @@ pub async fn consent(
             let body = html! {
                 @if granted {
                     (notice(t::CONSENT_PENDING))
-                    (code_form("/privacy/consent/confirm", t::THE_CODE))
+                    (code_form("confirm-code", "/privacy/consent/confirm", t::THE_CODE))
                 } @else {
                     (notice(t::CONSENT_WITHDRAWN))
                 }

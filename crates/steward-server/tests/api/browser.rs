@@ -357,6 +357,11 @@ async fn staff_console(app: &TestApp, driver: &str) {
     assert_eq!(b.tab().await, "A.brand /");
     assert_eq!(b.tab().await, "INPUT. username");
     sign_in_with_totp(&b, "rep-user", "rep-password-long").await;
+    // The navigation follows the role's grants in the inventory (a custom role here).
+    for link in ["/contacts", "/organizations", "/deals"] {
+        assert_eq!(b.find_all(&format!("nav a[href='{link}']")).await.len(), 1, "{link}");
+    }
+    assert!(b.find_all("nav a[href='/audit']").await.is_empty());
     // The purpose selector: the role's default, and the fields it allows.
     assert!(b.text("#purpose-fields").await.contains("job_title"));
     assert!(!b.text("#purpose-fields").await.contains("street"));
@@ -576,7 +581,8 @@ async fn portal_to_console(app: &TestApp, driver: &str) {
     dpo.fill("#f-description", "An unencrypted export may have been on it.")
         .await;
     dpo.submit("#incident-form button[type=submit]").await;
-    assert!(dpo.path().await.starts_with("/incidents/"), "{}", dpo.path().await);
+    let path = dpo.path().await;
+    assert!(path.starts_with("/incidents/"), "{path}: {}", dpo.visible_text().await);
     let before = dpo.text("time.countdown").await;
     tokio::time::sleep(Duration::from_millis(1_500)).await;
     let after = dpo.text("time.countdown").await;
@@ -946,6 +952,51 @@ async fn incident_page_actions(app: &TestApp) {
     let id = r.body["id"].as_str().unwrap().to_string();
     let (client, cookie) = http_session(app, "dpo-user").await;
     let url = |p: &str| format!("http://{}{p}", app.addr);
+    // Opened from the register's form too.
+    let html = client
+        .get(url("/incidents"))
+        .header("cookie", &cookie)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        html.contains("name=\"aware_at\" type=\"text\" value=\"20"),
+        "prefilled with now"
+    );
+    let csrf = csrf_of(&html);
+    let mut form = vec![
+        ("_csrf", csrf.as_str()),
+        ("title", "Laptop lost"),
+        ("description", "Left on a train."),
+        ("category", "confidentiality"),
+        ("source", "lost_device"),
+    ];
+    let r = client
+        .post(url("/incidents"))
+        .header("cookie", &cookie)
+        .form(&form)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 422);
+    assert!(
+        r.text().await.unwrap().contains("id=\"e-f-aware_at\""),
+        "the error is on the field"
+    );
+    let now = chrono::Utc::now().to_rfc3339();
+    form.push(("aware_at", now.as_str()));
+    let r = client
+        .post(url("/incidents"))
+        .header("cookie", &cookie)
+        .form(&form)
+        .send()
+        .await
+        .unwrap();
+    let status = r.status();
+    assert_eq!(status, 303, "{}", r.text().await.unwrap());
     let page = client
         .get(url(&format!("/incidents/{id}")))
         .header("cookie", &cookie)
