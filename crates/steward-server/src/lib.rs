@@ -30,7 +30,7 @@ use tower_http::set_header::SetResponseHeaderLayer;
 use tower_http::trace::TraceLayer;
 
 use crate::openapi::Op;
-use crate::routes::{audit, auth, consent, contacts, crm, dsr, incidents, meta, retention, users};
+use crate::routes::{audit, auth, consent, contacts, crm, dsr, incidents, meta, reports, retention, users};
 
 #[derive(Clone)]
 pub struct AppState {
@@ -447,6 +447,7 @@ fn endpoints() -> Vec<(Method, &'static str, MethodRouter<AppState>, Op)> {
         (M::POST, "/api/v1/retention/run", post(retention::run), op("retentionRun", "Carry out what the retention schedules make due now (a bounded batch; dry_run reports without changing anything)", "retention", true, Some("Object"), (200, Some("Object")), &[400, 403, 413, 415, 422])),
         (M::GET, "/api/v1/retention/report", get(retention::report), Op { query: Q_RETENTION_REPORT, ..op("retentionReport", "What the retention runs deleted since a date, per run and rule, totals per rule, and the counts anonymisation kept (dpo, compliance)", "retention", true, None, (200, Some("Object")), &[400, 403]) }),
         (M::GET, "/api/v1/retention/review", get(retention::review), op("retentionReview", "Contacts and records whose review period has ended: the privacy officer's review list", "retention", true, None, (200, Some("Object")), &[403])),
+        (M::GET, "/api/v1/reports/security", get(reports::security), op("securityReport", "The self-audit of this installation (steward doctor; admin, auditor, dpo): named controls mapped to GDPR Art. 32(1) and ISO/IEC 27001:2022 Annex A, each pass/warn/fail with evidence and a fix, and a score out of 100", "reports", false, None, (200, Some("Object")), &[403])),
         (M::GET, "/api/v1/reports/art30", get(consent::art30), Op { query: Q_FORMAT, ..op("art30", "GDPR Art. 30 record of processing activities, from the data inventory (format=json|markdown|html)", "reports", false, None, (200, Some("Object")), &[400]) }),
         (
             M::POST,

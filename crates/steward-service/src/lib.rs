@@ -12,6 +12,7 @@ pub mod contacts;
 pub mod context;
 pub mod crm;
 pub mod crypto;
+pub mod doctor;
 pub mod dsr;
 pub mod error;
 pub mod import;
@@ -110,6 +111,10 @@ pub struct Service {
     /// Development only: return double opt-in codes to the caller as well
     /// as e-mailing them (see [`Service::set_development_tokens`]).
     development_tokens: std::sync::atomic::AtomicBool,
+    /// Where this service's state lives (for the self-audit).
+    pub(crate) config: Config,
+    /// The certificate the server serves, when it serves HTTPS.
+    pub(crate) tls_cert: std::sync::Mutex<Option<PathBuf>>,
 }
 
 /// How a service is opened. The defaults are the only settings for real
@@ -188,6 +193,8 @@ impl Service {
             public: consent::PublicLimiter::default(),
             hash_permits: Semaphore::new(hashers),
             development_tokens: std::sync::atomic::AtomicBool::new(false),
+            config: config.clone(),
+            tls_cert: std::sync::Mutex::new(None),
         })
     }
 

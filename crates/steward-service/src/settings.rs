@@ -23,6 +23,8 @@ enum Kind {
     Bool,
     /// An integer within bounds.
     Int(i64, i64),
+    /// A calendar date (YYYY-MM-DD), or empty for none.
+    Date,
 }
 
 /// Every setting Steward knows.
@@ -70,6 +72,12 @@ pub const SETTINGS: &[SettingSpec] = &[
         kind: Kind::Int(0, 365),
     },
     SettingSpec {
+        name: "key_backup_verified_on",
+        default: "",
+        description: "The date (YYYY-MM-DD) a backup of the key files (master key, subject-key vault, audit signing key) was last made and checked; steward doctor warns when it is old or missing",
+        kind: Kind::Date,
+    },
+    SettingSpec {
         name: "lockout_minutes",
         default: "15",
         description: "How long a locked account stays locked",
@@ -88,6 +96,7 @@ pub struct Settings {
     pub lockout_minutes: i64,
     pub consent_confirmation_days: i64,
     pub reconsent_grace_days: i64,
+    pub key_backup_verified_on: Option<chrono::NaiveDate>,
 }
 
 impl Default for Settings {
@@ -111,6 +120,15 @@ fn check(spec: &SettingSpec, value: &str) -> Result<String, String> {
             Ok(n) if (lo..=hi).contains(&n) => Ok(n.to_string()),
             _ => Err(format!("must be a whole number from {lo} to {hi}")),
         },
+        Kind::Date => {
+            let v = value.trim();
+            if v.is_empty() {
+                return Ok(String::new());
+            }
+            chrono::NaiveDate::parse_from_str(v, "%Y-%m-%d")
+                .map(|d| d.to_string())
+                .map_err(|_| "must be a date as YYYY-MM-DD (or empty)".into())
+        }
     }
 }
 
@@ -134,6 +152,7 @@ impl Settings {
             lockout_minutes: int("lockout_minutes"),
             consent_confirmation_days: int("consent_confirmation_days"),
             reconsent_grace_days: int("reconsent_grace_days"),
+            key_backup_verified_on: chrono::NaiveDate::parse_from_str(&get("key_backup_verified_on"), "%Y-%m-%d").ok(),
         }
     }
 }

@@ -74,8 +74,25 @@ pub enum Command {
     /// Show and change settings (MFA and training requirements, session and lockout limits).
     #[command(subcommand)]
     Settings(SettingsCommand),
+    /// Check this installation against named security controls (GDPR Art.
+    /// 32(1), ISO/IEC 27001:2022 Annex A): pass/warn/fail, evidence, fix, score.
+    Doctor(DoctorArgs),
     /// Measure throughput against baselines taken in the same run.
     Bench(crate::bench::BenchArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct DoctorArgs {
+    /// The PEM certificate the server serves (the same as serve's
+    /// --tls-cert); without it, TLS counts as off.
+    #[arg(long, env = "STEWARD_TLS_CERT")]
+    pub tls_cert: Option<PathBuf>,
+    /// Print the report as JSON.
+    #[arg(long)]
+    pub json: bool,
+    /// Exit 1 when the score is below this (for CI or cron).
+    #[arg(long, value_parser = clap::value_parser!(u32).range(0..=100))]
+    pub fail_under: Option<u32>,
 }
 
 #[derive(Debug, Args)]
@@ -84,10 +101,10 @@ pub struct ServeArgs {
     #[arg(long, env = "STEWARD_LISTEN", default_value = "127.0.0.1:8080")]
     pub listen: SocketAddr,
     /// PEM certificate chain for HTTPS.
-    #[arg(long, requires = "tls_key")]
+    #[arg(long, env = "STEWARD_TLS_CERT", requires = "tls_key")]
     pub tls_cert: Option<PathBuf>,
     /// PEM private key for HTTPS.
-    #[arg(long, requires = "tls_cert")]
+    #[arg(long, env = "STEWARD_TLS_KEY", requires = "tls_cert")]
     pub tls_key: Option<PathBuf>,
     /// Development only: also return double opt-in codes to the caller (they
     /// are always e-mailed through the outbox). Never in production.
@@ -626,6 +643,7 @@ pub async fn run(cli: Cli) -> Result<ExitCode> {
         }
         Command::User(cmd) => crate::users::run(&cli, cmd).await,
         Command::Bench(args) => crate::bench::run(&cli, args).await,
+        Command::Doctor(args) => crate::doctor::run(&cli, args).await,
     }
 }
 
@@ -642,6 +660,9 @@ async fn serve(cli: &Cli, args: &ServeArgs) -> Result<ExitCode> {
     // Held while serving, so that `keys rotate` refuses to run meanwhile.
     let _lock = steward_service::rotation::lock_data_dir(&cli.data_dir, false)?;
     let service = open(cli).await?;
+    if tls.is_some() {
+        service.set_tls_certificate(args.tls_cert.clone());
+    }
     if args.dev_return_tokens {
         service.set_development_tokens(true);
         eprintln!(

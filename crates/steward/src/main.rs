@@ -9,6 +9,7 @@ mod bench_pages;
 mod bench_pg;
 mod cli;
 mod contacts;
+mod doctor;
 mod mail;
 mod users;
 

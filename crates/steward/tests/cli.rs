@@ -15,6 +15,8 @@ mod audit;
 mod config;
 #[path = "cli/contacts.rs"]
 mod contacts;
+#[path = "cli/doctor.rs"]
+mod doctor;
 #[path = "cli/init.rs"]
 mod init;
 #[path = "cli/keys.rs"]

@@ -9,5 +9,6 @@ pub mod crm;
 pub mod dsr;
 pub mod incidents;
 pub mod meta;
+pub mod reports;
 pub mod retention;
 pub mod users;

@@ -10,5 +10,6 @@ mod consent;
 mod dsr;
 mod encryption;
 mod helpers;
+mod reports;
 mod retention;
 mod stories;
