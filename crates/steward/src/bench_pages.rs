@@ -171,6 +171,7 @@ pub async fn console_pages(dir: &Path, contacts: usize, samples: usize) -> Resul
         ("/retention".into(), Some(&officer), None),
         ("/audit".into(), Some(&officer), None),
         ("/reports/art30".into(), Some(&officer), None),
+        ("/reports/security".into(), Some(&officer), None),
         ("/admin/users".into(), Some(&root), None),
         ("/admin/settings".into(), Some(&root), None),
         ("/login".into(), None, None),

@@ -820,3 +820,34 @@ pub async fn art30(State(s): State<AppState>, staff: Staff) -> Response {
         Err(e) => error_page(&s, Some(&staff), e.into()),
     }
 }
+
+/// The security self-audit (`steward doctor`) as a page.
+pub async fn security_report(State(s): State<AppState>, staff: Staff) -> Response {
+    let report = match s.service.security_report_for(&staff.principal).await {
+        Ok(r) => r,
+        Err(e) => return error_page(&s, Some(&staff), e.into()),
+    };
+    let body = html! {
+        p #security-score {
+            "Score " strong { (report.score) "/100" } ": "
+            (report.passed) " pass, " (report.warnings) " warn, " (report.failures) " fail."
+        }
+        table #security-controls {
+            thead { tr { th { "Control" } th { "State" } th { "Evidence" } th { "Fix" } th { "GDPR Art." } th { "ISO/IEC 27001" } } }
+            tbody {
+                @for c in &report.controls {
+                    tr data-control=(c.id) {
+                        td { strong { (c.title) } br; code { (c.id) } }
+                        td { span class={"badge " (c.status.as_str())} { (c.status.as_str()) } }
+                        td { (c.evidence) }
+                        td { (c.fix) }
+                        td { (c.gdpr.join(", ")) }
+                        td { (c.iso27001.join(", ")) }
+                    }
+                }
+            }
+        }
+        p.hint { "The same report: steward doctor (--json, --fail-under N) and GET /api/v1/reports/security." }
+    };
+    ok_page(&s, &staff, t::SECURITY_REPORT, "/reports/security", body)
+}

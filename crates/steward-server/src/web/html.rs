@@ -307,6 +307,7 @@ fn nav(s: &AppState, staff: &Staff, here: &str) -> Markup {
     if staff.is(&["dpo", "auditor", "admin"]) {
         links.push(("/audit", t::AUDIT));
         links.push(("/reports/art30", t::ART30));
+        links.push(("/reports/security", t::SECURITY_REPORT));
     }
     if staff.is(&["auditor"]) {
         links.push(("/incidents", t::INCIDENTS));

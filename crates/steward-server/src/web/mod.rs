@@ -105,6 +105,7 @@ pub fn routes() -> Router<AppState> {
         .route("/audit", get(dpo::audit))
         .route("/audit/verify", post(dpo::audit_verify))
         .route("/reports/art30", get(dpo::art30))
+        .route("/reports/security", get(dpo::security_report))
         .route("/admin/users", get(admin::users).post(admin::create_user))
         .route("/admin/users/{id}", post(admin::update_user))
         .route("/admin/users/{id}/training", post(admin::add_training))

@@ -144,3 +144,6 @@ pub const IMPORT_NO_FILE: &str = "choose a CSV file to import";
 pub const IMPORT_NOT_ALLOWED: &str = "your role may not create contacts";
 pub const IMPORT_GONE: &str = "import not found (results are kept for an hour)";
 pub const IMPORT_MORE: &str = "Import another file";
+
+// Security self-audit
+pub const SECURITY_REPORT: &str = "Security self-audit";

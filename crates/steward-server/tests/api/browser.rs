@@ -593,6 +593,7 @@ async fn portal_to_console(app: &TestApp, driver: &str) {
         ("/retention", "retention"),
         ("/notices", "notices"),
         ("/reports/art30", "art30"),
+        ("/reports/security", "security-report"),
     ] {
         dpo.open(path).await;
         dpo.screenshot(name).await;
@@ -642,7 +643,14 @@ async fn pages_answer(app: &TestApp) {
         .await
         .unwrap();
     assert_eq!(r.status(), 403);
-    for page in ["/", "/admin/users", "/admin/settings", "/reports/art30", "/security"] {
+    for page in [
+        "/",
+        "/admin/users",
+        "/admin/settings",
+        "/reports/art30",
+        "/reports/security",
+        "/security",
+    ] {
         let r = client.get(url(page)).header("cookie", &cookie).send().await.unwrap();
         assert_eq!(r.status(), 200, "{page}");
         let text = r.text().await.unwrap();
