@@ -86,6 +86,19 @@ const Q_CONSISTENCY: &[(&str, &str, &str)] = &[
 
 const Q_DSR: &[(&str, &str, &str)] = &[("status", "string", "open, overdue, due_soon or all (default)")];
 
+const Q_COMPLIANCE: &[(&str, &str, &str)] = &[
+    (
+        "from",
+        "string",
+        "first day (YYYY-MM-DD) or time (RFC 3339); default 30 days ago",
+    ),
+    ("to", "string", "last day (included) or time (excluded); default now"),
+    (
+        "format",
+        "string",
+        "json (default), html (self-contained, with charts) or csv",
+    ),
+];
 const Q_INCIDENTS: &[(&str, &str, &str)] = &[("overdue", "boolean", "only incidents past an open legal deadline")];
 
 const Q_RETENTION: &[(&str, &str, &str)] = &[("days", "integer", "how far ahead to look, 0 to 3660 (default 30)")];
@@ -447,6 +460,7 @@ fn endpoints() -> Vec<(Method, &'static str, MethodRouter<AppState>, Op)> {
         (M::POST, "/api/v1/retention/run", post(retention::run), op("retentionRun", "Carry out what the retention schedules make due now (a bounded batch; dry_run reports without changing anything)", "retention", true, Some("Object"), (200, Some("Object")), &[400, 403, 413, 415, 422])),
         (M::GET, "/api/v1/retention/report", get(retention::report), Op { query: Q_RETENTION_REPORT, ..op("retentionReport", "What the retention runs deleted since a date, per run and rule, totals per rule, and the counts anonymisation kept (dpo, compliance)", "retention", true, None, (200, Some("Object")), &[400, 403]) }),
         (M::GET, "/api/v1/retention/review", get(retention::review), op("retentionReview", "Contacts and records whose review period has ended: the privacy officer's review list", "retention", true, None, (200, Some("Object")), &[403])),
+        (M::GET, "/api/v1/reports/compliance", get(reports::compliance), Op { query: Q_COMPLIANCE, ..op("complianceReport", "The compliance report for a period (dpo, auditor; audited): requests by kind and regime with on-time rate and time to close, consent given and withdrawn per purpose and month, reads of personal data by purpose, role and account with outliers flagged, breaches against the 72-hour clock, retention deletions by rule, training coverage and the self-audit, computed against a signed audit tree head it carries", "reports", false, None, (200, Some("Object")), &[400, 403, 422]) }),
         (M::GET, "/api/v1/reports/security", get(reports::security), op("securityReport", "The self-audit of this installation (steward doctor; admin, auditor, dpo): named controls mapped to GDPR Art. 32(1) and ISO/IEC 27001:2022 Annex A, each pass/warn/fail with evidence and a fix, and a score out of 100", "reports", false, None, (200, Some("Object")), &[403])),
         (M::GET, "/api/v1/reports/art30", get(consent::art30), Op { query: Q_FORMAT, ..op("art30", "GDPR Art. 30 record of processing activities, from the data inventory (format=json|markdown|html)", "reports", false, None, (200, Some("Object")), &[400]) }),
         (

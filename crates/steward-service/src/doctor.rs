@@ -746,7 +746,7 @@ impl Service {
         // Consent validity.
         let mut past = 0;
         let mut granted = 0;
-        for c in self.store.consent_summaries().await? {
+        for c in crate::compliance::latest_consents(self.store.consent_summaries().await?) {
             if c.status != "granted" {
                 continue;
             }

@@ -7,6 +7,8 @@
 pub mod admin;
 pub mod audit;
 pub mod auth;
+pub mod compliance;
+pub mod compliance_render;
 pub mod consent;
 pub mod contacts;
 pub mod context;

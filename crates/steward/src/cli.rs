@@ -185,6 +185,29 @@ pub enum ReportCommand {
         #[arg(long, short)]
         output: Option<PathBuf>,
     },
+    /// The compliance report for a period: requests, consent, reads by
+    /// purpose and role, breaches, retention, training and the self-audit,
+    /// against a signed audit tree head.
+    Compliance {
+        /// First day (YYYY-MM-DD) or time (RFC 3339); default 30 days ago.
+        #[arg(long)]
+        from: Option<String>,
+        /// Last day (included) or time (excluded); default now.
+        #[arg(long)]
+        to: Option<String>,
+        #[arg(long, value_enum, default_value = "html")]
+        format: ComplianceFormat,
+        /// Write to this file instead of standard output.
+        #[arg(long, short)]
+        output: Option<PathBuf>,
+    },
+}
+
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+pub enum ComplianceFormat {
+    Html,
+    Json,
+    Csv,
 }
 
 #[derive(Debug, Subcommand)]
@@ -548,6 +571,34 @@ pub async fn run(cli: Cli) -> Result<ExitCode> {
             match output {
                 Some(path) => std::fs::write(path, text).with_context(|| format!("cannot write {}", path.display()))?,
                 None => println!("{text}"),
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Report(ReportCommand::Compliance {
+            from,
+            to,
+            format,
+            output,
+        }) => {
+            let now = chrono::Utc::now();
+            let bound = |name: &str, v: &Option<String>, end: bool, default| match v {
+                Some(v) => steward_service::compliance::parse_bound(name, v, end).map_err(service_err),
+                None => Ok(default),
+            };
+            let from = bound("--from", from, false, now - chrono::Duration::days(30))?;
+            let to = bound("--to", to, true, now)?;
+            let service = open(&cli).await?;
+            let report = service.compliance_report(from, to, now).await;
+            service.close().await;
+            let report = report.map_err(service_err)?;
+            let text = match format {
+                ComplianceFormat::Html => steward_service::compliance_render::to_html(&report),
+                ComplianceFormat::Json => serde_json::to_string_pretty(&report)?,
+                ComplianceFormat::Csv => steward_service::compliance_render::to_csv(&report),
+            };
+            match output {
+                Some(path) => std::fs::write(path, text).with_context(|| format!("cannot write {}", path.display()))?,
+                None => print!("{text}"),
             }
             Ok(ExitCode::SUCCESS)
         }
