@@ -184,7 +184,7 @@ pub fn to_html(r: &ComplianceReport) -> String {
     let period = format!("{} to {}", r.from.format("%Y-%m-%d"), r.to.format("%Y-%m-%d"));
     let _ = write!(
         h,
-        "<!DOCTYPE html><html lang=\"en\"><head><meta charset=\"utf-8\"><title>Compliance report {}</title><style>{STYLE}</style></head><body>",
+        "<!DOCTYPE html><html lang=\"en\"><head><meta charset=\"utf-8\"><title>Compliance report {}</title><style>{STYLE}</style></head><body><main>",
         esc(&period)
     );
     let _ = write!(
@@ -327,7 +327,7 @@ pub fn to_html(r: &ComplianceReport) -> String {
          check it with <code>steward audit verify</code> and the key at <code>/.well-known/jwks.json</code>.</p>\
          <table><tbody><tr><th>entries</th><td>{}</td></tr><tr><th>root (SHA-256)</th><td><code>{root}</code></td></tr>\
          <tr><th>signed at</th><td>{}</td></tr><tr><th>key id</th><td><code>{}</code></td></tr>\
-         <tr><th>signature (Ed25519)</th><td><code>{signature}</code></td></tr></tbody></table></body></html>",
+         <tr><th>signature (Ed25519)</th><td><code>{signature}</code></td></tr></tbody></table></main></body></html>",
         head.tree_size,
         chrono::DateTime::<chrono::Utc>::from_timestamp_millis(head.timestamp_ms)
             .map_or_else(String::new, |t| t.to_rfc3339()),

@@ -851,3 +851,76 @@ pub async fn security_report(State(s): State<AppState>, staff: Staff) -> Respons
     };
     ok_page(&s, &staff, t::SECURITY_REPORT, "/reports/security", body)
 }
+
+#[derive(serde::Deserialize, Default)]
+pub struct PeriodQuery {
+    from: Option<String>,
+    to: Option<String>,
+    format: Option<String>,
+}
+
+/// The compliance report's period form, with links to the report itself.
+pub async fn compliance_page(State(s): State<AppState>, staff: Staff) -> Response {
+    let today = chrono::Utc::now().date_naive();
+    let start = today - chrono::Duration::days(30);
+    let body = html! {
+        p { "The report covers requests, consent, reads of personal data by purpose and role (accounts reading far more people than their peers flagged), breaches against the 72-hour clock, retention, training and the self-audit, computed against a signed audit tree head. It opens as one self-contained, printable page." }
+        form.card #compliance-form method="get" action="/reports/compliance/report" {
+            (input("from", "First day", "date", &start.to_string(), None))
+            (input("to", "Last day", "date", &today.to_string(), None))
+            div.field {
+                label for="f-format" { "Format" }
+                select id="f-format" name="format" {
+                    option value="html" { "HTML with charts" }
+                    option value="csv" { "CSV (figures)" }
+                    option value="json" { "JSON" }
+                }
+            }
+            button type="submit" { "Open the report" }
+        }
+    };
+    ok_page(&s, &staff, t::COMPLIANCE_REPORT, "/reports/compliance", body)
+}
+
+/// The report itself: HTML (its own inline styles, no script), CSV or JSON.
+pub async fn compliance_file(State(s): State<AppState>, staff: Staff, Query(q): Query<PeriodQuery>) -> Response {
+    let now = chrono::Utc::now();
+    let bound = |name: &str, v: &Option<String>, end: bool, default| match v.as_deref().filter(|v| !v.is_empty()) {
+        Some(v) => steward_service::compliance::parse_bound(name, v, end).map_err(ApiError::from),
+        None => Ok(default),
+    };
+    let period = bound("from", &q.from, false, now - chrono::Duration::days(30))
+        .and_then(|from| bound("to", &q.to, true, now).map(|to| (from, to)));
+    let (from, to) = match period {
+        Ok(p) => p,
+        Err(e) => return error_page(&s, Some(&staff), e),
+    };
+    let report = match s.service.compliance_report_for(&staff.principal, from, to).await {
+        Ok(r) => r,
+        Err(e) => return error_page(&s, Some(&staff), e.into()),
+    };
+    use axum::http::header;
+    match q.format.as_deref().unwrap_or("html") {
+        "csv" => (
+            [
+                (header::CONTENT_TYPE, "text/csv; charset=utf-8"),
+                (header::CONTENT_DISPOSITION, "attachment; filename=\"compliance-report.csv\""),
+            ],
+            steward_service::compliance_render::to_csv(&report),
+        )
+            .into_response(),
+        "json" => Json(serde_json::to_value(&report).unwrap_or(Value::Null)).into_response(),
+        _ => (
+            [
+                (header::CONTENT_TYPE, "text/html; charset=utf-8"),
+                // Its own styles inline; still no script, no framing.
+                (
+                    header::CONTENT_SECURITY_POLICY,
+                    "default-src 'none'; style-src 'unsafe-inline'; img-src data:; frame-ancestors 'none'; base-uri 'none'; form-action 'none'",
+                ),
+            ],
+            steward_service::compliance_render::to_html(&report),
+        )
+            .into_response(),
+    }
+}

@@ -308,6 +308,9 @@ fn nav(s: &AppState, staff: &Staff, here: &str) -> Markup {
         links.push(("/audit", t::AUDIT));
         links.push(("/reports/art30", t::ART30));
         links.push(("/reports/security", t::SECURITY_REPORT));
+        if !staff.is(&["admin"]) {
+            links.push(("/reports/compliance", t::COMPLIANCE_REPORT));
+        }
     }
     if staff.is(&["auditor"]) {
         links.push(("/incidents", t::INCIDENTS));

@@ -106,6 +106,8 @@ pub fn routes() -> Router<AppState> {
         .route("/audit/verify", post(dpo::audit_verify))
         .route("/reports/art30", get(dpo::art30))
         .route("/reports/security", get(dpo::security_report))
+        .route("/reports/compliance", get(dpo::compliance_page))
+        .route("/reports/compliance/report", get(dpo::compliance_file))
         .route("/admin/users", get(admin::users).post(admin::create_user))
         .route("/admin/users/{id}", post(admin::update_user))
         .route("/admin/users/{id}/training", post(admin::add_training))
@@ -121,7 +123,7 @@ pub fn routes() -> Router<AppState> {
         .route("/privacy/notice", get(portal::notice_page))
         .route("/assets/steward.css", get(css))
         .route("/assets/steward.js", get(js))
-        .layer(SetResponseHeaderLayer::overriding(
+        .layer(SetResponseHeaderLayer::if_not_present(
             header::CONTENT_SECURITY_POLICY,
             HeaderValue::from_static(CSP),
         ))

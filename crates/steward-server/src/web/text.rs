@@ -147,3 +147,4 @@ pub const IMPORT_MORE: &str = "Import another file";
 
 // Security self-audit
 pub const SECURITY_REPORT: &str = "Security self-audit";
+pub const COMPLIANCE_REPORT: &str = "Compliance report";

@@ -598,6 +598,21 @@ async fn portal_to_console(app: &TestApp, driver: &str) {
         dpo.open(path).await;
         dpo.screenshot(name).await;
     }
+    // The compliance report: chosen on a console page, opened as its own
+    // self-contained page with charts (its inline styles allowed, no script).
+    dpo.open("/reports/compliance").await;
+    dpo.submit("#compliance-form button[type=submit]").await;
+    assert!(dpo.path().await.starts_with("/reports/compliance/report?"));
+    assert!(!dpo.find_all("figure.chart svg").await.is_empty(), "charts drawn");
+    assert!(dpo.text("#dsr").await.contains("Data-subject requests"));
+    let styled = dpo
+        .script("return getComputedStyle(document.querySelector('th')).backgroundColor;")
+        .await;
+    assert_eq!(
+        styled, "rgb(242, 244, 248)",
+        "the report's inline styles apply under its CSP"
+    );
+    dpo.screenshot("compliance-report").await;
     dpo.quit().await;
 }
 

@@ -33,4 +33,45 @@ async fn security_report(app: &TestApp) {
     assert_eq!(seen, 3, "each report is audited");
 }
 
-crate::stories!(security_report);
+async fn compliance_report(app: &TestApp) {
+    let id = app
+        .create_contact(
+            "sales",
+            serde_json::json!({"given_name": "Ola", "email": "ola@example.org", "purposes": ["sales"]}),
+        )
+        .await;
+    assert_eq!(app.get(&format!("/api/v1/contacts/{id}"), "sales").await.status, 200);
+    let r = app.get("/api/v1/reports/compliance", "dpo").await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    assert!(r.body["reads"]["total"].as_u64().unwrap() >= 1, "{}", r.text);
+    assert_eq!(r.body["reads"]["by_role"]["sales"], 1);
+    assert!(r.body["tree_head"]["tree_size"].as_u64().unwrap() > 0);
+    assert!(!r.text.contains("ola@example.org"));
+    let r = app
+        .get("/api/v1/reports/compliance?format=html&from=2020-01-01", "auditor")
+        .await;
+    assert_eq!(r.status, 200);
+    assert!(r.headers["content-type"].to_str().unwrap().starts_with("text/html"));
+    assert!(r.text.contains("<svg") && !r.text.contains("<script"));
+    let r = app.get("/api/v1/reports/compliance?format=csv", "dpo").await;
+    assert!(r.text.starts_with("section,metric,key,value"), "{}", r.text);
+    assert_eq!(
+        app.get("/api/v1/reports/compliance?format=pdf", "dpo").await.status,
+        400
+    );
+    assert_eq!(
+        app.get("/api/v1/reports/compliance?from=last+week", "dpo").await.status,
+        422
+    );
+    assert_eq!(
+        app.get("/api/v1/reports/compliance?from=2026-02-01&to=2026-01-01", "dpo")
+            .await
+            .status,
+        422
+    );
+    for role in ["sales", "admin", "marketing"] {
+        assert_eq!(app.get("/api/v1/reports/compliance", role).await.status, 403, "{role}");
+    }
+}
+
+crate::stories!(security_report, compliance_report);

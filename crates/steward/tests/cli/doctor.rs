@@ -65,3 +65,39 @@ fn doctor_reports_controls_and_gates_on_the_score() {
     );
     assert!(!out.stdout.contains('\u{1b}'));
 }
+
+#[test]
+fn compliance_report_in_three_formats() {
+    let s = Steward::initialised();
+    let dir = tempfile::tempdir().unwrap();
+    let html = dir.path().join("report.html");
+    s.run([
+        "report",
+        "compliance",
+        "--from",
+        "2026-01-01",
+        "--to",
+        "2026-12-31",
+        "--output",
+    ])
+    .expect_code(2);
+    s.run([
+        "report",
+        "compliance",
+        "--from",
+        "2026-01-01",
+        "-o",
+        html.to_str().unwrap(),
+    ])
+    .ok();
+    let text = std::fs::read_to_string(&html).unwrap();
+    assert!(text.starts_with("<!DOCTYPE html>") && text.contains("Compliance report"));
+    let out = s.run(["report", "compliance", "--format", "json"]);
+    out.ok();
+    let v: Value = serde_json::from_str(&out.stdout).unwrap();
+    assert!(v["tree_head"]["signature"].is_string());
+    let out = s.run(["report", "compliance", "--format", "csv"]);
+    assert!(out.stdout.starts_with("section,metric,key,value"));
+    let err = s.run(["report", "compliance", "--from", "soon"]).refused();
+    assert!(err.contains("--from must be a date"), "{err}");
+}
