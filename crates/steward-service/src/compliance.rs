@@ -21,6 +21,9 @@ pub const OUTLIER_MIN_SUBJECTS: u64 = 20;
 /// …and at least this many times the median of the other accounts.
 pub const OUTLIER_FACTOR: u64 = 3;
 
+/// Audit entries read per store call.
+const AUDIT_CHUNK: u32 = 5_000;
+
 /// Audit actions that read personal data.
 fn is_read(action: &str) -> bool {
     action.ends_with(".read")
@@ -292,16 +295,34 @@ impl Service {
         let mut months: BTreeMap<(String, String), (u64, u64)> = BTreeMap::new();
         let mut reads = ReadFigures::default();
         let mut accounts: HashMap<String, (String, u64, BTreeSet<uuid::Uuid>)> = HashMap::new();
-        let mut next = 0;
-        while next < head.tree_size {
-            let chunk = self.store.audit_entries(next, 5_000).await?;
+        // Entries are appended in time order: skip to the period's start by
+        // bisection, then read chunk by chunk, the next fetched (on the
+        // other core) while this one is counted.
+        let start = self
+            .first_entry_at_or_after(from - Duration::minutes(5), head.tree_size)
+            .await?;
+        let fetch = |at: u64| {
+            let store = std::sync::Arc::clone(&self.store);
+            tokio::spawn(async move { store.audit_entries(at, AUDIT_CHUNK).await })
+        };
+        let mut pending = (start < head.tree_size).then(|| fetch(start));
+        while let Some(task) = pending.take() {
+            let chunk = task.await.map_err(|e| ServiceError::Internal(e.to_string()))??;
             let Some(last) = chunk.last() else { break };
-            next = last.index + 1;
+            let mut past_period = false;
+            if last.index + 1 < head.tree_size {
+                pending = Some(fetch(last.index + 1));
+            }
             for stored in chunk.iter().filter(|e| e.index < head.tree_size) {
                 let Ok(entry) = steward_audit::decode_entry(&stored.bytes) else {
                     continue;
                 };
                 let r = &entry.record;
+                if r.at >= to + Duration::minutes(5) {
+                    // Well past the period (allowing for clock steps): done.
+                    past_period = true;
+                    break;
+                }
                 if !in_period(r.at) || r.outcome != steward_audit::Outcome::Ok {
                     continue;
                 }
@@ -343,6 +364,11 @@ impl Service {
                     let a = accounts.entry(account).or_insert_with(|| (role, 0, BTreeSet::new()));
                     a.1 += 1;
                     a.2.extend(subjects);
+                }
+            }
+            if past_period {
+                if let Some(task) = pending.take() {
+                    task.abort();
                 }
             }
         }
@@ -448,6 +474,26 @@ impl Service {
             security,
             tree_head: head,
         })
+    }
+
+    /// The index of the first audit entry at or after `at` (entries are in
+    /// time order), by bisection over `[0, size)`.
+    async fn first_entry_at_or_after(&self, at: DateTime<Utc>, size: u64) -> ServiceResult<u64> {
+        let (mut lo, mut hi) = (0, size);
+        while lo < hi {
+            let mid = lo + (hi - lo) / 2;
+            let entry = self.store.audit_entries(mid, 1).await?;
+            let before = entry
+                .first()
+                .and_then(|e| steward_audit::decode_entry(&e.bytes).ok())
+                .is_some_and(|e| e.record.at < at);
+            if before {
+                lo = mid + 1;
+            } else {
+                hi = mid;
+            }
+        }
+        Ok(lo)
     }
 
     /// [`Service::compliance_report`] for the privacy officer or an auditor

@@ -403,6 +403,11 @@ pub async fn run(_cli: &Cli, args: &BenchArgs) -> Result<ExitCode> {
             target: 1.0,
         },
         Ratio {
+            name: "10 s / compliance report, 30 days (largest scale)",
+            ratio: top.report_ms.map_or(0.0, |ms| 10_000.0 / ms.max(1e-6)),
+            target: 1.0,
+        },
+        Ratio {
             name: "50 ms / slowest console page p99 (10k contacts)",
             ratio: 50.0 / slowest_page.max(1e-6),
             target: 1.0,
@@ -1029,6 +1034,8 @@ struct ScalePoint {
     verify_rate: Option<f64>,
     /// Breach scoping of one token's 30 days (largest point only).
     scope_ms: Option<f64>,
+    /// The compliance report over the last 30 days (largest point only).
+    report_ms: Option<f64>,
     /// A retention run deleting the contacts of the earlier points (about
     /// 10 %) while reads go on (largest point only).
     retention: Option<RetentionMeasure>,
@@ -1044,7 +1051,7 @@ impl ScalePoint {
             "erasure_p50_ms": self.erasure_p50_ms, "erasure_p99_ms": self.erasure_p99_ms,
             "access_export_build_ms": self.export_build_ms, "access_export_p99_ms": self.export_p99_ms,
             "access_log_ms": self.access_log_ms, "audit_verify_entries_per_s": self.verify_rate,
-            "breach_scope_ms": self.scope_ms, "database_mib": self.db_mib, "peak_rss_mib": self.peak_rss_mib,
+            "breach_scope_ms": self.scope_ms, "compliance_report_ms": self.report_ms, "database_mib": self.db_mib, "peak_rss_mib": self.peak_rss_mib,
             "retention": self.retention.as_ref().map(|r| json!({
                 "contacts_deleted": r.deleted, "records_deleted": r.records, "seconds": r.seconds,
                 "contacts_per_s": r.per_s, "reads_during_run": r.reads, "read_p99_during_run_ms": r.read_p99_ms,
@@ -1096,6 +1103,12 @@ impl ScalePoint {
         );
         println!(" scope = breach scoping of one token's 30 days (2,000 reads) from the audit log, target < 2,000 ms)");
         for p in points {
+            if let Some(ms) = p.report_ms {
+                println!(
+                    "compliance report over the last 30 days at the largest point ({} audit entries): {:.0} ms (target < 10,000 ms)",
+                    p.audit_entries, ms
+                );
+            }
             if let Some(r) = &p.retention {
                 println!(
                     "retention run at the largest point: {} contacts (and {} other records) deleted in {:.1} s = {:.0} contacts/s; \
@@ -1438,6 +1451,21 @@ async fn scale_bench(dir: &std::path::Path, max: usize, erasures: usize, audit_t
         } else {
             None
         };
+        let report_ms = if n + 1 == sizes.len() {
+            let now = chrono::Utc::now();
+            let start = Instant::now();
+            service
+                .compliance_report(
+                    now - chrono::Duration::days(30),
+                    now + chrono::Duration::minutes(1),
+                    now,
+                )
+                .await
+                .map_err(service_err)?;
+            Some(millis(start))
+        } else {
+            None
+        };
         let retention = if n + 1 == sizes.len() && from > 0 {
             let kept: Vec<_> = ids[from..].iter().flatten().copied().collect();
             let m = retention_measure(&service, &sales, cutoff, &kept).await?;
@@ -1463,6 +1491,7 @@ async fn scale_bench(dir: &std::path::Path, max: usize, erasures: usize, audit_t
             access_log_ms,
             verify_rate,
             scope_ms,
+            report_ms,
             retention,
             db_mib: db_mib(dir),
             peak_rss_mib: peak_rss_mib(),

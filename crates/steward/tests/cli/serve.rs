@@ -313,6 +313,7 @@ fn bench_reports_every_target_as_a_ratio_in_json() {
         "retention deletions/s / DSR erasures/s (largest)",
         "5 ms / read p99 during a retention run (largest)",
         "50 ms / slowest console page p99 (10k contacts)",
+        "10 s / compliance report, 30 days (largest scale)",
     ] {
         assert!(names.contains(&expected), "{expected} is reported: {names:?}");
     }
@@ -334,6 +335,7 @@ fn bench_reports_every_target_as_a_ratio_in_json() {
     assert_eq!(top["retention"]["contacts_deleted"], 25);
     assert!(top["peak_rss_mib"].as_f64().unwrap() > 0.0);
     assert!(top["audit_verify_entries_per_s"].as_f64().unwrap() > 0.0);
+    assert!(top["compliance_report_ms"].as_f64().unwrap() > 0.0);
     assert!(!out.stdout.contains("@example.org"), "no personal data in the report");
     let pages = v["pages"].as_array().expect("pages");
     let names: Vec<&str> = pages.iter().filter_map(|p| p["page"].as_str()).collect();
