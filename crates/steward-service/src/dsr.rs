@@ -1104,13 +1104,63 @@ impl Service {
     /// (sealed in the outbox); the answer is the same whether or not the
     /// address is known. Rectification needs the changes and goes to staff.
     pub async fn public_dsr(&self, kind: &str, regime: &str, email: &str, client: Option<String>) -> ServiceResult<()> {
-        self.public.check(client.as_deref())?;
-        let mut errors = Vec::new();
-        if !KINDS.contains(&kind) || kind == "rectification" {
-            errors.push(steward_domain::FieldError::new(
+        if kind == "rectification" {
+            let errors = vec![steward_domain::FieldError::new(
                 "kind",
                 "must be one of access, portability, erasure, restriction, objection, opt_out_of_sale (rectification goes to the privacy officer)",
+            )];
+            self.public.check(client.as_deref())?;
+            return Err(ServiceError::Invalid(errors));
+        }
+        self.public_dsr_with(kind, regime, email, None, client).await
+    }
+
+    /// [`Service::public_dsr`], where a rectification names the contact
+    /// fields to correct and their correct values (the privacy portal's
+    /// form). The changes are checked like any write of those fields and
+    /// sealed under the person's key until staff carry them out; the
+    /// answer is the same whether or not the address is known.
+    pub async fn public_dsr_with(
+        &self,
+        kind: &str,
+        regime: &str,
+        email: &str,
+        changes: Option<serde_json::Map<String, Value>>,
+        client: Option<String>,
+    ) -> ServiceResult<()> {
+        self.public.check(client.as_deref())?;
+        let mut errors = Vec::new();
+        if !KINDS.contains(&kind) {
+            errors.push(steward_domain::FieldError::new(
+                "kind",
+                "must be one of access, portability, rectification, erasure, restriction, objection, opt_out_of_sale",
             ));
+        }
+        if kind == "rectification" {
+            match &changes {
+                Some(c) if !c.is_empty() => {
+                    for (field, value) in c {
+                        let known = self
+                            .inventory
+                            .field(steward_domain::inventory::CONTACT, field)
+                            .is_some();
+                        if !known {
+                            errors.push(steward_domain::FieldError::new(
+                                "changes",
+                                "names a field we do not hold about anyone",
+                            ));
+                        } else if let Err(e) =
+                            steward_domain::records::normalise_contact_field(&self.inventory, field, value)
+                        {
+                            errors.push(steward_domain::FieldError::new(format!("changes.{field}"), e.message));
+                        }
+                    }
+                }
+                _ => errors.push(steward_domain::FieldError::new(
+                    "changes",
+                    "must name what to correct and the correct value",
+                )),
+            }
         }
         let regime = Regime::parse(regime);
         if regime.is_none() {
@@ -1136,8 +1186,13 @@ impl Service {
         let mut dsr = new_request(id, kind, regime, t.fixed_offset(), t);
         dsr.subject_id = row.as_ref().map(|r| r.subject_id);
         dsr.identifier_hash = Some(self.identifier_hash(&normal));
-        if row.is_none() {
-            dsr.details = Some(self.seal_requester(id, &normal)?);
+        match (&row, changes.filter(|_| kind == "rectification")) {
+            (Some(r), Some(c)) => {
+                let details = serde_json::json!({ "changes": c });
+                dsr.details = Some(self.seal_json(r, &self.key_of(r)?, DETAILS, id, &details)?);
+            }
+            (None, _) => dsr.details = Some(self.seal_requester(id, &normal)?),
+            _ => {}
         }
         let mut secret = zeroize::Zeroizing::new([0u8; 32]);
         rand::RngCore::fill_bytes(&mut rand::rngs::OsRng, secret.as_mut());

@@ -18,12 +18,13 @@ use crate::extract::client_address;
 use crate::problem::ApiError;
 use crate::AppState;
 
-const KINDS: [(&str, &str); 6] = [
+const KINDS: [(&str, &str); 7] = [
     ("access", "Tell me what you hold about me (access)"),
     (
         "portability",
         "Give me my data in a machine-readable form (portability)",
     ),
+    ("rectification", "Correct something you hold about me (rectification)"),
     ("erasure", "Erase my data (erasure)"),
     ("restriction", "Restrict the use of my data (restriction)"),
     (
@@ -66,7 +67,14 @@ fn consent_purposes(s: &AppState) -> Vec<String> {
     out
 }
 
-fn request_form(errors: &Errors) -> Markup {
+fn request_form(s: &AppState, errors: &Errors) -> Markup {
+    let fields: Vec<(String, String)> = s
+        .service
+        .inventory()
+        .personal_fields("contact")
+        .map(|(name, _)| (name.to_string(), name.replace('_', " ")))
+        .collect();
+    let change_error = errors.field("changes");
     html! {
         form.card #request-form method="post" action="/privacy/request" {
             (input_with_id("request-email", "email", t::YOUR_EMAIL, "email", "", errors.field("email")))
@@ -77,6 +85,16 @@ fn request_form(errors: &Errors) -> Markup {
                     br;
                 }
                 @if let Some(e) = errors.field("kind") { p.error { (e) } }
+            }
+            fieldset.field {
+                legend { "For a correction: what is wrong, and what it should be" }
+                label for="change-field" { "What to correct" }
+                select id="change-field" name="change_field" {
+                    @for (name, label) in &fields { option value=(name) { (label) } }
+                }
+                label for="change-value" { "The correct value" }
+                input id="change-value" name="change_value" type="text" autocomplete="off";
+                @if let Some(e) = change_error { p.error { (e) } }
             }
             div.field {
                 label for="f-regime" { (t::REGIME) }
@@ -124,7 +142,7 @@ pub async fn home(State(s): State<AppState>, headers: HeaderMap) -> Response {
     let body = html! {
         p { (t::PORTAL_INTRO) }
         p { a href="/privacy/notice" { (t::NOTICE) } @if let Some(n) = current { " (version " (n.version) ")" } }
-        section aria-labelledby="req-h" { h2 id="req-h" { (t::MAKE_REQUEST) } (request_form(&Errors::none())) }
+        section aria-labelledby="req-h" { h2 id="req-h" { (t::MAKE_REQUEST) } (request_form(&s, &Errors::none())) }
         section aria-labelledby="verify-h" { h2 id="verify-h" { (t::VERIFY_CODE) } (code_form("verify-code", "/privacy/verify", t::THE_CODE)) }
         section aria-labelledby="consent-h" { h2 id="consent-h" { (t::MANAGE_CONSENT) } (consent_form(&s, current.map(|n| n.version.as_str()))) }
         section aria-labelledby="status-h" {
@@ -153,7 +171,19 @@ pub async fn request(
     let kind = form.get("kind").unwrap_or("");
     let regime = form.get("regime").unwrap_or("gdpr");
     let email = form.get("email").unwrap_or("").trim();
-    match s.service.public_dsr(kind, regime, email, client_address(&parts)).await {
+    let changes = match (kind, form.text("change_field"), form.text("change_value")) {
+        ("rectification", Some(f), Some(v)) => {
+            let mut m = serde_json::Map::new();
+            m.insert(f.to_string(), serde_json::Value::String(v.to_string()));
+            Some(m)
+        }
+        _ => None,
+    };
+    match s
+        .service
+        .public_dsr_with(kind, regime, email, changes, client_address(&parts))
+        .await
+    {
         Ok(()) => {
             let body = html! {
                 (notice(t::CHECK_MAIL))
@@ -163,10 +193,10 @@ pub async fn request(
         }
         Err(e) => {
             let e = ApiError::from(e);
-            let errors = Errors::from_api(&e, &["email", "kind"]);
+            let errors = Errors::from_api(&e, &["email", "kind", "changes"]);
             let body = html! {
                 div.alert.error role="alert" { @for m in &errors.general { p { (m) } } @if errors.general.is_empty() { p { (t::FIX_ERRORS) } } }
-                (request_form(&errors))
+                (request_form(&s, &errors))
             };
             respond(status_of(&e), portal(&s, t::MAKE_REQUEST, &headers, body))
         }
