@@ -35,9 +35,9 @@ async fn users_page(s: &AppState, staff: &Staff, done: Option<&str>, errors: &Er
     };
     let roles: Vec<String> = s.service.inventory().roles.keys().cloned().collect();
     let body = html! {
-        @if done.is_some() { (notice("Saved.")) }
+        @if done.is_some() { (notice(t::SAVED_2)) }
         table #users {
-            thead { tr { th { "User" } th { "Role" } th { "Second factor" } th { "Training current" } th { "Disabled" } th { "Change" } th { "Training" } } }
+            thead { tr { th { (t::USER) } th { (t::ROLE) } th { (t::SECOND_FACTOR) } th { (t::TRAINING_CURRENT) } th { (t::DISABLED) } th { (t::CHANGE) } th { (t::TRAINING) } } }
             tbody {
                 @for u in list["items"].as_array().cloned().unwrap_or_default() {
                     @let id = cell(&u["id"]);
@@ -50,36 +50,36 @@ async fn users_page(s: &AppState, staff: &Staff, done: Option<&str>, errors: &Er
                         td {
                             form.inline method="post" action={"/admin/users/" (id)} {
                                 (csrf(staff))
-                                label.sr for={"role-" (id)} { "Role" }
+                                label.sr for={"role-" (id)} { (t::ROLE) }
                                 select id={"role-" (id)} name="role" { @for r in &roles { option value=(r) selected[u["role"] == r.as_str()] { (r) } } }
                                 label.check { input type="checkbox" name="disabled" value="true" checked[u["disabled"] == true]; " disabled" }
                                 button type="submit" { (t::SAVE) }
                             }
                             form.inline method="post" action={"/admin/users/" (id) "/revoke-tokens"} {
                                 (csrf(staff))
-                                button type="submit" { "Sign out everywhere" }
+                                button type="submit" { (t::SIGN_OUT_EVERYWHERE) }
                             }
                         }
                         td {
                             form.inline method="post" action={"/admin/users/" (id) "/training"} {
                                 (csrf(staff))
-                                label.sr for={"course-" (id)} { "Course" }
+                                label.sr for={"course-" (id)} { (t::COURSE) }
                                 input id={"course-" (id)} name="course" placeholder="course";
-                                label.sr for={"done-" (id)} { "Completed on" }
+                                label.sr for={"done-" (id)} { (t::COMPLETED_ON) }
                                 input id={"done-" (id)} name="completed_on" type="date";
-                                button type="submit" { "Record" }
+                                button type="submit" { (t::RECORD) }
                             }
                         }
                     }
                 }
             }
         }
-        h2 { "New user" }
+        h2 { (t::NEW_USER) }
         @if !errors.is_empty() { div.alert.error role="alert" { @for m in &errors.general { p { (m) } } } }
         form.card method="post" action="/admin/users" {
             (csrf(staff))
             (input("username", t::USERNAME, "text", "", errors.field("username")))
-            div.field { label for="f-role" { "Role" } select id="f-role" name="role" { @for r in &roles { option value=(r) { (r) } } } }
+            div.field { label for="f-role" { (t::ROLE) } select id="f-role" name="role" { @for r in &roles { option value=(r) { (r) } } } }
             (input("password", t::PASSWORD, "password", "", errors.field("password")))
             button type="submit" { (t::CREATE) }
         }
@@ -164,9 +164,9 @@ pub async fn settings(State(s): State<AppState>, staff: Staff, Query(f): Query<F
         Err(e) => return error_page(&s, Some(&staff), e.into()),
     };
     let body = html! {
-        @if f.done.is_some() { (notice("Saved.")) }
+        @if f.done.is_some() { (notice(t::SAVED_2)) }
         table #settings {
-            thead { tr { th { "Setting" } th { "Value" } th { "Meaning" } } }
+            thead { tr { th { (t::SETTING) } th { (t::VALUE) } th { (t::MEANING) } } }
             tbody {
                 @for (name, value, help) in &table {
                     tr {

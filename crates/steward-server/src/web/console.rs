@@ -35,10 +35,10 @@ fn flash(done: Option<&str>) -> Option<&'static str> {
         "created" => Some(t::CREATED),
         "saved" => Some(t::SAVED),
         "mfa" => Some(t::MFA_AGAIN),
-        "hold" => Some("The legal hold is placed: the contact cannot be erased or deleted while it is active."),
-        "released" => Some("The legal hold is released (and kept on record)."),
-        "restricted" => Some("Processing is restricted: only the compliance purpose can read this contact now."),
-        "unrestricted" => Some("The restriction is lifted."),
+        "hold" => Some(t::THE_LEGAL_HOLD_IS_PLACED),
+        "released" => Some(t::THE_LEGAL_HOLD_IS_RELEASED),
+        "restricted" => Some(t::PROCESSING_IS_RESTRICTED_ONLY_THE),
+        "unrestricted" => Some(t::THE_RESTRICTION_IS_LIFTED),
         _ => None,
     }
 }
@@ -183,7 +183,7 @@ pub async fn security(State(s): State<AppState>, staff: Staff) -> Response {
         section aria-labelledby="sessions-h" {
             h2 id="sessions-h" { (t::SESSIONS) " and " (t::TOKENS) }
             table {
-                thead { tr { th { "Kind" } th { "Name" } th { "Created" } th { "Expires" } th { "Last used" } th { span.sr { "Actions" } } } }
+                thead { tr { th { (t::KIND) } th { (t::NAME) } th { (t::CREATED_2) } th { (t::EXPIRES) } th { (t::LAST_USED) } th { span.sr { (t::ACTIONS) } } } }
                 tbody {
                     @for tok in tokens.iter().filter(|t| t.revoked_at.is_none()) {
                         tr {
@@ -217,21 +217,21 @@ pub async fn security(State(s): State<AppState>, staff: Staff) -> Response {
     let body = html! {
         (body)
         section aria-labelledby="new-token-h" {
-            h2 id="new-token-h" { "New API token" }
+            h2 id="new-token-h" { (t::NEW_API_TOKEN) }
             form.card #token-form method="post" action="/security/tokens" {
                 (csrf(&staff))
-                (input("name", "Name (what it is for)", "text", "", None))
-                (input("expires_in_days", "Expires after (days)", "number", "90", None))
+                (input("name", t::NAME_WHAT_IT_IS_FOR, "text", "", None))
+                (input("expires_in_days", t::EXPIRES_AFTER_DAYS, "number", "90", None))
                 @if !purposes.is_empty() {
                     div.field {
-                        label for="f-purpose" { "Limited to the purpose" }
+                        label for="f-purpose" { (t::LIMITED_TO_THE_PURPOSE) }
                         select id="f-purpose" name="purpose" {
                             option value="" { "any of my role's purposes" }
                             @for p in &purposes { option value=(p) { (p) } }
                         }
                     }
                 }
-                button type="submit" { "Create token" }
+                button type="submit" { (t::CREATE_TOKEN) }
             }
         }
     };
@@ -267,13 +267,13 @@ pub async fn create_token(State(s): State<AppState>, staff: Staff, form: Form) -
         Ok((view, secret)) => {
             let body = html! {
                 div.alert.warn role="status" {
-                    p { "Copy the token now: it is shown only this once, and only a keyed hash of it is stored." }
+                    p { (t::COPY_THE_TOKEN_NOW_IT) }
                 }
                 p { code #new-token { (secret.as_str()) } }
-                p.hint { "Use it as: Authorization: Bearer <token>. It expires " (view.expires_at.map(when).unwrap_or_else(|| "never".into())) "." }
+                p.hint { (t::USE_IT_AS_AUTHORIZATION_BEARER) (view.expires_at.map(when).unwrap_or_else(|| "never".into())) "." }
                 p { a href="/security" { (t::SECURITY) } }
             };
-            ok_page(&s, &staff, "API token created", "/security", body)
+            ok_page(&s, &staff, t::API_TOKEN_CREATED, "/security", body)
         }
         Err(e) => error_page(&s, Some(&staff), e.into()),
     }
@@ -378,12 +378,12 @@ fn contact_table(fields: &[String], items: &[ContactView]) -> Markup {
             p { (t::NO_CONTACTS) }
         } @else {
             table #contacts {
-                thead { tr { @for c in &columns { th scope="col" { (c.replace('_', " ")) } } th { span.sr { "Open" } } } }
+                thead { tr { @for c in &columns { th scope="col" { (c.replace('_', " ")) } } th { span.sr { (t::OPEN) } } } }
                 tbody {
                     @for c in items {
                         tr {
                             @for f in &columns { td { (c.fields.get(f.as_str()).cloned().unwrap_or_default()) } }
-                            td { a href={"/contacts/" (c.id)} { "Open" } }
+                            td { a href={"/contacts/" (c.id)} { (t::OPEN) } }
                         }
                     }
                 }
@@ -631,7 +631,7 @@ pub async fn contact(
             let body = html! { div.alert.warn role="alert" { p { (t::RESTRICTED) } } };
             return respond(
                 StatusCode::FORBIDDEN,
-                page(&s, Some(&staff), "Contact", "/contacts", body),
+                page(&s, Some(&staff), t::CONTACT, "/contacts", body),
             );
         }
         Err(e) => return error_page(&s, Some(&staff), e.into()),
@@ -672,11 +672,11 @@ pub async fn contact(
                 dd data-field=(k) { (v) }
             }
             dt { (t::COLLECTED_FOR) } dd { (c.purposes.join(", ")) }
-            dt { "Created" } dd { (when(c.created_at)) }
-            dt { "Updated" } dd { (when(c.updated_at)) }
+            dt { (t::CREATED_2) } dd { (when(c.created_at)) }
+            dt { (t::UPDATED) } dd { (when(c.updated_at)) }
         }
         @if let Some(o) = &org {
-            p { "Organisation: " a href={"/organizations/" (o.id)} { (o.name) } }
+            p { (t::ORGANISATION) a href={"/organizations/" (o.id)} { (o.name) } }
         }
         section aria-labelledby="int-h" {
             h2 id="int-h" { (t::INTERACTIONS) }
@@ -714,7 +714,7 @@ pub async fn contact(
             @match &consents {
                 Some((_, states)) => {
                     table #consents {
-                        thead { tr { th { (t::PURPOSE) } th { "Status" } th { "Since" } th { "Ends" } } }
+                        thead { tr { th { (t::PURPOSE) } th { (t::STATUS_2) } th { (t::SINCE) } th { (t::ENDS) } } }
                         tbody {
                             @for st in states {
                                 tr data-purpose=(st.purpose) {
@@ -732,7 +732,7 @@ pub async fn contact(
         @if let Some(holds) = &holds {
             section aria-labelledby="holds-h" {
                 h2 id="holds-h" { (t::LEGAL_HOLDS) }
-                @if holds.is_empty() { p { "None." } }
+                @if holds.is_empty() { p { (t::NONE) } }
                 ul #holds {
                     @for h in holds {
                         li {
@@ -742,7 +742,7 @@ pub async fn contact(
                                 " "
                                 form.inline method="post" action={"/contacts/" (c.id) "/holds/" (h.id) "/release"} {
                                     (csrf(&staff))
-                                    button type="submit" { "Release" }
+                                    button type="submit" { (t::RELEASE) }
                                 }
                             }
                         }
@@ -751,19 +751,19 @@ pub async fn contact(
                 @if compliance {
                     form.card #hold-form method="post" action={"/contacts/" (c.id) "/holds"} {
                         (csrf(&staff))
-                        (input("reason", "Reason for a new legal hold (GDPR Art. 17(3))", "text", "", None))
-                        button type="submit" { "Place a legal hold" }
+                        (input("reason", t::REASON_FOR_A_NEW_LEGAL, "text", "", None))
+                        button type="submit" { (t::PLACE_A_LEGAL_HOLD) }
                     }
                 }
             }
         }
         @if compliance {
             section aria-labelledby="restrict-h" {
-                h2 id="restrict-h" { "Restriction of processing (Art. 18)" }
+                h2 id="restrict-h" { (t::RESTRICTION_OF_PROCESSING_ART_18) }
                 form.card #restriction-form method="post" action={"/contacts/" (c.id) "/restriction"} {
                     (csrf(&staff))
                     input type="hidden" name="restricted" value=(if restricted { "false" } else { "true" });
-                    button type="submit" { @if restricted { "Lift the restriction" } @else { "Restrict processing" } }
+                    button type="submit" { @if restricted { (t::LIFT_THE_RESTRICTION) } @else { (t::RESTRICT_PROCESSING) } }
                 }
             }
         }
@@ -771,7 +771,7 @@ pub async fn contact(
             section aria-labelledby="log-h" {
                 h2 id="log-h" { (t::ACCESS_LOG) }
                 table {
-                    thead { tr { th { "When" } th { "Action" } th { (t::PURPOSE) } th { "Role" } th { "Fields" } } }
+                    thead { tr { th { (t::WHEN) } th { (t::ACTION) } th { (t::PURPOSE) } th { (t::ROLE) } th { (t::FIELDS) } } }
                     tbody {
                         @for e in &log.items {
                             @let r = &e.entry.record;
@@ -782,7 +782,7 @@ pub async fn contact(
             }
         }
     };
-    respond(StatusCode::OK, page(&s, Some(&staff), "Contact", "/contacts", body))
+    respond(StatusCode::OK, page(&s, Some(&staff), t::CONTACT, "/contacts", body))
 }
 
 pub async fn edit_contact(State(s): State<AppState>, staff: Staff, Path(id): Path<String>) -> Response {
@@ -968,7 +968,7 @@ pub async fn organizations(State(s): State<AppState>, staff: Staff, Query(f): Qu
         Ok(p) => {
             let body = html! {
                 table {
-                    thead { tr { th { "Name" } th { "Domain" } th { "Created" } } }
+                    thead { tr { th { (t::NAME) } th { (t::DOMAIN) } th { (t::CREATED_2) } } }
                     tbody { @for o in &p.items { tr { td { a href={"/organizations/" (o.id)} { (o.name) } } td { (o.domain.clone().unwrap_or_default()) } td { (when(o.created_at)) } } } }
                 }
                 @if let Some(n) = &p.next_cursor { p { a rel="next" href={"/organizations?cursor=" (n)} { (t::NEXT_PAGE) } } }
@@ -991,7 +991,7 @@ pub async fn organization(State(s): State<AppState>, staff: Staff, Path(id): Pat
     match s.service.get_organization(&ctx.0, id).await {
         Ok(o) => {
             let body = dl(&crate::views::organization(&o), &["id"]);
-            ok_page(&s, &staff, "Organisation", "/organizations", body)
+            ok_page(&s, &staff, t::ORGANISATION_2, "/organizations", body)
         }
         Err(e) => error_page(&s, Some(&staff), e.into()),
     }
@@ -1006,7 +1006,7 @@ pub async fn deals(State(s): State<AppState>, staff: Staff, Query(f): Query<Flas
         Ok(p) => {
             let body = html! {
                 table {
-                    thead { tr { th { "Title" } th { "Stage" } th { "Amount" } th { "Updated" } } }
+                    thead { tr { th { (t::TITLE) } th { (t::STAGE) } th { (t::AMOUNT) } th { (t::UPDATED) } } }
                     tbody {
                         @for d in &p.items {
                             @let v = crate::views::deal(d);
@@ -1041,10 +1041,10 @@ pub async fn deal(State(s): State<AppState>, staff: Staff, Path(id): Path<String
             let v = crate::views::deal(&d);
             let body = html! {
                 (dl(&v, &["id", "contact_id", "organization_id"]))
-                @if let Some(c) = d.deal.contact_id.filter(|_| v.get("contact_id").is_some()) { p { a href={"/contacts/" (c)} { "Contact" } } }
-                @if let Some(o) = d.deal.organization_id.filter(|_| v.get("organization_id").is_some()) { p { a href={"/organizations/" (o)} { "Organisation" } } }
+                @if let Some(c) = d.deal.contact_id.filter(|_| v.get("contact_id").is_some()) { p { a href={"/contacts/" (c)} { (t::CONTACT) } } }
+                @if let Some(o) = d.deal.organization_id.filter(|_| v.get("organization_id").is_some()) { p { a href={"/organizations/" (o)} { (t::ORGANISATION_2) } } }
             };
-            ok_page(&s, &staff, "Deal", "/deals", body)
+            ok_page(&s, &staff, t::DEAL, "/deals", body)
         }
         Err(e) => error_page(&s, Some(&staff), e.into()),
     }

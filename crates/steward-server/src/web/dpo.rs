@@ -71,7 +71,7 @@ pub async fn requests(State(s): State<AppState>, staff: Staff) -> Response {
         @if items.is_empty() { p { (t::NO_REQUESTS) } }
         @else {
             table #requests {
-                thead { tr { th { (t::DUE) } th { "State" } th { "Kind" } th { "Regime" } th { "Status" } th { "Received" } th { span.sr { "Open" } } } }
+                thead { tr { th { (t::DUE) } th { (t::STATE) } th { (t::KIND) } th { (t::REGIME_2) } th { (t::STATUS_2) } th { (t::RECEIVED) } th { span.sr { (t::OPEN) } } } }
                 tbody {
                     @for d in &items {
                         tr {
@@ -81,7 +81,7 @@ pub async fn requests(State(s): State<AppState>, staff: Staff) -> Response {
                             td { (cell(&d["regime"]).to_uppercase()) }
                             td.status { (cell(&d["status"])) }
                             td { (short_time(&d["received_at"])) }
-                            td { a href={"/requests/" (cell(&d["id"]))} { "Open" } }
+                            td { a href={"/requests/" (cell(&d["id"]))} { (t::OPEN) } }
                         }
                     }
                 }
@@ -109,23 +109,23 @@ pub async fn request(
     let open = matches!(status.as_str(), "received" | "in_progress");
     let kind = cell(&d["kind"]);
     let done_msg = match f.done.as_deref() {
-        Some("verify") => Some("Identity verified; the request is in progress."),
-        Some("extend") => Some("Deadline extended."),
-        Some("refuse") => Some("Request refused."),
-        Some("fulfill") => Some("Request fulfilled."),
+        Some("verify") => Some(t::IDENTITY_VERIFIED_THE_REQUEST_IS),
+        Some("extend") => Some(t::DEADLINE_EXTENDED),
+        Some("refuse") => Some(t::REQUEST_REFUSED),
+        Some("fulfill") => Some(t::REQUEST_FULFILLED),
         _ => None,
     };
     let body = html! {
         @if let Some(m) = done_msg { (notice(m)) }
         @if let Some(state) = d["deadline"].as_str() { p { (t::DUE) " " (short_time(&d["due_at"])) " " (badge(state)) } }
         (dl(&d, &["id"]))
-        @if let Some(c) = d["contact_id"].as_str() { p { a href={"/contacts/" (c)} { "The contact" } } }
+        @if let Some(c) = d["contact_id"].as_str() { p { a href={"/contacts/" (c)} { (t::THE_CONTACT) } } }
         @if open {
             div.actions {
                 @if status == "received" {
                     form method="post" action={"/requests/" (id) "/verify"} {
                         (csrf(&staff))
-                        (input("method", "How identity was checked", "text", "", None))
+                        (input("method", t::HOW_IDENTITY_WAS_CHECKED, "text", "", None))
                         button type="submit" { (t::VERIFY) }
                     }
                 } @else {
@@ -161,7 +161,7 @@ pub async fn request(
             }
         }
     };
-    ok_page(&s, &staff, "Request", "/requests", body)
+    ok_page(&s, &staff, t::REQUEST, "/requests", body)
 }
 
 pub async fn request_action(
@@ -217,8 +217,8 @@ pub async fn certificate(State(s): State<AppState>, staff: Staff, Path(id): Path
         Ok((cert, jws)) => {
             let body = html! {
                 (dl(&cert, &[]))
-                h2 { "Signed (compact JWS, EdDSA)" }
-                p.hint { "Verify it with the key at /.well-known/jwks.json." }
+                h2 { (t::SIGNED_COMPACT_JWS_EDDSA) }
+                p.hint { (t::VERIFY_IT_WITH_THE_KEY) }
                 pre.jws { (jws) }
             };
             ok_page(&s, &staff, t::CERTIFICATE, "/requests", body)
@@ -273,29 +273,29 @@ async fn notices_page(s: &AppState, staff: &Staff, done: Option<&str>, errors: &
     let deadline = s.service.renewal().await.ok().flatten().map(|r| r.deadline);
     let body = html! {
         @match done {
-            Some("published") => (notice("Notice version published.")),
-            Some(n) if n.starts_with("mail") => (notice("Renewal e-mails queued.")),
+            Some("published") => (notice(t::NOTICE_VERSION_PUBLISHED)),
+            Some(n) if n.starts_with("mail") => (notice(t::RENEWAL_E_MAILS_QUEUED)),
             _ => {}
         }
         table #notices {
-            thead { tr { th { "Version" } th { "Language" } th { "Material" } th { "Published" } } }
+            thead { tr { th { (t::VERSION) } th { (t::LANGUAGE) } th { (t::MATERIAL) } th { (t::PUBLISHED) } } }
             tbody { @for n in list.iter().rev() { tr { td { (n.version) } td { (n.language) } td { (if n.material { "yes" } else { "no" }) } td { (super::html::when(n.published_at)) } } } }
         }
-        h2 { "Publish a new version" }
+        h2 { (t::PUBLISH_A_NEW_VERSION) }
         @if !errors.is_empty() { div.alert.error role="alert" { @for m in &errors.general { p { (m) } } } }
         form.card method="post" action="/notices" {
             (csrf(staff))
-            (input("version", "Version", "text", "", errors.field("version")))
-            div.field { label for="f-text" { "Text" } textarea id="f-text" name="text" rows="8" {} @if let Some(e) = errors.field("text") { p.error { (e) } } }
+            (input("version", t::VERSION, "text", "", errors.field("version")))
+            div.field { label for="f-text" { (t::TEXT) } textarea id="f-text" name="text" rows="8" {} @if let Some(e) = errors.field("text") { p.error { (e) } } }
             label.check { input type="checkbox" name="material" value="true"; " Material change (consents under older versions need renewal)" }
-            button type="submit" { "Publish" }
+            button type="submit" { (t::PUBLISH) }
         }
         @if let Some(r) = &renewals {
-            h2 { "Consents needing renewal" }
-            @if let Some(d) = deadline { p { "They end on " (super::html::when(d)) " unless renewed." } }
+            h2 { (t::CONSENTS_NEEDING_RENEWAL) }
+            @if let Some(d) = deadline { p { (t::THEY_END_ON) (super::html::when(d)) " unless renewed." } }
             p { (r.len()) " consent(s)." }
             @if !r.is_empty() {
-                form method="post" action="/notices/renewals/mail" { (csrf(staff)) button type="submit" { "Queue renewal e-mails" } }
+                form method="post" action="/notices/renewals/mail" { (csrf(staff)) button type="submit" { (t::QUEUE_RENEWAL_E_MAILS) } }
             }
         }
     };
@@ -342,7 +342,7 @@ pub async fn renewal_mail(State(s): State<AppState>, staff: Staff, form: Form) -
 fn clocks(v: &Value) -> Markup {
     html! {
         table.clocks {
-            thead { tr { th { "Who is told" } th { "Law" } th { "Due" } th { "Time left" } th { "State" } } }
+            thead { tr { th { (t::WHO_IS_TOLD) } th { (t::LAW) } th { (t::DUE) } th { (t::TIME_LEFT) } th { (t::STATE) } } }
             tbody {
                 @for c in v["clocks"].as_array().cloned().unwrap_or_default() {
                     tr {
@@ -385,7 +385,7 @@ async fn incidents_page(s: &AppState, staff: &Staff, errors: &Errors) -> Respons
     };
     let body = html! {
         table #incidents {
-            thead { tr { th { "Title" } th { "Status" } th { "Aware" } th { "Regulator clock" } } }
+            thead { tr { th { (t::TITLE) } th { (t::STATUS_2) } th { (t::AWARE) } th { (t::REGULATOR_CLOCK) } } }
             tbody {
                 @for i in list.as_array().cloned().unwrap_or_default() {
                     tr {
@@ -398,18 +398,18 @@ async fn incidents_page(s: &AppState, staff: &Staff, errors: &Errors) -> Respons
             }
         }
         @if staff.is(&["dpo"]) {
-            h2 { "Open an incident" }
+            h2 { (t::OPEN_AN_INCIDENT) }
             @if !errors.general.is_empty() { div.alert.error role="alert" { @for m in &errors.general { p { (m) } } } }
             form.card #incident-form method="post" action="/incidents" {
                 (csrf(staff))
-                (input("title", "Title", "text", "", errors.field("title")))
-                div.field { label for="f-description" { "Description" } textarea id="f-description" name="description" rows="3" {} }
-                (input("aware_at", "Became aware at (RFC 3339; the 72-hour clock starts here)", "text", &chrono::Utc::now().format("%Y-%m-%dT%H:%M:%SZ").to_string(), errors.field("aware_at")))
-                div.field { label for="f-category" { "Category" }
+                (input("title", t::TITLE, "text", "", errors.field("title")))
+                div.field { label for="f-description" { (t::DESCRIPTION) } textarea id="f-description" name="description" rows="3" {} }
+                (input("aware_at", t::BECAME_AWARE_AT_RFC_3339, "text", &chrono::Utc::now().format("%Y-%m-%dT%H:%M:%SZ").to_string(), errors.field("aware_at")))
+                div.field { label for="f-category" { (t::CATEGORY) }
                     select id="f-category" name="category" { @for c in steward_domain::incident::BreachCategory::ALL { option { (c.as_str()) } } } }
-                div.field { label for="f-source" { "Source" }
+                div.field { label for="f-source" { (t::SOURCE) }
                     select id="f-source" name="source" { @for c in steward_domain::incident::BreachSource::ALL { option { (c.as_str()) } } } }
-                button type="submit" { "Open" }
+                button type="submit" { (t::OPEN) }
             }
         }
     };
@@ -476,75 +476,75 @@ pub async fn incident(
     let action = |a: &str| format!("/incidents/{id}/{a}");
     let body = html! {
         @if let Some(m) = done { (notice(m)) }
-        h2 { "Legal clocks" }
+        h2 { (t::LEGAL_CLOCKS) }
         (clocks(&v))
-        h2 { "Incident" }
+        h2 { (t::INCIDENT) }
         (dl(&v, &["id", "clocks"]))
-        h2 { "Scope (from the audit log)" }
+        h2 { (t::SCOPE_FROM_THE_AUDIT_LOG) }
         @if let Some(sc) = &scope {
             div #incident-scope { (dl(sc, &["subjects", "entries"])) }
         } @else {
-            p { "Not scoped yet." }
+            p { (t::NOT_SCOPED_YET) }
         }
         form.card #scope-form method="post" action=(action("scope")) {
             (csrf(&staff))
-            p.hint { "Who or what to trace in the audit log (any of them), and the window (UTC, e.g. 2026-12-01T07:00:00Z; by default the incident's start to its end or now)." }
-            (input_with_id("scope-user", "user", "User (name or id)", "text", "", None))
-            (input_with_id("scope-token", "token", "API token id", "text", "", None))
-            (input_with_id("scope-session", "session", "Session id", "text", "", None))
-            (input_with_id("scope-client", "client", "Client address", "text", "", None))
-            (input_with_id("scope-from", "from", "From", "text", "", None))
+            p.hint { (t::WHO_OR_WHAT_TO_TRACE) }
+            (input_with_id("scope-user", "user", t::USER_NAME_OR_ID, "text", "", None))
+            (input_with_id("scope-token", "token", t::API_TOKEN_ID, "text", "", None))
+            (input_with_id("scope-session", "session", t::SESSION_ID, "text", "", None))
+            (input_with_id("scope-client", "client", t::CLIENT_ADDRESS, "text", "", None))
+            (input_with_id("scope-from", "from", t::FROM, "text", "", None))
             (input_with_id("scope-to", "to", "To", "text", "", None))
-            button type="submit" { "Scope from the audit log" }
+            button type="submit" { (t::SCOPE_FROM_THE_AUDIT_LOG_2) }
         }
-        h2 { "Risk" }
+        h2 { (t::RISK) }
         form.card #risk-form method="post" action=(action("risk")) {
             (csrf(&staff))
             div.field {
-                label for="f-level" { "Level" }
+                label for="f-level" { (t::LEVEL) }
                 select id="f-level" name="level" {
-                    option value="" { "Confirm Steward's proposal" }
+                    option value="" { (t::CONFIRM_STEWARDS_PROPOSAL) }
                     @for l in ["low", "medium", "high"] { option value=(l) { (l) } }
                 }
             }
-            (input("reason", "Reason (needed to override the proposal)", "text", "", None))
-            button type="submit" { "Record the risk assessment" }
+            (input("reason", t::REASON_NEEDED_TO_OVERRIDE_THE, "text", "", None))
+            button type="submit" { (t::RECORD_THE_RISK_ASSESSMENT) }
         }
-        h2 { "Containment" }
+        h2 { (t::CONTAINMENT) }
         form.card #containment-form method="post" action=(action("containment")) {
             (csrf(&staff))
             div.field {
-                label for="f-action" { "Action" }
+                label for="f-action" { (t::ACTION) }
                 select id="f-action" name="action" {
                     @for a in ["revoke_token", "revoke_sessions", "disable_user", "reset_password", "reset_mfa"] { option value=(a) { (a) } }
                 }
             }
-            (input_with_id("contain-user", "user", "User (name or id)", "text", "", None))
-            (input_with_id("contain-token", "token", "API token id (for revoke_token)", "text", "", None))
-            (input_with_id("contain-note", "note", "Note", "text", "", None))
-            button type="submit" { "Contain" }
+            (input_with_id("contain-user", "user", t::USER_NAME_OR_ID, "text", "", None))
+            (input_with_id("contain-token", "token", t::API_TOKEN_ID_FOR_REVOKE, "text", "", None))
+            (input_with_id("contain-note", "note", t::NOTE, "text", "", None))
+            button type="submit" { (t::CONTAIN) }
         }
-        h2 { "Notifications" }
-        p { a href={"/api/v1/incidents/" (id) "/notification?format=html"} { "Notification to the supervisory authority (Art. 33(3))" } }
+        h2 { (t::NOTIFICATIONS) }
+        p { a href={"/api/v1/incidents/" (id) "/notification?format=html"} { (t::NOTIFICATION_TO_THE_SUPERVISORY_AUTHORITY) } }
         form.card #regulator-form method="post" action=(action("notify-regulator")) {
             (csrf(&staff))
-            (input("reference", "The authority's case reference", "text", "", None))
-            (input("delay_reason", "Reason for the delay (needed after 72 hours)", "text", "", None))
-            button type="submit" { "Record that the authority was notified" }
+            (input("reference", t::THE_AUTHORITYS_CASE_REFERENCE, "text", "", None))
+            (input("delay_reason", t::REASON_FOR_THE_DELAY_NEEDED, "text", "", None))
+            button type="submit" { (t::RECORD_THAT_THE_AUTHORITY_WAS) }
         }
         form.card #subjects-form method="post" action=(action("notify-subjects")) {
             (csrf(&staff))
             div.field {
-                label for="f-what_happened" { "What happened, in clear language" }
+                label for="f-what_happened" { (t::WHAT_HAPPENED_IN_CLEAR_LANGUAGE) }
                 textarea id="f-what_happened" name="what_happened" rows="3" required {}
             }
             div.field {
-                label for="f-what_to_do" { "What they can do (optional; advice per data category by default)" }
+                label for="f-what_to_do" { (t::WHAT_THEY_CAN_DO_OPTIONAL) }
                 textarea id="f-what_to_do" name="what_to_do" rows="2" {}
             }
-            button type="submit" { "Notify the people affected (Art. 34)" }
+            button type="submit" { (t::NOTIFY_THE_PEOPLE_AFFECTED_ART) }
         }
-        h2 { "Timeline" }
+        h2 { (t::TIMELINE) }
         @if let Some(tl) = &timeline {
             ul.timeline #timeline {
                 @for item in tl["items"].as_array().cloned().unwrap_or_default() {
@@ -555,26 +555,23 @@ pub async fn incident(
         form.card #note-form method="post" action=(action("note")) {
             (csrf(&staff))
             div.field {
-                label for="f-text" { "Note" }
+                label for="f-text" { (t::NOTE) }
                 textarea id="f-text" name="text" rows="2" required {}
             }
-            button type="submit" { "Add to the timeline" }
+            button type="submit" { (t::ADD_TO_THE_TIMELINE) }
         }
     };
-    ok_page(&s, &staff, "Incident", "/incidents", body)
+    ok_page(&s, &staff, t::INCIDENT, "/incidents", body)
 }
 
 /// The incident page's actions and what the page says once done.
 const INCIDENT_ACTIONS: [(&str, &str); 6] = [
-    ("scope", "The scope was computed from the audit log and stored."),
-    ("risk", "The risk assessment is recorded."),
-    ("containment", "The containment step was carried out and recorded."),
-    ("notify-regulator", "The notification of the authority is recorded."),
-    (
-        "notify-subjects",
-        "Notices to the people affected are queued in the outbox.",
-    ),
-    ("note", "The note was added to the timeline."),
+    ("scope", (t::THE_SCOPE_WAS_COMPUTED_FROM)),
+    ("risk", (t::THE_RISK_ASSESSMENT_IS_RECORDED)),
+    ("containment", (t::THE_CONTAINMENT_STEP_WAS_CARRIED)),
+    ("notify-regulator", (t::THE_NOTIFICATION_OF_THE_AUTHORITY)),
+    ("notify-subjects", (t::NOTICES_TO_THE_PEOPLE_AFFECTED)),
+    ("note", (t::THE_NOTE_WAS_ADDED_TO)),
 ];
 
 /// A timestamp field of a form as RFC 3339 (a bare date-time is UTC).
@@ -675,21 +672,21 @@ pub async fn retention(State(s): State<AppState>, staff: Staff, Query(q): Query<
     };
     let body = html! {
         form.search method="get" action="/retention" {
-            label for="days" { "Days ahead" }
+            label for="days" { (t::DAYS_AHEAD) }
             input id="days" name="days" type="number" min="0" max="3660" value=(days);
-            button type="submit" { "Preview" }
+            button type="submit" { (t::PREVIEW) }
         }
         table #retention-preview {
-            thead { tr { th { "Record" } th { "Rule" } th { "Action" } th { "Count" } } }
+            thead { tr { th { (t::RECORD) } th { (t::RULE) } th { (t::ACTION) } th { (t::COUNT) } } }
             tbody { @for r in &preview { tr { td { (r.record) } td { (r.rule) } td { (r.action) } td { (r.count) } } } }
         }
-        h2 { "Review list" }
-        @if review.is_empty() { p { "Nothing to review." } }
+        h2 { (t::REVIEW_LIST) }
+        @if review.is_empty() { p { (t::NOTHING_TO_REVIEW) } }
         @else {
             table {
-                thead { tr { th { "Record" } th { "Rule" } th { "Due" } th { span.sr { "Open" } } } }
+                thead { tr { th { (t::RECORD) } th { (t::RULE) } th { (t::DUE) } th { span.sr { (t::OPEN) } } } }
                 tbody { @for r in &review { tr { td { (r.record) } td { (r.rule) } td { (super::html::when(r.due_at)) }
-                    td { @if let Some(sub) = r.subject_id { a href={"/contacts/" (sub)} { "Open" } } } } } }
+                    td { @if let Some(sub) = r.subject_id { a href={"/contacts/" (sub)} { (t::OPEN) } } } } } }
             }
         }
     };
@@ -746,17 +743,17 @@ pub async fn audit(State(s): State<AppState>, staff: Staff, Query(f): Query<Audi
             Err(_) => {}
         }
         form method="post" action="/audit/verify" { (csrf(&staff)) button #verify type="submit" { (t::VERIFY_LOG) } }
-        h2 { "Entries" }
+        h2 { (t::ENTRIES) }
         form.search method="get" action="/audit" {
-            (input("subject_id", "Contact id", "text", &value(&f.subject_id), errors.field("subject_id")))
-            (input("actor", "Actor (user id, token id or username)", "text", &value(&f.actor), errors.field("actor")))
-            (input("from", "From (RFC 3339)", "text", &value(&f.from), errors.field("from")))
-            (input("to", "To (RFC 3339)", "text", &value(&f.to), errors.field("to")))
+            (input("subject_id", t::CONTACT_ID, "text", &value(&f.subject_id), errors.field("subject_id")))
+            (input("actor", t::ACTOR_USER_ID_TOKEN_ID, "text", &value(&f.actor), errors.field("actor")))
+            (input("from", t::FROM_RFC_3339, "text", &value(&f.from), errors.field("from")))
+            (input("to", t::TO_RFC_3339, "text", &value(&f.to), errors.field("to")))
             button type="submit" { (t::FILTER) }
         }
         @for m in &errors.general { div.alert.error { p { (m) } } }
         table #audit {
-            thead { tr { th { "#" } th { "When" } th { "Action" } th { "Outcome" } th { "Actor" } th { (t::PURPOSE) } th { "Contact" } } }
+            thead { tr { th { "#" } th { (t::WHEN) } th { (t::ACTION) } th { (t::OUTCOME) } th { (t::ACTOR) } th { (t::PURPOSE) } th { (t::CONTACT) } } }
             tbody {
                 @for e in entries["items"].as_array().cloned().unwrap_or_default() {
                     @let r = &e["entry"];
@@ -791,12 +788,12 @@ pub async fn audit_verify(State(s): State<AppState>, staff: Staff, form: Form) -
     let body = match s.service.verify_audit_log().await {
         Ok(r) => html! {
             div.alert.ok #verify-result role="status" {
-                p { "The audit log verifies: " (r.entries) " entries, " (r.heads_checked) " signed tree head(s) checked." }
-                p { "Root: " code { (r.root.iter().map(|b| format!("{b:02x}")).collect::<String>()) } }
+                p { (t::THE_AUDIT_LOG_VERIFIES) (r.entries) " entries, " (r.heads_checked) " signed tree head(s) checked." }
+                p { (t::ROOT) code { (r.root.iter().map(|b| format!("{b:02x}")).collect::<String>()) } }
             }
         },
         Err(e) => html! {
-            div.alert.error #verify-result role="alert" { p { "The audit log does NOT verify: " (sentence(&e.to_string())) } }
+            div.alert.error #verify-result role="alert" { p { (t::THE_AUDIT_LOG_DOES_NOT) (sentence(&e.to_string())) } }
         },
     };
     ok_page(&s, &staff, t::VERIFY_LOG, "/audit", body)
@@ -811,8 +808,8 @@ pub async fn art30(State(s): State<AppState>, staff: Staff) -> Response {
                 .and_then(|a| doc.rfind("</body>").map(|b| doc[a + 6..b].to_string()))
                 .unwrap_or(doc);
             let body = html! {
-                p { a href="/api/v1/reports/art30?format=html" { "Printable document" } " · "
-                    a href="/api/v1/reports/art30?format=markdown" { "Markdown" } }
+                p { a href="/api/v1/reports/art30?format=html" { (t::PRINTABLE_DOCUMENT) } " · "
+                    a href="/api/v1/reports/art30?format=markdown" { (t::MARKDOWN) } }
                 div.report { (trusted(inner)) }
             };
             ok_page(&s, &staff, t::ART30, "/reports/art30", body)
@@ -829,11 +826,11 @@ pub async fn security_report(State(s): State<AppState>, staff: Staff) -> Respons
     };
     let body = html! {
         p #security-score {
-            "Score " strong { (report.score) "/100" } ": "
+            (t::SCORE) strong { (report.score) "/100" } ": "
             (report.passed) " pass, " (report.warnings) " warn, " (report.failures) " fail."
         }
         table #security-controls {
-            thead { tr { th { "Control" } th { "State" } th { "Evidence" } th { "Fix" } th { "GDPR Art." } th { "ISO/IEC 27001" } } }
+            thead { tr { th { (t::CONTROL) } th { (t::STATE) } th { (t::EVIDENCE) } th { (t::FIX) } th { (t::GDPR_ART) } th { "ISO/IEC 27001" } } }
             tbody {
                 @for c in &report.controls {
                     tr data-control=(c.id) {
@@ -847,7 +844,7 @@ pub async fn security_report(State(s): State<AppState>, staff: Staff) -> Respons
                 }
             }
         }
-        p.hint { "The same report: steward doctor (--json, --fail-under N) and GET /api/v1/reports/security." }
+        p.hint { (t::THE_SAME_REPORT_STEWARD_DOCTOR) }
     };
     ok_page(&s, &staff, t::SECURITY_REPORT, "/reports/security", body)
 }
@@ -864,19 +861,19 @@ pub async fn compliance_page(State(s): State<AppState>, staff: Staff) -> Respons
     let today = chrono::Utc::now().date_naive();
     let start = today - chrono::Duration::days(30);
     let body = html! {
-        p { "The report covers requests, consent, reads of personal data by purpose and role (accounts reading far more people than their peers flagged), breaches against the 72-hour clock, retention, training and the self-audit, computed against a signed audit tree head. It opens as one self-contained, printable page." }
+        p { (t::THE_REPORT_COVERS_REQUESTS_CONSENT) }
         form.card #compliance-form method="get" action="/reports/compliance/report" {
-            (input("from", "First day", "date", &start.to_string(), None))
-            (input("to", "Last day", "date", &today.to_string(), None))
+            (input("from", t::FIRST_DAY, "date", &start.to_string(), None))
+            (input("to", t::LAST_DAY, "date", &today.to_string(), None))
             div.field {
-                label for="f-format" { "Format" }
+                label for="f-format" { (t::FORMAT) }
                 select id="f-format" name="format" {
-                    option value="html" { "HTML with charts" }
-                    option value="csv" { "CSV (figures)" }
+                    option value="html" { (t::HTML_WITH_CHARTS) }
+                    option value="csv" { (t::CSV_FIGURES) }
                     option value="json" { "JSON" }
                 }
             }
-            button type="submit" { "Open the report" }
+            button type="submit" { (t::OPEN_THE_REPORT) }
         }
     };
     ok_page(&s, &staff, t::COMPLIANCE_REPORT, "/reports/compliance", body)

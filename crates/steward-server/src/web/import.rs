@@ -258,7 +258,7 @@ pub async fn status(State(s): State<AppState>, staff: Staff, Path(id): Path<Stri
             let imported = reports.len() - refused.len();
             html! {
                 div.alert.(if refused.is_empty() { "ok" } else { "warn" }) #import-summary role="status" {
-                    p { "Imported " (imported) " contacts; " (refused.len()) " rows refused." }
+                    p { (t::IMPORTED) (imported) " contacts; " (refused.len()) " rows refused." }
                 }
                 @if !refused.is_empty() {
                     table #import-errors {
@@ -273,7 +273,7 @@ pub async fn status(State(s): State<AppState>, staff: Staff, Path(id): Path<Stri
                         }
                     }
                 }
-                p { a href="/contacts" { "Contacts" } " · " a href="/contacts/import" { (t::IMPORT_MORE) } }
+                p { a href="/contacts" { (t::CONTACTS) } " · " a href="/contacts/import" { (t::IMPORT_MORE) } }
             }
         }
     };

@@ -19,22 +19,13 @@ use crate::problem::ApiError;
 use crate::AppState;
 
 const KINDS: [(&str, &str); 7] = [
-    ("access", "Tell me what you hold about me (access)"),
-    (
-        "portability",
-        "Give me my data in a machine-readable form (portability)",
-    ),
-    ("rectification", "Correct something you hold about me (rectification)"),
-    ("erasure", "Erase my data (erasure)"),
-    ("restriction", "Restrict the use of my data (restriction)"),
-    (
-        "objection",
-        "Stop using my data for direct marketing and profiling (objection)",
-    ),
-    (
-        "opt_out_of_sale",
-        "Do not sell or share my personal information (opt-out)",
-    ),
+    ("access", (t::TELL_ME_WHAT_YOU_HOLD)),
+    ("portability", (t::GIVE_ME_MY_DATA_IN)),
+    ("rectification", (t::CORRECT_SOMETHING_YOU_HOLD_ABOUT)),
+    ("erasure", (t::ERASE_MY_DATA_ERASURE)),
+    ("restriction", (t::RESTRICT_THE_USE_OF_MY)),
+    ("objection", (t::STOP_USING_MY_DATA_FOR)),
+    ("opt_out_of_sale", (t::DO_NOT_SELL_OR_SHARE)),
 ];
 
 fn gpc(headers: &HeaderMap) -> bool {
@@ -87,12 +78,12 @@ fn request_form(s: &AppState, errors: &Errors) -> Markup {
                 @if let Some(e) = errors.field("kind") { p.error { (e) } }
             }
             fieldset.field {
-                legend { "For a correction: what is wrong, and what it should be" }
-                label for="change-field" { "What to correct" }
+                legend { (t::FOR_A_CORRECTION_WHAT_IS) }
+                label for="change-field" { (t::WHAT_TO_CORRECT) }
                 select id="change-field" name="change_field" {
                     @for (name, label) in &fields { option value=(name) { (label) } }
                 }
-                label for="change-value" { "The correct value" }
+                label for="change-value" { (t::THE_CORRECT_VALUE) }
                 input id="change-value" name="change_value" type="text" autocomplete="off";
                 @if let Some(e) = change_error { p.error { (e) } }
             }
@@ -100,7 +91,7 @@ fn request_form(s: &AppState, errors: &Errors) -> Markup {
                 label for="f-regime" { (t::REGIME) }
                 select id="f-regime" name="regime" {
                     option value="gdpr" { "GDPR (EU, EEA, UK)" }
-                    option value="ccpa" { "CCPA / CPRA (California)" }
+                    option value="ccpa" { (t::CCPA_CPRA_CALIFORNIA) }
                 }
             }
             button type="submit" { (t::SEND) }
@@ -254,11 +245,11 @@ pub async fn status(
             let body = html! {
                 dl.record #request-status {
                     dt { (t::REFERENCE) } dd { (st.id) }
-                    dt { "Kind" } dd { (st.kind) }
-                    dt { "Status" } dd.status { (st.status) }
-                    dt { "Received" } dd { (when(st.received_at)) }
+                    dt { (t::KIND) } dd { (st.kind) }
+                    dt { (t::STATUS_2) } dd.status { (st.status) }
+                    dt { (t::RECEIVED) } dd { (when(st.received_at)) }
                     dt { (t::DUE) } dd { (when(st.due_at)) }
-                    @if let Some(c) = st.completed_at { dt { "Completed" } dd { (when(c)) } }
+                    @if let Some(c) = st.completed_at { dt { (t::COMPLETED) } dd { (when(c)) } }
                 }
             };
             respond(StatusCode::OK, portal(&s, t::STATUS, &headers, body))
@@ -361,14 +352,14 @@ pub async fn notice_page(State(s): State<AppState>, headers: HeaderMap) -> Respo
     let body = html! {
         @match notices.last() {
             Some(n) => {
-                p.hint { "Version " (n.version) ", published " (when(n.published_at)) "." }
+                p.hint { (t::VERSION_2) (n.version) ", published " (when(n.published_at)) "." }
                 div.notice-text { @for para in n.text.split("\n\n") { p { (para) } } }
             },
             None => p { (t::NO_NOTICE) },
         }
         @if notices.len() > 1 {
             h2 { (t::NOTICE_HISTORY) }
-            ul { @for n in notices.iter().rev().skip(1) { li { "Version " (n.version) " — " (when(n.published_at)) @if n.material { " (material change)" } } } }
+            ul { @for n in notices.iter().rev().skip(1) { li { (t::VERSION_2) (n.version) " — " (when(n.published_at)) @if n.material { " (material change)" } } } }
         }
     };
     respond(StatusCode::OK, portal(&s, t::NOTICE, &headers, body))
