@@ -37,6 +37,8 @@ pub(crate) struct AuditState {
     pub(crate) tree: Mutex<TreeBuilder>,
     /// Whether reads are audited (always, except the benchmark's comparison).
     pub(crate) audit_reads: bool,
+    /// When the whole log last verified, and how many entries it had then.
+    pub(crate) last_verified: Mutex<Option<(chrono::DateTime<chrono::Utc>, u64, usize)>>,
 }
 
 /// A decoded entry with its position and leaf hash.
@@ -566,7 +568,18 @@ impl Service {
                 verifier.push(e.index, &e.bytes, &e.leaf_hash)?;
             }
         }
-        Ok(verifier.finish()?)
+        let report = verifier.finish()?;
+        if let Ok(mut last) = self.audit.last_verified.lock() {
+            *last = Some((chrono::Utc::now(), report.entries, report.heads_checked));
+        }
+        Ok(report)
+    }
+
+    /// When the whole log last verified in this process: (time, entries,
+    /// signed heads checked).
+    #[must_use]
+    pub fn last_verified(&self) -> Option<(chrono::DateTime<chrono::Utc>, u64, usize)> {
+        self.audit.last_verified.lock().ok().and_then(|l| *l)
     }
 }
 

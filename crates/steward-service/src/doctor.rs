@@ -94,6 +94,10 @@ pub struct Installation {
     pub tls_cert: Option<PathBuf>,
     /// The database is SQLite in the data dir (its file is checked too).
     pub sqlite_file: Option<PathBuf>,
+    /// Accept a whole-log verification made in this process within this
+    /// long instead of verifying again (the console's page; the CLI and the
+    /// API always verify).
+    pub reuse_verification: Option<Duration>,
 }
 
 struct Spec {
@@ -438,11 +442,22 @@ impl Service {
                 .unwrap_or_else(std::sync::PoisonError::into_inner)
                 .clone(),
             sqlite_file,
+            reuse_verification: None,
         }
     }
 
     /// The self-audit for an administrator or auditor (audited).
     pub async fn security_report_for(&self, p: &crate::auth::Principal) -> ServiceResult<SecurityReport> {
+        self.security_report_as(p, None).await
+    }
+
+    /// [`Service::security_report_for`], accepting a whole-log verification
+    /// made within `reuse` (the console's page).
+    pub async fn security_report_as(
+        &self,
+        p: &crate::auth::Principal,
+        reuse: Option<Duration>,
+    ) -> ServiceResult<SecurityReport> {
         let allowed = self
             .inventory
             .role(&p.role)
@@ -453,7 +468,9 @@ impl Service {
                 p.role
             )));
         }
-        let report = self.security_report(&self.installation(), Utc::now()).await?;
+        let mut install = self.installation();
+        install.reuse_verification = reuse;
+        let report = self.security_report(&install, Utc::now()).await?;
         self.store
             .write(vec![self.principal_entry(p, "report.security", &[])])
             .await?;
@@ -649,21 +666,32 @@ impl Service {
         // The audit log.
         let heads = self.store.tree_heads().await?;
         let latest = heads.iter().map(|h| h.timestamp_ms).max();
-        controls.push(match self.verify_audit_log().await {
+        let recent = install
+            .reuse_verification
+            .and_then(|within| self.last_verified().filter(|(at, _, _)| Utc::now() - *at <= within));
+        let verified = match recent {
+            Some((at, entries, heads)) => Ok((entries, heads, Some(at))),
+            None => self
+                .verify_audit_log()
+                .await
+                .map(|r| (r.entries, r.heads_checked, None)),
+        };
+        controls.push(match verified {
             Err(e) => control(
                 &AUDIT,
                 Status::Fail,
                 format!("the audit log does not verify: {e}"),
                 "treat it as an incident: keep a copy of the database, find the first changed entry with steward audit verify and restore from backup",
             ),
-            Ok(report) => {
+            Ok((entries, heads_checked, reused)) => {
                 let age = latest
                     .and_then(DateTime::<Utc>::from_timestamp_millis)
                     .map(|t| (now - t).num_hours());
+                let when = reused.map_or_else(String::new, |at| {
+                    format!(" (verified {} minutes ago)", (Utc::now() - at).num_minutes())
+                });
                 let evidence = format!(
-                    "{} entries verify against {} signed tree heads; the latest head is {}",
-                    report.entries,
-                    report.heads_checked,
+                    "{entries} entries verify against {heads_checked} signed tree heads{when}; the latest head is {}",
                     age.map_or_else(|| "missing".to_string(), |h| format!("{h} hours old"))
                 );
                 match age {

@@ -184,6 +184,7 @@ impl Service {
             signing,
             tree: std::sync::Mutex::new(steward_audit::TreeBuilder::new()),
             audit_reads: options.audit_reads,
+            last_verified: std::sync::Mutex::new(None),
         };
         let hashers = std::thread::available_parallelism().map_or(2, std::num::NonZero::get);
         Ok(Self {

@@ -38,6 +38,7 @@ impl Env {
             master_key: Some(self.config.master_key_source()),
             tls_cert: None,
             sqlite_file: Some(self.config.data_dir.join("steward.db")),
+            reuse_verification: None,
         }
     }
 
@@ -176,6 +177,12 @@ async fn audit_log() {
     assert_eq!(c.status, Status::Pass, "{}", c.evidence);
     let c = e.control("audit_log", now() + Duration::hours(25)).await;
     assert_eq!(c.status, Status::Warn, "the head is old");
+    // The console's page may reuse a recent whole-log verification, and says so.
+    let mut install = e.install();
+    install.reuse_verification = Some(Duration::minutes(15));
+    let report = e.service.security_report(&install, now()).await.unwrap();
+    let c = report.controls.iter().find(|c| c.id == "audit_log").unwrap();
+    assert!(c.evidence.contains("(verified 0 minutes ago)"), "{}", c.evidence);
     // An entry changed behind Steward's back.
     let db = rusqlite::Connection::open(e.config.data_dir.join("steward.db")).unwrap();
     db.execute("UPDATE audit_log SET entry = x'00' || entry WHERE idx = 0", [])
