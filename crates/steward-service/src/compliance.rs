@@ -7,9 +7,9 @@
 //! to a signed tree head that the report carries, so its figures can be
 //! checked against the log. Figures only: no names, no values.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 
-use chrono::{DateTime, Datelike, Duration, Utc};
+use chrono::{DateTime, Duration, Utc};
 use serde::Serialize;
 use steward_audit::SignedTreeHead;
 
@@ -20,6 +20,49 @@ use crate::Service;
 pub const OUTLIER_MIN_SUBJECTS: u64 = 20;
 /// …and at least this many times the median of the other accounts.
 pub const OUTLIER_FACTOR: u64 = 3;
+
+/// What the scan of the audit log counted.
+#[derive(Default)]
+struct Scan {
+    /// (month, purpose) → (grants, withdrawals).
+    months: BTreeMap<(String, String), (u64, u64)>,
+    reads: ReadFigures,
+    /// account → (role, reads, distinct people).
+    accounts: Vec<(String, (String, u64, u64))>,
+}
+
+/// The fields of an audit entry the report counts, borrowed from its
+/// canonical JSON (verification, which checks every byte, is the
+/// self-audit's job).
+#[derive(serde::Deserialize)]
+struct LiteEntry<'a> {
+    #[serde(borrow)]
+    action: std::borrow::Cow<'a, str>,
+    #[serde(borrow)]
+    actor: LiteActor<'a>,
+    #[serde(borrow)]
+    at: std::borrow::Cow<'a, str>,
+    #[serde(borrow, default)]
+    fields: Vec<std::borrow::Cow<'a, str>>,
+    #[serde(borrow)]
+    outcome: std::borrow::Cow<'a, str>,
+    #[serde(borrow)]
+    purpose: Option<std::borrow::Cow<'a, str>>,
+    #[serde(borrow, default)]
+    record_ids: Vec<std::borrow::Cow<'a, str>>,
+    #[serde(borrow)]
+    subject_id: Option<std::borrow::Cow<'a, str>>,
+}
+
+#[derive(serde::Deserialize)]
+struct LiteActor<'a> {
+    #[serde(borrow)]
+    role: Option<std::borrow::Cow<'a, str>>,
+    #[serde(borrow)]
+    token_id: Option<std::borrow::Cow<'a, str>>,
+    #[serde(borrow)]
+    user_id: Option<std::borrow::Cow<'a, str>>,
+}
 
 /// Audit entries read per store call.
 const AUDIT_CHUNK: u32 = 5_000;
@@ -290,88 +333,23 @@ impl Service {
             }
         }
 
-        // The audit log up to a head signed now.
+        // The audit log up to a head signed now, scanned while the
+        // self-audit (which verifies the whole log) runs beside it.
         let head = self.sign_tree_head().await?;
-        let mut months: BTreeMap<(String, String), (u64, u64)> = BTreeMap::new();
-        let mut reads = ReadFigures::default();
-        let mut accounts: HashMap<String, (String, u64, BTreeSet<uuid::Uuid>)> = HashMap::new();
-        // Entries are appended in time order: skip to the period's start by
-        // bisection, then read chunk by chunk, the next fetched (on the
-        // other core) while this one is counted.
-        let start = self
-            .first_entry_at_or_after(from - Duration::minutes(5), head.tree_size)
-            .await?;
-        let fetch = |at: u64| {
-            let store = std::sync::Arc::clone(&self.store);
-            tokio::spawn(async move { store.audit_entries(at, AUDIT_CHUNK).await })
-        };
-        let mut pending = (start < head.tree_size).then(|| fetch(start));
-        while let Some(task) = pending.take() {
-            let chunk = task.await.map_err(|e| ServiceError::Internal(e.to_string()))??;
-            let Some(last) = chunk.last() else { break };
-            let mut past_period = false;
-            if last.index + 1 < head.tree_size {
-                pending = Some(fetch(last.index + 1));
-            }
-            for stored in chunk.iter().filter(|e| e.index < head.tree_size) {
-                let Ok(entry) = steward_audit::decode_entry(&stored.bytes) else {
-                    continue;
-                };
-                let r = &entry.record;
-                if r.at >= to + Duration::minutes(5) {
-                    // Well past the period (allowing for clock steps): done.
-                    past_period = true;
-                    break;
-                }
-                if !in_period(r.at) || r.outcome != steward_audit::Outcome::Ok {
-                    continue;
-                }
-                let action = r.action.as_str();
-                if matches!(action, "consent.grant" | "consent.confirm" | "consent.withdraw") {
-                    let Some(purpose) = r.fields.first().or(r.purpose.as_ref()).cloned() else {
-                        continue;
-                    };
-                    let month = format!("{:04}-{:02}", r.at.year(), r.at.month());
-                    let m = months.entry((month, purpose.clone())).or_default();
-                    let p = consent.by_purpose.entry(purpose).or_default();
-                    if action == "consent.withdraw" {
-                        m.1 += 1;
-                        p.withdrawals += 1;
-                    } else {
-                        m.0 += 1;
-                        p.grants += 1;
-                    }
-                } else if is_read(action) && r.actor.role.is_some() {
-                    let mut subjects: Vec<uuid::Uuid> = r.subject_id.into_iter().collect();
-                    if subjects.is_empty() && action.starts_with("contact.") {
-                        subjects.extend(r.record_ids.iter().copied());
-                    }
-                    if subjects.is_empty() {
-                        continue;
-                    }
-                    let role = r.actor.role.clone().unwrap_or_default();
-                    reads.total += 1;
-                    *reads
-                        .by_purpose
-                        .entry(r.purpose.clone().unwrap_or_else(|| "none".into()))
-                        .or_default() += 1;
-                    *reads.by_role.entry(role.clone()).or_default() += 1;
-                    let account = r
-                        .actor
-                        .user_id
-                        .or(r.actor.token_id)
-                        .map_or_else(|| "unknown".to_string(), |u| u.to_string());
-                    let a = accounts.entry(account).or_insert_with(|| (role, 0, BTreeSet::new()));
-                    a.1 += 1;
-                    a.2.extend(subjects);
-                }
-            }
-            if past_period {
-                if let Some(task) = pending.take() {
-                    task.abort();
-                }
-            }
+        let install = self.installation();
+        let (scan, audit) = tokio::join!(
+            self.scan_audit(from, to, head.tree_size),
+            self.security_report(&install, now)
+        );
+        let (scan, audit) = (scan?, audit?);
+        for ((_, purpose), (grants, withdrawals)) in &scan.months {
+            let p = consent.by_purpose.entry(purpose.clone()).or_default();
+            p.grants += grants;
+            p.withdrawals += withdrawals;
         }
+        let months = scan.months;
+        let accounts = scan.accounts;
+        let mut reads = scan.reads;
         for p in consent.by_purpose.values_mut() {
             p.rate = ratio(p.current_granted, p.current_granted + p.current_withdrawn);
         }
@@ -390,7 +368,7 @@ impl Service {
                 account,
                 role,
                 reads: n,
-                subjects: subjects.len() as u64,
+                subjects,
                 outlier: false,
             })
             .collect();
@@ -446,7 +424,6 @@ impl Service {
             trained,
             coverage: ratio(trained, staff.len() as u64),
         };
-        let audit = self.security_report(&self.installation(), now).await?;
         let pick = |s: crate::doctor::Status| {
             audit
                 .controls
@@ -474,6 +451,104 @@ impl Service {
             security,
             tree_head: head,
         })
+    }
+
+    /// Counts consent events and reads of personal data in `[from, to)` over
+    /// the entries below `size`.
+    async fn scan_audit(&self, from: DateTime<Utc>, to: DateTime<Utc>, size: u64) -> ServiceResult<Scan> {
+        let mut scan = Scan::default();
+        // Canonical times compare as strings.
+        let stamp = |t: DateTime<Utc>| t.format("%Y-%m-%dT%H:%M:%S%.6fZ").to_string();
+        let (lo, hi, stop) = (stamp(from), stamp(to), stamp(to + Duration::minutes(5)));
+        // Entries are appended in time order: skip to the period's start by
+        // bisection, then read chunk by chunk, the next fetched while this
+        // one is counted.
+        let start = self.first_entry_at_or_after(from - Duration::minutes(5), size).await?;
+        let fetch = |at: u64| {
+            let store = std::sync::Arc::clone(&self.store);
+            tokio::spawn(async move { store.audit_entries(at, AUDIT_CHUNK).await })
+        };
+        let mut accounts: HashMap<String, (String, u64, HashSet<u128>)> = HashMap::new();
+        let mut pending = (start < size).then(|| fetch(start));
+        while let Some(task) = pending.take() {
+            let chunk = task.await.map_err(|e| ServiceError::Internal(e.to_string()))??;
+            let Some(last) = chunk.last() else { break };
+            if last.index + 1 < size {
+                pending = Some(fetch(last.index + 1));
+            }
+            let mut past_period = false;
+            for stored in chunk.iter().filter(|e| e.index < size) {
+                let Ok(r) = serde_json::from_slice::<LiteEntry<'_>>(&stored.bytes) else {
+                    continue;
+                };
+                if r.at.as_ref() >= stop.as_str() {
+                    // Well past the period (allowing for clock steps): done.
+                    past_period = true;
+                    break;
+                }
+                if r.at.as_ref() < lo.as_str() || r.at.as_ref() >= hi.as_str() || r.outcome != "ok" {
+                    continue;
+                }
+                let action = r.action.as_ref();
+                if matches!(action, "consent.grant" | "consent.confirm" | "consent.withdraw") {
+                    let Some(purpose) = r.fields.first().or(r.purpose.as_ref()) else {
+                        continue;
+                    };
+                    let month = r.at.get(..7).unwrap_or_default().to_string();
+                    let m = scan.months.entry((month, purpose.to_string())).or_default();
+                    if action == "consent.withdraw" {
+                        m.1 += 1;
+                    } else {
+                        m.0 += 1;
+                    }
+                } else if is_read(action) {
+                    let Some(role) = r.actor.role.as_ref() else { continue };
+                    let mut subjects: Vec<u128> = r
+                        .subject_id
+                        .as_ref()
+                        .and_then(|s| uuid::Uuid::parse_str(s).ok())
+                        .map(|u| u.as_u128())
+                        .into_iter()
+                        .collect();
+                    if subjects.is_empty() && action.starts_with("contact.") {
+                        subjects.extend(
+                            r.record_ids
+                                .iter()
+                                .filter_map(|s| uuid::Uuid::parse_str(s).ok())
+                                .map(|u| u.as_u128()),
+                        );
+                    }
+                    if subjects.is_empty() {
+                        continue;
+                    }
+                    scan.reads.total += 1;
+                    let purpose = r.purpose.as_ref().map_or("none", |p| p.as_ref());
+                    *scan.reads.by_purpose.entry(purpose.to_string()).or_default() += 1;
+                    *scan.reads.by_role.entry(role.to_string()).or_default() += 1;
+                    let account = r
+                        .actor
+                        .user_id
+                        .as_ref()
+                        .or(r.actor.token_id.as_ref())
+                        .map_or("unknown", |a| a.as_ref());
+                    let a = accounts
+                        .entry(account.to_string())
+                        .or_insert_with(|| (role.to_string(), 0, HashSet::new()));
+                    a.1 += 1;
+                    a.2.extend(subjects);
+                }
+            }
+            if past_period {
+                if let Some(task) = pending.take() {
+                    task.abort();
+                }
+            }
+        }
+        scan.accounts = accounts
+            .into_iter()
+            .map(|(account, (role, n, subjects))| (account, (role, n, subjects.len() as u64)))
+            .collect();
+        Ok(scan)
     }
 
     /// The index of the first audit entry at or after `at` (entries are in
