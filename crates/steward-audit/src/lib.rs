@@ -30,4 +30,6 @@ pub use merkle::{
 };
 pub use ocsf::to_ocsf;
 pub use sign::{key_id_of, tree_head_bytes, verify_signature, KeyError, SignedTreeHead, SigningKey, TREE_HEAD_PREFIX};
-pub use verify::{bench_verify, LogVerifier, VerifyError, VerifyReport};
+pub use verify::{
+    bench_verify, checkpoint_bytes, Checkpoint, LogVerifier, VerifyError, VerifyReport, CHECKPOINT_PREFIX,
+};

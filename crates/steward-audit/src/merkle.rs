@@ -91,6 +91,21 @@ impl TreeBuilder {
         self.size
     }
 
+    /// The roots of the perfect subtrees that make up the tree, largest
+    /// first (one per set bit of the size).
+    #[must_use]
+    pub fn frontier(&self) -> &[Hash] {
+        &self.frontier
+    }
+
+    /// The tree of `size` leaves whose perfect subtrees have these roots
+    /// (as [`TreeBuilder::frontier`] returns them); `None` unless there is
+    /// exactly one root per set bit of `size`.
+    #[must_use]
+    pub fn from_frontier(size: u64, frontier: Vec<Hash>) -> Option<Self> {
+        (frontier.len() == size.count_ones() as usize).then_some(Self { size, frontier })
+    }
+
     /// The root of the tree over the leaves pushed so far (MTH).
     #[must_use]
     pub fn root(&self) -> Hash {

@@ -187,7 +187,7 @@ pub fn verify_signature(public_key: &[u8; 32], msg: &[u8], sig: &[u8]) -> bool {
     UnparsedPublicKey::new(&ED25519, public_key).verify(msg, sig).is_ok()
 }
 
-mod hex_hash {
+pub(crate) mod hex_hash {
     use serde::{Deserialize, Deserializer, Serializer};
 
     pub fn serialize<S: Serializer>(h: &[u8; 32], s: S) -> Result<S::Ok, S::Error> {
@@ -209,7 +209,24 @@ mod hex_hash {
     }
 }
 
-mod b64 {
+pub(crate) mod hex_hashes {
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(hs: &[[u8; 32]], s: S) -> Result<S::Ok, S::Error> {
+        s.collect_seq(
+            hs.iter()
+                .map(|h| h.iter().map(|b| format!("{b:02x}")).collect::<String>()),
+        )
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<[u8; 32]>, D::Error> {
+        #[derive(Deserialize)]
+        struct One(#[serde(with = "super::hex_hash")] [u8; 32]);
+        Ok(Vec::<One>::deserialize(d)?.into_iter().map(|o| o.0).collect())
+    }
+}
+
+pub(crate) mod b64 {
     use base64::Engine;
     use serde::{Deserialize, Deserializer, Serializer};
 

@@ -17,12 +17,37 @@
 //! deletion or move happened; the signed heads make the whole prefix they
 //! cover tamper-evident, including the last entry (which no later `prev`
 //! protects).
+//!
+//! # Checkpoints
+//!
+//! A verification ends with a [`Checkpoint`]: the size it reached, the root,
+//! the last leaf hash and the Merkle frontier, with the time of the last
+//! verification that started from entry 0, signed by the audit key. A later
+//! verification can [`LogVerifier::resume`] from it and check only the
+//! entries appended since (and every head signed since). The frontier is
+//! not signed: it must recompute the signed root. What a resumed
+//! verification cannot see is a change to an entry *before* the
+//! checkpoint; that is why the checkpoint says when the whole log last
+//! verified, and why `steward audit verify` always starts from entry 0.
+//!
+//! The signed message is [`checkpoint_bytes`]:
+//!
+//! ```text
+//! b"steward-audit-checkpoint-v1\n"  28 bytes
+//! size                              8 bytes, unsigned, big-endian
+//! full_at_ms                        8 bytes, signed, big-endian
+//! verified_at_ms                    8 bytes, signed, big-endian
+//! root                              32 bytes
+//! last_leaf                         32 bytes (zeros for an empty log)
+//! ```
 
 use std::time::Instant;
 
+use serde::{Deserialize, Serialize};
+
 use crate::entry::{check_canonical, seal_entry, Actor, ActorKind, AuditRecord, DecodeError, Outcome};
 use crate::merkle::{leaf_hash, Hash, TreeBuilder, EMPTY_ROOT};
-use crate::sign::{SignedTreeHead, SigningKey};
+use crate::sign::{b64, hex_hash, hex_hashes, verify_signature, SignedTreeHead, SigningKey};
 
 /// The first problem found in a log. Each message is one sentence naming
 /// the entry or the tree head.
@@ -50,6 +75,10 @@ pub enum VerifyError {
     HeadMismatch { size: u64 },
     #[error("a tree head claims size {size} but the log has only {entries} entries")]
     HeadBeyondLog { size: u64, entries: u64 },
+    #[error("the verification checkpoint at size {size} is not signed by the audit key or does not match its root")]
+    CheckpointInvalid { size: u64 },
+    #[error("the log no longer ends its verified prefix of {size} entries the way it did (entry {} was changed or removed)", size - 1)]
+    CheckpointMismatch { size: u64 },
 }
 
 /// What a successful verification covered.
@@ -67,6 +96,85 @@ pub struct VerifyReport {
     /// after it are protected by the hash chain only, and the last entry not
     /// at all until the next head is signed.
     pub signed_size: u64,
+    /// Where this verification started: 0, or the size of the checkpoint it
+    /// resumed from.
+    pub resumed_from: u64,
+    /// The leaf hash of the last entry (zeros for an empty log).
+    pub last_leaf: Hash,
+    /// The Merkle frontier over all entries ([`TreeBuilder::frontier`]).
+    pub frontier: Vec<Hash>,
+}
+
+/// The domain-separation prefix of a verification checkpoint.
+pub const CHECKPOINT_PREFIX: &[u8] = b"steward-audit-checkpoint-v1\n";
+
+/// The exact bytes a checkpoint signature covers (see the module docs).
+#[must_use]
+pub fn checkpoint_bytes(size: u64, full_at_ms: i64, verified_at_ms: i64, root: &Hash, last_leaf: &Hash) -> Vec<u8> {
+    let mut out = Vec::with_capacity(CHECKPOINT_PREFIX.len() + 88);
+    out.extend_from_slice(CHECKPOINT_PREFIX);
+    out.extend_from_slice(&size.to_be_bytes());
+    out.extend_from_slice(&full_at_ms.to_be_bytes());
+    out.extend_from_slice(&verified_at_ms.to_be_bytes());
+    out.extend_from_slice(root);
+    out.extend_from_slice(last_leaf);
+    out
+}
+
+/// A signed record that the first `size` entries verified, from which a
+/// later verification may resume (see the module docs). Serialised with
+/// hashes as lower-case hex and the signature as standard base64.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Checkpoint {
+    pub size: u64,
+    #[serde(with = "hex_hash")]
+    pub root: Hash,
+    #[serde(with = "hex_hash")]
+    pub last_leaf: Hash,
+    #[serde(with = "hex_hashes")]
+    pub frontier: Vec<Hash>,
+    /// When the last verification that started from entry 0 ran (ms since
+    /// the Unix epoch); resumed verifications carry it forward.
+    pub full_at_ms: i64,
+    /// When this checkpoint's verification ran.
+    pub verified_at_ms: i64,
+    #[serde(with = "b64")]
+    pub signature: Vec<u8>,
+    pub key_id: String,
+}
+
+impl Checkpoint {
+    /// The checkpoint at the end of a successful verification.
+    #[must_use]
+    pub fn sign(key: &SigningKey, report: &VerifyReport, full_at_ms: i64, verified_at_ms: i64) -> Self {
+        let msg = checkpoint_bytes(report.size, full_at_ms, verified_at_ms, &report.root, &report.last_leaf);
+        Self {
+            size: report.size,
+            root: report.root,
+            last_leaf: report.last_leaf,
+            frontier: report.frontier.clone(),
+            full_at_ms,
+            verified_at_ms,
+            signature: key.sign(&msg).to_vec(),
+            key_id: key.key_id(),
+        }
+    }
+
+    /// Whether the signature is valid for `public_key` and the frontier
+    /// recomputes the signed root.
+    #[must_use]
+    pub fn verify(&self, public_key: &[u8; 32]) -> bool {
+        let msg = checkpoint_bytes(
+            self.size,
+            self.full_at_ms,
+            self.verified_at_ms,
+            &self.root,
+            &self.last_leaf,
+        );
+        verify_signature(public_key, &msg, &self.signature)
+            && TreeBuilder::from_frontier(self.size, self.frontier.clone())
+                .is_some_and(|t| if self.size == 0 { EMPTY_ROOT } else { t.root() } == self.root)
+    }
 }
 
 /// Streams a stored log and checks it (see the module docs).
@@ -77,6 +185,10 @@ pub struct LogVerifier {
     tree: TreeBuilder,
     prev: Hash,
     buf: Vec<u8>,
+    /// The size verification started from, and the heads below it (not
+    /// checked again).
+    start: u64,
+    skipped: usize,
 }
 
 impl LogVerifier {
@@ -92,7 +204,41 @@ impl LogVerifier {
             tree: TreeBuilder::new(),
             prev: [0; 32],
             buf: Vec::with_capacity(1024),
+            start: 0,
+            skipped: 0,
         }
+    }
+
+    /// A verifier that continues from `checkpoint` (its signature and root
+    /// checked here): the next entry pushed must be entry `checkpoint.size`;
+    /// heads below that size are not checked again, heads at it are checked
+    /// against the checkpoint's root.
+    ///
+    /// # Errors
+    ///
+    /// [`VerifyError::CheckpointInvalid`] if the checkpoint is not signed by
+    /// `public_key` or its frontier does not recompute its root.
+    pub fn resume(
+        checkpoint: &Checkpoint,
+        heads: Vec<SignedTreeHead>,
+        public_key: [u8; 32],
+    ) -> Result<Self, VerifyError> {
+        let size = checkpoint.size;
+        let invalid = VerifyError::CheckpointInvalid { size };
+        if !checkpoint.verify(&public_key) {
+            return Err(invalid);
+        }
+        let tree = TreeBuilder::from_frontier(size, checkpoint.frontier.clone()).ok_or(invalid)?;
+        let mut v = Self::new(heads, public_key);
+        v.skipped = v.heads.iter().take_while(|h| h.tree_size < size).count();
+        v.next_head = v.skipped;
+        v.tree = tree;
+        v.prev = checkpoint.last_leaf;
+        v.start = size;
+        if size > 0 {
+            v.check_heads()?;
+        }
+        Ok(v)
     }
 
     /// Checks the heads for the current tree size.
@@ -174,10 +320,13 @@ impl LogVerifier {
         let root = if entries == 0 { EMPTY_ROOT } else { self.tree.root() };
         Ok(VerifyReport {
             entries,
-            heads_checked: self.heads.len(),
+            heads_checked: self.heads.len() - self.skipped,
             root,
             size: entries,
             signed_size: self.heads.last().map_or(0, |h| h.tree_size),
+            resumed_from: self.start,
+            last_leaf: self.prev,
+            frontier: self.tree.frontier().to_vec(),
         })
     }
 }
@@ -316,6 +465,85 @@ mod tests {
         assert_eq!(
             LogVerifier::new(vec![bad], key.public_key()).finish(),
             Err(VerifyError::HeadMismatch { size: 0 })
+        );
+    }
+
+    /// A log of `n` synthetic entries with heads at `heads_at`.
+    fn log(key: &SigningKey, n: u64, heads_at: &[u64]) -> (Vec<(Vec<u8>, Hash)>, Vec<SignedTreeHead>) {
+        let base = chrono::DateTime::from_timestamp(1_769_851_800, 0).unwrap();
+        let (mut log, mut heads, mut tree, mut prev) = (Vec::new(), Vec::new(), TreeBuilder::new(), [0u8; 32]);
+        for i in 0..n {
+            let (bytes, hash) = seal_entry(i, &prev, &synthetic_record(i, base));
+            tree.push(hash);
+            prev = hash;
+            log.push((bytes, hash));
+            if heads_at.contains(&(i + 1)) {
+                heads.push(SignedTreeHead::sign(key, i + 1, 0, tree.root()));
+            }
+        }
+        (log, heads)
+    }
+
+    fn run(mut v: LogVerifier, log: &[(Vec<u8>, Hash)], from: u64) -> Result<VerifyReport, VerifyError> {
+        for (i, (bytes, hash)) in (from..).zip(&log[usize::try_from(from).unwrap()..]) {
+            v.push(i, bytes, hash)?;
+        }
+        v.finish()
+    }
+
+    #[test]
+    fn resumes_from_a_checkpoint() {
+        let key = SigningKey::generate().unwrap();
+        let (log, heads) = log(&key, 40, &[10, 23, 40]);
+        // The first 23 entries verify in full; the checkpoint is made there.
+        let first = run(LogVerifier::new(heads[..2].to_vec(), key.public_key()), &log[..23], 0).unwrap();
+        assert_eq!((first.size, first.resumed_from, first.heads_checked), (23, 0, 2));
+        assert_eq!(first.last_leaf, log[22].1);
+        let cp = Checkpoint::sign(&key, &first, 1_000, 1_000);
+        assert!(cp.verify(&key.public_key()));
+        let json = serde_json::to_string(&cp).unwrap();
+        assert_eq!(serde_json::from_str::<Checkpoint>(&json).unwrap(), cp);
+
+        // Resumed: only entries 23.. and the head at 40 (and the one at 23) are checked.
+        let v = LogVerifier::resume(&cp, heads.clone(), key.public_key()).unwrap();
+        let whole = run(v, &log, 23).unwrap();
+        let full = run(LogVerifier::new(heads.clone(), key.public_key()), &log, 0).unwrap();
+        assert_eq!(
+            (whole.root, whole.size, whole.frontier.clone()),
+            (full.root, full.size, full.frontier)
+        );
+        assert_eq!((whole.resumed_from, whole.heads_checked), (23, 2));
+
+        // A change after the checkpoint is found.
+        let mut changed = log.clone();
+        changed[30].0[40] ^= 1;
+        let v = LogVerifier::resume(&cp, heads.clone(), key.public_key()).unwrap();
+        assert_eq!(run(v, &changed, 23), Err(VerifyError::Changed { index: 30 }));
+        // The first entry pushed must be the checkpoint's size.
+        let mut v = LogVerifier::resume(&cp, heads.clone(), key.public_key()).unwrap();
+        assert_eq!(
+            v.push(24, &log[24].0, &log[24].1),
+            Err(VerifyError::Missing { index: 23, found: 24 })
+        );
+        // A checkpoint whose size or frontier was edited, or that another key signed, is refused.
+        let mut forged = cp.clone();
+        forged.size = 30;
+        assert!(!forged.verify(&key.public_key()));
+        let mut forged = cp.clone();
+        forged.frontier[0] = [7; 32];
+        assert_eq!(
+            LogVerifier::resume(&forged, heads.clone(), key.public_key()).err(),
+            Some(VerifyError::CheckpointInvalid { size: 23 })
+        );
+        let other = SigningKey::generate().unwrap();
+        assert!(!Checkpoint::sign(&other, &first, 1_000, 1_000).verify(&key.public_key()));
+        // A head at the checkpoint's size that disagrees with it fails at once.
+        let mut bad = heads[1].clone();
+        bad.root = [9; 32];
+        bad.signature = key.sign(&bad.signed_bytes()).to_vec();
+        assert_eq!(
+            LogVerifier::resume(&cp, vec![bad], key.public_key()).err(),
+            Some(VerifyError::HeadMismatch { size: 23 })
         );
     }
 }

@@ -13,7 +13,7 @@ use std::sync::{Arc, Mutex};
 use chrono::{DateTime, Utc};
 use steward_audit::{
     consistency_proof, decode_entry, inclusion_proof, verify_signature, Actor, ActorKind, AuditEntry, AuditRecord,
-    Hash, LogVerifier, Outcome, SignedTreeHead, SigningKey, TreeBuilder, VerifyError, VerifyReport,
+    Checkpoint, Hash, LogVerifier, Outcome, SignedTreeHead, SigningKey, TreeBuilder, VerifyError, VerifyReport,
 };
 use steward_domain::SubjectId;
 use steward_store::{AuditFilter, StoredAuditEntry, WriteOp};
@@ -37,8 +37,6 @@ pub(crate) struct AuditState {
     pub(crate) tree: Mutex<TreeBuilder>,
     /// Whether reads are audited (always, except the benchmark's comparison).
     pub(crate) audit_reads: bool,
-    /// When the whole log last verified, and how many entries it had then.
-    pub(crate) last_verified: Mutex<Option<(chrono::DateTime<chrono::Utc>, u64, usize)>>,
 }
 
 /// A decoded entry with its position and leaf hash.
@@ -339,6 +337,24 @@ impl Service {
                 .map_err(|_| ServiceError::Internal("audit tree poisoned".into()))
         };
         let mut from = lock()?.size();
+        if from == 0 && size > 0 {
+            // A new process: start from the last verification's checkpoint
+            // (signed by this key, its frontier recomputing its root) rather
+            // than from the first leaf.
+            let key = self.audit.signing.public_key();
+            let seed = self
+                .audit_checkpoint()
+                .await?
+                .filter(|c| c.size <= size && c.key_id == self.audit.signing.key_id() && c.verify(&key))
+                .and_then(|c| TreeBuilder::from_frontier(c.size, c.frontier));
+            if let Some(seed) = seed {
+                let mut tree = lock()?;
+                if tree.size() == 0 {
+                    *tree = seed;
+                }
+                from = tree.size();
+            }
+        }
         while from < size {
             let to = (from + u64::from(VERIFY_CHUNK)).min(size);
             let leaves = self.store.audit_leaf_hashes(from, to).await?;
@@ -547,17 +563,70 @@ impl Service {
             .collect()
     }
 
-    /// Recomputes every leaf and the tree, and checks every stored tree
-    /// head and its signature against the signing key's public key.
+    /// Recomputes every leaf and the tree from entry 0, and checks every
+    /// stored tree head and its signature against the signing key's public
+    /// key (`steward audit verify`). Leaves a signed checkpoint for
+    /// [`Service::verify_audit_log_resuming`].
     pub async fn verify_audit_log(&self) -> Result<VerifyReport, AuditVerifyError> {
+        Ok(self.verify_audit_log_resuming(None).await?.report)
+    }
+
+    /// The stored verification checkpoint, if any (not yet checked).
+    pub async fn audit_checkpoint(&self) -> Result<Option<Checkpoint>, steward_store::StoreError> {
+        Ok(self
+            .store
+            .get_settings()
+            .await?
+            .into_iter()
+            .find(|(name, _)| name == CHECKPOINT_SETTING)
+            .and_then(|(_, value)| serde_json::from_str(&value).ok()))
+    }
+
+    /// Verifies the log like [`Service::verify_audit_log`], but when the
+    /// whole log verified from entry 0 within `resume_within` (by this or
+    /// any process on the same database), resumes from the signed checkpoint
+    /// that verification left and checks only the entries appended since,
+    /// every head signed since, and that the checkpoint's last entry is
+    /// still the one it was. Changes to older entries are left to the next
+    /// whole-log verification (`steward audit verify`, `steward doctor`, and
+    /// `steward serve` once a day). Stores a new checkpoint either way.
+    pub async fn verify_audit_log_resuming(
+        &self,
+        resume_within: Option<chrono::Duration>,
+    ) -> Result<Verification, AuditVerifyError> {
         let heads = self.store.tree_heads().await?;
-        let mut verifier = LogVerifier::new(heads, self.audit.signing.public_key());
+        let key = self.audit.signing.public_key();
+        let now = Utc::now();
+        let from_ms = |ms: i64| chrono::DateTime::<Utc>::from_timestamp_millis(ms).unwrap_or_default();
+        let checkpoint = match resume_within {
+            Some(within) => self
+                .audit_checkpoint()
+                .await?
+                .filter(|c| c.key_id == self.audit.signing.key_id() && now - from_ms(c.full_at_ms) <= within),
+            None => None,
+        };
+        let (mut verifier, start, full_at) = match &checkpoint {
+            Some(cp) => {
+                let verifier = LogVerifier::resume(cp, heads, key)?;
+                if cp.size > 0 {
+                    let last = self.store.audit_entries(cp.size - 1, 1).await?;
+                    let same = last
+                        .first()
+                        .is_some_and(|e| e.index == cp.size - 1 && steward_audit::leaf_hash(&e.bytes) == cp.last_leaf);
+                    if !same {
+                        return Err(VerifyError::CheckpointMismatch { size: cp.size }.into());
+                    }
+                }
+                (verifier, cp.size, from_ms(cp.full_at_ms))
+            }
+            None => (LogVerifier::new(heads, key), 0, now),
+        };
         // Read the next chunk while this one is checked (on a second core).
         let fetch = |from: u64| {
             let store = Arc::clone(&self.store);
             tokio::spawn(async move { store.audit_entries(from, VERIFY_CHUNK).await })
         };
-        let mut pending = fetch(0);
+        let mut pending = fetch(start);
         loop {
             let chunk = pending
                 .await
@@ -569,18 +638,41 @@ impl Service {
             }
         }
         let report = verifier.finish()?;
-        if let Ok(mut last) = self.audit.last_verified.lock() {
-            *last = Some((chrono::Utc::now(), report.entries, report.heads_checked));
+        let cp = Checkpoint::sign(
+            &self.audit.signing,
+            &report,
+            full_at.timestamp_millis(),
+            now.timestamp_millis(),
+        );
+        let write = serde_json::to_string(&cp)
+            .map_err(|e| ServiceError::Internal(e.to_string()))
+            .map(|value| {
+                vec![WriteOp::PutSetting {
+                    name: CHECKPOINT_SETTING.into(),
+                    value,
+                }]
+            });
+        match write {
+            Ok(ops) => {
+                if let Err(e) = self.store.write(ops).await {
+                    tracing::warn!(error = %e, "could not store the audit verification checkpoint");
+                }
+            }
+            Err(e) => tracing::warn!(error = %e, "could not encode the audit verification checkpoint"),
         }
-        Ok(report)
+        Ok(Verification { report, full_at })
     }
+}
 
-    /// When the whole log last verified in this process: (time, entries,
-    /// signed heads checked).
-    #[must_use]
-    pub fn last_verified(&self) -> Option<(chrono::DateTime<chrono::Utc>, u64, usize)> {
-        self.audit.last_verified.lock().ok().and_then(|l| *l)
-    }
+/// The internal setting that holds the latest verification checkpoint.
+const CHECKPOINT_SETTING: &str = "audit.checkpoint";
+
+/// A successful verification and when the whole log last verified from
+/// entry 0 (now, unless it resumed from a checkpoint).
+#[derive(Debug, Clone)]
+pub struct Verification {
+    pub report: VerifyReport,
+    pub full_at: chrono::DateTime<Utc>,
 }
 
 #[derive(Debug, thiserror::Error)]

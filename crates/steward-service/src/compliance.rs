@@ -7,12 +7,13 @@
 //! to a signed tree head that the report carries, so its figures can be
 //! checked against the log. Figures only: no names, no values.
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap};
 
 use chrono::{DateTime, Duration, Utc};
 use serde::Serialize;
 use steward_audit::SignedTreeHead;
 
+use crate::compliance_scan::{self, Bounds, Scan};
 use crate::error::{ServiceError, ServiceResult};
 use crate::Service;
 
@@ -20,61 +21,6 @@ use crate::Service;
 pub const OUTLIER_MIN_SUBJECTS: u64 = 20;
 /// …and at least this many times the median of the other accounts.
 pub const OUTLIER_FACTOR: u64 = 3;
-
-/// What the scan of the audit log counted.
-#[derive(Default)]
-struct Scan {
-    /// (month, purpose) → (grants, withdrawals).
-    months: BTreeMap<(String, String), (u64, u64)>,
-    reads: ReadFigures,
-    /// account → (role, reads, distinct people).
-    accounts: Vec<(String, (String, u64, u64))>,
-}
-
-/// The fields of an audit entry the report counts, borrowed from its
-/// canonical JSON (verification, which checks every byte, is the
-/// self-audit's job).
-#[derive(serde::Deserialize)]
-struct LiteEntry<'a> {
-    #[serde(borrow)]
-    action: std::borrow::Cow<'a, str>,
-    #[serde(borrow)]
-    actor: LiteActor<'a>,
-    #[serde(borrow)]
-    at: std::borrow::Cow<'a, str>,
-    #[serde(borrow, default)]
-    fields: Vec<std::borrow::Cow<'a, str>>,
-    #[serde(borrow)]
-    outcome: std::borrow::Cow<'a, str>,
-    #[serde(borrow)]
-    purpose: Option<std::borrow::Cow<'a, str>>,
-    #[serde(borrow, default)]
-    record_ids: Vec<std::borrow::Cow<'a, str>>,
-    #[serde(borrow)]
-    subject_id: Option<std::borrow::Cow<'a, str>>,
-}
-
-#[derive(serde::Deserialize)]
-struct LiteActor<'a> {
-    #[serde(borrow)]
-    role: Option<std::borrow::Cow<'a, str>>,
-    #[serde(borrow)]
-    token_id: Option<std::borrow::Cow<'a, str>>,
-    #[serde(borrow)]
-    user_id: Option<std::borrow::Cow<'a, str>>,
-}
-
-/// Audit entries read per store call.
-const AUDIT_CHUNK: u32 = 5_000;
-
-/// Audit actions that read personal data.
-fn is_read(action: &str) -> bool {
-    action.ends_with(".read")
-        || action.ends_with(".search")
-        || action.ends_with(".list")
-        || action.ends_with(".export")
-        || action == "dsr.export.download"
-}
 
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct DsrFigures {
@@ -289,6 +235,8 @@ impl Service {
             return Err(ServiceError::invalid("to", "the period may be at most ten years"));
         }
         let in_period = |t: DateTime<Utc>| t >= from && t < to;
+        let started = std::time::Instant::now();
+        let lap = |stage: &str| tracing::debug!(stage, ms = started.elapsed().as_millis(), "compliance report");
 
         // Requests.
         let mut dsr = DsrFigures::default();
@@ -334,12 +282,26 @@ impl Service {
         }
 
         // The audit log up to a head signed now, scanned while the
-        // self-audit (which verifies the whole log) runs beside it.
+        // self-audit runs beside it. The self-audit verifies the entries
+        // appended since the last whole-log verification when that ran
+        // within a day (`steward serve` makes one daily; `steward doctor`
+        // and `steward audit verify` each make one), the whole log otherwise.
+        lap("requests and consent");
         let head = self.sign_tree_head().await?;
-        let install = self.installation();
+        lap("tree head");
+        let mut install = self.installation();
+        install.reuse_verification = Some(Duration::hours(24));
         let (scan, audit) = tokio::join!(
-            self.scan_audit(from, to, head.tree_size),
-            self.security_report(&install, now)
+            async {
+                let scan = self.scan_audit(from, to, head.tree_size).await;
+                lap("audit scan");
+                scan
+            },
+            async {
+                let audit = self.security_report(&install, now).await;
+                lap("self-audit");
+                audit
+            }
         );
         let (scan, audit) = (scan?, audit?);
         for ((_, purpose), (grants, withdrawals)) in &scan.months {
@@ -414,6 +376,7 @@ impl Service {
             }
         }
 
+        lap("incidents and retention");
         // Training and the self-audit.
         let users = self.list_users(None).await?;
         let personal = |role: &str| self.inventory.role(role).is_some_and(|r| !r.purposes.is_empty());
@@ -456,99 +419,18 @@ impl Service {
     /// Counts consent events and reads of personal data in `[from, to)` over
     /// the entries below `size`.
     async fn scan_audit(&self, from: DateTime<Utc>, to: DateTime<Utc>, size: u64) -> ServiceResult<Scan> {
-        let mut scan = Scan::default();
         // Canonical times compare as strings.
         let stamp = |t: DateTime<Utc>| t.format("%Y-%m-%dT%H:%M:%S%.6fZ").to_string();
-        let (lo, hi, stop) = (stamp(from), stamp(to), stamp(to + Duration::minutes(5)));
-        // Entries are appended in time order: skip to the period's start by
-        // bisection, then read chunk by chunk, the next fetched while this
-        // one is counted.
-        let start = self.first_entry_at_or_after(from - Duration::minutes(5), size).await?;
-        let fetch = |at: u64| {
-            let store = std::sync::Arc::clone(&self.store);
-            tokio::spawn(async move { store.audit_entries(at, AUDIT_CHUNK).await })
+        let bounds = Bounds {
+            lo: stamp(from),
+            hi: stamp(to),
+            stop: stamp(to + Duration::minutes(5)),
         };
-        let mut accounts: HashMap<String, (String, u64, HashSet<u128>)> = HashMap::new();
-        let mut pending = (start < size).then(|| fetch(start));
-        while let Some(task) = pending.take() {
-            let chunk = task.await.map_err(|e| ServiceError::Internal(e.to_string()))??;
-            let Some(last) = chunk.last() else { break };
-            if last.index + 1 < size {
-                pending = Some(fetch(last.index + 1));
-            }
-            let mut past_period = false;
-            for stored in chunk.iter().filter(|e| e.index < size) {
-                let Ok(r) = serde_json::from_slice::<LiteEntry<'_>>(&stored.bytes) else {
-                    continue;
-                };
-                if r.at.as_ref() >= stop.as_str() {
-                    // Well past the period (allowing for clock steps): done.
-                    past_period = true;
-                    break;
-                }
-                if r.at.as_ref() < lo.as_str() || r.at.as_ref() >= hi.as_str() || r.outcome != "ok" {
-                    continue;
-                }
-                let action = r.action.as_ref();
-                if matches!(action, "consent.grant" | "consent.confirm" | "consent.withdraw") {
-                    let Some(purpose) = r.fields.first().or(r.purpose.as_ref()) else {
-                        continue;
-                    };
-                    let month = r.at.get(..7).unwrap_or_default().to_string();
-                    let m = scan.months.entry((month, purpose.to_string())).or_default();
-                    if action == "consent.withdraw" {
-                        m.1 += 1;
-                    } else {
-                        m.0 += 1;
-                    }
-                } else if is_read(action) {
-                    let Some(role) = r.actor.role.as_ref() else { continue };
-                    let mut subjects: Vec<u128> = r
-                        .subject_id
-                        .as_ref()
-                        .and_then(|s| uuid::Uuid::parse_str(s).ok())
-                        .map(|u| u.as_u128())
-                        .into_iter()
-                        .collect();
-                    if subjects.is_empty() && action.starts_with("contact.") {
-                        subjects.extend(
-                            r.record_ids
-                                .iter()
-                                .filter_map(|s| uuid::Uuid::parse_str(s).ok())
-                                .map(|u| u.as_u128()),
-                        );
-                    }
-                    if subjects.is_empty() {
-                        continue;
-                    }
-                    scan.reads.total += 1;
-                    let purpose = r.purpose.as_ref().map_or("none", |p| p.as_ref());
-                    *scan.reads.by_purpose.entry(purpose.to_string()).or_default() += 1;
-                    *scan.reads.by_role.entry(role.to_string()).or_default() += 1;
-                    let account = r
-                        .actor
-                        .user_id
-                        .as_ref()
-                        .or(r.actor.token_id.as_ref())
-                        .map_or("unknown", |a| a.as_ref());
-                    let a = accounts
-                        .entry(account.to_string())
-                        .or_insert_with(|| (role.to_string(), 0, HashSet::new()));
-                    a.1 += 1;
-                    a.2.extend(subjects);
-                }
-            }
-            if past_period {
-                if let Some(task) = pending.take() {
-                    task.abort();
-                }
-            }
-        }
-        scan.accounts = accounts
-            .into_iter()
-            .map(|(account, (role, n, subjects))| (account, (role, n, subjects.len() as u64)))
-            .collect();
-        Ok(scan)
+        // Entries are appended in time order: skip to the period's start by
+        // bisection (allowing for clock steps), then count on every core.
+        let start = self.first_entry_at_or_after(from - Duration::minutes(5), size).await?;
+        let cores = std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get) as u64;
+        compliance_scan::scan(&self.store, start, size, &bounds, cores).await
     }
 
     /// The index of the first audit entry at or after `at` (entries are in

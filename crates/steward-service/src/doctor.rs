@@ -94,9 +94,11 @@ pub struct Installation {
     pub tls_cert: Option<PathBuf>,
     /// The database is SQLite in the data dir (its file is checked too).
     pub sqlite_file: Option<PathBuf>,
-    /// Accept a whole-log verification made in this process within this
-    /// long instead of verifying again (the console's page; the CLI and the
-    /// API always verify).
+    /// When the whole log verified from entry 0 within this long (in any
+    /// process on this database), verify only the entries appended since,
+    /// resuming from the signed checkpoint that verification left (the
+    /// console's page and the compliance report; `steward doctor` and the
+    /// API verify the whole log).
     pub reuse_verification: Option<Duration>,
 }
 
@@ -666,16 +668,10 @@ impl Service {
         // The audit log.
         let heads = self.store.tree_heads().await?;
         let latest = heads.iter().map(|h| h.timestamp_ms).max();
-        let recent = install
-            .reuse_verification
-            .and_then(|within| self.last_verified().filter(|(at, _, _)| Utc::now() - *at <= within));
-        let verified = match recent {
-            Some((at, entries, heads)) => Ok((entries, heads, Some(at))),
-            None => self
-                .verify_audit_log()
-                .await
-                .map(|r| (r.entries, r.heads_checked, None)),
-        };
+        let verified = self
+            .verify_audit_log_resuming(install.reuse_verification)
+            .await
+            .map(|v| (v.report, v.full_at));
         controls.push(match verified {
             Err(e) => control(
                 &AUDIT,
@@ -683,15 +679,23 @@ impl Service {
                 format!("the audit log does not verify: {e}"),
                 "treat it as an incident: keep a copy of the database, find the first changed entry with steward audit verify and restore from backup",
             ),
-            Ok((entries, heads_checked, reused)) => {
+            Ok((report, full_at)) => {
                 let age = latest
                     .and_then(DateTime::<Utc>::from_timestamp_millis)
                     .map(|t| (now - t).num_hours());
-                let when = reused.map_or_else(String::new, |at| {
-                    format!(" (verified {} minutes ago)", (Utc::now() - at).num_minutes())
-                });
+                let how = if report.resumed_from == 0 {
+                    format!("{} entries verify against {} signed tree heads", report.entries, report.heads_checked)
+                } else {
+                    format!(
+                        "{} entries verify: the whole log verified {} minutes ago, the {} entries since then now (against {} signed tree heads)",
+                        report.entries,
+                        (Utc::now() - full_at).num_minutes(),
+                        report.entries - report.resumed_from,
+                        report.heads_checked
+                    )
+                };
                 let evidence = format!(
-                    "{entries} entries verify against {heads_checked} signed tree heads{when}; the latest head is {}",
+                    "{how}; the latest head is {}",
                     age.map_or_else(|| "missing".to_string(), |h| format!("{h} hours old"))
                 );
                 match age {

@@ -9,6 +9,7 @@ pub mod audit;
 pub mod auth;
 pub mod compliance;
 pub mod compliance_render;
+mod compliance_scan;
 pub mod consent;
 pub mod contacts;
 pub mod context;
@@ -184,7 +185,6 @@ impl Service {
             signing,
             tree: std::sync::Mutex::new(steward_audit::TreeBuilder::new()),
             audit_reads: options.audit_reads,
-            last_verified: std::sync::Mutex::new(None),
         };
         let hashers = std::thread::available_parallelism().map_or(2, std::num::NonZero::get);
         Ok(Self {

@@ -177,16 +177,77 @@ async fn audit_log() {
     assert_eq!(c.status, Status::Pass, "{}", c.evidence);
     let c = e.control("audit_log", now() + Duration::hours(25)).await;
     assert_eq!(c.status, Status::Warn, "the head is old");
-    // The console's page may reuse a recent whole-log verification, and says so.
+    // The console's page and the compliance report resume from the
+    // checkpoint of a recent whole-log verification, and say so.
+    e.user("sue", "sales").await;
     let mut install = e.install();
-    install.reuse_verification = Some(Duration::minutes(15));
-    let report = e.service.security_report(&install, now()).await.unwrap();
-    let c = report.controls.iter().find(|c| c.id == "audit_log").unwrap();
-    assert!(c.evidence.contains("(verified 0 minutes ago)"), "{}", c.evidence);
-    // An entry changed behind Steward's back.
+    install.reuse_verification = Some(Duration::hours(24));
+    let resumed = || async {
+        let report = e.service.security_report(&install, now()).await.unwrap();
+        report.controls.into_iter().find(|c| c.id == "audit_log").unwrap()
+    };
+    let c = resumed().await;
+    assert_eq!(c.status, Status::Pass, "{}", c.evidence);
+    assert!(
+        c.evidence.contains("the whole log verified 0 minutes ago, the "),
+        "{}",
+        c.evidence
+    );
+    let checkpoint = e.service.audit_checkpoint().await.unwrap().unwrap();
+    let size = e.service.audit_size().await.unwrap();
+    assert!(checkpoint.size > 0 && checkpoint.size <= size);
+    assert!(checkpoint.verify(&e.service.audit_public_key()));
+    // A change after the checkpoint is found by a resumed verification…
     let db = rusqlite::Connection::open(e.config.data_dir.join("steward.db")).unwrap();
-    db.execute("UPDATE audit_log SET entry = x'00' || entry WHERE idx = 0", [])
+    let entry = |idx: u64| -> Vec<u8> {
+        db.query_row("SELECT entry FROM audit_log WHERE idx = ?1", [idx], |r| r.get(0))
+            .unwrap()
+    };
+    let put = |idx: u64, bytes: &[u8]| {
+        db.execute(
+            "UPDATE audit_log SET entry = ?2 WHERE idx = ?1",
+            rusqlite::params![idx, bytes],
+        )
         .unwrap();
+    };
+    let flipped = |mut b: Vec<u8>| {
+        b[20] ^= 1;
+        b
+    };
+    e.user("sid", "sales").await;
+    let last = e.service.audit_size().await.unwrap() - 1;
+    let original = entry(last);
+    put(last, &flipped(original.clone()));
+    let c = resumed().await;
+    assert_eq!(c.status, Status::Fail, "{}", c.evidence);
+    assert!(
+        c.evidence.contains(&format!("entry {last} was changed")),
+        "{}",
+        c.evidence
+    );
+    put(last, &original);
+    let c = resumed().await;
+    assert_eq!(c.status, Status::Pass, "{}", c.evidence);
+    // …so is a change to the checkpoint's own last entry, or a forged checkpoint…
+    let cp_last = e.service.audit_checkpoint().await.unwrap().unwrap().size - 1;
+    let original = entry(cp_last);
+    put(cp_last, &flipped(original.clone()));
+    let c = resumed().await;
+    assert!(c.evidence.contains("verified prefix"), "{}", c.evidence);
+    put(cp_last, &original);
+    db.execute(
+        "UPDATE settings SET value = replace(value, '\"size\":', '\"size\":1') WHERE name = 'audit.checkpoint'",
+        [],
+    )
+    .unwrap();
+    let c = resumed().await;
+    assert!(c.evidence.contains("checkpoint"), "{}", c.evidence);
+    assert_eq!(c.status, Status::Fail);
+    // …while a change before it waits for the next whole-log verification,
+    // which `steward doctor` always makes.
+    assert_eq!(e.control("audit_log", now()).await.status, Status::Pass);
+    put(0, &flipped(entry(0)));
+    assert_eq!(resumed().await.status, Status::Pass, "entry 0 is before the checkpoint");
     drop(db);
     let c = e.control("audit_log", now()).await;
     assert_eq!(c.status, Status::Fail, "{}", c.evidence);
@@ -424,4 +485,55 @@ fn score_counts_warnings_as_half() {
     assert_eq!(doctor::score(&[c(Status::Pass), c(Status::Pass)]), 100);
     assert_eq!(doctor::score(&[c(Status::Pass), c(Status::Warn)]), 75);
     assert_eq!(doctor::score(&[c(Status::Fail), c(Status::Fail), c(Status::Pass)]), 33);
+}
+
+#[tokio::test]
+async fn a_new_process_signs_from_the_verification_checkpoint() {
+    let e = env().await;
+    e.user("sam", "sales").await;
+    e.user("sal", "sales").await;
+    let first = e.service.sign_tree_head().await.unwrap();
+    let verified = e.service.verify_audit_log().await.unwrap();
+    assert_eq!(verified.root, first.root);
+    drop(e.service);
+
+    // A new process: the Merkle frontier comes from the signed checkpoint.
+    // Shown by a leaf hash changed below the checkpoint, which a rebuild from
+    // every leaf would trip over at the first head and the seeded frontier
+    // does not read.
+    let db = rusqlite::Connection::open(e.config.data_dir.join("steward.db")).unwrap();
+    db.execute("UPDATE audit_log SET leaf_hash = zeroblob(32) WHERE idx = 0", [])
+        .unwrap();
+    let service = Service::open(&e.config).await.unwrap();
+    service
+        .create_user("sue", "sales", Zeroizing::new("long-enough-password".into()))
+        .await
+        .unwrap();
+    let head = service.sign_tree_head().await.unwrap();
+    assert!(head.tree_size > first.tree_size);
+    // The head is that of the log as it was written: once the leaf hash is
+    // put back, the whole log verifies against it.
+    let (bytes, stored): (Vec<u8>, Vec<u8>) = db
+        .query_row("SELECT entry, leaf_hash FROM audit_log WHERE idx = 0", [], |r| {
+            Ok((r.get(0)?, r.get(1)?))
+        })
+        .unwrap();
+    assert_eq!(stored, vec![0; 32]);
+    db.execute(
+        "UPDATE audit_log SET leaf_hash = ?1 WHERE idx = 0",
+        [steward_audit::leaf_hash(&bytes).to_vec()],
+    )
+    .unwrap();
+    let report = service.verify_audit_log().await.unwrap();
+    assert_eq!((report.size, report.root), (head.tree_size, head.root));
+
+    // A checkpoint that does not verify is ignored: the frontier is rebuilt.
+    drop(service);
+    db.execute(
+        "UPDATE settings SET value = replace(value, '\"full_at_ms\":', '\"full_at_ms\":1') WHERE name = 'audit.checkpoint'",
+        [],
+    )
+    .unwrap();
+    let service = Service::open(&e.config).await.unwrap();
+    assert_eq!(service.sign_tree_head().await.unwrap(), head);
 }

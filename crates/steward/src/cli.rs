@@ -423,6 +423,8 @@ pub fn init_tracing(cli: &Cli) {
 
 /// How often `serve` signs a tree head of the audit log (when it has grown).
 const TREE_HEAD_INTERVAL: std::time::Duration = std::time::Duration::from_secs(60);
+/// How often `steward serve` verifies the whole audit log.
+const WHOLE_LOG_VERIFY_INTERVAL: std::time::Duration = std::time::Duration::from_secs(24 * 3600);
 
 /// The environment variable that may carry the master key itself.
 pub const MASTER_KEY_ENV: &str = "STEWARD_MASTER_KEY";
@@ -761,10 +763,23 @@ async fn serve(cli: &Cli, args: &ServeArgs) -> Result<ExitCode> {
         tokio::spawn(async move {
             let mut every = tokio::time::interval(TREE_HEAD_INTERVAL);
             every.tick().await;
+            let mut verified: Option<std::time::Instant> = None;
             loop {
                 every.tick().await;
                 if let Err(e) = service.sign_tree_head().await {
                     tracing::warn!(error = %e, "could not sign an audit tree head");
+                }
+                // The whole log, once a day: its signed checkpoint lets the
+                // console's self-audit and the compliance report verify
+                // only what was appended since.
+                if verified.is_none_or(|at| at.elapsed() >= WHOLE_LOG_VERIFY_INTERVAL) {
+                    verified = Some(std::time::Instant::now());
+                    match service.verify_audit_log().await {
+                        Ok(r) => tracing::info!(entries = r.entries, "the whole audit log verified"),
+                        Err(e) => {
+                            tracing::error!(error = %e, "the audit log does not verify; run steward audit verify")
+                        }
+                    }
                 }
             }
         })

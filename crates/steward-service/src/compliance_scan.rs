@@ -1,0 +1,508 @@
+//! The compliance report's pass over the audit log: consent events and
+//! reads of personal data in a period, counted from the few fields of each
+//! entry it needs.
+//!
+//! Entries are canonical JSON (keys sorted, no insignificant spaces, see
+//! `steward_audit::entry`), so the fields are found by their keys in that
+//! order without building a JSON tree: a string value without a backslash is
+//! the bytes between its quotes, and the key pattern `"name":` cannot occur
+//! inside a string (a quote there is escaped). An entry holding any
+//! backslash, or of any other shape, is read with serde instead. Checking
+//! every byte of every entry is the verifier's job (the self-audit beside
+//! this pass); this pass only counts.
+//!
+//! The range of entries is split between tasks (one per core), each reading
+//! its chunks from the store one ahead of counting them; their tallies are
+//! merged at the end.
+
+use std::borrow::Cow;
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::sync::Arc;
+
+use memchr::memmem;
+use steward_store::Store;
+
+use crate::compliance::ReadFigures;
+use crate::error::{ServiceError, ServiceResult};
+
+/// Audit entries read per store call.
+const CHUNK: u32 = 5_000;
+/// Ranges smaller than this are not split (in debug builds, which the
+/// tests run, small ones are, so the exact-figure tests cover the merge).
+const SPLIT_MIN: u64 = if cfg!(debug_assertions) { 16 } else { 50_000 };
+
+/// What the pass counted.
+#[derive(Default)]
+pub(crate) struct Scan {
+    /// (month, purpose) → (grants, withdrawals).
+    pub months: BTreeMap<(String, String), (u64, u64)>,
+    pub reads: ReadFigures,
+    /// account → (role, reads, distinct people).
+    pub accounts: Vec<(String, (String, u64, u64))>,
+}
+
+/// The period's bounds as canonical timestamps (which compare as strings):
+/// counted are entries at `lo <= at < hi`; `stop` (a little after `hi`, for
+/// clock steps) ends the pass.
+#[derive(Clone)]
+pub(crate) struct Bounds {
+    pub lo: String,
+    pub hi: String,
+    pub stop: String,
+}
+
+/// The counted fields of one entry, borrowed from its bytes.
+struct Seen<'a> {
+    action: &'a str,
+    role: Option<&'a str>,
+    token_id: Option<&'a str>,
+    user_id: Option<&'a str>,
+    at: &'a str,
+    first_field: Option<&'a str>,
+    outcome: &'a str,
+    purpose: Option<&'a str>,
+    record_ids: Ids<'a>,
+    subject_id: Option<&'a str>,
+}
+
+enum Ids<'a> {
+    /// The inside of a JSON array of plain strings: `"a","b"`.
+    Raw(&'a str),
+    List(&'a [Cow<'a, str>]),
+}
+
+impl Ids<'_> {
+    fn each(&self, mut f: impl FnMut(&str)) {
+        match self {
+            Ids::Raw(raw) => raw
+                .split(',')
+                .filter_map(|s| s.strip_prefix('"').and_then(|s| s.strip_suffix('"')))
+                .for_each(f),
+            Ids::List(list) => list.iter().for_each(|s| f(s)),
+        }
+    }
+}
+
+/// The fields of an entry for the serde path (entries with escapes).
+#[derive(serde::Deserialize)]
+struct LiteEntry<'a> {
+    #[serde(borrow)]
+    action: Cow<'a, str>,
+    #[serde(borrow)]
+    actor: LiteActor<'a>,
+    #[serde(borrow)]
+    at: Cow<'a, str>,
+    #[serde(borrow, default)]
+    fields: Vec<Cow<'a, str>>,
+    #[serde(borrow)]
+    outcome: Cow<'a, str>,
+    #[serde(borrow)]
+    purpose: Option<Cow<'a, str>>,
+    #[serde(borrow, default)]
+    record_ids: Vec<Cow<'a, str>>,
+    #[serde(borrow)]
+    subject_id: Option<Cow<'a, str>>,
+}
+
+#[derive(serde::Deserialize)]
+struct LiteActor<'a> {
+    #[serde(borrow)]
+    role: Option<Cow<'a, str>>,
+    #[serde(borrow)]
+    token_id: Option<Cow<'a, str>>,
+    #[serde(borrow)]
+    user_id: Option<Cow<'a, str>>,
+}
+
+impl<'a> LiteEntry<'a> {
+    fn seen(&'a self) -> Seen<'a> {
+        Seen {
+            action: &self.action,
+            role: self.actor.role.as_deref(),
+            token_id: self.actor.token_id.as_deref(),
+            user_id: self.actor.user_id.as_deref(),
+            at: &self.at,
+            first_field: self.fields.first().map(AsRef::as_ref),
+            outcome: &self.outcome,
+            purpose: self.purpose.as_deref(),
+            record_ids: Ids::List(&self.record_ids),
+            subject_id: self.subject_id.as_deref(),
+        }
+    }
+}
+
+/// The key finders, built once per pass.
+struct Keys {
+    action: memmem::Finder<'static>,
+    role: memmem::Finder<'static>,
+    token_id: memmem::Finder<'static>,
+    user_id: memmem::Finder<'static>,
+    at: memmem::Finder<'static>,
+    fields: memmem::Finder<'static>,
+    outcome: memmem::Finder<'static>,
+    purpose: memmem::Finder<'static>,
+    record_ids: memmem::Finder<'static>,
+    subject_id: memmem::Finder<'static>,
+}
+
+impl Keys {
+    fn new() -> Self {
+        let f = |k: &'static str| memmem::Finder::new(k.as_bytes());
+        Self {
+            action: f("{\"action\":"),
+            role: f(",\"role\":"),
+            token_id: f(",\"token_id\":"),
+            user_id: f(",\"user_id\":"),
+            at: f(",\"at\":"),
+            fields: f(",\"fields\":"),
+            outcome: f(",\"outcome\":"),
+            purpose: f(",\"purpose\":"),
+            record_ids: f(",\"record_ids\":"),
+            subject_id: f(",\"subject_id\":"),
+        }
+    }
+
+    /// The fields of a canonical entry without escapes, found in key order;
+    /// `None` for anything else (read with serde then).
+    fn seen<'a>(&self, bytes: &'a [u8]) -> Option<Seen<'a>> {
+        if memchr::memchr(b'\\', bytes).is_some() {
+            return None;
+        }
+        let text = std::str::from_utf8(bytes).ok()?;
+        let mut pos = 0;
+        let mut next = |key: &memmem::Finder<'_>| -> Option<usize> {
+            let at = pos + key.find(bytes.get(pos..)?)? + key.needle().len();
+            pos = at;
+            Some(at)
+        };
+        let string = |at: usize| -> Option<&'a str> {
+            let rest = text.get(at..)?.strip_prefix('"')?;
+            rest.get(..rest.find('"')?)
+        };
+        let nullable = |at: usize| -> Option<Option<&'a str>> {
+            if text.get(at..)?.starts_with("null") {
+                Some(None)
+            } else {
+                string(at).map(Some)
+            }
+        };
+        let array = |at: usize| -> Option<&'a str> {
+            let rest = text.get(at..)?.strip_prefix('[')?;
+            rest.get(..rest.find(']')?)
+        };
+        let action = string(next(&self.action)?)?;
+        let role = nullable(next(&self.role)?)?;
+        let token_id = nullable(next(&self.token_id)?)?;
+        let user_id = nullable(next(&self.user_id)?)?;
+        let at = string(next(&self.at)?)?;
+        let fields = array(next(&self.fields)?)?;
+        let outcome = string(next(&self.outcome)?)?;
+        let purpose = nullable(next(&self.purpose)?)?;
+        let record_ids = array(next(&self.record_ids)?)?;
+        let subject_id = nullable(next(&self.subject_id)?)?;
+        let first_field = fields
+            .split(',')
+            .next()
+            .and_then(|s| s.strip_prefix('"').and_then(|s| s.strip_suffix('"')));
+        Some(Seen {
+            action,
+            role,
+            token_id,
+            user_id,
+            at,
+            first_field,
+            outcome,
+            purpose,
+            record_ids: Ids::Raw(record_ids),
+            subject_id,
+        })
+    }
+}
+
+/// Audit actions that read personal data.
+pub(crate) fn is_read(action: &str) -> bool {
+    action.ends_with(".read") || action.ends_with(".search") || action.ends_with(".list") || action.ends_with(".export")
+}
+
+/// The counts of one range.
+#[derive(Default)]
+struct Tally {
+    months: BTreeMap<(String, String), (u64, u64)>,
+    total: u64,
+    by_purpose: BTreeMap<String, u64>,
+    by_role: BTreeMap<String, u64>,
+    /// account → (role, reads, distinct people).
+    accounts: HashMap<String, (String, u64, HashSet<u128>)>,
+}
+
+fn bump(map: &mut BTreeMap<String, u64>, key: &str) {
+    match map.get_mut(key) {
+        Some(n) => *n += 1,
+        None => {
+            map.insert(key.to_string(), 1);
+        }
+    }
+}
+
+fn uuid_bits(s: &str) -> Option<u128> {
+    uuid::Uuid::parse_str(s).ok().map(|u| u.as_u128())
+}
+
+impl Tally {
+    /// Counts one entry; `false` once the entry is well past the period.
+    fn count(&mut self, e: &Seen<'_>, b: &Bounds, subjects: &mut Vec<u128>) -> bool {
+        if e.at >= b.stop.as_str() {
+            return false;
+        }
+        if e.at < b.lo.as_str() || e.at >= b.hi.as_str() || e.outcome != "ok" {
+            return true;
+        }
+        let action = e.action;
+        if matches!(action, "consent.grant" | "consent.confirm" | "consent.withdraw") {
+            let Some(purpose) = e.first_field.or(e.purpose) else {
+                return true;
+            };
+            let month = e.at.get(..7).unwrap_or_default();
+            let m = self.months.entry((month.to_string(), purpose.to_string())).or_default();
+            if action == "consent.withdraw" {
+                m.1 += 1;
+            } else {
+                m.0 += 1;
+            }
+        } else if is_read(action) {
+            let Some(role) = e.role else { return true };
+            subjects.clear();
+            subjects.extend(e.subject_id.and_then(uuid_bits));
+            if subjects.is_empty() && action.starts_with("contact.") {
+                e.record_ids.each(|s| subjects.extend(uuid_bits(s)));
+            }
+            if subjects.is_empty() {
+                return true;
+            }
+            self.total += 1;
+            bump(&mut self.by_purpose, e.purpose.unwrap_or("none"));
+            bump(&mut self.by_role, role);
+            let account = e.user_id.or(e.token_id).unwrap_or("unknown");
+            if !self.accounts.contains_key(account) {
+                self.accounts
+                    .insert(account.to_string(), (role.to_string(), 0, HashSet::new()));
+            }
+            if let Some(a) = self.accounts.get_mut(account) {
+                a.1 += 1;
+                a.2.extend(subjects.iter().copied());
+            }
+        }
+        true
+    }
+
+    fn merge(&mut self, other: Tally) {
+        for (k, (g, w)) in other.months {
+            let m = self.months.entry(k).or_default();
+            m.0 += g;
+            m.1 += w;
+        }
+        self.total += other.total;
+        for (k, n) in other.by_purpose {
+            *self.by_purpose.entry(k).or_default() += n;
+        }
+        for (k, n) in other.by_role {
+            *self.by_role.entry(k).or_default() += n;
+        }
+        for (k, (role, n, people)) in other.accounts {
+            let a = self.accounts.entry(k).or_insert_with(|| (role, 0, HashSet::new()));
+            a.1 += n;
+            a.2.extend(people);
+        }
+    }
+}
+
+/// Counts the entries `[start, end)`, reading the next chunk while this one
+/// is counted.
+async fn scan_range(store: Arc<dyn Store>, start: u64, end: u64, bounds: Bounds) -> ServiceResult<Tally> {
+    let keys = Keys::new();
+    let mut tally = Tally::default();
+    let mut subjects = Vec::new();
+    let fetch = |at: u64| {
+        let store = Arc::clone(&store);
+        let n = u32::try_from((end - at).min(u64::from(CHUNK))).unwrap_or(CHUNK);
+        tokio::spawn(async move { store.audit_entries(at, n).await })
+    };
+    let mut pending = (start < end).then(|| fetch(start));
+    while let Some(task) = pending.take() {
+        let chunk = task.await.map_err(|e| ServiceError::Internal(e.to_string()))??;
+        let Some(last) = chunk.last() else { break };
+        if last.index + 1 < end {
+            pending = Some(fetch(last.index + 1));
+        }
+        for stored in chunk.iter().filter(|e| e.index < end) {
+            let more = match keys.seen(&stored.bytes) {
+                Some(seen) => tally.count(&seen, &bounds, &mut subjects),
+                None => match serde_json::from_slice::<LiteEntry<'_>>(&stored.bytes) {
+                    Ok(lite) => tally.count(&lite.seen(), &bounds, &mut subjects),
+                    Err(_) => true,
+                },
+            };
+            if !more {
+                if let Some(task) = pending.take() {
+                    task.abort();
+                }
+                break;
+            }
+        }
+    }
+    Ok(tally)
+}
+
+/// Counts consent events and reads of personal data in the period over the
+/// entries `[start, end)`, split between `tasks` tasks.
+pub(crate) async fn scan(
+    store: &Arc<dyn Store>,
+    start: u64,
+    end: u64,
+    bounds: &Bounds,
+    tasks: u64,
+) -> ServiceResult<Scan> {
+    let n = end.saturating_sub(start);
+    let tasks = if n < SPLIT_MIN { 1 } else { tasks.max(1) };
+    let step = n.div_ceil(tasks).max(1);
+    let mut set = tokio::task::JoinSet::new();
+    let mut at = start;
+    let mut order = 0usize;
+    while at < end {
+        let to = (at + step).min(end);
+        let (store, bounds) = (Arc::clone(store), bounds.clone());
+        let k = order;
+        set.spawn(async move { (k, scan_range(store, at, to, bounds).await) });
+        at = to;
+        order += 1;
+    }
+    let mut parts = Vec::new();
+    while let Some(done) = set.join_next().await {
+        let (k, tally) = done.map_err(|e| ServiceError::Internal(e.to_string()))?;
+        parts.push((k, tally?));
+    }
+    parts.sort_by_key(|(k, _)| *k);
+    let mut total = Tally::default();
+    for (_, t) in parts {
+        total.merge(t);
+    }
+    Ok(Scan {
+        months: total.months,
+        reads: ReadFigures {
+            total: total.total,
+            by_purpose: total.by_purpose,
+            by_role: total.by_role,
+            ..ReadFigures::default()
+        },
+        accounts: total
+            .accounts
+            .into_iter()
+            .map(|(account, (role, n, people))| (account, (role, n, people.len() as u64)))
+            .collect(),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+    use steward_audit::{seal_entry, Actor, ActorKind, AuditRecord, Outcome};
+
+    fn record(role: &str, reason: Option<&str>) -> Vec<u8> {
+        let at = chrono::DateTime::from_timestamp(1_780_000_000, 0).unwrap();
+        let actor = Actor {
+            kind: ActorKind::Token,
+            user_id: None,
+            token_id: Some(uuid::Uuid::from_u128(7)),
+            username: Some("a\"b".into()),
+            role: Some(role.into()),
+        };
+        let mut r = AuditRecord::new(at, actor, "contact.read", Outcome::Ok);
+        r.purpose = Some("sales".into());
+        r.record_ids = vec![uuid::Uuid::from_u128(1), uuid::Uuid::from_u128(2)];
+        r.fields = vec!["email".into(), "phone".into()];
+        r.reason = reason.map(Into::into);
+        seal_entry(3, &[0; 32], &r).0
+    }
+
+    #[test]
+    fn the_fast_path_reads_what_serde_reads() {
+        let keys = Keys::new();
+        // A username with a quote is escaped: the serde path.
+        assert!(keys.seen(&record("sales", None)).is_none());
+        let at = chrono::DateTime::from_timestamp(1_780_000_000, 0).unwrap();
+        let actor = Actor {
+            kind: ActorKind::User,
+            user_id: Some(uuid::Uuid::from_u128(9)),
+            token_id: None,
+            username: Some("sam".into()),
+            role: Some("sales".into()),
+        };
+        let mut r = AuditRecord::new(at, actor, "consent.grant", Outcome::Ok);
+        r.fields = vec!["newsletter".into()];
+        r.purpose = Some("marketing".into());
+        r.subject_id = Some(uuid::Uuid::from_u128(5));
+        r.client = Some("192.0.2.1".into());
+        let bytes = seal_entry(4, &[0; 32], &r).0;
+        let lite: LiteEntry<'_> = serde_json::from_slice(&bytes).unwrap();
+        let slow = lite.seen();
+        let fast = keys
+            .seen(&bytes)
+            .unwrap_or_else(|| panic!("{}", String::from_utf8_lossy(&bytes)));
+        // A value that looks like keys of the entry holds escaped quotes:
+        // the serde path reads it.
+        r.client = Some(",\"role\":\"admin\",\"at\":".into());
+        assert!(keys.seen(&seal_entry(4, &[0; 32], &r).0).is_none());
+        let view = |s: &Seen<'_>| {
+            let mut ids = Vec::new();
+            s.record_ids.each(|i| ids.push(i.to_string()));
+            format!(
+                "{} {:?} {:?} {:?} {} {:?} {} {:?} {ids:?} {:?}",
+                s.action, s.role, s.token_id, s.user_id, s.at, s.first_field, s.outcome, s.purpose, s.subject_id
+            )
+        };
+        assert_eq!(view(&fast), view(&slow));
+        assert_eq!(fast.first_field, Some("newsletter"));
+        assert_eq!(fast.role, Some("sales"));
+        assert_eq!(fast.token_id, None);
+    }
+
+    #[test]
+    fn tallies_merge() {
+        let b = Bounds {
+            lo: "2000".into(),
+            hi: "2100".into(),
+            stop: "2100".into(),
+        };
+        let keys = Keys::new();
+        let plain = {
+            let at = chrono::DateTime::from_timestamp(1_780_000_000, 0).unwrap();
+            let actor = Actor {
+                kind: ActorKind::User,
+                user_id: Some(uuid::Uuid::from_u128(9)),
+                token_id: None,
+                username: Some("sam".into()),
+                role: Some("sales".into()),
+            };
+            let mut r = AuditRecord::new(at, actor, "contact.read", Outcome::Ok);
+            r.purpose = Some("sales".into());
+            r.record_ids = vec![uuid::Uuid::from_u128(1), uuid::Uuid::from_u128(2)];
+            seal_entry(0, &[0; 32], &r).0
+        };
+        let escaped = record("sales", Some("why\nnot"));
+        let mut one = Tally::default();
+        let mut two = Tally::default();
+        let mut buf = Vec::new();
+        assert!(one.count(&keys.seen(&plain).unwrap(), &b, &mut buf));
+        let lite: LiteEntry<'_> = serde_json::from_slice(&escaped).unwrap();
+        assert!(two.count(&lite.seen(), &b, &mut buf));
+        assert!(two.count(&keys.seen(&plain).unwrap(), &b, &mut buf));
+        one.merge(two);
+        assert_eq!(one.total, 3);
+        assert_eq!(one.by_role["sales"], 3);
+        let sam = &one.accounts[&uuid::Uuid::from_u128(9).to_string()];
+        assert_eq!((sam.1, sam.2.len()), (2, 2));
+        let token = &one.accounts[&uuid::Uuid::from_u128(7).to_string()];
+        assert_eq!((token.1, token.2.len()), (1, 2));
+    }
+}
