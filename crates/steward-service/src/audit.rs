@@ -644,17 +644,13 @@ impl Service {
             full_at.timestamp_millis(),
             now.timestamp_millis(),
         );
-        let write = serde_json::to_string(&cp)
-            .map_err(|e| ServiceError::Internal(e.to_string()))
-            .map(|value| {
-                vec![WriteOp::PutSetting {
+        match serde_json::to_string(&cp) {
+            Ok(value) => {
+                let op = WriteOp::PutSetting {
                     name: CHECKPOINT_SETTING.into(),
                     value,
-                }]
-            });
-        match write {
-            Ok(ops) => {
-                if let Err(e) = self.store.write(ops).await {
+                };
+                if let Err(e) = self.store.write(vec![op]).await {
                     tracing::warn!(error = %e, "could not store the audit verification checkpoint");
                 }
             }

@@ -221,7 +221,11 @@ impl Keys {
 
 /// Audit actions that read personal data.
 pub(crate) fn is_read(action: &str) -> bool {
-    action.ends_with(".read") || action.ends_with(".search") || action.ends_with(".list") || action.ends_with(".export")
+    action.ends_with(".read")
+        || action.ends_with(".search")
+        || action.ends_with(".list")
+        || action.ends_with(".export")
+        || action == "dsr.export.download"
 }
 
 /// The counts of one range.
@@ -465,6 +469,20 @@ mod tests {
         assert_eq!(fast.first_field, Some("newsletter"));
         assert_eq!(fast.role, Some("sales"));
         assert_eq!(fast.token_id, None);
+    }
+
+    #[test]
+    fn reads_of_personal_data() {
+        for a in [
+            "contact.read",
+            "contact.search",
+            "interaction.list",
+            "dsr.export",
+            "dsr.export.download",
+        ] {
+            assert!(is_read(a), "{a}");
+        }
+        assert!(!is_read("contact.create") && !is_read("consent.grant"));
     }
 
     #[test]
