@@ -1009,6 +1009,37 @@ pub async fn read_audit_entries(store: &dyn Store) {
         steward_audit::decode_entry(&entries[43].bytes).unwrap().record.action,
         "contact.read"
     );
+
+    // The borrowing pass sees the same bytes, in order, in its range only,
+    // and stops when asked.
+    let mut seen = Vec::new();
+    store
+        .scan_audit(3, 40, &mut |i, bytes| {
+            seen.push((i, bytes.to_vec()));
+            true
+        })
+        .await
+        .expect("scan");
+    let expected: Vec<_> = entries[3..40].iter().map(|e| (e.index, e.bytes.clone())).collect();
+    assert_eq!(seen, expected);
+    let mut visited = 0;
+    store
+        .scan_audit(0, u64::MAX, &mut |_, _| {
+            visited += 1;
+            visited < 5
+        })
+        .await
+        .expect("scan");
+    assert_eq!(visited, 5, "the pass stops when the visitor says so");
+    let mut all = 0;
+    store
+        .scan_audit(40, 10_000, &mut |_, _| {
+            all += 1;
+            true
+        })
+        .await
+        .expect("scan");
+    assert_eq!(all, 4, "a range past the end ends at the last entry");
 }
 
 /// A batch that requires an identity not to have been erased fails, with

@@ -27,6 +27,7 @@ pub mod testing;
 pub mod tls;
 mod writer;
 
+use crate::AuditVisit;
 use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -961,6 +962,31 @@ impl Store for PgStore {
             )
             .await?;
         rows.iter().map(audit_entry_from_row).collect()
+    }
+
+    async fn scan_audit(&self, from: u64, to: u64, visit: &mut AuditVisit<'_>) -> StoreResult<()> {
+        const PAGE: u64 = 10_000;
+        // The range ends at the log's end (so an open-ended range ends).
+        let to = to.min(self.audit_size().await?);
+        let mut at = from;
+        while at < to {
+            let upto = at.saturating_add(PAGE).min(to);
+            let rows = self
+                .query(
+                    "SELECT idx, entry FROM audit_log WHERE idx >= $1 AND idx < $2 ORDER BY idx",
+                    &[&audit_index(at), &audit_index(upto)],
+                )
+                .await?;
+            for row in &rows {
+                let i: i64 = col(row, 0)?;
+                let bytes: &[u8] = col(row, 1)?;
+                if !visit(u64::try_from(i).unwrap_or(0), bytes) {
+                    return Ok(());
+                }
+            }
+            at = upto;
+        }
+        Ok(())
     }
 
     async fn audit_leaf_hashes(&self, from: u64, to: u64) -> StoreResult<Vec<AuditHash>> {

@@ -15,6 +15,7 @@ mod ops;
 mod read;
 mod spool;
 
+use crate::AuditVisit;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{mpsc, Arc, Mutex};
@@ -692,6 +693,20 @@ impl Store for SqliteStore {
     async fn audit_entries(&self, from: u64, limit: u32) -> StoreResult<Vec<StoredAuditEntry>> {
         self.flush_audit().await?;
         self.read(|c| read::audit_entries(c, from, limit)).await
+    }
+    async fn scan_audit(&self, from: u64, to: u64, visit: &mut AuditVisit<'_>) -> StoreResult<()> {
+        self.flush_audit().await?;
+        // The range ends at the log's end (so an open-ended range ends).
+        let to = to.min(self.read(|c| ops::load_tip(c).map(|t| t.next)).await?);
+        let mut at = from;
+        while at < to {
+            let upto = at.saturating_add(read::SCAN_PAGE).min(to);
+            if !self.read(|c| read::scan_audit(c, at, upto, &mut *visit)).await? {
+                break;
+            }
+            at = upto;
+        }
+        Ok(())
     }
     async fn audit_leaf_hashes(&self, from: u64, to: u64) -> StoreResult<Vec<Hash>> {
         self.flush_audit().await?;

@@ -1,5 +1,6 @@
 //! Read queries on a pooled read connection.
 
+use crate::AuditVisit;
 use rusqlite::{params, Connection, Row};
 use steward_domain::values::{Amount, CurrencyCode};
 use steward_domain::{
@@ -467,6 +468,46 @@ pub fn audit_entries(conn: &Connection, from: u64, limit: u32) -> StoreResult<Ve
         params![idx(from), i64::from(limit)],
         audit_entry,
     )
+}
+
+/// Entries scanned per statement by [`scan_audit`]'s caller.
+pub const SCAN_PAGE: u64 = 50_000;
+
+/// Visits the entries `from..to` in order with their bytes borrowed from
+/// the row; `Ok(false)` when `visit` asked to stop. The connection's memory
+/// map is widened for the pass (a long sequential read costs a system call
+/// and a copy per page without one) and closed again after it.
+pub fn scan_audit(conn: &Connection, from: u64, to: u64, visit: &mut AuditVisit<'_>) -> StoreResult<bool> {
+    conn.pragma_update(None, "mmap_size", SCAN_MMAP)
+        .map_err(|e| map_err(&e))?;
+    let out = scan_rows(conn, from, to, visit);
+    let unmapped = conn.pragma_update(None, "mmap_size", 0).map_err(|e| map_err(&e));
+    let go = out?;
+    unmapped?;
+    Ok(go)
+}
+
+/// The memory map of a scanning connection (SQLite caps it at its
+/// compile-time maximum, 2 GiB by default).
+const SCAN_MMAP: i64 = 1 << 40;
+
+fn scan_rows(conn: &Connection, from: u64, to: u64, visit: &mut AuditVisit<'_>) -> StoreResult<bool> {
+    let mut stmt = conn
+        .prepare_cached("SELECT idx, entry FROM audit_log WHERE idx >= ?1 AND idx < ?2 ORDER BY idx")
+        .map_err(|e| map_err(&e))?;
+    let mut rows = stmt.query(params![idx(from), idx(to)]).map_err(|e| map_err(&e))?;
+    while let Some(row) = rows.next().map_err(|e| map_err(&e))? {
+        let i: i64 = row.get(0).map_err(|e| map_err(&e))?;
+        let bytes = row
+            .get_ref(1)
+            .map_err(|e| map_err(&e))?
+            .as_blob()
+            .map_err(|_| StoreError::Corrupt("an audit entry is not a blob".into()))?;
+        if !visit(u64::try_from(i).unwrap_or(0), bytes) {
+            return Ok(false);
+        }
+    }
+    Ok(true)
 }
 
 pub fn audit_leaf_hashes(conn: &Connection, from: u64, to: u64) -> StoreResult<Vec<steward_audit::Hash>> {
