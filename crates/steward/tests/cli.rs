@@ -21,6 +21,8 @@ mod doctor;
 mod init;
 #[path = "cli/keys.rs"]
 mod keys;
+#[path = "cli/readme_tour.rs"]
+mod readme_tour;
 #[path = "cli/retention.rs"]
 mod retention;
 #[path = "cli/serve.rs"]
