@@ -145,6 +145,39 @@ fn scalar(v: &Value) -> String {
     }
 }
 
+/// A value of the Art. 15 statement as text: lists of plain values joined
+/// with "; ", anything else as JSON.
+fn info_text(v: &Value) -> String {
+    match v {
+        Value::Array(items) if items.iter().all(|i| !i.is_object() && !i.is_array()) => {
+            items.iter().map(scalar).collect::<Vec<_>>().join("; ")
+        }
+        other => scalar(other),
+    }
+}
+
+fn flatten_info(section: &str, key: &str, value: &Value, rows: &mut Vec<[String; 4]>) {
+    match value {
+        Value::Object(obj) => {
+            for (field, v) in obj {
+                match v {
+                    Value::Object(_) | Value::Array(_) if !matches!(v, Value::Array(a) if a.iter().all(|i| !i.is_object())) =>
+                    {
+                        flatten_info(section, &format!("{key}/{field}"), v, rows);
+                    }
+                    _ => rows.push([section.into(), key.into(), field.clone(), info_text(v)]),
+                }
+            }
+        }
+        Value::Array(items) if items.iter().any(Value::is_object) => {
+            for (n, item) in items.iter().enumerate() {
+                flatten_info(section, &format!("{key}/{n}"), item, rows);
+            }
+        }
+        other => rows.push([section.into(), key.into(), "value".into(), info_text(other)]),
+    }
+}
+
 /// The whole bundle as CSV rows `section,record_id,field,value` (CRLF line
 /// ends): one row per contact field, per interaction field, per consent
 /// field, per deal field, per purpose field and per access-log entry field.
@@ -177,6 +210,16 @@ pub fn to_csv(bundle: &Value) -> String {
                     rows.push([section.into(), id.clone(), k.clone(), scalar(v)]);
                 }
             }
+        }
+    }
+    // The Art. 15 statement (and the CCPA categories): one row per item
+    // field, the record id naming the item (`recipients/2`, `complaint`).
+    for section in ["information", "ccpa"] {
+        let Some(info) = bundle.get(section).and_then(Value::as_object) else {
+            continue;
+        };
+        for (key, value) in info {
+            flatten_info(section, key, value, &mut rows);
         }
     }
     let mut out = String::from("section,record_id,field,value\r\n");

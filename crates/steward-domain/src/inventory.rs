@@ -53,6 +53,108 @@ pub struct Inventory {
     /// [`crate::retention::rules_in_force`]).
     #[serde(default)]
     pub retention: Vec<crate::retention::RetentionRule>,
+    /// Who the recipients named by the purposes are and where
+    /// (`[recipients."name"]`), for access requests (GDPR Art. 15(1)(c),
+    /// 15(2)) and CCPA §1798.110; a name no table declares is listed as it
+    /// is, with no transfer.
+    #[serde(default)]
+    pub recipients: IndexMap<String, Recipient>,
+    /// The supervisory authority a data subject may complain to (GDPR
+    /// Art. 15(1)(f), 77); a placeholder until declared.
+    #[serde(default)]
+    pub supervisory_authority: SupervisoryAuthority,
+    /// Automated decision-making, including profiling (GDPR Art. 22,
+    /// 15(1)(h)), `[[automated_decisions]]`; none unless declared.
+    #[serde(default)]
+    pub automated_decisions: Vec<AutomatedDecision>,
+}
+
+/// What kind of recipient receives personal data.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RecipientKind {
+    /// The controller's own staff.
+    Staff,
+    /// A processor acting on the controller's instructions (Art. 28).
+    Processor,
+    /// A third party that receives data for its own purposes.
+    ThirdParty,
+    /// A public authority.
+    Authority,
+}
+
+impl RecipientKind {
+    #[must_use]
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Staff => "staff",
+            Self::Processor => "processor",
+            Self::ThirdParty => "third_party",
+            Self::Authority => "authority",
+        }
+    }
+}
+
+/// One `[recipients."name"]` table.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Recipient {
+    pub kind: RecipientKind,
+    /// Where the recipient processes the data: ISO 3166-1 alpha-2.
+    #[serde(default)]
+    pub country: Option<String>,
+    /// The safeguards of a transfer to a third country (Art. 46), or the
+    /// adequacy decision it relies on (Art. 45); required when `country` is
+    /// outside the EEA.
+    #[serde(default)]
+    pub safeguards: Option<String>,
+}
+
+/// The countries of the European Economic Area (EU and Iceland,
+/// Liechtenstein, Norway), between which GDPR transfers are free.
+pub const EEA: [&str; 30] = [
+    "AT", "BE", "BG", "HR", "CY", "CZ", "DK", "EE", "FI", "FR", "DE", "GR", "HU", "IE", "IT", "LV", "LT", "LU", "MT",
+    "NL", "PL", "PT", "RO", "SK", "SI", "ES", "SE", "IS", "LI", "NO",
+];
+
+impl Recipient {
+    /// Whether the recipient is in a third country (outside the EEA).
+    #[must_use]
+    pub fn third_country(&self) -> bool {
+        self.country.as_deref().is_some_and(|c| !EEA.contains(&c))
+    }
+}
+
+/// The `[supervisory_authority]` table.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SupervisoryAuthority {
+    pub name: String,
+    pub address: String,
+    #[serde(default)]
+    pub url: Option<String>,
+}
+
+impl Default for SupervisoryAuthority {
+    fn default() -> Self {
+        Self {
+            name: "The data protection supervisory authority of your country or of the controller (set [supervisory_authority] in the inventory)".into(),
+            address: "Not set (set [supervisory_authority] in the inventory)".into(),
+            url: None,
+        }
+    }
+}
+
+/// One `[[automated_decisions]]` entry: a decision based solely on
+/// automated processing that has legal or similarly significant effects.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AutomatedDecision {
+    pub name: String,
+    /// Meaningful information about the logic involved.
+    pub logic: String,
+    /// The significance and the envisaged consequences for the person.
+    pub consequences: String,
 }
 
 /// The controller's identity and contact details (GDPR Art. 30(1)(a)),
@@ -521,6 +623,25 @@ impl Inventory {
                         "role '{name}' has invalid action '{action}' (expected <record_type>.read|write|delete, audit.read or users.manage)"
                     ));
                 }
+            }
+        }
+        for (name, r) in &self.recipients {
+            if let Some(c) = &r.country {
+                if !(c.len() == 2 && c.bytes().all(|b| b.is_ascii_uppercase())) {
+                    p.push(format!(
+                        "recipient '{name}': country '{c}' must be an ISO 3166-1 alpha-2 code such as \"US\""
+                    ));
+                }
+            }
+            if r.third_country() && r.safeguards.as_deref().is_none_or(|s| s.trim().is_empty()) {
+                p.push(format!(
+                    "recipient '{name}' is in a third country and must declare its safeguards (GDPR Art. 45 or 46)"
+                ));
+            }
+        }
+        for d in &self.automated_decisions {
+            if [&d.name, &d.logic, &d.consequences].iter().any(|s| s.trim().is_empty()) {
+                p.push("an automated decision must give its name, logic and consequences".into());
             }
         }
         crate::retention::validate_rules(self, &mut p);

@@ -3,6 +3,7 @@
 //! derived. Pure: no I/O beyond reading an inventory file, no clocks, no
 //! randomness except id generation.
 
+pub mod art15;
 pub mod deadlines;
 pub mod export;
 pub mod ids;

@@ -934,7 +934,7 @@ impl Service {
                        "organization_id": deal.organization_id.map(|o| o.to_string())})
             })
             .collect();
-        Ok(json!({
+        let mut bundle = json!({
             "format": "steward-subject-export-v1",
             "request_id": d.id.to_string(),
             "generated_at": now(),
@@ -950,7 +950,29 @@ impl Service {
             "retention": self.inventory.record_type(CONTACT).map(|r| json!({"days": r.retention_days, "from": format!("{:?}", r.retention_trigger)})),
             "access_log": access_log,
             "sources": "entered by staff, imported, or given by you through a form",
-        }))
+        });
+        // What Art. 15 (or, for a CCPA request, §1798.110) says the person
+        // must be told besides the data, for the purposes and fields held.
+        let source = steward_domain::art15::Source::from_actor_kind(
+            access_log
+                .iter()
+                .find(|e| e.action == "contact.create")
+                .map(|e| e.actor_kind.as_str()),
+        );
+        let held: Vec<&str> = fields.keys().map(String::as_str).collect();
+        if let Some(obj) = bundle.as_object_mut() {
+            obj.insert(
+                "information".into(),
+                steward_domain::art15::information(&self.inventory, &row.purposes, &held, source),
+            );
+            if d.regime == "ccpa" {
+                obj.insert(
+                    "ccpa".into(),
+                    steward_domain::art15::ccpa(&self.inventory, &row.purposes, &held, source),
+                );
+            }
+        }
+        Ok(bundle)
     }
 }
 

@@ -11,6 +11,7 @@ use crate::helpers::{assert_problem, error_fields, Backend, Resp, TestApp};
 crate::stories!(
     lifecycle_deadlines_and_refusal,
     access_and_portability_export_everything,
+    access_exports_tell_what_art15_and_ccpa_list,
     erasure_leaves_nothing_to_read_or_decrypt,
     rectification_restriction_objection_and_opt_out,
     legal_hold_blocks_erasure_until_released,
@@ -234,6 +235,149 @@ async fn lifecycle_deadlines_and_refusal(app: &TestApp) {
         assert!(actions.iter().any(|x| x == a), "{a} audited: {actions:?}");
     }
     assert!(app.service.verify_audit_log().await.is_ok());
+}
+
+/// The statement every access export carries (GDPR Art. 15(1)(a)-(h),
+/// 15(2)), for the purposes and fields held, and for a CCPA request the
+/// categories of §1798.110; in JSON and CSV.
+async fn access_exports_tell_what_art15_and_ccpa_list(app: &TestApp) {
+    let contact = app
+        .create_contact(
+            "sales",
+            json!({"given_name": "Mary", "family_name": "Somerville", "email": "mary@example.org",
+                   "job_title": "Astronomer", "purposes": ["sales", "marketing_email"]}),
+        )
+        .await;
+    for regime in ["gdpr", "ccpa"] {
+        let id = created(
+            app,
+            json!({"kind": "access", "regime": regime, "subject": {"email": "mary@example.org"}}),
+        )
+        .await;
+        carry_out(app, &id).await;
+        let e = app.get(&format!("/api/v1/dsr/{id}/export"), "dpo").await;
+        assert_eq!(e.status, StatusCode::OK, "{}", e.text);
+        let i = &e.body["information"];
+        // (a) purposes, with their lawful bases.
+        let purposes: Vec<(&str, &str)> = i["purposes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|p| (p["purpose"].as_str().unwrap(), p["lawful_basis"].as_str().unwrap()))
+            .collect();
+        assert_eq!(
+            purposes,
+            [("sales", "legitimate_interest"), ("marketing_email", "consent")]
+        );
+        // (b) categories of the data held, with its fields.
+        let categories: Vec<(&str, Vec<&str>)> = i["categories"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|c| {
+                let fields = c["fields"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .map(|f| f.as_str().unwrap())
+                    .collect();
+                (c["category"].as_str().unwrap(), fields)
+            })
+            .collect();
+        assert_eq!(
+            categories,
+            [
+                ("identity", vec!["family_name", "given_name"]),
+                ("contact", vec!["email"]),
+                ("professional", vec!["job_title"])
+            ]
+        );
+        // (c) recipients, and 15(2) transfers with their safeguards.
+        let processor = i["recipients"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|r| r["name"] == "e-mail delivery processor")
+            .unwrap_or_else(|| panic!("{i}"));
+        assert_eq!(processor["kind"], "processor");
+        assert_eq!(processor["country"], "US");
+        assert_eq!(processor["third_country"], true);
+        assert_eq!(processor["purposes"], json!(["marketing_email"]));
+        assert_eq!(i["transfers"][0]["recipient"], "e-mail delivery processor");
+        assert!(i["transfers"][0]["safeguards"].as_str().unwrap().contains("Art. 46"));
+        // (d) the storage period, from the retention rules of the purposes held.
+        let rules = i["storage"]["rules"].as_array().unwrap();
+        let sales = rules
+            .iter()
+            .find(|r| r["purpose"] == "sales")
+            .unwrap_or_else(|| panic!("{i}"));
+        assert_eq!(sales["days"], 1095);
+        assert_eq!(sales["from"], "last_interaction");
+        assert!(rules.iter().all(|r| r["purpose"] != "analytics"));
+        assert!(i["storage"]["criteria"].as_str().unwrap().contains("longest"));
+        // (e) the rights; (f) the complaint to a supervisory authority.
+        let rights: Vec<&str> = i["rights"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|r| r["right"].as_str().unwrap())
+            .collect();
+        for right in ["rectification", "erasure", "restriction", "objection"] {
+            assert!(rights.contains(&right), "{right}: {rights:?}");
+        }
+        assert!(i["complaint"]["text"].as_str().unwrap().contains("Art. 77"));
+        assert!(i["complaint"]["authority"]["name"].is_string());
+        assert!(i["complaint"]["authority"]["address"].is_string());
+        // (g) the source: entered by staff; (h) no automated decisions.
+        assert_eq!(i["source"]["collected_from_you"], Value::Null);
+        assert!(i["source"]["text"].as_str().unwrap().contains("staff"));
+        assert_eq!(i["automated_decision_making"]["exists"], false);
+        assert!(i["automated_decision_making"]["text"]
+            .as_str()
+            .unwrap()
+            .starts_with("none"));
+        assert!(i["controller"]["name"].is_string());
+
+        let ccpa = &e.body["ccpa"];
+        if regime == "ccpa" {
+            assert_eq!(
+                ccpa["categories_of_personal_information"].as_array().unwrap().len(),
+                3,
+                "{ccpa}"
+            );
+            assert_eq!(ccpa["categories_of_sources"].as_array().unwrap().len(), 1);
+            assert_eq!(
+                ccpa["business_or_commercial_purposes"],
+                json!([
+                    "Selling to business contacts",
+                    "Sending marketing e-mail to people who agreed to it"
+                ])
+            );
+            assert_eq!(
+                ccpa["categories_of_third_parties"],
+                json!([{"name": "e-mail delivery processor", "kind": "processor"}])
+            );
+        } else {
+            assert!(ccpa.is_null(), "a GDPR request has no CCPA section");
+        }
+
+        let c = app.get(&format!("/api/v1/dsr/{id}/export?format=csv"), "dpo").await;
+        assert_eq!(c.status, StatusCode::OK, "{}", c.text);
+        for row in [
+            "information,recipients/2,country,US\r\n",
+            "information,recipients/2,purposes,marketing_email\r\n",
+            "information,automated_decision_making,exists,false\r\n",
+            "information,categories/1,fields,email\r\n",
+        ] {
+            assert!(c.text.contains(row), "{row} in\n{}", c.text);
+        }
+        assert_eq!(
+            c.text.contains("ccpa,categories_of_third_parties/0,kind,processor\r\n"),
+            regime == "ccpa",
+            "{}",
+            c.text
+        );
+    }
 }
 
 async fn access_and_portability_export_everything(app: &TestApp) {
