@@ -123,6 +123,16 @@ impl DealStage {
         Self::Won,
         Self::Lost,
     ];
+    /// The stages' names, and null (no stage given), for schemas.
+    pub const NAMES_OR_NULL: [Option<&'static str>; 7] = [
+        Some("lead"),
+        Some("qualified"),
+        Some("proposal"),
+        Some("negotiation"),
+        Some("won"),
+        Some("lost"),
+        None,
+    ];
 
     #[must_use]
     pub fn as_str(self) -> &'static str {
@@ -169,6 +179,8 @@ pub enum InteractionKind {
 
 impl InteractionKind {
     pub const ALL: [Self; 4] = [Self::Note, Self::Call, Self::Email, Self::Meeting];
+    /// The kinds' names, for schemas.
+    pub const NAMES: [&'static str; 4] = ["note", "call", "email", "meeting"];
 
     #[must_use]
     pub fn as_str(self) -> &'static str {
@@ -237,5 +249,18 @@ mod tests {
         assert!(DealStage::parse("WON").is_err());
         assert_eq!(InteractionKind::parse("meeting"), Ok(InteractionKind::Meeting));
         assert!(InteractionKind::parse("fax").is_err());
+    }
+}
+
+#[cfg(test)]
+mod name_tests {
+    use super::*;
+
+    #[test]
+    fn schema_names_are_the_parsed_names() {
+        let stages: Vec<_> = DealStage::ALL.iter().map(|s| Some(s.as_str())).chain([None]).collect();
+        assert_eq!(stages, DealStage::NAMES_OR_NULL);
+        let kinds: Vec<_> = InteractionKind::ALL.iter().map(|k| k.as_str()).collect();
+        assert_eq!(kinds, InteractionKind::NAMES);
     }
 }

@@ -97,30 +97,17 @@ fn schemas(inv: &Inventory) -> Value {
         "ContactPage": page_of("Contact"),
         "Organization": {"type": "object", "required": ["id", "name"], "properties": {
             "id": uuid, "name": {"type": "string"}, "domain": {"type": ["string", "null"]}, "created_at": dt, "updated_at": dt}},
-        "OrganizationInput": {"type": "object", "required": ["name"], "additionalProperties": false, "properties": {
-            "name": {"type": "string", "maxLength": 300}, "domain": {"type": "string"}}},
         "OrganizationPage": page_of("Organization"),
         "Deal": {"type": "object", "required": ["id"], "properties": {
             "id": uuid, "title": {"type": "string"}, "stage": {"type": "string", "enum": stages},
             "amount": {"type": ["number", "null"]}, "currency": {"type": ["string", "null"], "pattern": "^[A-Z]{3}$"},
             "organization_id": {"type": ["string", "null"], "format": "uuid"}, "contact_id": {"type": ["string", "null"], "format": "uuid"},
             "created_at": dt, "updated_at": dt}},
-        "DealInput": {"type": "object", "required": ["title"], "additionalProperties": false, "properties": {
-            "title": {"type": "string", "maxLength": 300}, "stage": {"type": "string", "enum": stages},
-            "amount": {"type": ["number", "string"], "description": "Non-negative, at most two decimals"},
-            "currency": {"type": "string", "description": "ISO 4217 code, required with an amount"},
-            "organization_id": uuid, "contact_id": uuid}},
         "DealPage": page_of("Deal"),
         "Interaction": {"type": "object", "required": ["id", "contact_id", "kind", "occurred_at"], "properties": {
             "id": uuid, "contact_id": uuid, "kind": {"type": "string", "enum": kinds}, "summary": {"type": "string"},
             "occurred_at": dt, "created_at": dt}},
-        "InteractionInput": {"type": "object", "required": ["kind", "summary"], "additionalProperties": false, "properties": {
-            "kind": {"type": "string", "enum": kinds}, "summary": {"type": "string", "maxLength": 10000}, "occurred_at": dt}},
         "InteractionPage": page_of("Interaction"),
-        "LoginInput": {"type": "object", "required": ["username", "password"], "additionalProperties": false, "properties": {
-            "username": {"type": "string"}, "password": {"type": "string", "format": "password"},
-            "totp": {"type": "string", "description": "a current TOTP code or a recovery code, once a second factor is on"},
-            "session": {"type": "string", "enum": ["token", "cookie"], "description": "cookie: also set HttpOnly session and CSRF cookies"}}},
         "LoginOutput": {"type": "object", "required": ["token"], "properties": {
             "token": {"type": "string"}, "token_type": {"type": "string"}, "expires_in": {"type": "integer"},
             "mfa": {"type": "boolean"}, "mfa_enrollment_required": {"type": "boolean"}}},
@@ -144,22 +131,7 @@ fn schemas(inv: &Inventory) -> Value {
         "Object": {"type": "object"},
         "TotpEnrollment": {"type": "object", "required": ["secret", "otpauth_uri"], "properties": {
             "secret": {"type": "string", "description": "RFC 4648 base32, no padding"}, "otpauth_uri": {"type": "string"}}},
-        "TotpConfirm": {"type": "object", "required": ["code"], "additionalProperties": false, "properties": {"code": {"type": "string"}}},
         "TokenList": {"type": "object", "properties": {"items": {"type": "array", "items": {"type": "object"}}}},
-        "TokenInput": {"type": "object", "additionalProperties": false, "properties": {
-            "name": {"type": "string"}, "expires_in_days": {"type": "integer", "minimum": 1}, "purpose": {"type": "string"}}},
-        "NewUser": {"type": "object", "required": ["username", "role", "password"], "additionalProperties": false, "properties": {
-            "username": {"type": "string"}, "role": {"type": "string"}, "password": {"type": "string", "format": "password"}}},
-        "UserPatch": {"type": "object", "additionalProperties": false, "properties": {"role": {"type": "string"}, "disabled": {"type": "boolean"}}},
-        "PasswordInput": {"type": "object", "required": ["password"], "additionalProperties": false, "properties": {"password": {"type": "string", "format": "password"}}},
-        "TrainingInput": {"type": "object", "required": ["course", "completed_on"], "additionalProperties": false, "properties": {
-            "course": {"type": "string"}, "completed_on": {"type": "string", "format": "date"}, "expires_on": {"type": "string", "format": "date"}}},
-        "DsrInput": {"type": "object", "required": ["kind", "regime", "subject"], "additionalProperties": false, "properties": {
-            "kind": {"type": "string", "enum": ["access", "portability", "rectification", "erasure", "restriction", "objection", "opt_out_of_sale"]},
-            "regime": {"type": "string", "enum": ["gdpr", "ccpa"]},
-            "subject": {"type": "object", "additionalProperties": false, "properties": {"email": {"type": "string"}, "contact_id": {"type": "string"}}},
-            "details": {"type": "object", "description": "for rectification: {\"changes\": {field: new value}}"},
-            "received_at": {"type": "string", "format": "date-time", "description": "when the request arrived (not in the future); deadlines run from it"}}},
         "Dsr": {"type": "object", "required": ["id", "kind", "regime", "status", "received_at", "due_at"], "properties": {
             "id": {"type": "string"}, "kind": {"type": "string"}, "regime": {"type": "string"},
             "status": {"type": "string", "enum": ["received", "in_progress", "completed", "refused"]},
@@ -168,12 +140,6 @@ fn schemas(inv: &Inventory) -> Value {
             "extensions": {"type": "integer"}, "extension_reason": {"type": ["string", "null"]},
             "verified_at": {"type": ["string", "null"]}, "verified_by": {"type": ["string", "null"]}, "verification_method": {"type": ["string", "null"]},
             "completed_at": {"type": ["string", "null"]}, "outcome": {"type": ["string", "null"]}}},
-        "ReasonInput": {"type": "object", "required": ["reason"], "additionalProperties": false, "properties": {"reason": {"type": "string"}}},
-        "RestrictionInput": {"type": "object", "required": ["restricted"], "additionalProperties": false, "properties": {"restricted": {"type": "boolean"}}},
-        "ConsentInput": {"type": "object", "required": ["purpose", "granted"], "additionalProperties": false, "properties": {
-            "purpose": {"type": "string"}, "granted": {"type": "boolean"}, "source": {"type": "string"},
-            "notice_version": {"type": "string"}, "evidence": {"type": "string"}, "ip": {"type": "string"},
-            "user_agent": {"type": "string"}, "double_opt_in": {"type": "boolean"}}},
         "Consent": {"type": "object", "required": ["id", "purpose", "status", "granted", "recorded_at"], "properties": {
             "id": {"type": "string", "format": "uuid"}, "purpose": {"type": "string"},
             "status": {"type": "string", "enum": ["granted", "withdrawn", "pending"]}, "granted": {"type": "boolean"},
@@ -182,28 +148,10 @@ fn schemas(inv: &Inventory) -> Value {
             "confirmation_token": {"type": "string", "description": "only when the server runs with --dev-return-tokens"}}},
         "ConsentList": {"type": "object", "properties": {"items": {"type": "array", "items": {"$ref": "#/components/schemas/Consent"}},
             "current": {"type": "object", "additionalProperties": {"type": "object"}}}},
-        "PublicConsent": {"type": "object", "required": ["email", "purpose", "granted"], "additionalProperties": false, "properties": {
-            "email": {"type": "string", "format": "email"}, "purpose": {"type": "string"}, "granted": {"type": "boolean"},
-            "notice_version": {"type": "string"}}},
         "PublicConsentAccepted": {"type": "object", "required": ["status", "gpc"], "properties": {
             "status": {"type": "string", "enum": ["pending_confirmation", "accepted"]}, "gpc": {"type": "boolean"},
             "confirmation_token": {"type": "string", "description": "only when the server runs with --dev-return-tokens"}}},
-        "ConsentConfirmation": {"type": "object", "required": ["token"], "additionalProperties": false, "properties": {
-            "token": {"type": "string", "minLength": 1}}},
         "ConsentConfirmed": {"type": "object", "required": ["confirmed"], "properties": {"confirmed": {"type": "boolean"}}},
-        "IncidentInput": {"type": "object", "required": ["title", "description", "category", "source", "aware_at"], "additionalProperties": false, "properties": {
-            "title": {"type": "string", "minLength": 1, "maxLength": 200}, "description": {"type": "string", "minLength": 1, "maxLength": 20000},
-            "category": {"type": "string", "enum": ["confidentiality", "integrity", "availability"]},
-            "source": {"type": "string", "enum": ["lost_device", "compromised_account", "misdirected_email", "vendor", "malware", "insider", "unauthorised_access", "other"]},
-            "started_at": {"type": "string", "format": "date-time"}, "ended_at": {"type": "string", "format": "date-time"},
-            "aware_at": {"type": "string", "format": "date-time"}, "regime": {"type": "string", "enum": ["gdpr", "us_state"]},
-            "notification_days": {"type": "integer", "minimum": 1, "maximum": 365}, "owner": {"type": "string"}, "measures": {"type": "string"}}},
-        "IncidentChange": {"type": "object", "additionalProperties": false, "properties": {
-            "title": {"type": "string"}, "description": {"type": "string"}, "category": {"type": "string"}, "source": {"type": "string"},
-            "started_at": {"type": "string", "format": "date-time"}, "ended_at": {"type": "string", "format": "date-time"},
-            "aware_at": {"type": "string", "format": "date-time"}, "regime": {"type": "string"}, "notification_days": {"type": "integer"},
-            "owner": {"type": "string"}, "measures": {"type": "string"}, "consequences": {"type": "string"},
-            "status": {"type": "string", "enum": ["open", "assessed", "contained", "notified", "closed"]}}},
         "Incident": {"type": "object", "required": ["id", "status", "title", "aware_at", "clocks"], "properties": {
             "id": {"type": "string", "format": "uuid"}, "status": {"type": "string", "enum": ["open", "assessed", "contained", "notified", "closed"]},
             "title": {"type": "string"}, "description": {"type": "string"}, "category": {"type": "string"}, "source": {"type": "string"},
@@ -214,9 +162,6 @@ fn schemas(inv: &Inventory) -> Value {
                 "state": {"type": "string", "enum": ["on_time", "due_soon", "overdue", "met", "late", "not_required", "without_undue_delay"]},
                 "required": {"type": ["boolean", "null"]}, "done_at": {"type": ["string", "null"]}}}}}},
         "IncidentList": {"type": "object", "properties": {"items": {"type": "array", "items": {"$ref": "#/components/schemas/Incident"}}}},
-        "ScopeCriteria": {"type": "object", "additionalProperties": false, "properties": {
-            "user": {"type": "string"}, "token": {"type": "string", "format": "uuid"}, "session": {"type": "string", "format": "uuid"},
-            "client": {"type": "string"}, "from": {"type": "string", "format": "date-time"}, "to": {"type": "string", "format": "date-time"}}},
         "Health": {"type": "object", "properties": {"status": {"type": "string"}}},
         "OpenApi": {"type": "object"},
         "Problem": {"type": "object", "required": ["type", "title", "status", "detail"], "properties": {
@@ -225,6 +170,63 @@ fn schemas(inv: &Inventory) -> Value {
             "errors": {"type": "array", "items": {"type": "object", "required": ["field", "message"], "properties": {
                 "field": {"type": "string"}, "message": {"type": "string"}}}}}},
     })
+}
+
+/// The request bodies' schemas, derived (schemars) from the very types the
+/// handlers parse, with their serde attributes (`deny_unknown_fields` →
+/// `additionalProperties: false`, defaults → not required) and validation
+/// attributes; keyed by schema name. They replace any hand-written schema
+/// of the same name.
+#[must_use]
+pub fn derived_request_schemas() -> Map<String, Value> {
+    use crate::routes::{auth, consent, contacts, dsr, incidents, retention, users};
+    use steward_service::{contacts as sc, crm, incident};
+    let mut generator = schemars::generate::SchemaSettings::draft2020_12()
+        .with(|s| {
+            s.definitions_path = "/components/schemas".into();
+            s.meta_schema = None;
+        })
+        .into_generator();
+    macro_rules! derive_all {
+        ($($t:ty),* $(,)?) => {
+            $( let _ = generator.subschema_for::<$t>(); )*
+        };
+    }
+    derive_all!(
+        auth::LoginInput,
+        auth::ConfirmInput,
+        auth::TokenInput,
+        users::NewUser,
+        users::Patch,
+        users::PasswordInput,
+        users::TrainingInput,
+        contacts::RestrictionInput,
+        consent::ConsentBody,
+        consent::PublicConsentBody,
+        consent::ConfirmBody,
+        consent::NoticeBody,
+        dsr::DsrBody,
+        dsr::VerifyBody,
+        dsr::ReasonBody,
+        dsr::PublicDsrBody,
+        dsr::TokenBody,
+        incidents::NoteBody,
+        retention::RunBody,
+        sc::InteractionInput,
+        crm::OrganizationInput,
+        crm::DealInput,
+        incident::IncidentInput,
+        incident::IncidentChange,
+        incident::ScopeCriteria,
+        incident::ContainmentInput,
+        incident::EvidenceInput,
+        incident::RegulatorInput,
+        incident::RiskInput,
+        incident::SubjectNoticeInput,
+    );
+    let mut all = generator.take_definitions(true);
+    all.insert("SettingsInput".into(), steward_service::settings::change_schema());
+    all
 }
 
 fn status_text(code: u16) -> &'static str {
@@ -300,6 +302,16 @@ fn operation(path: &str, op: &Op) -> Value {
     o
 }
 
+/// The hand-written schemas (responses, the inventory's contact schemas)
+/// with the derived request schemas over them.
+fn all_schemas(inv: &Inventory) -> Value {
+    let mut all = schemas(inv);
+    if let Some(obj) = all.as_object_mut() {
+        obj.extend(derived_request_schemas());
+    }
+    all
+}
+
 /// The whole OpenAPI document.
 #[must_use]
 pub fn document(inv: &Inventory) -> Value {
@@ -316,7 +328,7 @@ pub fn document(inv: &Inventory) -> Value {
                  "description": "A CRM that protects the personal data it holds. Every read of personal data is made for a purpose (Steward-Purpose header) and returns only the fields that purpose needs."},
         "paths": paths,
         "components": {
-            "schemas": schemas(inv),
+            "schemas": all_schemas(inv),
             "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}}
         }
     })

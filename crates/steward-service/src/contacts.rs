@@ -70,12 +70,15 @@ pub struct InteractionView {
     pub created_at: DateTime<Utc>,
 }
 
-#[derive(Debug, Clone, serde::Deserialize)]
+#[derive(Debug, Clone, serde::Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct InteractionInput {
+    #[schemars(extend("enum" = steward_domain::InteractionKind::NAMES))]
     pub kind: String,
+    #[schemars(length(max = 10000))]
     pub summary: String,
     #[serde(default)]
+    #[schemars(extend("format" = "date-time"))]
     pub occurred_at: Option<String>,
 }
 

@@ -16,29 +16,45 @@ use crate::context::RequestContext;
 use crate::error::{ServiceError, ServiceResult};
 use crate::Service;
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct OrganizationInput {
+    #[schemars(length(max = 300))]
     pub name: String,
     #[serde(default)]
     pub domain: Option<String>,
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct DealInput {
+    #[schemars(length(max = 300))]
     pub title: String,
     #[serde(default)]
+    #[schemars(extend("enum" = steward_domain::DealStage::NAMES_OR_NULL))]
     pub stage: Option<String>,
-    /// A JSON number or a decimal string.
+    /// Non-negative, at most two decimals: a JSON number or a decimal string.
     #[serde(default)]
+    #[schemars(with = "Option<AmountSchema>")]
     pub amount: Option<Value>,
+    /// ISO 4217 code, required with an amount.
     #[serde(default)]
     pub currency: Option<String>,
     #[serde(default)]
+    #[schemars(extend("format" = "uuid"))]
     pub organization_id: Option<String>,
     #[serde(default)]
+    #[schemars(extend("format" = "uuid"))]
     pub contact_id: Option<String>,
+}
+
+/// How an amount may be written: a number or a decimal string.
+#[derive(schemars::JsonSchema)]
+#[allow(dead_code)]
+#[serde(untagged)]
+enum AmountSchema {
+    Number(f64),
+    Text(String),
 }
 
 /// A deal as the request's purpose may see it: `None` fields are omitted.

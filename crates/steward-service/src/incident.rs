@@ -147,12 +147,16 @@ pub struct IncidentView {
 }
 
 /// What opens an incident.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct IncidentInput {
+    #[schemars(length(min = 1, max = 200))]
     pub title: String,
+    #[schemars(length(min = 1, max = 20000))]
     pub description: String,
+    #[schemars(extend("enum" = ["confidentiality", "integrity", "availability"]))]
     pub category: String,
+    #[schemars(extend("enum" = ["lost_device", "compromised_account", "misdirected_email", "vendor", "malware", "insider", "unauthorised_access", "other"]))]
     pub source: String,
     #[serde(default)]
     pub started_at: Option<DateTime<Utc>>,
@@ -160,8 +164,10 @@ pub struct IncidentInput {
     pub ended_at: Option<DateTime<Utc>>,
     pub aware_at: DateTime<Utc>,
     #[serde(default)]
+    #[schemars(extend("enum" = ["gdpr", "us_state", null]))]
     pub regime: Option<String>,
     #[serde(default)]
+    #[schemars(range(min = 1, max = 365))]
     pub notification_days: Option<u32>,
     #[serde(default)]
     pub owner: Option<String>,
@@ -170,7 +176,7 @@ pub struct IncidentInput {
 }
 
 /// A change to an incident (absent fields stay).
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct IncidentChange {
     pub title: Option<String>,
@@ -185,11 +191,12 @@ pub struct IncidentChange {
     pub owner: Option<String>,
     pub measures: Option<String>,
     pub consequences: Option<String>,
+    #[schemars(extend("enum" = ["open", "assessed", "contained", "notified", "closed", null]))]
     pub status: Option<String>,
 }
 
 /// Whose activity to scope. At least one of user, token, session or client.
-#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ScopeCriteria {
     /// A username or user id.
@@ -316,7 +323,7 @@ struct EntryBody {
 }
 
 /// What the privacy officer records as the risk assessment.
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RiskInput {
     /// Absent: confirm the proposal.
@@ -348,7 +355,7 @@ pub struct RiskOutcome {
     pub subject_notification_required: bool,
 }
 
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RegulatorInput {
     /// The authority's case reference.
@@ -362,7 +369,7 @@ pub struct RegulatorInput {
     pub delay_reason: Option<String>,
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct SubjectNoticeInput {
     /// What happened, in clear language for the people affected.
@@ -385,10 +392,11 @@ pub struct SubjectNoticeOutcome {
     pub without_email: u64,
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ContainmentInput {
     /// revoke_token, revoke_sessions, disable_user, reset_password, reset_mfa
+    #[schemars(extend("enum" = ["revoke_token", "revoke_sessions", "disable_user", "reset_password", "reset_mfa"]))]
     pub action: String,
     #[serde(default)]
     pub token: Option<Uuid>,
@@ -399,7 +407,7 @@ pub struct ContainmentInput {
     pub note: Option<String>,
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct EvidenceInput {
     pub name: String,

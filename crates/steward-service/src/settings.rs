@@ -228,6 +228,34 @@ impl Service {
     }
 }
 
+/// The JSON schema of a settings change (`PUT /api/v1/settings`), from
+/// [`SETTINGS`]: each known setting with its type and bounds; unknown names
+/// are refused. (The API also takes the values as text, as the command
+/// line does.)
+#[must_use]
+pub fn change_schema() -> serde_json::Value {
+    let mut props = serde_json::Map::new();
+    for s in SETTINGS {
+        let mut schema = match s.kind {
+            Kind::Bool => serde_json::json!({"type": "boolean"}),
+            Kind::Int(lo, hi) => serde_json::json!({"type": "integer", "minimum": lo, "maximum": hi}),
+            Kind::Date => {
+                serde_json::json!({"type": "string", "anyOf": [{"format": "date", "pattern": "^[0-9]{4}-[0-9]{2}-[0-9]{2}$"}, {"const": ""}]})
+            }
+        };
+        if let Some(obj) = schema.as_object_mut() {
+            obj.insert("description".into(), s.description.into());
+            let default = match s.kind {
+                Kind::Date => serde_json::Value::from(s.default),
+                _ => serde_json::from_str(s.default).unwrap_or_else(|_| s.default.into()),
+            };
+            obj.insert("default".into(), default);
+        }
+        props.insert(s.name.into(), schema);
+    }
+    serde_json::json!({"type": "object", "properties": props, "additionalProperties": false})
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -16,10 +16,11 @@ use crate::extract::{path_id, ApiJson, Authed, ClientAddr, CSRF_COOKIE, SESSION_
 use crate::problem::{ApiError, ApiResult};
 use crate::AppState;
 
-#[derive(Deserialize)]
+#[derive(Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct LoginInput {
     username: String,
+    #[schemars(with = "String", extend("format" = "password"))]
     password: Zeroizing<String>,
     /// A current TOTP code, or a recovery code, once a second factor is on.
     #[serde(default)]
@@ -27,6 +28,7 @@ pub struct LoginInput {
     /// `"cookie"`: also set an HttpOnly session cookie and a CSRF cookie
     /// (for the web console).
     #[serde(default)]
+    #[schemars(extend("enum" = ["token", "cookie", null]))]
     session: Option<String>,
 }
 
@@ -112,8 +114,9 @@ pub async fn totp_enroll(State(s): State<AppState>, Authed(p): Authed) -> ApiRes
     ))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
+#[schemars(rename = "TotpConfirm")]
 pub struct ConfirmInput {
     code: String,
 }
@@ -162,12 +165,13 @@ pub async fn revoke(State(s): State<AppState>, Authed(p): Authed, Path(id): Path
     Ok(StatusCode::NO_CONTENT)
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct TokenInput {
     #[serde(default)]
     name: Option<String>,
     #[serde(default)]
+    #[schemars(range(min = 1))]
     expires_in_days: Option<u32>,
     /// Limit the token to this purpose.
     #[serde(default)]

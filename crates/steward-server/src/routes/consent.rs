@@ -17,8 +17,9 @@ use crate::extract::{path_id, ApiJson, ApiQuery, Authed, ClientAddr, Ctx};
 use crate::problem::{ApiError, ApiResult};
 use crate::AppState;
 
-#[derive(Deserialize)]
+#[derive(Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
+#[schemars(rename = "ConsentInput")]
 pub struct ConsentBody {
     purpose: String,
     granted: bool,
@@ -139,9 +140,11 @@ pub async fn gpc_json() -> Response {
         .into_response()
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
+#[schemars(rename = "PublicConsent")]
 pub struct PublicConsentBody {
+    #[schemars(email)]
     email: String,
     purpose: String,
     granted: bool,
@@ -181,9 +184,11 @@ pub async fn public_consent(
     Ok((StatusCode::ACCEPTED, Json(body)))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
+#[schemars(rename = "ConsentConfirmation")]
 pub struct ConfirmBody {
+    #[schemars(length(min = 1))]
     token: String,
 }
 
@@ -201,8 +206,9 @@ pub async fn confirm(
     Ok(Json(json!({ "confirmed": true })))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
+#[schemars(rename = "NoticeInput")]
 pub struct NoticeBody {
     version: String,
     text: String,

@@ -119,7 +119,7 @@ pub async fn list_interactions(
     Ok(Json(views::page(&page, views::interaction)))
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RestrictionInput {
     restricted: bool,

@@ -13,24 +13,43 @@ use crate::extract::{path_id, ApiJson, ApiQuery, Ctx};
 use crate::problem::{ApiError, ApiResult};
 use crate::AppState;
 
-#[derive(Deserialize)]
+#[derive(Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
+#[schemars(rename = "DsrSubject")]
 pub struct SubjectBody {
     #[serde(default)]
     email: Option<String>,
     #[serde(default)]
+    #[schemars(extend("format" = "uuid"))]
     contact_id: Option<String>,
 }
 
-#[derive(Deserialize)]
+/// The request kinds Steward carries out.
+const KINDS: [&str; 7] = [
+    "access",
+    "portability",
+    "rectification",
+    "erasure",
+    "restriction",
+    "objection",
+    "opt_out_of_sale",
+];
+
+#[derive(Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
+#[schemars(rename = "DsrInput")]
 pub struct DsrBody {
+    #[schemars(extend("enum" = KINDS))]
     kind: String,
+    #[schemars(extend("enum" = ["gdpr", "ccpa"]))]
     regime: String,
     subject: SubjectBody,
+    /// For rectification: `{"changes": {field: new value}}`.
     #[serde(default)]
     details: Option<Value>,
+    /// When the request arrived (not in the future); deadlines run from it.
     #[serde(default)]
+    #[schemars(extend("format" = "date-time"))]
     received_at: Option<String>,
 }
 
@@ -109,8 +128,9 @@ pub async fn get(State(s): State<AppState>, Ctx(ctx): Ctx, Path(id): Path<String
     Ok(Json(view_json(&s.service.get_dsr(&ctx, id).await?)))
 }
 
-#[derive(Deserialize, Default)]
+#[derive(Deserialize, Default, schemars::JsonSchema)]
 // The contract names no body for verify: other members (notes from a client) are ignored.
+#[schemars(rename = "VerifyInput")]
 pub struct VerifyBody {
     #[serde(default)]
     method: Option<String>,
@@ -139,8 +159,9 @@ pub async fn verify(
     Ok(Json(view_json(&s.service.verify_dsr(&ctx, id, method).await?)))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
+#[schemars(rename = "ReasonInput")]
 pub struct ReasonBody {
     reason: String,
 }
@@ -271,11 +292,15 @@ pub async fn release_hold(
     Ok(Json(hold_json(&s.service.release_legal_hold(&ctx, id, hold).await?)))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
+#[schemars(rename = "PublicDsrInput")]
 pub struct PublicDsrBody {
+    #[schemars(extend("enum" = KINDS))]
     kind: String,
+    #[schemars(extend("enum" = ["gdpr", "ccpa"]))]
     regime: String,
+    #[schemars(email)]
     email: String,
 }
 
@@ -294,8 +319,9 @@ pub async fn public_create(
     ))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
+#[schemars(rename = "CodeInput")]
 pub struct TokenBody {
     token: String,
 }

@@ -71,8 +71,9 @@ pub async fn timeline(State(s): State<AppState>, Ctx(ctx): Ctx, Path(id): Path<S
     Ok(Json(json!({ "items": to_json(&items) })))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
+#[schemars(rename = "NoteInput")]
 pub struct NoteBody {
     text: String,
 }

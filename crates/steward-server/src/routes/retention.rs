@@ -29,8 +29,9 @@ pub async fn preview(
     ))
 }
 
-#[derive(Deserialize, Default)]
+#[derive(Deserialize, Default, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
+#[schemars(rename = "RetentionRunInput")]
 pub struct RunBody {
     #[serde(default)]
     dry_run: bool,

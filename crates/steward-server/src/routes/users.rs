@@ -36,11 +36,14 @@ pub async fn list(State(s): State<AppState>, Authed(p): Authed) -> ApiResult<Jso
     ))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NewUser {
+    #[schemars(regex(pattern = r"^[a-z0-9._-]{1,64}$"))]
     username: String,
+    #[schemars(extend("enum" = steward_domain::inventory::BUILT_IN_ROLES))]
     role: String,
+    #[schemars(with = "String", length(min = 8), extend("format" = "password"))]
     password: Zeroizing<String>,
 }
 
@@ -61,10 +64,12 @@ pub async fn get(State(s): State<AppState>, Authed(p): Authed, Path(id): Path<St
     Ok(Json(user_json(&s.service.get_user_view(&p, id).await?)))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
+#[schemars(rename = "UserPatch")]
 pub struct Patch {
     #[serde(default)]
+    #[schemars(extend("enum" = ["admin", "dpo", "sales", "support", "marketing", "auditor", null]))]
     role: Option<String>,
     #[serde(default)]
     disabled: Option<bool>,
@@ -91,9 +96,10 @@ pub async fn patch(
     Ok(Json(user_json(&u)))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct PasswordInput {
+    #[schemars(with = "String", length(min = 8), extend("format" = "password"))]
     password: Zeroizing<String>,
 }
 
@@ -132,12 +138,14 @@ pub async fn training(State(s): State<AppState>, Authed(p): Authed, Path(id): Pa
     ))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct TrainingInput {
     course: String,
+    #[schemars(extend("format" = "date"))]
     completed_on: String,
     #[serde(default)]
+    #[schemars(extend("format" = "date"))]
     expires_on: Option<String>,
 }
 

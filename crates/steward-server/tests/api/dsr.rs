@@ -257,6 +257,7 @@ async fn access_exports_tell_what_art15_and_ccpa_list(app: &TestApp) {
         carry_out(app, &id).await;
         let e = app.get(&format!("/api/v1/dsr/{id}/export"), "dpo").await;
         assert_eq!(e.status, StatusCode::OK, "{}", e.text);
+        assert_eq!(e.body["subject_id"], contact.as_str());
         let i = &e.body["information"];
         // (a) purposes, with their lawful bases.
         let purposes: Vec<(&str, &str)> = i["purposes"]

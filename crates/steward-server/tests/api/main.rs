@@ -10,6 +10,7 @@ mod consent;
 mod dsr;
 mod encryption;
 mod helpers;
+mod openapi;
 mod reports;
 mod retention;
 mod stories;

@@ -1,0 +1,224 @@
+//! The OpenAPI document's request bodies: every operation that takes a
+//! body names a typed schema (derived from the handler's own type, or the
+//! inventory's contact schema), never a bare object; the schemas compile as
+//! JSON Schema 2020-12, and real request bodies — the README tour's — are
+//! valid against them while bodies the server refuses are not.
+
+use serde_json::{json, Value};
+use steward_domain::Inventory;
+use steward_server::openapi::{derived_request_schemas, document};
+
+fn doc() -> Value {
+    document(&Inventory::default_inventory())
+}
+
+/// Request schemas that come from the data inventory instead of a type.
+const FROM_INVENTORY: [&str; 2] = ["ContactInput", "ContactPatch"];
+
+#[test]
+fn every_request_body_is_typed() {
+    let doc = doc();
+    let derived = derived_request_schemas();
+    let schemas = doc["components"]["schemas"].as_object().unwrap();
+    let mut bodies = 0;
+    for (path, item) in doc["paths"].as_object().unwrap() {
+        for (method, op) in item.as_object().unwrap() {
+            let Some(body) = op.get("requestBody") else {
+                continue;
+            };
+            bodies += 1;
+            let reference = body["content"]["application/json"]["schema"]["$ref"]
+                .as_str()
+                .unwrap_or_else(|| panic!("{method} {path}: the body names a schema"));
+            let name = reference.trim_start_matches("#/components/schemas/");
+            assert_ne!(
+                name, "Object",
+                "{method} {path}: the body is described as a bare object"
+            );
+            assert!(
+                derived.contains_key(name) || FROM_INVENTORY.contains(&name),
+                "{method} {path}: {name} is not derived from the handler's type"
+            );
+            let schema = &schemas[name];
+            assert_eq!(schema["type"], "object", "{method} {path}: {name}");
+            assert!(
+                schema["properties"].as_object().is_some_and(|p| !p.is_empty()),
+                "{method} {path}: {name} lists its properties"
+            );
+        }
+    }
+    assert!(bodies >= 35, "request bodies found: {bodies}");
+    // Deny-unknown-fields types say so.
+    assert_eq!(schemas["DsrInput"]["additionalProperties"], false);
+    assert_eq!(
+        schemas["DsrInput"]["required"],
+        json!(["kind", "regime", "subject"]),
+        "fields with defaults are not required"
+    );
+}
+
+struct Validator {
+    schemas: boon::Schemas,
+    compiler: boon::Compiler,
+}
+
+const LOC: &str = "urn:steward:openapi";
+
+impl Validator {
+    fn new() -> Self {
+        let mut compiler = boon::Compiler::new();
+        compiler.set_default_draft(boon::Draft::V2020_12);
+        compiler.enable_format_assertions();
+        compiler.add_resource(LOC, doc()).unwrap();
+        Self {
+            schemas: boon::Schemas::new(),
+            compiler,
+        }
+    }
+
+    fn valid(&mut self, schema: &str, body: &Value) -> bool {
+        let at = format!("{LOC}#/components/schemas/{schema}");
+        let index = self
+            .compiler
+            .compile(&at, &mut self.schemas)
+            .unwrap_or_else(|e| panic!("{schema} does not compile: {e:#}"));
+        self.schemas.validate(body, index).is_ok()
+    }
+}
+
+#[test]
+fn real_request_bodies_are_valid_and_refused_ones_are_not() {
+    let mut v = Validator::new();
+    // Every derived schema compiles.
+    for name in derived_request_schemas().keys() {
+        let at = format!("{LOC}#/components/schemas/{name}");
+        v.compiler
+            .compile(&at, &mut v.schemas)
+            .unwrap_or_else(|e| panic!("{name} does not compile: {e:#}"));
+    }
+    let valid = [
+        (
+            "LoginInput",
+            json!({"username": "alice", "password": "a-long-password"}),
+        ),
+        (
+            "OrganizationInput",
+            json!({"name": "Analytical Engines Ltd", "domain": "engines.example"}),
+        ),
+        (
+            "DealInput",
+            json!({"title": "Difference engine", "stage": "proposal", "amount": 1200.50, "currency": "GBP",
+                   "organization_id": "01a24fec-9576-7475-a6d9-ee9ca613bde8"}),
+        ),
+        (
+            "DealInput",
+            json!({"title": "Engine", "amount": "99.95", "currency": "EUR"}),
+        ),
+        (
+            "InteractionInput",
+            json!({"kind": "call", "summary": "Asked for a quote", "occurred_at": "2026-01-31T09:30:00Z"}),
+        ),
+        (
+            "NoticeInput",
+            json!({"version": "2026-01", "text": "We e-mail our newsletter.", "material": true}),
+        ),
+        (
+            "ConsentInput",
+            json!({"purpose": "marketing_email", "granted": true, "source": "phone", "notice_version": "2026-01",
+                   "evidence": "agreed on call"}),
+        ),
+        (
+            "DsrInput",
+            json!({"kind": "access", "regime": "gdpr", "subject": {"email": "ada@example.com"},
+                   "received_at": "2026-01-31T09:00:00+01:00"}),
+        ),
+        ("VerifyInput", json!({"method": "ID checked at the counter"})),
+        (
+            "PublicDsrInput",
+            json!({"kind": "erasure", "regime": "gdpr", "email": "ada@example.com"}),
+        ),
+        (
+            "IncidentInput",
+            json!({"title": "Sales token leaked", "description": "A token was pushed to a public repository.",
+                   "category": "confidentiality", "source": "compromised_account",
+                   "started_at": "2026-12-01T08:00:00+01:00", "aware_at": "2026-12-02T09:30:00+01:00"}),
+        ),
+        (
+            "ScopeCriteria",
+            json!({"token": "01a24fec-93f3-7760-9fc3-d2bdadd88635", "from": "2026-12-01T07:00:00Z"}),
+        ),
+        ("RiskInput", json!({})),
+        (
+            "ContainmentInput",
+            json!({"action": "revoke_token", "token": "01a24fec-93f3-7760-9fc3-d2bdadd88635"}),
+        ),
+        ("RegulatorInput", json!({"reference": "DPA-2026-0042"})),
+        (
+            "SubjectNoticeInput",
+            json!({"what_happened": "An access key to our CRM was published by mistake."}),
+        ),
+        ("IncidentChange", json!({"status": "closed"})),
+        ("RetentionRunInput", json!({"dry_run": true})),
+        (
+            "SettingsInput",
+            json!({"require_mfa": true, "lockout_threshold": 5, "key_backup_verified_on": "2026-12-01"}),
+        ),
+        (
+            "NewUser",
+            json!({"username": "dora", "role": "dpo", "password": "another-long-password"}),
+        ),
+        (
+            "TrainingInput",
+            json!({"course": "GDPR basics", "completed_on": "2026-11-02"}),
+        ),
+        (
+            "ContactInput",
+            json!({"given_name": "Ada", "email": "ada@example.com", "purposes": ["sales"]}),
+        ),
+    ];
+    for (schema, body) in &valid {
+        assert!(v.valid(schema, body), "{schema} accepts {body}");
+    }
+    let refused = [
+        ("DsrInput", json!({"kind": "access", "regime": "gdpr"})),
+        ("DsrInput", json!({"kind": "teleport", "regime": "gdpr", "subject": {}})),
+        (
+            "DsrInput",
+            json!({"kind": "access", "regime": "gdpr", "subject": {}, "extra": 1}),
+        ),
+        (
+            "IncidentInput",
+            json!({"title": "", "description": "x", "category": "confidentiality",
+                                 "source": "other", "aware_at": "2026-12-02T09:30:00Z"}),
+        ),
+        (
+            "IncidentInput",
+            json!({"title": "t", "description": "x", "category": "confidentiality",
+                                 "source": "other", "aware_at": "yesterday"}),
+        ),
+        ("InteractionInput", json!({"kind": "telegram", "summary": "x"})),
+        ("ContainmentInput", json!({"action": "format_disk"})),
+        (
+            "PublicDsrInput",
+            json!({"kind": "erasure", "regime": "gdpr", "email": "not an address"}),
+        ),
+        (
+            "NewUser",
+            json!({"username": "Dora!", "role": "dpo", "password": "another-long-password"}),
+        ),
+        (
+            "NewUser",
+            json!({"username": "dora", "role": "dpo", "password": "short"}),
+        ),
+        ("SettingsInput", json!({"lockout_threshold": 0})),
+        ("SettingsInput", json!({"no_such_setting": true})),
+        ("TokenInput", json!({"expires_in_days": 0})),
+        (
+            "ContactInput",
+            json!({"given_name": "Ada", "purposes": ["sales"], "favourite_colour": "blue"}),
+        ),
+    ];
+    for (schema, body) in &refused {
+        assert!(!v.valid(schema, body), "{schema} refuses {body}");
+    }
+}
