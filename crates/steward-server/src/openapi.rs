@@ -309,6 +309,21 @@ fn all_schemas(inv: &Inventory) -> Value {
     if let Some(obj) = all.as_object_mut() {
         obj.extend(derived_request_schemas());
     }
+    // What only the inventory knows: the purposes a public form may ask
+    // consent for (consent-based ones, and the opt-out of sale and sharing).
+    let mut consent: Vec<&str> = inv
+        .purposes
+        .iter()
+        .filter(|(_, p)| p.lawful_basis == steward_domain::inventory::LawfulBasis::Consent)
+        .map(|(n, _)| n.as_str())
+        .collect();
+    consent.push(steward_service::consent::SALE_SHARING);
+    if let Some(purpose) = all
+        .pointer_mut("/PublicConsent/properties/purpose")
+        .and_then(Value::as_object_mut)
+    {
+        purpose.insert("enum".into(), json!(consent));
+    }
     all
 }
 

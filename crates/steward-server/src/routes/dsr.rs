@@ -292,11 +292,22 @@ pub async fn release_hold(
     Ok(Json(hold_json(&s.service.release_legal_hold(&ctx, id, hold).await?)))
 }
 
+/// The kinds a data subject may file without staff (rectification goes to
+/// the privacy officer, who checks the new values).
+const PUBLIC_KINDS: [&str; 6] = [
+    "access",
+    "portability",
+    "erasure",
+    "restriction",
+    "objection",
+    "opt_out_of_sale",
+];
+
 #[derive(Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 #[schemars(rename = "PublicDsrInput")]
 pub struct PublicDsrBody {
-    #[schemars(extend("enum" = KINDS))]
+    #[schemars(extend("enum" = PUBLIC_KINDS))]
     kind: String,
     #[schemars(extend("enum" = ["gdpr", "ccpa"]))]
     regime: String,

@@ -175,6 +175,14 @@ fn real_request_bodies_are_valid_and_refused_ones_are_not() {
             "ContactInput",
             json!({"given_name": "Ada", "email": "ada@example.com", "purposes": ["sales"]}),
         ),
+        (
+            "PublicConsent",
+            json!({"email": "ada@example.com", "purpose": "marketing_email", "granted": true}),
+        ),
+        (
+            "PublicConsent",
+            json!({"email": "ada@example.com", "purpose": "sale_sharing", "granted": false}),
+        ),
     ];
     for (schema, body) in &valid {
         assert!(v.valid(schema, body), "{schema} accepts {body}");
@@ -216,6 +224,16 @@ fn real_request_bodies_are_valid_and_refused_ones_are_not() {
         (
             "ContactInput",
             json!({"given_name": "Ada", "purposes": ["sales"], "favourite_colour": "blue"}),
+        ),
+        // Found by schemathesis: a public form may not ask for a purpose
+        // that is not consent-based, nor file a rectification.
+        (
+            "PublicConsent",
+            json!({"email": "ada@example.com", "purpose": "sales", "granted": true}),
+        ),
+        (
+            "PublicDsrInput",
+            json!({"kind": "rectification", "regime": "ccpa", "email": "ada@example.com"}),
         ),
     ];
     for (schema, body) in &refused {
