@@ -18,7 +18,7 @@ pub enum Source {
     FromThePerson,
     /// Entered by staff through the console or the API.
     Staff,
-    /// Loaded by the operator (import, command line).
+    /// Created by Steward itself (the command line acting as no user).
     Import,
     /// No entry says (e.g. the log was started later).
     Unknown,

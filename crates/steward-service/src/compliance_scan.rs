@@ -466,19 +466,24 @@ mod tests {
         seal_entry(3, &[0; 32], &r).0
     }
 
+    /// A signed-in user of the sales role.
+    fn sam() -> Actor {
+        Actor {
+            kind: ActorKind::User,
+            user_id: Some(uuid::Uuid::from_u128(9)),
+            token_id: None,
+            username: Some("sam".into()),
+            role: Some("sales".into()),
+        }
+    }
+
     #[test]
     fn the_fast_path_reads_what_serde_reads() {
         let keys = Keys::new();
         // A username with a quote is escaped: the serde path.
         assert!(keys.seen(&record("sales", None)).is_none());
         let at = chrono::DateTime::from_timestamp(1_780_000_000, 0).unwrap();
-        let actor = Actor {
-            kind: ActorKind::User,
-            user_id: Some(uuid::Uuid::from_u128(9)),
-            token_id: None,
-            username: Some("sam".into()),
-            role: Some("sales".into()),
-        };
+        let actor = sam();
         let mut r = AuditRecord::new(at, actor, "consent.grant", Outcome::Ok);
         r.fields = vec!["newsletter".into()];
         r.purpose = Some("marketing".into());
@@ -532,13 +537,7 @@ mod tests {
         let keys = Keys::new();
         let plain = {
             let at = chrono::DateTime::from_timestamp(1_780_000_000, 0).unwrap();
-            let actor = Actor {
-                kind: ActorKind::User,
-                user_id: Some(uuid::Uuid::from_u128(9)),
-                token_id: None,
-                username: Some("sam".into()),
-                role: Some("sales".into()),
-            };
+            let actor = sam();
             let mut r = AuditRecord::new(at, actor, "contact.read", Outcome::Ok);
             r.purpose = Some("sales".into());
             r.record_ids = vec![uuid::Uuid::from_u128(1), uuid::Uuid::from_u128(2)];

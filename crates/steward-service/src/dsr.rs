@@ -35,6 +35,16 @@ pub const KINDS: [&str; 7] = [
     "objection",
     "opt_out_of_sale",
 ];
+/// The kinds a data subject may file without staff: all but rectification,
+/// which needs the new values checked by the privacy officer.
+pub const PUBLIC_KINDS: [&str; 6] = [
+    "access",
+    "portability",
+    "erasure",
+    "restriction",
+    "objection",
+    "opt_out_of_sale",
+];
 /// The note field a requester who is no contact has their address sealed as.
 const REQUESTER: &str = "dsr.requester";
 /// What request details and export bundles are sealed as (record type, field).
@@ -1129,7 +1139,10 @@ impl Service {
         if kind == "rectification" {
             let errors = vec![steward_domain::FieldError::new(
                 "kind",
-                "must be one of access, portability, erasure, restriction, objection, opt_out_of_sale (rectification goes to the privacy officer)",
+                format!(
+                    "must be one of {} (rectification goes to the privacy officer)",
+                    PUBLIC_KINDS.join(", ")
+                ),
             )];
             self.public.check(client.as_deref())?;
             return Err(ServiceError::Invalid(errors));

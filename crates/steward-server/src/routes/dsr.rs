@@ -24,22 +24,11 @@ pub struct SubjectBody {
     contact_id: Option<String>,
 }
 
-/// The request kinds Steward carries out.
-const KINDS: [&str; 7] = [
-    "access",
-    "portability",
-    "rectification",
-    "erasure",
-    "restriction",
-    "objection",
-    "opt_out_of_sale",
-];
-
 #[derive(Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 #[schemars(rename = "DsrInput")]
 pub struct DsrBody {
-    #[schemars(extend("enum" = KINDS))]
+    #[schemars(extend("enum" = steward_service::dsr::KINDS))]
     kind: String,
     #[schemars(extend("enum" = ["gdpr", "ccpa"]))]
     regime: String,
@@ -292,22 +281,11 @@ pub async fn release_hold(
     Ok(Json(hold_json(&s.service.release_legal_hold(&ctx, id, hold).await?)))
 }
 
-/// The kinds a data subject may file without staff (rectification goes to
-/// the privacy officer, who checks the new values).
-const PUBLIC_KINDS: [&str; 6] = [
-    "access",
-    "portability",
-    "erasure",
-    "restriction",
-    "objection",
-    "opt_out_of_sale",
-];
-
 #[derive(Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 #[schemars(rename = "PublicDsrInput")]
 pub struct PublicDsrBody {
-    #[schemars(extend("enum" = PUBLIC_KINDS))]
+    #[schemars(extend("enum" = steward_service::dsr::PUBLIC_KINDS))]
     kind: String,
     #[schemars(extend("enum" = ["gdpr", "ccpa"]))]
     regime: String,
