@@ -8,6 +8,8 @@
 //!   consistency proofs and their verification;
 //! - [`entry`]: the audit record (ids and names, never personal values) and
 //!   its canonical byte encoding, documented byte for byte;
+//! - [`facts`]: a compact copy of the fields reports count, stored beside
+//!   each entry;
 //! - [`ocsf`]: an OCSF "API Activity" view of an entry for SIEM export;
 //! - [`sign`]: Ed25519 signed tree heads, their exact signed bytes, and the
 //!   signing key file;
@@ -15,6 +17,7 @@
 //!   first entry or tree head that is wrong.
 
 pub mod entry;
+pub mod facts;
 pub mod merkle;
 pub mod ocsf;
 pub mod sign;

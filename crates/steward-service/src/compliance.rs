@@ -419,12 +419,10 @@ impl Service {
     /// Counts consent events and reads of personal data in `[from, to)` over
     /// the entries below `size`.
     async fn scan_audit(&self, from: DateTime<Utc>, to: DateTime<Utc>, size: u64) -> ServiceResult<Scan> {
-        // Canonical times compare as strings.
-        let stamp = |t: DateTime<Utc>| t.format("%Y-%m-%dT%H:%M:%S%.6fZ").to_string();
         let bounds = Bounds {
-            lo: stamp(from),
-            hi: stamp(to),
-            stop: stamp(to + Duration::minutes(5)),
+            lo: from.timestamp_micros(),
+            hi: to.timestamp_micros(),
+            stop: (to + Duration::minutes(5)).timestamp_micros(),
         };
         // Entries are appended in time order: skip to the period's start by
         // bisection (allowing for clock steps), then count on every core.

@@ -2,6 +2,11 @@
 //! reads of personal data in a period, counted from the few fields of each
 //! entry it needs.
 //!
+//! Those fields are read from each entry's facts (`steward_audit::facts`,
+//! the compact copy the store keeps beside the entry), decoded without a
+//! parser. An entry stored without facts (appended before they were kept)
+//! is read from its bytes:
+//!
 //! Entries are canonical JSON (keys sorted, no insignificant spaces, see
 //! `steward_audit::entry`), so the fields are found by their keys in that
 //! order without building a JSON tree: a string value without a backslash is
@@ -21,7 +26,7 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Arc;
 
 use memchr::memmem;
-use steward_store::Store;
+use steward_store::{ScanRow, Store};
 
 use crate::compliance::ReadFigures;
 use crate::error::{ServiceError, ServiceResult};
@@ -40,18 +45,67 @@ pub(crate) struct Scan {
     pub accounts: Vec<(String, (String, u64, u64))>,
 }
 
-/// The period's bounds as canonical timestamps (which compare as strings):
-/// counted are entries at `lo <= at < hi`; `stop` (a little after `hi`, for
-/// clock steps) ends the pass.
+/// The period's bounds in microseconds since the epoch: counted are
+/// entries at `lo <= at < hi`; `stop` (a little after `hi`, for clock
+/// steps) ends the pass.
 #[derive(Clone)]
 pub(crate) struct Bounds {
-    pub lo: String,
-    pub hi: String,
-    pub stop: String,
+    pub lo: i64,
+    pub hi: i64,
+    pub stop: i64,
 }
 
-/// The counted fields of one entry, borrowed from its bytes.
+/// The counted fields of one entry, borrowed from its facts or bytes (the
+/// people it concerns go to the pass's buffer).
 struct Seen<'a> {
+    ok: bool,
+    /// Microseconds since the epoch.
+    at: i64,
+    action: &'a str,
+    role: Option<&'a str>,
+    /// The user, or else the token.
+    account: Option<u128>,
+    purpose: Option<&'a str>,
+    first_field: Option<&'a str>,
+}
+
+impl<'a> Seen<'a> {
+    fn of_facts(f: &steward_audit::facts::Facts<'a>, people: &mut Vec<u128>) -> Self {
+        people.clear();
+        people.extend(f.people());
+        Seen {
+            ok: f.ok,
+            at: f.at_micros,
+            action: f.action,
+            role: f.role,
+            account: f.user_id.or(f.token_id),
+            purpose: f.purpose,
+            first_field: f.first_field,
+        }
+    }
+
+    /// `None` when the entry's time is not a timestamp.
+    fn of_raw(r: &Raw<'a>, people: &mut Vec<u128>) -> Option<Self> {
+        let at = chrono::DateTime::parse_from_rfc3339(r.at).ok()?.timestamp_micros();
+        people.clear();
+        people.extend(r.subject_id.and_then(uuid_bits));
+        if people.is_empty() && r.action.starts_with("contact.") {
+            r.record_ids.each(|s| people.extend(uuid_bits(s)));
+        }
+        Some(Seen {
+            ok: r.outcome == "ok",
+            at,
+            action: r.action,
+            role: r.role,
+            account: r.user_id.or(r.token_id).and_then(uuid_bits),
+            purpose: r.purpose,
+            first_field: r.first_field,
+        })
+    }
+}
+
+/// The counted fields of one entry's JSON, borrowed from its bytes.
+struct Raw<'a> {
     action: &'a str,
     role: Option<&'a str>,
     token_id: Option<&'a str>,
@@ -114,8 +168,8 @@ struct LiteActor<'a> {
 }
 
 impl<'a> LiteEntry<'a> {
-    fn seen(&'a self) -> Seen<'a> {
-        Seen {
+    fn raw(&'a self) -> Raw<'a> {
+        Raw {
             action: &self.action,
             role: self.actor.role.as_deref(),
             token_id: self.actor.token_id.as_deref(),
@@ -163,7 +217,7 @@ impl Keys {
 
     /// The fields of a canonical entry without escapes, found in key order;
     /// `None` for anything else (read with serde then).
-    fn seen<'a>(&self, bytes: &'a [u8]) -> Option<Seen<'a>> {
+    fn raw<'a>(&self, bytes: &'a [u8]) -> Option<Raw<'a>> {
         if memchr::memchr(b'\\', bytes).is_some() {
             return None;
         }
@@ -207,7 +261,7 @@ impl Keys {
             .split(',')
             .next()
             .and_then(|s| s.strip_prefix('"').and_then(|s| s.strip_suffix('"')));
-        Some(Seen {
+        Some(Raw {
             action,
             role,
             token_id,
@@ -288,9 +342,12 @@ struct Tally {
     total: u64,
     by_purpose: BTreeMap<String, u64>,
     by_role: BTreeMap<String, u64>,
-    /// account → (role, reads, distinct people).
-    accounts: HashMap<String, (String, u64, HashSet<u128, Fast>), Fast>,
+    /// account (user or token; `None` unknown) → (role, reads, distinct people).
+    accounts: HashMap<Option<u128>, AccountReads, Fast>,
 }
+
+/// One account's role, reads and distinct people read.
+type AccountReads = (String, u64, HashSet<u128, Fast>);
 
 fn bump(map: &mut BTreeMap<String, u64>, key: &str) {
     match map.get_mut(key) {
@@ -307,11 +364,12 @@ fn uuid_bits(s: &str) -> Option<u128> {
 
 impl Tally {
     /// Counts one entry; `false` once the entry is well past the period.
-    fn count(&mut self, e: &Seen<'_>, b: &Bounds, subjects: &mut Vec<u128>) -> bool {
-        if e.at >= b.stop.as_str() {
+    /// `people` holds the people the entry concerns.
+    fn count(&mut self, e: &Seen<'_>, b: &Bounds, people: &[u128]) -> bool {
+        if e.at >= b.stop {
             return false;
         }
-        if e.at < b.lo.as_str() || e.at >= b.hi.as_str() || e.outcome != "ok" {
+        if e.at < b.lo || e.at >= b.hi || !e.ok {
             return true;
         }
         let action = e.action;
@@ -319,8 +377,11 @@ impl Tally {
             let Some(purpose) = e.first_field.or(e.purpose) else {
                 return true;
             };
-            let month = e.at.get(..7).unwrap_or_default();
-            let m = self.months.entry((month.to_string(), purpose.to_string())).or_default();
+            let Some(at) = chrono::DateTime::from_timestamp_micros(e.at) else {
+                return true;
+            };
+            let month = at.format("%Y-%m").to_string();
+            let m = self.months.entry((month, purpose.to_string())).or_default();
             if action == "consent.withdraw" {
                 m.1 += 1;
             } else {
@@ -328,27 +389,18 @@ impl Tally {
             }
         } else if is_read(action) {
             let Some(role) = e.role else { return true };
-            subjects.clear();
-            subjects.extend(e.subject_id.and_then(uuid_bits));
-            if subjects.is_empty() && action.starts_with("contact.") {
-                e.record_ids.each(|s| subjects.extend(uuid_bits(s)));
-            }
-            if subjects.is_empty() {
+            if people.is_empty() {
                 return true;
             }
             self.total += 1;
             bump(&mut self.by_purpose, e.purpose.unwrap_or("none"));
             bump(&mut self.by_role, role);
-            let account = e.user_id.or(e.token_id).unwrap_or("unknown");
-            let a = match self.accounts.get_mut(account) {
-                Some(a) => a,
-                None => self
-                    .accounts
-                    .entry(account.to_string())
-                    .or_insert_with(|| (role.to_string(), 0, HashSet::default())),
-            };
+            let a = self
+                .accounts
+                .entry(e.account)
+                .or_insert_with(|| (role.to_string(), 0, HashSet::default()));
             a.1 += 1;
-            a.2.extend(subjects.iter().copied());
+            a.2.extend(people.iter().copied());
         }
         true
     }
@@ -379,12 +431,21 @@ impl Tally {
 async fn scan_range(store: Arc<dyn Store>, start: u64, end: u64, bounds: Bounds) -> ServiceResult<Tally> {
     let keys = Keys::new();
     let mut tally = Tally::default();
-    let mut subjects = Vec::new();
-    let mut visit = |_: u64, bytes: &[u8]| match keys.seen(bytes) {
-        Some(seen) => tally.count(&seen, &bounds, &mut subjects),
-        None => match serde_json::from_slice::<LiteEntry<'_>>(bytes) {
-            Ok(lite) => tally.count(&lite.seen(), &bounds, &mut subjects),
-            Err(_) => true,
+    let mut people = Vec::new();
+    let count_raw = |tally: &mut Tally, raw: &Raw<'_>, people: &mut Vec<u128>| {
+        Seen::of_raw(raw, people).is_none_or(|seen| tally.count(&seen, &bounds, people))
+    };
+    let mut visit = |_: u64, row: ScanRow<'_>| match row {
+        ScanRow::Facts(bytes) => steward_audit::facts::decode(bytes).is_none_or(|f| {
+            let seen = Seen::of_facts(&f, &mut people);
+            tally.count(&seen, &bounds, &people)
+        }),
+        ScanRow::Entry(bytes) => match keys.raw(bytes) {
+            Some(raw) => count_raw(&mut tally, &raw, &mut people),
+            None => match serde_json::from_slice::<LiteEntry<'_>>(bytes) {
+                Ok(lite) => count_raw(&mut tally, &lite.raw(), &mut people),
+                Err(_) => true,
+            },
         },
     };
     store.scan_audit(start, end, &mut visit).await?;
@@ -438,7 +499,10 @@ pub(crate) async fn scan(
         accounts: total
             .accounts
             .into_iter()
-            .map(|(account, (role, n, people))| (account, (role, n, people.len() as u64)))
+            .map(|(account, (role, n, people))| {
+                let account = account.map_or_else(|| "unknown".to_string(), |a| uuid::Uuid::from_u128(a).to_string());
+                (account, (role, n, people.len() as u64))
+            })
             .collect(),
     })
 }
@@ -481,7 +545,7 @@ mod tests {
     fn the_fast_path_reads_what_serde_reads() {
         let keys = Keys::new();
         // A username with a quote is escaped: the serde path.
-        assert!(keys.seen(&record("sales", None)).is_none());
+        assert!(keys.raw(&record("sales", None)).is_none());
         let at = chrono::DateTime::from_timestamp(1_780_000_000, 0).unwrap();
         let actor = sam();
         let mut r = AuditRecord::new(at, actor, "consent.grant", Outcome::Ok);
@@ -491,15 +555,15 @@ mod tests {
         r.client = Some("192.0.2.1".into());
         let bytes = seal_entry(4, &[0; 32], &r).0;
         let lite: LiteEntry<'_> = serde_json::from_slice(&bytes).unwrap();
-        let slow = lite.seen();
+        let slow = lite.raw();
         let fast = keys
-            .seen(&bytes)
+            .raw(&bytes)
             .unwrap_or_else(|| panic!("{}", String::from_utf8_lossy(&bytes)));
         // A value that looks like keys of the entry holds escaped quotes:
         // the serde path reads it.
         r.client = Some(",\"role\":\"admin\",\"at\":".into());
-        assert!(keys.seen(&seal_entry(4, &[0; 32], &r).0).is_none());
-        let view = |s: &Seen<'_>| {
+        assert!(keys.raw(&seal_entry(4, &[0; 32], &r).0).is_none());
+        let view = |s: &Raw<'_>| {
             let mut ids = Vec::new();
             s.record_ids.each(|i| ids.push(i.to_string()));
             format!(
@@ -511,6 +575,49 @@ mod tests {
         assert_eq!(fast.first_field, Some("newsletter"));
         assert_eq!(fast.role, Some("sales"));
         assert_eq!(fast.token_id, None);
+    }
+
+    /// What the pass counts of an entry is the same read from its facts as
+    /// from its bytes (by either JSON path).
+    #[test]
+    fn facts_and_entries_are_read_alike() {
+        let at = chrono::DateTime::from_timestamp(1_780_000_000, 250_000).unwrap();
+        let mut grant = AuditRecord::new(at, sam(), "consent.grant", Outcome::Ok);
+        grant.fields = vec!["newsletter".into()];
+        grant.purpose = Some("marketing".into());
+        grant.subject_id = Some(uuid::Uuid::from_u128(5));
+        grant.record_ids = vec![uuid::Uuid::from_u128(6)];
+        let mut search = AuditRecord::new(at, sam(), "contact.search", Outcome::Ok);
+        search.record_ids = vec![uuid::Uuid::from_u128(1), uuid::Uuid::from_u128(2)];
+        let mut denied = search.clone();
+        denied.outcome = Outcome::Denied;
+        denied.actor.user_id = None;
+        denied.actor.token_id = Some(uuid::Uuid::from_u128(7));
+        denied.reason = Some("a \"quoted\" reason".into());
+        let mut other = AuditRecord::new(at, Actor::system(), "interaction.list", Outcome::Ok);
+        other.record_ids = vec![uuid::Uuid::from_u128(3)];
+        let view = |s: &Seen<'_>, people: &[u128]| {
+            format!(
+                "{} {} {} {:?} {:?} {:?} {:?} {people:?}",
+                s.ok, s.at, s.action, s.role, s.account, s.purpose, s.first_field
+            )
+        };
+        let keys = Keys::new();
+        for r in [grant, search, denied, other] {
+            let facts = steward_audit::facts::encode(&r).unwrap();
+            let mut people = Vec::new();
+            let from_facts = view(
+                &Seen::of_facts(&steward_audit::facts::decode(&facts).unwrap(), &mut people),
+                &people,
+            );
+            let bytes = seal_entry(0, &[0; 32], &r).0;
+            let lite: LiteEntry<'_> = serde_json::from_slice(&bytes).unwrap();
+            let from_serde = view(&Seen::of_raw(&lite.raw(), &mut people).unwrap(), &people);
+            assert_eq!(from_facts, from_serde, "{}", r.action);
+            if let Some(raw) = keys.raw(&bytes) {
+                assert_eq!(from_facts, view(&Seen::of_raw(&raw, &mut people).unwrap(), &people));
+            }
+        }
     }
 
     #[test]
@@ -530,9 +637,9 @@ mod tests {
     #[test]
     fn tallies_merge() {
         let b = Bounds {
-            lo: "2000".into(),
-            hi: "2100".into(),
-            stop: "2100".into(),
+            lo: 0,
+            hi: i64::MAX - 1,
+            stop: i64::MAX,
         };
         let keys = Keys::new();
         let plain = {
@@ -541,22 +648,30 @@ mod tests {
             let mut r = AuditRecord::new(at, actor, "contact.read", Outcome::Ok);
             r.purpose = Some("sales".into());
             r.record_ids = vec![uuid::Uuid::from_u128(1), uuid::Uuid::from_u128(2)];
-            seal_entry(0, &[0; 32], &r).0
+            r
         };
+        let facts = steward_audit::facts::encode(&plain).unwrap();
+        let plain = seal_entry(0, &[0; 32], &plain).0;
         let escaped = record("sales", Some("why\nnot"));
         let mut one = Tally::default();
         let mut two = Tally::default();
         let mut buf = Vec::new();
-        assert!(one.count(&keys.seen(&plain).unwrap(), &b, &mut buf));
+        let seen = Seen::of_facts(&steward_audit::facts::decode(&facts).unwrap(), &mut buf);
+        assert!(one.count(&seen, &b, &buf));
         let lite: LiteEntry<'_> = serde_json::from_slice(&escaped).unwrap();
-        assert!(two.count(&lite.seen(), &b, &mut buf));
-        assert!(two.count(&keys.seen(&plain).unwrap(), &b, &mut buf));
+        let seen = Seen::of_raw(&lite.raw(), &mut buf).unwrap();
+        assert!(two.count(&seen, &b, &buf));
+        let seen = Seen::of_raw(&keys.raw(&plain).unwrap(), &mut buf).unwrap();
+        assert!(two.count(&seen, &b, &buf));
         one.merge(two);
         assert_eq!(one.total, 3);
         assert_eq!(one.by_role["sales"], 3);
-        let sam = &one.accounts[&uuid::Uuid::from_u128(9).to_string()];
+        let sam = &one.accounts[&Some(9)];
         assert_eq!((sam.1, sam.2.len()), (2, 2));
-        let token = &one.accounts[&uuid::Uuid::from_u128(7).to_string()];
+        let token = &one.accounts[&Some(7)];
         assert_eq!((token.1, token.2.len()), (1, 2));
+        // Past `stop`, the pass ends.
+        let late = Bounds { lo: 0, hi: 1, stop: 2 };
+        assert!(!one.count(&seen, &late, &buf));
     }
 }

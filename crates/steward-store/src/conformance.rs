@@ -1010,17 +1010,24 @@ pub async fn read_audit_entries(store: &dyn Store) {
         "contact.read"
     );
 
-    // The borrowing pass sees the same bytes, in order, in its range only,
-    // and stops when asked.
+    // The borrowing pass sees each entry's facts (written with it), in
+    // order, in its range only, and stops when asked.
     let mut seen = Vec::new();
     store
-        .scan_audit(3, 40, &mut |i, bytes| {
-            seen.push((i, bytes.to_vec()));
+        .scan_audit(3, 40, &mut |i, row| {
+            seen.push((i, format!("{row:?}")));
             true
         })
         .await
         .expect("scan");
-    let expected: Vec<_> = entries[3..40].iter().map(|e| (e.index, e.bytes.clone())).collect();
+    let expected: Vec<_> = entries[3..40]
+        .iter()
+        .map(|e| {
+            let record = steward_audit::decode_entry(&e.bytes).expect("entry").record;
+            let facts = steward_audit::facts::encode(&record).expect("facts");
+            (e.index, format!("{:?}", crate::ScanRow::Facts(&facts)))
+        })
+        .collect();
     assert_eq!(seen, expected);
     let mut visited = 0;
     store

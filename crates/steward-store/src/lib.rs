@@ -632,9 +632,19 @@ pub const MAX_PAGE: u32 = 1000;
 
 /// The storage interface. Lists are ordered by id (UUIDv7, so by creation
 /// time) and paged with `after` = the last id of the previous page.
-/// What [`Store::scan_audit`] calls for each entry: its index and bytes;
+/// What [`Store::scan_audit`] hands over for one entry.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ScanRow<'a> {
+    /// The entry's facts (`steward_audit::facts`), the copy stored beside it.
+    Facts(&'a [u8]),
+    /// The entry's bytes, for an entry stored without facts (appended
+    /// before migration 15, or one whose facts do not fit).
+    Entry(&'a [u8]),
+}
+
+/// What [`Store::scan_audit`] calls for each entry: its index and its row;
 /// `false` stops the pass.
-pub type AuditVisit<'v> = dyn for<'b> FnMut(u64, &'b [u8]) -> bool + Send + 'v;
+pub type AuditVisit<'v> = dyn for<'b> FnMut(u64, ScanRow<'b>) -> bool + Send + 'v;
 
 #[async_trait]
 pub trait Store: Send + Sync + 'static {
@@ -767,10 +777,10 @@ pub trait Store: Send + Sync + 'static {
     async fn audit_size(&self) -> StoreResult<u64>;
     /// Entries with index in `from..from+limit`, in order.
     async fn audit_entries(&self, from: u64, limit: u32) -> StoreResult<Vec<StoredAuditEntry>>;
-    /// Calls `visit` with the index and the stored bytes of each entry in
-    /// `from..to`, in order, until it returns `false`. The bytes are
-    /// borrowed from the database's row, not copied: the pass for counting
-    /// over long ranges (the compliance report). The range is read in pages,
+    /// Calls `visit` with the index and the stored facts of each entry in
+    /// `from..to` (its bytes where it has none), in order, until it returns
+    /// `false`. The bytes are borrowed from the database's row, not copied:
+    /// the pass for counting over long ranges (the compliance report). The range is read in pages,
     /// each its own snapshot, so a long pass does not hold one read
     /// transaction throughout.
     async fn scan_audit(&self, from: u64, to: u64, visit: &mut AuditVisit<'_>) -> StoreResult<()>;

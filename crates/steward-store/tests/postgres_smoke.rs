@@ -395,7 +395,8 @@ async fn migrations_are_idempotent_and_race_free() {
             (9, "export_bundles"),
             (10, "pending_consents"),
             (11, "incidents"),
-            (12, "retention")
+            (12, "retention"),
+            (13, "audit_facts")
         ]
         .map(|(v, n)| (v, n.to_string())),
         "each migration applied once"
@@ -689,4 +690,53 @@ async fn a_key_left_behind_by_a_failed_destruction_is_destroyed_at_the_next_star
     );
     store.close().await;
     db.drop_now().await.expect("drop database");
+}
+
+/// Entries appended before migration 13 have no facts: the scan hands over
+/// the entry itself for those, and the facts for the others.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_scan_hands_over_entries_without_facts() {
+    let Some((store, db)) = fixture().await else {
+        return;
+    };
+    for i in 0..3 {
+        let r = steward_audit::AuditRecord::new(
+            t(i),
+            steward_audit::Actor::system(),
+            "contact.read",
+            steward_audit::Outcome::Ok,
+        );
+        store
+            .write(vec![WriteOp::AppendAudit(Box::new(r))])
+            .await
+            .expect("append");
+    }
+    let (client, conn) = tokio_postgres::connect(db.url(), tokio_postgres::NoTls)
+        .await
+        .expect("raw client");
+    let conn = tokio::spawn(conn);
+    client
+        .execute("UPDATE audit_log SET facts = NULL WHERE idx = 1", &[])
+        .await
+        .expect("an older entry");
+    let entries = store.audit_entries(0, 10).await.expect("entries");
+    let mut kinds = Vec::new();
+    store
+        .scan_audit(0, 10, &mut |i, row| {
+            kinds.push(match row {
+                steward_store::ScanRow::Facts(f) => {
+                    format!(
+                        "{i} facts {}",
+                        steward_audit::facts::decode(f).map_or("?", |f| f.action)
+                    )
+                }
+                steward_store::ScanRow::Entry(e) => format!("{i} entry {}", e == entries[1].bytes.as_slice()),
+            });
+            true
+        })
+        .await
+        .expect("scan");
+    assert_eq!(kinds, ["0 facts contact.read", "1 entry true", "2 facts contact.read"]);
+    drop(client);
+    conn.abort();
 }

@@ -47,6 +47,11 @@ pub(super) const MIGRATIONS: &[(i64, &str, &str)] = &[
         "retention",
         include_str!("../../migrations/postgres/0012_retention.sql"),
     ),
+    (
+        13,
+        "audit_facts",
+        include_str!("../../migrations/postgres/0013_audit_facts.sql"),
+    ),
 ];
 
 /// Advisory lock key serialising migration runs ("STEWARD1" in ASCII).

@@ -27,7 +27,7 @@ pub mod testing;
 pub mod tls;
 mod writer;
 
-use crate::AuditVisit;
+use crate::{AuditVisit, ScanRow};
 use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -973,14 +973,19 @@ impl Store for PgStore {
             let upto = at.saturating_add(PAGE).min(to);
             let rows = self
                 .query(
-                    "SELECT idx, entry FROM audit_log WHERE idx >= $1 AND idx < $2 ORDER BY idx",
+                    "SELECT idx, facts, CASE WHEN facts IS NULL THEN entry END FROM audit_log \
+                     WHERE idx >= $1 AND idx < $2 ORDER BY idx",
                     &[&audit_index(at), &audit_index(upto)],
                 )
                 .await?;
             for row in &rows {
                 let i: i64 = col(row, 0)?;
-                let bytes: &[u8] = col(row, 1)?;
-                if !visit(u64::try_from(i).unwrap_or(0), bytes) {
+                let facts: Option<&[u8]> = col(row, 1)?;
+                let found = match facts {
+                    Some(f) => ScanRow::Facts(f),
+                    None => ScanRow::Entry(col::<Option<&[u8]>>(row, 2)?.unwrap_or_default()),
+                };
+                if !visit(u64::try_from(i).unwrap_or(0), found) {
                     return Ok(());
                 }
             }

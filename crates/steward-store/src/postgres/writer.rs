@@ -279,7 +279,8 @@ async fn append_audit(tx: &Transaction<'_>, records: &[&AuditRecord]) -> StoreRe
         Vec::with_capacity(n),
         Vec::with_capacity(n),
     );
-    let (mut subject, mut user, mut token, mut action) = (
+    let (mut subject, mut user, mut token, mut action, mut facts) = (
+        Vec::with_capacity(n),
         Vec::with_capacity(n),
         Vec::with_capacity(n),
         Vec::with_capacity(n),
@@ -295,11 +296,12 @@ async fn append_audit(tx: &Transaction<'_>, records: &[&AuditRecord]) -> StoreRe
         user.push(record.actor.user_id);
         token.push(record.actor.token_id);
         action.push(record.action.as_str());
+        facts.push(steward_audit::facts::encode(record));
     }
     let stmt = tx.prepare_cached(APPEND_AUDIT).await.map_err(|e| map_db_error(&e))?;
     tx.execute(
         &stmt,
-        &[&idx, &entry, &leaf_hash, &at, &subject, &user, &token, &action],
+        &[&idx, &entry, &leaf_hash, &at, &subject, &user, &token, &action, &facts],
     )
     .await
     .map_err(|e| map_db_error(&e))?;
@@ -1031,8 +1033,9 @@ fn now_micros() -> i64 {
 
 /// All of a group's audit entries in one statement (one round trip).
 const APPEND_AUDIT: &str = "INSERT INTO audit_log \
-    (idx, entry, leaf_hash, at, subject_id, actor_user, actor_token, action) \
-    SELECT * FROM UNNEST($1::bigint[], $2::bytea[], $3::bytea[], $4::bigint[], $5::uuid[], $6::uuid[], $7::uuid[], $8::text[])";
+    (idx, entry, leaf_hash, at, subject_id, actor_user, actor_token, action, facts) \
+    SELECT * FROM UNNEST($1::bigint[], $2::bytea[], $3::bytea[], $4::bigint[], $5::uuid[], $6::uuid[], $7::uuid[], $8::text[], \
+    $9::bytea[])";
 const PUT_TREE_HEAD: &str = "INSERT INTO audit_tree_heads (tree_size, timestamp_ms, root, signature, key_id) \
     VALUES ($1, $2, $3, $4, $5) ON CONFLICT (tree_size) DO NOTHING";
 const ERASURE_PROOF: &str = "SELECT request_id, erased_at FROM erasure_proofs WHERE identifier_hash = $1";

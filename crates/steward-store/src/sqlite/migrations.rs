@@ -48,6 +48,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "retention",
         include_str!("../../migrations/sqlite/0014_retention.sql"),
     ),
+    (
+        15,
+        "audit_facts",
+        include_str!("../../migrations/sqlite/0015_audit_facts.sql"),
+    ),
 ];
 
 pub fn run(conn: &mut Connection) -> StoreResult<()> {

@@ -631,8 +631,8 @@ pub(super) fn append_audit(conn: &Connection, record: &AuditRecord, tip: &mut Op
     };
     let (index, bytes, leaf) = t.seal(record);
     conn.prepare_cached(
-        "INSERT INTO audit_log (idx, entry, leaf_hash, at, subject_id, actor_user, actor_token, action) \
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+        "INSERT INTO audit_log (idx, entry, leaf_hash, at, subject_id, actor_user, actor_token, action, facts) \
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
     )
     .map_err(e)?
     .execute(params![
@@ -643,7 +643,8 @@ pub(super) fn append_audit(conn: &Connection, record: &AuditRecord, tip: &mut Op
         record.subject_id.map(|u| u.as_bytes().to_vec()),
         record.actor.user_id.map(|u| u.as_bytes().to_vec()),
         record.actor.token_id.map(|u| u.as_bytes().to_vec()),
-        record.action
+        record.action,
+        steward_audit::facts::encode(record)
     ])
     .map_err(e)?;
     Ok(())
@@ -766,6 +767,41 @@ mod tests {
             .map(|r| r.expect("row"))
             .collect();
         out
+    }
+
+    /// Entries appended before migration 15 have no facts: the scan hands
+    /// over the entry itself for those, and the facts for the others.
+    #[test]
+    fn the_scan_hands_over_entries_without_facts() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut conn = Connection::open(dir.path().join("steward.db")).expect("open");
+        super::super::migrations::run(&mut conn).expect("migrate");
+        let mut tip = None;
+        for _ in 0..3 {
+            let r = AuditRecord::new(chrono::Utc::now(), Actor::system(), "contact.read", Outcome::Ok);
+            append_audit(&conn, &r, &mut tip).expect("append");
+        }
+        conn.execute("UPDATE audit_log SET facts = NULL WHERE idx = 1", [])
+            .expect("an older entry");
+        let old: Vec<u8> = conn
+            .query_row("SELECT entry FROM audit_log WHERE idx = 1", [], |r| r.get(0))
+            .expect("entry");
+        let mut kinds = Vec::new();
+        let go = super::super::read::scan_audit(&conn, 0, 3, &mut |i, row| {
+            kinds.push(match row {
+                crate::ScanRow::Facts(f) => {
+                    format!(
+                        "{i} facts {}",
+                        steward_audit::facts::decode(f).map_or("?", |f| f.action)
+                    )
+                }
+                crate::ScanRow::Entry(e) => format!("{i} entry {}", e == old.as_slice()),
+            });
+            true
+        })
+        .expect("scan");
+        assert!(go);
+        assert_eq!(kinds, ["0 facts contact.read", "1 entry true", "2 facts contact.read"]);
     }
 
     /// A merge adds the same range of entries to the subject and the token

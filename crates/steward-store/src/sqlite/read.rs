@@ -1,6 +1,6 @@
 //! Read queries on a pooled read connection.
 
-use crate::AuditVisit;
+use crate::{AuditVisit, ScanRow};
 use rusqlite::{params, Connection, Row};
 use steward_domain::values::{Amount, CurrencyCode};
 use steward_domain::{
@@ -491,19 +491,28 @@ pub fn scan_audit(conn: &Connection, from: u64, to: u64, visit: &mut AuditVisit<
 /// compile-time maximum, 2 GiB by default).
 const SCAN_MMAP: i64 = 1 << 40;
 
+fn blob<'r>(row: &'r Row<'_>, k: usize) -> StoreResult<Option<&'r [u8]>> {
+    row.get_ref(k)
+        .map_err(|e| map_err(&e))?
+        .as_blob_or_null()
+        .map_err(|_| StoreError::Corrupt("an audit entry is not a blob".into()))
+}
+
 fn scan_rows(conn: &Connection, from: u64, to: u64, visit: &mut AuditVisit<'_>) -> StoreResult<bool> {
     let mut stmt = conn
-        .prepare_cached("SELECT idx, entry FROM audit_log WHERE idx >= ?1 AND idx < ?2 ORDER BY idx")
+        .prepare_cached(
+            "SELECT idx, facts, CASE WHEN facts IS NULL THEN entry END FROM audit_log \
+             WHERE idx >= ?1 AND idx < ?2 ORDER BY idx",
+        )
         .map_err(|e| map_err(&e))?;
     let mut rows = stmt.query(params![idx(from), idx(to)]).map_err(|e| map_err(&e))?;
     while let Some(row) = rows.next().map_err(|e| map_err(&e))? {
         let i: i64 = row.get(0).map_err(|e| map_err(&e))?;
-        let bytes = row
-            .get_ref(1)
-            .map_err(|e| map_err(&e))?
-            .as_blob()
-            .map_err(|_| StoreError::Corrupt("an audit entry is not a blob".into()))?;
-        if !visit(u64::try_from(i).unwrap_or(0), bytes) {
+        let found = match blob(row, 1)? {
+            Some(facts) => ScanRow::Facts(facts),
+            None => ScanRow::Entry(blob(row, 2)?.unwrap_or_default()),
+        };
+        if !visit(u64::try_from(i).unwrap_or(0), found) {
             return Ok(false);
         }
     }
