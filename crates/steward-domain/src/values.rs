@@ -142,6 +142,11 @@ const COUNTRIES: &str = "AD AE AF AG AI AL AM AO AQ AR AS AT AU AW AX AZ BA BB B
 pub struct CountryCode([u8; 2]);
 
 impl CountryCode {
+    /// Every code [`Self::parse`] accepts (upper case).
+    pub fn all() -> impl Iterator<Item = &'static str> {
+        COUNTRIES.split(' ')
+    }
+
     pub fn parse(input: &str) -> Result<Self, ValueError> {
         let s = input.trim().to_ascii_uppercase();
         if s.len() == 2 && s.bytes().all(|b| b.is_ascii_uppercase()) && COUNTRIES.split(' ').any(|c| c == s) {
@@ -342,3 +347,12 @@ mod tests {
         }
     }
 }
+
+/// JSON Schema patterns (ECMA-262 and Python `re` read them alike) of the
+/// text the validators accept, for the API description: prose that is not
+/// blank and holds no control character but tab, CR and LF.
+pub const PROSE_PATTERN: &str = r"^[^\u0000-\u0008\u000b\u000c\u000e-\u001f\u007f-\u009f]*[^\s\u0000-\u001f\u007f-\u009f][^\u0000-\u0008\u000b\u000c\u000e-\u001f\u007f-\u009f]*$";
+/// Like [`PROSE_PATTERN`], but blank is allowed (an optional text).
+pub const PROSE_OR_BLANK_PATTERN: &str = r"^[^\u0000-\u0008\u000b\u000c\u000e-\u001f\u007f-\u009f]*$";
+/// Text with at least one character that is not white space.
+pub const NOT_BLANK_PATTERN: &str = r"\S";

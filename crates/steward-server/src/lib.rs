@@ -51,67 +51,82 @@ impl MakeRequestId for MakeId {
     }
 }
 
+// Query parameters: (name, schema, description). The schema is one of the
+// names `openapi::query_schema` knows ("limit", "uuid", "enum:a|b", …); a
+// leading "!" makes the parameter required.
 const Q_PAGE: &[(&str, &str, &str)] = &[
-    ("cursor", "string", "next_cursor from the previous page"),
-    ("limit", "integer", "page size, 1 to 200 (default 50)"),
+    ("cursor", "uuid", "next_cursor from the previous page"),
+    ("limit", "limit", "page size, 1 to 200 (default 50)"),
+];
+const Q_INDEX_PAGE: &[(&str, &str, &str)] = &[
+    ("cursor", "index", "next_cursor from the previous page"),
+    ("limit", "limit", "page size, 1 to 200 (default 50)"),
 ];
 const Q_CONTACTS: &[(&str, &str, &str)] = &[
-    ("email", "string", "exact e-mail address"),
-    ("phone", "string", "exact telephone number, any international format"),
-    ("q", "string", "whole word of a name; several words must all match"),
-    ("cursor", "string", "next_cursor from the previous page"),
-    ("limit", "integer", "page size, 1 to 200 (default 50)"),
+    ("email", "email", "exact e-mail address"),
+    ("phone", "phone", "exact telephone number, any international format"),
+    ("q", "words", "whole word of a name; several words must all match"),
+    ("cursor", "uuid", "next_cursor from the previous page"),
+    ("limit", "limit", "page size, 1 to 200 (default 50)"),
 ];
 
 const Q_AUDIT: &[(&str, &str, &str)] = &[
-    ("subject_id", "string", "a contact (data subject) id"),
-    ("actor", "string", "a user id, token id or username"),
-    ("from", "string", "RFC 3339 date-time, inclusive"),
-    ("to", "string", "RFC 3339 date-time, exclusive"),
-    ("cursor", "string", "next_cursor from the previous page"),
-    ("limit", "integer", "page size, 1 to 200 (default 50)"),
+    ("subject_id", "uuid", "a contact (data subject) id"),
+    ("actor", "actor", "a user id, token id or username"),
+    ("from", "date-time", "RFC 3339 date-time, inclusive"),
+    ("to", "date-time", "RFC 3339 date-time, exclusive"),
+    ("cursor", "index", "next_cursor from the previous page"),
+    ("limit", "limit", "page size, 1 to 200 (default 50)"),
 ];
 const Q_INCLUSION: &[(&str, &str, &str)] = &[
-    ("index", "integer", "the entry's index"),
+    ("index", "!count", "the entry's index"),
     (
         "tree_size",
-        "integer",
+        "!count",
         "the size of the tree (a signed tree head's tree_size)",
     ),
 ];
 const Q_CONSISTENCY: &[(&str, &str, &str)] = &[
-    ("first", "integer", "the smaller tree size"),
-    ("second", "integer", "the larger tree size"),
+    ("first", "!count", "the smaller tree size"),
+    ("second", "!count", "the larger tree size"),
 ];
 
-const Q_DSR: &[(&str, &str, &str)] = &[("status", "string", "open, overdue, due_soon or all (default)")];
+const Q_DSR: &[(&str, &str, &str)] = &[(
+    "status",
+    "enum:open|overdue|due_soon|all",
+    "open, overdue, due_soon or all (default)",
+)];
 
 const Q_COMPLIANCE: &[(&str, &str, &str)] = &[
     (
         "from",
-        "string",
+        "day-or-time",
         "first day (YYYY-MM-DD) or time (RFC 3339); default 30 days ago",
     ),
-    ("to", "string", "last day (included) or time (excluded); default now"),
+    (
+        "to",
+        "day-or-time",
+        "last day (included) or time (excluded); default now",
+    ),
     (
         "format",
-        "string",
+        "enum:json|html|csv",
         "json (default), html (self-contained, with charts) or csv",
     ),
 ];
 const Q_INCIDENTS: &[(&str, &str, &str)] = &[("overdue", "boolean", "only incidents past an open legal deadline")];
 
-const Q_RETENTION: &[(&str, &str, &str)] = &[("days", "integer", "how far ahead to look, 0 to 3660 (default 30)")];
+const Q_RETENTION: &[(&str, &str, &str)] = &[("days", "days", "how far ahead to look, 0 to 3660 (default 30)")];
 
 const Q_RETENTION_REPORT: &[(&str, &str, &str)] = &[(
     "since",
-    "string",
+    "date",
     "first day reported, YYYY-MM-DD (UTC; default a year ago)",
 )];
 
-const Q_EXPORT: &[(&str, &str, &str)] = &[("format", "string", "json (default), csv or vcard")];
+const Q_EXPORT: &[(&str, &str, &str)] = &[("format", "enum:json|csv|vcard", "json (default), csv or vcard")];
 
-const Q_FORMAT: &[(&str, &str, &str)] = &[("format", "string", "json (default), markdown or html")];
+const Q_FORMAT: &[(&str, &str, &str)] = &[("format", "enum:json|markdown|html", "json (default), markdown or html")];
 
 const fn op(
     id: &'static str,
@@ -301,7 +316,7 @@ fn endpoints() -> Vec<(Method, &'static str, MethodRouter<AppState>, Op)> {
             "/api/v1/contacts/{id}/access-log",
             get(audit::access_log),
             Op {
-                query: Q_PAGE,
+                query: Q_INDEX_PAGE,
                 ..op(
                     "contactAccessLog",
                     "Who accessed this person's data, when and for what purpose (dpo, auditor)",
@@ -432,7 +447,7 @@ fn endpoints() -> Vec<(Method, &'static str, MethodRouter<AppState>, Op)> {
         (M::POST, "/api/v1/public/dsr", post(dsr::public_create), Op { auth: false, ..op("publicDsr", "For data subjects (no staff login; rate limited): file a request with kind, regime and email; a one-time code is e-mailed to the address (202 whether or not it is known)", "public", false, Some("PublicDsrInput"), (202, Some("Object")), &[400, 413, 415, 422, 429]) }),
         (M::POST, "/api/v1/public/dsr/verify", post(dsr::public_verify), Op { auth: false, ..op("publicDsrVerify", "Confirm a request with the e-mailed one-time code: the requester's identity is verified", "public", false, Some("CodeInput"), (200, Some("Object")), &[400, 404, 409, 413, 415, 422, 429]) }),
         (M::POST, "/api/v1/dsr", post(dsr::create), op("createDsr", "Record a data-subject request (dpo, compliance); due_at is its legal deadline (GDPR one month, CCPA 45 days)", "dsr", true, Some("DsrInput"), (201, Some("Dsr")), &[400, 403, 404, 409, 413, 415, 422])),
-        (M::GET, "/api/v1/dsr", get(dsr::list), Op { query: Q_DSR, ..op("listDsr", "Data-subject requests by due date (status=open|overdue|due_soon|all)", "dsr", true, None, (200, Some("Object")), &[400, 403]) }),
+        (M::GET, "/api/v1/dsr", get(dsr::list), Op { query: Q_DSR, ..op("listDsr", "Data-subject requests by due date (status=open|overdue|due_soon|all)", "dsr", true, None, (200, Some("Object")), &[400, 403, 422]) }),
         (M::GET, "/api/v1/dsr/{id}", get(dsr::get), op("getDsr", "One data-subject request", "dsr", true, None, (200, Some("Dsr")), &[403, 404])),
         (M::POST, "/api/v1/dsr/{id}/verify", post(dsr::verify), op("verifyDsr", "Record that the requester's identity was verified (optional body {method}); the request is then in progress", "dsr", true, Some("VerifyInput"), (200, Some("Dsr")), &[403, 404, 409, 422])),
         (M::POST, "/api/v1/dsr/{id}/extend", post(dsr::extend), op("extendDsr", "Extend the deadline once with a reason; returns the new due_at", "dsr", true, Some("ReasonInput"), (200, Some("Dsr")), &[400, 403, 404, 409, 413, 415, 422])),

@@ -28,12 +28,15 @@ pub struct Op {
 
 fn field_schema(kind: FieldKind, max: Option<usize>) -> Value {
     let mut s = match kind {
-        FieldKind::Text => json!({"type": "string"}),
+        FieldKind::Text => {
+            json!({"type": "string", "minLength": 1, "pattern": steward_domain::values::PROSE_PATTERN})
+        }
         FieldKind::Email => json!({"type": "string", "format": "email"}),
         FieldKind::Phone => {
             json!({"type": "string", "description": "International number; stored in E.164 form", "pattern": "^\\+[1-9][0-9]{7,14}$"})
         }
-        FieldKind::Country => json!({"type": "string", "description": "ISO 3166-1 alpha-2", "pattern": "^[A-Z]{2}$"}),
+        FieldKind::Country => json!({"type": "string", "description": "ISO 3166-1 alpha-2",
+            "enum": steward_domain::values::CountryCode::all().collect::<Vec<_>>()}),
         FieldKind::Date => json!({"type": "string", "format": "date"}),
         FieldKind::Reference => json!({"type": "string", "format": "uuid"}),
     };
@@ -249,18 +252,56 @@ fn status_text(code: u16) -> &'static str {
     }
 }
 
+/// The schema of a query parameter named in the endpoint table: exactly
+/// what its handler accepts.
+///
+/// # Panics
+/// On a name not listed here (a mistake in the table, caught by the tests).
+#[must_use]
+pub fn query_schema(ty: &str) -> Value {
+    if let Some(values) = ty.strip_prefix("enum:") {
+        return json!({"type": "string", "enum": values.split('|').collect::<Vec<_>>()});
+    }
+    match ty {
+        "uuid" => json!({"type": "string", "format": "uuid"}),
+        "limit" => json!({"type": "integer", "minimum": 1, "maximum": steward_service::contacts::MAX_PAGE}),
+        "index" => json!({"type": "string", "pattern": "^[0-9]{1,18}$"}),
+        "count" => json!({"type": "integer", "minimum": 0, "maximum": i64::MAX}),
+        "days" => json!({"type": "integer", "minimum": 0, "maximum": 3660}),
+        "date" => json!({"type": "string", "format": "date"}),
+        "date-time" => json!({"type": "string", "format": "date-time"}),
+        "day-or-time" => {
+            json!({"anyOf": [{"type": "string", "format": "date"}, {"type": "string", "format": "date-time"}]})
+        }
+        "boolean" => json!({"type": "boolean"}),
+        "email" => json!({"type": "string", "format": "email", "maxLength": 254}),
+        "phone" => json!({"type": "string", "pattern": "^\\+[1-9][0-9]{7,14}$"}),
+        "words" => json!({"type": "string", "minLength": 1, "maxLength": 200, "pattern": "[A-Za-z]"}),
+        "actor" => json!({"type": "string"}),
+        other => panic!("no query schema named {other}"),
+    }
+}
+
 fn operation(path: &str, op: &Op) -> Value {
     let mut params: Vec<Value> = Vec::new();
     for seg in path.split('/') {
         if let Some(name) = seg.strip_prefix('{').and_then(|s| s.strip_suffix('}')) {
-            params.push(
-                json!({"name": name, "in": "path", "required": true, "schema": {"type": "string", "format": "uuid"}}),
-            );
+            let schema = if name == "index" {
+                json!({"type": "integer", "minimum": 0, "maximum": i64::MAX})
+            } else {
+                json!({"type": "string", "format": "uuid"})
+            };
+            params.push(json!({"name": name, "in": "path", "required": true, "schema": schema}));
         }
     }
     for (name, ty, desc) in op.query {
-        params
-            .push(json!({"name": name, "in": "query", "required": false, "schema": {"type": ty}, "description": desc}));
+        let (required, ty) = match ty.strip_prefix('!') {
+            Some(t) => (true, t),
+            None => (false, *ty),
+        };
+        params.push(
+            json!({"name": name, "in": "query", "required": required, "schema": query_schema(ty), "description": desc}),
+        );
     }
     if op.purpose {
         params.push(
@@ -275,6 +316,25 @@ fn operation(path: &str, op: &Op) -> Value {
         }
         None => json!({"description": status_text(op.ok.0)}),
     };
+    let mut ok = ok;
+    // Operations with a `format` choice answer in that format's media type.
+    if let Some((_, ty, _)) = op.query.iter().find(|(n, _, _)| *n == "format") {
+        if let (Some(formats), Some(content)) = (
+            ty.strip_prefix("enum:"),
+            ok.get_mut("content").and_then(Value::as_object_mut),
+        ) {
+            for f in formats.split('|') {
+                let media = match f {
+                    "html" => "text/html",
+                    "markdown" => "text/markdown",
+                    "csv" => "text/csv",
+                    "vcard" => "text/vcard",
+                    _ => continue,
+                };
+                content.insert(media.into(), json!({"schema": {"type": "string"}}));
+            }
+        }
+    }
     responses.insert(op.ok.0.to_string(), ok);
     let mut errors: Vec<u16> = op.errors.to_vec();
     if op.auth {

@@ -652,8 +652,8 @@ impl Service {
                 "must be 1 to 64 letters, digits, '.', '_' or '-'",
             ));
         }
-        if text.trim().is_empty() || text.len() > 200_000 {
-            return Err(ServiceError::invalid("text", "must be between 1 and 200000 bytes"));
+        if text.trim().is_empty() || text.chars().count() > 200_000 {
+            return Err(ServiceError::invalid("text", "must be between 1 and 200000 characters"));
         }
         let notice = NoticeRow {
             id: uuid::Uuid::now_v7(),

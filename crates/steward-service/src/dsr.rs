@@ -541,8 +541,11 @@ impl Service {
     pub async fn refuse_dsr(&self, ctx: &RequestContext, id: uuid::Uuid, reason: &str) -> ServiceResult<DsrView> {
         self.guard(ctx, "dsr.refuse", None, async {
             self.require_compliance(ctx)?;
-            if reason.trim().is_empty() {
-                return Err(ServiceError::invalid("reason", "must state why the request is refused"));
+            if reason.trim().is_empty() || reason.trim().chars().count() > 1000 {
+                return Err(ServiceError::invalid(
+                    "reason",
+                    "must state why the request is refused (1 to 1000 characters)",
+                ));
             }
             let mut d = self.dsr_row(id).await?;
             Self::still_open(&d)?;

@@ -151,8 +151,10 @@ pub struct IncidentView {
 #[serde(deny_unknown_fields)]
 pub struct IncidentInput {
     #[schemars(length(min = 1, max = 200))]
+    #[schemars(extend("pattern" = steward_domain::values::PROSE_PATTERN, "maxLength" = 200))]
     pub title: String,
     #[schemars(length(min = 1, max = 20000))]
+    #[schemars(extend("pattern" = steward_domain::values::PROSE_PATTERN, "maxLength" = 20000))]
     pub description: String,
     #[schemars(extend("enum" = ["confidentiality", "integrity", "availability"]))]
     pub category: String,
@@ -172,6 +174,7 @@ pub struct IncidentInput {
     #[serde(default)]
     pub owner: Option<String>,
     #[serde(default)]
+    #[schemars(extend("pattern" = steward_domain::values::PROSE_OR_BLANK_PATTERN, "maxLength" = 20000))]
     pub measures: Option<String>,
 }
 
@@ -179,7 +182,9 @@ pub struct IncidentInput {
 #[derive(Debug, Clone, Default, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct IncidentChange {
+    #[schemars(extend("pattern" = steward_domain::values::PROSE_PATTERN, "maxLength" = 200))]
     pub title: Option<String>,
+    #[schemars(extend("pattern" = steward_domain::values::PROSE_PATTERN, "maxLength" = 20000))]
     pub description: Option<String>,
     pub category: Option<String>,
     pub source: Option<String>,
@@ -189,7 +194,9 @@ pub struct IncidentChange {
     pub regime: Option<String>,
     pub notification_days: Option<u32>,
     pub owner: Option<String>,
+    #[schemars(extend("pattern" = steward_domain::values::PROSE_OR_BLANK_PATTERN, "maxLength" = 20000))]
     pub measures: Option<String>,
+    #[schemars(extend("pattern" = steward_domain::values::PROSE_OR_BLANK_PATTERN, "maxLength" = 20000))]
     pub consequences: Option<String>,
     #[schemars(extend("enum" = ["open", "assessed", "contained", "notified", "closed", null]))]
     pub status: Option<String>,
@@ -331,6 +338,7 @@ pub struct RiskInput {
     pub level: Option<String>,
     /// Required when `level` differs from the proposal.
     #[serde(default)]
+    #[schemars(extend("pattern" = steward_domain::values::PROSE_OR_BLANK_PATTERN, "maxLength" = 5000))]
     pub reason: Option<String>,
     /// Whether the keys that protect the data were exposed too (default
     /// true: data read through the API was served decrypted).
@@ -343,6 +351,7 @@ pub struct RiskInput {
     #[serde(default)]
     pub categories: Option<Vec<String>>,
     #[serde(default)]
+    #[schemars(extend("pattern" = steward_domain::values::PROSE_OR_BLANK_PATTERN, "maxLength" = 20000))]
     pub consequences: Option<String>,
 }
 
@@ -360,12 +369,14 @@ pub struct RiskOutcome {
 pub struct RegulatorInput {
     /// The authority's case reference.
     #[serde(default)]
+    #[schemars(extend("pattern" = steward_domain::values::PROSE_OR_BLANK_PATTERN, "maxLength" = 200))]
     pub reference: Option<String>,
     /// Default: now.
     #[serde(default)]
     pub notified_at: Option<DateTime<Utc>>,
     /// Required when later than the deadline (Art. 33(1)).
     #[serde(default)]
+    #[schemars(extend("pattern" = steward_domain::values::PROSE_OR_BLANK_PATTERN, "maxLength" = 10000))]
     pub delay_reason: Option<String>,
 }
 
@@ -373,9 +384,11 @@ pub struct RegulatorInput {
 #[serde(deny_unknown_fields)]
 pub struct SubjectNoticeInput {
     /// What happened, in clear language for the people affected.
+    #[schemars(extend("pattern" = steward_domain::values::PROSE_PATTERN, "maxLength" = 5000))]
     pub what_happened: String,
     /// What they can do to protect themselves (default: advice per category).
     #[serde(default)]
+    #[schemars(extend("pattern" = steward_domain::values::PROSE_OR_BLANK_PATTERN, "maxLength" = 5000))]
     pub what_to_do: Option<String>,
 }
 
@@ -404,18 +417,23 @@ pub struct ContainmentInput {
     #[serde(default)]
     pub user: Option<String>,
     #[serde(default)]
+    #[schemars(extend("pattern" = steward_domain::values::PROSE_OR_BLANK_PATTERN, "maxLength" = 2000))]
     pub note: Option<String>,
 }
 
 #[derive(Debug, Clone, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct EvidenceInput {
+    #[schemars(extend("pattern" = steward_domain::values::PROSE_PATTERN, "maxLength" = 200))]
     pub name: String,
     #[serde(default)]
+    #[schemars(extend("pattern" = steward_domain::values::PROSE_OR_BLANK_PATTERN, "maxLength" = 100))]
     pub media_type: Option<String>,
-    /// The file, base64 (standard alphabet).
+    /// The file, base64 (standard alphabet, padded).
+    #[schemars(extend("pattern" = r"^\s*(?:[A-Za-z0-9+/]{4})*(?:[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)?\s*$"))]
     pub content_base64: String,
     #[serde(default)]
+    #[schemars(extend("pattern" = steward_domain::values::PROSE_OR_BLANK_PATTERN, "maxLength" = 2000))]
     pub description: Option<String>,
 }
 
@@ -429,6 +447,13 @@ pub struct Evidence {
     pub size: u64,
     pub content_base64: String,
 }
+
+/// Standard base64 with padding; the unused bits of the last character
+/// need not be zero (what the API description's pattern admits).
+const EVIDENCE_BASE64: base64::engine::GeneralPurpose = base64::engine::GeneralPurpose::new(
+    &base64::alphabet::STANDARD,
+    base64::engine::GeneralPurposeConfig::new().with_decode_allow_trailing_bits(true),
+);
 
 fn now() -> DateTime<Utc> {
     Utc::now()
@@ -998,7 +1023,9 @@ impl Service {
                 }
             }
             if changed.is_empty() {
-                return Err(ServiceError::BadRequest("the change names nothing to change".into()));
+                // Nothing to change (the status it already has, or only
+                // nulls): the incident as it is, nothing written.
+                return Ok(Self::incident_view(&row, doc));
             }
             let text = if status == current {
                 format!("changed {}", changed.join(", "))
@@ -1106,9 +1133,8 @@ impl Service {
             let media_type = opt_text("media_type", input.media_type.as_deref(), 100)?
                 .unwrap_or_else(|| "application/octet-stream".into());
             let description = opt_text("description", input.description.as_deref(), 2_000)?;
-            let content =
-                base64::Engine::decode(&base64::engine::general_purpose::STANDARD, input.content_base64.trim())
-                    .map_err(|_| ServiceError::invalid("content_base64", "is not base64"))?;
+            let content = base64::Engine::decode(&EVIDENCE_BASE64, input.content_base64.trim())
+                .map_err(|_| ServiceError::invalid("content_base64", "is not base64"))?;
             if content.len() > MAX_EVIDENCE_BYTES {
                 return Err(ServiceError::invalid(
                     "content_base64",
@@ -1800,7 +1826,7 @@ impl Service {
             }
             let entries = self.entries(id).await?;
             let scope = Self::latest_scope_in(&entries)?.ok_or_else(|| {
-                ServiceError::BadRequest(
+                ServiceError::Conflict(
                     "scope the incident first (POST …/scope): the notices go to the people in it".into(),
                 )
             })?;

@@ -210,7 +210,9 @@ pub async fn confirm(
 #[serde(deny_unknown_fields)]
 #[schemars(rename = "NoticeInput")]
 pub struct NoticeBody {
+    #[schemars(extend("pattern" = r"^\s*[A-Za-z0-9._-]{1,64}\s*$"))]
     version: String,
+    #[schemars(extend("pattern" = steward_domain::values::NOT_BLANK_PATTERN, "maxLength" = 200_000))]
     text: String,
     #[serde(default)]
     material: bool,

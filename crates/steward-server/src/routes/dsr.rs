@@ -16,6 +16,11 @@ use crate::AppState;
 #[derive(Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 #[schemars(rename = "DsrSubject")]
+// Exactly one of the two (a null counts as absent).
+#[schemars(extend("oneOf" = [
+    {"required": ["email"], "properties": {"email": {"type": "string"}}},
+    {"required": ["contact_id"], "properties": {"contact_id": {"type": "string"}}}
+]))]
 pub struct SubjectBody {
     #[serde(default)]
     email: Option<String>,
@@ -152,6 +157,7 @@ pub async fn verify(
 #[serde(deny_unknown_fields)]
 #[schemars(rename = "ReasonInput")]
 pub struct ReasonBody {
+    #[schemars(extend("pattern" = steward_domain::values::NOT_BLANK_PATTERN, "maxLength" = 1000))]
     reason: String,
 }
 

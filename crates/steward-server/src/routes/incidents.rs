@@ -75,6 +75,7 @@ pub async fn timeline(State(s): State<AppState>, Ctx(ctx): Ctx, Path(id): Path<S
 #[serde(deny_unknown_fields)]
 #[schemars(rename = "NoteInput")]
 pub struct NoteBody {
+    #[schemars(extend("pattern" = steward_domain::values::PROSE_PATTERN, "maxLength" = 10000))]
     text: String,
 }
 

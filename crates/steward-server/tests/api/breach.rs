@@ -540,7 +540,8 @@ async fn bad_incident_input_is_refused_and_changes_nothing(app: &TestApp) {
             json!({"what_happened": "x"}),
         )
         .await;
-    assert_problem(&r, 400);
+    // Notices before a scope: a conflict with the incident's state.
+    assert_problem(&r, 409);
     let r = app
         .post(
             &format!("/api/v1/incidents/{id}/containment"),
