@@ -259,6 +259,15 @@ impl Amount {
     }
 }
 
+/// JSON Schema patterns (ECMA-262 and Python `re` read them alike) of the
+/// text the validators accept, for the API description: prose that is not
+/// blank and holds no control character but tab, CR and LF.
+pub const PROSE_PATTERN: &str = r"^[^\u0000-\u0008\u000b\u000c\u000e-\u001f\u007f-\u009f]*[^\s\u0000-\u001f\u007f-\u009f][^\u0000-\u0008\u000b\u000c\u000e-\u001f\u007f-\u009f]*$";
+/// Like [`PROSE_PATTERN`], but blank is allowed (an optional text).
+pub const PROSE_OR_BLANK_PATTERN: &str = r"^[^\u0000-\u0008\u000b\u000c\u000e-\u001f\u007f-\u009f]*$";
+/// Text with at least one character that is not white space.
+pub const NOT_BLANK_PATTERN: &str = r"\S";
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -347,12 +356,3 @@ mod tests {
         }
     }
 }
-
-/// JSON Schema patterns (ECMA-262 and Python `re` read them alike) of the
-/// text the validators accept, for the API description: prose that is not
-/// blank and holds no control character but tab, CR and LF.
-pub const PROSE_PATTERN: &str = r"^[^\u0000-\u0008\u000b\u000c\u000e-\u001f\u007f-\u009f]*[^\s\u0000-\u001f\u007f-\u009f][^\u0000-\u0008\u000b\u000c\u000e-\u001f\u007f-\u009f]*$";
-/// Like [`PROSE_PATTERN`], but blank is allowed (an optional text).
-pub const PROSE_OR_BLANK_PATTERN: &str = r"^[^\u0000-\u0008\u000b\u000c\u000e-\u001f\u007f-\u009f]*$";
-/// Text with at least one character that is not white space.
-pub const NOT_BLANK_PATTERN: &str = r"\S";
