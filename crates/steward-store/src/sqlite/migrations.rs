@@ -48,6 +48,7 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "retention",
         include_str!("../../migrations/sqlite/0014_retention.sql"),
     ),
+    (16, "scim", include_str!("../../migrations/sqlite/0016_scim.sql")),
 ];
 
 pub fn run(conn: &mut Connection) -> StoreResult<()> {
