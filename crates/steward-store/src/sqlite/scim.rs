@@ -82,56 +82,53 @@ pub fn apply(conn: &Connection, op: &WriteOp) -> StoreResult<()> {
     }
 }
 
-fn token(r: &Row<'_>) -> rusqlite::Result<(Vec<u8>, String, String, Vec<u8>, i64, Option<i64>, Option<i64>)> {
-    Ok((
-        r.get(0)?,
-        r.get(1)?,
-        r.get(2)?,
-        r.get(3)?,
-        r.get(4)?,
-        r.get(5)?,
-        r.get(6)?,
-    ))
+fn get<T: rusqlite::types::FromSql>(r: &Row<'_>, i: usize) -> StoreResult<T> {
+    r.get(i).map_err(e)
 }
 
-fn scim_user(r: &Row<'_>) -> rusqlite::Result<(Vec<u8>, Option<Vec<u8>>, Vec<u8>, i64, Option<i64>)> {
-    Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?))
+fn token(r: &Row<'_>) -> StoreResult<ScimTokenRow> {
+    Ok(ScimTokenRow {
+        id: uuid(&get::<Vec<u8>>(r, 0)?)?,
+        name: get(r, 1)?,
+        default_role: get(r, 2)?,
+        hash: get(r, 3)?,
+        created_at: from_micros(get(r, 4)?)?,
+        revoked_at: opt_time(get(r, 5)?)?,
+        last_used_at: opt_time(get(r, 6)?)?,
+    })
+}
+
+fn scim_user(r: &Row<'_>) -> StoreResult<ScimUserRow> {
+    Ok(ScimUserRow {
+        user_id: UserId::from_uuid(uuid(&get::<Vec<u8>>(r, 0)?)?),
+        external_id_hash: get(r, 1)?,
+        profile: get(r, 2)?,
+        updated_at: from_micros(get(r, 3)?)?,
+        deleted_at: opt_time(get(r, 4)?)?,
+    })
+}
+
+fn collect<T>(
+    conn: &Connection,
+    sql: &str,
+    p: impl rusqlite::Params,
+    f: impl Fn(&Row<'_>) -> StoreResult<T>,
+) -> StoreResult<Vec<T>> {
+    let mut stmt = conn.prepare_cached(sql).map_err(e)?;
+    let mut rows = stmt.query(p).map_err(e)?;
+    let mut out = Vec::new();
+    while let Some(row) = rows.next().map_err(e)? {
+        out.push(f(row)?);
+    }
+    Ok(out)
 }
 
 fn tokens(conn: &Connection, sql: &str, p: impl rusqlite::Params) -> StoreResult<Vec<ScimTokenRow>> {
-    let mut stmt = conn.prepare_cached(sql).map_err(e)?;
-    let rows = stmt.query_map(p, token).map_err(e)?;
-    let mut out = Vec::new();
-    for row in rows {
-        let (id, name, default_role, hash, created, revoked, used) = row.map_err(e)?;
-        out.push(ScimTokenRow {
-            id: uuid(&id)?,
-            name,
-            default_role,
-            hash,
-            created_at: from_micros(created)?,
-            revoked_at: opt_time(revoked)?,
-            last_used_at: opt_time(used)?,
-        });
-    }
-    Ok(out)
+    collect(conn, sql, p, token)
 }
 
 fn users(conn: &Connection, sql: &str, p: impl rusqlite::Params) -> StoreResult<Vec<ScimUserRow>> {
-    let mut stmt = conn.prepare_cached(sql).map_err(e)?;
-    let rows = stmt.query_map(p, scim_user).map_err(e)?;
-    let mut out = Vec::new();
-    for row in rows {
-        let (id, external_id_hash, profile, updated, deleted) = row.map_err(e)?;
-        out.push(ScimUserRow {
-            user_id: UserId::from_uuid(uuid(&id)?),
-            external_id_hash,
-            profile,
-            updated_at: from_micros(updated)?,
-            deleted_at: opt_time(deleted)?,
-        });
-    }
-    Ok(out)
+    collect(conn, sql, p, scim_user)
 }
 
 pub fn get_token_by_hash(conn: &Connection, hash: &[u8]) -> StoreResult<Option<ScimTokenRow>> {
