@@ -10,6 +10,7 @@ pub mod extract;
 pub mod openapi;
 pub mod problem;
 pub mod routes;
+pub mod scim;
 pub mod tls;
 pub mod views;
 pub mod web;
@@ -619,6 +620,7 @@ pub fn router_with(service: Arc<Service>, options: RouterOptions) -> Router {
     }
     let app = app
         .merge(web::routes())
+        .merge(scim::routes())
         .fallback(meta::not_found)
         .with_state(AppState {
             service,

@@ -26,6 +26,7 @@ pub mod optin;
 pub mod outbox;
 pub mod retention;
 pub mod rotation;
+pub mod scim;
 pub mod settings;
 
 use std::path::{Path, PathBuf};

@@ -49,7 +49,8 @@ macro_rules! all_conformance_tests {
             consent_records_and_notices,
             restriction_of_processing, data_subject_requests, read_audit_entries,
             legal_hold_guard, audit_queries_by_subject, erasure_proof_guard, pending_consents_are_used_once,
-            audit_queries_by_user_and_token, incidents_register_and_entries, retention_reads_and_purges);
+            audit_queries_by_user_and_token, incidents_register_and_entries, retention_reads_and_purges,
+            scim_tokens_are_stored_revoked_and_touched, scim_users_upsert_and_look_up);
     };
 }
 
@@ -3079,4 +3080,146 @@ pub async fn retention_reads_and_purges(store: &dyn Store) {
     assert_eq!(logged, vec![log(run, 5), log(other, 1)]);
     assert!(store.retention_log(t(501)).await.unwrap().is_empty());
     assert_eq!(store.retention_aggregates().await.unwrap(), vec![agg(5)]);
+}
+
+pub async fn scim_tokens_are_stored_revoked_and_touched(store: &dyn Store) {
+    use crate::ScimTokenRow;
+    assert!(store.list_scim_tokens().await.expect("list").is_empty());
+    let row = |n: u8, name: &str| ScimTokenRow {
+        id: uuid::Uuid::now_v7(),
+        name: name.into(),
+        default_role: "support".into(),
+        hash: vec![n; 32],
+        created_at: t(1),
+        revoked_at: None,
+        last_used_at: None,
+    };
+    let okta = row(1, "okta");
+    let entra = row(2, "entra");
+    store
+        .write(vec![
+            WriteOp::InsertScimToken(okta.clone()),
+            WriteOp::InsertScimToken(entra.clone()),
+        ])
+        .await
+        .expect("insert");
+    assert_eq!(
+        store.get_scim_token_by_hash(&[1; 32]).await.expect("get"),
+        Some(okta.clone())
+    );
+    assert_eq!(store.get_scim_token_by_hash(&[3; 32]).await.expect("get"), None);
+    assert_eq!(
+        store.list_scim_tokens().await.expect("list"),
+        vec![okta.clone(), entra.clone()]
+    );
+    // The hash is unique.
+    let r = store.write(vec![WriteOp::InsertScimToken(row(1, "again"))]).await;
+    assert!(matches!(r, Err(StoreError::Duplicate)), "{r:?}");
+    // Touch, revoke; a second revocation keeps the first instant.
+    store
+        .write(vec![WriteOp::TouchScimToken { id: okta.id, at: t(5) }])
+        .await
+        .expect("touch");
+    store
+        .write(vec![WriteOp::RevokeScimToken { id: okta.id, at: t(10) }])
+        .await
+        .expect("revoke");
+    store
+        .write(vec![WriteOp::RevokeScimToken { id: okta.id, at: t(20) }])
+        .await
+        .expect("revoke again");
+    let got = store
+        .get_scim_token_by_hash(&[1; 32])
+        .await
+        .expect("get")
+        .expect("token");
+    assert_eq!(got.last_used_at, Some(t(5)));
+    assert_eq!(got.revoked_at, Some(t(10)));
+    assert_eq!(
+        store.get_scim_token_by_hash(&[2; 32]).await.expect("get"),
+        Some(entra),
+        "the other token is untouched"
+    );
+    let r = store
+        .write(vec![WriteOp::RevokeScimToken {
+            id: uuid::Uuid::now_v7(),
+            at: t(10),
+        }])
+        .await;
+    assert!(matches!(r, Err(StoreError::NotFound)), "{r:?}");
+    // Touching an unknown token is not an error.
+    store
+        .write(vec![WriteOp::TouchScimToken {
+            id: uuid::Uuid::now_v7(),
+            at: t(10),
+        }])
+        .await
+        .expect("touch unknown");
+}
+
+pub async fn scim_users_upsert_and_look_up(store: &dyn Store) {
+    use crate::ScimUserRow;
+    let alice = insert_user(store, "alice").await;
+    let bob = insert_user(store, "bob").await;
+    assert!(store.list_scim_users().await.expect("list").is_empty());
+    assert_eq!(store.get_scim_user(alice.id).await.expect("get"), None);
+    let a = ScimUserRow {
+        user_id: alice.id,
+        external_id_hash: Some(vec![7; 32]),
+        profile: b"sealed alice".to_vec(),
+        updated_at: t(1),
+        deleted_at: None,
+    };
+    let b = ScimUserRow {
+        user_id: bob.id,
+        external_id_hash: None,
+        profile: b"sealed bob".to_vec(),
+        updated_at: t(2),
+        deleted_at: None,
+    };
+    store
+        .write(vec![WriteOp::PutScimUser(a.clone()), WriteOp::PutScimUser(b.clone())])
+        .await
+        .expect("put");
+    assert_eq!(store.get_scim_user(alice.id).await.expect("get"), Some(a.clone()));
+    assert_eq!(
+        store.find_scim_user_by_external_id(&[7; 32]).await.expect("find"),
+        Some(a.clone())
+    );
+    assert_eq!(store.find_scim_user_by_external_id(&[8; 32]).await.expect("find"), None);
+    let mut both = vec![a.clone(), b.clone()];
+    both.sort_by_key(|r| *r.user_id.as_uuid());
+    assert_eq!(store.list_scim_users().await.expect("list"), both);
+    // Replacing keeps one row per user and changes every column.
+    let a2 = ScimUserRow {
+        external_id_hash: Some(vec![9; 32]),
+        profile: b"sealed alice v2".to_vec(),
+        updated_at: t(3),
+        deleted_at: Some(t(4)),
+        ..a.clone()
+    };
+    store
+        .write(vec![WriteOp::PutScimUser(a2.clone())])
+        .await
+        .expect("replace");
+    assert_eq!(store.get_scim_user(alice.id).await.expect("get"), Some(a2.clone()));
+    assert_eq!(store.find_scim_user_by_external_id(&[7; 32]).await.expect("find"), None);
+    assert_eq!(store.list_scim_users().await.expect("list").len(), 2);
+    // externalId is unique across accounts; the failed batch changes nothing.
+    let clash = ScimUserRow {
+        external_id_hash: Some(vec![9; 32]),
+        ..b.clone()
+    };
+    let r = store.write(vec![WriteOp::PutScimUser(clash)]).await;
+    assert!(matches!(r, Err(StoreError::Duplicate)), "{r:?}");
+    assert_eq!(store.get_scim_user(bob.id).await.expect("get"), Some(b));
+    // An unknown user is refused.
+    let r = store
+        .write(vec![WriteOp::PutScimUser(ScimUserRow {
+            user_id: UserId::new(),
+            external_id_hash: Some(vec![10; 32]),
+            ..a2
+        })])
+        .await;
+    assert!(matches!(r, Err(StoreError::MissingReference)), "{r:?}");
 }

@@ -17,6 +17,7 @@ pub mod conformance;
 pub mod fields;
 pub mod postgres;
 pub mod retention;
+pub mod scim;
 pub mod sqlite;
 pub mod vault;
 
@@ -28,6 +29,8 @@ use steward_audit::{AuditRecord, Hash, SignedTreeHead};
 use steward_domain::{
     Deal, DealId, InteractionId, InteractionKind, Organization, OrganizationId, SubjectId, TokenId, UserId,
 };
+
+pub use scim::{ScimTokenRow, ScimUserRow};
 
 /// Personal field values after the codec: field name → opaque bytes.
 pub type SealedFields = Vec<(String, Vec<u8>)>;
@@ -461,6 +464,23 @@ pub enum WriteOp {
         at: DateTime<Utc>,
     },
     InsertTraining(TrainingRow),
+    /// Stores a new SCIM provisioning token.
+    InsertScimToken(ScimTokenRow),
+    /// Revokes a SCIM token at `at` (a revoked one keeps its first
+    /// instant); `NotFound` if the token does not exist.
+    RevokeScimToken {
+        id: uuid::Uuid,
+        at: DateTime<Utc>,
+    },
+    /// Sets a SCIM token's last use; an unknown token is not an error.
+    TouchScimToken {
+        id: uuid::Uuid,
+        at: DateTime<Utc>,
+    },
+    /// Inserts or replaces SCIM's view of an account (by user id);
+    /// `Duplicate` if another account has the same `external_id_hash`,
+    /// `MissingReference` if the user does not exist.
+    PutScimUser(ScimUserRow),
     /// Inserts or replaces an instance setting.
     PutSetting {
         name: String,
@@ -560,6 +580,7 @@ impl WriteOp {
             self,
             Self::PutSetting { .. }
                 | Self::InsertTraining(_)
+                | Self::RevokeScimToken { .. }
                 | Self::UpdateUser { .. }
                 | Self::RevokeToken { .. }
                 | Self::RevokeUserTokens { .. }
@@ -731,6 +752,17 @@ pub trait Store: Send + Sync + 'static {
     async fn count_unused_recovery_codes(&self, user: UserId) -> StoreResult<u64>;
     /// Training records, of one user or of all, by id.
     async fn list_training(&self, user: Option<UserId>) -> StoreResult<Vec<TrainingRow>>;
+
+    /// The SCIM token with this hash (revoked or not).
+    async fn get_scim_token_by_hash(&self, hash: &[u8]) -> StoreResult<Option<ScimTokenRow>>;
+    /// Every SCIM token, revoked ones included, by id.
+    async fn list_scim_tokens(&self) -> StoreResult<Vec<ScimTokenRow>>;
+    /// SCIM's view of one account, if it has one.
+    async fn get_scim_user(&self, user: UserId) -> StoreResult<Option<ScimUserRow>>;
+    /// The account whose `externalId` has this keyed hash.
+    async fn find_scim_user_by_external_id(&self, hash: &[u8]) -> StoreResult<Option<ScimUserRow>>;
+    /// SCIM's view of every account that has one, by user id.
+    async fn list_scim_users(&self) -> StoreResult<Vec<ScimUserRow>>;
     /// Every setting as (name, value), by name (bytewise).
     async fn get_settings(&self) -> StoreResult<Vec<(String, String)>>;
     async fn list_notices(&self) -> StoreResult<Vec<NoticeRow>>;

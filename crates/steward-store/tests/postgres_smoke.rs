@@ -396,7 +396,8 @@ async fn migrations_are_idempotent_and_race_free() {
             (10, "pending_consents"),
             (11, "incidents"),
             (12, "retention"),
-            (13, "audit_facts")
+            (13, "audit_facts"),
+            (14, "scim")
         ]
         .map(|(v, n)| (v, n.to_string())),
         "each migration applied once"

@@ -46,6 +46,9 @@ pub enum Command {
     /// Manage API tokens.
     #[command(subcommand)]
     Token(TokenCommand),
+    /// SCIM 2.0 provisioning of staff accounts by an identity provider.
+    #[command(subcommand)]
+    Scim(crate::scim::ScimCommand),
     /// Import and export contacts.
     #[command(subcommand)]
     Contact(ContactCommand),
@@ -695,6 +698,7 @@ pub async fn run(cli: Cli) -> Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Command::User(cmd) => crate::users::run(&cli, cmd).await,
+        Command::Scim(cmd) => crate::scim::run(&cli, cmd).await,
         Command::Bench(args) => crate::bench::run(&cli, args).await,
         Command::Doctor(args) => crate::doctor::run(&cli, args).await,
     }

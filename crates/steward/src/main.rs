@@ -11,6 +11,7 @@ mod cli;
 mod contacts;
 mod doctor;
 mod mail;
+mod scim;
 mod users;
 
 use std::process::ExitCode;

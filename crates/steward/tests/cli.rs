@@ -25,6 +25,8 @@ mod keys;
 mod readme_tour;
 #[path = "cli/retention.rs"]
 mod retention;
+#[path = "cli/scim.rs"]
+mod scim;
 #[path = "cli/serve.rs"]
 mod serve;
 #[path = "cli/tls.rs"]

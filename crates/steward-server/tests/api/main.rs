@@ -13,4 +13,5 @@ mod helpers;
 mod openapi;
 mod reports;
 mod retention;
+mod scim;
 mod stories;

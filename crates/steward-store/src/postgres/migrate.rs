@@ -52,6 +52,7 @@ pub(super) const MIGRATIONS: &[(i64, &str, &str)] = &[
         "audit_facts",
         include_str!("../../migrations/postgres/0013_audit_facts.sql"),
     ),
+    (14, "scim", include_str!("../../migrations/postgres/0014_scim.sql")),
 ];
 
 /// Advisory lock key serialising migration runs ("STEWARD1" in ASCII).

@@ -23,6 +23,7 @@
 //! SQLite's `BINARY`) whatever the database's collation.
 
 mod migrate;
+mod scim;
 pub mod testing;
 pub mod tls;
 mod writer;
@@ -508,6 +509,26 @@ impl Store for PgStore {
             &[user.as_uuid()],
         )
         .await
+    }
+
+    async fn get_scim_token_by_hash(&self, hash: &[u8]) -> StoreResult<Option<crate::ScimTokenRow>> {
+        self.scim_token_by_hash(hash).await
+    }
+
+    async fn list_scim_tokens(&self) -> StoreResult<Vec<crate::ScimTokenRow>> {
+        self.scim_tokens().await
+    }
+
+    async fn get_scim_user(&self, user: UserId) -> StoreResult<Option<crate::ScimUserRow>> {
+        self.scim_user(user).await
+    }
+
+    async fn find_scim_user_by_external_id(&self, hash: &[u8]) -> StoreResult<Option<crate::ScimUserRow>> {
+        self.scim_user_by_external_id(hash).await
+    }
+
+    async fn list_scim_users(&self) -> StoreResult<Vec<crate::ScimUserRow>> {
+        self.scim_users().await
     }
 
     async fn list_training(&self, user: Option<UserId>) -> StoreResult<Vec<TrainingRow>> {

@@ -748,6 +748,38 @@ async fn apply_op(tx: &Transaction<'_>, op: &WriteOp) -> Result<(), Failure> {
         WriteOp::UseRecoveryCode { user_id, hash, at } => {
             exec_found(tx, USE_RECOVERY_CODE, &[user_id.as_uuid(), hash, &to_micros(*at)]).await
         }
+        WriteOp::InsertScimToken(t) => exec(
+            tx,
+            super::scim::INSERT_TOKEN,
+            &[
+                &t.id,
+                &t.name,
+                &t.default_role,
+                &t.hash,
+                &to_micros(t.created_at),
+                &t.revoked_at.map(to_micros),
+                &t.last_used_at.map(to_micros),
+            ],
+        )
+        .await
+        .map(|_| ()),
+        WriteOp::RevokeScimToken { id, at } => exec_found(tx, super::scim::REVOKE_TOKEN, &[id, &to_micros(*at)]).await,
+        WriteOp::TouchScimToken { id, at } => exec(tx, super::scim::TOUCH_TOKEN, &[id, &to_micros(*at)])
+            .await
+            .map(|_| ()),
+        WriteOp::PutScimUser(u) => exec(
+            tx,
+            super::scim::PUT_USER,
+            &[
+                u.user_id.as_uuid(),
+                &u.external_id_hash,
+                &u.profile,
+                &to_micros(u.updated_at),
+                &u.deleted_at.map(to_micros),
+            ],
+        )
+        .await
+        .map(|_| ()),
         WriteOp::InsertTraining(t) => exec(
             tx,
             INSERT_TRAINING,

@@ -53,6 +53,7 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "audit_facts",
         include_str!("../../migrations/sqlite/0015_audit_facts.sql"),
     ),
+    (16, "scim", include_str!("../../migrations/sqlite/0016_scim.sql")),
 ];
 
 pub fn run(conn: &mut Connection) -> StoreResult<()> {

@@ -13,6 +13,7 @@
 mod migrations;
 mod ops;
 mod read;
+mod scim;
 mod spool;
 
 use crate::AuditVisit;
@@ -617,6 +618,21 @@ impl Store for SqliteStore {
     }
     async fn list_training(&self, user: Option<UserId>) -> StoreResult<Vec<crate::TrainingRow>> {
         self.read(|c| read::list_training(c, user)).await
+    }
+    async fn get_scim_token_by_hash(&self, hash: &[u8]) -> StoreResult<Option<crate::ScimTokenRow>> {
+        self.read(|c| scim::get_token_by_hash(c, hash)).await
+    }
+    async fn list_scim_tokens(&self) -> StoreResult<Vec<crate::ScimTokenRow>> {
+        self.read(scim::list_tokens).await
+    }
+    async fn get_scim_user(&self, user: UserId) -> StoreResult<Option<crate::ScimUserRow>> {
+        self.read(|c| scim::get_user(c, user)).await
+    }
+    async fn find_scim_user_by_external_id(&self, hash: &[u8]) -> StoreResult<Option<crate::ScimUserRow>> {
+        self.read(|c| scim::find_user_by_external_id(c, hash)).await
+    }
+    async fn list_scim_users(&self) -> StoreResult<Vec<crate::ScimUserRow>> {
+        self.read(scim::list_users).await
     }
     async fn get_settings(&self) -> StoreResult<Vec<(String, String)>> {
         self.read(read::get_settings).await

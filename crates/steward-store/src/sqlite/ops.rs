@@ -378,6 +378,10 @@ pub fn apply(conn: &Connection, op: &WriteOp, tip: &mut Option<AuditTip>) -> Sto
             params![user_id.as_bytes(), hash, to_micros(*at)],
             true,
         ),
+        WriteOp::InsertScimToken(_)
+        | WriteOp::RevokeScimToken { .. }
+        | WriteOp::TouchScimToken { .. }
+        | WriteOp::PutScimUser(_) => super::scim::apply(conn, op),
         WriteOp::InsertTraining(t) => exec(
             conn,
             "INSERT INTO training_records (id, user_id, course, completed_on, expires_on, created_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
