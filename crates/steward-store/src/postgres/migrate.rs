@@ -47,6 +47,7 @@ pub(super) const MIGRATIONS: &[(i64, &str, &str)] = &[
         "retention",
         include_str!("../../migrations/postgres/0012_retention.sql"),
     ),
+    (15, "drp", include_str!("../../migrations/postgres/0015_drp.sql")),
 ];
 
 /// Advisory lock key serialising migration runs ("STEWARD1" in ASCII).

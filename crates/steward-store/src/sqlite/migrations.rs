@@ -48,6 +48,7 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "retention",
         include_str!("../../migrations/sqlite/0014_retention.sql"),
     ),
+    (17, "drp", include_str!("../../migrations/sqlite/0017_drp.sql")),
 ];
 
 pub fn run(conn: &mut Connection) -> StoreResult<()> {
