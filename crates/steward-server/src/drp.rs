@@ -31,9 +31,17 @@ struct DrpError(ApiError);
 
 impl From<ServiceError> for DrpError {
     fn from(e: ServiceError) -> Self {
-        Self(e.into())
+        match e {
+            ServiceError::NotFound(what) if what == OFF => Self(ApiError::NotFound(
+                "this business does not take Data Rights Protocol requests".into(),
+            )),
+            other => Self(other.into()),
+        }
     }
 }
+
+/// What the service calls the protocol while it is off.
+const OFF: &str = steward_service::drp::DRP_OFF;
 
 impl IntoResponse for DrpError {
     fn into_response(self) -> Response {
@@ -143,7 +151,7 @@ async fn pair(
     match s.service.drp_pair(&agent_id, &body, client).await {
         Ok(token) => Json(json!({ "agent-id": agent_id, "token": token })).into_response(),
         Err(e @ (ServiceError::TooManyRequests(_) | ServiceError::Internal(_))) => DrpError::from(e).into_response(),
-        Err(ServiceError::NotFound(what)) if what.starts_with("Data Rights") => {
+        Err(ServiceError::NotFound(what)) if what == OFF => {
             DrpError::from(ServiceError::NotFound(what)).into_response()
         }
         Err(_) => StatusCode::FORBIDDEN.into_response(),

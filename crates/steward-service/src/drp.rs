@@ -16,7 +16,7 @@
 //! holds it); name, phone and postal address claims are not kept.
 
 use base64::Engine as _;
-use chrono::{DateTime, Duration, NaiveDateTime, Utc};
+use chrono::{DateTime, Duration, NaiveDateTime, SubsecRound as _, Utc};
 use serde_json::{Map, Value};
 use sha2::Digest as _;
 use steward_audit::{Actor, ActorKind, AuditRecord, Outcome};
@@ -34,6 +34,10 @@ use crate::Service;
 /// messages are the same, so both are accepted).
 pub const DRP_VERSION: &str = "1.0";
 const ACCEPTED_VERSIONS: [&str; 2] = ["1.0", "0.9.4"];
+
+/// What [`ServiceError::NotFound`] names while DRP is off (no
+/// `drp_business_id`).
+pub const DRP_OFF: &str = "Data Rights Protocol endpoint";
 
 /// The rights actions Steward carries out (§3.01), as advertised.
 pub const SUPPORTED_ACTIONS: [&str; 5] = [
@@ -209,7 +213,7 @@ impl Service {
         self.settings()
             .await?
             .drp_business_id
-            .ok_or(ServiceError::NotFound("Data Rights Protocol endpoint"))
+            .ok_or(ServiceError::NotFound(DRP_OFF))
     }
 
     /// The discovery document's facts; `None` when DRP is off.
@@ -396,7 +400,8 @@ impl Service {
             .collect();
         let row = self.contact_by_email(&normal).await?;
         let id = uuid::Uuid::now_v7();
-        let t = Utc::now();
+        // As stored (microseconds), so the answer matches later reads.
+        let t = Utc::now().trunc_subsecs(6);
         let mut dsr = new_request(id, kind, Regime::Ccpa, t.fixed_offset(), t);
         dsr.subject_id = row.as_ref().map(|r| r.subject_id);
         dsr.identifier_hash = Some(self.identifier_hash(&normal));
@@ -509,7 +514,7 @@ impl Service {
                 "the request is already {now}; only an open request can be revoked"
             )));
         }
-        let t = Utc::now();
+        let t = Utc::now().trunc_subsecs(6);
         dsr.status = "withdrawn".into();
         dsr.completed_at = Some(t);
         dsr.updated_at = t;
