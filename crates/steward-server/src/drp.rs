@@ -247,6 +247,17 @@ async fn remove_agent(State(s): State<AppState>, Ctx(ctx): Ctx, Path(id): Path<S
     Ok(StatusCode::NO_CONTENT)
 }
 
+/// `GET /api/v1/drp/requests/{id}` (privacy officer): which agent filed
+/// the request (the DSR of the same id) and what it attested.
+async fn agent_request(State(s): State<AppState>, Ctx(ctx): Ctx, Path(id): Path<String>) -> ApiResult<Json<Value>> {
+    let id: uuid::Uuid = crate::extract::path_id(&id, "agent's request")?;
+    let r = s.service.drp_request(&ctx, id).await?;
+    Ok(Json(json!({
+        "request_id": r.request_id.to_string(), "agent_id": r.agent_id, "exercise": r.exercise,
+        "agent_request_id": r.agent_request_id, "attested": r.attested, "created_at": r.created_at,
+    })))
+}
+
 /// The protocol's routes and the agent registry.
 pub fn routes() -> Router<AppState> {
     Router::new()
@@ -258,4 +269,5 @@ pub fn routes() -> Router<AppState> {
         .route("/v1/data-rights-request/{request_id}", get(status).delete(revoke))
         .route("/api/v1/drp/agents", get(list_agents).post(add_agent))
         .route("/api/v1/drp/agents/{id}", axum::routing::delete(remove_agent))
+        .route("/api/v1/drp/requests/{id}", get(agent_request))
 }

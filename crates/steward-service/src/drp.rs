@@ -735,6 +735,42 @@ impl Service {
     }
 }
 
+/// What the privacy officer sees of an agent's request, beside its DSR.
+#[derive(Debug, Clone)]
+pub struct AgentRequestView {
+    pub request_id: uuid::Uuid,
+    pub agent_id: String,
+    pub exercise: String,
+    pub agent_request_id: Option<String>,
+    /// The identity claims the agent attested as verified, by name.
+    pub attested: Vec<String>,
+    pub created_at: DateTime<Utc>,
+}
+
+impl Service {
+    /// Which agent filed request `id`, what it asked and what it attested
+    /// (privacy officer); 404 for a request no agent filed.
+    pub async fn drp_request(&self, ctx: &RequestContext, id: uuid::Uuid) -> ServiceResult<AgentRequestView> {
+        self.guard(ctx, "drp.request.read", None, async {
+            self.require_dpo(ctx)?;
+            let link = self
+                .store
+                .get_drp_request(id)
+                .await?
+                .ok_or(ServiceError::NotFound("agent's request"))?;
+            Ok(AgentRequestView {
+                request_id: link.dsr_id,
+                agent_request_id: self.agent_reference(&link),
+                agent_id: link.agent_id,
+                exercise: link.exercise,
+                attested: link.attested,
+                created_at: link.created_at,
+            })
+        })
+        .await
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

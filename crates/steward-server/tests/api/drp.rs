@@ -300,6 +300,13 @@ async fn agents_exercise_each_kind_through_the_lifecycle(app: &TestApp) {
     );
     assert_ccpa_request(app, &s, "access", Some(&ana)).await;
     let access = s["request_id"].as_str().unwrap().to_string();
+    let r = app.get(&format!("/api/v1/drp/requests/{access}"), "dpo").await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    assert_eq!(r.body["agent_id"], agent.id.as_str());
+    assert_eq!(r.body["exercise"], "access");
+    assert_eq!(r.body["agent_request_id"], "ref-access-1");
+    assert_eq!(r.body["attested"], json!(["email_verified"]));
+    assert_problem(&app.get(&format!("/api/v1/drp/requests/{access}"), "sales").await, 403);
 
     // Polled through the lifecycle the privacy officer drives.
     let r = status(app, &token, &access).await;
