@@ -3098,12 +3098,16 @@ pub async fn drp_agents_requests_and_nonces(store: &dyn Store) {
         ])
         .await
         .expect("put agents");
-    assert_eq!(store.get_drp_agent("A_AGENT").await.unwrap(), Some(a.clone()));
-    assert_eq!(store.get_drp_agent("a_agent").await.unwrap(), None, "ids are exact");
-    assert_eq!(store.drp_agent_by_token(&[1; 32]).await.unwrap(), Some(a.clone()));
-    assert_eq!(store.drp_agent_by_token(&[2; 32]).await.unwrap(), None);
+    assert_eq!(store.get_drp_agent("A_AGENT").await.expect("read"), Some(a.clone()));
     assert_eq!(
-        store.list_drp_agents().await.unwrap(),
+        store.get_drp_agent("a_agent").await.expect("read"),
+        None,
+        "ids are exact"
+    );
+    assert_eq!(store.drp_agent_by_token(&[1; 32]).await.expect("read"), Some(a.clone()));
+    assert_eq!(store.drp_agent_by_token(&[2; 32]).await.expect("read"), None);
+    assert_eq!(
+        store.list_drp_agents().await.expect("read"),
         vec![a.clone(), b.clone()],
         "by id"
     );
@@ -3114,7 +3118,7 @@ pub async fn drp_agents_requests_and_nonces(store: &dyn Store) {
         .write(vec![WriteOp::PutDrpAgent(Box::new(b.clone()))])
         .await
         .expect("replace");
-    assert_eq!(store.drp_agent_by_token(&[2; 32]).await.unwrap(), Some(b.clone()));
+    assert_eq!(store.drp_agent_by_token(&[2; 32]).await.expect("read"), Some(b.clone()));
     // A token hash is one agent's.
     let mut clash = b.clone();
     clash.token_hash = Some(vec![1; 32]);
@@ -3122,7 +3126,7 @@ pub async fn drp_agents_requests_and_nonces(store: &dyn Store) {
         store.write(vec![WriteOp::PutDrpAgent(Box::new(clash))]).await,
         Err(StoreError::Duplicate)
     ));
-    assert_eq!(store.get_drp_agent("B_AGENT").await.unwrap(), Some(b.clone()));
+    assert_eq!(store.get_drp_agent("B_AGENT").await.expect("read"), Some(b.clone()));
 
     let request = crate::DrpRequestRow {
         dsr_id: uuid::Uuid::now_v7(),
@@ -3146,11 +3150,11 @@ pub async fn drp_agents_requests_and_nonces(store: &dyn Store) {
         .await
         .expect("requests");
     assert_eq!(
-        store.get_drp_request(request.dsr_id).await.unwrap(),
+        store.get_drp_request(request.dsr_id).await.expect("read"),
         Some(request.clone())
     );
-    assert_eq!(store.get_drp_request(bare.dsr_id).await.unwrap(), Some(bare));
-    assert_eq!(store.get_drp_request(uuid::Uuid::now_v7()).await.unwrap(), None);
+    assert_eq!(store.get_drp_request(bare.dsr_id).await.expect("read"), Some(bare));
+    assert_eq!(store.get_drp_request(uuid::Uuid::now_v7()).await.expect("read"), None);
     assert!(matches!(
         store
             .write(vec![WriteOp::InsertDrpRequest(Box::new(request.clone()))])
@@ -3163,15 +3167,18 @@ pub async fn drp_agents_requests_and_nonces(store: &dyn Store) {
         .write(vec![WriteOp::DeleteDrpAgent { id: "A_AGENT".into() }])
         .await
         .expect("delete");
-    assert_eq!(store.get_drp_agent("A_AGENT").await.unwrap(), None);
-    assert_eq!(store.drp_agent_by_token(&[1; 32]).await.unwrap(), None);
+    assert_eq!(store.get_drp_agent("A_AGENT").await.expect("read"), None);
+    assert_eq!(store.drp_agent_by_token(&[1; 32]).await.expect("read"), None);
     assert!(matches!(
         store
             .write(vec![WriteOp::DeleteDrpAgent { id: "A_AGENT".into() }])
             .await,
         Err(StoreError::NotFound)
     ));
-    assert_eq!(store.get_drp_request(request.dsr_id).await.unwrap(), Some(request));
+    assert_eq!(
+        store.get_drp_request(request.dsr_id).await.expect("read"),
+        Some(request)
+    );
 
     // A digest is accepted once; a replay fails its batch (nothing of it lands).
     let nonce = |d: u8, exp: i64| WriteOp::InsertDrpNonce {
@@ -3194,7 +3201,7 @@ pub async fn drp_agents_requests_and_nonces(store: &dyn Store) {
         Err(StoreError::Duplicate)
     ));
     assert_eq!(
-        store.get_drp_request(after.dsr_id).await.unwrap(),
+        store.get_drp_request(after.dsr_id).await.expect("read"),
         None,
         "the batch was rolled back"
     );

@@ -1100,6 +1100,65 @@ pub fn retention_aggregates(conn: &Connection) -> StoreResult<Vec<AggregateRow>>
     )
 }
 
+const DRP_AGENT_COLS: &str = "id, name, verify_key, token_hash, token_issued_at, created_by, created_at";
+
+fn drp_agent(r: &Row<'_>) -> StoreResult<crate::DrpAgentRow> {
+    Ok(crate::DrpAgentRow {
+        id: get(r, 0)?,
+        name: get(r, 1)?,
+        verify_key: get(r, 2)?,
+        token_hash: get(r, 3)?,
+        token_issued_at: get::<Option<i64>>(r, 4)?.map(from_micros).transpose()?,
+        created_by: opt_uuid_at(r, 5)?.map(UserId::from_uuid),
+        created_at: from_micros(get(r, 6)?)?,
+    })
+}
+
+pub fn get_drp_agent(conn: &Connection, id: &str) -> StoreResult<Option<crate::DrpAgentRow>> {
+    one(
+        conn,
+        &format!("SELECT {DRP_AGENT_COLS} FROM drp_agents WHERE id = ?1"),
+        [id],
+        drp_agent,
+    )
+}
+
+pub fn drp_agent_by_token(conn: &Connection, hash: &[u8]) -> StoreResult<Option<crate::DrpAgentRow>> {
+    one(
+        conn,
+        &format!("SELECT {DRP_AGENT_COLS} FROM drp_agents WHERE token_hash = ?1"),
+        [hash],
+        drp_agent,
+    )
+}
+
+pub fn list_drp_agents(conn: &Connection) -> StoreResult<Vec<crate::DrpAgentRow>> {
+    collect(
+        conn,
+        &format!("SELECT {DRP_AGENT_COLS} FROM drp_agents ORDER BY id"),
+        [],
+        drp_agent,
+    )
+}
+
+pub fn get_drp_request(conn: &Connection, id: Uuid) -> StoreResult<Option<crate::DrpRequestRow>> {
+    one(
+        conn,
+        "SELECT dsr_id, agent_id, exercise, agent_request_id, attested, created_at FROM drp_requests WHERE dsr_id = ?1",
+        [id.as_bytes()],
+        |r| {
+            Ok(crate::DrpRequestRow {
+                dsr_id: uuid_at(r, 0)?,
+                agent_id: get(r, 1)?,
+                exercise: get(r, 2)?,
+                agent_request_id: get(r, 3)?,
+                attested: crate::split_list(&get::<String>(r, 4)?),
+                created_at: from_micros(get(r, 5)?)?,
+            })
+        },
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -1265,63 +1324,4 @@ mod tests {
         assert!(q.sql.contains("(actor_user = ?3 OR actor_token = ?3)"), "{}", q.sql);
         assert!(q.sql.contains("idx < ?2"), "{}", q.sql);
     }
-}
-
-const DRP_AGENT_COLS: &str = "id, name, verify_key, token_hash, token_issued_at, created_by, created_at";
-
-fn drp_agent(r: &Row<'_>) -> StoreResult<crate::DrpAgentRow> {
-    Ok(crate::DrpAgentRow {
-        id: get(r, 0)?,
-        name: get(r, 1)?,
-        verify_key: get(r, 2)?,
-        token_hash: get(r, 3)?,
-        token_issued_at: get::<Option<i64>>(r, 4)?.map(from_micros).transpose()?,
-        created_by: opt_uuid_at(r, 5)?.map(UserId::from_uuid),
-        created_at: from_micros(get(r, 6)?)?,
-    })
-}
-
-pub fn get_drp_agent(conn: &Connection, id: &str) -> StoreResult<Option<crate::DrpAgentRow>> {
-    one(
-        conn,
-        &format!("SELECT {DRP_AGENT_COLS} FROM drp_agents WHERE id = ?1"),
-        [id],
-        drp_agent,
-    )
-}
-
-pub fn drp_agent_by_token(conn: &Connection, hash: &[u8]) -> StoreResult<Option<crate::DrpAgentRow>> {
-    one(
-        conn,
-        &format!("SELECT {DRP_AGENT_COLS} FROM drp_agents WHERE token_hash = ?1"),
-        [hash],
-        drp_agent,
-    )
-}
-
-pub fn list_drp_agents(conn: &Connection) -> StoreResult<Vec<crate::DrpAgentRow>> {
-    collect(
-        conn,
-        &format!("SELECT {DRP_AGENT_COLS} FROM drp_agents ORDER BY id"),
-        [],
-        drp_agent,
-    )
-}
-
-pub fn get_drp_request(conn: &Connection, id: Uuid) -> StoreResult<Option<crate::DrpRequestRow>> {
-    one(
-        conn,
-        "SELECT dsr_id, agent_id, exercise, agent_request_id, attested, created_at FROM drp_requests WHERE dsr_id = ?1",
-        [id.as_bytes()],
-        |r| {
-            Ok(crate::DrpRequestRow {
-                dsr_id: uuid_at(r, 0)?,
-                agent_id: get(r, 1)?,
-                exercise: get(r, 2)?,
-                agent_request_id: get(r, 3)?,
-                attested: crate::split_list(&get::<String>(r, 4)?),
-                created_at: from_micros(get(r, 5)?)?,
-            })
-        },
-    )
 }
