@@ -395,7 +395,8 @@ async fn migrations_are_idempotent_and_race_free() {
             (9, "export_bundles"),
             (10, "pending_consents"),
             (11, "incidents"),
-            (12, "retention")
+            (12, "retention"),
+            (15, "drp")
         ]
         .map(|(v, n)| (v, n.to_string())),
         "each migration applied once"
