@@ -6,6 +6,7 @@
 
 #![recursion_limit = "256"]
 
+pub mod drp;
 pub mod extract;
 pub mod openapi;
 pub mod problem;
@@ -621,6 +622,7 @@ pub fn router_with(service: Arc<Service>, options: RouterOptions) -> Router {
     let app = app
         .merge(web::routes())
         .merge(scim::routes())
+        .merge(drp::routes())
         .fallback(meta::not_found)
         .with_state(AppState {
             service,

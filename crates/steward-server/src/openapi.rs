@@ -137,7 +137,7 @@ fn schemas(inv: &Inventory) -> Value {
         "TokenList": {"type": "object", "properties": {"items": {"type": "array", "items": {"type": "object"}}}},
         "Dsr": {"type": "object", "required": ["id", "kind", "regime", "status", "received_at", "due_at"], "properties": {
             "id": {"type": "string"}, "kind": {"type": "string"}, "regime": {"type": "string"},
-            "status": {"type": "string", "enum": ["received", "in_progress", "completed", "refused"]},
+            "status": {"type": "string", "enum": ["received", "in_progress", "completed", "refused", "withdrawn"]},
             "contact_id": {"type": ["string", "null"]}, "received_at": {"type": "string", "format": "date-time"},
             "due_at": {"type": "string", "format": "date-time"}, "deadline": {"type": ["string", "null"], "enum": ["on_time", "due_soon", "overdue", null]},
             "extensions": {"type": "integer"}, "extension_reason": {"type": ["string", "null"]},

@@ -243,7 +243,7 @@ impl Service {
         let mut days = Vec::new();
         for d in self.list_dsr(None, Some("all")).await? {
             let row = &d.row;
-            let closed = matches!(row.status.as_str(), "completed" | "refused");
+            let closed = crate::dsr::is_closed(&row.status);
             if !closed {
                 dsr.open_now += 1;
                 if d.deadline == Some("overdue") {

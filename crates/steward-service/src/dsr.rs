@@ -80,14 +80,14 @@ fn now() -> DateTime<Utc> {
     Utc::now()
 }
 
-/// A completed or refused request is closed.
-fn is_closed(status: &str) -> bool {
-    matches!(status, "completed" | "refused")
+/// A completed, refused or withdrawn request is closed.
+pub(crate) fn is_closed(status: &str) -> bool {
+    matches!(status, "completed" | "refused" | "withdrawn")
 }
 
 /// A request just received, with its legal deadline; who it is about and
 /// who recorded it are filled in by the caller.
-fn new_request(
+pub(crate) fn new_request(
     id: uuid::Uuid,
     kind: &str,
     regime: Regime,
@@ -148,7 +148,7 @@ impl Service {
         DsrView { row, deadline }
     }
 
-    async fn dsr_row(&self, id: uuid::Uuid) -> ServiceResult<DsrRow> {
+    pub(crate) async fn dsr_row(&self, id: uuid::Uuid) -> ServiceResult<DsrRow> {
         let row = self.store.get_dsr(id).await?.ok_or(ServiceError::NotFound("request"))?;
         self.open_notes(row)
     }
@@ -189,7 +189,7 @@ impl Service {
         Ok(d)
     }
 
-    fn put_dsr(&self, d: &DsrRow) -> ServiceResult<WriteOp> {
+    pub(crate) fn put_dsr(&self, d: &DsrRow) -> ServiceResult<WriteOp> {
         Ok(WriteOp::PutDsr(Box::new(self.seal_notes(d.clone())?)))
     }
 
@@ -451,7 +451,7 @@ impl Service {
 
     /// Seals a requester's address as a note of the request (see
     /// [`Self::requester_email`]).
-    fn seal_requester(&self, id: uuid::Uuid, address: &str) -> ServiceResult<Vec<u8>> {
+    pub(crate) fn seal_requester(&self, id: uuid::Uuid, address: &str) -> ServiceResult<Vec<u8>> {
         self.crypto
             .seal_note(id.as_bytes(), REQUESTER, address)
             .map(String::into_bytes)
@@ -998,9 +998,10 @@ impl Service {
         self.guard(ctx, "dsr.certificate", None, async {
             self.require_compliance(ctx)?;
             let d = self.dsr_row(id).await?;
-            if !matches!(d.status.as_str(), "completed" | "refused") {
+            if !is_closed(&d.status) {
                 return Err(ServiceError::Conflict(
-                    "the request is not finished yet; a certificate is issued once it is completed or refused".into(),
+                    "the request is not finished yet; a certificate is issued once it is completed, refused or withdrawn"
+                        .into(),
                 ));
             }
             let controller = self.inventory.controller.name.clone();

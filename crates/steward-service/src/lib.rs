@@ -16,6 +16,7 @@ pub mod context;
 pub mod crm;
 pub mod crypto;
 pub mod doctor;
+pub mod drp;
 pub mod dsr;
 pub mod error;
 pub mod import;

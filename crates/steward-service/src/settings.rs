@@ -25,6 +25,9 @@ enum Kind {
     Int(i64, i64),
     /// A calendar date (YYYY-MM-DD), or empty for none.
     Date,
+    /// An identifier of 1 to 64 ASCII letters, digits, `_`, `-` or `.`,
+    /// or empty for none.
+    Identifier,
 }
 
 /// Every setting Steward knows.
@@ -83,6 +86,12 @@ pub const SETTINGS: &[SettingSpec] = &[
         description: "How long a locked account stays locked",
         kind: Kind::Int(1, 24 * 60),
     },
+    SettingSpec {
+        name: "drp_business_id",
+        default: "",
+        description: "This business's id in the Data Rights Protocol network (its business-id); empty turns the DRP endpoints for authorised agents off",
+        kind: Kind::Identifier,
+    },
 ];
 
 /// The settings in force.
@@ -97,6 +106,8 @@ pub struct Settings {
     pub consent_confirmation_days: i64,
     pub reconsent_grace_days: i64,
     pub key_backup_verified_on: Option<chrono::NaiveDate>,
+    /// The Data Rights Protocol `business-id`; `None`: DRP is off.
+    pub drp_business_id: Option<String>,
 }
 
 impl Default for Settings {
@@ -129,6 +140,17 @@ fn check(spec: &SettingSpec, value: &str) -> Result<String, String> {
                 .map(|d| d.to_string())
                 .map_err(|_| "must be a date as YYYY-MM-DD (or empty)".into())
         }
+        Kind::Identifier => {
+            let v = value.trim();
+            let ok = v.len() <= 64
+                && v.bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'.'));
+            if ok {
+                Ok(v.to_string())
+            } else {
+                Err("must be 1 to 64 letters, digits, '_', '-' or '.' (or empty)".into())
+            }
+        }
     }
 }
 
@@ -153,6 +175,7 @@ impl Settings {
             consent_confirmation_days: int("consent_confirmation_days"),
             reconsent_grace_days: int("reconsent_grace_days"),
             key_backup_verified_on: chrono::NaiveDate::parse_from_str(&get("key_backup_verified_on"), "%Y-%m-%d").ok(),
+            drp_business_id: Some(get("drp_business_id")).filter(|v| !v.is_empty()),
         }
     }
 }
@@ -242,11 +265,12 @@ pub fn change_schema() -> serde_json::Value {
             Kind::Date => {
                 serde_json::json!({"type": "string", "anyOf": [{"format": "date", "pattern": "^[0-9]{4}-[0-9]{2}-[0-9]{2}$"}, {"const": ""}]})
             }
+            Kind::Identifier => serde_json::json!({"type": "string", "pattern": "^[A-Za-z0-9_.-]{0,64}$"}),
         };
         if let Some(obj) = schema.as_object_mut() {
             obj.insert("description".into(), s.description.into());
             let default = match s.kind {
-                Kind::Date => serde_json::Value::from(s.default),
+                Kind::Date | Kind::Identifier => serde_json::Value::from(s.default),
                 _ => serde_json::from_str(s.default).unwrap_or_else(|_| s.default.into()),
             };
             obj.insert("default".into(), default);

@@ -50,7 +50,8 @@ macro_rules! all_conformance_tests {
             restriction_of_processing, data_subject_requests, read_audit_entries,
             legal_hold_guard, audit_queries_by_subject, erasure_proof_guard, pending_consents_are_used_once,
             audit_queries_by_user_and_token, incidents_register_and_entries, retention_reads_and_purges,
-            scim_tokens_are_stored_revoked_and_touched, scim_users_upsert_and_look_up);
+            scim_tokens_are_stored_revoked_and_touched, scim_users_upsert_and_look_up,
+            drp_agents_requests_and_nonces);
     };
 }
 
@@ -3222,4 +3223,147 @@ pub async fn scim_users_upsert_and_look_up(store: &dyn Store) {
         })])
         .await;
     assert!(matches!(r, Err(StoreError::MissingReference)), "{r:?}");
+}
+
+/// Data Rights Protocol state: agents (by id, by token hash, replaced,
+/// removed), agents' requests (inserted once) and accepted-message digests
+/// (a digest is accepted once, until purged after it expires; a replay
+/// fails its whole batch).
+pub async fn drp_agents_requests_and_nonces(store: &dyn Store) {
+    let agent = |id: &str, token: Option<Vec<u8>>| crate::DrpAgentRow {
+        id: id.into(),
+        name: format!("Agent {id}"),
+        verify_key: vec![7; 32],
+        token_hash: token,
+        token_issued_at: None,
+        created_by: Some(UserId::new()),
+        created_at: t(1),
+    };
+    let mut b = agent("B_AGENT", None);
+    let a = agent("A_AGENT", Some(vec![1; 32]));
+    store
+        .write(vec![
+            WriteOp::PutDrpAgent(Box::new(b.clone())),
+            WriteOp::PutDrpAgent(Box::new(a.clone())),
+        ])
+        .await
+        .expect("put agents");
+    assert_eq!(store.get_drp_agent("A_AGENT").await.expect("read"), Some(a.clone()));
+    assert_eq!(
+        store.get_drp_agent("a_agent").await.expect("read"),
+        None,
+        "ids are exact"
+    );
+    assert_eq!(store.drp_agent_by_token(&[1; 32]).await.expect("read"), Some(a.clone()));
+    assert_eq!(store.drp_agent_by_token(&[2; 32]).await.expect("read"), None);
+    assert_eq!(
+        store.list_drp_agents().await.expect("read"),
+        vec![a.clone(), b.clone()],
+        "by id"
+    );
+    // Replacing issues a new token; the old one no longer finds the agent.
+    b.token_hash = Some(vec![2; 32]);
+    b.token_issued_at = Some(t(5));
+    store
+        .write(vec![WriteOp::PutDrpAgent(Box::new(b.clone()))])
+        .await
+        .expect("replace");
+    assert_eq!(store.drp_agent_by_token(&[2; 32]).await.expect("read"), Some(b.clone()));
+    // A token hash is one agent's.
+    let mut clash = b.clone();
+    clash.token_hash = Some(vec![1; 32]);
+    assert!(matches!(
+        store.write(vec![WriteOp::PutDrpAgent(Box::new(clash))]).await,
+        Err(StoreError::Duplicate)
+    ));
+    assert_eq!(store.get_drp_agent("B_AGENT").await.expect("read"), Some(b.clone()));
+
+    let request = crate::DrpRequestRow {
+        dsr_id: uuid::Uuid::now_v7(),
+        agent_id: "A_AGENT".into(),
+        exercise: "sale:opt_out".into(),
+        agent_request_id: Some("sealed-reference".into()),
+        attested: vec!["email_verified".into(), "phone_number_verified".into()],
+        created_at: t(2),
+    };
+    let bare = crate::DrpRequestRow {
+        dsr_id: uuid::Uuid::now_v7(),
+        agent_request_id: None,
+        attested: vec![],
+        ..request.clone()
+    };
+    store
+        .write(vec![
+            WriteOp::InsertDrpRequest(Box::new(request.clone())),
+            WriteOp::InsertDrpRequest(Box::new(bare.clone())),
+        ])
+        .await
+        .expect("requests");
+    assert_eq!(
+        store.get_drp_request(request.dsr_id).await.expect("read"),
+        Some(request.clone())
+    );
+    assert_eq!(store.get_drp_request(bare.dsr_id).await.expect("read"), Some(bare));
+    assert_eq!(store.get_drp_request(uuid::Uuid::now_v7()).await.expect("read"), None);
+    assert!(matches!(
+        store
+            .write(vec![WriteOp::InsertDrpRequest(Box::new(request.clone()))])
+            .await,
+        Err(StoreError::Duplicate)
+    ));
+
+    // Removing an agent keeps its requests; removing it twice is NotFound.
+    store
+        .write(vec![WriteOp::DeleteDrpAgent { id: "A_AGENT".into() }])
+        .await
+        .expect("delete");
+    assert_eq!(store.get_drp_agent("A_AGENT").await.expect("read"), None);
+    assert_eq!(store.drp_agent_by_token(&[1; 32]).await.expect("read"), None);
+    assert!(matches!(
+        store
+            .write(vec![WriteOp::DeleteDrpAgent { id: "A_AGENT".into() }])
+            .await,
+        Err(StoreError::NotFound)
+    ));
+    assert_eq!(
+        store.get_drp_request(request.dsr_id).await.expect("read"),
+        Some(request)
+    );
+
+    // A digest is accepted once; a replay fails its batch (nothing of it lands).
+    let nonce = |d: u8, exp: i64| WriteOp::InsertDrpNonce {
+        digest: vec![d; 32],
+        expires_at: t(exp),
+    };
+    store.write(vec![nonce(1, 10)]).await.expect("first");
+    let after = crate::DrpRequestRow {
+        dsr_id: uuid::Uuid::now_v7(),
+        agent_id: "B_AGENT".into(),
+        exercise: "access".into(),
+        agent_request_id: None,
+        attested: vec![],
+        created_at: t(3),
+    };
+    assert!(matches!(
+        store
+            .write(vec![WriteOp::InsertDrpRequest(Box::new(after.clone())), nonce(1, 10)])
+            .await,
+        Err(StoreError::Duplicate)
+    ));
+    assert_eq!(
+        store.get_drp_request(after.dsr_id).await.expect("read"),
+        None,
+        "the batch was rolled back"
+    );
+    // Purging forgets only digests that expired before the instant.
+    store.write(vec![nonce(2, 30)]).await.expect("second");
+    store
+        .write(vec![WriteOp::PurgeDrpNonces { before: t(20) }])
+        .await
+        .expect("purge");
+    store.write(vec![nonce(1, 40)]).await.expect("expired digest forgotten");
+    assert!(matches!(
+        store.write(vec![nonce(2, 30)]).await,
+        Err(StoreError::Duplicate)
+    ));
 }

@@ -145,6 +145,41 @@ pub struct DsrVerificationRow {
     pub used_at: Option<DateTime<Utc>>,
 }
 
+/// An authorised agent of the Data Rights Protocol, registered by the
+/// privacy officer: the local copy of its service-directory entry. Its
+/// requests are accepted only when signed with the key paired with
+/// `verify_key`. Nothing personal: an organisation's id, name and key.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DrpAgentRow {
+    /// The agent's `agent-id` in the network's directory.
+    pub id: String,
+    pub name: String,
+    /// The Ed25519 public key (32 bytes).
+    pub verify_key: Vec<u8>,
+    /// The keyed hash of the pair-wise bearer token issued to the agent
+    /// (`POST /v1/agent/{id}`), if one was issued; unique.
+    pub token_hash: Option<Vec<u8>>,
+    pub token_issued_at: Option<DateTime<Utc>>,
+    pub created_by: Option<UserId>,
+    pub created_at: DateTime<Utc>,
+}
+
+/// A data-rights request an agent submitted: which agent manages it and
+/// what it asked. The request's id is its DSR's id.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DrpRequestRow {
+    pub dsr_id: uuid::Uuid,
+    pub agent_id: String,
+    /// The DRP action as sent (`access`, `deletion`, `sale:opt_out`, ...).
+    pub exercise: String,
+    /// The agent's own reference (`agent-request-id`), sealed by the service.
+    pub agent_request_id: Option<String>,
+    /// The names of the identity claims the agent attested as verified
+    /// (`email_verified`, ...): names only, never values.
+    pub attested: Vec<String>,
+    pub created_at: DateTime<Utc>,
+}
+
 /// A grant made through the public consent endpoint, waiting for the
 /// person to confirm it with the one-time code e-mailed to them.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -517,6 +552,26 @@ pub enum WriteOp {
     /// Inserts or replaces a verification link (replacing marks it used).
     PutDsrVerification(Box<DsrVerificationRow>),
     PutPendingConsent(Box<PendingConsentRow>),
+    /// Inserts or replaces an authorised agent (by id); a token hash taken
+    /// by another agent is [`StoreError::Duplicate`].
+    PutDrpAgent(Box<DrpAgentRow>),
+    /// Deletes an agent; `NotFound` if there is none. Its requests stay.
+    DeleteDrpAgent {
+        id: String,
+    },
+    /// Records an agent's request; [`StoreError::Duplicate`] if its id is taken.
+    InsertDrpRequest(Box<DrpRequestRow>),
+    /// Records that a signed message was accepted, until it expires:
+    /// [`StoreError::Duplicate`] if the same digest is already recorded
+    /// (a replay), which fails the whole batch.
+    InsertDrpNonce {
+        digest: Vec<u8>,
+        expires_at: DateTime<Utc>,
+    },
+    /// Forgets accepted-message digests that expired before `before`.
+    PurgeDrpNonces {
+        before: DateTime<Utc>,
+    },
     /// Marks a pending consent used: [`StoreError::NotFound`] unless it
     /// exists, is unused and has not expired at `at` (so a code works once,
     /// even when two confirmations race).
@@ -776,6 +831,12 @@ pub trait Store: Send + Sync + 'static {
     async fn get_export_bundle(&self, dsr_id: uuid::Uuid) -> StoreResult<Option<ExportBundleRow>>;
     async fn get_dsr_verification(&self, token_hash: &[u8]) -> StoreResult<Option<DsrVerificationRow>>;
     async fn get_pending_consent(&self, token_hash: &[u8]) -> StoreResult<Option<PendingConsentRow>>;
+    async fn get_drp_agent(&self, id: &str) -> StoreResult<Option<DrpAgentRow>>;
+    /// The agent holding the pair-wise token with this keyed hash.
+    async fn drp_agent_by_token(&self, token_hash: &[u8]) -> StoreResult<Option<DrpAgentRow>>;
+    /// Every agent, by id.
+    async fn list_drp_agents(&self) -> StoreResult<Vec<DrpAgentRow>>;
+    async fn get_drp_request(&self, dsr_id: uuid::Uuid) -> StoreResult<Option<DrpRequestRow>>;
     async fn get_incident(&self, id: uuid::Uuid) -> StoreResult<Option<IncidentRow>>;
     /// Every incident, newest `created_at` first (ties: higher id first).
     async fn list_incidents(&self) -> StoreResult<Vec<IncidentRow>>;
@@ -926,6 +987,12 @@ pub fn encode_consented(consented: &[(String, Option<DateTime<Utc>>)]) -> String
         .map(|(p, e)| format!("{p}={}", e.map_or(0, to_micros)))
         .collect::<Vec<_>>()
         .join(",")
+}
+
+/// Splits a comma-separated list of names as stored (empty: none).
+#[must_use]
+pub fn split_list(s: &str) -> Vec<String> {
+    s.split(',').filter(|p| !p.is_empty()).map(str::to_string).collect()
 }
 
 /// Decodes `contacts.consented`.

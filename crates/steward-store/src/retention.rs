@@ -299,6 +299,7 @@ pub fn purge_sql(kind: PurgeKind, ph: fn(usize) -> String) -> Vec<String> {
             vec![
                 format!("DELETE FROM export_bundles WHERE dsr_id IN {g}"),
                 format!("DELETE FROM dsr_verifications WHERE dsr_id IN {g}"),
+                format!("DELETE FROM drp_requests WHERE dsr_id IN {g}"),
                 format!("DELETE FROM dsr WHERE id IN {g}"),
             ]
         }

@@ -397,7 +397,8 @@ async fn migrations_are_idempotent_and_race_free() {
             (11, "incidents"),
             (12, "retention"),
             (13, "audit_facts"),
-            (14, "scim")
+            (14, "scim"),
+            (15, "drp")
         ]
         .map(|(v, n)| (v, n.to_string())),
         "each migration applied once"

@@ -77,6 +77,9 @@ pub enum Command {
     /// Show and change settings (MFA and training requirements, session and lockout limits).
     #[command(subcommand)]
     Settings(SettingsCommand),
+    /// The Data Rights Protocol: the authorised agents whose requests are accepted.
+    #[command(subcommand)]
+    Drp(crate::drp::DrpCommand),
     /// Check this installation against named security controls (GDPR Art.
     /// 32(1), ISO/IEC 27001:2022 Annex A): pass/warn/fail, evidence, fix, score.
     Doctor(DoctorArgs),
@@ -701,6 +704,7 @@ pub async fn run(cli: Cli) -> Result<ExitCode> {
         Command::Scim(cmd) => crate::scim::run(&cli, cmd).await,
         Command::Bench(args) => crate::bench::run(&cli, args).await,
         Command::Doctor(args) => crate::doctor::run(&cli, args).await,
+        Command::Drp(cmd) => crate::drp::run(&cli, cmd).await,
     }
 }
 

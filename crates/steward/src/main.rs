@@ -10,6 +10,7 @@ mod bench_pg;
 mod cli;
 mod contacts;
 mod doctor;
+mod drp;
 mod mail;
 mod scim;
 mod users;

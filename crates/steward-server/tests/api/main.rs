@@ -7,6 +7,7 @@ mod audit;
 mod breach;
 mod browser;
 mod consent;
+mod drp;
 mod dsr;
 mod encryption;
 mod helpers;

@@ -53,6 +53,7 @@ pub(super) const MIGRATIONS: &[(i64, &str, &str)] = &[
         include_str!("../../migrations/postgres/0013_audit_facts.sql"),
     ),
     (14, "scim", include_str!("../../migrations/postgres/0014_scim.sql")),
+    (15, "drp", include_str!("../../migrations/postgres/0015_drp.sql")),
 ];
 
 /// Advisory lock key serialising migration runs ("STEWARD1" in ASCII).

@@ -558,7 +558,7 @@ impl Store for PgStore {
 
     async fn list_dsr(&self, open_only: bool) -> StoreResult<Vec<crate::DsrRow>> {
         let filter = if open_only {
-            "WHERE status NOT IN ('completed', 'refused')"
+            "WHERE status NOT IN ('completed', 'refused', 'withdrawn')"
         } else {
             ""
         };
@@ -642,6 +642,56 @@ impl Store for PgStore {
                 dsr_id: col(&r, 1)?,
                 expires_at: time(&r, 2)?,
                 used_at: col::<Option<i64>>(&r, 3)?.map(from_micros).transpose()?,
+            })
+        })
+        .transpose()
+    }
+
+    async fn get_drp_agent(&self, id: &str) -> StoreResult<Option<crate::DrpAgentRow>> {
+        self.query_opt(
+            &format!("SELECT {DRP_AGENT_COLS} FROM drp_agents WHERE id = $1"),
+            &[&id],
+        )
+        .await?
+        .map(|r| drp_agent_from_row(&r))
+        .transpose()
+    }
+
+    async fn drp_agent_by_token(&self, hash: &[u8]) -> StoreResult<Option<crate::DrpAgentRow>> {
+        self.query_opt(
+            &format!("SELECT {DRP_AGENT_COLS} FROM drp_agents WHERE token_hash = $1"),
+            &[&hash],
+        )
+        .await?
+        .map(|r| drp_agent_from_row(&r))
+        .transpose()
+    }
+
+    async fn list_drp_agents(&self) -> StoreResult<Vec<crate::DrpAgentRow>> {
+        self.query(
+            &format!("SELECT {DRP_AGENT_COLS} FROM drp_agents ORDER BY id COLLATE \"C\""),
+            &[],
+        )
+        .await?
+        .iter()
+        .map(drp_agent_from_row)
+        .collect()
+    }
+
+    async fn get_drp_request(&self, id: uuid::Uuid) -> StoreResult<Option<crate::DrpRequestRow>> {
+        self.query_opt(
+            "SELECT dsr_id, agent_id, exercise, agent_request_id, attested, created_at FROM drp_requests WHERE dsr_id = $1",
+            &[&id],
+        )
+        .await?
+        .map(|r| {
+            Ok(crate::DrpRequestRow {
+                dsr_id: col(&r, 0)?,
+                agent_id: col(&r, 1)?,
+                exercise: col(&r, 2)?,
+                agent_request_id: col(&r, 3)?,
+                attested: crate::split_list(&col::<String>(&r, 4)?),
+                created_at: time(&r, 5)?,
             })
         })
         .transpose()
@@ -1456,6 +1506,21 @@ fn incident_from_row(r: &Row) -> StoreResult<crate::IncidentRow> {
 
 const DSR_COLS: &str = "id, kind, regime, subject_id, identifier_hash, status, received_at, received_offset, due_at, extensions, \
     extension_reason, verified_at, verified_by, verification_method, completed_at, outcome, details, created_by, created_at, updated_at";
+
+const DRP_AGENT_COLS: &str = "id, name, verify_key, token_hash, token_issued_at, created_by, created_at";
+
+fn drp_agent_from_row(r: &Row) -> StoreResult<crate::DrpAgentRow> {
+    let created_by: Option<Uuid> = col(r, 5)?;
+    Ok(crate::DrpAgentRow {
+        id: col(r, 0)?,
+        name: col(r, 1)?,
+        verify_key: col(r, 2)?,
+        token_hash: col(r, 3)?,
+        token_issued_at: opt_time(r, 4)?,
+        created_by: created_by.map(UserId::from_uuid),
+        created_at: time(r, 6)?,
+    })
+}
 
 fn dsr_from_row(r: &Row) -> StoreResult<crate::DsrRow> {
     let subject: Option<Uuid> = col(r, 3)?;

@@ -906,6 +906,54 @@ async fn apply_op(tx: &Transaction<'_>, op: &WriteOp) -> Result<(), Failure> {
         )
         .await
         .map(|_| ()),
+        WriteOp::PutDrpAgent(a) => exec(
+            tx,
+            "INSERT INTO drp_agents (id, name, verify_key, token_hash, token_issued_at, created_by, created_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (id) DO UPDATE SET name = EXCLUDED.name, \
+             verify_key = EXCLUDED.verify_key, token_hash = EXCLUDED.token_hash, \
+             token_issued_at = EXCLUDED.token_issued_at, created_by = EXCLUDED.created_by, created_at = EXCLUDED.created_at",
+            &[
+                &a.id,
+                &a.name,
+                &a.verify_key,
+                &a.token_hash,
+                &a.token_issued_at.map(to_micros),
+                &a.created_by.map(|u| *u.as_uuid()),
+                &to_micros(a.created_at),
+            ],
+        )
+        .await
+        .map(|_| ()),
+        WriteOp::DeleteDrpAgent { id } => exec_found(tx, "DELETE FROM drp_agents WHERE id = $1", &[id]).await,
+        WriteOp::InsertDrpRequest(r) => exec(
+            tx,
+            "INSERT INTO drp_requests (dsr_id, agent_id, exercise, agent_request_id, attested, created_at) \
+             VALUES ($1, $2, $3, $4, $5, $6)",
+            &[
+                &r.dsr_id,
+                &r.agent_id,
+                &r.exercise,
+                &r.agent_request_id,
+                &r.attested.join(","),
+                &to_micros(r.created_at),
+            ],
+        )
+        .await
+        .map(|_| ()),
+        WriteOp::InsertDrpNonce { digest, expires_at } => exec(
+            tx,
+            "INSERT INTO drp_nonces (digest, expires_at) VALUES ($1, $2)",
+            &[digest, &to_micros(*expires_at)],
+        )
+        .await
+        .map(|_| ()),
+        WriteOp::PurgeDrpNonces { before } => exec(
+            tx,
+            "DELETE FROM drp_nonces WHERE expires_at < $1",
+            &[&to_micros(*before)],
+        )
+        .await
+        .map(|_| ()),
         WriteOp::PutPendingConsent(p) => exec(
             tx,
             "INSERT INTO pending_consents (token_hash, id, sealed, created_at, expires_at, used_at) \

@@ -54,6 +54,7 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         include_str!("../../migrations/sqlite/0015_audit_facts.sql"),
     ),
     (16, "scim", include_str!("../../migrations/sqlite/0016_scim.sql")),
+    (17, "drp", include_str!("../../migrations/sqlite/0017_drp.sql")),
 ];
 
 pub fn run(conn: &mut Connection) -> StoreResult<()> {

@@ -655,6 +655,18 @@ impl Store for SqliteStore {
     async fn get_dsr_verification(&self, hash: &[u8]) -> StoreResult<Option<crate::DsrVerificationRow>> {
         self.read(|c| read::get_dsr_verification(c, hash)).await
     }
+    async fn get_drp_agent(&self, id: &str) -> StoreResult<Option<crate::DrpAgentRow>> {
+        self.read(|c| read::get_drp_agent(c, id)).await
+    }
+    async fn drp_agent_by_token(&self, hash: &[u8]) -> StoreResult<Option<crate::DrpAgentRow>> {
+        self.read(|c| read::drp_agent_by_token(c, hash)).await
+    }
+    async fn list_drp_agents(&self) -> StoreResult<Vec<crate::DrpAgentRow>> {
+        self.read(read::list_drp_agents).await
+    }
+    async fn get_drp_request(&self, id: uuid::Uuid) -> StoreResult<Option<crate::DrpRequestRow>> {
+        self.read(|c| read::get_drp_request(c, id)).await
+    }
 
     async fn get_pending_consent(&self, hash: &[u8]) -> StoreResult<Option<crate::PendingConsentRow>> {
         self.read(|c| read::get_pending_consent(c, hash)).await

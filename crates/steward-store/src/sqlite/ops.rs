@@ -504,6 +504,50 @@ pub fn apply(conn: &Connection, op: &WriteOp, tip: &mut Option<AuditTip>) -> Sto
             params![v.token_hash, v.dsr_id.as_bytes(), to_micros(v.expires_at), v.used_at.map(to_micros)],
             false,
         ),
+        WriteOp::PutDrpAgent(a) => exec(
+            conn,
+            "INSERT INTO drp_agents (id, name, verify_key, token_hash, token_issued_at, created_by, created_at) \
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7) ON CONFLICT (id) DO UPDATE SET name = excluded.name, \
+             verify_key = excluded.verify_key, token_hash = excluded.token_hash, \
+             token_issued_at = excluded.token_issued_at, created_by = excluded.created_by, created_at = excluded.created_at",
+            params![
+                a.id,
+                a.name,
+                a.verify_key,
+                a.token_hash,
+                a.token_issued_at.map(to_micros),
+                a.created_by.map(|u| u.as_bytes().to_vec()),
+                to_micros(a.created_at)
+            ],
+            false,
+        ),
+        WriteOp::DeleteDrpAgent { id } => exec(conn, "DELETE FROM drp_agents WHERE id = ?1", params![id], true),
+        WriteOp::InsertDrpRequest(r) => exec(
+            conn,
+            "INSERT INTO drp_requests (dsr_id, agent_id, exercise, agent_request_id, attested, created_at) \
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+            params![
+                r.dsr_id.as_bytes(),
+                r.agent_id,
+                r.exercise,
+                r.agent_request_id,
+                r.attested.join(","),
+                to_micros(r.created_at)
+            ],
+            false,
+        ),
+        WriteOp::InsertDrpNonce { digest, expires_at } => exec(
+            conn,
+            "INSERT INTO drp_nonces (digest, expires_at) VALUES (?1, ?2)",
+            params![digest, to_micros(*expires_at)],
+            false,
+        ),
+        WriteOp::PurgeDrpNonces { before } => exec(
+            conn,
+            "DELETE FROM drp_nonces WHERE expires_at < ?1",
+            params![to_micros(*before)],
+            false,
+        ),
         WriteOp::PutPendingConsent(p) => exec(
             conn,
             "INSERT INTO pending_consents (token_hash, id, sealed, created_at, expires_at, used_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",

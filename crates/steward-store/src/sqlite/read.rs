@@ -818,7 +818,7 @@ pub fn get_dsr(conn: &Connection, id: uuid::Uuid) -> StoreResult<Option<crate::D
 
 pub fn list_dsr(conn: &Connection, open_only: bool) -> StoreResult<Vec<crate::DsrRow>> {
     let filter = if open_only {
-        "WHERE status NOT IN ('completed', 'refused')"
+        "WHERE status NOT IN ('completed', 'refused', 'withdrawn')"
     } else {
         ""
     };
@@ -1104,6 +1104,65 @@ pub fn retention_aggregates(conn: &Connection) -> StoreResult<Vec<AggregateRow>>
                 attribute: get(r, 2)?,
                 value: get(r, 3)?,
                 count: u64::try_from(get::<i64>(r, 4)?).map_err(|_| corrupt("bad count"))?,
+            })
+        },
+    )
+}
+
+const DRP_AGENT_COLS: &str = "id, name, verify_key, token_hash, token_issued_at, created_by, created_at";
+
+fn drp_agent(r: &Row<'_>) -> StoreResult<crate::DrpAgentRow> {
+    Ok(crate::DrpAgentRow {
+        id: get(r, 0)?,
+        name: get(r, 1)?,
+        verify_key: get(r, 2)?,
+        token_hash: get(r, 3)?,
+        token_issued_at: get::<Option<i64>>(r, 4)?.map(from_micros).transpose()?,
+        created_by: opt_uuid_at(r, 5)?.map(UserId::from_uuid),
+        created_at: from_micros(get(r, 6)?)?,
+    })
+}
+
+pub fn get_drp_agent(conn: &Connection, id: &str) -> StoreResult<Option<crate::DrpAgentRow>> {
+    one(
+        conn,
+        &format!("SELECT {DRP_AGENT_COLS} FROM drp_agents WHERE id = ?1"),
+        [id],
+        drp_agent,
+    )
+}
+
+pub fn drp_agent_by_token(conn: &Connection, hash: &[u8]) -> StoreResult<Option<crate::DrpAgentRow>> {
+    one(
+        conn,
+        &format!("SELECT {DRP_AGENT_COLS} FROM drp_agents WHERE token_hash = ?1"),
+        [hash],
+        drp_agent,
+    )
+}
+
+pub fn list_drp_agents(conn: &Connection) -> StoreResult<Vec<crate::DrpAgentRow>> {
+    collect(
+        conn,
+        &format!("SELECT {DRP_AGENT_COLS} FROM drp_agents ORDER BY id"),
+        [],
+        drp_agent,
+    )
+}
+
+pub fn get_drp_request(conn: &Connection, id: Uuid) -> StoreResult<Option<crate::DrpRequestRow>> {
+    one(
+        conn,
+        "SELECT dsr_id, agent_id, exercise, agent_request_id, attested, created_at FROM drp_requests WHERE dsr_id = ?1",
+        [id.as_bytes()],
+        |r| {
+            Ok(crate::DrpRequestRow {
+                dsr_id: uuid_at(r, 0)?,
+                agent_id: get(r, 1)?,
+                exercise: get(r, 2)?,
+                agent_request_id: get(r, 3)?,
+                attested: crate::split_list(&get::<String>(r, 4)?),
+                created_at: from_micros(get(r, 5)?)?,
             })
         },
     )
