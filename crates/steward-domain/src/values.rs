@@ -263,6 +263,9 @@ impl Amount {
 /// text the validators accept, for the API description: prose that is not
 /// blank and holds no control character but tab, CR and LF.
 pub const PROSE_PATTERN: &str = r"^[^\u0000-\u0008\u000b\u000c\u000e-\u001f\u007f-\u009f]*[^\s\u0000-\u001f\u007f-\u009f][^\u0000-\u0008\u000b\u000c\u000e-\u001f\u007f-\u009f]*$";
+/// One line that is not blank and holds no control character at all.
+pub const LINE_PATTERN: &str =
+    r"^[^\u0000-\u001f\u007f-\u009f]*[^\s\u0000-\u001f\u007f-\u009f][^\u0000-\u001f\u007f-\u009f]*$";
 /// Like [`PROSE_PATTERN`], but blank is allowed (an optional text).
 pub const PROSE_OR_BLANK_PATTERN: &str = r"^[^\u0000-\u0008\u000b\u000c\u000e-\u001f\u007f-\u009f]*$";
 /// Text with at least one character that is not white space.

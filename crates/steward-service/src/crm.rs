@@ -19,16 +19,20 @@ use crate::Service;
 #[derive(Debug, Clone, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct OrganizationInput {
-    #[schemars(length(max = 300))]
+    #[schemars(length(max = 300), extend("pattern" = steward_domain::values::LINE_PATTERN))]
     pub name: String,
     #[serde(default)]
+    #[schemars(extend(
+        "pattern" = r"^\s*(?:[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?\.)+[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?\.?\s*$",
+        "maxLength" = 253
+    ))]
     pub domain: Option<String>,
 }
 
 #[derive(Debug, Clone, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct DealInput {
-    #[schemars(length(max = 300))]
+    #[schemars(length(max = 300), extend("pattern" = steward_domain::values::LINE_PATTERN))]
     pub title: String,
     #[serde(default)]
     #[schemars(extend("enum" = steward_domain::DealStage::NAMES_OR_NULL))]

@@ -190,11 +190,29 @@ pub async fn put_settings(
     Authed(p): Authed,
     ApiJson(input): ApiJson<serde_json::Map<String, Value>>,
 ) -> ApiResult<Json<Value>> {
+    // Each value of the JSON type the description gives its setting
+    // (SettingsInput), all checked before any is changed.
+    let schema = steward_service::settings::change_schema();
+    let mut changes = Vec::with_capacity(input.len());
     for (name, value) in &input {
-        let text = match value {
-            Value::String(v) => v.clone(),
-            other => other.to_string(),
+        let ty = schema["properties"][name.as_str()]["type"].as_str().unwrap_or("string");
+        let text = match (ty, value) {
+            ("boolean", Value::Bool(b)) => b.to_string(),
+            ("integer", Value::Number(n)) if n.as_i64().is_some() => n.to_string(),
+            // JSON Schema counts 7.0 as an integer.
+            ("integer", Value::Number(n)) if n.as_f64().is_some_and(|f| f.fract() == 0.0 && f.abs() < 1e15) => {
+                format!("{}", n.as_f64().unwrap_or_default() as i64)
+            }
+            ("string", Value::String(v)) => v.clone(),
+            _ => {
+                return Err(crate::problem::ApiError::Validation(vec![
+                    steward_domain::FieldError::new(name, format!("must be a JSON {ty}")),
+                ]))
+            }
         };
+        changes.push((name, text));
+    }
+    for (name, text) in changes {
         s.service.set_setting_by(&p, name, &text).await?;
     }
     settings(State(s), Authed(p)).await
