@@ -170,6 +170,17 @@ const CURRENCIES: &str = "AED AFN ALL AMD ANG AOA ARS AUD AWG AZN BAM BBD BDT BG
 pub struct CurrencyCode([u8; 3]);
 
 impl CurrencyCode {
+    /// Every code [`Self::parse`] accepts (upper case), and null (for an
+    /// optional currency's schema).
+    #[must_use]
+    pub fn all_or_null() -> Vec<serde_json::Value> {
+        CURRENCIES
+            .split(' ')
+            .map(serde_json::Value::from)
+            .chain([serde_json::Value::Null])
+            .collect()
+    }
+
     pub fn parse(input: &str) -> Result<Self, ValueError> {
         let s = input.trim().to_ascii_uppercase();
         if s.len() == 3 && CURRENCIES.split(' ').any(|c| c == s) {

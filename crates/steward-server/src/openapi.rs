@@ -369,8 +369,9 @@ fn all_schemas(inv: &Inventory) -> Value {
     if let Some(obj) = all.as_object_mut() {
         obj.extend(derived_request_schemas());
     }
-    // What only the inventory knows: the purposes a public form may ask
-    // consent for (consent-based ones, and the opt-out of sale and sharing).
+    // What only the inventory knows: the purposes consent is recorded for,
+    // by staff or on a public form (consent-based ones, and the opt-out of
+    // sale and sharing).
     let mut consent: Vec<&str> = inv
         .purposes
         .iter()
@@ -378,11 +379,13 @@ fn all_schemas(inv: &Inventory) -> Value {
         .map(|(n, _)| n.as_str())
         .collect();
     consent.push(steward_service::consent::SALE_SHARING);
-    if let Some(purpose) = all
-        .pointer_mut("/PublicConsent/properties/purpose")
-        .and_then(Value::as_object_mut)
-    {
-        purpose.insert("enum".into(), json!(consent));
+    for schema in ["PublicConsent", "ConsentInput"] {
+        if let Some(purpose) = all
+            .pointer_mut(&format!("/{schema}/properties/purpose"))
+            .and_then(Value::as_object_mut)
+        {
+            purpose.insert("enum".into(), json!(consent));
+        }
     }
     all
 }

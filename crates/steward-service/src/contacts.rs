@@ -76,6 +76,7 @@ pub struct InteractionInput {
     #[schemars(extend("enum" = steward_domain::InteractionKind::NAMES))]
     pub kind: String,
     #[schemars(length(max = 10000))]
+    #[schemars(extend("pattern" = steward_domain::values::NOT_BLANK_PATTERN, "maxLength" = 10_000))]
     pub summary: String,
     #[serde(default)]
     #[schemars(extend("format" = "date-time"))]

@@ -43,6 +43,7 @@ pub struct DealInput {
     pub amount: Option<Value>,
     /// ISO 4217 code, required with an amount.
     #[serde(default)]
+    #[schemars(extend("enum" = steward_domain::values::CurrencyCode::all_or_null()))]
     pub currency: Option<String>,
     #[serde(default)]
     #[schemars(extend("format" = "uuid"))]
