@@ -53,26 +53,38 @@ pub fn member<'a>(obj: &'a Map<String, Value>, name: &str) -> Option<&'a Value> 
     obj.iter().find(|(k, _)| k.eq_ignore_ascii_case(name)).map(|(_, v)| v)
 }
 
-fn key_of(obj: &Map<String, Value>, name: &str) -> Option<String> {
-    obj.keys().find(|k| k.eq_ignore_ascii_case(name)).cloned()
-}
-
-/// Parses a PatchOp request body.
-pub fn parse_request(body: &Value, schema: &str) -> Result<Vec<PatchOp>, ScimError> {
+/// The body as a JSON object whose `schemas`, when given, list `schema`;
+/// `unlisted` is the error's sentence otherwise.
+pub fn message_object<'a>(
+    body: &'a Value,
+    schema: &str,
+    unlisted: &'static str,
+) -> Result<&'a Map<String, Value>, ScimError> {
     let obj = body
         .as_object()
         .ok_or_else(|| ScimError::bad("invalidSyntax", "the request body must be a JSON object"))?;
     if let Some(schemas) = member(obj, "schemas") {
         let listed = schemas
             .as_array()
-            .is_some_and(|a| a.iter().any(|s| s.as_str() == Some(PATCH_SCHEMA)));
+            .is_some_and(|a| a.iter().any(|s| s.as_str() == Some(schema)));
         if !listed {
-            return Err(ScimError::bad(
-                "invalidSyntax",
-                "a PATCH request must list the PatchOp message schema",
-            ));
+            return Err(ScimError::bad("invalidSyntax", unlisted));
         }
     }
+    Ok(obj)
+}
+
+fn key_of(obj: &Map<String, Value>, name: &str) -> Option<String> {
+    obj.keys().find(|k| k.eq_ignore_ascii_case(name)).cloned()
+}
+
+/// Parses a PatchOp request body.
+pub fn parse_request(body: &Value, schema: &str) -> Result<Vec<PatchOp>, ScimError> {
+    let obj = message_object(
+        body,
+        PATCH_SCHEMA,
+        "a PATCH request must list the PatchOp message schema",
+    )?;
     let ops = member(obj, "Operations")
         .and_then(Value::as_array)
         .ok_or_else(|| ScimError::bad("invalidSyntax", "a PATCH request needs an Operations array"))?;

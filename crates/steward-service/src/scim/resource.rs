@@ -13,7 +13,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{json, Map, Value};
 use steward_domain::UserId;
 
-use super::patch::member;
+use super::patch::{member, message_object};
 use super::ScimError;
 
 pub const USER_SCHEMA: &str = "urn:ietf:params:scim:schemas:core:2.0:User";
@@ -145,17 +145,7 @@ fn boolean(v: &Value, attribute: &str) -> Result<bool, ScimError> {
 
 /// Parses a User resource body.
 pub fn parse_user(body: &Value) -> Result<UserInput, ScimError> {
-    let obj = body
-        .as_object()
-        .ok_or_else(|| ScimError::bad("invalidSyntax", "the request body must be a JSON object"))?;
-    if let Some(schemas) = member(obj, "schemas") {
-        let listed = schemas
-            .as_array()
-            .is_some_and(|a| a.iter().any(|s| s.as_str() == Some(USER_SCHEMA)));
-        if !listed {
-            return Err(ScimError::bad("invalidSyntax", "a User must list the core User schema"));
-        }
-    }
+    let obj = message_object(body, USER_SCHEMA, "a User must list the core User schema")?;
     if member(obj, "password").is_some_and(|p| !p.is_null()) {
         return Err(invalid(
             "passwords are not provisioned over SCIM; an administrator sets one in Steward",
