@@ -55,6 +55,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
     ),
     (16, "scim", include_str!("../../migrations/sqlite/0016_scim.sql")),
     (17, "drp", include_str!("../../migrations/sqlite/0017_drp.sql")),
+    (
+        18,
+        "audit_facts_table",
+        include_str!("../../migrations/sqlite/0018_audit_facts_table.sql"),
+    ),
 ];
 
 pub fn run(conn: &mut Connection) -> StoreResult<()> {
@@ -88,6 +93,26 @@ pub fn run(conn: &mut Connection) -> StoreResult<()> {
     tx.commit().map_err(err)
 }
 
+/// Applies the migrations up to `version` only, as an older Steward left
+/// the database (for tests of the migrations after it).
+#[cfg(test)]
+pub(crate) fn run_to(conn: &mut Connection, version: i64) -> StoreResult<()> {
+    let err = |e: rusqlite::Error| StoreError::Backend(format!("migration failed: {e}"));
+    conn.execute_batch(
+        "CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at INTEGER NOT NULL)",
+    )
+    .map_err(err)?;
+    for (v, name, sql) in MIGRATIONS.iter().filter(|m| m.0 <= version) {
+        conn.execute_batch(sql).map_err(err)?;
+        conn.execute(
+            "INSERT INTO schema_migrations (version, name, applied_at) VALUES (?1, ?2, 0)",
+            params![v, name],
+        )
+        .map_err(err)?;
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -99,18 +124,7 @@ mod tests {
     fn the_token_index_starts_with_the_indexed_part_of_the_log() {
         let dir = tempfile::tempdir().expect("tempdir");
         let mut conn = Connection::open(dir.path().join("steward.db")).expect("open");
-        conn.execute_batch(
-            "CREATE TABLE schema_migrations (version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at INTEGER NOT NULL)",
-        )
-        .expect("bookkeeping");
-        for (version, name, sql) in MIGRATIONS.iter().filter(|m| m.0 <= 12) {
-            conn.execute_batch(sql).expect("migration");
-            conn.execute(
-                "INSERT INTO schema_migrations (version, name, applied_at) VALUES (?1, ?2, 0)",
-                params![version, name],
-            )
-            .expect("record");
-        }
+        run_to(&mut conn, 12).expect("migrations up to 12");
         let (a, b) = ([1u8; 16], [2u8; 16]);
         let tokens: [Option<[u8; 16]>; 6] = [Some(b), None, Some(a), Some(b), Some(a), None];
         for (idx, token) in tokens.iter().enumerate() {

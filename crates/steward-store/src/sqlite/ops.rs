@@ -678,13 +678,14 @@ pub(super) fn append_audit(conn: &Connection, record: &AuditRecord, tip: &mut Op
         None => tip.insert(load_tip(conn)?),
     };
     let (index, bytes, leaf) = t.seal(record);
+    let index = i64::try_from(index).map_err(|_| StoreError::Corrupt("audit index overflow".into()))?;
     conn.prepare_cached(
-        "INSERT INTO audit_log (idx, entry, leaf_hash, at, subject_id, actor_user, actor_token, action, facts) \
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+        "INSERT INTO audit_log (idx, entry, leaf_hash, at, subject_id, actor_user, actor_token, action) \
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
     )
     .map_err(e)?
     .execute(params![
-        i64::try_from(index).map_err(|_| StoreError::Corrupt("audit index overflow".into()))?,
+        index,
         bytes,
         leaf.as_slice(),
         to_micros(record.at),
@@ -692,9 +693,13 @@ pub(super) fn append_audit(conn: &Connection, record: &AuditRecord, tip: &mut Op
         record.actor.user_id.map(|u| u.as_bytes().to_vec()),
         record.actor.token_id.map(|u| u.as_bytes().to_vec()),
         record.action,
-        steward_audit::facts::encode(record)
     ])
     .map_err(e)?;
+    // The facts in their own table (migration 18), for the report's pass.
+    conn.prepare_cached("INSERT INTO audit_facts (idx, facts) VALUES (?1, ?2)")
+        .map_err(e)?
+        .execute(params![index, steward_audit::facts::encode(record)])
+        .map_err(e)?;
     Ok(())
 }
 
@@ -825,31 +830,78 @@ mod tests {
         let mut conn = Connection::open(dir.path().join("steward.db")).expect("open");
         super::super::migrations::run(&mut conn).expect("migrate");
         let mut tip = None;
-        for _ in 0..3 {
+        for _ in 0..6 {
             let r = AuditRecord::new(chrono::Utc::now(), Actor::system(), "contact.read", Outcome::Ok);
             append_audit(&conn, &r, &mut tip).expect("append");
         }
-        conn.execute("UPDATE audit_log SET facts = NULL WHERE idx = 1", [])
-            .expect("an older entry");
-        let old: Vec<u8> = conn
-            .query_row("SELECT entry FROM audit_log WHERE idx = 1", [], |r| r.get(0))
-            .expect("entry");
-        let mut kinds = Vec::new();
-        let go = super::super::read::scan_audit(&conn, 0, 3, &mut |i, row| {
-            kinds.push(match row {
-                crate::ScanRow::Facts(f) => {
-                    format!(
-                        "{i} facts {}",
-                        steward_audit::facts::decode(f).map_or("?", |f| f.action)
-                    )
-                }
-                crate::ScanRow::Entry(e) => format!("{i} entry {}", e == old.as_slice()),
-            });
-            true
-        })
-        .expect("scan");
+        // Older entries: the first, two in the middle and the last.
+        conn.execute("DELETE FROM audit_facts WHERE idx IN (0, 2, 3, 5)", [])
+            .expect("older entries");
+        let old: Vec<Vec<u8>> = (0..6)
+            .map(|i| {
+                conn.query_row("SELECT entry FROM audit_log WHERE idx = ?1", [i], |r| r.get(0))
+                    .expect("entry")
+            })
+            .collect();
+        let scan = |from: u64, to: u64, stop_after: usize| {
+            let mut kinds = Vec::new();
+            let go = super::super::read::scan_audit(&conn, from, to, &mut |i, row| {
+                kinds.push(match row {
+                    crate::ScanRow::Facts(f) => {
+                        format!(
+                            "{i} facts {}",
+                            steward_audit::facts::decode(f).map_or("?", |f| f.action)
+                        )
+                    }
+                    crate::ScanRow::Entry(e) => format!("{i} entry {}", e == old[i as usize].as_slice()),
+                });
+                kinds.len() < stop_after
+            })
+            .expect("scan");
+            (go, kinds)
+        };
+        let (go, kinds) = scan(0, 6, usize::MAX);
         assert!(go);
-        assert_eq!(kinds, ["0 facts contact.read", "1 entry true", "2 facts contact.read"]);
+        assert_eq!(
+            kinds,
+            [
+                "0 entry true",
+                "1 facts contact.read",
+                "2 entry true",
+                "3 entry true",
+                "4 facts contact.read",
+                "5 entry true"
+            ]
+        );
+        assert_eq!(
+            scan(2, 5, usize::MAX).1,
+            ["2 entry true", "3 entry true", "4 facts contact.read"]
+        );
+        let (go, kinds) = scan(0, 6, 3);
+        assert!(!go, "the visitor asked to stop");
+        assert_eq!(kinds, ["0 entry true", "1 facts contact.read", "2 entry true"]);
+    }
+
+    /// Migration 18 copies the facts migration 15 kept beside the entries.
+    #[test]
+    fn migration_18_moves_the_facts_to_their_table() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut conn = Connection::open(dir.path().join("steward.db")).expect("open");
+        super::super::migrations::run_to(&mut conn, 17).expect("migrate to 17");
+        conn.execute(
+            "INSERT INTO audit_log (idx, entry, leaf_hash, at, action, facts) VALUES (0, x'00', x'00', 0, 'x', NULL), (1, x'00', x'00', 0, 'x', x'0102')",
+            [],
+        )
+        .expect("two entries");
+        super::super::migrations::run(&mut conn).expect("migrate");
+        let rows: Vec<(i64, Vec<u8>)> = conn
+            .prepare("SELECT idx, facts FROM audit_facts ORDER BY idx")
+            .expect("prepare")
+            .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+            .expect("query")
+            .map(|r| r.expect("row"))
+            .collect();
+        assert_eq!(rows, [(1, vec![1, 2])]);
     }
 
     /// A merge adds the same range of entries to the subject and the token

@@ -499,20 +499,43 @@ fn blob<'r>(row: &'r Row<'_>, k: usize) -> StoreResult<Option<&'r [u8]>> {
 }
 
 fn scan_rows(conn: &Connection, from: u64, to: u64, visit: &mut AuditVisit<'_>) -> StoreResult<bool> {
+    // The facts table (migration 18) in index order; an entry without
+    // facts (appended before migration 15) shows as a gap in it and is
+    // handed over from audit_log. Entries are never changed once written,
+    // so the two statements agree without sharing a snapshot.
     let mut stmt = conn
-        .prepare_cached(
-            "SELECT idx, facts, CASE WHEN facts IS NULL THEN entry END FROM audit_log \
-             WHERE idx >= ?1 AND idx < ?2 ORDER BY idx",
-        )
+        .prepare_cached("SELECT idx, facts FROM audit_facts WHERE idx >= ?1 AND idx < ?2 ORDER BY idx")
+        .map_err(|e| map_err(&e))?;
+    let mut rows = stmt.query(params![idx(from), idx(to)]).map_err(|e| map_err(&e))?;
+    let mut next = from;
+    while let Some(row) = rows.next().map_err(|e| map_err(&e))? {
+        let i = u64::try_from(row.get::<_, i64>(0).map_err(|e| map_err(&e))?).unwrap_or(0);
+        if i > next && !scan_entries(conn, next, i, visit)? {
+            return Ok(false);
+        }
+        next = i + 1;
+        if !visit(i, ScanRow::Facts(blob(row, 1)?.unwrap_or_default())) {
+            return Ok(false);
+        }
+    }
+    if next < to {
+        return scan_entries(conn, next, to, visit);
+    }
+    Ok(true)
+}
+
+/// Hands over the entries `from..to` themselves (those without facts).
+fn scan_entries(conn: &Connection, from: u64, to: u64, visit: &mut AuditVisit<'_>) -> StoreResult<bool> {
+    let mut stmt = conn
+        .prepare_cached("SELECT idx, entry FROM audit_log WHERE idx >= ?1 AND idx < ?2 ORDER BY idx")
         .map_err(|e| map_err(&e))?;
     let mut rows = stmt.query(params![idx(from), idx(to)]).map_err(|e| map_err(&e))?;
     while let Some(row) = rows.next().map_err(|e| map_err(&e))? {
         let i: i64 = row.get(0).map_err(|e| map_err(&e))?;
-        let found = match blob(row, 1)? {
-            Some(facts) => ScanRow::Facts(facts),
-            None => ScanRow::Entry(blob(row, 2)?.unwrap_or_default()),
-        };
-        if !visit(u64::try_from(i).unwrap_or(0), found) {
+        if !visit(
+            u64::try_from(i).unwrap_or(0),
+            ScanRow::Entry(blob(row, 1)?.unwrap_or_default()),
+        ) {
             return Ok(false);
         }
     }
