@@ -232,6 +232,45 @@ pub fn derived_request_schemas() -> Map<String, Value> {
     all
 }
 
+/// The response bodies' schemas, derived (schemars) from the very types
+/// the handlers serialise; keyed by schema name. Operations whose handler
+/// still builds its answer as a `serde_json::Value` name a hand-written
+/// schema instead (or `Object`, until typed).
+#[must_use]
+pub fn derived_response_schemas() -> Map<String, Value> {
+    use crate::routes::{incidents, retention};
+    use steward_service::{compliance, doctor, incident, retention as sr};
+    let mut generator = schemars::generate::SchemaSettings::draft2020_12()
+        .with(|s| {
+            s.definitions_path = "/components/schemas".into();
+            s.meta_schema = None;
+        })
+        .for_serialize()
+        .into_generator();
+    macro_rules! derive_all {
+        ($($t:ty),* $(,)?) => {
+            $( let _ = generator.subschema_for::<$t>(); )*
+        };
+    }
+    derive_all!(
+        retention::PreviewOut,
+        retention::ReviewOut,
+        sr::RetentionReport,
+        sr::RetentionHistory,
+        compliance::ComplianceReport,
+        doctor::SecurityReport,
+        incidents::TimelineOut,
+        incident::TimelineItem,
+        incident::EvidenceMeta,
+        incident::Evidence,
+        incident::ScopeSnapshot,
+        incident::ScopeVerification,
+        incident::RiskOutcome,
+        incident::SubjectNoticeOutcome,
+    );
+    generator.take_definitions(true)
+}
+
 fn status_text(code: u16) -> &'static str {
     match code {
         200 => "OK",
@@ -368,6 +407,7 @@ fn all_schemas(inv: &Inventory) -> Value {
     let mut all = schemas(inv);
     if let Some(obj) = all.as_object_mut() {
         obj.extend(derived_request_schemas());
+        obj.extend(derived_response_schemas());
     }
     // What only the inventory knows: the purposes consent is recorded for,
     // by staff or on a public form (consent-based ones, and the opt-out of

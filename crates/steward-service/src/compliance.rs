@@ -22,7 +22,7 @@ pub const OUTLIER_MIN_SUBJECTS: u64 = 20;
 /// …and at least this many times the median of the other accounts.
 pub const OUTLIER_FACTOR: u64 = 3;
 
-#[derive(Debug, Clone, Default, Serialize)]
+#[derive(Debug, Clone, Default, Serialize, schemars::JsonSchema)]
 pub struct DsrFigures {
     /// Requests received in the period.
     pub received: u64,
@@ -41,7 +41,7 @@ pub struct DsrFigures {
     pub overdue_now: u64,
 }
 
-#[derive(Debug, Clone, Default, Serialize)]
+#[derive(Debug, Clone, Default, Serialize, schemars::JsonSchema)]
 pub struct ConsentPurpose {
     pub grants: u64,
     pub withdrawals: u64,
@@ -52,7 +52,7 @@ pub struct ConsentPurpose {
     pub rate: Option<f64>,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, schemars::JsonSchema)]
 pub struct ConsentMonth {
     /// `YYYY-MM`.
     pub month: String,
@@ -61,13 +61,13 @@ pub struct ConsentMonth {
     pub withdrawals: u64,
 }
 
-#[derive(Debug, Clone, Default, Serialize)]
+#[derive(Debug, Clone, Default, Serialize, schemars::JsonSchema)]
 pub struct ConsentFigures {
     pub by_purpose: BTreeMap<String, ConsentPurpose>,
     pub by_month: Vec<ConsentMonth>,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, schemars::JsonSchema)]
 pub struct AccountReads {
     /// The staff user's id (or the token's, for a token without a user).
     pub account: String,
@@ -77,7 +77,7 @@ pub struct AccountReads {
     pub outlier: bool,
 }
 
-#[derive(Debug, Clone, Default, Serialize)]
+#[derive(Debug, Clone, Default, Serialize, schemars::JsonSchema)]
 pub struct ReadFigures {
     /// Audited reads of personal data in the period.
     pub total: u64,
@@ -89,7 +89,7 @@ pub struct ReadFigures {
     pub median_subjects: f64,
 }
 
-#[derive(Debug, Clone, Default, Serialize)]
+#[derive(Debug, Clone, Default, Serialize, schemars::JsonSchema)]
 pub struct IncidentFigures {
     /// Incidents the organisation became aware of in the period.
     pub opened: u64,
@@ -105,7 +105,7 @@ pub struct IncidentFigures {
     pub overdue_now: u64,
 }
 
-#[derive(Debug, Clone, Default, Serialize)]
+#[derive(Debug, Clone, Default, Serialize, schemars::JsonSchema)]
 pub struct TrainingFigures {
     /// Active staff with a role that reads personal data.
     pub staff: u64,
@@ -113,14 +113,14 @@ pub struct TrainingFigures {
     pub coverage: Option<f64>,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, schemars::JsonSchema)]
 pub struct SecurityFigures {
     pub score: u32,
     pub failing: Vec<String>,
     pub warning: Vec<String>,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, schemars::JsonSchema)]
 pub struct ComplianceReport {
     pub generated_at: DateTime<Utc>,
     pub from: DateTime<Utc>,
@@ -135,7 +135,24 @@ pub struct ComplianceReport {
     pub security: SecurityFigures,
     /// The audit log the figures were computed from: entries up to this
     /// signed head (verify with `steward audit verify` and the JWKS key).
+    #[schemars(schema_with = "signed_tree_head_schema")]
     pub tree_head: SignedTreeHead,
+}
+
+/// How [`SignedTreeHead`] serialises (its crate has no schemas).
+pub(crate) fn signed_tree_head_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+    schemars::json_schema!({
+        "type": "object",
+        "required": ["tree_size", "timestamp_ms", "root", "signature", "key_id"],
+        "additionalProperties": false,
+        "properties": {
+            "tree_size": {"type": "integer", "minimum": 0},
+            "timestamp_ms": {"type": "integer", "description": "Milliseconds since the Unix epoch"},
+            "root": {"type": "string", "pattern": "^[0-9a-f]{64}$", "description": "The root hash, lower-case hex"},
+            "signature": {"type": "string", "contentEncoding": "base64", "description": "Ed25519 over the tree head bytes"},
+            "key_id": {"type": "string"}
+        }
+    })
 }
 
 /// The current consent record per person and purpose, from the whole

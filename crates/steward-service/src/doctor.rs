@@ -37,8 +37,9 @@ pub const SNAPSHOT_MAX_DAYS: i64 = 90;
 /// not run.
 pub const RETENTION_GRACE_HOURS: i64 = 24;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, schemars::JsonSchema)]
 #[serde(rename_all = "lowercase")]
+#[schemars(rename = "ControlStatus")]
 pub enum Status {
     Pass,
     Warn,
@@ -57,7 +58,7 @@ impl Status {
 }
 
 /// One control's outcome.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, schemars::JsonSchema)]
 pub struct Control {
     pub id: &'static str,
     pub title: &'static str,
@@ -73,7 +74,7 @@ pub struct Control {
 }
 
 /// The whole self-audit.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, schemars::JsonSchema)]
 pub struct SecurityReport {
     pub generated_at: DateTime<Utc>,
     pub version: &'static str,

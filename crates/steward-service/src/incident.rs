@@ -76,7 +76,7 @@ struct IncidentDoc {
 }
 
 /// The risk assessment as confirmed or overridden by the privacy officer.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct RiskAssessment {
     pub level: RiskLevel,
     pub proposed: RiskLevel,
@@ -227,7 +227,7 @@ pub struct ScopeCriteria {
 }
 
 /// The criteria as applied (ids resolved, window fixed).
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq, schemars::JsonSchema)]
 pub struct AppliedCriteria {
     pub user_id: Option<Uuid>,
     pub username: Option<String>,
@@ -238,7 +238,7 @@ pub struct AppliedCriteria {
 }
 
 /// What the scope found about one person.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq, schemars::JsonSchema)]
 pub struct SubjectScope {
     pub subject_id: Uuid,
     /// read, written, exported, deleted
@@ -250,7 +250,7 @@ pub struct SubjectScope {
 }
 
 /// Counts over the scope.
-#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq, schemars::JsonSchema)]
 pub struct ScopeTotals {
     pub subjects: u64,
     pub records: u64,
@@ -272,7 +272,7 @@ pub struct ScopeTotals {
 
 /// The part of a scope its digest covers: all of it but who computed it
 /// and when.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq, schemars::JsonSchema)]
 pub struct ScopeResult {
     pub criteria: AppliedCriteria,
     pub tree_size: u64,
@@ -281,11 +281,12 @@ pub struct ScopeResult {
 }
 
 /// A scope as stored with the incident.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct ScopeSnapshot {
     pub id: Uuid,
     pub computed_at: DateTime<Utc>,
     pub computed_by: String,
+    #[schemars(schema_with = "crate::compliance::signed_tree_head_schema")]
     pub tree_head: SignedTreeHead,
     /// Hex of the audit signing key's public half.
     pub public_key: String,
@@ -295,7 +296,7 @@ pub struct ScopeSnapshot {
 }
 
 /// The outcome of re-verifying a stored scope.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, schemars::JsonSchema)]
 pub struct ScopeVerification {
     pub scope_id: Uuid,
     pub tree_size: u64,
@@ -308,7 +309,7 @@ pub struct ScopeVerification {
 }
 
 /// One entry of the timeline, opened.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct TimelineItem {
     pub id: Uuid,
     pub kind: String,
@@ -356,7 +357,7 @@ pub struct RiskInput {
 }
 
 /// The proposal and what was recorded.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, schemars::JsonSchema)]
 pub struct RiskOutcome {
     pub proposal: RiskProposal,
     pub assessment: RiskAssessment,
@@ -393,7 +394,7 @@ pub struct SubjectNoticeInput {
 }
 
 /// What notifying the people did.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, schemars::JsonSchema)]
 pub struct SubjectNoticeOutcome {
     /// Notices queued in the sealed outbox now.
     pub queued: u64,
@@ -437,8 +438,30 @@ pub struct EvidenceInput {
     pub description: Option<String>,
 }
 
+/// Stored evidence as listed: [`Evidence`] without its content.
+#[derive(Debug, Clone, Serialize, schemars::JsonSchema)]
+pub struct EvidenceMeta {
+    pub id: Uuid,
+    pub name: String,
+    pub media_type: String,
+    pub sha256: String,
+    pub size: u64,
+}
+
+impl From<Evidence> for EvidenceMeta {
+    fn from(e: Evidence) -> Self {
+        Self {
+            id: e.id,
+            name: e.name,
+            media_type: e.media_type,
+            sha256: e.sha256,
+            size: e.size,
+        }
+    }
+}
+
 /// Stored evidence with its content.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, schemars::JsonSchema)]
 pub struct Evidence {
     pub id: Uuid,
     pub name: String,

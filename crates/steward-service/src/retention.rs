@@ -48,12 +48,13 @@ const RECORD_CHUNK: u32 = 500;
 pub const MAX_PREVIEW_DAYS: u32 = 3_660;
 
 /// A record due under a rule.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, schemars::JsonSchema)]
 pub struct DueRecord {
     /// contact, interaction, deal, consent_record, dsr_case, export_bundle, incident
     pub record: &'static str,
     pub id: uuid::Uuid,
     /// The data subject, when the record has one.
+    #[schemars(with = "Option<uuid::Uuid>")]
     pub subject_id: Option<SubjectId>,
     pub rule: String,
     /// erase, anonymise, review or narrow
@@ -65,7 +66,7 @@ pub struct DueRecord {
 }
 
 /// Counts per rule and action.
-#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Serialize, PartialEq, Eq, schemars::JsonSchema)]
 pub struct RuleCount {
     pub record: &'static str,
     pub rule: String,
@@ -77,7 +78,7 @@ pub struct RuleCount {
 }
 
 /// What a run did (or, dry, would do).
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, schemars::JsonSchema)]
 pub struct RetentionReport {
     pub at: DateTime<Utc>,
     pub dry_run: bool,
@@ -106,7 +107,7 @@ pub struct RetentionReport {
 
 /// Per rule, what the retention runs did since a date, and what
 /// anonymisation kept.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, schemars::JsonSchema)]
 pub struct RetentionHistory {
     pub since: DateTime<Utc>,
     /// One row per run, rule, record kind and action, oldest first.
@@ -117,7 +118,7 @@ pub struct RetentionHistory {
     pub aggregates: Vec<AggregateView>,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, schemars::JsonSchema)]
 pub struct RetentionLogView {
     pub run_id: uuid::Uuid,
     pub at: DateTime<Utc>,
@@ -127,7 +128,7 @@ pub struct RetentionLogView {
     pub count: u64,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, schemars::JsonSchema)]
 pub struct AggregateView {
     pub record: String,
     pub period: String,

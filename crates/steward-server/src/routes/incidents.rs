@@ -6,10 +6,12 @@ use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use serde::Deserialize;
+use serde::Serialize;
 use serde_json::{json, Value};
 use steward_service::incident::{
-    ContainmentInput, EvidenceInput, IncidentChange, IncidentInput, RegulatorInput, RiskInput, ScopeCriteria,
-    SubjectNoticeInput,
+    ContainmentInput, Evidence, EvidenceInput, EvidenceMeta, IncidentChange, IncidentInput, RegulatorInput, RiskInput,
+    RiskOutcome, ScopeCriteria, ScopeSnapshot, ScopeVerification, SubjectNoticeInput, SubjectNoticeOutcome,
+    TimelineItem,
 };
 
 use crate::extract::{path_id, ApiJson, ApiQuery, Ctx};
@@ -65,10 +67,21 @@ pub async fn update(
     Ok(Json(to_json(&s.service.update_incident(&ctx, id, b).await?)))
 }
 
-pub async fn timeline(State(s): State<AppState>, Ctx(ctx): Ctx, Path(id): Path<String>) -> ApiResult<Json<Value>> {
+/// An incident's timeline, oldest first.
+#[derive(Serialize, schemars::JsonSchema)]
+#[schemars(rename = "IncidentTimeline")]
+pub struct TimelineOut {
+    items: Vec<TimelineItem>,
+}
+
+pub async fn timeline(
+    State(s): State<AppState>,
+    Ctx(ctx): Ctx,
+    Path(id): Path<String>,
+) -> ApiResult<Json<TimelineOut>> {
     let id = incident_id(&id)?;
     let items = s.service.incident_timeline(&ctx, id).await?;
-    Ok(Json(json!({ "items": to_json(&items) })))
+    Ok(Json(TimelineOut { items }))
 }
 
 #[derive(Deserialize, schemars::JsonSchema)]
@@ -86,8 +99,8 @@ pub async fn add_note(
     ApiJson(b): ApiJson<NoteBody>,
 ) -> ApiResult<impl IntoResponse> {
     let id = incident_id(&id)?;
-    let item = s.service.add_incident_note(&ctx, id, &b.text).await?;
-    Ok((StatusCode::CREATED, Json(to_json(&item))))
+    let item: TimelineItem = s.service.add_incident_note(&ctx, id, &b.text).await?;
+    Ok((StatusCode::CREATED, Json(item)))
 }
 
 pub async fn add_evidence(
@@ -97,10 +110,7 @@ pub async fn add_evidence(
     ApiJson(b): ApiJson<EvidenceInput>,
 ) -> ApiResult<impl IntoResponse> {
     let id = incident_id(&id)?;
-    let mut e = to_json(&s.service.add_incident_evidence(&ctx, id, b).await?);
-    if let Some(o) = e.as_object_mut() {
-        o.remove("content_base64");
-    }
+    let e = EvidenceMeta::from(s.service.add_incident_evidence(&ctx, id, b).await?);
     Ok((StatusCode::CREATED, Json(e)))
 }
 
@@ -108,10 +118,10 @@ pub async fn evidence(
     State(s): State<AppState>,
     Ctx(ctx): Ctx,
     Path((id, evidence)): Path<(String, String)>,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Json<Evidence>> {
     let id = incident_id(&id)?;
     let evidence: uuid::Uuid = path_id(&evidence, "evidence")?;
-    Ok(Json(to_json(&s.service.incident_evidence(&ctx, id, evidence).await?)))
+    Ok(Json(s.service.incident_evidence(&ctx, id, evidence).await?))
 }
 
 pub async fn scope(
@@ -121,18 +131,26 @@ pub async fn scope(
     ApiJson(b): ApiJson<ScopeCriteria>,
 ) -> ApiResult<impl IntoResponse> {
     let id = incident_id(&id)?;
-    let snapshot = s.service.scope_incident(&ctx, id, b).await?;
-    Ok((StatusCode::CREATED, Json(to_json(&snapshot))))
+    let snapshot: ScopeSnapshot = s.service.scope_incident(&ctx, id, b).await?;
+    Ok((StatusCode::CREATED, Json(snapshot)))
 }
 
-pub async fn get_scope(State(s): State<AppState>, Ctx(ctx): Ctx, Path(id): Path<String>) -> ApiResult<Json<Value>> {
+pub async fn get_scope(
+    State(s): State<AppState>,
+    Ctx(ctx): Ctx,
+    Path(id): Path<String>,
+) -> ApiResult<Json<ScopeSnapshot>> {
     let id = incident_id(&id)?;
-    Ok(Json(to_json(&s.service.incident_scope(&ctx, id).await?)))
+    Ok(Json(s.service.incident_scope(&ctx, id).await?))
 }
 
-pub async fn verify_scope(State(s): State<AppState>, Ctx(ctx): Ctx, Path(id): Path<String>) -> ApiResult<Json<Value>> {
+pub async fn verify_scope(
+    State(s): State<AppState>,
+    Ctx(ctx): Ctx,
+    Path(id): Path<String>,
+) -> ApiResult<Json<ScopeVerification>> {
     let id = incident_id(&id)?;
-    Ok(Json(to_json(&s.service.verify_incident_scope(&ctx, id).await?)))
+    Ok(Json(s.service.verify_incident_scope(&ctx, id).await?))
 }
 
 pub async fn risk(
@@ -140,9 +158,9 @@ pub async fn risk(
     Ctx(ctx): Ctx,
     Path(id): Path<String>,
     ApiJson(b): ApiJson<RiskInput>,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Json<RiskOutcome>> {
     let id = incident_id(&id)?;
-    Ok(Json(to_json(&s.service.assess_incident_risk(&ctx, id, b).await?)))
+    Ok(Json(s.service.assess_incident_risk(&ctx, id, b).await?))
 }
 
 #[derive(Deserialize)]
@@ -191,9 +209,9 @@ pub async fn notify_subjects(
     Ctx(ctx): Ctx,
     Path(id): Path<String>,
     ApiJson(b): ApiJson<SubjectNoticeInput>,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Json<SubjectNoticeOutcome>> {
     let id = incident_id(&id)?;
-    Ok(Json(to_json(&s.service.notify_incident_subjects(&ctx, id, b).await?)))
+    Ok(Json(s.service.notify_incident_subjects(&ctx, id, b).await?))
 }
 
 pub async fn contain(
@@ -203,6 +221,6 @@ pub async fn contain(
     ApiJson(b): ApiJson<ContainmentInput>,
 ) -> ApiResult<impl IntoResponse> {
     let id = incident_id(&id)?;
-    let item = s.service.contain_incident(&ctx, id, b).await?;
-    Ok((StatusCode::CREATED, Json(to_json(&item))))
+    let item: TimelineItem = s.service.contain_incident(&ctx, id, b).await?;
+    Ok((StatusCode::CREATED, Json(item)))
 }

@@ -7,7 +7,7 @@ use axum::http::header;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use serde::Deserialize;
-use serde_json::Value;
+use steward_service::doctor::SecurityReport;
 
 use crate::extract::{ApiQuery, Authed};
 use crate::problem::{ApiError, ApiResult};
@@ -52,11 +52,10 @@ pub async fn compliance(
             steward_service::compliance_render::to_csv(&report),
         )
             .into_response(),
-        _ => Json(serde_json::to_value(&report).unwrap_or(Value::Null)).into_response(),
+        _ => Json(report).into_response(),
     })
 }
 
-pub async fn security(State(s): State<AppState>, Authed(p): Authed) -> ApiResult<Json<Value>> {
-    let report = s.service.security_report_for(&p).await?;
-    Ok(Json(serde_json::to_value(&report).unwrap_or(Value::Null)))
+pub async fn security(State(s): State<AppState>, Authed(p): Authed) -> ApiResult<Json<SecurityReport>> {
+    Ok(Json(s.service.security_report_for(&p).await?))
 }

@@ -2,8 +2,8 @@
 
 use axum::extract::State;
 use axum::Json;
-use serde::Deserialize;
-use serde_json::{json, Value};
+use serde::{Deserialize, Serialize};
+use steward_service::retention::{DueRecord, RetentionHistory, RetentionReport, RuleCount};
 
 use crate::extract::{ApiJson, ApiQuery, Ctx};
 use crate::problem::ApiResult;
@@ -16,17 +16,31 @@ pub struct PreviewParams {
     days: Option<u32>,
 }
 
+/// What the schedules make due in the next `days` days, by rule.
+#[derive(Serialize, schemars::JsonSchema)]
+#[schemars(rename = "RetentionPreview")]
+pub struct PreviewOut {
+    days: u32,
+    /// Every rule in force, with what it will delete or put on review.
+    items: Vec<RuleCount>,
+}
+
 /// `GET /api/v1/retention/preview?days=N` (default 30).
 pub async fn preview(
     State(s): State<AppState>,
     Ctx(ctx): Ctx,
     ApiQuery(p): ApiQuery<PreviewParams>,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Json<PreviewOut>> {
     let days = p.days.unwrap_or(30);
     let items = s.service.retention_preview_for(&ctx, days).await?;
-    Ok(Json(
-        json!({ "days": days, "items": serde_json::to_value(items).unwrap_or_default() }),
-    ))
+    Ok(Json(PreviewOut { days, items }))
+}
+
+/// The privacy officer's review list.
+#[derive(Serialize, schemars::JsonSchema)]
+#[schemars(rename = "RetentionReviewList")]
+pub struct ReviewOut {
+    items: Vec<DueRecord>,
 }
 
 #[derive(Deserialize, Default, schemars::JsonSchema)]
@@ -38,17 +52,18 @@ pub struct RunBody {
 }
 
 /// `POST /api/v1/retention/run {"dry_run": bool}`.
-pub async fn run(State(s): State<AppState>, Ctx(ctx): Ctx, ApiJson(b): ApiJson<RunBody>) -> ApiResult<Json<Value>> {
-    let report = s.service.retention_run_for(&ctx, b.dry_run).await?;
-    Ok(Json(serde_json::to_value(report).unwrap_or_default()))
+pub async fn run(
+    State(s): State<AppState>,
+    Ctx(ctx): Ctx,
+    ApiJson(b): ApiJson<RunBody>,
+) -> ApiResult<Json<RetentionReport>> {
+    Ok(Json(s.service.retention_run_for(&ctx, b.dry_run).await?))
 }
 
 /// `GET /api/v1/retention/review`: contacts whose review period has ended.
-pub async fn review(State(s): State<AppState>, Ctx(ctx): Ctx) -> ApiResult<Json<Value>> {
+pub async fn review(State(s): State<AppState>, Ctx(ctx): Ctx) -> ApiResult<Json<ReviewOut>> {
     let items = s.service.retention_review_for(&ctx).await?;
-    Ok(Json(
-        json!({ "items": serde_json::to_value(items).unwrap_or_default() }),
-    ))
+    Ok(Json(ReviewOut { items }))
 }
 
 #[derive(Deserialize)]
@@ -65,11 +80,10 @@ pub async fn report(
     State(s): State<AppState>,
     Ctx(ctx): Ctx,
     ApiQuery(p): ApiQuery<ReportParams>,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Json<RetentionHistory>> {
     let since = p.since.map_or_else(
         || chrono::Utc::now() - chrono::Duration::days(365),
         |d| d.and_time(chrono::NaiveTime::MIN).and_utc(),
     );
-    let history = s.service.retention_history_for(&ctx, since).await?;
-    Ok(Json(serde_json::to_value(history).unwrap_or_default()))
+    Ok(Json(s.service.retention_history_for(&ctx, since).await?))
 }

@@ -462,12 +462,12 @@ pub async fn incident(
     };
     let timeline = routes::incidents::timeline(State(s.clone()), Ctx(ctx.0.clone()), Path(id.clone()))
         .await
-        .map(|j| j.0)
-        .ok();
+        .ok()
+        .and_then(|j| serde_json::to_value(j.0).ok());
     let scope = routes::incidents::get_scope(State(s.clone()), Ctx(ctx.0.clone()), Path(id.clone()))
         .await
-        .map(|j| j.0)
-        .ok();
+        .ok()
+        .and_then(|j| serde_json::to_value(j.0).ok());
     let done = f
         .done
         .as_deref()

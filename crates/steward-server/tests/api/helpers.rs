@@ -303,6 +303,7 @@ impl TestApp {
         purpose: Option<&str>,
         body: Option<Value>,
     ) -> Resp {
+        let checked = method.to_string();
         let mut req = self.client.request(method, self.url(path));
         if let Some(role) = role {
             req = req.bearer_auth(&self.tokens[role]);
@@ -314,7 +315,22 @@ impl TestApp {
             req = req.json(&b);
         }
         let resp = req.send().await.expect("request");
-        Self::read(resp).await
+        let r = Self::read(resp).await;
+        // Every answer whose schema is derived from the handler's type (and
+        // every problem) must match the OpenAPI document.
+        let content_type = r
+            .headers
+            .get(reqwest::header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default();
+        let bare = path.split('?').next().unwrap_or_default();
+        if let Err(e) = crate::openapi::check_response(&checked, bare, r.status.as_u16(), content_type, &r.text) {
+            panic!(
+                "{checked} {bare} {}: the answer does not match the OpenAPI document: {e}",
+                r.status
+            );
+        }
+        r
     }
 
     pub async fn read(resp: reqwest::Response) -> Resp {

@@ -4,9 +4,12 @@
 //! JSON Schema 2020-12, and real request bodies — the README tour's — are
 //! valid against them while bodies the server refuses are not.
 
+use std::cell::RefCell;
+use std::collections::HashMap;
+
 use serde_json::{json, Value};
 use steward_domain::Inventory;
-use steward_server::openapi::{derived_request_schemas, document};
+use steward_server::openapi::{derived_request_schemas, derived_response_schemas, document};
 
 fn doc() -> Value {
     document(&Inventory::default_inventory())
@@ -60,6 +63,7 @@ fn every_request_body_is_typed() {
 struct Validator {
     schemas: boon::Schemas,
     compiler: boon::Compiler,
+    compiled: HashMap<String, boon::SchemaIndex>,
 }
 
 const LOC: &str = "urn:steward:openapi";
@@ -73,17 +77,102 @@ impl Validator {
         Self {
             schemas: boon::Schemas::new(),
             compiler,
+            compiled: HashMap::new(),
         }
     }
 
-    fn valid(&mut self, schema: &str, body: &Value) -> bool {
+    fn index(&mut self, schema: &str) -> boon::SchemaIndex {
+        if let Some(i) = self.compiled.get(schema) {
+            return *i;
+        }
         let at = format!("{LOC}#/components/schemas/{schema}");
         let index = self
             .compiler
             .compile(&at, &mut self.schemas)
             .unwrap_or_else(|e| panic!("{schema} does not compile: {e:#}"));
-        self.schemas.validate(body, index).is_ok()
+        self.compiled.insert(schema.to_string(), index);
+        index
     }
+
+    fn valid(&mut self, schema: &str, body: &Value) -> bool {
+        self.check(schema, body).is_ok()
+    }
+
+    fn check(&mut self, schema: &str, body: &Value) -> Result<(), String> {
+        let index = self.index(schema);
+        self.schemas.validate(body, index).map_err(|e| format!("{e:#}"))
+    }
+}
+
+/// The template of the document's path `path` matches, like the router:
+/// the one with the most literal segments among those that fit.
+fn template_of<'d>(doc: &'d Value, path: &str) -> Option<&'d str> {
+    let segs: Vec<&str> = path.split('/').collect();
+    doc["paths"]
+        .as_object()?
+        .keys()
+        .filter_map(|t| {
+            let ts: Vec<&str> = t.split('/').collect();
+            if ts.len() != segs.len() {
+                return None;
+            }
+            let mut literal = 0;
+            for (a, b) in ts.iter().zip(&segs) {
+                if a.starts_with('{') {
+                    continue;
+                }
+                if a != b {
+                    return None;
+                }
+                literal += 1;
+            }
+            Some((literal, t.as_str()))
+        })
+        .max_by_key(|(n, _)| *n)
+        .map(|(_, t)| t)
+}
+
+/// The schema the document names for the answer `status` of `method
+/// path` in `media`, when it is one derived from the handler's type (or the
+/// problem document): those are checked on every call the API tests make.
+fn checked_schema(doc: &Value, method: &str, path: &str, status: u16, media: &str) -> Option<String> {
+    let template = template_of(doc, path)?;
+    let response = &doc["paths"][template][method.to_ascii_lowercase()]["responses"][status.to_string()];
+    let name = response["content"][media]["schema"]["$ref"]
+        .as_str()?
+        .trim_start_matches("#/components/schemas/");
+    (name == "Problem" || derived_response_schemas().contains_key(name)).then(|| name.to_string())
+}
+
+/// Checks a real answer against the document: `Err` names the schema and
+/// what does not match. Answers with no checked schema pass.
+pub fn check_response(method: &str, path: &str, status: u16, content_type: &str, text: &str) -> Result<(), String> {
+    thread_local! {
+        // boon's compiler is not Send: one checker per test thread.
+        static CHECKER: RefCell<Option<(Value, Validator)>> = const { RefCell::new(None) };
+    }
+    CHECKER.with(|c| {
+        let mut c = c.borrow_mut();
+        let (doc, validator) = c.get_or_insert_with(|| (doc(), Validator::new()));
+        check_with(doc, validator, method, path, status, content_type, text)
+    })
+}
+
+fn check_with(
+    doc: &Value,
+    validator: &mut Validator,
+    method: &str,
+    path: &str,
+    status: u16,
+    content_type: &str,
+    text: &str,
+) -> Result<(), String> {
+    let media = content_type.split(';').next().unwrap_or_default().trim();
+    let Some(schema) = checked_schema(doc, method, path, status, media) else {
+        return Ok(());
+    };
+    let body: Value = serde_json::from_str(text).map_err(|e| format!("{schema}: the body is not JSON ({e})"))?;
+    validator.check(&schema, &body).map_err(|e| format!("{schema}: {e}"))
 }
 
 #[test]
@@ -239,4 +328,81 @@ fn real_request_bodies_are_valid_and_refused_ones_are_not() {
     for (schema, body) in &refused {
         assert!(!v.valid(schema, body), "{schema} refuses {body}");
     }
+}
+
+/// Every response a handler serialises from a type names that type's
+/// derived schema; the operations still answering a bare object are the
+/// listed ones, so a new operation cannot add another.
+#[test]
+fn responses_name_derived_schemas() {
+    const UNTYPED_YET: usize = 31;
+    let doc = doc();
+    let derived = derived_response_schemas();
+    let requests = derived_request_schemas();
+    for name in derived.keys() {
+        assert!(
+            !requests.contains_key(name) || requests[name] == derived[name],
+            "{name} is both a request and a different response schema"
+        );
+    }
+    let mut untyped = Vec::new();
+    for (path, item) in doc["paths"].as_object().unwrap() {
+        for (method, op) in item.as_object().unwrap() {
+            for (status, r) in op["responses"].as_object().unwrap() {
+                let Some(reference) = r["content"]["application/json"]["schema"]["$ref"].as_str() else {
+                    continue;
+                };
+                let name = reference.trim_start_matches("#/components/schemas/");
+                assert!(
+                    doc["components"]["schemas"].get(name).is_some(),
+                    "{method} {path} {status}: {name} is defined"
+                );
+                if name == "Object" {
+                    untyped.push(format!("{method} {path}"));
+                }
+            }
+        }
+    }
+    assert!(untyped.len() <= UNTYPED_YET, "untyped responses: {untyped:?}");
+    for (op, status, schema) in [
+        ("get /api/v1/retention/preview", 200, "RetentionPreview"),
+        ("post /api/v1/retention/run", 200, "RetentionReport"),
+        ("get /api/v1/retention/report", 200, "RetentionHistory"),
+        ("get /api/v1/retention/review", 200, "RetentionReviewList"),
+        ("get /api/v1/reports/compliance", 200, "ComplianceReport"),
+        ("get /api/v1/reports/security", 200, "SecurityReport"),
+        ("get /api/v1/incidents/{id}/timeline", 200, "IncidentTimeline"),
+        ("post /api/v1/incidents/{id}/scope", 201, "ScopeSnapshot"),
+        ("post /api/v1/incidents/{id}/risk", 200, "RiskOutcome"),
+    ] {
+        let (method, path) = op.split_once(' ').unwrap();
+        assert_eq!(
+            checked_schema(&doc, method, path, status, "application/json").as_deref(),
+            Some(schema),
+            "{op}"
+        );
+        assert_eq!(derived[schema]["type"], "object", "{schema}");
+    }
+    // The matcher prefers literal segments, like the router.
+    assert_eq!(
+        template_of(&doc, "/api/v1/reports/security"),
+        Some("/api/v1/reports/security")
+    );
+}
+
+/// The checker catches an answer that does not match its schema.
+#[test]
+fn the_response_checker_refuses_a_wrong_answer() {
+    let ok = json!({"days": 30, "items": [{"record": "contact", "rule": "r", "action": "erase", "count": 1, "enforced": true}]});
+    let path = "/api/v1/retention/preview";
+    assert_eq!(
+        check_response("GET", path, 200, "application/json", &ok.to_string()),
+        Ok(())
+    );
+    let wrong = json!({"days": "thirty", "items": []});
+    assert!(check_response("GET", path, 200, "application/json", &wrong.to_string()).is_err());
+    let missing = json!({"days": 30, "items": [{"record": "contact"}]});
+    assert!(check_response("GET", path, 200, "application/json", &missing.to_string()).is_err());
+    assert!(check_response("GET", path, 403, "application/problem+json", "{}").is_err());
+    assert!(check_response("GET", path, 200, "application/json", "not json").is_err());
 }
