@@ -5,8 +5,9 @@ use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::IntoResponse;
 use axum::Json;
-use serde::Deserialize;
-use serde_json::{json, Value};
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
 use steward_domain::UserId;
 use steward_service::admin::TrainingRow;
 use steward_service::admin::{UserChange, UserView};
@@ -16,24 +17,74 @@ use crate::extract::{path_id, ApiJson, Authed};
 use crate::problem::ApiResult;
 use crate::AppState;
 
-fn user_json(u: &UserView) -> Value {
-    json!({
-        "id": u.id.to_string(), "username": u.username, "role": u.role, "disabled": u.disabled,
-        "created_at": u.created_at, "mfa_enabled": u.mfa_enabled, "locked_until": u.locked_until,
-        "training_current": u.training_current,
-    })
+/// A staff account as the API shows it (never its password or secrets).
+#[derive(Serialize, schemars::JsonSchema)]
+#[schemars(rename = "User")]
+pub struct UserOut {
+    id: uuid::Uuid,
+    username: String,
+    /// One of the built-in roles.
+    role: String,
+    disabled: bool,
+    created_at: DateTime<Utc>,
+    /// A second factor (TOTP) is enrolled.
+    mfa_enabled: bool,
+    /// Locked after repeated failed sign-ins until then.
+    locked_until: Option<DateTime<Utc>>,
+    /// Holds a current training record (needed for roles that see personal data).
+    training_current: bool,
 }
 
-fn training_json(t: &TrainingRow) -> Value {
-    json!({ "id": t.id.to_string(), "user_id": t.user_id.to_string(), "course": t.course,
-            "completed_on": t.completed_on, "expires_on": t.expires_on, "created_at": t.created_at })
+fn user_json(u: &UserView) -> UserOut {
+    UserOut {
+        id: *u.id.as_uuid(),
+        username: u.username.clone(),
+        role: u.role.clone(),
+        disabled: u.disabled,
+        created_at: u.created_at,
+        mfa_enabled: u.mfa_enabled,
+        locked_until: u.locked_until,
+        training_current: u.training_current,
+    }
 }
 
-pub async fn list(State(s): State<AppState>, Authed(p): Authed) -> ApiResult<Json<Value>> {
+/// A staff member's completed training.
+#[derive(Serialize, schemars::JsonSchema)]
+#[schemars(rename = "Training")]
+pub struct TrainingOut {
+    id: uuid::Uuid,
+    user_id: uuid::Uuid,
+    course: String,
+    #[schemars(extend("format" = "date"))]
+    completed_on: String,
+    #[schemars(extend("format" = "date"))]
+    expires_on: Option<String>,
+    created_at: DateTime<Utc>,
+}
+
+fn training_json(t: &TrainingRow) -> TrainingOut {
+    TrainingOut {
+        id: t.id,
+        user_id: *t.user_id.as_uuid(),
+        course: t.course.clone(),
+        completed_on: t.completed_on.clone(),
+        expires_on: t.expires_on.clone(),
+        created_at: t.created_at,
+    }
+}
+
+/// A list of items.
+#[derive(Serialize, schemars::JsonSchema)]
+#[schemars(rename = "{T}List")]
+pub struct Items<T> {
+    pub items: Vec<T>,
+}
+
+pub async fn list(State(s): State<AppState>, Authed(p): Authed) -> ApiResult<Json<Items<UserOut>>> {
     let users = s.service.list_users(Some(&p)).await?;
-    Ok(Json(
-        json!({ "items": users.iter().map(user_json).collect::<Vec<_>>() }),
-    ))
+    Ok(Json(Items {
+        items: users.iter().map(user_json).collect(),
+    }))
 }
 
 #[derive(Deserialize, schemars::JsonSchema)]
@@ -59,7 +110,7 @@ pub async fn create(
     Ok((StatusCode::CREATED, Json(user_json(&u))))
 }
 
-pub async fn get(State(s): State<AppState>, Authed(p): Authed, Path(id): Path<String>) -> ApiResult<Json<Value>> {
+pub async fn get(State(s): State<AppState>, Authed(p): Authed, Path(id): Path<String>) -> ApiResult<Json<UserOut>> {
     let id: UserId = path_id(&id, "user")?;
     Ok(Json(user_json(&s.service.get_user_view(&p, id).await?)))
 }
@@ -80,7 +131,7 @@ pub async fn patch(
     Authed(p): Authed,
     Path(id): Path<String>,
     ApiJson(input): ApiJson<Patch>,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Json<UserOut>> {
     let id: UserId = path_id(&id, "user")?;
     let u = s
         .service
@@ -130,12 +181,16 @@ pub async fn revoke_tokens(
     Ok(StatusCode::NO_CONTENT)
 }
 
-pub async fn training(State(s): State<AppState>, Authed(p): Authed, Path(id): Path<String>) -> ApiResult<Json<Value>> {
+pub async fn training(
+    State(s): State<AppState>,
+    Authed(p): Authed,
+    Path(id): Path<String>,
+) -> ApiResult<Json<Items<TrainingOut>>> {
     let id: UserId = path_id(&id, "user")?;
     let rows = s.service.list_training(Some(&p), Some(id)).await?;
-    Ok(Json(
-        json!({ "items": rows.iter().map(training_json).collect::<Vec<_>>() }),
-    ))
+    Ok(Json(Items {
+        items: rows.iter().map(training_json).collect(),
+    }))
 }
 
 #[derive(Deserialize, schemars::JsonSchema)]

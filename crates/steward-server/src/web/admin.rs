@@ -30,7 +30,7 @@ pub async fn users(State(s): State<AppState>, staff: Staff, Query(f): Query<Flas
 
 async fn users_page(s: &AppState, staff: &Staff, done: Option<&str>, errors: &Errors) -> Response {
     let list = match users::list(State(s.clone()), Authed(staff.principal.clone())).await {
-        Ok(Json(v)) => v,
+        Ok(Json(v)) => serde_json::to_value(v).unwrap_or_default(),
         Err(e) => return error_page(s, Some(staff), e),
     };
     let roles: Vec<String> = s.service.inventory().roles.keys().cloned().collect();
