@@ -238,7 +238,7 @@ pub fn derived_request_schemas() -> Map<String, Value> {
 /// schema instead (or `Object`, until typed).
 #[must_use]
 pub fn derived_response_schemas() -> Map<String, Value> {
-    use crate::routes::{incidents, retention, users};
+    use crate::routes::{dsr, incidents, retention, users};
     use steward_service::{compliance, doctor, incident, retention as sr};
     let mut generator = schemars::generate::SchemaSettings::draft2020_12()
         .with(|s| {
@@ -271,6 +271,12 @@ pub fn derived_response_schemas() -> Map<String, Value> {
         users::TrainingOut,
         users::Items<users::UserOut>,
         users::Items<users::TrainingOut>,
+        dsr::DsrOut,
+        dsr::DsrList,
+        dsr::HoldOut,
+        dsr::HoldList,
+        dsr::PublicAccepted,
+        dsr::PublicVerified,
     );
     generator.take_definitions(true)
 }

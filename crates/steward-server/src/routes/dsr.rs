@@ -4,9 +4,9 @@ use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::IntoResponse;
 use axum::Json;
-use chrono::{DateTime, FixedOffset};
-use serde::Deserialize;
-use serde_json::{json, Value};
+use chrono::{DateTime, FixedOffset, Utc};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
 use steward_service::dsr::{DsrInput, DsrView, SubjectRef};
 
 use crate::extract::{path_id, ApiJson, ApiQuery, Ctx};
@@ -47,18 +47,71 @@ pub struct DsrBody {
     received_at: Option<String>,
 }
 
-pub fn view_json(v: &DsrView) -> Value {
+/// A data-subject request as the API shows it.
+#[derive(Serialize, schemars::JsonSchema)]
+#[schemars(rename = "Dsr")]
+pub struct DsrOut {
+    id: uuid::Uuid,
+    #[schemars(extend("enum" = steward_service::dsr::KINDS))]
+    kind: String,
+    #[schemars(extend("enum" = ["gdpr", "ccpa"]))]
+    regime: String,
+    #[schemars(extend("enum" = ["received", "in_progress", "completed", "refused", "withdrawn"]))]
+    status: String,
+    /// The person concerned, once known.
+    contact_id: Option<uuid::Uuid>,
+    received_at: DateTime<Utc>,
+    /// The legal deadline (with any extension).
+    due_at: DateTime<Utc>,
+    /// How the deadline stands while the request is open.
+    #[schemars(extend("enum" = ["on_time", "due_soon", "overdue", null]))]
+    deadline: Option<&'static str>,
+    extensions: u32,
+    extension_reason: Option<String>,
+    verified_at: Option<DateTime<Utc>>,
+    verified_by: Option<uuid::Uuid>,
+    verification_method: Option<String>,
+    completed_at: Option<DateTime<Utc>>,
+    outcome: Option<String>,
+    created_at: DateTime<Utc>,
+    updated_at: DateTime<Utc>,
+}
+
+#[must_use]
+pub fn dsr_out(v: &DsrView) -> DsrOut {
     let d = &v.row;
-    json!({
-        "id": d.id.to_string(), "kind": d.kind, "regime": d.regime, "status": d.status,
-        "contact_id": d.subject_id.map(|s| s.to_string()),
-        "received_at": d.received_at, "due_at": d.due_at, "deadline": v.deadline,
-        "extensions": d.extensions, "extension_reason": d.extension_reason,
-        "verified_at": d.verified_at, "verified_by": d.verified_by.map(|u| u.to_string()),
-        "verification_method": d.verification_method,
-        "completed_at": d.completed_at, "outcome": d.outcome,
-        "created_at": d.created_at, "updated_at": d.updated_at,
-    })
+    DsrOut {
+        id: d.id,
+        kind: d.kind.clone(),
+        regime: d.regime.clone(),
+        status: d.status.clone(),
+        contact_id: d.subject_id.map(|s| *s.as_uuid()),
+        received_at: d.received_at,
+        due_at: d.due_at,
+        deadline: v.deadline,
+        extensions: d.extensions,
+        extension_reason: d.extension_reason.clone(),
+        verified_at: d.verified_at,
+        verified_by: d.verified_by.map(|u| *u.as_uuid()),
+        verification_method: d.verification_method.clone(),
+        completed_at: d.completed_at,
+        outcome: d.outcome.clone(),
+        created_at: d.created_at,
+        updated_at: d.updated_at,
+    }
+}
+
+/// [`dsr_out`] as a JSON value (for the console's pages).
+#[must_use]
+pub fn view_json(v: &DsrView) -> Value {
+    serde_json::to_value(dsr_out(v)).unwrap_or_default()
+}
+
+/// A list of requests.
+#[derive(Serialize, schemars::JsonSchema)]
+#[schemars(rename = "DsrList")]
+pub struct DsrList {
+    items: Vec<DsrOut>,
 }
 
 fn invalid(field: &str, message: &str) -> ApiError {
@@ -93,7 +146,7 @@ pub async fn create(
         received_at,
     };
     let v = s.service.create_dsr(&ctx, input).await?;
-    Ok((StatusCode::CREATED, Json(view_json(&v))))
+    Ok((StatusCode::CREATED, Json(dsr_out(&v))))
 }
 
 #[derive(Deserialize)]
@@ -108,18 +161,20 @@ pub async fn list(
     State(s): State<AppState>,
     Ctx(ctx): Ctx,
     ApiQuery(p): ApiQuery<ListParams>,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Json<DsrList>> {
     let filter = p.status.as_deref().unwrap_or("all");
     if !matches!(filter, "open" | "overdue" | "due_soon" | "all") {
         return Err(invalid("status", "must be open, overdue, due_soon or all"));
     }
     let list = s.service.list_dsr(Some(&ctx), Some(filter)).await?;
-    Ok(Json(json!({ "items": list.iter().map(view_json).collect::<Vec<_>>() })))
+    Ok(Json(DsrList {
+        items: list.iter().map(dsr_out).collect(),
+    }))
 }
 
-pub async fn get(State(s): State<AppState>, Ctx(ctx): Ctx, Path(id): Path<String>) -> ApiResult<Json<Value>> {
+pub async fn get(State(s): State<AppState>, Ctx(ctx): Ctx, Path(id): Path<String>) -> ApiResult<Json<DsrOut>> {
     let id: uuid::Uuid = path_id(&id, "request")?;
-    Ok(Json(view_json(&s.service.get_dsr(&ctx, id).await?)))
+    Ok(Json(dsr_out(&s.service.get_dsr(&ctx, id).await?)))
 }
 
 #[derive(Deserialize, Default, schemars::JsonSchema)]
@@ -135,7 +190,7 @@ pub async fn verify(
     Ctx(ctx): Ctx,
     Path(id): Path<String>,
     body: axum::body::Bytes,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Json<DsrOut>> {
     let id: uuid::Uuid = path_id(&id, "request")?;
     // The body is optional: `{"method": "..."}` says how identity was checked.
     let method = if body.iter().all(u8::is_ascii_whitespace) {
@@ -150,7 +205,7 @@ pub async fn verify(
             })?
             .method
     };
-    Ok(Json(view_json(&s.service.verify_dsr(&ctx, id, method).await?)))
+    Ok(Json(dsr_out(&s.service.verify_dsr(&ctx, id, method).await?)))
 }
 
 #[derive(Deserialize, schemars::JsonSchema)]
@@ -166,9 +221,9 @@ pub async fn extend(
     Ctx(ctx): Ctx,
     Path(id): Path<String>,
     ApiJson(b): ApiJson<ReasonBody>,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Json<DsrOut>> {
     let id: uuid::Uuid = path_id(&id, "request")?;
-    Ok(Json(view_json(&s.service.extend_dsr(&ctx, id, &b.reason).await?)))
+    Ok(Json(dsr_out(&s.service.extend_dsr(&ctx, id, &b.reason).await?)))
 }
 
 pub async fn refuse(
@@ -176,14 +231,14 @@ pub async fn refuse(
     Ctx(ctx): Ctx,
     Path(id): Path<String>,
     ApiJson(b): ApiJson<ReasonBody>,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Json<DsrOut>> {
     let id: uuid::Uuid = path_id(&id, "request")?;
-    Ok(Json(view_json(&s.service.refuse_dsr(&ctx, id, &b.reason).await?)))
+    Ok(Json(dsr_out(&s.service.refuse_dsr(&ctx, id, &b.reason).await?)))
 }
 
-pub async fn fulfill(State(s): State<AppState>, Ctx(ctx): Ctx, Path(id): Path<String>) -> ApiResult<Json<Value>> {
+pub async fn fulfill(State(s): State<AppState>, Ctx(ctx): Ctx, Path(id): Path<String>) -> ApiResult<Json<DsrOut>> {
     let id: uuid::Uuid = path_id(&id, "request")?;
-    Ok(Json(view_json(&s.service.fulfill_dsr(&ctx, id).await?)))
+    Ok(Json(dsr_out(&s.service.fulfill_dsr(&ctx, id).await?)))
 }
 
 #[derive(Deserialize)]
@@ -247,13 +302,55 @@ pub async fn certificate(
     Ok(resp)
 }
 
-fn hold_json(h: &steward_service::dsr::LegalHoldRow) -> Value {
-    json!({
-        "id": h.id.to_string(), "contact_id": h.subject_id.to_string(), "reason": h.reason,
-        "active": h.released_at.is_none(), "created_at": h.created_at,
-        "created_by": h.created_by.map(|u| u.to_string()), "released_at": h.released_at,
-        "released_by": h.released_by.map(|u| u.to_string()),
-    })
+/// A legal hold on a contact: retention and erasure wait while it is active.
+#[derive(Serialize, schemars::JsonSchema)]
+#[schemars(rename = "LegalHold")]
+pub struct HoldOut {
+    id: uuid::Uuid,
+    contact_id: uuid::Uuid,
+    reason: String,
+    active: bool,
+    created_at: DateTime<Utc>,
+    created_by: Option<uuid::Uuid>,
+    released_at: Option<DateTime<Utc>>,
+    released_by: Option<uuid::Uuid>,
+}
+
+fn hold_json(h: &steward_service::dsr::LegalHoldRow) -> HoldOut {
+    HoldOut {
+        id: h.id,
+        contact_id: *h.subject_id.as_uuid(),
+        reason: h.reason.clone(),
+        active: h.released_at.is_none(),
+        created_at: h.created_at,
+        created_by: h.created_by.map(|u| *u.as_uuid()),
+        released_at: h.released_at,
+        released_by: h.released_by.map(|u| *u.as_uuid()),
+    }
+}
+
+/// A contact's legal holds, active and released.
+#[derive(Serialize, schemars::JsonSchema)]
+#[schemars(rename = "LegalHoldList")]
+pub struct HoldList {
+    items: Vec<HoldOut>,
+}
+
+/// A public request was taken; it waits for the e-mailed code.
+#[derive(Serialize, schemars::JsonSchema)]
+#[schemars(rename = "PublicDsrAccepted")]
+pub struct PublicAccepted {
+    #[schemars(extend("enum" = ["accepted"]))]
+    status: &'static str,
+    next: &'static str,
+}
+
+/// The e-mailed code confirmed the public request.
+#[derive(Serialize, schemars::JsonSchema)]
+#[schemars(rename = "PublicDsrVerified")]
+pub struct PublicVerified {
+    verified: bool,
+    request_id: uuid::Uuid,
 }
 
 /// `POST /api/v1/contacts/{id}/legal-holds` with `reason`.
@@ -268,12 +365,12 @@ pub async fn place_hold(
     Ok((StatusCode::CREATED, Json(hold_json(&h))))
 }
 
-pub async fn list_holds(State(s): State<AppState>, Ctx(ctx): Ctx, Path(id): Path<String>) -> ApiResult<Json<Value>> {
+pub async fn list_holds(State(s): State<AppState>, Ctx(ctx): Ctx, Path(id): Path<String>) -> ApiResult<Json<HoldList>> {
     let id: steward_domain::SubjectId = path_id(&id, "contact")?;
     let holds = s.service.list_legal_holds(&ctx, id).await?;
-    Ok(Json(
-        json!({ "items": holds.iter().map(hold_json).collect::<Vec<_>>() }),
-    ))
+    Ok(Json(HoldList {
+        items: holds.iter().map(hold_json).collect(),
+    }))
 }
 
 /// `DELETE /api/v1/contacts/{id}/legal-holds/{hold_id}`: release the hold (kept as a record).
@@ -281,7 +378,7 @@ pub async fn release_hold(
     State(s): State<AppState>,
     Ctx(ctx): Ctx,
     Path((id, hold)): Path<(String, String)>,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Json<HoldOut>> {
     let id: steward_domain::SubjectId = path_id(&id, "contact")?;
     let hold: uuid::Uuid = path_id(&hold, "legal hold")?;
     Ok(Json(hold_json(&s.service.release_legal_hold(&ctx, id, hold).await?)))
@@ -310,7 +407,10 @@ pub async fn public_create(
     s.service.public_dsr(&b.kind, &b.regime, &b.email, client).await?;
     Ok((
         StatusCode::ACCEPTED,
-        Json(json!({ "status": "accepted", "next": "confirm with the code we e-mailed to the address given" })),
+        Json(PublicAccepted {
+            status: "accepted",
+            next: "confirm with the code we e-mailed to the address given",
+        }),
     ))
 }
 
@@ -326,7 +426,7 @@ pub async fn public_verify(
     State(s): State<AppState>,
     crate::extract::ClientAddr(client): crate::extract::ClientAddr,
     ApiJson(b): ApiJson<TokenBody>,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Json<PublicVerified>> {
     let id = s
         .service
         .verify_public_dsr(&b.token, client)
@@ -337,5 +437,8 @@ pub async fn public_verify(
             }
             other => other.into(),
         })?;
-    Ok(Json(json!({ "verified": true, "request_id": id.to_string() })))
+    Ok(Json(PublicVerified {
+        verified: true,
+        request_id: id,
+    }))
 }

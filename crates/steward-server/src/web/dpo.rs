@@ -102,7 +102,7 @@ pub async fn request(
         Err(e) => return error_page(&s, Some(&staff), e),
     };
     let d = match routes::dsr::get(State(s.clone()), ctx, Path(id.clone())).await {
-        Ok(Json(v)) => v,
+        Ok(Json(v)) => serde_json::to_value(v).unwrap_or_default(),
         Err(e) => return error_page(&s, Some(&staff), e),
     };
     let status = cell(&d["status"]);
