@@ -238,7 +238,7 @@ pub fn derived_request_schemas() -> Map<String, Value> {
 /// schema instead (or `Object`, until typed).
 #[must_use]
 pub fn derived_response_schemas() -> Map<String, Value> {
-    use crate::routes::{dsr, incidents, retention, users};
+    use crate::routes::{auth, dsr, incidents, retention, users};
     use steward_service::{compliance, doctor, incident, retention as sr};
     let mut generator = schemars::generate::SchemaSettings::draft2020_12()
         .with(|s| {
@@ -277,6 +277,11 @@ pub fn derived_response_schemas() -> Map<String, Value> {
         dsr::HoldList,
         dsr::PublicAccepted,
         dsr::PublicVerified,
+        auth::MeOut,
+        auth::EnrollmentOut,
+        auth::ConfirmedOut,
+        auth::TokenList,
+        auth::CreatedToken,
     );
     generator.take_definitions(true)
 }

@@ -5,8 +5,9 @@ use axum::extract::{Path, State};
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
-use serde::Deserialize;
-use serde_json::{json, Value};
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use serde_json::json;
 use steward_domain::TokenId;
 use steward_service::admin::TokenView;
 use steward_service::ServiceError;
@@ -94,24 +95,59 @@ pub async fn logout(State(s): State<AppState>, Authed(p): Authed) -> ApiResult<R
     Ok(resp)
 }
 
-pub async fn me(State(s): State<AppState>, Authed(p): Authed) -> ApiResult<Json<Value>> {
-    let (mfa, recovery_codes_left) = s.service.mfa_status(p.user_id).await?;
-    Ok(Json(json!({
-        "id": p.user_id.to_string(),
-        "username": p.username,
-        "role": p.role,
-        "mfa_enabled": mfa,
-        "mfa_pending": p.mfa_pending,
-        "recovery_codes_left": recovery_codes_left,
-        "token_scope": p.scope,
-    })))
+/// Who is signed in.
+#[derive(Serialize, schemars::JsonSchema)]
+#[schemars(rename = "Me")]
+pub struct MeOut {
+    id: uuid::Uuid,
+    username: String,
+    role: String,
+    mfa_enabled: bool,
+    /// Signed in with a password only while a second factor is required:
+    /// only enrolment and sign-out are allowed.
+    mfa_pending: bool,
+    recovery_codes_left: u64,
+    /// The purpose the token is limited to, if any.
+    token_scope: Option<String>,
 }
 
-pub async fn totp_enroll(State(s): State<AppState>, Authed(p): Authed) -> ApiResult<Json<Value>> {
+pub async fn me(State(s): State<AppState>, Authed(p): Authed) -> ApiResult<Json<MeOut>> {
+    let (mfa, recovery_codes_left) = s.service.mfa_status(p.user_id).await?;
+    Ok(Json(MeOut {
+        id: *p.user_id.as_uuid(),
+        username: p.username.clone(),
+        role: p.role.clone(),
+        mfa_enabled: mfa,
+        mfa_pending: p.mfa_pending,
+        recovery_codes_left,
+        token_scope: p.scope.clone(),
+    }))
+}
+
+/// A new TOTP secret, to be confirmed with a code.
+#[derive(Serialize, schemars::JsonSchema)]
+#[schemars(rename = "TotpEnrollment")]
+pub struct EnrollmentOut {
+    /// RFC 4648 base32, no padding.
+    secret: String,
+    otpauth_uri: String,
+}
+
+pub async fn totp_enroll(State(s): State<AppState>, Authed(p): Authed) -> ApiResult<Json<EnrollmentOut>> {
     let e = s.service.totp_enroll(&p).await?;
-    Ok(Json(
-        json!({ "secret": e.secret_base32.as_str(), "otpauth_uri": e.otpauth_uri.as_str() }),
-    ))
+    Ok(Json(EnrollmentOut {
+        secret: e.secret_base32.as_str().to_string(),
+        otpauth_uri: e.otpauth_uri.as_str().to_string(),
+    }))
+}
+
+/// The second factor is on; the recovery codes are shown this once.
+#[derive(Serialize, schemars::JsonSchema)]
+#[schemars(rename = "TotpConfirmed")]
+pub struct ConfirmedOut {
+    enabled: bool,
+    recovery_codes: Vec<String>,
+    detail: &'static str,
 }
 
 #[derive(Deserialize, schemars::JsonSchema)]
@@ -125,38 +161,81 @@ pub async fn totp_confirm(
     State(s): State<AppState>,
     Authed(p): Authed,
     ApiJson(input): ApiJson<ConfirmInput>,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Json<ConfirmedOut>> {
     let codes = s.service.totp_confirm(&p, &input.code).await?;
-    Ok(Json(json!({
-        "enabled": true,
-        "recovery_codes": codes,
-        "detail": "the second factor is on; sign in again with a code to get a session with full access",
-    })))
+    Ok(Json(ConfirmedOut {
+        enabled: true,
+        recovery_codes: codes,
+        detail: "the second factor is on; sign in again with a code to get a session with full access",
+    }))
 }
 
-pub fn token_json(t: &TokenView) -> Value {
-    json!({
-        "id": t.id.to_string(), "kind": t.kind, "name": t.name, "purpose": t.purpose,
-        "created_at": t.created_at, "expires_at": t.expires_at, "last_used_at": t.last_used_at,
-        "revoked_at": t.revoked_at, "mfa": t.mfa,
-    })
+/// An API token or session (never its secret).
+#[derive(Serialize, schemars::JsonSchema)]
+#[schemars(rename = "Token")]
+pub struct TokenOut {
+    id: uuid::Uuid,
+    kind: &'static str,
+    name: Option<String>,
+    /// The purpose the token is limited to, if any.
+    purpose: Option<String>,
+    created_at: DateTime<Utc>,
+    expires_at: Option<DateTime<Utc>>,
+    last_used_at: Option<DateTime<Utc>>,
+    revoked_at: Option<DateTime<Utc>>,
+    /// Issued after a second factor.
+    mfa: bool,
 }
 
-fn list_of(tokens: &[TokenView], sessions: bool) -> Value {
-    let items: Vec<Value> = tokens
-        .iter()
-        .filter(|t| steward_service::admin::is_session(t.kind) == sessions)
-        .map(token_json)
-        .collect();
-    json!({ "items": items })
+#[must_use]
+pub fn token_json(t: &TokenView) -> TokenOut {
+    TokenOut {
+        id: *t.id.as_uuid(),
+        kind: t.kind,
+        name: t.name.clone(),
+        purpose: t.purpose.clone(),
+        created_at: t.created_at,
+        expires_at: t.expires_at,
+        last_used_at: t.last_used_at,
+        revoked_at: t.revoked_at,
+        mfa: t.mfa,
+    }
 }
 
-pub async fn sessions(State(s): State<AppState>, Authed(p): Authed) -> ApiResult<Json<Value>> {
+/// Tokens or sessions.
+#[derive(Serialize, schemars::JsonSchema)]
+#[schemars(rename = "TokenList")]
+pub struct TokenList {
+    items: Vec<TokenOut>,
+}
+
+fn list_of(tokens: &[TokenView], sessions: bool) -> TokenList {
+    TokenList {
+        items: tokens
+            .iter()
+            .filter(|t| steward_service::admin::is_session(t.kind) == sessions)
+            .map(token_json)
+            .collect(),
+    }
+}
+
+pub async fn sessions(State(s): State<AppState>, Authed(p): Authed) -> ApiResult<Json<TokenList>> {
     Ok(Json(list_of(&s.service.own_tokens(&p).await?, true)))
 }
 
-pub async fn tokens(State(s): State<AppState>, Authed(p): Authed) -> ApiResult<Json<Value>> {
+pub async fn tokens(State(s): State<AppState>, Authed(p): Authed) -> ApiResult<Json<TokenList>> {
     Ok(Json(list_of(&s.service.own_tokens(&p).await?, false)))
+}
+
+/// A new token with its secret, shown this once.
+#[derive(Serialize, schemars::JsonSchema)]
+#[schemars(rename = "CreatedToken")]
+pub struct CreatedToken {
+    #[serde(flatten)]
+    token: TokenOut,
+    /// The bearer secret; only its hash is stored.
+    #[serde(rename = "token")]
+    secret: String,
 }
 
 pub async fn revoke(State(s): State<AppState>, Authed(p): Authed, Path(id): Path<String>) -> ApiResult<StatusCode> {
@@ -187,9 +266,11 @@ pub async fn create_token(
         .service
         .create_own_token(&p, input.name, input.expires_in_days, input.purpose)
         .await?;
-    let mut body = token_json(&view);
-    if let Some(obj) = body.as_object_mut() {
-        obj.insert("token".into(), Value::String(secret.to_string()));
-    }
-    Ok((StatusCode::CREATED, Json(body)))
+    Ok((
+        StatusCode::CREATED,
+        Json(CreatedToken {
+            token: token_json(&view),
+            secret: secret.to_string(),
+        }),
+    ))
 }
