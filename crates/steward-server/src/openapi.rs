@@ -175,6 +175,21 @@ fn schemas(inv: &Inventory) -> Value {
     })
 }
 
+/// The `#/components/schemas` definitions schemars derives for the types
+/// (and the types they name) under `settings`.
+macro_rules! derived {
+    ($settings:expr; $($t:ty),* $(,)?) => {{
+        let mut generator = $settings
+            .with(|s| {
+                s.definitions_path = "/components/schemas".into();
+                s.meta_schema = None;
+            })
+            .into_generator();
+        $( let _ = generator.subschema_for::<$t>(); )*
+        generator.take_definitions(true)
+    }};
+}
+
 /// The request bodies' schemas, derived (schemars) from the very types the
 /// handlers parse, with their serde attributes (`deny_unknown_fields` →
 /// `additionalProperties: false`, defaults → not required) and validation
@@ -184,18 +199,7 @@ fn schemas(inv: &Inventory) -> Value {
 pub fn derived_request_schemas() -> Map<String, Value> {
     use crate::routes::{auth, consent, contacts, dsr, incidents, retention, users};
     use steward_service::{contacts as sc, crm, incident};
-    let mut generator = schemars::generate::SchemaSettings::draft2020_12()
-        .with(|s| {
-            s.definitions_path = "/components/schemas".into();
-            s.meta_schema = None;
-        })
-        .into_generator();
-    macro_rules! derive_all {
-        ($($t:ty),* $(,)?) => {
-            $( let _ = generator.subschema_for::<$t>(); )*
-        };
-    }
-    derive_all!(
+    let mut all = derived!(schemars::generate::SchemaSettings::draft2020_12();
         auth::LoginInput,
         auth::ConfirmInput,
         auth::TokenInput,
@@ -227,7 +231,6 @@ pub fn derived_request_schemas() -> Map<String, Value> {
         incident::RiskInput,
         incident::SubjectNoticeInput,
     );
-    let mut all = generator.take_definitions(true);
     all.insert("SettingsInput".into(), steward_service::settings::change_schema());
     all
 }
@@ -238,21 +241,9 @@ pub fn derived_request_schemas() -> Map<String, Value> {
 /// schema instead (or `Object`, until typed).
 #[must_use]
 pub fn derived_response_schemas() -> Map<String, Value> {
-    use crate::routes::{auth, dsr, incidents, retention, users};
+    use crate::routes::{auth, dsr, incidents, retention, users, Items};
     use steward_service::{compliance, doctor, incident, retention as sr};
-    let mut generator = schemars::generate::SchemaSettings::draft2020_12()
-        .with(|s| {
-            s.definitions_path = "/components/schemas".into();
-            s.meta_schema = None;
-        })
-        .for_serialize()
-        .into_generator();
-    macro_rules! derive_all {
-        ($($t:ty),* $(,)?) => {
-            $( let _ = generator.subschema_for::<$t>(); )*
-        };
-    }
-    derive_all!(
+    derived!(schemars::generate::SchemaSettings::draft2020_12().for_serialize();
         retention::PreviewOut,
         retention::ReviewOut,
         sr::RetentionReport,
@@ -269,21 +260,18 @@ pub fn derived_response_schemas() -> Map<String, Value> {
         incident::SubjectNoticeOutcome,
         users::UserOut,
         users::TrainingOut,
-        users::Items<users::UserOut>,
-        users::Items<users::TrainingOut>,
-        dsr::DsrOut,
-        dsr::DsrList,
-        dsr::HoldOut,
-        dsr::HoldList,
+        Items<users::UserOut>,
+        Items<users::TrainingOut>,
+        Items<dsr::DsrOut>,
+        Items<dsr::HoldOut>,
         dsr::PublicAccepted,
         dsr::PublicVerified,
         auth::MeOut,
         auth::EnrollmentOut,
         auth::ConfirmedOut,
-        auth::TokenList,
+        Items<auth::TokenOut>,
         auth::CreatedToken,
-    );
-    generator.take_definitions(true)
+    )
 }
 
 fn status_text(code: u16) -> &'static str {

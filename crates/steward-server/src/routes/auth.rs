@@ -13,6 +13,7 @@ use steward_service::admin::TokenView;
 use steward_service::ServiceError;
 use zeroize::Zeroizing;
 
+use super::Items;
 use crate::extract::{path_id, ApiJson, Authed, ClientAddr, CSRF_COOKIE, SESSION_COOKIE};
 use crate::problem::{ApiError, ApiResult};
 use crate::AppState;
@@ -202,15 +203,8 @@ pub fn token_json(t: &TokenView) -> TokenOut {
     }
 }
 
-/// Tokens or sessions.
-#[derive(Serialize, schemars::JsonSchema)]
-#[schemars(rename = "TokenList")]
-pub struct TokenList {
-    items: Vec<TokenOut>,
-}
-
-fn list_of(tokens: &[TokenView], sessions: bool) -> TokenList {
-    TokenList {
+fn list_of(tokens: &[TokenView], sessions: bool) -> Items<TokenOut> {
+    Items {
         items: tokens
             .iter()
             .filter(|t| steward_service::admin::is_session(t.kind) == sessions)
@@ -219,11 +213,11 @@ fn list_of(tokens: &[TokenView], sessions: bool) -> TokenList {
     }
 }
 
-pub async fn sessions(State(s): State<AppState>, Authed(p): Authed) -> ApiResult<Json<TokenList>> {
+pub async fn sessions(State(s): State<AppState>, Authed(p): Authed) -> ApiResult<Json<Items<TokenOut>>> {
     Ok(Json(list_of(&s.service.own_tokens(&p).await?, true)))
 }
 
-pub async fn tokens(State(s): State<AppState>, Authed(p): Authed) -> ApiResult<Json<TokenList>> {
+pub async fn tokens(State(s): State<AppState>, Authed(p): Authed) -> ApiResult<Json<Items<TokenOut>>> {
     Ok(Json(list_of(&s.service.own_tokens(&p).await?, false)))
 }
 

@@ -9,6 +9,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use steward_service::dsr::{DsrInput, DsrView, SubjectRef};
 
+use super::Items;
 use crate::extract::{path_id, ApiJson, ApiQuery, Ctx};
 use crate::problem::{ApiError, ApiResult};
 use crate::AppState;
@@ -107,13 +108,6 @@ pub fn view_json(v: &DsrView) -> Value {
     serde_json::to_value(dsr_out(v)).unwrap_or_default()
 }
 
-/// A list of requests.
-#[derive(Serialize, schemars::JsonSchema)]
-#[schemars(rename = "DsrList")]
-pub struct DsrList {
-    items: Vec<DsrOut>,
-}
-
 fn invalid(field: &str, message: &str) -> ApiError {
     steward_service::ServiceError::invalid(field, message).into()
 }
@@ -161,13 +155,13 @@ pub async fn list(
     State(s): State<AppState>,
     Ctx(ctx): Ctx,
     ApiQuery(p): ApiQuery<ListParams>,
-) -> ApiResult<Json<DsrList>> {
+) -> ApiResult<Json<Items<DsrOut>>> {
     let filter = p.status.as_deref().unwrap_or("all");
     if !matches!(filter, "open" | "overdue" | "due_soon" | "all") {
         return Err(invalid("status", "must be open, overdue, due_soon or all"));
     }
     let list = s.service.list_dsr(Some(&ctx), Some(filter)).await?;
-    Ok(Json(DsrList {
+    Ok(Json(Items {
         items: list.iter().map(dsr_out).collect(),
     }))
 }
@@ -329,13 +323,6 @@ fn hold_json(h: &steward_service::dsr::LegalHoldRow) -> HoldOut {
     }
 }
 
-/// A contact's legal holds, active and released.
-#[derive(Serialize, schemars::JsonSchema)]
-#[schemars(rename = "LegalHoldList")]
-pub struct HoldList {
-    items: Vec<HoldOut>,
-}
-
 /// A public request was taken; it waits for the e-mailed code.
 #[derive(Serialize, schemars::JsonSchema)]
 #[schemars(rename = "PublicDsrAccepted")]
@@ -365,10 +352,14 @@ pub async fn place_hold(
     Ok((StatusCode::CREATED, Json(hold_json(&h))))
 }
 
-pub async fn list_holds(State(s): State<AppState>, Ctx(ctx): Ctx, Path(id): Path<String>) -> ApiResult<Json<HoldList>> {
+pub async fn list_holds(
+    State(s): State<AppState>,
+    Ctx(ctx): Ctx,
+    Path(id): Path<String>,
+) -> ApiResult<Json<Items<HoldOut>>> {
     let id: steward_domain::SubjectId = path_id(&id, "contact")?;
     let holds = s.service.list_legal_holds(&ctx, id).await?;
-    Ok(Json(HoldList {
+    Ok(Json(Items {
         items: holds.iter().map(hold_json).collect(),
     }))
 }

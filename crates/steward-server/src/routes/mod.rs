@@ -12,3 +12,10 @@ pub mod meta;
 pub mod reports;
 pub mod retention;
 pub mod users;
+
+/// A list answer, `{"items": [...]}`, named after its item (`UserList`).
+#[derive(serde::Serialize, schemars::JsonSchema)]
+#[schemars(rename = "{T}List")]
+pub struct Items<T> {
+    pub items: Vec<T>,
+}

@@ -13,6 +13,7 @@ use steward_service::admin::TrainingRow;
 use steward_service::admin::{UserChange, UserView};
 use zeroize::Zeroizing;
 
+use super::Items;
 use crate::extract::{path_id, ApiJson, Authed};
 use crate::problem::ApiResult;
 use crate::AppState;
@@ -71,13 +72,6 @@ fn training_json(t: &TrainingRow) -> TrainingOut {
         expires_on: t.expires_on.clone(),
         created_at: t.created_at,
     }
-}
-
-/// A list of items.
-#[derive(Serialize, schemars::JsonSchema)]
-#[schemars(rename = "{T}List")]
-pub struct Items<T> {
-    pub items: Vec<T>,
 }
 
 pub async fn list(State(s): State<AppState>, Authed(p): Authed) -> ApiResult<Json<Items<UserOut>>> {
