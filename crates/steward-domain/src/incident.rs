@@ -295,7 +295,7 @@ pub fn subject_notification_required(level: RiskLevel) -> bool {
 }
 
 /// A data category affected, with how many people.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct CategoryCount {
     pub category: String,
     pub description: String,
@@ -305,7 +305,7 @@ pub struct CategoryCount {
 }
 
 /// The nature of the breach (Art. 33(3)(a)).
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, schemars::JsonSchema)]
 pub struct BreachNature {
     pub title: String,
     pub description: String,
@@ -320,7 +320,7 @@ pub struct BreachNature {
 /// nature of the breach, the categories and approximate numbers of people
 /// and records, the DPO's contact, the likely consequences and the
 /// measures taken or proposed.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, schemars::JsonSchema)]
 pub struct RegulatorNotification {
     pub incident_id: String,
     pub generated_at: DateTime<Utc>,

@@ -163,7 +163,7 @@ pub struct AutomatedDecision {
 /// When the table is absent the [`Default`] applies: placeholder values that
 /// say where to set the real ones (`country = "ZZ"`, a user-assigned ISO
 /// 3166 code that names no country; e-mail under `example.invalid`).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Controller {
     /// Legal name of the controller (the organisation running Steward).
@@ -275,7 +275,7 @@ pub struct RecordType {
     pub fields: IndexMap<String, FieldSpec>,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum RetentionTrigger {
     Created,
@@ -322,7 +322,7 @@ pub enum SearchKind {
 }
 
 /// GDPR Art. 6(1) lawful bases.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum LawfulBasis {
     Consent,

@@ -30,7 +30,7 @@
 //! `piiPrincipalId`, which must be a pseudonymous id (the subject id), never
 //! a name or an e-mail address.
 
-use serde_json::{json, Map, Value};
+use serde_json::Value;
 
 /// The receipt format version, the receipt's `version` member.
 pub const RECEIPT_VERSION: &str = "KI-CR-v1.1.0";
@@ -100,77 +100,148 @@ pub struct ReceiptInput {
     pub public_key: Option<String>,
 }
 
-fn controller_json(c: &Controller) -> Value {
-    let mut m = Map::new();
-    m.insert("piiController".into(), c.name.clone().into());
-    m.insert("contact".into(), c.contact.clone().into());
-    m.insert(
-        "address".into(),
-        json!({ "streetAddress": c.street_address, "addressCountry": c.country }),
-    );
-    m.insert("email".into(), c.email.clone().into());
-    m.insert("phone".into(), c.phone.clone().into());
-    if let Some(url) = &c.url {
-        m.insert("piiControllerUrl".into(), url.clone().into());
-    }
-    Value::Object(m)
+/// A Kantara Consent Receipt v1.1 document, as [`build_receipt`] makes it:
+/// a strict subset of the specification's schema (one controller, one
+/// service; an address with a street and a country).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, schemars::JsonSchema)]
+#[serde(rename_all = "camelCase")]
+#[schemars(rename = "ConsentReceipt")]
+pub struct ConsentReceipt {
+    /// Always `KI-CR-v1.1.0`.
+    #[schemars(extend("const" = "KI-CR-v1.1.0"))]
+    pub version: String,
+    pub jurisdiction: String,
+    /// Seconds since the Unix epoch.
+    #[schemars(range(min = 0))]
+    pub consent_timestamp: i64,
+    pub collection_method: String,
+    #[serde(rename = "consentReceiptID")]
+    pub consent_receipt_id: String,
+    /// Identifies the key that signs the receipt.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub public_key: Option<String>,
+    pub language: String,
+    /// The pseudonymous subject id, never a name or an e-mail address.
+    pub pii_principal_id: String,
+    pub pii_controllers: Vec<ReceiptController>,
+    pub policy_url: String,
+    pub services: Vec<ReceiptService>,
+    pub sensitive: bool,
+    pub spi_cat: Vec<String>,
 }
 
-fn purpose_json(p: &ReceiptPurpose) -> Value {
-    let mut m = Map::new();
-    m.insert("purpose".into(), p.purpose.clone().into());
-    m.insert("purposeCategory".into(), p.purpose_category.clone().into());
-    m.insert("consentType".into(), p.consent_type.clone().into());
-    m.insert("piiCategory".into(), p.pii_category.clone().into());
-    m.insert("primaryPurpose".into(), p.primary_purpose.into());
-    m.insert("termination".into(), p.termination.clone().into());
+/// `piiControllers[]`.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, schemars::JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ReceiptController {
+    pub pii_controller: String,
+    pub contact: String,
+    pub address: ReceiptAddress,
+    pub email: String,
+    pub phone: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub pii_controller_url: Option<String>,
+}
+
+/// `piiControllers[].address`.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, schemars::JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ReceiptAddress {
+    pub street_address: String,
+    /// ISO 3166-1 alpha-2.
+    pub address_country: String,
+}
+
+/// `services[]`.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, schemars::JsonSchema)]
+pub struct ReceiptService {
+    pub service: String,
+    pub purposes: Vec<ReceiptServicePurpose>,
+}
+
+/// `services[].purposes[]`: `thirdPartyName` exactly when
+/// `thirdPartyDisclosure` is true.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, schemars::JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ReceiptServicePurpose {
+    pub purpose: String,
+    pub purpose_category: Vec<String>,
+    pub consent_type: String,
+    pub pii_category: Vec<String>,
+    pub primary_purpose: bool,
+    pub termination: String,
+    pub third_party_disclosure: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub third_party_name: Option<String>,
+}
+
+fn controller_of(c: &Controller) -> ReceiptController {
+    ReceiptController {
+        pii_controller: c.name.clone(),
+        contact: c.contact.clone(),
+        address: ReceiptAddress {
+            street_address: c.street_address.clone(),
+            address_country: c.country.clone(),
+        },
+        email: c.email.clone(),
+        phone: c.phone.clone(),
+        pii_controller_url: c.url.clone(),
+    }
+}
+
+fn purpose_of(p: &ReceiptPurpose) -> ReceiptServicePurpose {
     let names: Vec<&str> = p
         .third_party_names
         .iter()
         .map(|n| n.trim())
         .filter(|n| !n.is_empty())
         .collect();
-    m.insert("thirdPartyDisclosure".into(), (!names.is_empty()).into());
-    if !names.is_empty() {
-        m.insert("thirdPartyName".into(), names.join(", ").into());
+    ReceiptServicePurpose {
+        purpose: p.purpose.clone(),
+        purpose_category: p.purpose_category.clone(),
+        consent_type: p.consent_type.clone(),
+        pii_category: p.pii_category.clone(),
+        primary_purpose: p.primary_purpose,
+        termination: p.termination.clone(),
+        third_party_disclosure: !names.is_empty(),
+        third_party_name: (!names.is_empty()).then(|| names.join(", ")),
     }
-    Value::Object(m)
 }
 
-/// The receipt document for `input` (see the module docs for its shape).
+/// The receipt for `input` (see the module docs for its shape).
+#[must_use]
+pub fn receipt_document(input: &ReceiptInput) -> ConsentReceipt {
+    ConsentReceipt {
+        version: RECEIPT_VERSION.into(),
+        jurisdiction: input.jurisdiction.clone(),
+        consent_timestamp: input.consent_timestamp,
+        collection_method: input.collection_method.clone(),
+        consent_receipt_id: input.receipt_id.clone(),
+        public_key: input.public_key.clone(),
+        language: input.language.clone(),
+        pii_principal_id: input.principal_id.clone(),
+        pii_controllers: vec![controller_of(&input.controller)],
+        policy_url: input.policy_url.clone(),
+        services: vec![ReceiptService {
+            service: input.service.clone(),
+            purposes: input.purposes.iter().map(purpose_of).collect(),
+        }],
+        sensitive: input.sensitive,
+        spi_cat: input.spi_categories.clone(),
+    }
+}
+
+/// The receipt document for `input` as JSON, members in sorted order (the
+/// bytes the receipt's JWS signs).
 #[must_use]
 pub fn build_receipt(input: &ReceiptInput) -> Value {
-    let mut m = Map::new();
-    m.insert("version".into(), RECEIPT_VERSION.into());
-    m.insert("jurisdiction".into(), input.jurisdiction.clone().into());
-    m.insert("consentTimestamp".into(), input.consent_timestamp.into());
-    m.insert("collectionMethod".into(), input.collection_method.clone().into());
-    m.insert("consentReceiptID".into(), input.receipt_id.clone().into());
-    if let Some(key) = &input.public_key {
-        m.insert("publicKey".into(), key.clone().into());
-    }
-    m.insert("language".into(), input.language.clone().into());
-    m.insert("piiPrincipalId".into(), input.principal_id.clone().into());
-    m.insert(
-        "piiControllers".into(),
-        Value::Array(vec![controller_json(&input.controller)]),
-    );
-    m.insert("policyUrl".into(), input.policy_url.clone().into());
-    m.insert(
-        "services".into(),
-        json!([{
-            "service": input.service,
-            "purposes": input.purposes.iter().map(purpose_json).collect::<Vec<_>>(),
-        }]),
-    );
-    m.insert("sensitive".into(), input.sensitive.into());
-    m.insert("spiCat".into(), input.spi_categories.clone().into());
-    Value::Object(m)
+    serde_json::to_value(receipt_document(input)).unwrap_or_default()
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde_json::json;
 
     fn input() -> ReceiptInput {
         ReceiptInput {

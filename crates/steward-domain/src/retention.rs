@@ -18,7 +18,7 @@ use serde::{Deserialize, Serialize};
 use crate::inventory::{Inventory, LawfulBasis, CONTACT, DEAL, INTERACTION};
 
 /// The kinds of record a schedule can govern.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum RetainedRecord {
     Contact,
@@ -87,7 +87,7 @@ impl RetainedRecord {
 }
 
 /// The event a retention period runs from.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum RetentionEvent {
     Created,
@@ -117,7 +117,7 @@ impl RetentionEvent {
 }
 
 /// What happens when a period ends.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum RetentionAction {
     /// Delete, and crypto-shred a subject's key.
@@ -141,7 +141,7 @@ impl RetentionAction {
 }
 
 /// One `[[retention]]` rule of the inventory.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RetentionRule {
     /// A short identifier, cited by every deletion it causes.

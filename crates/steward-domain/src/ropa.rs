@@ -24,7 +24,7 @@ const TITLE: &str = "Record of processing activities";
 const SECURITY_HEADING: &str = "Technical and organisational security measures";
 
 /// The Art. 30(1) record, derived entirely from the inventory (never maintained by hand).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct RecordOfProcessing {
     pub generated_at: DateTime<Utc>,
     pub inventory_version: u32,
@@ -43,7 +43,7 @@ pub struct RecordOfProcessing {
 }
 
 /// One processing activity: everything done with personal data for one purpose.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct ProcessingActivity {
     /// The purpose's name in the inventory.
     pub purpose: String,
@@ -62,7 +62,7 @@ pub struct ProcessingActivity {
 }
 
 /// A lawful basis with its place in GDPR Art. 6(1).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct LawfulBasisEntry {
     pub basis: LawfulBasis,
     /// "Art. 6(1)(a)" … "Art. 6(1)(f)".
@@ -115,14 +115,14 @@ pub fn lawful_basis_name(basis: LawfulBasis) -> &'static str {
 }
 
 /// A category of data subjects: the people held in a subject record type.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct DataSubjects {
     pub record_type: String,
     pub description: String,
 }
 
 /// A category of personal data a purpose processes, with the fields in it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct PersonalDataCategory {
     pub category: String,
     pub description: String,
@@ -135,7 +135,7 @@ pub struct PersonalDataCategory {
 }
 
 /// Art. 30(1)(f): how long the data is kept.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct Retention {
     /// The purpose's own period, if it sets one.
     pub purpose_days: Option<u32>,
@@ -143,14 +143,14 @@ pub struct Retention {
     pub record_types: Vec<RecordTypeRetention>,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct RecordTypeRetention {
     pub record_type: String,
     pub days: u32,
     pub trigger: RetentionTrigger,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct ConsentTerms {
     /// The lawful basis is consent (Art. 6(1)(a)).
     pub required: bool,
@@ -159,7 +159,7 @@ pub struct ConsentTerms {
 }
 
 /// One data category of the inventory and where it is used.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct DataCategorySummary {
     pub category: String,
     pub description: String,

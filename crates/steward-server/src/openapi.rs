@@ -241,9 +241,9 @@ pub fn derived_request_schemas() -> Map<String, Value> {
 /// schema instead (or `Object`, until typed).
 #[must_use]
 pub fn derived_response_schemas() -> Map<String, Value> {
-    use crate::routes::{auth, dsr, incidents, retention, users, Items};
+    use crate::routes::{auth, consent, contacts, dsr, incidents, retention, users, Items};
     use steward_service::{compliance, doctor, incident, retention as sr};
-    derived!(schemars::generate::SchemaSettings::draft2020_12().for_serialize();
+    let mut all = derived!(schemars::generate::SchemaSettings::draft2020_12().for_serialize();
         retention::PreviewOut,
         retention::ReviewOut,
         sr::RetentionReport,
@@ -271,7 +271,19 @@ pub fn derived_response_schemas() -> Map<String, Value> {
         auth::ConfirmedOut,
         Items<auth::TokenOut>,
         auth::CreatedToken,
-    )
+        contacts::RestrictionOut,
+        consent::JwksOut,
+        consent::GpcOut,
+        consent::NoticeOut,
+        Items<consent::NoticeOut>,
+        Items<consent::RenewalOut>,
+        consent::QueuedOut,
+        steward_domain::receipt::ConsentReceipt,
+        steward_domain::incident::RegulatorNotification,
+        steward_domain::ropa::RecordOfProcessing,
+    );
+    all.insert("Settings".into(), steward_service::settings::settings_schema());
+    all
 }
 
 fn status_text(code: u16) -> &'static str {
@@ -394,7 +406,14 @@ fn operation(path: &str, op: &Op) -> Value {
     let mut o = json!({"operationId": op.id, "summary": op.summary, "tags": [op.tag], "parameters": params, "responses": responses});
     if let Some(obj) = o.as_object_mut() {
         if let Some(req) = op.request {
-            obj.insert("requestBody".into(), json!({"required": true, "content": {"application/json": {"schema": {"$ref": format!("#/components/schemas/{req}")}}}}));
+            let mut media = json!({"schema": {"$ref": format!("#/components/schemas/{req}")}});
+            if let Some(example) = request_example(op.id) {
+                media["example"] = example;
+            }
+            obj.insert(
+                "requestBody".into(),
+                json!({"required": true, "content": {"application/json": media}}),
+            );
         }
         obj.insert(
             "security".into(),
@@ -402,6 +421,46 @@ fn operation(path: &str, op: &Op) -> Value {
         );
     }
     o
+}
+
+/// An example request body for the main operations, valid against the
+/// request schema of the default inventory (a test checks each one, and
+/// sends the contact example to a real server).
+#[must_use]
+pub fn request_example(operation_id: &str) -> Option<Value> {
+    Some(match operation_id {
+        "login" => json!({"username": "alice", "password": "a-long-password"}),
+        "totpConfirm" => json!({"code": "123456"}),
+        "createToken" => json!({"name": "newsletter sync", "expires_in_days": 30, "purpose": "marketing_email"}),
+        "createUser" => json!({"username": "dora", "role": "dpo", "password": "a-long-password"}),
+        "addTraining" => {
+            json!({"course": "Data protection basics", "completed_on": "2026-11-02", "expires_on": "2027-11-02"})
+        }
+        "putSettings" => json!({"require_training": true, "session_idle_minutes": 20}),
+        "createContact" => json!({"given_name": "Ada", "family_name": "Lovelace", "email": "ada@example.com",
+                                  "phone": "+442079460958", "purposes": ["sales"]}),
+        "addInteraction" => {
+            json!({"kind": "call", "summary": "Asked for a quote", "occurred_at": "2026-11-30T10:00:00Z"})
+        }
+        "createOrganization" => json!({"name": "Analytical Engines Ltd", "domain": "engines.example"}),
+        "createDeal" => json!({"title": "Difference engine", "stage": "proposal", "amount": 12000, "currency": "GBP"}),
+        "restrictContact" => json!({"restricted": true}),
+        "recordConsent" => {
+            json!({"purpose": "marketing_email", "granted": true, "source": "signed form", "notice_version": "2026-01"})
+        }
+        "publicConsent" => json!({"email": "ada@example.com", "purpose": "marketing_email", "granted": true}),
+        "publishNotice" => {
+            json!({"version": "2026-01", "text": "How we use your data: …", "material": true, "language": "en"})
+        }
+        "publicDsr" => json!({"kind": "access", "regime": "gdpr", "email": "ada@example.com"}),
+        "createDsr" => json!({"kind": "erasure", "regime": "gdpr", "subject": {"email": "ada@example.com"}}),
+        "openIncident" => {
+            json!({"title": "Laptop lost on a train", "description": "An unencrypted laptop of the sales team",
+                                 "category": "confidentiality", "source": "lost_device", "aware_at": "2026-12-01T09:30:00Z"})
+        }
+        "scopeIncident" => json!({"user": "alice", "from": "2026-11-01T00:00:00Z", "to": "2026-12-01T09:30:00Z"}),
+        _ => return None,
+    })
 }
 
 /// The hand-written schemas (responses, the inventory's contact schemas)

@@ -257,6 +257,31 @@ impl Service {
 /// line does.)
 #[must_use]
 pub fn change_schema() -> serde_json::Value {
+    serde_json::json!({"type": "object", "properties": property_schemas(), "additionalProperties": false})
+}
+
+/// The JSON Schema of the settings as `GET /api/v1/settings` answers them:
+/// every setting, each of the JSON type of its kind ([`json_value`]).
+#[must_use]
+pub fn settings_schema() -> serde_json::Value {
+    let required: Vec<&str> = SETTINGS.iter().map(|s| s.name).collect();
+    serde_json::json!({"type": "object", "required": required, "properties": property_schemas(), "additionalProperties": false})
+}
+
+/// A stored setting's text as the JSON value of its kind: a boolean, an
+/// integer, or a string (dates and identifiers, empty for none). Text a
+/// kind cannot read (never stored: every change is checked) stays a string.
+#[must_use]
+pub fn json_value(name: &str, text: &str) -> serde_json::Value {
+    use serde_json::Value;
+    match spec(name).map(|s| s.kind) {
+        Some(Kind::Bool) if text == "true" || text == "false" => Value::Bool(text == "true"),
+        Some(Kind::Int(..)) => text.parse::<i64>().map_or_else(|_| Value::from(text), Value::from),
+        _ => Value::from(text),
+    }
+}
+
+fn property_schemas() -> serde_json::Map<String, serde_json::Value> {
     let mut props = serde_json::Map::new();
     for s in SETTINGS {
         let mut schema = match s.kind {
@@ -277,12 +302,25 @@ pub fn change_schema() -> serde_json::Value {
         }
         props.insert(s.name.into(), schema);
     }
-    serde_json::json!({"type": "object", "properties": props, "additionalProperties": false})
+    props
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn values_answer_in_the_json_type_of_their_kind() {
+        use serde_json::json;
+        assert_eq!(json_value("require_mfa", "false"), json!(false));
+        assert_eq!(json_value("lockout_threshold", "7"), json!(7));
+        // An identifier made of digits is still a string, as its schema says.
+        assert_eq!(json_value("drp_business_id", "12345"), json!("12345"));
+        assert_eq!(json_value("key_backup_verified_on", ""), json!(""));
+        let schema = settings_schema();
+        assert_eq!(schema["required"].as_array().map(Vec::len), Some(SETTINGS.len()));
+        assert_eq!(schema["properties"], change_schema()["properties"]);
+    }
 
     #[test]
     fn defaults_and_validation() {

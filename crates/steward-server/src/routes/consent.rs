@@ -127,17 +127,57 @@ pub async fn receipt_jws(
     Ok(([(header::CONTENT_TYPE, "application/jose")], jws).into_response())
 }
 
-pub async fn jwks(State(s): State<AppState>) -> Json<Value> {
-    Json(json!({ "keys": [s.service.receipt_public_jwk()] }))
+/// A JSON Web Key Set (RFC 7517) of the Ed25519 keys (RFC 8037) that
+/// verify consent receipts and request certificates.
+#[derive(serde::Serialize, schemars::JsonSchema)]
+#[schemars(rename = "Jwks")]
+pub struct JwksOut {
+    keys: Vec<Jwk>,
+}
+
+/// An Ed25519 public key as a JWK.
+#[derive(serde::Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Jwk {
+    #[schemars(extend("const" = "OKP"))]
+    kty: String,
+    #[schemars(extend("const" = "Ed25519"))]
+    crv: String,
+    /// The public key, base64url without padding.
+    #[schemars(regex(pattern = r"^[A-Za-z0-9_-]{43}$"))]
+    x: String,
+    /// The key's id, as the `kid` of the JWS headers it verifies.
+    kid: String,
+    #[schemars(extend("const" = "EdDSA"))]
+    alg: String,
+    #[serde(rename = "use")]
+    #[schemars(extend("const" = "sig"))]
+    use_: String,
+}
+
+pub async fn jwks(State(s): State<AppState>) -> ApiResult<Json<JwksOut>> {
+    let key: Jwk = serde_json::from_value(s.service.receipt_public_jwk())
+        .map_err(|e| steward_service::ServiceError::Internal(format!("the receipt key is not a JWK: {e}")))?;
+    Ok(Json(JwksOut { keys: vec![key] }))
+}
+
+/// The Global Privacy Control support resource (GPC specification §4).
+#[derive(serde::Serialize, schemars::JsonSchema)]
+#[schemars(rename = "GpcSupport")]
+pub struct GpcOut {
+    /// Steward honours the `Sec-GPC: 1` signal.
+    gpc: bool,
+    /// When this resource last changed.
+    #[serde(rename = "lastUpdate")]
+    last_update: chrono::NaiveDate,
 }
 
 /// `/.well-known/gpc.json` per the Global Privacy Control specification.
-pub async fn gpc_json() -> Response {
-    (
-        [(header::CONTENT_TYPE, "application/json")],
-        json!({ "gpc": true, "lastUpdate": "2026-11-29" }).to_string(),
-    )
-        .into_response()
+pub async fn gpc_json() -> Json<GpcOut> {
+    Json(GpcOut {
+        gpc: true,
+        last_update: chrono::NaiveDate::from_ymd_opt(2026, 11, 29).unwrap_or_default(),
+    })
 }
 
 #[derive(Deserialize, schemars::JsonSchema)]
@@ -232,35 +272,86 @@ pub async fn publish_notice(
     Ok((StatusCode::CREATED, Json(notice_json(&n))))
 }
 
-fn notice_json(n: &steward_service::consent::NoticeRow) -> Value {
-    json!({ "id": n.id.to_string(), "version": n.version, "language": n.language, "material": n.material,
-            "published_at": n.published_at, "text_sha256": n.text_hash.iter().map(|b| format!("{b:02x}")).collect::<String>(), "text": n.text })
+/// A published privacy-notice version.
+#[derive(serde::Serialize, schemars::JsonSchema)]
+#[schemars(rename = "Notice")]
+pub struct NoticeOut {
+    id: uuid::Uuid,
+    version: String,
+    /// BCP 47 language tag.
+    language: String,
+    /// A material change: consents given under earlier versions need renewal.
+    material: bool,
+    published_at: chrono::DateTime<chrono::Utc>,
+    /// SHA-256 of `text`, lower-case hex.
+    #[schemars(regex(pattern = r"^[0-9a-f]{64}$"))]
+    text_sha256: String,
+    text: String,
 }
 
-pub async fn notices(State(s): State<AppState>) -> ApiResult<Json<Value>> {
+fn notice_json(n: &steward_service::consent::NoticeRow) -> NoticeOut {
+    NoticeOut {
+        id: n.id,
+        version: n.version.clone(),
+        language: n.language.clone(),
+        material: n.material,
+        published_at: n.published_at,
+        text_sha256: n.text_hash.iter().map(|b| format!("{b:02x}")).collect(),
+        text: n.text.clone(),
+    }
+}
+
+pub async fn notices(State(s): State<AppState>) -> ApiResult<Json<super::Items<NoticeOut>>> {
     let list = s.service.list_notices().await?;
-    Ok(Json(
-        json!({ "items": list.iter().map(notice_json).collect::<Vec<_>>() }),
-    ))
+    Ok(Json(super::Items {
+        items: list.iter().map(notice_json).collect(),
+    }))
+}
+
+/// A current consent given under a notice older than the latest material
+/// version: it ends at `renew_by` unless the person renews it.
+#[derive(serde::Serialize, schemars::JsonSchema)]
+#[schemars(rename = "NoticeRenewal")]
+pub struct RenewalOut {
+    contact_id: uuid::Uuid,
+    purpose: String,
+    /// The notice version the consent was given under (none: before notices were versioned).
+    notice_version: Option<String>,
+    renew_by: Option<chrono::DateTime<chrono::Utc>>,
 }
 
 pub async fn renewals(
     State(s): State<AppState>,
     Authed(p): Authed,
     ApiQuery(_page): ApiQuery<PageParams>,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Json<super::Items<RenewalOut>>> {
     let rows = s.service.consents_needing_renewal(&p).await?;
     let deadline = s.service.renewal().await?.map(|r| r.deadline);
-    Ok(Json(
-        json!({ "items": rows.iter().map(|(c, p, v)| json!({"contact_id": c.to_string(), "purpose": p, "notice_version": v, "renew_by": deadline})).collect::<Vec<_>>() }),
-    ))
+    Ok(Json(super::Items {
+        items: rows
+            .into_iter()
+            .map(|(c, purpose, notice_version)| RenewalOut {
+                contact_id: *c.as_uuid(),
+                purpose,
+                notice_version,
+                renew_by: deadline,
+            })
+            .collect(),
+    }))
+}
+
+/// How many renewal e-mails were queued.
+#[derive(serde::Serialize, schemars::JsonSchema)]
+#[schemars(rename = "RenewalMailQueued")]
+pub struct QueuedOut {
+    queued: u64,
 }
 
 /// `POST /api/v1/notices/renewals/mail`: queue a renewal e-mail to each
 /// contact whose consent needs renewal under the latest material notice.
-pub async fn renewal_mail(State(s): State<AppState>, Authed(p): Authed) -> ApiResult<(StatusCode, Json<Value>)> {
+pub async fn renewal_mail(State(s): State<AppState>, Authed(p): Authed) -> ApiResult<(StatusCode, Json<QueuedOut>)> {
     let queued = s.service.queue_renewal_mail(&p).await?;
-    Ok((StatusCode::ACCEPTED, Json(json!({ "queued": queued }))))
+    Ok((StatusCode::ACCEPTED, Json(QueuedOut { queued })))
 }
 
 #[derive(Deserialize)]

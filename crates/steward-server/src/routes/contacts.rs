@@ -131,10 +131,19 @@ pub async fn restriction(
     Ctx(ctx): Ctx,
     Path(id): Path<String>,
     ApiJson(input): ApiJson<RestrictionInput>,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Json<RestrictionOut>> {
     let id: SubjectId = path_id(&id, "contact")?;
     s.service.set_restriction(&ctx, id, input.restricted).await?;
-    Ok(Json(
-        serde_json::json!({ "id": id.to_string(), "restricted": input.restricted }),
-    ))
+    Ok(Json(RestrictionOut {
+        id: *id.as_uuid(),
+        restricted: input.restricted,
+    }))
+}
+
+/// The contact's processing restriction (GDPR Art. 18) after the change.
+#[derive(serde::Serialize, schemars::JsonSchema)]
+#[schemars(rename = "Restriction")]
+pub struct RestrictionOut {
+    id: uuid::Uuid,
+    restricted: bool,
 }

@@ -222,14 +222,7 @@ pub async fn settings(State(s): State<AppState>, Authed(p): Authed) -> ApiResult
     let table = s.service.settings_for(&p).await?;
     let mut obj = serde_json::Map::new();
     for (name, value, _) in table {
-        let v = match value.as_str() {
-            "true" => Value::Bool(true),
-            "false" => Value::Bool(false),
-            other => other
-                .parse::<i64>()
-                .map_or_else(|_| Value::String(other.to_string()), Value::from),
-        };
-        obj.insert(name.to_string(), v);
+        obj.insert(name.to_string(), steward_service::settings::json_value(name, &value));
     }
     Ok(Json(Value::Object(obj)))
 }
