@@ -52,9 +52,14 @@ fn field<'a>(contact: &'a Value, name: &str) -> &'a str {
     contact.get(name).and_then(Value::as_str).unwrap_or("")
 }
 
-/// The contact of an export bundle as one vCard 4.0.
+/// The contact of an export bundle (its JSON, or the typed bundle that
+/// serialises to it) as one vCard 4.0.
 #[must_use]
-pub fn to_vcard(bundle: &Value) -> String {
+pub fn to_vcard<B: serde::Serialize + ?Sized>(bundle: &B) -> String {
+    vcard_of(&serde_json::to_value(bundle).unwrap_or_default())
+}
+
+fn vcard_of(bundle: &Value) -> String {
     let mut out = String::new();
     let Some(contact) = bundle.pointer("/personal_data/contact") else {
         return out;
@@ -181,8 +186,14 @@ fn flatten_info(section: &str, key: &str, value: &Value, rows: &mut Vec<[String;
 /// The whole bundle as CSV rows `section,record_id,field,value` (CRLF line
 /// ends): one row per contact field, per interaction field, per consent
 /// field, per deal field, per purpose field and per access-log entry field.
+/// Takes the bundle's JSON or the typed bundle that serialises to it (rows
+/// follow the JSON's sorted member order either way).
 #[must_use]
-pub fn to_csv(bundle: &Value) -> String {
+pub fn to_csv<B: serde::Serialize + ?Sized>(bundle: &B) -> String {
+    csv_of(&serde_json::to_value(bundle).unwrap_or_default())
+}
+
+fn csv_of(bundle: &Value) -> String {
     let mut rows: Vec<[String; 4]> = Vec::new();
     let subject = bundle.get("subject_id").map(scalar).unwrap_or_default();
     if let Some(contact) = bundle.pointer("/personal_data/contact").and_then(Value::as_object) {

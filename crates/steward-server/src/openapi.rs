@@ -131,7 +131,6 @@ fn schemas(inv: &Inventory) -> Value {
             "leaf_hash": {"type": "string"}, "root_hash": {"type": "string"}, "audit_path": {"type": "array", "items": {"type": "string"}}}},
         "ConsistencyProof": {"type": "object", "properties": {"first": {"type": "integer"}, "second": {"type": "integer"},
             "first_root_hash": {"type": "string"}, "second_root_hash": {"type": "string"}, "consistency_path": {"type": "array", "items": {"type": "string"}}}},
-        "Object": {"type": "object"},
         "TotpEnrollment": {"type": "object", "required": ["secret", "otpauth_uri"], "properties": {
             "secret": {"type": "string", "description": "RFC 4648 base32, no padding"}, "otpauth_uri": {"type": "string"}}},
         "TokenList": {"type": "object", "properties": {"items": {"type": "array", "items": {"type": "object"}}}},
@@ -281,6 +280,8 @@ pub fn derived_response_schemas() -> Map<String, Value> {
         steward_domain::receipt::ConsentReceipt,
         steward_domain::incident::RegulatorNotification,
         steward_domain::ropa::RecordOfProcessing,
+        steward_service::dsr::DsrCertificate,
+        steward_service::dsr::SubjectExport,
     );
     all.insert("Settings".into(), steward_service::settings::settings_schema());
     all

@@ -91,7 +91,7 @@ pub struct ConsistencyProof {
 
 /// One line of a subject's access log (GDPR Art. 15(1)(c)): who acted on
 /// their data, when, how and for what purpose.
-#[derive(Debug, Clone, serde::Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize, schemars::JsonSchema)]
 pub struct AccessLogItem {
     pub at: DateTime<Utc>,
     pub action: String,

@@ -742,12 +742,19 @@ impl Service {
     }
 
     /// An interaction with its summary, for exports.
-    pub(crate) fn interaction_json(&self, row: &InteractionRow, key: &SubjectKey) -> ServiceResult<Value> {
+    pub(crate) fn interaction_json(
+        &self,
+        row: &InteractionRow,
+        key: &SubjectKey,
+    ) -> ServiceResult<crate::dsr::ExportInteraction> {
         let v = self.interaction_view(row, key, steward_domain::inventory::COMPLIANCE)?;
-        Ok(
-            serde_json::json!({"id": v.id.to_string(), "kind": v.kind.as_str(), "summary": v.summary,
-                              "occurred_at": v.occurred_at, "created_at": v.created_at}),
-        )
+        Ok(crate::dsr::ExportInteraction {
+            id: *v.id.as_uuid(),
+            kind: v.kind.as_str().into(),
+            summary: v.summary,
+            occurred_at: v.occurred_at,
+            created_at: v.created_at,
+        })
     }
 
     /// Lists contacts usable for the request's purpose, optionally by exact

@@ -11,15 +11,18 @@
 //! so that the person is not silently re-imported.
 
 use chrono::{DateTime, Duration, FixedOffset, Offset, Utc};
-use serde_json::{json, Value};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
 use steward_audit::{Actor, AuditRecord, Outcome};
 use steward_crypto::FieldAad;
+use steward_domain::art15::{Art15Information, CcpaInformation};
 use steward_domain::deadlines::{self, Regime};
 use steward_domain::inventory::{COMPLIANCE, CONTACT};
 use steward_domain::SubjectId;
 pub use steward_store::LegalHoldRow;
 use steward_store::{ContactRow, DsrRow, StoreError, WriteOp};
 
+use crate::audit::AccessLogItem;
 use crate::consent::{ConsentInput, SALE_SHARING};
 use crate::context::RequestContext;
 use crate::crypto::SubjectKey;
@@ -76,8 +79,222 @@ pub struct DsrView {
     pub deadline: Option<&'static str>,
 }
 
+/// The export of an access or portability request
+/// (`GET /api/v1/dsr/{id}/export`): everything held about the person (a
+/// `SubjectBundle`), or, when no personal data of theirs is held, a
+/// `NoPersonalData` answer saying so. One of two exact shapes rather than
+/// one object whose members are all optional: the two are told apart by
+/// `personal_data`, an object in a bundle and `null` otherwise.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(untagged)]
+#[schemars(rename = "SubjectExport")]
+pub enum SubjectExport {
+    /// Everything held about the person (`steward-subject-export-v1`).
+    Bundle(Box<SubjectBundle>),
+    /// No personal data of the person is held.
+    NothingHeld(NoPersonalData),
+}
+
+/// The answer to an access or portability request about a person of whom
+/// nothing is held.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
+#[schemars(rename = "NoPersonalData")]
+pub struct NoPersonalData {
+    /// The request.
+    pub request_id: uuid::Uuid,
+    /// When this answer was made.
+    pub generated_at: DateTime<Utc>,
+    /// Always `null`: no personal data is held.
+    pub personal_data: (),
+    /// Says so in words.
+    pub note: String,
+}
+
+/// Everything held about the subject of an access or portability request
+/// (`steward-subject-export-v1`), built at fulfilment and stored sealed
+/// under the subject's key until it expires; the JSON, CSV and vCard
+/// exports and the portal download are made from it. Members added later
+/// (`organizations`, `information`, `ccpa`) default when a bundle stored
+/// before them is read back.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
+#[schemars(rename = "SubjectBundle")]
+pub struct SubjectBundle {
+    /// Always `steward-subject-export-v1`.
+    #[schemars(extend("const" = "steward-subject-export-v1"))]
+    pub format: String,
+    /// The request this answers.
+    pub request_id: uuid::Uuid,
+    /// When the bundle was built.
+    pub generated_at: DateTime<Utc>,
+    /// The person's pseudonymous id (the contact's id).
+    pub subject_id: uuid::Uuid,
+    /// The contact record.
+    pub personal_data: PersonalData,
+    /// Every interaction with the person, with its summary.
+    pub interactions: Vec<ExportInteraction>,
+    /// The deals linked to the person.
+    pub deals: Vec<ExportDeal>,
+    /// The organisations the contact and their deals link to (empty in a
+    /// bundle stored before organisations were exported).
+    #[serde(default)]
+    pub organizations: Vec<ExportOrganization>,
+    /// The purposes the data is held for.
+    pub purposes: Vec<ExportPurpose>,
+    /// The person's consent records.
+    pub consents: Vec<ExportConsent>,
+    /// Whether the use of the data is restricted (GDPR Art. 18).
+    pub restricted: bool,
+    /// The contact record type's retention period; null when undeclared.
+    pub retention: Option<ExportRetention>,
+    /// Who acted on the data, when, how and for what purpose (GDPR Art. 15(1)(c)).
+    pub access_log: Vec<AccessLogItem>,
+    /// Where such data comes from, in words.
+    pub sources: String,
+    /// What GDPR Art. 15(1)–(2) says the person must be told besides the
+    /// data; absent only in a bundle stored before it was added.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(with = "Art15Information")]
+    pub information: Option<Art15Information>,
+    /// For a CCPA request only (absent otherwise): the categories of §1798.110(a).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(with = "CcpaInformation")]
+    pub ccpa: Option<CcpaInformation>,
+}
+
+/// The contact record of an export bundle.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
+#[schemars(rename = "ExportPersonalData")]
+pub struct PersonalData {
+    /// Every field held, decrypted, by name.
+    pub contact: std::collections::BTreeMap<String, String>,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+/// An interaction with the person, in an export bundle.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
+#[schemars(rename = "ExportInteraction")]
+pub struct ExportInteraction {
+    pub id: uuid::Uuid,
+    #[schemars(extend("enum" = steward_domain::InteractionKind::NAMES))]
+    pub kind: String,
+    pub summary: Option<String>,
+    pub occurred_at: DateTime<Utc>,
+    pub created_at: DateTime<Utc>,
+}
+
+/// A deal linked to the person, in an export bundle.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
+#[schemars(rename = "ExportDeal")]
+pub struct ExportDeal {
+    pub id: uuid::Uuid,
+    pub title: String,
+    #[schemars(extend("enum" = ["lead", "qualified", "proposal", "negotiation", "won", "lost"]))]
+    pub stage: String,
+    /// An integer when whole, else a decimal with at most two fraction digits.
+    pub amount: Option<serde_json::Number>,
+    /// ISO 4217 code.
+    #[schemars(extend("enum" = steward_domain::values::CurrencyCode::all_or_null()))]
+    pub currency: Option<String>,
+    pub organization_id: Option<uuid::Uuid>,
+}
+
+/// An organisation the contact or their deals link to, in an export bundle.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
+#[schemars(rename = "ExportOrganization")]
+pub struct ExportOrganization {
+    pub id: uuid::Uuid,
+    pub name: String,
+    pub domain: Option<String>,
+}
+
+/// A purpose the person's data is held for, in an export bundle.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
+#[schemars(rename = "ExportPurpose")]
+pub struct ExportPurpose {
+    pub purpose: String,
+    pub description: String,
+    /// The GDPR Art. 6(1) basis the purpose relies on.
+    #[schemars(extend("enum" = ["consent", "contract", "legal_obligation", "vital_interests", "public_task", "legitimate_interest"]))]
+    pub lawful_basis: String,
+    /// Who receives data for it.
+    pub recipients: Vec<String>,
+    /// The purpose's own retention period, when it has one.
+    pub retention_days: Option<u32>,
+}
+
+/// A consent record of the person, in an export bundle.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
+#[schemars(rename = "ExportConsent")]
+pub struct ExportConsent {
+    pub id: uuid::Uuid,
+    pub purpose: String,
+    #[schemars(extend("enum" = ["granted", "withdrawn", "pending"]))]
+    pub status: String,
+    pub recorded_at: DateTime<Utc>,
+    /// How it was recorded.
+    pub source: String,
+    /// The version of the notice the person was shown.
+    pub notice_version: Option<String>,
+    pub expires_at: Option<DateTime<Utc>>,
+}
+
+/// The contact record type's retention period, in an export bundle.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
+#[schemars(rename = "ExportRetention")]
+pub struct ExportRetention {
+    pub days: u32,
+    /// The event the period runs from.
+    #[schemars(extend("enum" = ["Created", "LastUpdate"]))]
+    pub from: String,
+}
+
+/// The certificate of completion of a finished request
+/// (`GET /api/v1/dsr/{id}/certificate`), signed as a compact JWS whose
+/// payload is this document. No personal data inside: the subject is named
+/// by the pseudonymous id only.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
+#[schemars(rename = "DsrCertificate")]
+pub struct DsrCertificate {
+    /// Always `steward-dsr-certificate-v1`.
+    #[schemars(extend("const" = "steward-dsr-certificate-v1"))]
+    pub r#type: String,
+    /// The controller who carried out the request.
+    pub issuer: String,
+    pub request_id: uuid::Uuid,
+    /// What was asked.
+    #[schemars(extend("enum" = KINDS))]
+    pub kind: String,
+    #[schemars(extend("enum" = ["gdpr", "ccpa"]))]
+    pub regime: String,
+    /// The person concerned (pseudonymous id), if known.
+    pub subject_id: Option<uuid::Uuid>,
+    pub received_at: DateTime<Utc>,
+    /// The legal deadline (with any extension).
+    pub due_at: DateTime<Utc>,
+    /// Whether the deadline was extended.
+    pub extended: bool,
+    pub identity_verified_at: Option<DateTime<Utc>>,
+    /// How the request ended.
+    #[schemars(extend("enum" = ["completed", "refused", "withdrawn"]))]
+    pub status: String,
+    pub completed_at: Option<DateTime<Utc>>,
+    /// Completed by the deadline.
+    pub on_time: bool,
+    /// What was done, or why it was refused.
+    pub outcome: Option<String>,
+    /// When this certificate was issued.
+    pub issued_at: DateTime<Utc>,
+}
+
 fn now() -> DateTime<Utc> {
     Utc::now()
+}
+
+/// A typed document as the JSON value it is sealed or signed as (sorted
+/// members, as before it was typed).
+fn to_json<T: Serialize>(v: &T) -> ServiceResult<Value> {
+    serde_json::to_value(v).map_err(|e| ServiceError::Internal(e.to_string()))
 }
 
 /// A completed, refused or withdrawn request is closed.
@@ -239,14 +456,14 @@ impl Service {
             .map_err(|e| ServiceError::Internal(e.to_string()))
     }
 
-    fn open_json(
+    fn open_json<T: serde::de::DeserializeOwned>(
         &self,
         row: &ContactRow,
         key: &SubjectKey,
         (record, field): (&str, &str),
         id: uuid::Uuid,
         sealed: &[u8],
-    ) -> ServiceResult<Value> {
+    ) -> ServiceResult<T> {
         let aad = FieldAad {
             record_type: record,
             record_id: id.as_bytes(),
@@ -577,7 +794,7 @@ impl Service {
                     // request's completion; erasure takes it along.
                     let key = self.key_of(&r)?;
                     let bundle = self.build_bundle(&d, &r, &key).await?;
-                    let sealed = self.seal_json(&r, &key, BUNDLE, d.id, &bundle)?;
+                    let sealed = self.seal_json(&r, &key, BUNDLE, d.id, &to_json(&bundle)?)?;
                     let expires_at = now() + Duration::days(BUNDLE_DAYS);
                     let row = steward_store::ExportBundleRow {
                         dsr_id: d.id,
@@ -839,7 +1056,7 @@ impl Service {
     }
 
     /// Everything held about the subject of an access or portability request.
-    pub async fn dsr_export(&self, ctx: &RequestContext, id: uuid::Uuid) -> ServiceResult<Value> {
+    pub async fn dsr_export(&self, ctx: &RequestContext, id: uuid::Uuid) -> ServiceResult<SubjectExport> {
         self.guard(ctx, "dsr.export", None, async {
             self.require_compliance(ctx)?;
             let d = self.dsr_row(id).await?;
@@ -852,14 +1069,16 @@ impl Service {
                 return Err(ServiceError::Conflict("verify the requester's identity first".into()));
             }
             let Some(row) = self.request_contact(&d).await? else {
-                return Ok(
-                    json!({"request_id": d.id.to_string(), "generated_at": now(), "personal_data": null,
-                                 "note": "no personal data of this person is held"}),
-                );
+                return Ok(SubjectExport::NothingHeld(NoPersonalData {
+                    request_id: d.id,
+                    generated_at: now(),
+                    personal_data: (),
+                    note: "no personal data of this person is held".into(),
+                }));
             };
             let key = self.key_of(&row)?;
             // The bundle stored when the request was fulfilled; before that, built now.
-            let bundle = match self.store.get_export_bundle(d.id).await? {
+            let bundle: SubjectBundle = match self.store.get_export_bundle(d.id).await? {
                 Some(b) if b.expires_at <= now() => {
                     return Err(ServiceError::Gone(format!(
                         "the export of this request expired on {}; file a new request",
@@ -875,14 +1094,10 @@ impl Service {
                 }
                 None => self.build_bundle(&d, &row, &key).await?,
             };
-            let fields: Vec<String> = bundle
-                .pointer("/personal_data/contact")
-                .and_then(Value::as_object)
-                .map(|o| o.keys().cloned().collect())
-                .unwrap_or_default();
+            let fields: Vec<String> = bundle.personal_data.contact.keys().cloned().collect();
             let audit = self.ok_record(ctx, "dsr.export", Some(row.subject_id), &[d.id], fields);
             self.audit_reads(vec![audit]).await?;
-            Ok(bundle)
+            Ok(SubjectExport::Bundle(Box::new(bundle)))
         })
         .await
     }
@@ -895,7 +1110,7 @@ impl Service {
         d: &DsrRow,
         row: &ContactRow,
         key: &crate::crypto::SubjectKey,
-    ) -> ServiceResult<Value> {
+    ) -> ServiceResult<SubjectBundle> {
         let fields = self.open_all_fields(row, key)?;
         // Every interaction, page by page.
         let mut inter = Vec::new();
@@ -914,13 +1129,16 @@ impl Service {
             }
         }
         let consents = self.store.list_consents(row.subject_id).await?;
-        let purposes: Vec<Value> = row
+        let purposes: Vec<ExportPurpose> = row
             .purposes
             .iter()
             .filter_map(|p| self.inventory.purpose(p).map(|spec| (p, spec)))
-            .map(|(p, spec)| {
-                json!({"purpose": p, "description": spec.description, "lawful_basis": spec.lawful_basis.as_str(),
-                                    "recipients": spec.recipients, "retention_days": spec.retention_days})
+            .map(|(p, spec)| ExportPurpose {
+                purpose: p.clone(),
+                description: spec.description.clone(),
+                lawful_basis: spec.lawful_basis.as_str().into(),
+                recipients: spec.recipients.clone(),
+                retention_days: spec.retention_days,
             })
             .collect();
         let access_log = self.subject_access_log(row.subject_id).await?;
@@ -936,34 +1154,39 @@ impl Service {
         let mut organizations = Vec::new();
         for id in org_ids {
             if let Some(o) = self.store.get_organization(id).await? {
-                organizations.push(json!({"id": o.id.to_string(), "name": o.name, "domain": o.domain}));
+                organizations.push(ExportOrganization {
+                    id: *o.id.as_uuid(),
+                    name: o.name,
+                    domain: o.domain,
+                });
             }
         }
-        let deals: Vec<Value> = linked
+        let deals: Vec<ExportDeal> = linked
             .iter()
-            .map(|deal| {
-                json!({"id": deal.id.to_string(), "title": deal.title, "stage": deal.stage.as_str(),
-                       "amount": deal.amount.map(|a| a.to_json()), "currency": deal.currency.map(|c| c.as_str().to_string()),
-                       "organization_id": deal.organization_id.map(|o| o.to_string())})
+            .map(|deal| ExportDeal {
+                id: *deal.id.as_uuid(),
+                title: deal.title.clone(),
+                stage: deal.stage.as_str().into(),
+                amount: deal.amount.and_then(|a| match a.to_json() {
+                    Value::Number(n) => Some(n),
+                    _ => None,
+                }),
+                currency: deal.currency.map(|c| c.as_str().to_string()),
+                organization_id: deal.organization_id.map(|o| *o.as_uuid()),
             })
             .collect();
-        let mut bundle = json!({
-            "format": "steward-subject-export-v1",
-            "request_id": d.id.to_string(),
-            "generated_at": now(),
-            "subject_id": row.subject_id.to_string(),
-            "personal_data": {"contact": fields, "created_at": row.created_at, "updated_at": row.updated_at},
-            "interactions": inter,
-            "deals": deals,
-            "organizations": organizations,
-            "purposes": purposes,
-            "consents": consents.iter().map(|c| json!({"id": c.id.to_string(), "purpose": c.purpose, "status": c.status,
-                "recorded_at": c.recorded_at, "source": c.source, "notice_version": c.notice_version, "expires_at": c.expires_at})).collect::<Vec<_>>(),
-            "restricted": row.restricted,
-            "retention": self.inventory.record_type(CONTACT).map(|r| json!({"days": r.retention_days, "from": format!("{:?}", r.retention_trigger)})),
-            "access_log": access_log,
-            "sources": "entered by staff, imported, or given by you through a form",
-        });
+        let consents: Vec<ExportConsent> = consents
+            .into_iter()
+            .map(|c| ExportConsent {
+                id: c.id,
+                purpose: c.purpose,
+                status: c.status,
+                recorded_at: c.recorded_at,
+                source: c.source,
+                notice_version: c.notice_version,
+                expires_at: c.expires_at,
+            })
+            .collect();
         // What Art. 15 (or, for a CCPA request, §1798.110) says the person
         // must be told besides the data, for the purposes and fields held.
         let source = steward_domain::art15::Source::from_actor_kind(
@@ -973,19 +1196,34 @@ impl Service {
                 .map(|e| e.actor_kind.as_str()),
         );
         let held: Vec<&str> = fields.keys().map(String::as_str).collect();
-        if let Some(obj) = bundle.as_object_mut() {
-            obj.insert(
-                "information".into(),
-                steward_domain::art15::information(&self.inventory, &row.purposes, &held, source),
-            );
-            if d.regime == "ccpa" {
-                obj.insert(
-                    "ccpa".into(),
-                    steward_domain::art15::ccpa(&self.inventory, &row.purposes, &held, source),
-                );
-            }
-        }
-        Ok(bundle)
+        let information = steward_domain::art15::information(&self.inventory, &row.purposes, &held, source);
+        let ccpa =
+            (d.regime == "ccpa").then(|| steward_domain::art15::ccpa(&self.inventory, &row.purposes, &held, source));
+        Ok(SubjectBundle {
+            format: "steward-subject-export-v1".into(),
+            request_id: d.id,
+            generated_at: now(),
+            subject_id: *row.subject_id.as_uuid(),
+            personal_data: PersonalData {
+                contact: fields,
+                created_at: row.created_at,
+                updated_at: row.updated_at,
+            },
+            interactions: inter,
+            deals,
+            organizations,
+            purposes,
+            consents,
+            restricted: row.restricted,
+            retention: self.inventory.record_type(CONTACT).map(|r| ExportRetention {
+                days: r.retention_days,
+                from: format!("{:?}", r.retention_trigger),
+            }),
+            access_log,
+            sources: "entered by staff, imported, or given by you through a form".into(),
+            information: Some(information),
+            ccpa,
+        })
     }
 }
 
@@ -994,7 +1232,11 @@ impl Service {
     /// subject: what was asked, what was done and when, signed (compact JWS,
     /// EdDSA, verifiable with the published JWKS). No personal data inside:
     /// the subject is named by the pseudonymous id only.
-    pub async fn dsr_certificate(&self, ctx: &RequestContext, id: uuid::Uuid) -> ServiceResult<(Value, String)> {
+    pub async fn dsr_certificate(
+        &self,
+        ctx: &RequestContext,
+        id: uuid::Uuid,
+    ) -> ServiceResult<(DsrCertificate, String)> {
         self.guard(ctx, "dsr.certificate", None, async {
             self.require_compliance(ctx)?;
             let d = self.dsr_row(id).await?;
@@ -1005,24 +1247,28 @@ impl Service {
                 ));
             }
             let controller = self.inventory.controller.name.clone();
-            let cert = json!({
-                "type": "steward-dsr-certificate-v1",
-                "issuer": controller,
-                "request_id": d.id.to_string(),
-                "kind": d.kind,
-                "regime": d.regime,
-                "subject_id": d.subject_id.map(|s| s.to_string()),
-                "received_at": d.received_at,
-                "due_at": d.due_at,
-                "extended": d.extensions > 0,
-                "identity_verified_at": d.verified_at,
-                "status": d.status,
-                "completed_at": d.completed_at,
-                "on_time": d.completed_at.is_some_and(|c| c <= d.due_at),
-                "outcome": d.outcome,
-                "issued_at": now(),
-            });
-            let jws = self.crypto.receipt_key().sign(cert.to_string().as_bytes(), "JWT");
+            let cert = DsrCertificate {
+                r#type: "steward-dsr-certificate-v1".into(),
+                issuer: controller,
+                request_id: d.id,
+                kind: d.kind,
+                regime: d.regime,
+                subject_id: d.subject_id.map(|s| *s.as_uuid()),
+                received_at: d.received_at,
+                due_at: d.due_at,
+                extended: d.extensions > 0,
+                identity_verified_at: d.verified_at,
+                status: d.status,
+                completed_at: d.completed_at,
+                on_time: d.completed_at.is_some_and(|c| c <= d.due_at),
+                outcome: d.outcome,
+                issued_at: now(),
+            };
+            // Signed as the JSON value (sorted members), as before it was typed.
+            let jws = self
+                .crypto
+                .receipt_key()
+                .sign(to_json(&cert)?.to_string().as_bytes(), "JWT");
             let audit = self.ok_record(ctx, "dsr.certificate", d.subject_id, &[d.id], vec![]);
             self.audit_reads(vec![audit]).await?;
             Ok((cert, jws))
@@ -1406,7 +1652,11 @@ impl Service {
     /// The export of a fulfilled portal request, for the download code
     /// e-mailed at fulfilment (until it expires). Audited as an export to
     /// the data subject. Rate limited.
-    pub async fn public_download(&self, code: &str, client: Option<String>) -> ServiceResult<(uuid::Uuid, Value)> {
+    pub async fn public_download(
+        &self,
+        code: &str,
+        client: Option<String>,
+    ) -> ServiceResult<(uuid::Uuid, SubjectBundle)> {
         self.public.check(client.as_deref())?;
         let hash = self.crypto.labelled_hash(DOWNLOAD, code.trim().as_bytes());
         let t = now();
@@ -1428,7 +1678,7 @@ impl Service {
             ));
         };
         let key = self.key_of(&row)?;
-        let bundle = self.open_json(&row, &key, BUNDLE, d.id, &b.sealed)?;
+        let bundle: SubjectBundle = self.open_json(&row, &key, BUNDLE, d.id, &b.sealed)?;
         let mut audit = AuditRecord::new(t, Actor::anonymous(), "dsr.export.download", Outcome::Ok);
         audit.subject_id = Some(*row.subject_id.as_uuid());
         audit.record_ids = vec![d.id];
@@ -1440,3 +1690,376 @@ impl Service {
 
 /// Marks an objected purpose in the contact's consent state.
 pub(crate) const OBJECTED: &str = "!";
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+    use crate::{Config, Service};
+    use serde_json::json;
+
+    fn keys(v: &Value) -> Vec<&str> {
+        let mut k: Vec<&str> = v.as_object().unwrap().keys().map(String::as_str).collect();
+        k.sort_unstable();
+        k
+    }
+
+    fn sorted(mut k: Vec<&str>) -> Vec<&str> {
+        k.sort_unstable();
+        k
+    }
+
+    fn bundle(ccpa: bool) -> SubjectBundle {
+        let inv = steward_domain::Inventory::default_inventory();
+        let purposes = vec!["marketing_email".to_string()];
+        let source = steward_domain::art15::Source::Staff;
+        let t = Utc::now();
+        SubjectBundle {
+            format: "steward-subject-export-v1".into(),
+            request_id: uuid::Uuid::now_v7(),
+            generated_at: t,
+            subject_id: uuid::Uuid::now_v7(),
+            personal_data: PersonalData {
+                contact: [("email".to_string(), "ada@example.org".to_string())].into(),
+                created_at: t,
+                updated_at: t,
+            },
+            interactions: vec![ExportInteraction {
+                id: uuid::Uuid::now_v7(),
+                kind: "call".into(),
+                summary: None,
+                occurred_at: t,
+                created_at: t,
+            }],
+            deals: vec![ExportDeal {
+                id: uuid::Uuid::now_v7(),
+                title: "Engine".into(),
+                stage: "lead".into(),
+                amount: serde_json::Number::from_f64(12.5),
+                currency: Some("EUR".into()),
+                organization_id: None,
+            }],
+            organizations: vec![ExportOrganization {
+                id: uuid::Uuid::now_v7(),
+                name: "Babbage".into(),
+                domain: None,
+            }],
+            purposes: vec![ExportPurpose {
+                purpose: "marketing_email".into(),
+                description: "Sending marketing e-mail".into(),
+                lawful_basis: "consent".into(),
+                recipients: vec!["marketing staff".into()],
+                retention_days: None,
+            }],
+            consents: vec![ExportConsent {
+                id: uuid::Uuid::now_v7(),
+                purpose: "marketing_email".into(),
+                status: "granted".into(),
+                recorded_at: t,
+                source: "api".into(),
+                notice_version: None,
+                expires_at: None,
+            }],
+            restricted: false,
+            retention: Some(ExportRetention {
+                days: 1095,
+                from: "LastUpdate".into(),
+            }),
+            access_log: vec![AccessLogItem {
+                at: t,
+                action: "contact.create".into(),
+                outcome: "ok".into(),
+                purpose: None,
+                actor_role: None,
+                actor_kind: "user".into(),
+                fields: vec![],
+            }],
+            sources: "entered by staff, imported, or given by you through a form".into(),
+            information: Some(steward_domain::art15::information(&inv, &purposes, &["email"], source)),
+            ccpa: ccpa.then(|| steward_domain::art15::ccpa(&inv, &purposes, &["email"], source)),
+        }
+    }
+
+    /// The member names of the export are its contract with the person and
+    /// their tools (and the CSV and vCard writers): a rename must not slip in.
+    #[test]
+    fn export_members_keep_their_names() {
+        let v = serde_json::to_value(SubjectExport::Bundle(Box::new(bundle(false)))).unwrap();
+        assert_eq!(
+            keys(&v),
+            sorted(vec![
+                "format",
+                "request_id",
+                "generated_at",
+                "subject_id",
+                "personal_data",
+                "interactions",
+                "deals",
+                "organizations",
+                "purposes",
+                "consents",
+                "restricted",
+                "retention",
+                "access_log",
+                "sources",
+                "information",
+            ]),
+            "no ccpa member outside a CCPA request"
+        );
+        assert_eq!(keys(&v["personal_data"]), ["contact", "created_at", "updated_at"]);
+        assert_eq!(v["personal_data"]["contact"], json!({"email": "ada@example.org"}));
+        assert_eq!(
+            keys(&v["interactions"][0]),
+            ["created_at", "id", "kind", "occurred_at", "summary"]
+        );
+        assert!(v["interactions"][0]["summary"].is_null(), "null, not left out");
+        assert_eq!(
+            keys(&v["deals"][0]),
+            ["amount", "currency", "id", "organization_id", "stage", "title"]
+        );
+        assert_eq!(v["deals"][0]["amount"], json!(12.5));
+        assert!(v["deals"][0]["organization_id"].is_null());
+        assert_eq!(keys(&v["organizations"][0]), ["domain", "id", "name"]);
+        assert_eq!(
+            keys(&v["purposes"][0]),
+            ["description", "lawful_basis", "purpose", "recipients", "retention_days"]
+        );
+        assert_eq!(v["purposes"][0]["lawful_basis"], "consent");
+        assert_eq!(
+            keys(&v["consents"][0]),
+            [
+                "expires_at",
+                "id",
+                "notice_version",
+                "purpose",
+                "recorded_at",
+                "source",
+                "status"
+            ]
+        );
+        assert_eq!(v["retention"], json!({"days": 1095, "from": "LastUpdate"}));
+        assert_eq!(
+            keys(&v["access_log"][0]),
+            [
+                "action",
+                "actor_kind",
+                "actor_role",
+                "at",
+                "fields",
+                "outcome",
+                "purpose"
+            ]
+        );
+        assert_eq!(
+            keys(&v["information"]),
+            [
+                "automated_decision_making",
+                "categories",
+                "complaint",
+                "controller",
+                "purposes",
+                "recipients",
+                "rights",
+                "source",
+                "storage",
+                "transfers"
+            ]
+        );
+        assert_eq!(
+            keys(&v["information"]["controller"]),
+            ["address", "contact", "country", "dpo_email", "email", "name"]
+        );
+        assert_eq!(
+            keys(&v["information"]["transfers"][0]),
+            ["country", "recipient", "safeguards"]
+        );
+        let v = serde_json::to_value(bundle(true)).unwrap();
+        assert_eq!(
+            keys(&v["ccpa"]),
+            [
+                "business_or_commercial_purposes",
+                "categories_of_personal_information",
+                "categories_of_sources",
+                "categories_of_third_parties",
+                "specific_pieces"
+            ]
+        );
+        assert_eq!(v["ccpa"]["specific_pieces"], "personal_data");
+
+        let none = SubjectExport::NothingHeld(NoPersonalData {
+            request_id: uuid::Uuid::now_v7(),
+            generated_at: Utc::now(),
+            personal_data: (),
+            note: "no personal data of this person is held".into(),
+        });
+        let v = serde_json::to_value(&none).unwrap();
+        assert_eq!(keys(&v), ["generated_at", "note", "personal_data", "request_id"]);
+        assert!(v["personal_data"].is_null(), "null, not left out");
+        assert_eq!(serde_json::from_value::<SubjectExport>(v).unwrap(), none);
+        let b = SubjectExport::Bundle(Box::new(bundle(true)));
+        assert_eq!(
+            serde_json::from_value::<SubjectExport>(serde_json::to_value(&b).unwrap()).unwrap(),
+            b
+        );
+    }
+
+    /// A bundle stored before organisations and the Art. 15 statement were
+    /// exported still opens, and says no more than it held.
+    #[test]
+    fn older_bundles_still_read() {
+        let old = json!({
+            "format": "steward-subject-export-v1",
+            "request_id": "01900000-0000-7000-8000-000000000001",
+            "generated_at": "2025-06-01T10:00:00.123456Z",
+            "subject_id": "01900000-0000-7000-8000-000000000002",
+            "personal_data": {"contact": {"email": "ada@example.org", "given_name": "Ada"},
+                              "created_at": "2025-05-01T09:00:00Z", "updated_at": "2025-05-02T09:00:00Z"},
+            "interactions": [{"id": "01900000-0000-7000-8000-000000000003", "kind": "call", "summary": "asked",
+                              "occurred_at": "2025-05-03T09:00:00Z", "created_at": "2025-05-03T09:00:00Z"}],
+            "deals": [{"id": "01900000-0000-7000-8000-000000000004", "title": "Engine", "stage": "won",
+                       "amount": 7, "currency": "GBP", "organization_id": null}],
+            "purposes": [{"purpose": "sales", "description": "Selling to business contacts",
+                          "lawful_basis": "legitimate_interest", "recipients": ["sales staff"], "retention_days": 1095}],
+            "consents": [],
+            "restricted": true,
+            "retention": null,
+            "access_log": [{"at": "2025-05-01T09:00:00Z", "action": "contact.create", "outcome": "ok",
+                            "purpose": "sales", "actor_role": "sales", "actor_kind": "user", "fields": ["email"]}],
+            "sources": "entered by staff, imported, or given by you through a form",
+        });
+        let b: SubjectBundle = serde_json::from_value(old.clone()).unwrap();
+        assert!(b.information.is_none() && b.ccpa.is_none());
+        assert!(b.organizations.is_empty());
+        assert_eq!(b.personal_data.contact["given_name"], "Ada");
+        assert_eq!(b.deals[0].amount, Some(7.into()));
+        assert!(b.restricted && b.retention.is_none());
+        let again = serde_json::to_value(&b).unwrap();
+        assert!(again.get("information").is_none() && again.get("ccpa").is_none());
+        let mut expected = old.clone();
+        expected["organizations"] = json!([]);
+        assert_eq!(again, expected);
+        assert!(matches!(
+            serde_json::from_value::<SubjectExport>(old).unwrap(),
+            SubjectExport::Bundle(_)
+        ));
+    }
+
+    /// The schemas say what the documents are: the export one of two
+    /// shapes, the certificate's type a constant.
+    #[test]
+    fn schemas_state_the_shapes() {
+        let s = serde_json::to_value(schemars::schema_for!(SubjectExport)).unwrap();
+        assert_eq!(s["title"], "SubjectExport");
+        let refs: Vec<&str> = s["anyOf"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|v| v["$ref"].as_str().unwrap())
+            .collect();
+        assert_eq!(refs, ["#/$defs/SubjectBundle", "#/$defs/NoPersonalData"]);
+        let none = &s["$defs"]["NoPersonalData"];
+        assert_eq!(none["properties"]["personal_data"]["type"], "null");
+        assert_eq!(none["required"].as_array().unwrap().len(), 4);
+        let bundle = &s["$defs"]["SubjectBundle"];
+        assert_eq!(bundle["properties"]["format"]["const"], "steward-subject-export-v1");
+        assert_eq!(bundle["properties"]["ccpa"]["$ref"], "#/$defs/CcpaInformation");
+        let required = bundle["required"].as_array().unwrap();
+        for absent_in_older_or_gdpr in ["organizations", "information", "ccpa"] {
+            assert!(!required.contains(&json!(absent_in_older_or_gdpr)));
+        }
+        let c = serde_json::to_value(schemars::schema_for!(DsrCertificate)).unwrap();
+        assert_eq!(c["title"], "DsrCertificate");
+        assert_eq!(c["properties"]["type"]["const"], "steward-dsr-certificate-v1");
+        assert!(c["description"].as_str().unwrap().contains("No personal data"));
+    }
+
+    async fn user(service: &Service, name: &str, role: &str) -> RequestContext {
+        service
+            .create_user(name, role, zeroize::Zeroizing::new("long-enough-password".into()))
+            .await
+            .unwrap();
+        let p = service.local_principal(name).await.unwrap();
+        service.context(p, None, None, None).await.unwrap()
+    }
+
+    /// The stored bundle opens as the typed bundle, and the certificate's
+    /// JWS signs the document served, with sorted members.
+    #[tokio::test]
+    async fn stored_bundle_and_signed_certificate() {
+        let dir = tempfile::tempdir().unwrap();
+        let service = Service::open(&Config::new(dir.path().join("data"))).await.unwrap();
+        let support = user(&service, "sue", "support").await;
+        let dpo = user(&service, "dee", "dpo").await;
+        let body = json!({"given_name": "Ada", "email": "ada@example.org", "purposes": ["customer_service"]});
+        service
+            .create_contact(&support, body.as_object().unwrap().clone())
+            .await
+            .unwrap();
+        let input = |regime: &str, email: &str| DsrInput {
+            kind: "access".into(),
+            regime: regime.into(),
+            subject: SubjectRef::Email(email.into()),
+            details: None,
+            received_at: None,
+        };
+        let known = service
+            .create_dsr(&dpo, input("ccpa", "ada@example.org"))
+            .await
+            .unwrap()
+            .row
+            .id;
+        let unknown = service
+            .create_dsr(&dpo, input("gdpr", "nobody@example.org"))
+            .await
+            .unwrap()
+            .row
+            .id;
+        for id in [known, unknown] {
+            service.verify_dsr(&dpo, id, None).await.unwrap();
+            service.fulfill_dsr(&dpo, id).await.unwrap();
+        }
+        let SubjectExport::Bundle(b) = service.dsr_export(&dpo, known).await.unwrap() else {
+            panic!("a bundle");
+        };
+        assert_eq!(b.request_id, known);
+        assert_eq!(b.personal_data.contact["given_name"], "Ada");
+        assert!(b.information.is_some() && b.ccpa.is_some());
+        let SubjectExport::NothingHeld(n) = service.dsr_export(&dpo, unknown).await.unwrap() else {
+            panic!("nothing held");
+        };
+        assert_eq!(n.request_id, unknown);
+
+        for id in [known, unknown] {
+            let (cert, jws) = service.dsr_certificate(&dpo, id).await.unwrap();
+            assert_eq!(cert.r#type, "steward-dsr-certificate-v1");
+            let v = serde_json::to_value(&cert).unwrap();
+            assert_eq!(
+                keys(&v),
+                sorted(vec![
+                    "type",
+                    "issuer",
+                    "request_id",
+                    "kind",
+                    "regime",
+                    "subject_id",
+                    "received_at",
+                    "due_at",
+                    "extended",
+                    "identity_verified_at",
+                    "status",
+                    "completed_at",
+                    "on_time",
+                    "outcome",
+                    "issued_at",
+                ])
+            );
+            assert_eq!(v["subject_id"].is_null(), id == unknown, "null, not left out");
+            use base64::Engine;
+            let payload = jws.split('.').nth(1).unwrap();
+            let signed = base64::engine::general_purpose::URL_SAFE_NO_PAD
+                .decode(payload)
+                .unwrap();
+            assert_eq!(String::from_utf8(signed).unwrap(), v.to_string());
+        }
+    }
+}

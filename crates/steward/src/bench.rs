@@ -1416,7 +1416,7 @@ async fn scale_bench(dir: &std::path::Path, max: usize, erasures: usize, audit_t
             let start = Instant::now();
             let bundle = service.dsr_export(&dpo, access).await.map_err(service_err)?;
             exports.push(millis(start));
-            if bundle["interactions"].as_array().map(Vec::len) != Some(1_000) {
+            if !matches!(&bundle, steward_service::dsr::SubjectExport::Bundle(b) if b.interactions.len() == 1_000) {
                 bail!("the export did not hold all 1,000 interactions");
             }
         }

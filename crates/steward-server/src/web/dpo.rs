@@ -216,7 +216,7 @@ pub async fn certificate(State(s): State<AppState>, staff: Staff, Path(id): Path
     match s.service.dsr_certificate(&ctx.0, uuid).await {
         Ok((cert, jws)) => {
             let body = html! {
-                (dl(&cert, &[]))
+                (dl(&serde_json::to_value(&cert).unwrap_or_default(), &[]))
                 h2 { (t::SIGNED_COMPACT_JWS_EDDSA) }
                 p.hint { (t::VERIFY_IT_WITH_THE_KEY) }
                 pre.jws { (jws) }
