@@ -279,7 +279,7 @@ fn endpoints() -> Vec<(Method, &'static str, MethodRouter<AppState>, Op)> {
                 true,
                 None,
                 (204, None),
-                &[404],
+                &[404, 409],
             ),
         ),
         (
@@ -325,7 +325,7 @@ fn endpoints() -> Vec<(Method, &'static str, MethodRouter<AppState>, Op)> {
                     "audit",
                     false,
                     None,
-                    (200, Some("AccessLog")),
+                    (200, Some("AccessLogItemPage")),
                     &[400, 404, 422],
                 )
             },
@@ -342,7 +342,7 @@ fn endpoints() -> Vec<(Method, &'static str, MethodRouter<AppState>, Op)> {
                     "audit",
                     false,
                     None,
-                    (200, Some("AuditPage")),
+                    (200, Some("AuditEntryPage")),
                     &[400, 422],
                 )
             },

@@ -111,60 +111,6 @@ fn schemas(inv: &Inventory) -> Value {
             "id": uuid, "contact_id": uuid, "kind": {"type": "string", "enum": kinds}, "summary": {"type": "string"},
             "occurred_at": dt, "created_at": dt}},
         "InteractionPage": page_of("Interaction"),
-        "LoginOutput": {"type": "object", "required": ["token"], "properties": {
-            "token": {"type": "string"}, "token_type": {"type": "string"}, "expires_in": {"type": "integer"},
-            "mfa": {"type": "boolean"}, "mfa_enrollment_required": {"type": "boolean"}}},
-        "AuditEntry": {"type": "object", "required": ["index", "leaf_hash", "entry"], "properties": {
-            "index": {"type": "integer"}, "leaf_hash": {"type": "string", "contentEncoding": "base64"},
-            "entry": {"type": "object", "description": "The decoded entry: ids, field names, purpose and outcome; never personal data"},
-            "entry_base64": {"type": "string", "contentEncoding": "base64", "description": "The exact entry bytes; leaf hash = SHA-256(0x00 || bytes)"}}},
-        "AuditPage": page_of("AuditEntry"),
-        "AccessLog": {"type": "object", "properties": {"items": {"type": "array", "items": {"type": "object"}}, "next_cursor": {"type": ["string", "null"]}}},
-        "TreeHead": {"type": "object", "required": ["tree_size", "root_hash", "timestamp", "signature", "public_key", "signed_bytes"], "properties": {
-            "tree_size": {"type": "integer"}, "root_hash": {"type": "string", "contentEncoding": "base64"},
-            "timestamp": {"type": "string", "format": "date-time"}, "timestamp_ms": {"type": "integer"},
-            "signature": {"type": "string", "contentEncoding": "base64"}, "public_key": {"type": "string", "contentEncoding": "base64"},
-            "key_id": {"type": "string"}, "signature_algorithm": {"type": "string"}, "hash_algorithm": {"type": "string"},
-            "signed_bytes": {"type": "string", "contentEncoding": "base64",
-                "description": "steward-audit-tree-head-v1 and a newline, tree_size (u64 BE), timestamp_ms (i64 BE), root hash (32 bytes)"}}},
-        "InclusionProof": {"type": "object", "properties": {"index": {"type": "integer"}, "tree_size": {"type": "integer"},
-            "leaf_hash": {"type": "string"}, "root_hash": {"type": "string"}, "audit_path": {"type": "array", "items": {"type": "string"}}}},
-        "ConsistencyProof": {"type": "object", "properties": {"first": {"type": "integer"}, "second": {"type": "integer"},
-            "first_root_hash": {"type": "string"}, "second_root_hash": {"type": "string"}, "consistency_path": {"type": "array", "items": {"type": "string"}}}},
-        "TotpEnrollment": {"type": "object", "required": ["secret", "otpauth_uri"], "properties": {
-            "secret": {"type": "string", "description": "RFC 4648 base32, no padding"}, "otpauth_uri": {"type": "string"}}},
-        "TokenList": {"type": "object", "properties": {"items": {"type": "array", "items": {"type": "object"}}}},
-        "Dsr": {"type": "object", "required": ["id", "kind", "regime", "status", "received_at", "due_at"], "properties": {
-            "id": {"type": "string"}, "kind": {"type": "string"}, "regime": {"type": "string"},
-            "status": {"type": "string", "enum": ["received", "in_progress", "completed", "refused", "withdrawn"]},
-            "contact_id": {"type": ["string", "null"]}, "received_at": {"type": "string", "format": "date-time"},
-            "due_at": {"type": "string", "format": "date-time"}, "deadline": {"type": ["string", "null"], "enum": ["on_time", "due_soon", "overdue", null]},
-            "extensions": {"type": "integer"}, "extension_reason": {"type": ["string", "null"]},
-            "verified_at": {"type": ["string", "null"]}, "verified_by": {"type": ["string", "null"]}, "verification_method": {"type": ["string", "null"]},
-            "completed_at": {"type": ["string", "null"]}, "outcome": {"type": ["string", "null"]}}},
-        "Consent": {"type": "object", "required": ["id", "purpose", "status", "granted", "recorded_at"], "properties": {
-            "id": {"type": "string", "format": "uuid"}, "purpose": {"type": "string"},
-            "status": {"type": "string", "enum": ["granted", "withdrawn", "pending"]}, "granted": {"type": "boolean"},
-            "recorded_at": {"type": "string", "format": "date-time"}, "source": {"type": "string"},
-            "notice_version": {"type": ["string", "null"]}, "expires_at": {"type": ["string", "null"]},
-            "confirmation_token": {"type": "string", "description": "only when the server runs with --dev-return-tokens"}}},
-        "ConsentList": {"type": "object", "properties": {"items": {"type": "array", "items": {"$ref": "#/components/schemas/Consent"}},
-            "current": {"type": "object", "additionalProperties": {"type": "object"}}}},
-        "PublicConsentAccepted": {"type": "object", "required": ["status", "gpc"], "properties": {
-            "status": {"type": "string", "enum": ["pending_confirmation", "accepted"]}, "gpc": {"type": "boolean"},
-            "confirmation_token": {"type": "string", "description": "only when the server runs with --dev-return-tokens"}}},
-        "ConsentConfirmed": {"type": "object", "required": ["confirmed"], "properties": {"confirmed": {"type": "boolean"}}},
-        "Incident": {"type": "object", "required": ["id", "status", "title", "aware_at", "clocks"], "properties": {
-            "id": {"type": "string", "format": "uuid"}, "status": {"type": "string", "enum": ["open", "assessed", "contained", "notified", "closed"]},
-            "title": {"type": "string"}, "description": {"type": "string"}, "category": {"type": "string"}, "source": {"type": "string"},
-            "aware_at": {"type": "string", "format": "date-time"}, "due_at": {"type": ["string", "null"]}, "overdue": {"type": "boolean"},
-            "clocks": {"type": "array", "items": {"type": "object", "properties": {
-                "audience": {"type": "string", "enum": ["regulator", "subjects"]}, "law": {"type": "string"},
-                "due_at": {"type": ["string", "null"]}, "remaining_seconds": {"type": ["integer", "null"]},
-                "state": {"type": "string", "enum": ["on_time", "due_soon", "overdue", "met", "late", "not_required", "without_undue_delay"]},
-                "required": {"type": ["boolean", "null"]}, "done_at": {"type": ["string", "null"]}}}}}},
-        "IncidentList": {"type": "object", "properties": {"items": {"type": "array", "items": {"$ref": "#/components/schemas/Incident"}}}},
-        "Health": {"type": "object", "properties": {"status": {"type": "string"}}},
         "OpenApi": {"type": "object"},
         "Problem": {"type": "object", "required": ["type", "title", "status", "detail"], "properties": {
             "type": {"type": "string", "format": "uri", "description": format!("{PROBLEM_BASE}<slug>")},
@@ -240,7 +186,7 @@ pub fn derived_request_schemas() -> Map<String, Value> {
 /// schema instead (or `Object`, until typed).
 #[must_use]
 pub fn derived_response_schemas() -> Map<String, Value> {
-    use crate::routes::{auth, consent, contacts, dsr, incidents, retention, users, Items};
+    use crate::routes::{audit, auth, consent, contacts, dsr, incidents, retention, users, Items};
     use steward_service::{compliance, doctor, incident, retention as sr};
     let mut all = derived!(schemars::generate::SchemaSettings::draft2020_12().for_serialize();
         retention::PreviewOut,
@@ -282,6 +228,20 @@ pub fn derived_response_schemas() -> Map<String, Value> {
         steward_domain::ropa::RecordOfProcessing,
         steward_service::dsr::DsrCertificate,
         steward_service::dsr::SubjectExport,
+        audit::EntryOut,
+        audit::Page<audit::EntryOut>,
+        audit::Page<steward_service::audit::AccessLogItem>,
+        audit::TreeHeadOut,
+        audit::InclusionOut,
+        audit::ConsistencyOut,
+        consent::ConsentOut,
+        consent::ConsentListOut,
+        consent::PublicAcceptedOut,
+        consent::ConfirmedOut,
+        auth::LoginOut,
+        crate::routes::meta::HealthOut,
+        steward_service::incident::IncidentView,
+        Items<steward_service::incident::IncidentView>,
     );
     all.insert("Settings".into(), steward_service::settings::settings_schema());
     all

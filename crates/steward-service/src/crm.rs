@@ -58,7 +58,9 @@ pub struct DealInput {
 #[allow(dead_code)]
 #[serde(untagged)]
 enum AmountSchema {
+    #[schemars(extend("minimum" = 0, "maximum" = 9_999_999_999_999.99_f64, "multipleOf" = 0.01))]
     Number(f64),
+    #[schemars(extend("pattern" = r"^\s*[0-9]{1,13}(\.[0-9]{1,2})?\s*$"))]
     Text(String),
 }
 

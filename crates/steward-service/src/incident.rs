@@ -92,7 +92,7 @@ pub struct RiskAssessment {
 }
 
 /// That (and when) the supervisory authority was notified.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct RegulatorRecord {
     pub notified_at: DateTime<Utc>,
     pub reference: Option<String>,
@@ -101,15 +101,17 @@ pub struct RegulatorRecord {
 }
 
 /// One legal clock of an incident.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, schemars::JsonSchema)]
 pub struct Clock {
     /// `regulator` or `subjects`.
+    #[schemars(extend("enum" = ["regulator", "subjects"]))]
     pub audience: &'static str,
     pub law: &'static str,
     /// `None` for "without undue delay".
     pub due_at: Option<DateTime<Utc>>,
     pub remaining_seconds: Option<i64>,
     /// on_time, due_soon, overdue, met, late, not_required, without_undue_delay
+    #[schemars(extend("enum" = ["on_time", "due_soon", "overdue", "met", "late", "not_required", "without_undue_delay"]))]
     pub state: &'static str,
     /// Whether the risk level requires it; `None` before the assessment.
     pub required: Option<bool>,
@@ -117,7 +119,8 @@ pub struct Clock {
 }
 
 /// An incident as the API shows it.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, schemars::JsonSchema)]
+#[schemars(rename = "Incident")]
 pub struct IncidentView {
     pub id: Uuid,
     pub status: IncidentStatus,

@@ -7,7 +7,7 @@ use axum::response::{IntoResponse, Response};
 use axum::Json;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
-use serde_json::json;
+
 use steward_domain::TokenId;
 use steward_service::admin::TokenView;
 use steward_service::ServiceError;
@@ -32,6 +32,22 @@ pub struct LoginInput {
     #[serde(default)]
     #[schemars(extend("enum" = ["token", "cookie", null]))]
     session: Option<String>,
+}
+
+/// A session: its bearer token and how long it lasts.
+#[derive(serde::Serialize, schemars::JsonSchema)]
+#[schemars(rename = "LoginOutput")]
+pub struct LoginOut {
+    /// The session's bearer token (also set as a cookie with `session: "cookie"`).
+    token: String,
+    #[schemars(extend("const" = "Bearer"))]
+    token_type: &'static str,
+    /// Seconds until the session expires at the latest.
+    expires_in: i64,
+    /// A second factor was verified at sign-in.
+    mfa: bool,
+    /// The role must enrol TOTP before it can read personal data.
+    mfa_enrollment_required: bool,
 }
 
 pub async fn login(
@@ -59,13 +75,13 @@ pub async fn login(
             }
             other => other.into(),
         })?;
-    let body = json!({
-        "token": outcome.token.as_str(),
-        "token_type": "Bearer",
-        "expires_in": outcome.expires_in_seconds,
-        "mfa": outcome.mfa,
-        "mfa_enrollment_required": outcome.mfa_enrollment_required,
-    });
+    let body = LoginOut {
+        token: outcome.token.as_str().to_string(),
+        token_type: "Bearer",
+        expires_in: outcome.expires_in_seconds,
+        mfa: outcome.mfa,
+        mfa_enrollment_required: outcome.mfa_enrollment_required,
+    };
     let mut resp = Json(body).into_response();
     if cookie {
         let csrf = s.service.csrf_token_for(&outcome.token);

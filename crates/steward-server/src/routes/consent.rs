@@ -8,7 +8,7 @@ use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use serde::Deserialize;
-use serde_json::{json, Value};
+use serde_json::Value;
 use steward_domain::SubjectId;
 use steward_service::consent::{ConsentInput, ConsentView};
 
@@ -39,17 +39,93 @@ pub struct ConsentBody {
     double_opt_in: bool,
 }
 
-fn view_json(v: &ConsentView) -> Value {
-    let mut o = json!({
-        "id": v.id.to_string(), "contact_id": v.subject_id.to_string(), "purpose": v.purpose, "status": v.status,
-        "granted": v.status == "granted", "recorded_at": v.recorded_at, "source": v.source,
-        "notice_version": v.notice_version, "notice_hash": v.notice_hash, "expires_at": v.expires_at,
-        "recorded_by": v.recorded_by, "confirmed_at": v.confirmed_at,
-    });
-    if let (Some(e), Some(obj)) = (&v.evidence, o.as_object_mut()) {
-        obj.insert("evidence".into(), e.clone());
+/// One consent record (append-only).
+#[derive(serde::Serialize, schemars::JsonSchema)]
+#[schemars(rename = "Consent")]
+pub struct ConsentOut {
+    id: uuid::Uuid,
+    contact_id: uuid::Uuid,
+    purpose: String,
+    #[schemars(extend("enum" = ["granted", "withdrawn", "pending"]))]
+    status: String,
+    granted: bool,
+    recorded_at: chrono::DateTime<chrono::Utc>,
+    /// How it was collected ("api", "web form", …).
+    source: String,
+    notice_version: Option<String>,
+    /// SHA-256 of the notice text it was given under, hex.
+    notice_hash: Option<String>,
+    expires_at: Option<chrono::DateTime<chrono::Utc>>,
+    /// The user who recorded it (none: the person, on a public form).
+    recorded_by: Option<String>,
+    /// When a double opt-in was confirmed.
+    confirmed_at: Option<chrono::DateTime<chrono::Utc>>,
+    /// The proof (free text, address, user agent): for the compliance purpose only.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    evidence: Option<serde_json::Map<String, Value>>,
+    /// The one-time confirmation code, only when the server runs with --dev-return-tokens.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    confirmation_token: Option<String>,
+}
+
+fn view_json(v: &ConsentView) -> ConsentOut {
+    ConsentOut {
+        id: v.id,
+        contact_id: *v.subject_id.as_uuid(),
+        purpose: v.purpose.clone(),
+        status: v.status.clone(),
+        granted: v.status == "granted",
+        recorded_at: v.recorded_at,
+        source: v.source.clone(),
+        notice_version: v.notice_version.clone(),
+        notice_hash: v.notice_hash.clone(),
+        expires_at: v.expires_at,
+        recorded_by: v.recorded_by.clone(),
+        confirmed_at: v.confirmed_at,
+        evidence: v.evidence.as_ref().and_then(|e| e.as_object().cloned()),
+        confirmation_token: None,
     }
-    o
+}
+
+/// A contact's consent records and, per purpose, where consent stands now.
+#[derive(serde::Serialize, schemars::JsonSchema)]
+#[schemars(rename = "ConsentList")]
+pub struct ConsentListOut {
+    items: Vec<ConsentOut>,
+    current: std::collections::BTreeMap<String, CurrentConsent>,
+}
+
+/// The current state of one purpose.
+#[derive(serde::Serialize, schemars::JsonSchema)]
+pub struct CurrentConsent {
+    #[schemars(extend("enum" = ["granted", "withdrawn", "pending", "expired", "none"]))]
+    status: &'static str,
+    granted: bool,
+    since: Option<chrono::DateTime<chrono::Utc>>,
+    expires_at: Option<chrono::DateTime<chrono::Utc>>,
+    /// Given under an older notice: the grant ends then unless renewed.
+    renew_by: Option<chrono::DateTime<chrono::Utc>>,
+}
+
+/// A public consent, accepted (a grant waits for the e-mailed confirmation).
+#[derive(serde::Serialize, schemars::JsonSchema)]
+#[schemars(rename = "PublicConsentAccepted")]
+pub struct PublicAcceptedOut {
+    #[schemars(extend("enum" = ["pending_confirmation", "accepted"]))]
+    status: String,
+    /// A Global Privacy Control signal was honoured as an opt-out of sale and sharing.
+    gpc: bool,
+    /// Only when the server runs with --dev-return-tokens.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    confirmation_token: Option<String>,
+}
+
+/// The double opt-in was confirmed.
+#[derive(serde::Serialize, schemars::JsonSchema)]
+#[schemars(rename = "ConsentConfirmed")]
+pub struct ConfirmedOut {
+    #[schemars(extend("const" = true))]
+    confirmed: bool,
 }
 
 pub async fn record(
@@ -76,23 +152,33 @@ pub async fn record(
         double_opt_in: b.double_opt_in,
     };
     let (view, token) = s.service.record_consent(&ctx, id, input).await?;
-    let mut body = view_json(&view);
-    if let (Some(t), Some(obj)) = (token, body.as_object_mut()) {
-        obj.insert("confirmation_token".into(), Value::String(t));
-    }
+    let body = ConsentOut {
+        confirmation_token: token,
+        ..view_json(&view)
+    };
     Ok((StatusCode::CREATED, Json(body)))
 }
 
-pub async fn list(State(s): State<AppState>, Ctx(ctx): Ctx, Path(id): Path<String>) -> ApiResult<Json<Value>> {
+pub async fn list(State(s): State<AppState>, Ctx(ctx): Ctx, Path(id): Path<String>) -> ApiResult<Json<ConsentListOut>> {
     let id: SubjectId = path_id(&id, "contact")?;
     let (items, state) = s.service.list_consents(&ctx, id).await?;
-    let mut current = serde_json::Map::new();
-    for st in state {
-        current.insert(st.purpose.clone(), json!({"status": st.status, "granted": st.status == "granted", "since": st.since, "expires_at": st.expires_at, "renew_by": st.renew_by}));
-    }
-    Ok(Json(
-        json!({ "items": items.iter().map(view_json).collect::<Vec<_>>(), "current": current }),
-    ))
+    let current = state
+        .into_iter()
+        .map(|st| {
+            let now = CurrentConsent {
+                status: st.status,
+                granted: st.status == "granted",
+                since: st.since,
+                expires_at: st.expires_at,
+                renew_by: st.renew_by,
+            };
+            (st.purpose, now)
+        })
+        .collect();
+    Ok(Json(ConsentListOut {
+        items: items.iter().map(view_json).collect(),
+        current,
+    }))
 }
 
 fn consent_path(contact: &str, consent: &str) -> ApiResult<(SubjectId, uuid::Uuid)> {
@@ -217,11 +303,14 @@ pub async fn public_consent(
         double_opt_in: true,
     };
     let out = s.service.public_consent(&b.email, input, gpc(&headers)).await?;
-    let mut body = json!({ "status": out.status, "gpc": out.gpc_opt_out });
-    if let (Some(t), Some(obj)) = (out.confirmation_token, body.as_object_mut()) {
-        obj.insert("confirmation_token".into(), Value::String(t));
-    }
-    Ok((StatusCode::ACCEPTED, Json(body)))
+    Ok((
+        StatusCode::ACCEPTED,
+        Json(PublicAcceptedOut {
+            status: out.status.to_string(),
+            gpc: out.gpc_opt_out,
+            confirmation_token: out.confirmation_token,
+        }),
+    ))
 }
 
 #[derive(Deserialize, schemars::JsonSchema)]
@@ -236,14 +325,14 @@ pub async fn confirm(
     State(s): State<AppState>,
     ClientAddr(client): ClientAddr,
     ApiJson(b): ApiJson<ConfirmBody>,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Json<ConfirmedOut>> {
     s.service.confirm_consent(&b.token, client).await.map_err(|e| match e {
         steward_service::ServiceError::NotFound(_) => {
             ApiError::NotFound("this confirmation link is unknown, used or expired".into())
         }
         other => other.into(),
     })?;
-    Ok(Json(json!({ "confirmed": true })))
+    Ok(Json(ConfirmedOut { confirmed: true }))
 }
 
 #[derive(Deserialize, schemars::JsonSchema)]

@@ -7,7 +7,7 @@ use axum::response::{IntoResponse, Response};
 use axum::Json;
 use serde::Deserialize;
 use serde::Serialize;
-use serde_json::{json, Value};
+use serde_json::Value;
 use steward_service::incident::{
     ContainmentInput, Evidence, EvidenceInput, EvidenceMeta, IncidentChange, IncidentInput, RegulatorInput, RiskInput,
     RiskOutcome, ScopeCriteria, ScopeSnapshot, ScopeVerification, SubjectNoticeInput, SubjectNoticeOutcome,
@@ -47,9 +47,9 @@ pub async fn list(
     State(s): State<AppState>,
     Ctx(ctx): Ctx,
     ApiQuery(p): ApiQuery<ListParams>,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Json<super::Items<steward_service::incident::IncidentView>>> {
     let items = s.service.list_incidents(&ctx, p.overdue.unwrap_or(false)).await?;
-    Ok(Json(json!({ "items": to_json(&items) })))
+    Ok(Json(super::Items { items }))
 }
 
 pub async fn get(State(s): State<AppState>, Ctx(ctx): Ctx, Path(id): Path<String>) -> ApiResult<Json<Value>> {

@@ -3,14 +3,22 @@
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::Json;
-use serde_json::{json, Value};
+use serde_json::Value;
 
 use crate::problem::{ApiError, ApiResult};
 use crate::{openapi, AppState};
 
-pub async fn healthz(State(s): State<AppState>) -> ApiResult<(StatusCode, Json<Value>)> {
+/// The server is up and its store answers.
+#[derive(serde::Serialize, schemars::JsonSchema)]
+#[schemars(rename = "Health")]
+pub struct HealthOut {
+    #[schemars(extend("const" = "ok"))]
+    status: &'static str,
+}
+
+pub async fn healthz(State(s): State<AppState>) -> ApiResult<(StatusCode, Json<HealthOut>)> {
     if s.service.ready().await {
-        Ok((StatusCode::OK, Json(json!({ "status": "ok" }))))
+        Ok((StatusCode::OK, Json(HealthOut { status: "ok" })))
     } else {
         Err(ApiError::Unavailable)
     }

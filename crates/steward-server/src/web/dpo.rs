@@ -721,10 +721,10 @@ pub async fn audit(State(s): State<AppState>, staff: Staff, Query(f): Query<Audi
     }
     let head = routes::audit::tree_head(State(s.clone()), Ctx(ctx.0.clone()))
         .await
-        .map(|j| j.0);
+        .map(|j| serde_json::to_value(j.0).unwrap_or_default());
     let (entries, errors) = match body(&Value::Object(q)) {
         Ok(p) => match routes::audit::list(State(s.clone()), ctx, ApiQuery(p)).await {
-            Ok(Json(v)) => (v, Errors::none()),
+            Ok(Json(v)) => (serde_json::to_value(v).unwrap_or_default(), Errors::none()),
             Err(e @ ApiError::Validation(_)) => (
                 Value::Null,
                 Errors::from_api(&e, &["subject_id", "actor", "from", "to"]),
