@@ -7,7 +7,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::inventory::{Inventory, RecipientKind, CONTACT};
+use crate::inventory::{Inventory, LawfulBasis, RecipientKind, CONTACT};
 use crate::retention::{rules_in_force, RetainedRecord};
 
 /// How the person's record came to be (from the audit log's first
@@ -148,8 +148,7 @@ pub struct Art15Purpose {
     pub purpose: String,
     pub description: String,
     /// The GDPR Art. 6(1) basis the purpose relies on.
-    #[schemars(extend("enum" = ["consent", "contract", "legal_obligation", "vital_interests", "public_task", "legitimate_interest"]))]
-    pub lawful_basis: String,
+    pub lawful_basis: LawfulBasis,
 }
 
 /// One category of personal data held about the person.
@@ -287,7 +286,7 @@ pub fn information(inv: &Inventory, purposes: &[String], held: &[&str], source: 
         .map(|(p, spec)| Art15Purpose {
             purpose: p.clone(),
             description: spec.description.clone(),
-            lawful_basis: spec.lawful_basis.as_str().into(),
+            lawful_basis: spec.lawful_basis,
         })
         .collect();
     // Categories of the fields held, in the inventory's order.

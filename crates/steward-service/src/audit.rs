@@ -102,6 +102,20 @@ pub struct AccessLogItem {
     pub fields: Vec<String>,
 }
 
+impl From<AuditRecord> for AccessLogItem {
+    fn from(e: AuditRecord) -> Self {
+        Self {
+            at: e.at,
+            action: e.action,
+            outcome: e.outcome.as_str().to_string(),
+            purpose: e.purpose,
+            actor_role: e.actor.role,
+            actor_kind: e.actor.kind.as_str().to_string(),
+            fields: e.fields,
+        }
+    }
+}
+
 fn actor_of(ctx: &RequestContext) -> Actor {
     let p = &ctx.principal;
     Actor {
@@ -538,18 +552,8 @@ impl Service {
             subject: Some(subject),
             ..AuditFilter::default()
         };
-        self.each_audit_record(filter, |e| {
-            items.push(AccessLogItem {
-                at: e.at,
-                action: e.action,
-                outcome: e.outcome.as_str().to_string(),
-                purpose: e.purpose,
-                actor_role: e.actor.role,
-                actor_kind: e.actor.kind.as_str().to_string(),
-                fields: e.fields,
-            });
-        })
-        .await?;
+        self.each_audit_record(filter, |e| items.push(AccessLogItem::from(e)))
+            .await?;
         Ok(items)
     }
 

@@ -189,8 +189,7 @@ pub struct ExportInteraction {
 pub struct ExportDeal {
     pub id: uuid::Uuid,
     pub title: String,
-    #[schemars(extend("enum" = ["lead", "qualified", "proposal", "negotiation", "won", "lost"]))]
-    pub stage: String,
+    pub stage: steward_domain::DealStage,
     /// An integer when whole, else a decimal with at most two fraction digits.
     pub amount: Option<serde_json::Number>,
     /// ISO 4217 code.
@@ -215,8 +214,7 @@ pub struct ExportPurpose {
     pub purpose: String,
     pub description: String,
     /// The GDPR Art. 6(1) basis the purpose relies on.
-    #[schemars(extend("enum" = ["consent", "contract", "legal_obligation", "vital_interests", "public_task", "legitimate_interest"]))]
-    pub lawful_basis: String,
+    pub lawful_basis: steward_domain::LawfulBasis,
     /// Who receives data for it.
     pub recipients: Vec<String>,
     /// The purpose's own retention period, when it has one.
@@ -1136,7 +1134,7 @@ impl Service {
             .map(|(p, spec)| ExportPurpose {
                 purpose: p.clone(),
                 description: spec.description.clone(),
-                lawful_basis: spec.lawful_basis.as_str().into(),
+                lawful_basis: spec.lawful_basis,
                 recipients: spec.recipients.clone(),
                 retention_days: spec.retention_days,
             })
@@ -1166,7 +1164,7 @@ impl Service {
             .map(|deal| ExportDeal {
                 id: *deal.id.as_uuid(),
                 title: deal.title.clone(),
-                stage: deal.stage.as_str().into(),
+                stage: deal.stage,
                 amount: deal.amount.and_then(|a| match a.to_json() {
                     Value::Number(n) => Some(n),
                     _ => None,
@@ -1734,7 +1732,7 @@ mod tests {
             deals: vec![ExportDeal {
                 id: uuid::Uuid::now_v7(),
                 title: "Engine".into(),
-                stage: "lead".into(),
+                stage: steward_domain::DealStage::Lead,
                 amount: serde_json::Number::from_f64(12.5),
                 currency: Some("EUR".into()),
                 organization_id: None,
@@ -1747,7 +1745,7 @@ mod tests {
             purposes: vec![ExportPurpose {
                 purpose: "marketing_email".into(),
                 description: "Sending marketing e-mail".into(),
-                lawful_basis: "consent".into(),
+                lawful_basis: steward_domain::LawfulBasis::Consent,
                 recipients: vec!["marketing staff".into()],
                 retention_days: None,
             }],

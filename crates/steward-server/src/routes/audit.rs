@@ -253,19 +253,8 @@ pub async fn access_log(
     Ok(Json(Page {
         items: page
             .items
-            .iter()
-            .map(|e| {
-                let r = &e.entry.record;
-                AccessLogItem {
-                    at: r.at,
-                    action: r.action.clone(),
-                    outcome: r.outcome.as_str().to_string(),
-                    purpose: r.purpose.clone(),
-                    actor_role: r.actor.role.clone(),
-                    actor_kind: r.actor.kind.as_str().to_string(),
-                    fields: r.fields.clone(),
-                }
-            })
+            .into_iter()
+            .map(|e| AccessLogItem::from(e.entry.record))
             .collect(),
         next_cursor: page.next_cursor,
     }))
